@@ -1,0 +1,162 @@
+"""Public entry points: `forecast` (the fixed contract) and `run_forecast` (with options)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+from pipelines.forecasting.intervals import fit_multipliers
+from pipelines.forecasting.options import ForecastOptions, build_options, future_index
+from pipelines.forecasting.selection import SeriesResult, fit_predict_series
+from pipelines.forecasting.validation import (
+    SeriesInput,
+    build_series,
+    check_arguments,
+    check_history,
+)
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS = (
+    "unique_id",
+    "ds",
+    "yhat",
+    "model",
+    "weights",
+    "backtest_error",
+    "fallback",
+    "fallback_reason",
+    "level",
+    "trend",
+    "seasonal",
+)
+
+
+def forecast(
+    history: pd.DataFrame,
+    horizon: int,
+    freq: str,
+    levels: Sequence[float] = (80, 95),
+) -> pd.DataFrame:
+    """Forecast every series of a long history `horizon` periods ahead with prediction intervals.
+
+    Args:
+        history: long frame `unique_id` (str), `ds` (datetime64), `y` (float, NaN allowed) and an
+            optional boolean `censored` (stock-out: the value is treated as missing).
+        horizon: number of future periods (>= 1).
+        freq: pandas frequency of `ds` ('D', 'W-SUN', 'h', ...); it sets the seasonal periods.
+        levels: interval levels in percent, each in (0, 100).
+
+    Returns:
+        One row per series and future period: `unique_id, ds, yhat, yhat_lo_<L>, yhat_hi_<L>` for
+        each level, and the explanation columns `model, weights, backtest_error, fallback,
+        fallback_reason, level, trend, seasonal`.
+
+    Raises:
+        ForecastInputError: the history or an argument violates the input contract.
+    """
+    return run_forecast(history, horizon, freq, levels, build_options(freq))
+
+
+def run_forecast(
+    history: pd.DataFrame,
+    horizon: int,
+    freq: str,
+    levels: Sequence[float],
+    options: ForecastOptions,
+) -> pd.DataFrame:
+    """`forecast` with explicit options (season lengths, workers, backtest windows, clipping)."""
+    started = time.perf_counter()
+    h, lvls = check_arguments(horizon, levels)
+    check_history(history)
+    build_options(freq)  # validates freq with a clear error
+    series = build_series(history, freq)
+    results = _fit_all(series, h, options)
+    multipliers = fit_multipliers([r.scores for r in results], h, lvls)
+    out = build_output(series, results, multipliers, h, freq, lvls)
+    logger.info(
+        "forecast: %d series, %d rows in, %d rows out, horizon %d, %d fallbacks, %.1fs",
+        len(series),
+        len(history),
+        len(out),
+        h,
+        int(out["fallback"].sum() // h) if len(out) else 0,
+        time.perf_counter() - started,
+    )
+    return out
+
+
+def _fit_batch(batch: list[np.ndarray], horizon: int, options: ForecastOptions) -> list[SeriesResult]:
+    return [fit_predict_series(y, horizon, options) for y in batch]
+
+
+def _fit_all(series: list[SeriesInput], horizon: int, options: ForecastOptions) -> list[SeriesResult]:
+    """Fit every series, in worker processes when there are enough of them."""
+    arrays = [s.y for s in series]
+    jobs = min(options.resolved_jobs(), max(1, len(arrays) // max(1, options.batch_size // 4)))
+    if jobs <= 1 or len(arrays) < options.serial_below:
+        return _fit_batch(arrays, horizon, options)
+    # batches small enough to balance the load, large enough to amortise pickling
+    size = max(1, min(options.batch_size, -(-len(arrays) // (jobs * 4))))
+    batches = [arrays[i : i + size] for i in range(0, len(arrays), size)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        parts = pool.map(_fit_batch, batches, [horizon] * len(batches), [options] * len(batches))
+        return [r for part in parts for r in part]
+
+
+def _level_name(level: float) -> str:
+    return str(int(level)) if float(level).is_integer() else str(level).replace(".", "_")
+
+
+def build_output(
+    series: list[SeriesInput],
+    results: list[SeriesResult],
+    multipliers: dict[float, np.ndarray],
+    horizon: int,
+    freq: str,
+    levels: tuple[float, ...],
+) -> pd.DataFrame:
+    """Assemble the long output frame: point forecasts, calibrated bounds and explanations."""
+    n = len(series)
+    mean = np.vstack([r.mean for r in results]) if n else np.empty((0, horizon))
+    sigma = np.vstack([r.sigma for r in results]) if n else np.empty((0, horizon))
+    sigma = np.where(np.isfinite(sigma), sigma, 0.0)
+    clip = np.array([r.nonnegative for r in results], dtype=bool)[:, None]
+    cols: dict[str, object] = {}
+    ds_cache: dict[pd.Timestamp, pd.DatetimeIndex] = {}
+    ds_parts = []
+    for s in series:
+        if s.last_ds not in ds_cache:
+            ds_cache[s.last_ds] = future_index(s.last_ds, horizon, freq)
+        ds_parts.append(ds_cache[s.last_ds])
+    cols["unique_id"] = np.repeat([s.unique_id for s in series], horizon)
+    cols["ds"] = pd.DatetimeIndex(np.concatenate([p.values for p in ds_parts])) if n else pd.DatetimeIndex([])
+    yhat = np.where(clip, np.maximum(mean, 0.0), mean)
+    cols["yhat"] = yhat.ravel()
+    for level in levels:
+        half = multipliers[level][None, :] * sigma
+        lo, hi = mean - half, mean + half
+        lo = np.where(clip, np.maximum(lo, 0.0), lo)
+        hi = np.where(clip, np.maximum(hi, 0.0), hi)
+        lo, hi = np.minimum(lo, yhat), np.maximum(hi, yhat)
+        name = _level_name(level)
+        cols[f"yhat_lo_{name}"] = lo.ravel()
+        cols[f"yhat_hi_{name}"] = hi.ravel()
+    cols["model"] = np.repeat([r.model for r in results], horizon)
+    cols["weights"] = np.repeat([json.dumps(r.weights, sort_keys=True) for r in results], horizon)
+    cols["backtest_error"] = np.repeat([r.backtest_error for r in results], horizon).astype(float)
+    cols["fallback"] = np.repeat([r.fallback for r in results], horizon).astype(bool)
+    cols["fallback_reason"] = np.repeat(np.array([r.fallback_reason for r in results], dtype=object), horizon)
+    for comp in ("level", "trend", "seasonal"):
+        cols[comp] = (
+            np.concatenate([r.components.get(comp, np.full(horizon, np.nan)) for r in results])
+            if n
+            else np.empty(0)
+        )
+    return pd.DataFrame(cols)
