@@ -1,0 +1,393 @@
+"""Load and validate the project configuration (one YAML file) into frozen objects.
+
+Every error names the offending key.  Secrets never live in the file: a source's
+URL comes from `url` (only without a password), `url_env` (an environment variable
+holding the URL) or `conn_id` (an Airflow connection, resolved through the optional
+adapter `pipelines.airflow_conn`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from pipelines.contracts import DATASETS
+from pipelines.errors import ConfigError
+
+Mode = Literal["snapshot", "incremental"]
+Severity = Literal["error", "warn"]
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class Freshness:
+    max_age: timedelta
+    severity: Severity = "error"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One extracted table (or SQL query) of a source, mapped onto a canonical dataset."""
+
+    name: str  # lake folder name, unique within the source
+    dataset: str
+    table: str | None
+    query: str | None
+    mode: Mode
+    columns: dict[str, str]  # canonical name -> source name
+    cursor: str | None  # canonical name of the cursor column (incremental, freshness)
+    as_of: str | None  # canonical column bounding a snapshot to the run's date
+    lookback: timedelta
+    freshness: Freshness | None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    url: str | None
+    url_env: str | None
+    conn_id: str | None
+    schema: str | None
+    tables: tuple[TableSpec, ...]
+
+    def table(self, name: str) -> TableSpec:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise ConfigError(f"source {self.name!r} has no table {name!r}")
+
+
+@dataclass(frozen=True)
+class ForecastSpec:
+    horizon: int = 28
+    freq: Literal["D", "W"] = "D"
+    levels: tuple[int, int] = (80, 95)
+    history_days: int = 730
+    max_fallback_share: float = 0.2
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    metrics: tuple[str, ...] = ("demand", "revenue", "order_count", "tickets", "pipeline_value")
+    window_days: int = 7
+    history_days: int = 730
+    thresholds: dict[str, float] = field(
+        default_factory=lambda: {"critical": 0.999, "high": 0.99, "medium": 0.95}
+    )
+    holidays: tuple[tuple[str, str], ...] = ()  # (YYYY-MM-DD, name)
+
+
+@dataclass(frozen=True)
+class ResultsSpec:
+    ledger: str  # source whose database holds the run ledger and quality results
+    forecasts: str
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    directory: Path
+    title: str = "Nightly demand and anomaly report"
+    top_anomalies: int = 10
+    top_skus: int = 6
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    lake: Path
+    timezone: str
+    sources: tuple[SourceSpec, ...]
+    forecast: ForecastSpec
+    anomaly: AnomalySpec
+    results: ResultsSpec
+    report: ReportSpec
+
+    def source(self, name: str) -> SourceSpec:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.sources)
+        raise ConfigError(f"unknown source {name!r}; the config defines: {known}")
+
+    def provider(self, dataset: str) -> tuple[SourceSpec, TableSpec]:
+        """The (source, table) that feeds a canonical dataset."""
+        for s in self.sources:
+            for t in s.tables:
+                if t.dataset == dataset:
+                    return s, t
+        raise ConfigError(
+            f"no table in the config provides dataset {dataset!r}; add one under sources.<name>.tables "
+            f"with `dataset: {dataset}`"
+        )
+
+    def has_dataset(self, dataset: str) -> bool:
+        return any(t.dataset == dataset for s in self.sources for t in s.tables)
+
+
+def parse_duration(value: Any, key: str) -> timedelta:
+    """'36h', '2d', '1w' or a number of hours -> timedelta."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(hours=float(value))
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ConfigError(f"{key}: expected a duration like '36h', '2d' or '1w', got {value!r}")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+class _Reader:
+    """Small helper that reads a mapping and reports unknown keys with their full path."""
+
+    def __init__(self, data: Any, key: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(data).__name__}")
+        self.data = data
+        self.key = key
+        self.used: set[str] = set()
+
+    def get(self, name: str, default: Any = None, *, required: bool = False) -> Any:
+        self.used.add(name)
+        if name not in self.data or self.data[name] is None:
+            if required:
+                raise ConfigError(f"{self.key}.{name} is required")
+            return default
+        return self.data[name]
+
+    def sub(self, name: str) -> str:
+        return f"{self.key}.{name}"
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.key}: unknown keys {unknown}; allowed: {sorted(self.used)}")
+
+
+def _name(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(f"{key}: {value!r} must be lower-case letters, digits and _ (start with a letter)")
+    return value
+
+
+def _check_url(url: str, key: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise ConfigError(f"{key}: not a valid SQLAlchemy URL ({err})") from None
+    if parsed.password:
+        raise ConfigError(
+            f"{key}: the URL contains a password; never put secrets in the config file. "
+            f"Use `url_env: SOME_VARIABLE` (an environment variable holding the URL) or `conn_id`."
+        )
+
+
+def _table(name: str, data: Any, key: str) -> TableSpec:
+    r = _Reader(data, key)
+    dataset = r.get("dataset", name)
+    if dataset not in DATASETS:
+        raise ConfigError(f"{r.sub('dataset')}: unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
+    table, query = r.get("table"), r.get("query")
+    if table and query:
+        raise ConfigError(f"{key}: give either `table` or `query`, not both")
+    if not table and not query:
+        table = name
+    mode = r.get("mode", "snapshot")
+    if mode not in ("snapshot", "incremental"):
+        raise ConfigError(f"{r.sub('mode')}: expected 'snapshot' or 'incremental', got {mode!r}")
+    columns = r.get("columns", {})
+    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+        raise ConfigError(f"{r.sub('columns')}: expected a mapping canonical_name: source_column")
+    spec_cols = set(DATASETS[dataset].names)
+    bad = sorted(set(columns) - spec_cols)
+    if bad:
+        raise ConfigError(
+            f"{r.sub('columns')}: {bad} are not columns of dataset {dataset!r}; its columns are "
+            f"{sorted(spec_cols)}"
+        )
+    cursor = r.get("cursor", DATASETS[dataset].cursor)
+    if mode == "incremental" and not cursor:
+        raise ConfigError(f"{key}: mode 'incremental' needs `cursor` (e.g. updated_at)")
+    fresh = r.get("freshness")
+    freshness = None
+    if fresh is not None:
+        fr = _Reader(fresh, r.sub("freshness"))
+        sev = fr.get("severity", "error")
+        if sev not in ("error", "warn"):
+            raise ConfigError(f"{fr.sub('severity')}: expected 'error' or 'warn', got {sev!r}")
+        freshness = Freshness(parse_duration(fr.get("max_age", required=True), fr.sub("max_age")), sev)
+        fr.done()
+        if not cursor:
+            raise ConfigError(f"{key}: `freshness` needs a `cursor` column to measure the age of the data")
+    spec = TableSpec(
+        name=_name(name, key),
+        dataset=dataset,
+        table=table,
+        query=query,
+        mode=mode,
+        columns=dict(columns),
+        cursor=cursor,
+        as_of=r.get("as_of"),
+        lookback=parse_duration(r.get("lookback", "0h"), r.sub("lookback")),
+        freshness=freshness,
+    )
+    r.done()
+    return spec
+
+
+def _source(name: str, data: Any, key: str, base: Path) -> SourceSpec:
+    r = _Reader(data, key)
+    url, url_env, conn_id = r.get("url"), r.get("url_env"), r.get("conn_id")
+    given = [k for k, v in (("url", url), ("url_env", url_env), ("conn_id", conn_id)) if v]
+    if len(given) != 1:
+        raise ConfigError(f"{key}: give exactly one of url, url_env, conn_id (got {given or 'none'})")
+    if url:
+        _check_url(url, r.sub("url"))
+        url = _resolve_sqlite(url, base)
+    tables_raw = r.get("tables", required=True)
+    if not isinstance(tables_raw, dict) or not tables_raw:
+        raise ConfigError(f"{r.sub('tables')}: expected a non-empty mapping of table name -> settings")
+    tables = tuple(_table(t, v or {}, f"{r.sub('tables')}.{t}") for t, v in tables_raw.items())
+    spec = SourceSpec(_name(name, key), url, url_env, conn_id, r.get("schema"), tables)
+    r.done()
+    return spec
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    """Relative SQLite paths are relative to the config file, not the working directory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        db = Path(parsed.database)
+        if not db.is_absolute():
+            return parsed.set(database=str((base / db).resolve())).render_as_string(hide_password=False)
+    return url
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the YAML configuration at `path`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist; pass --config PATH (see config/demo.yml)")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    return parse_config(raw, base=p.resolve().parent, path=p.resolve())
+
+
+def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
+    """Validate an already-parsed mapping; relative paths resolve against `base`."""
+    r = _Reader(raw, "config")
+    sources_raw = r.get("sources", required=True)
+    if not isinstance(sources_raw, dict) or not sources_raw:
+        raise ConfigError("config.sources: expected a mapping of source name -> settings")
+    sources = tuple(_source(n, v, f"sources.{n}", base) for n, v in sources_raw.items())
+    seen: set[str] = set()
+    for s in sources:
+        for t in s.tables:
+            if t.dataset in seen:
+                raise ConfigError(
+                    f"sources.{s.name}.tables.{t.name}: dataset {t.dataset!r} is provided twice"
+                )
+            seen.add(t.dataset)
+
+    def source_of(dataset: str, default: str) -> str:
+        for s in sources:
+            if any(t.dataset == dataset for t in s.tables):
+                return s.name
+        return default
+
+    first = sources[0].name
+    fr = _Reader(r.get("forecast", {}), "forecast")
+    forecast = ForecastSpec(
+        horizon=_positive_int(fr.get("horizon", 28), "forecast.horizon"),
+        freq=_choice(fr.get("freq", "D"), ("D", "W"), "forecast.freq"),
+        levels=tuple(fr.get("levels", [80, 95])),  # type: ignore[arg-type]
+        history_days=_positive_int(fr.get("history_days", 730), "forecast.history_days"),
+        max_fallback_share=float(fr.get("max_fallback_share", 0.2)),
+    )
+    fr.done()
+    if len(forecast.levels) != 2 or not all(0 < lv < 100 for lv in forecast.levels):
+        raise ConfigError(f"forecast.levels: expected two levels in (0, 100), got {list(forecast.levels)}")
+    ar = _Reader(r.get("anomaly", {}), "anomaly")
+    defaults = AnomalySpec()
+    holidays_raw = ar.get("holidays", {}) or {}
+    if not isinstance(holidays_raw, dict):
+        raise ConfigError("anomaly.holidays: expected a mapping YYYY-MM-DD: name")
+    anomaly = AnomalySpec(
+        metrics=tuple(ar.get("metrics", list(defaults.metrics))),
+        window_days=_positive_int(ar.get("window_days", 7), "anomaly.window_days"),
+        history_days=_positive_int(ar.get("history_days", 730), "anomaly.history_days"),
+        thresholds=dict(ar.get("thresholds", defaults.thresholds)),
+        holidays=tuple((str(k), str(v)) for k, v in holidays_raw.items()),
+    )
+    ar.done()
+    res = _Reader(r.get("results", {}), "results")
+    results = ResultsSpec(
+        ledger=res.get("ledger", source_of("order_lines", first)),
+        forecasts=res.get("forecasts", source_of("order_lines", first)),
+        schema=res.get("schema"),
+    )
+    res.done()
+    names = {s.name for s in sources}
+    for key, value in (("results.ledger", results.ledger), ("results.forecasts", results.forecasts)):
+        if value not in names:
+            raise ConfigError(f"{key}: {value!r} is not a source; choose one of {sorted(names)}")
+    rep = _Reader(r.get("report", {}), "report")
+    report = ReportSpec(
+        directory=(base / rep.get("directory", "data/reports")).resolve(),
+        title=str(rep.get("title", ReportSpec.title)),
+        top_anomalies=_positive_int(rep.get("top_anomalies", 10), "report.top_anomalies"),
+        top_skus=_positive_int(rep.get("top_skus", 6), "report.top_skus"),
+    )
+    rep.done()
+    cfg = Config(
+        path=path or base / "config.yml",
+        lake=(base / r.get("lake", "data/lake")).resolve(),
+        timezone=str(r.get("timezone", "UTC")),
+        sources=sources,
+        forecast=forecast,
+        anomaly=anomaly,
+        results=results,
+        report=report,
+    )
+    r.done()
+    return cfg
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _choice(value: Any, allowed: tuple[str, ...], key: str) -> Any:
+    if value not in allowed:
+        raise ConfigError(f"{key}: expected one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def source_url(source: SourceSpec) -> str:
+    """The SQLAlchemy URL of a source, resolved from the file, the environment or Airflow."""
+    if source.url:
+        return source.url
+    if source.url_env:
+        value = os.environ.get(source.url_env)
+        if not value:
+            raise ConfigError(
+                f"sources.{source.name}.url_env: environment variable {source.url_env} is not set; "
+                f"export it with the database's SQLAlchemy URL"
+            )
+        return value
+    from pipelines.airflow_conn import connection_url  # optional adapter, imports Airflow lazily
+
+    assert source.conn_id is not None
+    return connection_url(source.conn_id)

@@ -1,0 +1,117 @@
+"""Write the demo tables into real databases (SQLite, PostgreSQL, MariaDB/MySQL)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipelines.db import connect, dialect_of, make_engine, safe_url
+from pipelines.demo.build import DemoSize, build_crm, build_erp
+from pipelines.demo.schema import CRM, ERP
+from pipelines.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    erp_rows: dict[str, int]
+    crm_rows: dict[str, int]
+
+
+def generate(
+    erp_url: str, crm_url: str, size: DemoSize | None = None, *, replace: bool = False
+) -> GenerateResult:
+    """Create the demo ERP and CRM schemas and fill them; deterministic for a given `size`.
+
+    Refuses to touch a database that already holds demo tables unless `replace` is set,
+    in which case only the demo's own tables are dropped and rebuilt.
+    """
+    size = size or DemoSize()
+    t0 = time.perf_counter()
+    erp = build_erp(size)
+    crm = build_crm(size, erp["customers"])
+    log.info(
+        "built demo frames in %.1fs: %s order lines", time.perf_counter() - t0, len(erp["sales_order_lines"])
+    )
+    erp_rows = _write(erp_url, ERP, erp, replace=replace, what="the demo ERP database")
+    crm_rows = _write(crm_url, CRM, crm, replace=replace, what="the demo CRM database")
+    return GenerateResult(erp_rows, crm_rows)
+
+
+def _write(
+    url: str, metadata: sa.MetaData, frames: dict[str, pd.DataFrame], *, replace: bool, what: str
+) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with connect(engine, what=what) as conn:
+            existing = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+            conn.rollback()  # end the inspection's implicit transaction before the real one
+            if existing and not replace:
+                raise ConfigError(
+                    f"{what} at {safe_url(url)} already has demo tables {sorted(existing)}; "
+                    f"pass --replace to rebuild them (only the demo's own tables are dropped)"
+                )
+            with conn.begin():
+                if existing:
+                    metadata.drop_all(conn)
+                metadata.create_all(conn)
+                counts = {}
+                for table in metadata.sorted_tables:
+                    df = frames[table.name]
+                    _bulk_insert(conn, table, df)
+                    counts[table.name] = len(df)
+            log.info("wrote %s: %s", what, counts)
+            return counts
+    finally:
+        engine.dispose()
+
+
+def _bulk_insert(conn: Connection, table: sa.Table, df: pd.DataFrame) -> None:
+    """Insert a frame with the dialect's fast path (COPY on PostgreSQL, executemany elsewhere)."""
+    if df.empty:
+        return
+    cols = [c.name for c in table.columns]
+    df = df[cols]
+    dialect = dialect_of(conn)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    if dialect == "postgresql":
+        buf = io.StringIO()
+        df.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
+        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
+        with (
+            raw.cursor() as cur,
+            cur.copy(
+                f"COPY {conn.dialect.identifier_preparer.quote(table.name)} ({names}) "
+                f"FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+            ) as copy,
+        ):
+            copy.write(buf.getvalue())
+        return
+    rows = list(df.astype(object).where(df.notna(), None).itertuples(index=False, name=None))
+    rows = [tuple(_plain(v) for v in r) for r in rows]
+    marks = ", ".join(["%s"] * len(cols)) if dialect == "mysql" else ", ".join(["?"] * len(cols))
+    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
+    sql = f"INSERT INTO {conn.dialect.identifier_preparer.quote(table.name)} ({names}) VALUES ({marks})"
+    cur = raw.cursor()
+    try:
+        for i in range(0, len(rows), 20_000):
+            cur.executemany(sql, rows[i : i + 20_000])
+    finally:
+        cur.close()
+
+
+def _plain(value: object) -> object:
+    """Convert pandas/numpy scalars into types every DB-API driver accepts."""
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):
+        return value.item()  # type: ignore[attr-defined]
+    return value
