@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pipelines.errors import DataError
 
-class AnomalyInputError(ValueError):
+
+class AnomalyInputError(DataError, ValueError):
     """The input of an anomaly scorer breaks its contract (columns, dtypes, keys or options).
 
     It is a data error: retrying does not help; fix the input or the options named in the message.

@@ -1,9 +1,24 @@
 """Numeric core of the metric scorer on a dense (series x day) matrix.
 
-Model (``robust-weekday-z``): the expectation of day ``t`` is the median of the same weekday over the
-previous 8 weeks; the residual is scaled by 1.4826 x MAD of those values; the score is one minus the
-two-sided Student-t tail probability of the scaled residual (degrees of freedom from the number of
-values), so short histories get wide bands. Known-event days are left out of the history.
+Model ``causal-robust-decomposition`` (every statistic of day ``t`` reads only days before ``t``):
+
+* level ``B_t``: median of the last 28 days (4 of each weekday, so weekday-neutral);
+* weekday offset ``O_t``: median over the last 8 same weekdays ``s`` of ``y_s - B_s``. Because ``B``
+  trails by two weeks, the offset also absorbs that lag under a local linear trend;
+* yearly correction ``Y_t``: median of last year's residuals ``y_s - B_s - O_s`` over the 29 days around
+  ``t - 364`` (same weekday alignment), shrunk to 0 unless it is clearly non-zero;
+* ``expected = B + O + Y``; residual scale: the largest of 1.4826 x MAD and the 90% quantile of the
+  absolute residuals of the last 56 days divided by 1.645 (both estimate a Gaussian sigma; the second
+  guards against heavy tails), floored at 1 for count series (so ordinary zeros and ones never alarm);
+  in intermittent series (mostly zeros) a value up to the recent maximum is treated as ordinary;
+* point score: one minus the two-sided Student-t tail probability of ``z = (y - expected) / scale``,
+  with degrees of freedom from the number of residuals (0.37 per residual, the efficiency of MAD),
+  so short histories get wide bands;
+* level shift: a scan over the last 2..14 days of ``sum(z) / sqrt(n)`` with the tail approximation of
+  Siegmund for the maximum over scales; the start of the best window is reported as "since".
+
+Known-event days are left out of the history. Missing days are flagged when the series reported on at
+least 90% of the previous 28 days.
 """
 
 from __future__ import annotations
@@ -13,12 +28,31 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from pipelines.anomaly.windows import lagged_windows, quantile_sorted, sorted_count
+from pipelines.anomaly.windows import lagged_windows, mad_sorted, quantile_sorted, sorted_count, windows_at
 
-MODEL_LABEL = "robust-weekday-z"
+MODEL_LABEL = "causal-robust-decomposition"
+
+_LEVEL_DAYS = 28
+_WEEKS = 8
+_YEAR = 364
+_YEAR_HALF_WIDTH = 14
+_SCALE_DAYS = 56
+_SCAN_DAYS = 14
+_MISSING_WINDOW = 28
+_MISSING_PRESENT_FRACTION = 0.9
+_MAD_TO_SD = 1.4826
+_Q90_TO_SD = 1.0 / 1.6449
+_MAD_EFFICIENCY = 0.37
+_Z_CLIP = 4.0
+_SHIFT_MIN_POINT_Z = 1.0
+_YEARLY_MIN_COUNT = 15
+_YEARLY_SHRINK_SE = 2.0
+_INTERMITTENT_ZERO_FRACTION = 0.5
+_INTERMITTENT_MAX_Z = 3.0
+
 #: Days of history before ``t`` that any statistic at ``t`` reads. An incremental run must be given at
 #: least this many days before its first output day to reproduce a full run exactly.
-REQUIRED_HISTORY_DAYS = 91
+REQUIRED_HISTORY_DAYS = _SCAN_DAYS + _SCALE_DAYS + _YEAR + _YEAR_HALF_WIDTH + 7 * _WEEKS + _LEVEL_DAYS
 
 KIND_NONE, KIND_SPIKE, KIND_DIP, KIND_SHIFT, KIND_MISSING = 0, 1, 2, 3, 4
 KIND_LABELS: dict[int, str | None] = {
@@ -28,10 +62,6 @@ KIND_LABELS: dict[int, str | None] = {
     KIND_SHIFT: "level_shift",
     KIND_MISSING: "missing",
 }
-_MAD_TO_SD = 1.4826
-_WEEKS = 8
-_MISSING_WINDOW = 28
-_MISSING_PRESENT_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -57,6 +87,54 @@ def t_quantile(dof: np.ndarray, threshold: float) -> np.ndarray:
     return special.stdtrit(dof, 1.0 - (1.0 - threshold) / 2.0)
 
 
+def shift_score(stat: np.ndarray, n_scales: float) -> np.ndarray:
+    """One minus the two-sided tail probability of a max-over-scales standardised-sum statistic.
+
+    Uses Siegmund's approximation ``P(max_j S_j / sqrt(j) > x) ~ 1 - Phi(x) + x phi(x) log(b / a)`` for
+    window lengths ``a..b`` (``n_scales = b / a``).
+    """
+    x = np.abs(stat)
+    tail = special.ndtr(-x) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi) * np.log(n_scales)
+    return 1.0 - np.minimum(1.0, 2.0 * tail)
+
+
+def _median_at(
+    x: np.ndarray, cols: np.ndarray, first_lag: int, n: int, step: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    s, c = sorted_count(windows_at(x, cols, first_lag, n, step))
+    return quantile_sorted(s, c, 0.5), c
+
+
+def _span(a: int, b: int) -> np.ndarray:
+    return np.arange(a, b, dtype=np.intp)
+
+
+def _expected_at(hist: np.ndarray, cols: np.ndarray, pad: int) -> np.ndarray:
+    """Expected value (``B + O + Y``) of padded history ``hist`` at padded columns ``cols``."""
+    n_cols = hist.shape[1]
+    year_cols = np.unique(
+        (cols[:, None] - _YEAR + np.arange(-_YEAR_HALF_WIDTH, _YEAR_HALF_WIDTH + 1)[None, :]).ravel()
+    )
+    year_cols = year_cols[year_cols >= pad]
+    base_cols = np.union1d(cols, year_cols)
+    level_cols = np.unique((base_cols[:, None] - 7 * np.arange(0, _WEEKS + 1)[None, :]).ravel())
+    level_cols = level_cols[level_cols >= pad]
+    level = np.full(hist.shape, np.nan)
+    level[:, level_cols], _ = _median_at(hist, level_cols, 1, _LEVEL_DAYS)
+    offset, n_off = _median_at(hist - level, base_cols, 7, _WEEKS, 7)
+    base = np.full(hist.shape, np.nan)
+    base[:, base_cols] = level[:, base_cols] + np.where(n_off >= 2, offset, 0.0)
+    resid0 = hist - base
+    win = windows_at(resid0, cols, _YEAR - _YEAR_HALF_WIDTH, 2 * _YEAR_HALF_WIDTH + 1)
+    s, c = sorted_count(win)
+    yearly = quantile_sorted(s, c, 0.5)
+    se = _YEARLY_SHRINK_SE * 1.2533 * _MAD_TO_SD * mad_sorted(win, yearly, c) / np.sqrt(np.maximum(c, 1))
+    yearly = np.sign(yearly) * np.maximum(np.abs(yearly) - se, 0.0)
+    yearly = np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly), yearly, 0.0)
+    del n_cols
+    return base[:, cols] + yearly
+
+
 def score_matrix(
     y: np.ndarray, event: np.ndarray, start: int, *, threshold: float, min_history: int
 ) -> MatrixScores:
@@ -69,47 +147,89 @@ def score_matrix(
         threshold: score threshold of ``is_anomaly``.
         min_history: valid history values needed before alarms.
     """
-    stop = y.shape[1]
-    hist = np.where(event, np.nan, y)
-    win = lagged_windows(hist, start, stop, first_lag=7, n=_WEEKS, step=7)
-    s, cnt = sorted_count(win)
-    med = quantile_sorted(s, cnt, 0.5)
-    dev = np.sort(np.abs(win - med[..., None]), axis=-1)
-    mad = quantile_sorted(dev, cnt, 0.5)
-    mean_ad = np.nanmean(np.abs(win - med[..., None]), axis=-1) if win.size else med
-    scale = np.fmax(_MAD_TO_SD * mad, 1.2533 * mean_ad)
-    scale = np.fmax(scale, 1e-9 * (1.0 + np.abs(med)))
-    dof = np.maximum(cnt - 1, 1).astype(np.float64)
-    yt = y[:, start:]
-    z = (yt - med) / scale
-    score = two_sided_score(z, dof)
-    half = t_quantile(dof, threshold) * scale
-    lower, upper = med - half, med + half
+    n_series, n_days = y.shape
+    pad = REQUIRED_HISTORY_DAYS + 1
+    yp = np.concatenate([np.full((n_series, pad), np.nan), y], axis=1)
+    evp = np.concatenate([np.zeros((n_series, pad), dtype=bool), event], axis=1)
+    hist = np.where(evp, np.nan, yp)
+    out_cols = _span(start + pad, n_days + pad)
+    z_cols = _span(max(start + pad - _SCAN_DAYS + 1, pad), n_days + pad)
+    exp_cols = _span(max(z_cols[0] - _SCALE_DAYS, pad) if len(z_cols) else pad, n_days + pad)
 
-    recent = lagged_windows(y, start, stop, first_lag=1, n=_MISSING_WINDOW)
-    present = np.count_nonzero(~np.isnan(recent), axis=-1)
-    long_hist = lagged_windows(y, start, stop, first_lag=1, n=REQUIRED_HISTORY_DAYS)
-    n_valid = np.count_nonzero(~np.isnan(long_hist), axis=-1)
-    n_missing = REQUIRED_HISTORY_DAYS - n_valid
+    expected = np.full(yp.shape, np.nan)
+    if len(exp_cols):
+        expected[:, exp_cols] = _expected_at(hist, exp_cols, pad)
+    resid = hist - expected
+
+    # Residual scale at the z columns.
+    win = windows_at(resid, z_cols, 1, _SCALE_DAYS)
+    s, n_res = sorted_count(win)
+    center = quantile_sorted(s, n_res, 0.5)
+    dev = np.sort(np.abs(win - center[..., None]), axis=-1)
+    scale = np.fmax(
+        _MAD_TO_SD * quantile_sorted(dev, n_res, 0.5), _Q90_TO_SD * quantile_sorted(dev, n_res, 0.9)
+    )
+    hwin = windows_at(hist, z_cols, 1, _SCALE_DAYS)
+    n_hist = np.count_nonzero(~np.isnan(hwin), axis=-1)
+    n_int = np.count_nonzero(hwin == np.round(hwin), axis=-1)
+    n_zero = np.count_nonzero(hwin == 0, axis=-1)
+    counts = (n_hist > 0) & (n_int == n_hist)
+    scale = np.where(counts, np.fmax(scale, 1.0), scale)
+    intermittent = n_zero >= _INTERMITTENT_ZERO_FRACTION * np.maximum(n_hist, 1)
+    recent_max = quantile_sorted(dev, n_res, 1.0)
+    scale = np.where(intermittent, np.fmax(scale, recent_max / _INTERMITTENT_MAX_Z), scale)
+    level_abs = np.abs(expected[:, z_cols])
+    scale = np.fmax(np.nan_to_num(scale, nan=0.0), 1e-3 * np.nan_to_num(level_abs, nan=0.0) + 1e-9)
+    dof = np.maximum(_MAD_EFFICIENCY * (n_res - 1), 1.0)
+
+    yz = yp[:, z_cols]
+    z = (yz - expected[:, z_cols]) / scale
+    point = two_sided_score(z, dof)
+    # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days.
+    zg = np.clip(special.ndtri(np.clip(special.stdtr(dof, z), 1e-300, 1 - 1e-16)), -_Z_CLIP, _Z_CLIP)
+    zg = np.where(np.isnan(z) | evp[:, z_cols], np.nan, zg)
+    k = len(out_cols)
+    zo = len(z_cols) - k
+    zpad = np.concatenate([np.full((n_series, _SCAN_DAYS), np.nan), zg], axis=1)
+    scan = lagged_windows(zpad, zo + _SCAN_DAYS, zo + _SCAN_DAYS + k, 0, _SCAN_DAYS)[..., ::-1]
+    sums = np.cumsum(np.nan_to_num(scan), axis=-1)
+    nval = np.cumsum(~np.isnan(scan), axis=-1)
+    stat = np.where(nval >= 2, sums / np.sqrt(np.maximum(nval, 1)), 0.0)
+    stat[..., 0] = 0.0
+    best = np.argmax(np.abs(stat), axis=-1)
+    best_stat = np.take_along_axis(stat, best[..., None], axis=-1)[..., 0]
+    shift = shift_score(best_stat, _SCAN_DAYS / 2.0)
+
+    zt, pt = z[:, zo:], point[:, zo:]
+    yt, evt = yp[:, out_cols], evp[:, out_cols]
     missing = np.isnan(yt)
-    # Probability that a day is missing, estimated from the last 91 days (Jeffreys prior).
-    miss_score = 1.0 - (n_missing + 0.5) / (REQUIRED_HISTORY_DAYS + 1.0)
-    score = np.where(missing, miss_score, score)
-    enough = (cnt >= 4) & (n_valid >= min_history)
-    ev = event[:, start:]
-    kind = np.where(z > 0, KIND_SPIKE, KIND_DIP).astype(np.int8)
-    is_anom = enough & ~ev & ~missing & (score >= threshold)
+    consistent = (np.sign(zt) == np.sign(best_stat)) & (np.abs(zt) >= _SHIFT_MIN_POINT_Z)
+    is_shift = consistent & (shift >= threshold) & (shift > pt)
+    score = np.where(is_shift, shift, pt)
+    kind = np.where(zt > 0, KIND_SPIKE, KIND_DIP)
+    kind = np.where(is_shift, KIND_SHIFT, kind)
+    kind = np.where(score >= threshold, kind, KIND_NONE)
+    shift_start = np.where(is_shift, out_cols[None, :] - pad - best, -1)
+
+    recent = windows_at(yp, out_cols, 1, _MISSING_WINDOW)
+    present = np.count_nonzero(~np.isnan(recent), axis=-1)
+    n_valid = n_hist[:, zo:]
+    n_missing = _SCALE_DAYS - n_valid
+    # Probability that a day is missing, estimated from the last 56 days (Jeffreys prior).
+    miss_score = 1.0 - (n_missing + 0.5) / (_SCALE_DAYS + 1.0)
     usual_reporter = present >= _MISSING_PRESENT_FRACTION * _MISSING_WINDOW
-    miss_anom = missing & usual_reporter & ~ev
-    kind = np.where(missing, np.where(usual_reporter, KIND_MISSING, KIND_NONE), kind)
-    kind = np.where(~missing & (score < threshold), KIND_NONE, kind).astype(np.int8)
-    score = np.where(np.isnan(score), 0.0, score)
+    score = np.where(missing, np.where(usual_reporter, miss_score, 0.0), score)
+    kind = np.where(missing, np.where(usual_reporter, KIND_MISSING, KIND_NONE), kind).astype(np.int8)
+    enough = (n_valid >= min_history) & (n_res[:, zo:] >= 7)
+    is_anom = (enough & ~evt & ~missing & (score >= threshold)) | (missing & usual_reporter & ~evt)
+    half = t_quantile(dof[:, zo:], threshold) * scale[:, zo:]
+    exp_out = expected[:, out_cols]
     return MatrixScores(
-        expected=med,
-        lower=lower,
-        upper=upper,
-        score=np.clip(score, 0.0, 1.0),
-        is_anomaly=is_anom | miss_anom,
+        expected=exp_out,
+        lower=exp_out - half,
+        upper=exp_out + half,
+        score=np.clip(np.nan_to_num(score, nan=0.0), 0.0, 1.0),
+        is_anomaly=is_anom,
         kind=kind,
-        shift_start=np.full(yt.shape, -1, dtype=np.int64),
+        shift_start=shift_start,
     )

@@ -58,3 +58,22 @@ def median_window(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """NaN-aware median of each window and its number of valid cells."""
     s, c = sorted_count(win)
     return quantile_sorted(s, c, 0.5), c
+
+
+def windows_at(x: np.ndarray, cols: np.ndarray, first_lag: int, n: int, step: int = 1) -> np.ndarray:
+    """Like :func:`lagged_windows` for an arbitrary array of target columns.
+
+    ``x`` must be left-padded so that ``cols - first_lag - step * (n - 1) >= 0`` for every column.
+
+    Returns:
+        A (series, len(cols), n) array, oldest cell first.
+    """
+    span = step * (n - 1) + 1
+    sw = sliding_window_view(x, span, axis=1)
+    return sw[:, cols - first_lag - span + 1, ::step]
+
+
+def mad_sorted(win: np.ndarray, center: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median absolute deviation of each window around ``center``."""
+    dev = np.sort(np.abs(win - center[..., None]), axis=-1)
+    return quantile_sorted(dev, count, 0.5)
