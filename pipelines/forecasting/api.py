@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 
+from pipelines.forecasting.blas import limit_blas_threads, set_blas_threads
 from pipelines.forecasting.intervals import fit_multipliers
 from pipelines.forecasting.options import ForecastOptions, build_options, future_index
 from pipelines.forecasting.selection import SeriesResult, fit_predict_series
@@ -78,7 +79,10 @@ def run_forecast(
     build_options(freq)  # validates freq with a clear error
     series = build_series(history, freq)
     results = _fit_all(series, h, options)
-    multipliers = fit_multipliers([r.scores for r in results], h, lvls)
+    multipliers = {
+        group: fit_multipliers([r.scores for r in results if r.group == group], h, lvls)
+        for group in {r.group for r in results}
+    }
     out = build_output(series, results, multipliers, h, freq, lvls)
     logger.info(
         "forecast: %d series, %d rows in, %d rows out, horizon %d, %d fallbacks, %.1fs",
@@ -101,11 +105,12 @@ def _fit_all(series: list[SeriesInput], horizon: int, options: ForecastOptions) 
     arrays = [s.y for s in series]
     jobs = min(options.resolved_jobs(), max(1, len(arrays) // max(1, options.batch_size // 4)))
     if jobs <= 1 or len(arrays) < options.serial_below:
-        return _fit_batch(arrays, horizon, options)
+        with limit_blas_threads(1):
+            return _fit_batch(arrays, horizon, options)
     # batches small enough to balance the load, large enough to amortise pickling
     size = max(1, min(options.batch_size, -(-len(arrays) // (jobs * 4))))
     batches = [arrays[i : i + size] for i in range(0, len(arrays), size)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=set_blas_threads) as pool:
         parts = pool.map(_fit_batch, batches, [horizon] * len(batches), [options] * len(batches))
         return [r for part in parts for r in part]
 
@@ -117,7 +122,7 @@ def _level_name(level: float) -> str:
 def build_output(
     series: list[SeriesInput],
     results: list[SeriesResult],
-    multipliers: dict[float, np.ndarray],
+    multipliers: dict[str, dict[float, np.ndarray]],
     horizon: int,
     freq: str,
     levels: tuple[float, ...],
@@ -140,7 +145,8 @@ def build_output(
     yhat = np.where(clip, np.maximum(mean, 0.0), mean)
     cols["yhat"] = yhat.ravel()
     for level in levels:
-        half = multipliers[level][None, :] * sigma
+        mult = np.vstack([multipliers[r.group][level] for r in results]) if n else sigma
+        half = mult * sigma
         lo, hi = mean - half, mean + half
         lo = np.where(clip, np.maximum(lo, 0.0), lo)
         hi = np.where(clip, np.maximum(hi, 0.0), hi)

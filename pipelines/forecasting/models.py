@@ -1,18 +1,23 @@
-"""Point-forecast models on one regular, gap-free series.
+"""Point-forecast models on one regular, gap-free, seasonally adjusted series.
 
-Every model is a pure function `(y, horizon, period) -> ModelForecast`; `y` is a finite float array
-(gaps already imputed), `period` the integer seasonal period used by seasonal models (0 when the
-series is not treated as seasonal). Models raise on failure; the caller falls back.
+Every model is a pure function `(y, horizon) -> ModelForecast` on a finite float array. Besides the
+forecast, a model returns `replay`: forecasts from a prefix of `y` with the parameters already
+estimated, which makes rolling-origin backtests cheap (one estimation per model and series, as in
+the "non-updating" backtests of Tashman, 2000). Models raise on failure; the caller falls back.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
 NAN = float("nan")
+Replay = Callable[[np.ndarray, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -21,43 +26,143 @@ class ModelForecast:
 
     Attributes:
         mean: point forecasts, shape (horizon,).
-        level, trend, seasonal: components over the horizon (None when the model has none).
+        replay: forecasts `h` steps from a prefix of the series with the fitted parameters.
+        level, trend: components over the horizon (None when the model has none).
         sigma1: standard deviation of the in-sample one-step errors (NaN when unknown).
     """
 
     mean: np.ndarray
+    replay: Replay
     level: np.ndarray | None = None
     trend: np.ndarray | None = None
-    seasonal: np.ndarray | None = None
     sigma1: float = NAN
 
 
-ModelFn = Callable[[np.ndarray, int, int], ModelForecast]
+ModelFn = Callable[[np.ndarray, int], ModelForecast]
 
 
-def _rmse(errors: np.ndarray) -> float:
+def rmse(errors: np.ndarray) -> float:
+    """Root mean square of the finite values (NaN when there are none)."""
     errors = errors[np.isfinite(errors)]
     return float(np.sqrt(np.mean(errors**2))) if errors.size else NAN
 
 
-def predict_naive(y: np.ndarray, horizon: int, period: int) -> ModelForecast:
+def _flat(value: float, horizon: int) -> np.ndarray:
+    return np.full(horizon, float(value))
+
+
+def fit_naive(y: np.ndarray, horizon: int) -> ModelForecast:
     """Random walk: the last value repeated."""
-    mean = np.full(horizon, y[-1], dtype=np.float64)
-    return ModelForecast(mean=mean, level=mean.copy(), sigma1=_rmse(np.diff(y)))
+    mean = _flat(y[-1], horizon)
+    return ModelForecast(
+        mean=mean,
+        replay=lambda p, h: _flat(p[-1], h),
+        level=mean.copy(),
+        sigma1=rmse(np.diff(y)),
+    )
 
 
-def predict_seasonal_naive(y: np.ndarray, horizon: int, period: int) -> ModelForecast:
-    """The last observed season repeated; plain naive when fewer than `period` points exist."""
-    if period < 2 or len(y) < period:
-        return predict_naive(y, horizon, period)
-    last = y[-period:]
-    mean = np.resize(last, horizon).astype(np.float64)
-    return ModelForecast(mean=mean, sigma1=_rmse(y[period:] - y[:-period]))
-
-
-def predict_mean(y: np.ndarray, horizon: int, period: int) -> ModelForecast:
+def fit_mean(y: np.ndarray, horizon: int) -> ModelForecast:
     """Historical mean: the fallback of last resort (never fails on a non-empty series)."""
-    mu = float(np.mean(y)) if len(y) else 0.0
-    mean = np.full(horizon, mu)
-    sigma = float(np.std(y)) if len(y) > 1 else NAN
-    return ModelForecast(mean=mean, level=mean.copy(), sigma1=sigma)
+    mean = _flat(float(np.mean(y)), horizon)
+    return ModelForecast(
+        mean=mean,
+        replay=lambda p, h: _flat(float(np.mean(p)), h),
+        level=mean.copy(),
+        sigma1=float(np.std(y)) if len(y) > 1 else NAN,
+    )
+
+
+def build_seasonal_naive(period: int) -> ModelFn:
+    """Seasonal naive for `period`: the last observed season repeated (naive if too short)."""
+
+    def _predict(p: np.ndarray, h: int) -> np.ndarray:
+        if period < 2 or len(p) < period:
+            return _flat(p[-1], h)
+        return np.resize(p[-period:], h).astype(np.float64)
+
+    def fit_seasonal_naive(y: np.ndarray, horizon: int) -> ModelForecast:
+        if period < 2 or len(y) <= period:
+            return fit_naive(y, horizon)
+        return ModelForecast(
+            mean=_predict(y, horizon),
+            replay=_predict,
+            sigma1=rmse(y[period:] - y[:-period]),
+        )
+
+    return fit_seasonal_naive
+
+
+def _ses_level(y: np.ndarray, alpha: float, level0: float) -> np.ndarray:
+    """Levels l_1..l_n of simple exponential smoothing (vectorised recursion)."""
+    out: np.ndarray = lfilter([alpha], [1.0, alpha - 1.0], y, zi=[(1.0 - alpha) * level0])[0]
+    return out
+
+
+def _ets(y: np.ndarray, trend: bool) -> object:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ETSModel(y, error="add", trend="add" if trend else None, damped_trend=trend)
+        return model.fit(disp=False, maxiter=200)
+
+
+def fit_ets(y: np.ndarray, horizon: int) -> ModelForecast:
+    """statsmodels ETS, additive errors, no trend or damped additive trend chosen by AICc.
+
+    Seasonality is removed beforehand (see `seasonality`), so only the error/trend/damping choice
+    is made here; a damped trend is only tried with at least 10 observations.
+    """
+    fits = [_ets(y, trend=False)]
+    if len(y) >= 10:
+        fits.append(_ets(y, trend=True))
+    best = min(fits, key=lambda r: r.aicc if np.isfinite(r.aicc) else np.inf)  # type: ignore[attr-defined]
+    has_trend = best.model.trend is not None  # type: ignore[attr-defined]
+    params = best.params  # type: ignore[attr-defined]
+    mean = np.asarray(best.forecast(horizon), dtype=np.float64)  # type: ignore[attr-defined]
+    level_n = float(np.asarray(best.level)[-1])  # type: ignore[attr-defined]
+
+    def replay(p: np.ndarray, h: int) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = ETSModel(p, error="add", trend="add" if has_trend else None, damped_trend=has_trend)
+            return np.asarray(model.smooth(params).forecast(h), dtype=np.float64)
+
+    level = _flat(level_n, horizon)
+    return ModelForecast(
+        mean=mean,
+        replay=replay,
+        level=level,
+        trend=mean - level if has_trend else None,
+        sigma1=rmse(np.asarray(best.resid)),  # type: ignore[attr-defined]
+    )
+
+
+def _theta_forecast(y: np.ndarray, alpha: float, level0: float, h: int) -> np.ndarray:
+    """SES level plus half the OLS slope with the SES-dependent offset (theta = 2)."""
+    n = len(y)
+    level = _ses_level(y, alpha, level0)[-1]
+    slope = float(np.polyfit(np.arange(n), y, 1)[0]) if n > 1 else 0.0
+    steps = np.arange(h) + 1.0 / alpha - ((1.0 - alpha) ** n) / alpha
+    return level + 0.5 * slope * steps
+
+
+def fit_theta(y: np.ndarray, horizon: int) -> ModelForecast:
+    """Theta method (Assimakopoulos & Nikolopoulos, 2000) as SES with drift.
+
+    Same estimator as statsmodels `ThetaModel(deseasonalize=False)`: SES smoothing parameter by
+    maximum likelihood (here through statsmodels ETS A,N,N) and half the OLS slope as drift
+    (Hyndman & Billah, 2003); computed directly because it reuses one cheap ETS fit.
+    """
+    res = _ets(y, trend=False)
+    alpha = float(np.clip(res.params[0], 1e-4, 1.0))  # type: ignore[attr-defined]
+    level0 = float(res.params[-1])  # type: ignore[attr-defined]
+    mean = _theta_forecast(y, alpha, level0, horizon)
+    level_n = _ses_level(y, alpha, level0)[-1]
+    level = _flat(level_n, horizon)
+    return ModelForecast(
+        mean=mean,
+        replay=lambda p, h: _theta_forecast(p, alpha, level0, h),
+        level=level,
+        trend=mean - level,
+        sigma1=rmse(np.asarray(res.resid)),  # type: ignore[attr-defined]
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
@@ -22,6 +23,7 @@ class ForecastOptions:
         n_jobs: worker processes; None means os.cpu_count(). 1 runs serially.
         backtest_windows: rolling-origin backtest windows (each `horizon` long) used to select and
             combine models and to calibrate intervals.
+        combine_top: the largest number of best-ranked models averaged in a combination.
         nonnegative: clip forecasts and bounds at 0 for series whose history is non-negative;
             None decides per series (clip when the history has no negative value).
         max_history: keep only the most recent this many observations for fitting (older data
@@ -34,6 +36,7 @@ class ForecastOptions:
     season_lengths: tuple[float, ...] = ()
     n_jobs: int | None = None
     backtest_windows: int = 2
+    combine_top: int = 3
     nonnegative: bool | None = None
     max_history: int = 600
     min_seasons_kept: int = 3
@@ -87,7 +90,7 @@ def infer_season_lengths(freq: str) -> tuple[float, ...]:
     return ()
 
 
-def build_options(freq: str, **overrides: object) -> ForecastOptions:
+def build_options(freq: str, **overrides: Any) -> ForecastOptions:
     """Options with season lengths inferred from `freq`, updated with `overrides`."""
     opts = ForecastOptions(season_lengths=infer_season_lengths(freq))
     if overrides:

@@ -1,9 +1,10 @@
-"""Per-series model selection and combination by rolling-origin backtests.
+"""Per-series model choice: candidates, rolling-origin backtests, selection and combination.
 
-`fit_predict_series` is the unit of work sent to worker processes: it prepares one series, backtests
-the candidate models on the series' own recent history, keeps the best model or an equal-weight
-combination of the best few, refits them on the full history and returns the forecast with the
-information needed to calibrate intervals and explain the choice.
+`fit_predict_series` is the unit of work sent to worker processes. It prepares one series, fits
+the candidate models once on the full history, replays them from earlier origins (rolling-origin
+backtest on the series' own recent history), keeps the best single model or an equal-weight
+combination of the best few (whichever backtests better), and returns the forecast with what the
+interval calibration and the explanation columns need.
 """
 
 from __future__ import annotations
@@ -13,22 +14,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipelines.forecasting.arima import fit_arima
+from pipelines.forecasting.intermittent import build_croston, classify_demand
 from pipelines.forecasting.models import (
     ModelFn,
     ModelForecast,
-    predict_mean,
-    predict_naive,
-    predict_seasonal_naive,
+    build_seasonal_naive,
+    fit_ets,
+    fit_naive,
+    fit_theta,
 )
 from pipelines.forecasting.options import ForecastOptions
+from pipelines.forecasting.seasonality import Seasonality, fit_seasonality
 
 logger = logging.getLogger(__name__)
 
-MODELS: dict[str, ModelFn] = {
-    "seasonal_naive": predict_seasonal_naive,
-    "naive": predict_naive,
+# Models on the seasonally adjusted series, in tie-break order.
+ADJUSTED_MODELS: dict[str, ModelFn] = {
+    "ets": fit_ets,
+    "theta": fit_theta,
+    "arima": fit_arima,
+    "naive": fit_naive,
 }
-FALLBACK_CHAIN: tuple[str, ...] = ("seasonal_naive", "naive", "mean")
+INTERMITTENT_MODELS: dict[str, ModelFn] = {
+    "sba": build_croston("sba"),
+    "tsb": build_croston("tsb"),
+    "croston": build_croston("croston"),
+}
+MIN_POINTS_FOR_MODELS = 8
 
 
 @dataclass
@@ -41,10 +54,18 @@ class SeriesResult:
     model: str
     weights: dict[str, float]
     backtest_error: float
+    group: str = "regular"
     fallback: bool = False
     fallback_reason: str | None = None
     nonnegative: bool = False
     components: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class _Candidate:
+    fit: ModelForecast
+    adjusted: bool
+    errors: np.ndarray
 
 
 def build_clean_series(y: np.ndarray, max_history: int) -> np.ndarray:
@@ -57,107 +78,194 @@ def build_clean_series(y: np.ndarray, max_history: int) -> np.ndarray:
     if mask.all():
         return y.astype(np.float64, copy=True)
     idx = np.arange(len(y))
-    # interpolation inside, last observed value carried forward at the end
+    # linear inside, last observed value carried forward at the end
     return np.interp(idx, idx[mask], y[mask]).astype(np.float64)
 
 
-def season_period(season_lengths: tuple[float, ...], n: int) -> int:
-    """Longest integer seasonal period with at least two full seasons of data (0 if none)."""
-    usable = [round(p) for p in season_lengths if p >= 2 and n >= 2 * round(p)]
-    return max(usable) if usable else 0
+def _history_to_keep(n: int, options: ForecastOptions) -> int:
+    longest = max((p for p in options.season_lengths), default=0.0)
+    return max(options.max_history, int(np.ceil(options.min_seasons_kept * longest)))
 
 
-def _scale(y: np.ndarray) -> float:
-    """MASE scale: mean absolute one-step difference (1.0 when the series is constant)."""
-    if len(y) < 2:
-        return 1.0
-    s = float(np.mean(np.abs(np.diff(y))))
+def _mase_scale(y: np.ndarray) -> float:
+    """Mean absolute one-step difference (1.0 when the series is constant)."""
+    s = float(np.mean(np.abs(np.diff(y)))) if len(y) > 1 else 0.0
     return s if s > 0 else 1.0
 
 
-def _fit(name: str, y: np.ndarray, horizon: int, period: int) -> ModelForecast:
-    fc = MODELS[name](y, horizon, period) if name in MODELS else predict_mean(y, horizon, period)
-    if fc.mean.shape != (horizon,) or not np.all(np.isfinite(fc.mean)):
-        raise FloatingPointError(f"{name} produced a non-finite or mis-shaped forecast")
-    return fc
+def _origins(n: int, horizon: int, windows: int, min_train: int) -> list[int]:
+    return [o for o in (n - horizon * w for w in range(windows, 0, -1)) if o >= min_train]
+
+
+def _fit_candidates(
+    y: np.ndarray, adj: np.ndarray, horizon: int, models: dict[str, tuple[ModelFn, bool]]
+) -> tuple[dict[str, ModelForecast], list[str]]:
+    fits: dict[str, ModelForecast] = {}
+    reasons: list[str] = []
+    for name, (fn, adjusted) in models.items():
+        try:
+            fc = fn(adj if adjusted else y, horizon)
+            if fc.mean.shape != (horizon,) or not np.all(np.isfinite(fc.mean)):
+                raise FloatingPointError("non-finite or mis-shaped forecast")
+            fits[name] = fc
+        except Exception as err:  # a failing model is dropped, the others carry on
+            reasons.append(f"{name} failed: {type(err).__name__}: {err}")
+            logger.debug("fit of %s failed", name, exc_info=True)
+    return fits, reasons
 
 
 def _backtest(
-    names: list[str], y: np.ndarray, horizon: int, period: int, windows: int
+    y: np.ndarray,
+    fits: dict[str, ModelForecast],
+    adjusted: dict[str, bool],
+    origins: list[int],
+    horizon: int,
+    periods: tuple[float, ...],
 ) -> dict[str, np.ndarray]:
-    """Errors (windows, horizon) per model; a model that fails gets NaN errors."""
-    n = len(y)
-    origins = [n - horizon * w for w in range(windows, 0, -1)]
-    origins = [o for o in origins if o >= max(3, 2 * period if period else 3)]
-    errors: dict[str, np.ndarray] = {}
-    for name in names:
-        err = np.full((len(origins), horizon), np.nan)
-        for i, origin in enumerate(origins):
+    """Backtest forecasts (windows, horizon) per model; NaN where a replay fails."""
+    preds = {k: np.full((len(origins), horizon), np.nan) for k in fits}
+    for i, origin in enumerate(origins):
+        prefix = y[:origin]
+        season = fit_seasonality(prefix, periods, horizon) if any(adjusted.values()) else None
+        adj = season.adjust(prefix) if season is not None else prefix
+        for name, fc in fits.items():
             try:
-                err[i] = y[origin : origin + horizon] - _fit(name, y[:origin], horizon, period).mean
-            except Exception:  # a failing model is only disqualified
-                logger.debug("backtest of %s failed at origin %d", name, origin, exc_info=True)
-        errors[name] = err
-    return errors
+                if adjusted[name] and season is not None:
+                    preds[name][i] = season.restore(fc.replay(adj, horizon))
+                else:
+                    preds[name][i] = fc.replay(prefix, horizon)
+            except Exception:  # a failing replay only disqualifies that window
+                logger.debug("replay of %s failed at origin %d", name, origin, exc_info=True)
+    return preds
+
+
+def _choose(
+    preds: dict[str, np.ndarray], actual: np.ndarray, scale: float, max_k: int
+) -> tuple[list[str], float, np.ndarray]:
+    """Best of: the top model, the mean of the top 2, ..., of the top `max_k` (by backtest MASE)."""
+
+    def mase(p: np.ndarray) -> float:
+        err = np.abs(actual - p)
+        return float(np.nanmean(err)) / scale if np.isfinite(err).any() else np.inf
+
+    ranked = sorted(preds, key=lambda k: mase(preds[k]))
+    best: tuple[float, list[str], np.ndarray] | None = None
+    for k in range(1, min(max_k, len(ranked)) + 1):
+        members = ranked[:k]
+        combo = np.mean([preds[m] for m in members], axis=0)
+        score = mase(combo)
+        if best is None or score < best[0] - 1e-12:
+            best = (score, members, combo)
+    assert best is not None
+    return best[1], best[0], actual - best[2]
+
+
+def _result_without_models(y: np.ndarray, horizon: int, reason: str | None, nonneg: bool) -> SeriesResult:
+    name = "naive" if len(y) else "zero"
+    fc = fit_naive(y, horizon) if len(y) else None
+    mean = fc.mean if fc is not None else np.zeros(horizon)
+    sigma1 = fc.sigma1 if fc is not None and np.isfinite(fc.sigma1) else 0.0
+    if len(y) and not np.isfinite(fc.sigma1 if fc else np.nan):
+        sigma1 = abs(float(y[-1])) * 0.1
+    nan_h = np.full(horizon, np.nan)
+    return SeriesResult(
+        mean=mean,
+        sigma=sigma1 * np.sqrt(np.arange(1, horizon + 1)),
+        scores=np.empty((0, horizon)),
+        model=name,
+        weights={name: 1.0},
+        backtest_error=np.nan,
+        group="short",
+        fallback=reason is not None,
+        fallback_reason=reason,
+        nonnegative=nonneg,
+        components={"level": mean.copy(), "trend": nan_h, "seasonal": nan_h},
+    )
 
 
 def fit_predict_series(y_raw: np.ndarray, horizon: int, options: ForecastOptions) -> SeriesResult:
-    """Forecast one series (NaN = missing/censored) `horizon` steps ahead."""
-    y = build_clean_series(y_raw, options.max_history)
-    nonneg = (
-        bool(options.nonnegative) if options.nonnegative is not None else bool(y.size and np.nanmin(y) >= 0)
-    )
-    nan_h = np.full(horizon, np.nan)
-    if y.size == 0:
-        return SeriesResult(
-            mean=np.zeros(horizon),
-            sigma=np.zeros(horizon),
-            scores=np.empty((0, horizon)),
-            model="zero",
-            weights={"zero": 1.0},
-            backtest_error=np.nan,
-            fallback=True,
-            fallback_reason="no observed (non-missing, non-censored) value; forecasting 0",
-            nonnegative=nonneg,
-        )
-    period = season_period(options.season_lengths, len(y))
-    names = list(MODELS)
-    errors = _backtest(names, y, horizon, period, options.backtest_windows)
-    scale = _scale(y)
-    mase = {k: float(np.nanmean(np.abs(v))) / scale for k, v in errors.items() if np.isfinite(v).any()}
-    ranked = sorted(mase, key=lambda k: (mase[k], names.index(k))) or names
-    chosen = ranked[0]
-    reasons: list[str] = []
-    fc: ModelForecast | None = None
-    for name in [chosen, *[m for m in FALLBACK_CHAIN if m != chosen]]:
-        try:
-            fc = _fit(name, y, horizon, period)
-            break
-        except Exception as err:  # fall back to a simpler model
-            reasons.append(f"{name} failed: {type(err).__name__}: {err}")
-            logger.debug("final fit of %s failed", name, exc_info=True)
-    if fc is None:  # pragma: no cover - predict_mean cannot fail on finite data
-        raise RuntimeError("every fallback model failed")
-    used = name
-    sigma1 = fc.sigma1 if np.isfinite(fc.sigma1) else float(np.std(y))
-    sigma = np.sqrt(np.arange(1, horizon + 1)) * max(sigma1, 0.0)
-    used_errors = errors.get(used, np.empty((0, horizon)))
+    """Forecast one series (NaN = missing or censored) `horizon` steps ahead."""
+    y = build_clean_series(y_raw, _history_to_keep(len(y_raw), options))
+    nonneg = options.nonnegative if options.nonnegative is not None else bool(len(y) and y.min() >= 0)
+    if len(y) == 0:
+        reason = "no observed (non-missing, non-censored) value; forecasting 0"
+        return _result_without_models(y, horizon, reason, bool(nonneg))
+    if len(y) < MIN_POINTS_FOR_MODELS or np.ptp(y) == 0:
+        return _result_without_models(y, horizon, None, bool(nonneg))
+
+    demand = classify_demand(y)
+    group = "intermittent" if demand in ("intermittent", "lumpy") else "regular"
+    if group == "intermittent":
+        season = Seasonality("none", np.zeros(len(y)), np.zeros(horizon))
+        periods: tuple[float, ...] = ()
+        models = {k: (fn, False) for k, fn in INTERMITTENT_MODELS.items()}
+    else:
+        periods = options.season_lengths
+        season = fit_seasonality(y, periods, horizon)
+        models = {k: (fn, True) for k, fn in ADJUSTED_MODELS.items()}
+    short_periods = [round(p) for p in options.season_lengths if p >= 2 and len(y) >= 2 * p]
+    if short_periods:
+        models["seasonal_naive"] = (build_seasonal_naive(min(short_periods)), False)
+    adj = season.adjust(y)
+    fits, reasons = _fit_candidates(y, adj, horizon, models)
+    if not fits:
+        return _result_without_models(y, horizon, "; ".join(reasons), bool(nonneg))
+    adjusted = {k: models[k][1] for k in fits}
+    min_train = max(MIN_POINTS_FOR_MODELS, 2 * max(short_periods, default=0))
+    origins = _origins(len(y), horizon, options.backtest_windows, min_train)
+    scale = _mase_scale(y)
+    if origins:
+        preds = _backtest(y, fits, adjusted, origins, horizon, periods)
+        actual = np.vstack([y[o : o + horizon] for o in origins])
+        members, score, errors = _choose(preds, actual, scale, options.combine_top)
+    else:
+        preferred: list[str] = [m for m in ("theta", "ets", "sba") if m in fits]
+        members = preferred[:1] or list(fits)[:1]
+        score, errors = np.nan, np.empty((0, horizon))
+    finals = {m: season.restore(fits[m].mean) if adjusted[m] else fits[m].mean for m in members}
+    mean = np.mean([finals[m] for m in members], axis=0)
+    sigma1s = [fits[m].sigma1 for m in members if np.isfinite(fits[m].sigma1)]
+    sigma1 = float(np.mean(sigma1s)) if sigma1s else float(np.std(np.diff(y)))
+    if season.kind == "multiplicative":
+        sigma1 *= float(np.mean(np.abs(season.future)))
+    sigma = sigma1 * np.sqrt(np.arange(1, horizon + 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        scores = np.where(sigma > 0, np.abs(used_errors) / sigma, np.nan)
-    comps = {
-        "level": fc.level if fc.level is not None else nan_h,
-        "trend": fc.trend if fc.trend is not None else nan_h,
-        "seasonal": fc.seasonal if fc.seasonal is not None else nan_h,
-    }
+        scores = np.where(sigma > 0, np.abs(errors) / sigma, np.nan)
+    weights = {m: round(1.0 / len(members), 6) for m in members}
+    name = members[0] if len(members) == 1 else f"combo({','.join(members)})"
     return SeriesResult(
-        mean=fc.mean,
+        mean=mean,
         sigma=sigma,
         scores=scores,
-        model=used,
-        weights={used: 1.0},
-        backtest_error=mase.get(used, np.nan),
+        model=name,
+        weights=weights,
+        backtest_error=score,
+        group=group,
         fallback=bool(reasons),
         fallback_reason="; ".join(reasons) or None,
-        nonnegative=nonneg,
-        components=comps,
+        nonnegative=bool(nonneg),
+        components=_components(fits, members, adjusted, season, mean, horizon),
     )
+
+
+def _components(
+    fits: dict[str, ModelForecast],
+    members: list[str],
+    adjusted: dict[str, bool],
+    season: Seasonality,
+    mean: np.ndarray,
+    horizon: int,
+) -> dict[str, np.ndarray]:
+    """Level/trend when every member has them (on the adjusted scale); seasonal = mean - adjusted."""
+    nan_h = np.full(horizon, np.nan)
+    out = {"level": nan_h, "trend": nan_h, "seasonal": nan_h}
+    adj_mean = np.mean([fits[m].mean for m in members], axis=0)
+    if season.kind != "none" and all(adjusted[m] for m in members):
+        out["seasonal"] = mean - adj_mean
+    levels = [lv for m in members if (lv := fits[m].level) is not None]
+    if len(levels) == len(members):
+        out["level"] = np.mean(levels, axis=0)
+        trends = [tr if (tr := fits[m].trend) is not None else np.zeros(horizon) for m in members]
+        if any(fits[m].trend is not None for m in members):
+            out["trend"] = np.mean(trends, axis=0)
+    return out

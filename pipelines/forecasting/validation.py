@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
+from pandas.tseries.offsets import BaseOffset, Day, Tick, Week
 
 from pipelines.forecasting.errors import ForecastInputError
 
@@ -112,6 +113,50 @@ def check_history(history: object) -> pd.DataFrame:
     return history
 
 
+def _fixed_step(offset: BaseOffset) -> pd.Timedelta | None:
+    """Constant spacing of `offset` when it has one (ticks, days, weeks), else None."""
+    if isinstance(offset, Tick):
+        return pd.Timedelta(offset)
+    if isinstance(offset, Day):
+        return pd.Timedelta(days=offset.n)
+    if isinstance(offset, Week):
+        return pd.Timedelta(weeks=offset.n)
+    return None
+
+
+def _off_grid_error(uid: object, bad: object, first: object, freq: str) -> ForecastInputError:
+    return ForecastInputError(
+        f"series {uid!r}: ds value {bad} is not on the {freq!r} grid starting at {first}; "
+        "expected timestamps spaced exactly by `freq`; pass the frequency of the data "
+        "(e.g. 'W-MON' for Monday weeks) or align ds upstream"
+    )
+
+
+def _grid_positions(frame: pd.DataFrame, offset: BaseOffset, freq: str) -> np.ndarray:
+    """Position of each row on its series' regular grid (rows sorted by series then ds)."""
+    first = frame.groupby("unique_id", sort=False)["ds"].transform("min")
+    step = _fixed_step(offset)
+    if step is not None:
+        delta = (frame["ds"] - first).to_numpy()
+        pos = delta // step.to_timedelta64()
+        bad = delta % step.to_timedelta64() != np.timedelta64(0)
+        if isinstance(offset, Week) and offset.weekday is not None:
+            bad |= frame["ds"].dt.dayofweek.to_numpy() != offset.weekday
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise _off_grid_error(frame["unique_id"].iat[i], frame["ds"].iat[i], first.iat[i], freq)
+        return pos.astype(np.int64)
+    out = np.empty(len(frame), dtype=np.int64)
+    for _, idx in frame.groupby("unique_id", sort=False).indices.items():
+        ds = pd.DatetimeIndex(frame["ds"].to_numpy()[idx])
+        grid = pd.date_range(start=ds[0], end=ds[-1], freq=offset)
+        pos = grid.get_indexer(ds)
+        if (pos < 0).any():
+            raise _off_grid_error(frame["unique_id"].iat[idx[0]], ds[pos < 0][0], ds[0], freq)
+        out[idx] = pos
+    return out
+
+
 def build_series(history: pd.DataFrame, freq: str) -> list[SeriesInput]:
     """Split a checked history into regular-grid series (order of first appearance).
 
@@ -122,26 +167,27 @@ def build_series(history: pd.DataFrame, freq: str) -> list[SeriesInput]:
         ForecastInputError: a series' ds values do not lie on the `freq` grid.
     """
     offset = to_offset(freq)
-    frame = history[["unique_id", "ds", "y"]].copy()
-    frame["unique_id"] = frame["unique_id"].astype(str)
-    frame["y"] = frame["y"].astype(np.float64)
+    frame = pd.DataFrame(
+        {
+            "unique_id": history["unique_id"].astype(str).to_numpy(),
+            "ds": history["ds"].to_numpy(),
+            "y": history["y"].to_numpy(dtype=np.float64, na_value=np.nan),
+        }
+    )
     if "censored" in history.columns:
         frame.loc[history["censored"].to_numpy(dtype=bool), "y"] = np.nan
-    frame = frame.sort_values(["unique_id", "ds"], kind="stable")
-    order = pd.unique(history["unique_id"].astype(str))
-    out: dict[str, SeriesInput] = {}
-    for uid, part in frame.groupby("unique_id", sort=False):
-        ds = pd.DatetimeIndex(part["ds"])
-        grid = pd.date_range(start=ds[0], end=ds[-1], freq=offset)
-        pos = grid.get_indexer(ds)
-        if len(grid) == 0 or (pos < 0).any():
-            bad = ds[pos < 0][0] if (pos < 0).any() else ds[0]
-            raise ForecastInputError(
-                f"series {uid!r}: ds value {bad} is not on the {freq!r} grid starting at {ds[0]}; "
-                "expected timestamps spaced exactly by `freq`; pass the frequency of the data "
-                "(e.g. 'W-MON' for Monday weeks) or align ds upstream"
-            )
-        y = np.full(len(grid), np.nan)
-        y[pos] = part["y"].to_numpy()
-        out[str(uid)] = SeriesInput(unique_id=str(uid), y=y, last_ds=ds[-1])
-    return [out[str(uid)] for uid in order]
+    codes, uniques = pd.factorize(frame["unique_id"])
+    frame["code"] = codes
+    frame = frame.sort_values(["code", "ds"], kind="stable", ignore_index=True)
+    pos = _grid_positions(frame, offset, freq)
+    bounds = np.flatnonzero(np.diff(frame["code"].to_numpy())) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(frame)]])
+    values = frame["y"].to_numpy()
+    ds = frame["ds"].to_numpy()
+    out: list[SeriesInput] = []
+    for uid, a, b in zip(uniques, starts, ends, strict=True):
+        y = np.full(int(pos[b - 1]) + 1, np.nan)
+        y[pos[a:b]] = values[a:b]
+        out.append(SeriesInput(unique_id=str(uid), y=y, last_ds=pd.Timestamp(ds[b - 1])))
+    return out

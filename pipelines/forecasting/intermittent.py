@@ -1,0 +1,101 @@
+"""Intermittent demand: Syntetos-Boylan classification and the Croston, SBA and TSB methods."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines.forecasting.models import ModelFn, ModelForecast, rmse
+
+# Syntetos, Boylan & Croston (2005) cut-offs.
+ADI_CUTOFF = 1.32
+CV2_CUTOFF = 0.49
+ALPHAS = (0.05, 0.1, 0.2, 0.3)
+
+
+def classify_demand(y: np.ndarray) -> str:
+    """'smooth', 'erratic', 'intermittent' or 'lumpy' by ADI and CV^2 of the non-zero demands.
+
+    ADI is the average number of periods between demands; CV^2 the squared coefficient of variation
+    of the demand sizes. A series with a negative value or without any demand is 'smooth' (the
+    classification only applies to non-negative demand).
+    """
+    if len(y) == 0 or np.min(y) < 0:
+        return "smooth"
+    sizes = y[y > 0]
+    if sizes.size == 0:
+        return "smooth"
+    adi = len(y) / sizes.size
+    cv2 = float(np.var(sizes) / np.mean(sizes) ** 2) if sizes.size > 1 else 0.0
+    if adi < ADI_CUTOFF:
+        return "erratic" if cv2 >= CV2_CUTOFF else "smooth"
+    return "lumpy" if cv2 >= CV2_CUTOFF else "intermittent"
+
+
+def _croston_path(y: np.ndarray, alpha: float) -> np.ndarray:
+    """Croston rates z/p available after y[:t], t = 0..n (before the first demand: its rate)."""
+    nz = np.flatnonzero(y > 0)
+    if nz.size == 0:
+        return np.zeros(len(y) + 1)
+    rates = np.empty(nz.size)
+    z, p = float(y[nz[0]]), float(nz[0] + 1)
+    rates[0] = z / p
+    for k in range(1, nz.size):
+        z += alpha * (float(y[nz[k]]) - z)
+        p += alpha * (float(nz[k] - nz[k - 1]) - p)
+        rates[k] = z / p
+    last = np.searchsorted(nz, np.arange(len(y) + 1) - 1, side="right") - 1
+    out: np.ndarray = rates[np.maximum(last, 0)]
+    return out
+
+
+def _tsb_path(y: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    out = np.empty(len(y) + 1)
+    nz = y > 0
+    prob = float(nz.mean()) if len(y) else 0.0
+    size = float(y[nz].mean()) if nz.any() else 0.0
+    out[0] = prob * size
+    for t, value in enumerate(y):
+        prob += beta * (float(nz[t]) - prob)
+        if nz[t]:
+            size += alpha * (value - size)
+        out[t + 1] = prob * size
+    return out
+
+
+def _best_alpha(y: np.ndarray, path_fn: object) -> tuple[float, np.ndarray]:
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in ALPHAS:
+        path = path_fn(y, alpha)  # type: ignore[operator]
+        err = float(np.mean((y - path[:-1]) ** 2))
+        if best is None or err < best[0]:
+            best = (err, alpha, path)
+    assert best is not None
+    return best[1], best[2]
+
+
+def build_croston(variant: str) -> ModelFn:
+    """Croston ('croston'), Syntetos-Boylan Approximation ('sba') or TSB ('tsb').
+
+    The smoothing parameter (shared by size and interval, or by size and probability for TSB) is
+    chosen from a small grid by in-sample one-step MSE; SBA scales Croston by (1 - alpha / 2).
+    """
+
+    def path(y: np.ndarray, alpha: float) -> np.ndarray:
+        if variant == "tsb":
+            return _tsb_path(y, alpha, alpha)
+        rate = _croston_path(y, alpha)
+        return rate * (1.0 - alpha / 2.0) if variant == "sba" else rate
+
+    def fit(y: np.ndarray, horizon: int) -> ModelForecast:
+        if len(y) == 0 or np.min(y) < 0:
+            raise ValueError(f"{variant} needs a non-negative, non-empty series")
+        alpha, fitted = _best_alpha(y, path)
+        mean = np.full(horizon, fitted[-1])
+        return ModelForecast(
+            mean=mean,
+            replay=lambda p, h: np.full(h, path(p, alpha)[-1]),
+            level=mean.copy(),
+            sigma1=rmse(y - fitted[:-1]),
+        )
+
+    return fit
