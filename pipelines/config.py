@@ -82,7 +82,7 @@ class AnomalySpec:
     window_days: int = 7
     history_days: int = 730
     thresholds: dict[str, float] = field(
-        default_factory=lambda: {"critical": 0.999, "high": 0.99, "medium": 0.95}
+        default_factory=lambda: {"critical": 0.99999, "high": 0.9999, "medium": 0.9995}
     )
     holidays: tuple[tuple[str, str], ...] = ()  # (YYYY-MM-DD, name)
 

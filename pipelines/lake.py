@@ -107,7 +107,7 @@ def read_partition(folder: Path, columns: list[str] | None = None) -> pd.DataFra
     files = sorted(folder.glob("part-*.parquet"))
     if not files:
         raise FileNotFoundError(f"partition {folder} has no data files; run the step that writes it first")
-    table = pq.ParquetDataset(files).read(columns=columns)
+    table = pq.ParquetDataset(files, partitioning=None).read(columns=columns)
     return table.to_pandas()
 
 
@@ -115,7 +115,7 @@ def read_arrow(folder: Path, columns: list[str] | None = None) -> pa.Table:
     files = sorted(folder.glob("part-*.parquet"))
     if not files:
         raise FileNotFoundError(f"partition {folder} has no data files; run the step that writes it first")
-    return pq.ParquetDataset(files).read(columns=columns)
+    return pq.ParquetDataset(files, partitioning=None).read(columns=columns)
 
 
 def partitions(lake: Path, source: str, table: str) -> list[date]:

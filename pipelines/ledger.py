@@ -1,0 +1,68 @@
+"""The run ledger: one row per night, step and attempt (what ran, how long, rows, outcome)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipelines.db import dialect_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_date: date
+    step: str
+    attempt: int
+    run_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # running | success | failed | skipped
+    rows_in: int | None = None
+    rows_out: int | None = None
+    checksum: str | None = None
+    error: str | None = None
+
+
+def record_step(engine: Engine, rec: StepRecord) -> None:
+    """Insert or replace the ledger row of (run_date, step, attempt).
+
+    A ledger that cannot be written is logged, never allowed to fail a data step that succeeded.
+    """
+    params = dict(rec.__dict__)
+    if dialect_of(engine) == "sqlite":
+        for k in ("started_at", "finished_at"):
+            if params[k] is not None:
+                params[k] = params[k].isoformat()
+    if params["error"]:
+        params["error"] = str(params["error"])[:4000]
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "DELETE FROM seam_run_ledger WHERE run_date = :run_date AND step = :step "
+                    "AND attempt = :attempt"
+                ),
+                params,
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO seam_run_ledger (run_date, step, attempt, run_id, started_at, finished_at, status, "
+                    "rows_in, rows_out, checksum, error) VALUES (:run_date, :step, :attempt, :run_id, :started_at, "
+                    ":finished_at, :status, :rows_in, :rows_out, :checksum, :error)"
+                ),
+                params,
+            )
+    except SQLAlchemyError as err:
+        log.warning(
+            "could not write the run ledger for %s/%s: %s",
+            rec.run_date,
+            rec.step,
+            str(getattr(err, "orig", err))[:200],
+        )

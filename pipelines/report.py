@@ -1,0 +1,206 @@
+"""The nightly report: a self-contained HTML page (charts embedded as PNG data URIs).
+
+Everything that comes from source data is escaped by Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+import pandas as pd
+
+from pipelines import __version__
+from pipelines.config import Config
+from pipelines.datasets import read_dataset
+from pipelines.lake import output_path, read_partition
+from pipelines.series import build_demand_series
+from pipelines.validate import read_quality
+
+if TYPE_CHECKING:
+    from pipelines.steps import RunContext
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class Headline:
+    label: str
+    value: float
+    last_week: float | None
+    forecast: float | None
+
+    @property
+    def change(self) -> float | None:
+        if self.last_week in (None, 0):
+            return None
+        return (self.value - self.last_week) / self.last_week  # type: ignore[operator]
+
+
+def build_headlines(lines: pd.DataFrame, forecasts: pd.DataFrame | None, run_date: date) -> list[Headline]:
+    """Orders, units and revenue of the night versus the same weekday last week (and the forecast)."""
+    valid = lines[lines["status"].str.lower() != "cancelled"]
+    day = pd.Timestamp(run_date)
+    week_ago = day - pd.Timedelta(days=7)
+
+    def figures(d: pd.Timestamp) -> tuple[float, float, float]:
+        x = valid[valid["order_date"] == d]
+        return (
+            float(x["order_id"].nunique()),
+            float(x["quantity"].sum()),
+            float((x["quantity"] * x["unit_price"]).sum()),
+        )
+
+    now, before = figures(day), figures(week_ago)
+    fc_units = None
+    if forecasts is not None and len(forecasts):
+        prior = forecasts[pd.to_datetime(forecasts["target_date"]) == day]
+        fc_units = float(prior["yhat"].sum()) if len(prior) else None
+    return [
+        Headline("Orders", now[0], before[0], None),
+        Headline("Units sold", now[1], before[1], fc_units),
+        Headline("Revenue", now[2], before[2], None),
+    ]
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def forecast_chart(history: pd.DataFrame, fc: pd.DataFrame, title: str) -> str:
+    """History (last 8 weeks) and forecast with 80%/95% bands, as a PNG data URI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 2.4))
+    h = history.tail(56)
+    ax.plot(h["ds"], h["y"], color="#334", lw=1, label="actual")
+    t = pd.to_datetime(fc["target_date"])
+    ax.fill_between(t, fc["yhat_lo_95"], fc["yhat_hi_95"], color="#9cf", alpha=0.5, label="95%")
+    ax.fill_between(t, fc["yhat_lo_80"], fc["yhat_hi_80"], color="#58c", alpha=0.5, label="80%")
+    ax.plot(t, fc["yhat"], color="#036", lw=1.5, label="forecast")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left", ncols=4, frameon=False)
+    return _png(fig)
+
+
+def anomaly_chart(series: pd.DataFrame, ds: pd.Timestamp, lower: float, upper: float, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.0, 1.6))
+    ax.plot(series["ds"], series["y"], color="#334", lw=1)
+    point = series[series["ds"] == ds]
+    ax.scatter(point["ds"], point["y"], color="#c22", zorder=3, s=18)
+    ax.axhspan(lower, upper, color="#9c9", alpha=0.3)
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=6)
+    return _png(fig)
+
+
+def write_report(cfg: Config, ctx: RunContext) -> Path:
+    """Render the report of one night into `<report.directory>/<run_date>/report.html`."""
+    d = ctx.run_date
+    lines = read_dataset(cfg, "order_lines", d)
+    fc_dir = output_path(cfg.lake, "forecasts", d)
+    forecasts = read_partition(fc_dir) if fc_dir.is_dir() else pd.DataFrame()
+    prev_dir = output_path(cfg.lake, "forecasts", d - pd.Timedelta(days=1))
+    previous_fc = read_partition(prev_dir) if prev_dir.is_dir() else None
+    an_dir = output_path(cfg.lake, "anomalies", d)
+    anomalies = read_partition(an_dir) if an_dir.is_dir() else pd.DataFrame()
+    quality = read_quality(cfg, d)
+    products = read_dataset(cfg, "products", d) if cfg.has_dataset("products") else None
+    names = dict(zip(products["sku"], products["name"], strict=True)) if products is not None else {}
+
+    demand = build_demand_series(lines, None, end=d, history_days=120)
+    demand["sku"] = demand["unique_id"].str.split("|").str[0]
+    sku_hist = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
+    charts = []
+    if len(forecasts):
+        top = forecasts.groupby("sku")["yhat"].sum().nlargest(cfg.report.top_skus).index
+        for sku in top:
+            f = (
+                forecasts[forecasts["sku"] == sku]
+                .groupby("target_date", as_index=False)[
+                    ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
+                ]
+                .sum()
+            )
+            change = None
+            if previous_fc is not None and len(previous_fc):
+                p = previous_fc[previous_fc["sku"] == sku]
+                common = set(pd.to_datetime(p["target_date"])) & set(pd.to_datetime(f["target_date"]))
+                if common:
+                    new = f[pd.to_datetime(f["target_date"]).isin(common)]["yhat"].sum()
+                    old = p[pd.to_datetime(p["target_date"]).isin(common)]["yhat"].sum()
+                    change = (new - old) / old if old else None
+            charts.append(
+                {
+                    "sku": sku,
+                    "name": names.get(sku, sku),
+                    "total": float(f["yhat"].sum()),
+                    "change": change,
+                    "img": forecast_chart(
+                        sku_hist[sku_hist["sku"] == sku],
+                        f,
+                        f"{sku} {names.get(sku, '')} (all warehouses, units/day)",
+                    ),
+                }
+            )
+    top_anomalies = []
+    if len(anomalies):
+        flagged = anomalies[anomalies["is_anomaly"]].copy()
+        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+        flagged["rank"] = flagged["severity"].map(rank).fillna(4)
+        flagged = flagged.sort_values(["rank", "score", "ds"], ascending=[True, False, False])
+        for r in flagged.head(cfg.report.top_anomalies).itertuples(index=False):
+            img = None
+            if r.metric == "demand":
+                s = demand[demand["unique_id"] == r.entity][["ds", "y"]].tail(60)
+                if len(s) and pd.notna(r.lower_bound) and pd.notna(r.upper_bound):
+                    img = anomaly_chart(s, pd.Timestamp(r.ds), r.lower_bound, r.upper_bound, f"{r.entity}")
+            top_anomalies.append({**r._asdict(), "img": img})
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    html = env.get_template("report.html.j2").render(
+        title=cfg.report.title,
+        run_date=d,
+        run_id=ctx.run_id or "cli",
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        headlines=build_headlines(lines, previous_fc, d),
+        charts=charts,
+        anomalies=top_anomalies,
+        n_anomalies=int(anomalies["is_anomaly"].sum()) if len(anomalies) else 0,
+        quality=quality.to_dict("records"),
+        quality_failed=int((~quality["success"].astype(bool)).sum()),
+        models=sorted(forecasts["model"].unique()) if len(forecasts) else [],
+        model_version=forecasts["model_version"].iloc[0] if len(forecasts) else None,
+        n_series=int(forecasts[["sku", "warehouse"]].drop_duplicates().shape[0]) if len(forecasts) else 0,
+        version=__version__,
+    )
+    out_dir = cfg.report.directory / d.isoformat()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    log.info("report run_date=%s path=%s", d, path)
+    return path

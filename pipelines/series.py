@@ -1,0 +1,130 @@
+"""Build long `unique_id, ds, y` daily series from canonical datasets (pure transforms)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from pipelines.contracts import check_frame
+from pipelines.errors import DataError
+
+SEP = "|"
+METRIC_SEP = ":"
+METRIC_DATASETS = {
+    "demand": "order_lines",
+    "revenue": "order_lines",
+    "order_count": "order_lines",
+    "tickets": "tickets",
+    "pipeline_value": "opportunities",
+}
+
+
+def _net_lines(order_lines: pd.DataFrame) -> pd.DataFrame:
+    lines = order_lines[order_lines["status"].str.lower() != "cancelled"]
+    returned = lines["returned_quantity"].fillna(0.0) if "returned_quantity" in lines else 0.0
+    out = lines.assign(net=lines["quantity"] - returned, day=lines["order_date"].dt.normalize())
+    return out
+
+
+def _fill_calendar(
+    df: pd.DataFrame, end: pd.Timestamp, *, start: pd.Timestamp | None = None, fill: float = 0.0
+) -> pd.DataFrame:
+    """Add every day from each series' first day (or `start`) to `end`, with `y = fill`."""
+    if df.empty:
+        return df
+    first = df.groupby("unique_id", sort=True)["ds"].min()
+    if start is not None:
+        first = first.clip(lower=start)
+    n_days = ((end - first).dt.days + 1).clip(lower=1).to_numpy()
+    ids = np.repeat(first.index.to_numpy(), n_days)
+    offsets = np.concatenate([np.arange(n) for n in n_days])
+    ds = np.repeat(first.to_numpy(), n_days) + pd.to_timedelta(offsets, unit="D").to_numpy()
+    grid = pd.DataFrame({"unique_id": ids, "ds": ds})
+    out = grid.merge(df, on=["unique_id", "ds"], how="left")
+    out["y"] = out["y"].fillna(fill)
+    return out
+
+
+def build_demand_series(
+    order_lines: pd.DataFrame, stockouts: pd.DataFrame | None, *, end: date, history_days: int
+) -> pd.DataFrame:
+    """Net units per SKU x warehouse per day: `unique_id, ds, y, censored, sku, warehouse`.
+
+    Net of returns and cancellations; every day from the series' first sale (or the start
+    of the window) to `end` is present (zero-filled); stock-out days are `censored`.
+    """
+    check_frame(order_lines, "order_lines", stage="build_demand_series")
+    end_ts = pd.Timestamp(end)
+    start_ts = end_ts - pd.Timedelta(days=history_days - 1)
+    lines = _net_lines(order_lines)
+    lines = lines[(lines["day"] >= start_ts) & (lines["day"] <= end_ts)]
+    daily = (
+        lines.groupby(["sku", "warehouse", "day"], sort=True)["net"]
+        .sum()
+        .reset_index()
+        .rename(columns={"day": "ds", "net": "y"})
+    )
+    daily["unique_id"] = daily["sku"] + SEP + daily["warehouse"]
+    out = _fill_calendar(daily[["unique_id", "ds", "y"]], end_ts, start=start_ts)
+    out["censored"] = False
+    if stockouts is not None and len(stockouts):
+        so = stockouts.assign(
+            unique_id=stockouts["sku"] + SEP + stockouts["warehouse"],
+            ds=pd.to_datetime(stockouts["day"]).dt.normalize(),
+        )
+        flag = out.set_index(["unique_id", "ds"]).index.isin(so.set_index(["unique_id", "ds"]).index)
+        out["censored"] = flag
+    parts = out["unique_id"].str.split(SEP, n=1, expand=True)
+    out["sku"], out["warehouse"] = parts[0], parts[1]
+    return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+
+
+def build_metric_series(metric: str, data: pd.DataFrame, *, end: date, history_days: int) -> pd.DataFrame:
+    """One anomaly metric as a long frame `unique_id ('<metric>:<entity>'), ds, y, metric, entity`."""
+    end_ts = pd.Timestamp(end)
+    start_ts = end_ts - pd.Timedelta(days=history_days - 1)
+    if metric == "demand":
+        lines = _net_lines(data)
+        g = (
+            lines.assign(entity=lines["sku"] + SEP + lines["warehouse"])
+            .groupby(["entity", "day"])["net"]
+            .sum()
+        )
+    elif metric == "revenue":
+        lines = _net_lines(data)
+        # unit_price is the price charged per unit, after any discount
+        g = (
+            lines.assign(entity=lines["warehouse"], v=lines["net"] * lines["unit_price"])
+            .groupby(["entity", "day"])["v"]
+            .sum()
+        )
+    elif metric == "order_count":
+        lines = _net_lines(data)
+        g = lines.assign(entity=lines["warehouse"]).groupby(["entity", "day"])["order_id"].nunique()
+    elif metric == "tickets":
+        g = (
+            data.assign(entity=data["account_id"], day=data["opened_at"].dt.normalize())
+            .groupby(["entity", "day"])["ticket_id"]
+            .count()
+        )
+    elif metric == "pipeline_value":
+        if "created_at" not in data:
+            raise DataError("metric pipeline_value needs opportunities.created_at; map it in the config")
+        g = (
+            data.assign(entity=data["account_id"], day=data["created_at"].dt.normalize())
+            .groupby(["entity", "day"])["amount"]
+            .sum()
+        )
+    else:
+        raise DataError(f"unknown anomaly metric {metric!r}; known: {sorted(METRIC_DATASETS)}")
+    df = g.rename("y").reset_index().rename(columns={"day": "ds"})
+    df = df[(df["ds"] >= start_ts) & (df["ds"] <= end_ts)]
+    df["unique_id"] = metric + METRIC_SEP + df["entity"].astype(str)
+    # A warehouse with no orders at all on a day means rows are missing, not that sales were zero.
+    fill = np.nan if metric in ("revenue", "order_count") else 0.0
+    out = _fill_calendar(df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=fill)
+    out["metric"] = metric
+    out["entity"] = out["unique_id"].str.split(METRIC_SEP, n=1).str[1]
+    return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
