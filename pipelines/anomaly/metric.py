@@ -78,7 +78,9 @@ def _score_chunk(chunk: _Chunk) -> dict[str, np.ndarray]:
             labels[key] = f"{labels[key]}; {label}" if key in labels else str(label)
     start = 0 if chunk.only_after_day is None else max(0, chunk.only_after_day + 1 - g0)
     start = min(start, n_days)
-    res = model.score_matrix(y, event, start, threshold=chunk.threshold, min_history=chunk.min_history)
+    res = model.score_matrix(
+        y, event, start, day0=g0, threshold=chunk.threshold, min_history=chunk.min_history
+    )
     cols = np.arange(start, n_days) + g0
     mask = (cols[None, :] >= chunk.first_day[:, None]) & (cols[None, :] <= chunk.last_day[:, None])
     r, c = np.nonzero(mask)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from pipelines.anomaly.windows import lagged_windows, mad_sorted, quantile_sorted, sorted_count, windows_at
+from pipelines.anomaly.windows import lagged_windows, quantile_sorted, sorted_count, windows_at
 
 MODEL_LABEL = "causal-robust-decomposition"
 
@@ -40,10 +40,11 @@ _SCALE_DAYS = 56
 _SCAN_DAYS = 14
 _MISSING_WINDOW = 28
 _MISSING_PRESENT_FRACTION = 0.9
-_MAD_TO_SD = 1.4826
-_Q90_TO_SD = 1.0 / 1.6449
+_IQR_TO_SD = 1.349
+_Q90_RANGE_TO_SD = 3.2897
 _MAD_EFFICIENCY = 0.37
 _Z_CLIP = 4.0
+_MAX_RHO = 0.8
 _SHIFT_MIN_POINT_Z = 1.0
 _YEARLY_MIN_COUNT = 15
 _YEARLY_SHRINK_SE = 2.0
@@ -101,19 +102,37 @@ def shift_score(stat: np.ndarray, n_scales: float) -> np.ndarray:
 def _median_at(
     x: np.ndarray, cols: np.ndarray, first_lag: int, n: int, step: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    s, c = sorted_count(windows_at(x, cols, first_lag, n, step))
+    s, c = sorted_count(windows_at(x, cols, first_lag, n, step), in_place=True)
     return quantile_sorted(s, c, 0.5), c
+
+
+def _rolling_count(mask: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    """Number of True cells among the ``n`` days before each column (exact integer arithmetic)."""
+    c = np.zeros((mask.shape[0], mask.shape[1] + 1), dtype=np.int32)
+    np.cumsum(mask, axis=1, out=c[:, 1:])
+    return c[:, cols] - c[:, cols - n]
 
 
 def _span(a: int, b: int) -> np.ndarray:
     return np.arange(a, b, dtype=np.intp)
 
 
-def _expected_at(hist: np.ndarray, cols: np.ndarray, pad: int) -> np.ndarray:
+def _anchors(cols: np.ndarray, day_of_col0: int) -> np.ndarray:
+    """Weekly anchor of each column: the latest earlier column falling on a Thursday.
+
+    Slow-moving statistics (residual scale, yearly correction) are computed once per week at the
+    anchor; being tied to the calendar, they are the same whatever range of days is scored.
+    """
+    prev = cols - 1
+    return prev - (day_of_col0 + prev) % 7
+
+
+def _expected_at(hist: np.ndarray, cols: np.ndarray, pad: int, day_of_col0: int) -> np.ndarray:
     """Expected value (``B + O + Y``) of padded history ``hist`` at padded columns ``cols``."""
-    n_cols = hist.shape[1]
+    anchor = _anchors(cols, day_of_col0)
+    ycols, yidx = np.unique(anchor, return_inverse=True)
     year_cols = np.unique(
-        (cols[:, None] - _YEAR + np.arange(-_YEAR_HALF_WIDTH, _YEAR_HALF_WIDTH + 1)[None, :]).ravel()
+        (ycols[:, None] + 1 - _YEAR + np.arange(-_YEAR_HALF_WIDTH, _YEAR_HALF_WIDTH + 1)[None, :]).ravel()
     )
     year_cols = year_cols[year_cols >= pad]
     base_cols = np.union1d(cols, year_cols)
@@ -125,23 +144,24 @@ def _expected_at(hist: np.ndarray, cols: np.ndarray, pad: int) -> np.ndarray:
     base = np.full(hist.shape, np.nan)
     base[:, base_cols] = level[:, base_cols] + np.where(n_off >= 2, offset, 0.0)
     resid0 = hist - base
-    win = windows_at(resid0, cols, _YEAR - _YEAR_HALF_WIDTH, 2 * _YEAR_HALF_WIDTH + 1)
-    s, c = sorted_count(win)
+    win = windows_at(resid0, ycols, _YEAR - _YEAR_HALF_WIDTH - 1, 2 * _YEAR_HALF_WIDTH + 1)
+    s, c = sorted_count(win, in_place=True)
     yearly = quantile_sorted(s, c, 0.5)
-    se = _YEARLY_SHRINK_SE * 1.2533 * _MAD_TO_SD * mad_sorted(win, yearly, c) / np.sqrt(np.maximum(c, 1))
+    sd = (quantile_sorted(s, c, 0.75) - quantile_sorted(s, c, 0.25)) / _IQR_TO_SD
+    se = _YEARLY_SHRINK_SE * 1.2533 * sd / np.sqrt(np.maximum(c, 1))
     yearly = np.sign(yearly) * np.maximum(np.abs(yearly) - se, 0.0)
     yearly = np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly), yearly, 0.0)
-    del n_cols
-    return base[:, cols] + yearly
+    return base[:, cols] + yearly[:, yidx.ravel()]
 
 
 def score_matrix(
-    y: np.ndarray, event: np.ndarray, start: int, *, threshold: float, min_history: int
+    y: np.ndarray, event: np.ndarray, start: int, *, day0: int, threshold: float, min_history: int
 ) -> MatrixScores:
     """Score columns ``[start, T)`` of ``y`` (NaN = no value) using only earlier columns.
 
     Args:
         y: (series, days) values.
+        day0: day number (days since 1970-01-01) of column 0.
         event: (series, days) True on known-event days (never alarms, excluded from history).
         start: first output column.
         threshold: score threshold of ``is_anomaly``.
@@ -153,30 +173,30 @@ def score_matrix(
     evp = np.concatenate([np.zeros((n_series, pad), dtype=bool), event], axis=1)
     hist = np.where(evp, np.nan, yp)
     out_cols = _span(start + pad, n_days + pad)
-    z_cols = _span(max(start + pad - _SCAN_DAYS + 1, pad), n_days + pad)
+    z_cols = _span(max(start + pad - _SCAN_DAYS + 1 - _SCALE_DAYS, pad), n_days + pad)
     exp_cols = _span(max(z_cols[0] - _SCALE_DAYS, pad) if len(z_cols) else pad, n_days + pad)
 
     expected = np.full(yp.shape, np.nan)
     if len(exp_cols):
-        expected[:, exp_cols] = _expected_at(hist, exp_cols, pad)
+        expected[:, exp_cols] = _expected_at(hist, exp_cols, pad, day0 - pad)
     resid = hist - expected
 
-    # Residual scale at the z columns.
-    win = windows_at(resid, z_cols, 1, _SCALE_DAYS)
-    s, n_res = sorted_count(win)
-    center = quantile_sorted(s, n_res, 0.5)
-    dev = np.sort(np.abs(win - center[..., None]), axis=-1)
-    scale = np.fmax(
-        _MAD_TO_SD * quantile_sorted(dev, n_res, 0.5), _Q90_TO_SD * quantile_sorted(dev, n_res, 0.9)
-    )
-    hwin = windows_at(hist, z_cols, 1, _SCALE_DAYS)
-    n_hist = np.count_nonzero(~np.isnan(hwin), axis=-1)
-    n_int = np.count_nonzero(hwin == np.round(hwin), axis=-1)
-    n_zero = np.count_nonzero(hwin == 0, axis=-1)
+    # Residual scale at the z columns: two quantile-based Gaussian sigma estimates (IQR / 1.349 and the
+    # 5-95% range / 3.29); the larger one guards against heavy tails.
+    # Computed at weekly anchors (see _anchors) and spread to the days that follow them.
+    acols, aidx = np.unique(_anchors(z_cols, day0 - pad), return_inverse=True)
+    aidx = aidx.ravel()
+    s, n_res = sorted_count(windows_at(resid, acols, 0, _SCALE_DAYS), in_place=True)
+    q = {p: quantile_sorted(s, n_res, p)[:, aidx] for p in (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)}
+    n_res = n_res[:, aidx]
+    scale = np.fmax((q[0.75] - q[0.25]) / _IQR_TO_SD, (q[0.95] - q[0.05]) / _Q90_RANGE_TO_SD)
+    n_hist = _rolling_count(~np.isnan(hist), acols + 1, _SCALE_DAYS)[:, aidx]
+    n_int = _rolling_count(hist == np.round(hist), acols + 1, _SCALE_DAYS)[:, aidx]
+    n_zero = _rolling_count(hist == 0, acols + 1, _SCALE_DAYS)[:, aidx]
     counts = (n_hist > 0) & (n_int == n_hist)
     scale = np.where(counts, np.fmax(scale, 1.0), scale)
     intermittent = n_zero >= _INTERMITTENT_ZERO_FRACTION * np.maximum(n_hist, 1)
-    recent_max = quantile_sorted(dev, n_res, 1.0)
+    recent_max = np.fmax(q[1.0] - q[0.5], q[0.5] - q[0.0])
     scale = np.where(intermittent, np.fmax(scale, recent_max / _INTERMITTENT_MAX_Z), scale)
     level_abs = np.abs(expected[:, z_cols])
     scale = np.fmax(np.nan_to_num(scale, nan=0.0), 1e-3 * np.nan_to_num(level_abs, nan=0.0) + 1e-9)
@@ -185,16 +205,28 @@ def score_matrix(
     yz = yp[:, z_cols]
     z = (yz - expected[:, z_cols]) / scale
     point = two_sided_score(z, dof)
-    # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days.
+    # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days, with the
+    # variance of the sums corrected for the lag-1 autocorrelation of z seen over the last 56 days.
     zg = np.clip(special.ndtri(np.clip(special.stdtr(dof, z), 1e-300, 1 - 1e-16)), -_Z_CLIP, _Z_CLIP)
     zg = np.where(np.isnan(z) | evp[:, z_cols], np.nan, zg)
     k = len(out_cols)
     zo = len(z_cols) - k
-    zpad = np.concatenate([np.full((n_series, _SCAN_DAYS), np.nan), zg], axis=1)
-    scan = lagged_windows(zpad, zo + _SCAN_DAYS, zo + _SCAN_DAYS + k, 0, _SCAN_DAYS)[..., ::-1]
+    zpad = np.concatenate([np.full((n_series, _SCAN_DAYS + _SCALE_DAYS + 1), np.nan), zg], axis=1)
+    off = _SCAN_DAYS + _SCALE_DAYS + 1 + zo
+    z0 = np.nan_to_num(zpad)
+    pairs = np.zeros_like(z0)
+    pairs[:, 1:] = z0[:, 1:] * z0[:, :-1]
+    # Contiguous copies: sums over sliding-window views may be reordered by numpy, which would make
+    # an incremental run differ from a full one in the last bits.
+    lagprod = np.ascontiguousarray(lagged_windows(pairs, off, off + k, 1, _SCALE_DAYS)).sum(axis=-1)
+    sq = np.ascontiguousarray(lagged_windows(z0 * z0, off, off + k, 1, _SCALE_DAYS)).sum(axis=-1)
+    rho = np.clip(np.where(sq > 0, lagprod / np.where(sq > 0, sq, 1.0), 0.0), 0.0, _MAX_RHO)
+    scan = lagged_windows(zpad, off, off + k, 0, _SCAN_DAYS)[..., ::-1]
     sums = np.cumsum(np.nan_to_num(scan), axis=-1)
     nval = np.cumsum(~np.isnan(scan), axis=-1)
-    stat = np.where(nval >= 2, sums / np.sqrt(np.maximum(nval, 1)), 0.0)
+    r = rho[..., None]
+    var = nval * (1 + r) / (1 - r) - 2 * r * (1 - r**nval) / (1 - r) ** 2
+    stat = np.where(nval >= 2, sums / np.sqrt(np.maximum(var, 1.0)), 0.0)
     stat[..., 0] = 0.0
     best = np.argmax(np.abs(stat), axis=-1)
     best_stat = np.take_along_axis(stat, best[..., None], axis=-1)[..., 0]

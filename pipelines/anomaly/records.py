@@ -4,7 +4,8 @@ Each line's unit price, discount and quantity are compared with the earlier hist
 order dates) of the same sku and of the same customer. Prices and quantities are compared on a log
 scale (a 10x price is as unusual as a 0.1x one); the customer history uses prices and quantities
 relative to the sku's usual value, so a customer with a negotiated price is not flagged. A value is
-anomalous only if it is unusual for the sku AND for the customer (when both have history). Lines that
+anomalous only if it is unusual for the sku AND for the customer (when both have history; discounts,
+being negotiated per customer, are only scored once the customer has history). Lines that
 repeat the same order, sku, quantity and unit price are flagged as duplicates.
 """
 
@@ -179,11 +180,15 @@ def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = 
         score = np.where(
             np.isnan(score_s), score_c, np.where(np.isnan(score_c), score_s, np.fmin(score_s, score_c))
         )
+        if field == "discount":
+            # Discounts are negotiated per customer: without the customer's history there is no basis.
+            score = np.where(np.isnan(score_c), np.nan, score)
         score = np.nan_to_num(score, nan=0.0)
         half = t_quantile(dof_s, opts.threshold) * sc_s
         lo_, hi_ = m_s - half, m_s + half
         expected = np.exp(m_s) if use_log else m_s
-        lower, upper = (np.exp(lo_), np.exp(hi_)) if use_log else (lo_, hi_)
+        with np.errstate(over="ignore"):
+            lower, upper = (np.exp(lo_), np.exp(hi_)) if use_log else (lo_, hi_)
         is_anom = score >= opts.threshold
         if field == "discount":
             out_of_range = (raw < 0) | (raw > 1)

@@ -35,9 +35,16 @@ def lagged_windows(x: np.ndarray, start: int, stop: int, first_lag: int, n: int,
     return sw[:, lo:hi, ::step]
 
 
-def sorted_count(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort windows along the last axis (NaN last) and count their non-NaN cells."""
-    s = np.sort(win, axis=-1)
+def sorted_count(win: np.ndarray, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Sort windows along the last axis (NaN last) and count their non-NaN cells.
+
+    With ``in_place`` the array is sorted where it is (it must own its data, e.g. a fancy-index copy).
+    """
+    if in_place:
+        win.sort(axis=-1)
+        s = win
+    else:
+        s = np.sort(win, axis=-1)
     return s, np.count_nonzero(~np.isnan(s), axis=-1)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.anomaly import (
     AnomalyInputError,
+    ScoreOptions,
     build_incidents,
     score,
     score_records,
@@ -112,3 +113,184 @@ def test_record_mispriced_and_duplicate() -> None:
     flagged = out[out["is_anomaly"]]
     assert set(flagged["record_id"]) == {"o50-1", "o55-2"}
     assert set(flagged["field"]) == {"unit_price", "duplicate"}
+
+
+def test_level_shift_detected_with_since_date() -> None:
+    df = weekly_series(days=220)
+    df.loc[180:, "y"] *= 1.8
+    out = score(df)
+    shift = out[(out["kind"] == "level_shift") & out["is_anomaly"]]
+    assert not shift.empty
+    assert shift["ds"].min() <= START + pd.Timedelta(days=182)
+    assert "level shift since" in shift.iloc[0]["reason"]
+    inc = build_incidents(out)
+    big = inc[inc["start"] >= START + pd.Timedelta(days=178)]
+    assert len(big) == 1 and big.iloc[0]["kind"] == "level_shift"
+    assert big.iloc[0]["start"] == START + pd.Timedelta(days=180)
+
+
+def test_incremental_equals_full() -> None:
+    df = pd.concat([weekly_series("a", days=300), weekly_series("b", days=300, seed=3)], ignore_index=True)
+    df.loc[295, "y"] *= 4
+    full = score(df)
+    cut = START + pd.Timedelta(days=290)
+    inc = score(df, options=ScoreOptions(only_after=cut))
+    ref = full[full["ds"] > cut].reset_index(drop=True)
+    assert len(inc) == len(ref) == 18
+    pd.testing.assert_frame_equal(inc, ref)
+    assert inc["is_anomaly"].any()
+
+
+@pytest.mark.parametrize("days", [1, 3, 10])
+def test_short_series_never_alarm(days: int) -> None:
+    df = weekly_series(days=days)
+    df.loc[days - 1, "y"] *= 10
+    out = score(df)
+    assert len(out) == days
+    assert not out["is_anomaly"].any()
+    assert out["score"].between(0, 1).all()
+
+
+def test_all_zero_series_no_alarm_then_spike() -> None:
+    ds = pd.date_range(START, periods=120, freq="D")
+    y = np.zeros(120)
+    y[100] = 1.0  # an ordinary single unit
+    y[110] = 50.0  # far above anything seen
+    out = score(pd.DataFrame({"unique_id": "z", "ds": ds, "y": y}))
+    flagged = out.loc[out["is_anomaly"], "ds"].tolist()
+    assert flagged == [ds[110]]
+
+
+def test_single_value_series() -> None:
+    ds = pd.date_range(START, periods=90, freq="D")
+    out = score(pd.DataFrame({"unique_id": "c", "ds": ds, "y": 42.5}))
+    assert not out["is_anomaly"].any()
+    np.testing.assert_allclose(out["expected"].iloc[-1], 42.5)
+    one = score(pd.DataFrame({"unique_id": ["c"], "ds": [START], "y": [7.0]}))
+    assert len(one) == 1 and not one["is_anomaly"].any()
+
+
+def test_intermittent_series_no_alarm_for_ordinary_values() -> None:
+    rng = np.random.default_rng(5)
+    ds = pd.date_range(START, periods=300, freq="D")
+    y = rng.poisson(0.15, 300).astype(float)
+    out = score(pd.DataFrame({"unique_id": "slow", "ds": ds, "y": y}))
+    assert (y > 0).sum() > 20
+    assert out["is_anomaly"].sum() == 0
+    y[250] = 40.0
+    out = score(pd.DataFrame({"unique_id": "slow", "ds": ds, "y": y}))
+    assert out.loc[out["is_anomaly"], "ds"].tolist() == [ds[250]]
+
+
+def test_nan_value_scored_as_missing() -> None:
+    df = weekly_series()
+    df.loc[100, "y"] = np.nan
+    out = score(df)
+    assert out.iloc[100]["kind"] == "missing" and out.iloc[100]["is_anomaly"]
+    assert "no value" in out.iloc[100]["reason"]
+    assert not out.iloc[101:108]["is_anomaly"].any()
+
+
+def test_holiday_event_for_all_series() -> None:
+    df = pd.concat([weekly_series("a"), weekly_series("b", seed=2)], ignore_index=True)
+    day = START + pd.Timedelta(days=150)
+    df.loc[df["ds"] == day, "y"] *= 0.05
+    events = pd.DataFrame({"unique_id": ["*"], "ds": [day], "event": ["holiday: Christmas"]})
+    out = score(df, events=events)
+    hit = out[out["ds"] == day]
+    assert not hit["is_anomaly"].any()
+    assert hit["reason"].str.contains("holiday: Christmas").all()
+    assert not score(df)[lambda d: d["ds"] == day]["is_anomaly"].eq(False).any()
+
+
+def test_end_option_flags_stopped_feed() -> None:
+    df = weekly_series(days=100)
+    out = score(df, options=ScoreOptions(end=START + pd.Timedelta(days=102)))
+    assert len(out) == 103
+    assert out.iloc[-3:]["kind"].eq("missing").all()
+
+
+def test_incident_open_and_severity() -> None:
+    df = weekly_series()
+    df.loc[198:199, "y"] *= 5
+    inc = build_incidents(score(df), thresholds={"critical": 0.999999, "medium": 0.9995})
+    assert len(inc) == 1
+    row = inc.iloc[0]
+    assert row["status"] == "open" and row["severity"] == "critical" and row["points"] == 2
+    assert row["incident_id"] == build_incidents(score(df)).iloc[0]["incident_id"]
+
+
+def test_incident_gap_of_one_day_merges() -> None:
+    df = weekly_series()
+    df.loc[[150, 152], "y"] *= 4
+    inc = build_incidents(score(df))
+    assert len(inc) == 1 and inc.iloc[0]["points"] == 2
+    assert len(build_incidents(score(df), max_gap_days=0)) == 2
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        (pd.DataFrame({"unique_id": [1], "ds": [START], "y": [1.0]}), "must hold strings"),
+        (pd.DataFrame({"unique_id": ["a"], "ds": ["2023-01-01"], "y": [1.0]}), "datetime64"),
+        (pd.DataFrame({"unique_id": ["a"], "ds": [START + pd.Timedelta(hours=3)], "y": [1.0]}), "midnight"),
+        (pd.DataFrame({"unique_id": ["a", "a"], "ds": [START, START], "y": [1.0, 2.0]}), "duplicate"),
+        (pd.DataFrame({"unique_id": ["a"], "ds": [START], "y": ["x"]}), "numeric"),
+        (pd.DataFrame({"unique_id": ["a"], "ds": [START], "y": [np.inf]}), "infinite"),
+    ],
+)
+def test_bad_series_input_raises_clear_error(frame: pd.DataFrame, match: str) -> None:
+    with pytest.raises(AnomalyInputError, match=match):
+        score(frame)
+
+
+def test_bad_events_and_options_raise() -> None:
+    df = weekly_series(days=20)
+    with pytest.raises(AnomalyInputError, match="events is missing column"):
+        score(df, events=pd.DataFrame({"ds": [START], "event": ["x"]}))
+    with pytest.raises(AnomalyInputError, match="threshold"):
+        ScoreOptions(threshold=1.5)
+    with pytest.raises(AnomalyInputError, match="thresholds"):
+        build_incidents(score(df), thresholds={"high": 2.0})
+
+
+def test_records_customer_with_negotiated_price_not_flagged() -> None:
+    n = 80
+    lines = pd.DataFrame(
+        {
+            "order_id": [f"o{i}" for i in range(n)],
+            "line_no": 1,
+            "order_date": pd.date_range(START, periods=n, freq="D"),
+            "sku": "sku1",
+            "customer_id": np.where(np.arange(n) % 4 == 0, "vip", "std"),
+            "quantity": 5.0,
+            "unit_price": np.where(np.arange(n) % 4 == 0, 7.0, 10.0),
+            "discount": 0.0,
+        }
+    )
+    out = score_records(lines)
+    # Once the vip customer has min_history earlier lines, its lower price is its normal price.
+    later = out["order_date"] > START + pd.Timedelta(days=4 * 5)
+    assert not out.loc[later, "is_anomaly"].any()
+    assert out.loc[~later, "is_anomaly"].any()
+    assert set(out["field"]) == {"unit_price", "quantity", "discount"}
+    assert len(out) == 3 * n
+
+
+def test_records_bad_input_raises() -> None:
+    with pytest.raises(AnomalyInputError, match="missing column"):
+        score_records(pd.DataFrame({"order_id": ["o1"]}))
+    lines = pd.DataFrame(
+        {
+            "order_id": ["o1", "o1"],
+            "line_no": [1, 1],
+            "order_date": [START, START],
+            "sku": ["s", "s"],
+            "customer_id": ["c", "c"],
+            "quantity": [1.0, 1.0],
+            "unit_price": [1.0, 1.0],
+            "discount": [0.0, 0.0],
+        }
+    )
+    with pytest.raises(AnomalyInputError, match="duplicate keys"):
+        score_records(lines)
