@@ -318,7 +318,8 @@ def to_markdown(r: dict) -> str:
         f"| incident recall | {m['recall']:.3f} |",
         f"| incident F1 | {m['f1']:.3f} |",
         f"| incidents / labels | {m['incidents']} / {m['labels']} |",
-        f"| false alarms per 1,000 series-days (anomaly-free panel) | {r['false_alarms_per_1000_series_days']:.3f} |",
+        "| false alarms per 1,000 series-days (anomaly-free panel) | "
+        f"{r['false_alarms_per_1000_series_days']:.3f} |",
         "",
         "| kind | labels | recall | median delay (days) |",
         "|---|---|---|---|",
@@ -329,7 +330,8 @@ def to_markdown(r: dict) -> str:
     lines += [
         "",
         f"Order lines: {rec['lines']} lines, {rec['labelled_bad']} labelled bad, {rec['flagged']} flagged: "
-        f"precision {rec['precision']:.3f}, recall {rec['recall']:.3f}, F1 {rec['f1']:.3f} ({rec['seconds']} s).",
+        f"precision {rec['precision']:.3f}, recall {rec['recall']:.3f}, F1 {rec['f1']:.3f} "
+        f"({rec['seconds']} s).",
         "",
     ]
     return "\n".join(lines)

@@ -100,7 +100,8 @@ def main() -> None:
         "| run | rows in | seconds | target |",
         "|---|---|---|---|",
         f"| full backfill | {result['points']:,} | {result['full_seconds']} | < 120 |",
-        f"| incremental (last day) | {result['incremental_input_rows']:,} | {result['incremental_seconds']} | < 20 |",
+        f"| incremental (last day) | {result['incremental_input_rows']:,} | "
+        f"{result['incremental_seconds']} | < 20 |",
         "",
         f"Incremental vs full: max abs difference {max_diff:.3g}, identical flags: {same_flags}.",
         "",

@@ -7,15 +7,18 @@ Model ``causal-robust-decomposition`` (every statistic of day ``t`` reads only d
   trails by two weeks, the offset also absorbs that lag under a local linear trend;
 * yearly correction ``Y_t``: median of last year's residuals ``y_s - B_s - O_s`` over the 29 days around
   ``t - 364`` (same weekday alignment), shrunk to 0 unless it is clearly non-zero;
-* ``expected = B + O + Y``; residual scale: the largest of 1.4826 x MAD and the 90% quantile of the
-  absolute residuals of the last 56 days divided by 1.645 (both estimate a Gaussian sigma; the second
-  guards against heavy tails), floored at 1 for count series (so ordinary zeros and ones never alarm);
-  in intermittent series (mostly zeros) a value up to the recent maximum is treated as ordinary;
+* ``expected = B + O + Y``; residual scale: the larger of IQR / 1.349 and the 5-95% range / 3.29 of the
+  residuals of the last 56 days (both estimate a Gaussian sigma; the second guards against heavy
+  tails), floored at 1 for count series (so ordinary zeros and ones never alarm); in intermittent
+  series (mostly zeros) a value up to the recent maximum is treated as ordinary. The scale and the
+  yearly term move slowly and are computed once a week, at a fixed weekday (calendar-anchored, so a
+  run over any range of days gives the same values);
 * point score: one minus the two-sided Student-t tail probability of ``z = (y - expected) / scale``,
-  with degrees of freedom from the number of residuals (0.37 per residual, the efficiency of MAD),
+  with degrees of freedom from the number of residuals (0.37 per residual, the efficiency of IQR),
   so short histories get wide bands;
-* level shift: a scan over the last 2..14 days of ``sum(z) / sqrt(n)`` with the tail approximation of
-  Siegmund for the maximum over scales; the start of the best window is reported as "since".
+* level shift: a scan over the last 2..14 days of standardised sums of z (variance corrected for the
+  lag-1 autocorrelation of z over the last 56 days), with Siegmund's tail approximation for the
+  maximum over window lengths; the start of the best window is reported as "since".
 
 Known-event days are left out of the history. Missing days are flagged when the series reported on at
 least 90% of the previous 28 days.
