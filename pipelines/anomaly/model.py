@@ -56,7 +56,11 @@ _INTERMITTENT_MAX_Z = 3.0
 
 #: Days of history before ``t`` that any statistic at ``t`` reads. An incremental run must be given at
 #: least this many days before its first output day to reproduce a full run exactly.
-REQUIRED_HISTORY_DAYS = _SCAN_DAYS + _SCALE_DAYS + _YEAR + _YEAR_HALF_WIDTH + 7 * _WEEKS + _LEVEL_DAYS
+REQUIRED_HISTORY_DAYS = (
+    # shift scan + autocorrelation window + weekly anchors of the scale and yearly terms + yearly
+    # window + weekday offsets + level window
+    _SCAN_DAYS + 2 * _SCALE_DAYS + 1 + 2 * 7 + _YEAR + _YEAR_HALF_WIDTH + 7 * _WEEKS + _LEVEL_DAYS
+)
 
 KIND_NONE, KIND_SPIKE, KIND_DIP, KIND_SHIFT, KIND_MISSING = 0, 1, 2, 3, 4
 KIND_LABELS: dict[int, str | None] = {

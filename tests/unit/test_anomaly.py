@@ -141,6 +141,21 @@ def test_incremental_equals_full() -> None:
     assert inc["is_anomaly"].any()
 
 
+def test_incremental_from_trailing_window_equals_full() -> None:
+    from pipelines.anomaly import REQUIRED_HISTORY_DAYS
+
+    days = REQUIRED_HISTORY_DAYS + 40
+    df = pd.concat([weekly_series("a", days=days), weekly_series("b", days=days, seed=4)], ignore_index=True)
+    df.loc[days - 3, "y"] *= 4
+    cut = START + pd.Timedelta(days=days - 5)
+    full = score(df)
+    window = df[df["ds"] > cut - pd.Timedelta(days=REQUIRED_HISTORY_DAYS)]
+    inc = score(window, options=ScoreOptions(only_after=cut))
+    ref = full[full["ds"] > cut].reset_index(drop=True)
+    pd.testing.assert_frame_equal(inc, ref, check_exact=True)
+    assert inc["is_anomaly"].sum() == 1
+
+
 @pytest.mark.parametrize("days", [1, 3, 10])
 def test_short_series_never_alarm(days: int) -> None:
     df = weekly_series(days=days)
