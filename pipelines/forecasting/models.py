@@ -39,6 +39,7 @@ class ModelForecast:
 
 
 ModelFn = Callable[[np.ndarray, int], ModelForecast]
+FamilyFn = Callable[[np.ndarray, int], dict[str, ModelForecast]]
 
 
 def rmse(errors: np.ndarray) -> float:
@@ -49,6 +50,15 @@ def rmse(errors: np.ndarray) -> float:
 
 def _flat(value: float, horizon: int) -> np.ndarray:
     return np.full(horizon, float(value))
+
+
+def single(name: str, fn: ModelFn) -> FamilyFn:
+    """Wrap a one-model fit function as a family returning {name: forecast}."""
+
+    def fit(y: np.ndarray, horizon: int) -> dict[str, ModelForecast]:
+        return {name: fn(y, horizon)}
+
+    return fit
 
 
 def fit_naive(y: np.ndarray, horizon: int) -> ModelForecast:
@@ -106,20 +116,11 @@ def _ets(y: np.ndarray, trend: bool) -> object:
         return model.fit(disp=False, maxiter=200)
 
 
-def fit_ets(y: np.ndarray, horizon: int) -> ModelForecast:
-    """statsmodels ETS, additive errors, no trend or damped additive trend chosen by AICc.
-
-    Seasonality is removed beforehand (see `seasonality`), so only the error/trend/damping choice
-    is made here; a damped trend is only tried with at least 10 observations.
-    """
-    fits = [_ets(y, trend=False)]
-    if len(y) >= 10:
-        fits.append(_ets(y, trend=True))
-    best = min(fits, key=lambda r: r.aicc if np.isfinite(r.aicc) else np.inf)  # type: ignore[attr-defined]
-    has_trend = best.model.trend is not None  # type: ignore[attr-defined]
-    params = best.params  # type: ignore[attr-defined]
-    mean = np.asarray(best.forecast(horizon), dtype=np.float64)  # type: ignore[attr-defined]
-    level_n = float(np.asarray(best.level)[-1])  # type: ignore[attr-defined]
+def _ets_forecast(fit: object, horizon: int) -> ModelForecast:
+    has_trend = fit.model.trend is not None  # type: ignore[attr-defined]
+    params = fit.params  # type: ignore[attr-defined]
+    mean = np.asarray(fit.forecast(horizon), dtype=np.float64)  # type: ignore[attr-defined]
+    level = _flat(float(np.asarray(fit.level)[-1]), horizon)  # type: ignore[attr-defined]
 
     def replay(p: np.ndarray, h: int) -> np.ndarray:
         with warnings.catch_warnings():
@@ -127,14 +128,26 @@ def fit_ets(y: np.ndarray, horizon: int) -> ModelForecast:
             model = ETSModel(p, error="add", trend="add" if has_trend else None, damped_trend=has_trend)
             return np.asarray(model.smooth(params).forecast(h), dtype=np.float64)
 
-    level = _flat(level_n, horizon)
     return ModelForecast(
         mean=mean,
         replay=replay,
         level=level,
         trend=mean - level if has_trend else None,
-        sigma1=rmse(np.asarray(best.resid)),  # type: ignore[attr-defined]
+        sigma1=rmse(np.asarray(fit.resid)),  # type: ignore[attr-defined]
     )
+
+
+def fit_ets_theta(y: np.ndarray, horizon: int) -> dict[str, ModelForecast]:
+    """statsmodels ETS (AICc choice) and the Theta method, sharing one SES fit.
+
+    ETS: additive errors, no trend (A,N,N) or damped additive trend (A,Ad,N), chosen by AICc;
+    seasonality is removed beforehand (see `seasonality`); the damped trend needs >= 10 points.
+    Theta: see `build_theta`, from the A,N,N fit.
+    """
+    ses = _ets(y, trend=False)
+    fits = [ses, _ets(y, trend=True)] if len(y) >= 10 else [ses]
+    best = min(fits, key=lambda r: r.aicc if np.isfinite(r.aicc) else np.inf)  # type: ignore[attr-defined]
+    return {"ets": _ets_forecast(best, horizon), "theta": build_theta(y, ses, horizon)}
 
 
 def _theta_forecast(y: np.ndarray, alpha: float, level0: float, h: int) -> np.ndarray:
@@ -146,23 +159,21 @@ def _theta_forecast(y: np.ndarray, alpha: float, level0: float, h: int) -> np.nd
     return level + 0.5 * slope * steps
 
 
-def fit_theta(y: np.ndarray, horizon: int) -> ModelForecast:
+def build_theta(y: np.ndarray, ses: object, horizon: int) -> ModelForecast:
     """Theta method (Assimakopoulos & Nikolopoulos, 2000) as SES with drift.
 
     Same estimator as statsmodels `ThetaModel(deseasonalize=False)`: SES smoothing parameter by
-    maximum likelihood (here through statsmodels ETS A,N,N) and half the OLS slope as drift
-    (Hyndman & Billah, 2003); computed directly because it reuses one cheap ETS fit.
+    maximum likelihood (`ses`, a statsmodels ETS A,N,N fit) and half the OLS slope as drift
+    (Hyndman & Billah, 2003); computed directly so that it reuses the ETS fit.
     """
-    res = _ets(y, trend=False)
-    alpha = float(np.clip(res.params[0], 1e-4, 1.0))  # type: ignore[attr-defined]
-    level0 = float(res.params[-1])  # type: ignore[attr-defined]
+    alpha = float(np.clip(ses.params[0], 1e-4, 1.0))  # type: ignore[attr-defined]
+    level0 = float(ses.params[-1])  # type: ignore[attr-defined]
     mean = _theta_forecast(y, alpha, level0, horizon)
-    level_n = _ses_level(y, alpha, level0)[-1]
-    level = _flat(level_n, horizon)
+    level = _flat(_ses_level(y, alpha, level0)[-1], horizon)
     return ModelForecast(
         mean=mean,
         replay=lambda p, h: _theta_forecast(p, alpha, level0, h),
         level=level,
         trend=mean - level,
-        sigma1=rmse(np.asarray(res.resid)),  # type: ignore[attr-defined]
+        sigma1=rmse(np.asarray(ses.resid)),  # type: ignore[attr-defined]
     )

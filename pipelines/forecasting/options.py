@@ -24,6 +24,7 @@ class ForecastOptions:
         backtest_windows: rolling-origin backtest windows (each `horizon` long) used to select and
             combine models and to calibrate intervals.
         combine_top: the largest number of best-ranked models averaged in a combination.
+        min_combine: the smallest number of models combined (1 allows a single model).
         nonnegative: clip forecasts and bounds at 0 for series whose history is non-negative;
             None decides per series (clip when the history has no negative value).
         max_history: keep only the most recent this many observations for fitting (older data
@@ -35,8 +36,9 @@ class ForecastOptions:
 
     season_lengths: tuple[float, ...] = ()
     n_jobs: int | None = None
-    backtest_windows: int = 2
+    backtest_windows: int = 8
     combine_top: int = 3
+    min_combine: int = 2
     nonnegative: bool | None = None
     max_history: int = 600
     min_seasons_kept: int = 3

@@ -17,12 +17,12 @@ import numpy as np
 from pipelines.forecasting.arima import fit_arima
 from pipelines.forecasting.intermittent import build_croston, classify_demand
 from pipelines.forecasting.models import (
-    ModelFn,
+    FamilyFn,
     ModelForecast,
     build_seasonal_naive,
-    fit_ets,
+    fit_ets_theta,
     fit_naive,
-    fit_theta,
+    single,
 )
 from pipelines.forecasting.options import ForecastOptions
 from pipelines.forecasting.seasonality import Seasonality, fit_seasonality
@@ -30,16 +30,14 @@ from pipelines.forecasting.seasonality import Seasonality, fit_seasonality
 logger = logging.getLogger(__name__)
 
 # Models on the seasonally adjusted series, in tie-break order.
-ADJUSTED_MODELS: dict[str, ModelFn] = {
-    "ets": fit_ets,
-    "theta": fit_theta,
-    "arima": fit_arima,
-    "naive": fit_naive,
+# A family fits one or more related models at once (ETS and Theta share one SES fit).
+ADJUSTED_MODELS: dict[str, FamilyFn] = {
+    "ets,theta": fit_ets_theta,
+    "arima": single("arima", fit_arima),
+    "naive": single("naive", fit_naive),
 }
-INTERMITTENT_MODELS: dict[str, ModelFn] = {
-    "sba": build_croston("sba"),
-    "tsb": build_croston("tsb"),
-    "croston": build_croston("croston"),
+INTERMITTENT_MODELS: dict[str, FamilyFn] = {
+    name: single(name, build_croston(name)) for name in ("sba", "tsb", "croston")
 }
 MIN_POINTS_FOR_MODELS = 8
 
@@ -98,20 +96,23 @@ def _origins(n: int, horizon: int, windows: int, min_train: int) -> list[int]:
 
 
 def _fit_candidates(
-    y: np.ndarray, adj: np.ndarray, horizon: int, models: dict[str, tuple[ModelFn, bool]]
-) -> tuple[dict[str, ModelForecast], list[str]]:
+    y: np.ndarray, adj: np.ndarray, horizon: int, families: dict[str, tuple[FamilyFn, bool]]
+) -> tuple[dict[str, ModelForecast], dict[str, bool], list[str]]:
+    """Fit every family; returns forecasts by model, whether each is on the adjusted scale, and
+    the failure reasons of the models that were dropped."""
     fits: dict[str, ModelForecast] = {}
+    adjusted: dict[str, bool] = {}
     reasons: list[str] = []
-    for name, (fn, adjusted) in models.items():
+    for family, (fn, on_adjusted) in families.items():
         try:
-            fc = fn(adj if adjusted else y, horizon)
-            if fc.mean.shape != (horizon,) or not np.all(np.isfinite(fc.mean)):
-                raise FloatingPointError("non-finite or mis-shaped forecast")
-            fits[name] = fc
+            for name, fc in fn(adj if on_adjusted else y, horizon).items():
+                if fc.mean.shape != (horizon,) or not np.all(np.isfinite(fc.mean)):
+                    raise FloatingPointError(f"{name}: non-finite or mis-shaped forecast")
+                fits[name], adjusted[name] = fc, on_adjusted
         except Exception as err:  # a failing model is dropped, the others carry on
-            reasons.append(f"{name} failed: {type(err).__name__}: {err}")
-            logger.debug("fit of %s failed", name, exc_info=True)
-    return fits, reasons
+            reasons.append(f"{family} failed: {type(err).__name__}: {err}")
+            logger.debug("fit of %s failed", family, exc_info=True)
+    return fits, adjusted, reasons
 
 
 def _backtest(
@@ -140,7 +141,7 @@ def _backtest(
 
 
 def _choose(
-    preds: dict[str, np.ndarray], actual: np.ndarray, scale: float, max_k: int
+    preds: dict[str, np.ndarray], actual: np.ndarray, scale: float, min_k: int, max_k: int
 ) -> tuple[list[str], float, np.ndarray]:
     """Best of: the top model, the mean of the top 2, ..., of the top `max_k` (by backtest MASE)."""
 
@@ -150,7 +151,7 @@ def _choose(
 
     ranked = sorted(preds, key=lambda k: mase(preds[k]))
     best: tuple[float, list[str], np.ndarray] | None = None
-    for k in range(1, min(max_k, len(ranked)) + 1):
+    for k in range(min(min_k, len(ranked)), min(max_k, len(ranked)) + 1):
         members = ranked[:k]
         combo = np.mean([preds[m] for m in members], axis=0)
         score = mase(combo)
@@ -158,6 +159,54 @@ def _choose(
             best = (score, members, combo)
     assert best is not None
     return best[1], best[0], actual - best[2]
+
+
+def build_growth(errors: np.ndarray, horizon: int) -> np.ndarray:
+    """Error growth over the horizon, step**b, with b fitted to the backtest errors.
+
+    b is the slope of log RMS error on log step, clipped to [0, 1] and shrunk towards the
+    random-walk value 0.5 (prior weight: four windows), so few windows give a random-walk shape.
+    """
+    steps = np.arange(1, horizon + 1, dtype=np.float64)
+    b = 0.5
+    n_windows = errors.shape[0]
+    if n_windows and horizon >= 3:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rms = np.sqrt(np.nanmean(errors**2, axis=0))
+        ok = np.isfinite(rms) & (rms > 0)
+        if ok.sum() >= 3:
+            slope = float(np.polyfit(np.log(steps[ok]), np.log(rms[ok]), 1)[0])
+            b = (n_windows * float(np.clip(slope, 0.0, 1.0)) + 4 * 0.5) / (n_windows + 4)
+    return steps**b
+
+
+def build_scales(errors: np.ndarray, sigma1: float, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step scale of the forecast errors and the normalised backtest scores.
+
+    The one-step scale pools the in-sample one-step error (weight: one window) with the backtest
+    errors divided by the growth path (`build_growth`; the pooled interval multipliers correct
+    what remains of the shape). Each window's scores use a scale estimated without that window, so the
+    scores are honest out-of-sample ratios (as in cross-conformal prediction).
+
+    Returns:
+        sigma (horizon,) and scores (windows, horizon) of |error| / scale.
+    """
+    growth = build_growth(errors, horizon)
+    prior_ss, prior_n = horizon * sigma1**2, float(horizon)
+    norm = errors / growth
+    finite = np.isfinite(norm)
+    ss_w = np.where(finite, norm, 0.0) ** 2
+    ss_w, n_w = ss_w.sum(axis=1), finite.sum(axis=1)
+    total_ss, total_n = float(ss_w.sum()) + prior_ss, float(n_w.sum()) + prior_n
+    sigma = np.sqrt(total_ss / total_n) * growth
+    if errors.shape[0] < 2:
+        scale_w = np.full(errors.shape[0], sigma1)
+    else:
+        scale_w = np.sqrt((total_ss - ss_w) / np.maximum(total_n - n_w, 1.0))
+    denom = scale_w[:, None] * growth[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(denom > 0, np.abs(errors) / denom, np.nan)
+    return sigma, scores
 
 
 def _result_without_models(y: np.ndarray, horizon: int, reason: str | None, nonneg: bool) -> SeriesResult:
@@ -198,26 +247,26 @@ def fit_predict_series(y_raw: np.ndarray, horizon: int, options: ForecastOptions
     if group == "intermittent":
         season = Seasonality("none", np.zeros(len(y)), np.zeros(horizon))
         periods: tuple[float, ...] = ()
-        models = {k: (fn, False) for k, fn in INTERMITTENT_MODELS.items()}
+        models: dict[str, tuple[FamilyFn, bool]] = {k: (fn, False) for k, fn in INTERMITTENT_MODELS.items()}
     else:
         periods = options.season_lengths
         season = fit_seasonality(y, periods, horizon)
         models = {k: (fn, True) for k, fn in ADJUSTED_MODELS.items()}
     short_periods = [round(p) for p in options.season_lengths if p >= 2 and len(y) >= 2 * p]
     if short_periods:
-        models["seasonal_naive"] = (build_seasonal_naive(min(short_periods)), False)
+        snaive = build_seasonal_naive(min(short_periods))
+        models["seasonal_naive"] = (single("seasonal_naive", snaive), False)
     adj = season.adjust(y)
-    fits, reasons = _fit_candidates(y, adj, horizon, models)
+    fits, adjusted, reasons = _fit_candidates(y, adj, horizon, models)
     if not fits:
         return _result_without_models(y, horizon, "; ".join(reasons), bool(nonneg))
-    adjusted = {k: models[k][1] for k in fits}
     min_train = max(MIN_POINTS_FOR_MODELS, 2 * max(short_periods, default=0))
     origins = _origins(len(y), horizon, options.backtest_windows, min_train)
     scale = _mase_scale(y)
     if origins:
         preds = _backtest(y, fits, adjusted, origins, horizon, periods)
         actual = np.vstack([y[o : o + horizon] for o in origins])
-        members, score, errors = _choose(preds, actual, scale, options.combine_top)
+        members, score, errors = _choose(preds, actual, scale, options.min_combine, options.combine_top)
     else:
         preferred: list[str] = [m for m in ("theta", "ets", "sba") if m in fits]
         members = preferred[:1] or list(fits)[:1]
@@ -228,9 +277,7 @@ def fit_predict_series(y_raw: np.ndarray, horizon: int, options: ForecastOptions
     sigma1 = float(np.mean(sigma1s)) if sigma1s else float(np.std(np.diff(y)))
     if season.kind == "multiplicative":
         sigma1 *= float(np.mean(np.abs(season.future)))
-    sigma = sigma1 * np.sqrt(np.arange(1, horizon + 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scores = np.where(sigma > 0, np.abs(errors) / sigma, np.nan)
+    sigma, scores = build_scales(errors, sigma1, horizon)
     weights = {m: round(1.0 / len(members), 6) for m in members}
     name = members[0] if len(members) == 1 else f"combo({','.join(members)})"
     return SeriesResult(
