@@ -31,7 +31,7 @@ def fit_multipliers(
         levels: interval levels in percent.
 
     Returns:
-        level -> array (horizon,) of multipliers, non-decreasing in the step.
+        level -> array (horizon,) of multipliers (the scales already grow with the step).
     """
     stacked = np.vstack([s for s in scores if s.size]) if any(s.size for s in scores) else None
     out: dict[float, np.ndarray] = {}
@@ -49,5 +49,5 @@ def fit_multipliers(
                     # conformal quantile with the finite-sample correction, then shrink to z
                     emp = float(np.quantile(pool, min(1.0, q * (n + 1) / n)))
                     mult[k] = (n * emp + PRIOR_WEIGHT * z) / (n + PRIOR_WEIGHT)
-        out[level] = np.maximum.accumulate(mult)
+        out[level] = mult
     return out

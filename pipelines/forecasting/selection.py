@@ -10,7 +10,7 @@ interval calibration and the explanation columns need.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -57,6 +57,16 @@ class SeriesResult:
     fallback_reason: str | None = None
     nonnegative: bool = False
     components: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def last_steps(self, horizon: int) -> SeriesResult:
+        """The same result restricted to its last `horizon` steps."""
+        return replace(
+            self,
+            mean=self.mean[-horizon:],
+            sigma=self.sigma[-horizon:],
+            scores=self.scores[:, -horizon:],
+            components={k: v[-horizon:] for k, v in self.components.items()},
+        )
 
 
 @dataclass
@@ -141,17 +151,29 @@ def _backtest(
 
 
 def _choose(
-    preds: dict[str, np.ndarray], actual: np.ndarray, scale: float, min_k: int, max_k: int
+    preds: dict[str, np.ndarray],
+    actual: np.ndarray,
+    scale: float,
+    k_range: tuple[int, int],
+    squared: bool,
 ) -> tuple[list[str], float, np.ndarray]:
-    """Best of: the top model, the mean of the top 2, ..., of the top `max_k` (by backtest MASE)."""
+    """Best of the means of the top k models, k in `k_range`, ranked by backtest error.
+
+    The error is MASE, or RMSSE when `squared` (intermittent demand: absolute error favours
+    forecasting zero, squared error targets the mean demand rate, as in M5).
+    """
 
     def mase(p: np.ndarray) -> float:
         err = np.abs(actual - p)
-        return float(np.nanmean(err)) / scale if np.isfinite(err).any() else np.inf
+        if not np.isfinite(err).any():
+            return np.inf
+        if squared:
+            return float(np.sqrt(np.nanmean(err**2))) / scale
+        return float(np.nanmean(err)) / scale
 
     ranked = sorted(preds, key=lambda k: mase(preds[k]))
     best: tuple[float, list[str], np.ndarray] | None = None
-    for k in range(min(min_k, len(ranked)), min(max_k, len(ranked)) + 1):
+    for k in range(min(k_range[0], len(ranked)), min(k_range[1], len(ranked)) + 1):
         members = ranked[:k]
         combo = np.mean([preds[m] for m in members], axis=0)
         score = mase(combo)
@@ -233,7 +255,18 @@ def _result_without_models(y: np.ndarray, horizon: int, reason: str | None, nonn
 
 
 def fit_predict_series(y_raw: np.ndarray, horizon: int, options: ForecastOptions) -> SeriesResult:
-    """Forecast one series (NaN = missing or censored) `horizon` steps ahead."""
+    """Forecast one series (NaN = missing or censored) `horizon` steps ahead.
+
+    Missing values at the end are not imputed: the forecast starts from the last observed value
+    and runs over the gap, whose steps are then dropped.
+    """
+    finite = np.flatnonzero(np.isfinite(y_raw))
+    gap = int(len(y_raw) - 1 - finite[-1]) if finite.size else 0
+    result = _fit_predict_observed(y_raw[: len(y_raw) - gap], horizon + gap, options)
+    return result.last_steps(horizon) if gap else result
+
+
+def _fit_predict_observed(y_raw: np.ndarray, horizon: int, options: ForecastOptions) -> SeriesResult:
     y = build_clean_series(y_raw, _history_to_keep(len(y_raw), options))
     nonneg = options.nonnegative if options.nonnegative is not None else bool(len(y) and y.min() >= 0)
     if len(y) == 0:
@@ -266,7 +299,9 @@ def fit_predict_series(y_raw: np.ndarray, horizon: int, options: ForecastOptions
     if origins:
         preds = _backtest(y, fits, adjusted, origins, horizon, periods)
         actual = np.vstack([y[o : o + horizon] for o in origins])
-        members, score, errors = _choose(preds, actual, scale, options.min_combine, options.combine_top)
+        k_range = (options.min_combine, options.combine_top)
+        squared = group == "intermittent"
+        members, score, errors = _choose(preds, actual, scale, k_range, squared)
     else:
         preferred: list[str] = [m for m in ("theta", "ets", "sba") if m in fits]
         members = preferred[:1] or list(fits)[:1]

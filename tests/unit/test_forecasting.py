@@ -1,53 +1,284 @@
-"""Unit tests of pipelines.forecasting (contract, edge cases, intervals, fallbacks)."""
+"""Unit tests of pipelines.forecasting: contract, edge cases, intervals and fallbacks."""
 
 from __future__ import annotations
+
+import itertools
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.forecasting import ForecastInputError, forecast
+from pipelines.forecasting import (
+    ForecastInputError,
+    build_options,
+    forecast,
+    run_forecast,
+    selection,
+)
+from pipelines.forecasting.intermittent import classify_demand
+from pipelines.forecasting.options import infer_season_lengths
+
+BOUNDS = ("yhat_lo_95", "yhat_lo_80", "yhat", "yhat_hi_80", "yhat_hi_95")
 
 
 def _frame(values: dict[str, np.ndarray], freq: str = "D", start: str = "2024-01-01") -> pd.DataFrame:
     parts = [
-        pd.DataFrame({"unique_id": uid, "ds": pd.date_range(start, periods=len(y), freq=freq), "y": y})
+        pd.DataFrame(
+            {
+                "unique_id": uid,
+                "ds": pd.date_range(start, periods=len(y), freq=freq),
+                "y": np.asarray(y, dtype=float),
+            }
+        )
         for uid, y in values.items()
     ]
     return pd.concat(parts, ignore_index=True)
 
 
-def test_output_contract_shape_and_dates() -> None:
+def _check_contract(out: pd.DataFrame, hist: pd.DataFrame, horizon: int, freq: str = "D") -> None:
+    """Properties every output must have, whatever the input."""
+    ids = list(pd.unique(hist["unique_id"]))
+    assert sorted(out["unique_id"].unique()) == sorted(ids)
+    assert (out.groupby("unique_id").size() == horizon).all()
+    for uid in ids:
+        last = hist.loc[hist["unique_id"] == uid, "ds"].max()
+        expected = pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
+        assert list(out.loc[out["unique_id"] == uid, "ds"]) == list(expected)
+    assert np.isfinite(out[list(BOUNDS)].to_numpy(dtype=float)).all()
+    for lower, upper in itertools.pairwise(BOUNDS):
+        assert (out[lower] <= out[upper] + 1e-9).all(), (lower, upper)
+    nonneg = hist.groupby("unique_id")["y"].min() >= 0
+    for uid in nonneg[nonneg].index:
+        assert (out.loc[out["unique_id"] == uid, list(BOUNDS)] >= 0).all().all()
+    for text in out["weights"].unique():
+        weights = json.loads(text)
+        assert abs(sum(weights.values()) - 1.0) < 1e-4
+    assert out["fallback"].dtype == bool
+    assert set(out.columns) >= {"model", "fallback_reason", "level", "trend", "seasonal"}
+
+
+def test_output_contract_on_a_mixed_panel() -> None:
     rng = np.random.default_rng(0)
-    hist = _frame({"a": rng.normal(10, 1, 60), "b": rng.normal(5, 1, 30)})
+    t = np.arange(120)
+    hist = _frame(
+        {
+            "noise": rng.normal(10, 1, 120),
+            "trend": 5 + 0.5 * t + rng.normal(0, 1, 120),
+            "short": np.array([3.0, 4.0]),
+            "zero": np.zeros(50),
+        }
+    )
+    out = forecast(hist, horizon=14, freq="D")
+    _check_contract(out, hist, 14)
+    assert list(out.columns[:3]) == ["unique_id", "ds", "yhat"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 9])
+def test_very_short_series(n: int) -> None:
+    hist = _frame({"a": np.arange(1, n + 1, dtype=float)})
+    out = forecast(hist, horizon=4, freq="D")
+    _check_contract(out, hist, 4)
+    assert (out["yhat"] > 0).all()
+
+
+def test_constant_and_all_zero_series() -> None:
+    hist = _frame({"const": np.full(60, 7.0), "zero": np.zeros(60)})
+    out = forecast(hist, horizon=5, freq="D")
+    _check_contract(out, hist, 5)
+    const = out[out["unique_id"] == "const"]
+    assert np.allclose(const["yhat"], 7.0)
+    zero = out[out["unique_id"] == "zero"]
+    assert np.allclose(zero[list(BOUNDS)], 0.0)
+    assert not out["fallback"].any()
+
+
+def test_intermittent_series_uses_croston_family_and_tracks_rate() -> None:
+    rng = np.random.default_rng(1)
+    occur = rng.random(400) < 0.15
+    y = np.where(occur, rng.poisson(6, 400) + 1, 0).astype(float)
+    assert classify_demand(y) in ("intermittent", "lumpy")
+    hist = _frame({"sku": y})
     out = forecast(hist, horizon=7, freq="D")
-    assert len(out) == 14
-    for col in (
-        "unique_id",
-        "ds",
-        "yhat",
-        "yhat_lo_80",
-        "yhat_hi_80",
-        "yhat_lo_95",
-        "yhat_hi_95",
-        "model",
-        "weights",
-        "backtest_error",
-        "fallback",
-        "fallback_reason",
-        "level",
-        "trend",
-        "seasonal",
-    ):
-        assert col in out.columns
-    b = out[out["unique_id"] == "b"]
-    assert list(b["ds"]) == list(pd.date_range("2024-01-31", periods=7, freq="D"))
-    assert (out["yhat_lo_95"] <= out["yhat_lo_80"]).all()
-    assert (out["yhat_lo_80"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_hi_80"]).all()
-    assert (out["yhat_hi_80"] <= out["yhat_hi_95"]).all()
+    _check_contract(out, hist, 7)
+    weights = json.loads(out["weights"].iat[0])
+    assert set(weights) <= {"croston", "sba", "tsb", "seasonal_naive"}
+    assert set(weights) & {"croston", "sba", "tsb"}
+    rate = 0.15 * 7.0
+    assert 0.4 * rate < out["yhat"].mean() < 2.0 * rate
+    assert (out["yhat_lo_95"] == 0).all()
 
 
-def test_bad_horizon_raises_clear_error() -> None:
-    hist = _frame({"a": np.ones(10)})
-    with pytest.raises(ForecastInputError, match="horizon"):
-        forecast(hist, horizon=0, freq="D")
+def test_trend_is_extrapolated() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(200)
+    hist = _frame({"up": 100 + 2.0 * t + rng.normal(0, 2, 200)}, freq="W-SUN")
+    out = forecast(hist, horizon=10, freq="W-SUN")
+    _check_contract(out, hist, 10, "W-SUN")
+    truth = 100 + 2.0 * np.arange(200, 210)
+    assert np.abs(out["yhat"].to_numpy() - truth).max() < 12
+    assert (out["yhat_lo_80"].to_numpy() < truth).all() and (truth < out["yhat_hi_80"].to_numpy()).all()
+
+
+def test_doubly_seasonal_daily_series_reproduces_both_patterns() -> None:
+    rng = np.random.default_rng(3)
+    n, h = 2 * 365 + 30, 28
+    t = np.arange(n + h)
+    weekly = np.array([0.0, 2.0, 3.0, 3.0, 4.0, 12.0, 10.0])[t % 7]
+    yearly = 15.0 * np.sin(2 * np.pi * t / 365.25)
+    signal = 50 + weekly + yearly
+    y = signal[:n] + rng.normal(0, 1.5, n)
+    hist = _frame({"store": y})
+    out = forecast(hist, horizon=h, freq="D")
+    _check_contract(out, hist, h)
+    yhat = out["yhat"].to_numpy()
+    truth = signal[n:]
+    snaive_error = np.abs(y[n - 7 : n][np.arange(h) % 7] - truth).mean()
+    assert np.abs(yhat - truth).mean() < 0.6 * snaive_error
+    assert np.corrcoef(yhat, truth)[0, 1] > 0.9
+    assert np.isfinite(out["seasonal"]).all()
+
+
+def test_missing_values_and_gaps() -> None:
+    rng = np.random.default_rng(4)
+    y = 20 + rng.normal(0, 1, 100)
+    y[[5, 6, 40, 99]] = np.nan
+    hist = _frame({"a": y, "b": 5 + rng.normal(0, 0.5, 60)})
+    hist = hist.drop(index=[10, 11, 12, 70]).reset_index(drop=True)  # missing dates
+    out = forecast(hist, horizon=6, freq="D")
+    _check_contract(out, hist, 6)
+    a = out[out["unique_id"] == "a"]
+    assert a["ds"].iat[0] == pd.Timestamp("2024-01-01") + pd.Timedelta(days=100)
+    assert 17 < a["yhat"].mean() < 23
+
+
+def test_censored_days_do_not_pull_the_forecast_down() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.normal(20, 2, 120).round()
+    stockout = np.zeros(120, dtype=bool)
+    stockout[60:75] = True
+    stockout[105:] = True
+    y[stockout] = 0.0
+    hist = _frame({"sku": y})
+    hist["censored"] = stockout
+    out = forecast(hist, horizon=7, freq="D")
+    _check_contract(out, hist, 7)
+    uncensored = forecast(hist.drop(columns="censored"), horizon=7, freq="D")
+    assert 17.0 < out["yhat"].mean() < 23.0
+    assert uncensored["yhat"].mean() < 12.0
+
+
+def test_failing_model_falls_back_and_leaves_other_series_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_arima(y: np.ndarray, horizon: int) -> dict[str, object]:
+        if y.mean() > 500:
+            raise RuntimeError("simulated optimiser crash")
+        return original(y, horizon)
+
+    original = selection.ADJUSTED_MODELS["arima"]
+    monkeypatch.setitem(selection.ADJUSTED_MODELS, "arima", broken_arima)
+    rng = np.random.default_rng(6)
+    hist = _frame({"big": 1000 + rng.normal(0, 5, 80), "small": 10 + rng.normal(0, 1, 80)})
+    out = forecast(hist, horizon=5, freq="D")
+    _check_contract(out, hist, 5)
+    big, small = out[out["unique_id"] == "big"], out[out["unique_id"] == "small"]
+    assert big["fallback"].all() and not small["fallback"].any()
+    assert "arima failed: RuntimeError: simulated optimiser crash" in big["fallback_reason"].iat[0]
+    assert small["fallback_reason"].isna().all()
+    assert "arima" not in json.loads(big["weights"].iat[0])
+
+
+def test_every_model_failing_falls_back_to_naive(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(y: np.ndarray, horizon: int) -> dict[str, object]:
+        raise RuntimeError("boom")
+
+    for name in list(selection.ADJUSTED_MODELS):
+        monkeypatch.setitem(selection.ADJUSTED_MODELS, name, broken)
+    hist = _frame({"a": 10 + np.sin(np.arange(50.0))})
+    out = forecast(hist, horizon=3, freq="D")
+    _check_contract(out, hist, 3)
+    assert out["fallback"].all()
+    assert "ets,theta failed: RuntimeError: boom" in out["fallback_reason"].iat[0]
+    # only the model outside the broken families is left: the last week repeated
+    assert (out["model"] == "seasonal_naive").all()
+    assert np.allclose(out["yhat"], hist["y"].to_numpy()[-7:-4])
+
+
+def test_same_input_gives_the_same_output() -> None:
+    rng = np.random.default_rng(7)
+    hist = _frame({f"s{i}": 30 + rng.normal(0, 3, 90).cumsum() * 0.1 for i in range(4)})
+    first = forecast(hist, horizon=7, freq="D")
+    again = forecast(hist, horizon=7, freq="D")
+    shuffled = forecast(hist.sample(frac=1.0, random_state=1), horizon=7, freq="D")
+    pd.testing.assert_frame_equal(first, again)
+    by_key = ["unique_id", "ds"]
+    pd.testing.assert_frame_equal(
+        first.sort_values(by_key, ignore_index=True), shuffled.sort_values(by_key, ignore_index=True)
+    )
+
+
+def test_parallel_and_serial_paths_agree() -> None:
+    rng = np.random.default_rng(8)
+    hist = _frame({f"s{i}": 50 + rng.normal(0, 2, 70) for i in range(6)})
+    serial = run_forecast(hist, 5, "D", (80, 95), build_options("D", n_jobs=1))
+    parallel = run_forecast(hist, 5, "D", (80, 95), build_options("D", n_jobs=2, serial_below=1))
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_interval_coverage_is_near_nominal_on_gaussian_noise() -> None:
+    rng = np.random.default_rng(9)
+    n, h, k = 120, 10, 80
+    data = rng.normal(100, 5, size=(k, n + h))
+    hist = _frame({f"g{i}": data[i, :n] for i in range(k)})
+    out = run_forecast(hist, h, "D", (80, 95), build_options("D", n_jobs=1))
+    truth = data[:, n:].ravel()
+    inside95 = (out["yhat_lo_95"] <= truth) & (truth <= out["yhat_hi_95"])
+    inside80 = (out["yhat_lo_80"] <= truth) & (truth <= out["yhat_hi_80"])
+    assert abs(inside95.mean() - 0.95) < 0.035
+    assert abs(inside80.mean() - 0.80) < 0.06
+    # the Gaussian 95% half-width is 1.96 * 5; calibrated intervals must not be far wider
+    assert ((out["yhat_hi_95"] - out["yhat_lo_95"]) / 2).median() < 1.5 * 1.96 * 5
+
+
+def test_custom_levels_produce_their_columns() -> None:
+    hist = _frame({"a": 10 + np.random.default_rng(10).normal(0, 1, 40)})
+    out = forecast(hist, horizon=3, freq="D", levels=(50, 99.5))
+    assert {"yhat_lo_50", "yhat_hi_50", "yhat_lo_99_5", "yhat_hi_99_5"} <= set(out.columns)
+    assert (out["yhat_lo_99_5"] <= out["yhat_lo_50"]).all()
+
+
+def test_season_lengths_follow_the_frequency() -> None:
+    assert infer_season_lengths("W-SUN") == (52.0,)
+    assert infer_season_lengths("D") == (7.0, 365.25)
+    assert infer_season_lengths("h") == (24.0, 168.0)
+    assert infer_season_lengths("MS") == (12.0,)
+
+
+def _good() -> pd.DataFrame:
+    return _frame({"a": np.arange(10.0)})
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "message"),
+    [
+        (lambda: _good().drop(columns="y"), {}, r"missing required column\(s\) \['y'\]"),
+        (lambda: _good().assign(ds=lambda d: d["ds"].astype(str)), {}, "'ds' must have a datetime64"),
+        (lambda: _good().assign(y=lambda d: d["y"].astype(str)), {}, "'y' must be numeric"),
+        (lambda: pd.concat([_good(), _good().tail(1)]), {}, "duplicate \\(unique_id, ds\\)"),
+        (lambda: _good().assign(censored=1), {}, "'censored' must be boolean"),
+        (lambda: _good().assign(y=np.inf), {}, "infinite"),
+        (lambda: _good().iloc[:0], {}, "no rows"),
+        (lambda: [1, 2], {}, "must be a pandas DataFrame"),
+        (_good, {"horizon": 0}, "`horizon` must be an integer >= 1, got 0"),
+        (_good, {"horizon": 2.5}, "`horizon` must be an integer >= 1, got 2.5"),
+        (_good, {"levels": (80, 100)}, r"in \(0, 100\).*got 100"),
+        (_good, {"levels": (0,)}, r"in \(0, 100\)"),
+        (_good, {"freq": "not-a-freq"}, "`freq` must be a pandas frequency"),
+        (_good, {"freq": "W-MON"}, "is not on the 'W-MON' grid"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(make: object, kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"horizon": 3, "freq": "D", **kwargs}
+    with pytest.raises(ForecastInputError, match=message):
+        forecast(make(), **args)  # type: ignore[operator, arg-type]
