@@ -81,8 +81,11 @@ def _to_days(ds: pd.Series, what: str) -> np.ndarray:
 def _check_ids(ids: pd.Series, what: str, allow_null: bool = False) -> None:
     if not allow_null and ids.isna().any():
         raise AnomalyInputError(f"{what}.unique_id has {int(ids.isna().sum())} null value(s); expected none")
-    non_str = ids.dropna().map(type).ne(str)
-    if non_str.any():
+    if isinstance(ids.dtype, pd.StringDtype):
+        return
+    # infer_dtype scans in C; the element-wise look-up below only runs to name an offending value.
+    if pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "empty"):
+        non_str = ids.dropna().map(type).ne(str)
         bad = ids.dropna()[non_str].iloc[0]
         raise AnomalyInputError(
             f"{what}.unique_id must hold strings, got {bad!r} of type {type(bad).__name__}; "
@@ -107,13 +110,15 @@ def build_series_panel(df: pd.DataFrame, *, end: pd.Timestamp | None = None) -> 
     y = df["y"].to_numpy(dtype=np.float64, na_value=np.nan)
     if np.isinf(y).any():
         raise AnomalyInputError("df.y has infinite value(s); expected finite numbers or NaN for no value")
-    ids, codes = np.unique(df["unique_id"].to_numpy(dtype=object), return_inverse=True)
-    codes = codes.astype(np.int64).ravel()
+    # Hash-based factorize (then sorting only the distinct ids) is much faster than np.unique on
+    # millions of Python strings.
+    codes, uniques = pd.factorize(df["unique_id"], sort=True)
+    ids = np.asarray(uniques, dtype=object)
+    codes = np.asarray(codes, dtype=np.int64)
     key = codes * (1 << 32) + (days - days.min() if len(days) else days)
-    uniq, counts = np.unique(key, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[np.argmax(counts > 1)]
-        row = np.flatnonzero(key == dup)[0]
+    dup_mask = pd.Index(key).duplicated()
+    if dup_mask.any():
+        row = int(np.argmax(dup_mask))
         raise AnomalyInputError(
             f"df has duplicate (unique_id, ds) keys, e.g. ({ids[codes[row]]!r}, "
             f"{pd.Timestamp(df['ds'].iloc[row]).date()}); expected one row per series and day; "
