@@ -36,7 +36,7 @@ class ForecastOptions:
 
     season_lengths: tuple[float, ...] = ()
     n_jobs: int | None = None
-    backtest_windows: int = 8
+    backtest_windows: int = 12
     combine_top: int = 3
     min_combine: int = 2
     nonnegative: bool | None = None
