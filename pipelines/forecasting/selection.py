@@ -314,7 +314,9 @@ def _fit_predict_observed(y_raw: np.ndarray, horizon: int, options: ForecastOpti
         sigma1 *= float(np.mean(np.abs(season.future)))
     sigma, scores = build_scales(errors, sigma1, horizon)
     weights = {m: round(1.0 / len(members), 6) for m in members}
-    name = members[0] if len(members) == 1 else f"combo({','.join(members)})"
+    # canonical (registry) order, so one combination always has one name
+    ordered = [m for m in fits if m in members]
+    name = ordered[0] if len(ordered) == 1 else f"combo({','.join(ordered)})"
     return SeriesResult(
         mean=mean,
         sigma=sigma,
