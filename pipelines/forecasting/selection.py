@@ -40,6 +40,11 @@ INTERMITTENT_MODELS: dict[str, FamilyFn] = {
     name: single(name, build_croston(name)) for name in ("sba", "tsb", "croston")
 }
 MIN_POINTS_FOR_MODELS = 8
+# Families that need more data than MIN_POINTS_FOR_MODELS are only tried from this length on
+# (too short is "not applicable", not a failure to report).
+MIN_POINTS: dict[str, int] = {"arima": 16}
+# Used without backtests (too short a history): the M4 "Comb" benchmark's spirit.
+DEFAULT_MEMBERS: tuple[str, ...] = ("theta", "ets", "sba", "tsb", "naive")
 
 
 @dataclass
@@ -284,7 +289,11 @@ def _fit_predict_observed(y_raw: np.ndarray, horizon: int, options: ForecastOpti
     else:
         periods = options.season_lengths
         season = fit_seasonality(y, periods, horizon)
-        models = {k: (fn, True) for k, fn in ADJUSTED_MODELS.items()}
+        models = {
+            k: (fn, True)
+            for k, fn in ADJUSTED_MODELS.items()
+            if len(y) >= MIN_POINTS.get(k, MIN_POINTS_FOR_MODELS)
+        }
     short_periods = [round(p) for p in options.season_lengths if p >= 2 and len(y) >= 2 * p]
     if short_periods:
         snaive = build_seasonal_naive(min(short_periods))
@@ -293,7 +302,8 @@ def _fit_predict_observed(y_raw: np.ndarray, horizon: int, options: ForecastOpti
     fits, adjusted, reasons = _fit_candidates(y, adj, horizon, models)
     if not fits:
         return _result_without_models(y, horizon, "; ".join(reasons), bool(nonneg))
-    min_train = max(MIN_POINTS_FOR_MODELS, 2 * max(short_periods, default=0))
+    # every backtest trains on at least half of the history
+    min_train = max(MIN_POINTS_FOR_MODELS, len(y) // 2)
     origins = _origins(len(y), horizon, options.backtest_windows, min_train)
     scale = _mase_scale(y)
     if origins:
@@ -303,8 +313,8 @@ def _fit_predict_observed(y_raw: np.ndarray, horizon: int, options: ForecastOpti
         squared = group == "intermittent"
         members, score, errors = _choose(preds, actual, scale, k_range, squared)
     else:
-        preferred: list[str] = [m for m in ("theta", "ets", "sba") if m in fits]
-        members = preferred[:1] or list(fits)[:1]
+        preferred: list[str] = [m for m in DEFAULT_MEMBERS if m in fits]
+        members = preferred[: max(1, options.min_combine)] or list(fits)[:1]
         score, errors = np.nan, np.empty((0, horizon))
     finals = {m: season.restore(fits[m].mean) if adjusted[m] else fits[m].mean for m in members}
     mean = np.mean([finals[m] for m in members], axis=0)

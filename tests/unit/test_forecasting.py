@@ -80,6 +80,7 @@ def test_very_short_series(n: int) -> None:
     out = forecast(hist, horizon=4, freq="D")
     _check_contract(out, hist, 4)
     assert (out["yhat"] > 0).all()
+    assert not out["fallback"].any()  # too short for a model is not a failure
 
 
 def test_constant_and_all_zero_series() -> None:
