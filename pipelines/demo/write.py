@@ -37,6 +37,11 @@ def generate(
     t0 = time.perf_counter()
     erp = build_erp(size)
     crm = build_crm(size, erp["customers"])
+    for frames in (erp, crm):  # whole seconds, as most source systems store them
+        for df in frames.values():
+            for col in df.columns:
+                if pd.api.types.is_datetime64_any_dtype(df[col]):
+                    df[col] = df[col].dt.floor("s")
     log.info(
         "built demo frames in %.1fs: %s order lines", time.perf_counter() - t0, len(erp["sales_order_lines"])
     )

@@ -1,0 +1,148 @@
+"""
+### seam_nightly
+
+Every night: snapshot the ERP and CRM tables into the Parquet lake, check that the data is
+fresh and sound, forecast demand and score anomalies, write the results back into the
+databases, and render the report.
+
+* **Config**: the YAML file named by the environment variable `SEAM_CONFIG`
+  (default `config/demo.yml` next to this repository's `dags/` folder).
+* **Which night**: the run's logical date (in UTC) is the business day covered; with the daily
+  data-interval schedule, the run for day D starts just after midnight of D+1.
+* **Re-run a night**: clear the run (or one task) in the UI, or
+  `airflow dags test seam_nightly 2026-11-22`; every task is idempotent for its date.
+* **Backfill**: `airflow backfill create --dag-id seam_nightly --from-date 2026-11-01 --to-date 2026-11-07`.
+* **Without Airflow**: `seam run --config FILE --date 2026-11-22` runs the same functions.
+
+A failed data-quality gate (`error` severity) or a broken schema fails the task without retries,
+naming dataset, check, observed and expected values; lost connections are retried with
+exponential backoff.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yml"
+
+
+def _night() -> tuple[Any, Any]:
+    """(config, run context) of the running task: config from SEAM_CONFIG, night = logical date."""
+    from pipelines.config import load_config
+    from pipelines.steps import RunContext
+
+    ctx = get_current_context()
+    cfg = load_config(os.environ.get("SEAM_CONFIG", str(DEFAULT_CONFIG)))
+    logical = ctx["logical_date"] or ctx["data_interval_start"]
+    night = date(logical.year, logical.month, logical.day)  # a plain date, not pendulum's subclass
+    run = RunContext(run_date=night, attempt=ctx["ti"].try_number, run_id=ctx["run_id"])
+    return cfg, run
+
+
+def _no_retry_on_data_errors(fn: Any) -> Any:
+    """Data errors cannot be fixed by retrying: fail at once with the message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pipelines.errors import ConfigError, DataError
+
+        try:
+            return fn(*args, **kwargs)
+        except (DataError, ConfigError) as err:
+            raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+
+    return wrapper
+
+
+@dag(
+    dag_id="seam_nightly",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["seam", "nightly"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "data-engineering",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(hours=2),
+    },
+)
+def seam_nightly() -> None:
+    @task
+    def list_tables() -> list[dict[str, str]]:
+        """Every configured (source, table): what extraction maps over."""
+        from pipelines.config import load_config
+        from pipelines.extract import table_list
+
+        return table_list(load_config(os.environ.get("SEAM_CONFIG", str(DEFAULT_CONFIG))))
+
+    @task(map_index_template="{{ source }}.{{ table }}")
+    @_no_retry_on_data_errors
+    def extract(source: str, table: str) -> dict[str, Any]:
+        from pipelines.steps import run_extract
+
+        cfg, run = _night()
+        (res,) = run_extract(cfg, run, source=source, table=table)
+        return {"dataset": res.dataset, "rows": res.rows}
+
+    @task
+    def datasets(extracted: list[dict[str, Any]]) -> list[str]:
+        return sorted({e["dataset"] for e in extracted})
+
+    @task(map_index_template="{{ dataset }}")
+    @_no_retry_on_data_errors
+    def validate(dataset: str) -> int:
+        from pipelines.steps import run_validate
+
+        cfg, run = _night()
+        return len(run_validate(cfg, run, dataset=dataset))
+
+    @task
+    @_no_retry_on_data_errors
+    def forecast() -> str:
+        from pipelines.steps import run_forecast
+
+        return str(run_forecast(*_night()))
+
+    @task
+    @_no_retry_on_data_errors
+    def score() -> str:
+        from pipelines.steps import run_score
+
+        return str(run_score(*_night()))
+
+    @task
+    @_no_retry_on_data_errors
+    def load() -> int:
+        from pipelines.steps import run_load
+
+        return sum(r.rows for r in run_load(*_night()))
+
+    @task
+    @_no_retry_on_data_errors
+    def report() -> str:
+        from pipelines.steps import run_report
+
+        return str(run_report(*_night()))
+
+    extracted = extract.expand_kwargs(list_tables())
+    checked = validate.expand(dataset=datasets(extracted))
+    outputs = [forecast(), score()]
+    checked >> outputs
+    loaded = load()
+    outputs >> loaded
+    loaded >> report()
+
+
+seam_nightly()

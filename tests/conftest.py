@@ -1,0 +1,113 @@
+"""Shared fixtures: a small seeded demo, per-test databases on real servers, configs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import make_url
+
+from pipelines.demo import DemoSize, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+NIGHT = date(2026, 11, 22)
+SMALL = DemoSize(days=200, skus=6, warehouses=2, customers=40, end_date=NIGHT, seed=7)
+
+
+def _server_url(var: str, what: str) -> str:
+    url = os.environ.get(var)
+    if not url:
+        message = f"{var} is not set: no {what} server to test against (run scripts/services.sh)"
+        if os.environ.get("SEAM_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"SEAM_REQUIRE_SERVICES=1 but {message}")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def pg_database() -> Iterator[Callable[[], str]]:
+    """Factory of fresh, uniquely named PostgreSQL databases; all dropped after the test."""
+    admin_url = _server_url("SEAM_TEST_POSTGRES_URL", "PostgreSQL")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"seam_t_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def mariadb_database() -> Iterator[Callable[[], str]]:
+    """Factory of fresh, uniquely named MariaDB databases; all dropped after the test."""
+    admin_url = _server_url("SEAM_TEST_MARIADB_URL", "MariaDB")
+    admin = sa.create_engine(admin_url)
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"seam_t_{uuid.uuid4().hex[:10]}"
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        created.append(name)
+        return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with admin.begin() as conn:
+        for name in created:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.dispose()
+
+
+def write_config(
+    path: Path, *, erp_env: str, crm_env: str, lake: Path, reports: Path, overrides: dict | None = None
+) -> Path:
+    """A copy of the demo config whose sources come from environment variables."""
+    cfg = yaml.safe_load((ROOT / "config" / "demo.yml").read_text())
+    cfg["lake"] = str(lake)
+    cfg["sources"]["erp"].pop("url")
+    cfg["sources"]["erp"]["url_env"] = erp_env
+    cfg["sources"]["crm"].pop("url")
+    cfg["sources"]["crm"]["url_env"] = crm_env
+    cfg["report"] = {"directory": str(reports)}
+    cfg["forecast"]["horizon"] = 14
+    cfg["anomaly"]["history_days"] = 200
+    for key, value in (overrides or {}).items():
+        cfg[key] = value
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Generate the small demo into the given ERP/CRM URLs and return a config file for it."""
+
+    def make(erp_url: str | None = None, crm_url: str | None = None, size: DemoSize = SMALL) -> Path:
+        erp_url = erp_url or f"sqlite:///{tmp_path / 'erp.db'}"
+        crm_url = crm_url or f"sqlite:///{tmp_path / 'crm.db'}"
+        generate(erp_url, crm_url, size)
+        tag = uuid.uuid4().hex[:6].upper()
+        monkeypatch.setenv(f"SEAM_ERP_URL_{tag}", erp_url)
+        monkeypatch.setenv(f"SEAM_CRM_URL_{tag}", crm_url)
+        return write_config(
+            tmp_path / "seam.yml",
+            erp_env=f"SEAM_ERP_URL_{tag}",
+            crm_env=f"SEAM_CRM_URL_{tag}",
+            lake=tmp_path / "lake",
+            reports=tmp_path / "reports",
+        )
+
+    return make

@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.config import load_config, parse_config, parse_duration
+from pipelines.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _demo() -> dict:
+    return yaml.safe_load((ROOT / "config" / "demo.yml").read_text())
+
+
+def test_demo_config_loads_with_paths_relative_to_the_file():
+    cfg = load_config(ROOT / "config" / "demo.yml")
+    assert cfg.lake == (ROOT / "data" / "lake").resolve()
+    src, table = cfg.provider("order_lines")
+    assert (src.name, table.name, table.query is not None) == ("erp", "order_lines", True)
+    assert src.url == f"sqlite:///{(ROOT / 'data' / 'demo' / 'erp.db').resolve()}"
+    assert cfg.source("crm").table("tickets").table == "support_tickets"
+    assert cfg.provider("stockouts")[1].columns == {"warehouse": "warehouse_code", "day": "stockout_date"}
+
+
+def test_example_config_for_postgres_and_mariadb_is_valid():
+    cfg = load_config(ROOT / "config" / "example-postgres-mariadb.yml")
+    assert {s.name for s in cfg.sources} == {"erp", "crm"}
+    assert all(s.url is None for s in cfg.sources)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c.update(extra=1), "config: unknown keys ['extra']"),
+        (lambda c: c["sources"]["erp"].update(url="postgresql://u:secret@h/db"), "contains a password"),
+        (lambda c: c["sources"]["erp"]["tables"]["products"].update(mode="full"), "expected 'snapshot' or"),
+        (
+            lambda c: c["sources"]["erp"]["tables"]["products"].update(columns={"colour": "x"}),
+            "['colour'] are not columns of dataset 'products'",
+        ),
+        (
+            lambda c: c["sources"]["erp"]["tables"]["products"].update(dataset="nope"),
+            "unknown dataset 'nope'",
+        ),
+        (lambda c: c["forecast"].update(horizon=0), "forecast.horizon must be an integer >= 1, got 0"),
+        (lambda c: c["sources"]["erp"].update(url_env="X"), "exactly one of url, url_env, conn_id"),
+        (lambda c: c["results"].update(ledger="warehouse"), "results.ledger: 'warehouse' is not a source"),
+        (
+            lambda c: c["sources"]["erp"]["tables"]["order_lines"]["freshness"].update(max_age="soon"),
+            "expected a duration like '36h'",
+        ),
+    ],
+)
+def test_bad_config_names_the_key(mutate, message, tmp_path):
+    raw = _demo()
+    mutate(raw)
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, base=tmp_path)
+    assert message in str(err.value)
+
+
+def test_secret_never_echoed_in_the_password_error(tmp_path):
+    raw = _demo()
+    raw["sources"]["erp"]["url"] = "postgresql://u:hunter2@h/db"
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, base=tmp_path)
+    assert "hunter2" not in str(err.value)
+
+
+def test_missing_environment_variable_is_reported(tmp_path, monkeypatch):
+    from pipelines.config import source_url
+
+    raw = _demo()
+    raw["sources"]["erp"].pop("url")
+    raw["sources"]["erp"]["url_env"] = "SEAM_NOT_SET_ANYWHERE"
+    monkeypatch.delenv("SEAM_NOT_SET_ANYWHERE", raising=False)
+    cfg = parse_config(raw, base=tmp_path)
+    with pytest.raises(ConfigError, match="SEAM_NOT_SET_ANYWHERE is not set"):
+        source_url(cfg.source("erp"))
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("sources: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize(("text", "hours"), [("36h", 36), ("2d", 48), ("1w", 168), (12, 12), ("90m", 1.5)])
+def test_durations(text, hours):
+    assert parse_duration(text, "k").total_seconds() == hours * 3600

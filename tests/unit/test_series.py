@@ -1,0 +1,76 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.errors import DataError
+from pipelines.series import build_demand_series, build_metric_series
+
+
+def _lines(rows):
+    cols = [
+        "order_id",
+        "line_no",
+        "order_date",
+        "customer_id",
+        "warehouse",
+        "sku",
+        "quantity",
+        "returned_quantity",
+        "unit_price",
+        "currency",
+        "status",
+        "updated_at",
+    ]
+    df = pd.DataFrame(rows, columns=cols)
+    df["order_date"] = pd.to_datetime(df["order_date"])
+    df["updated_at"] = pd.to_datetime(df["updated_at"])
+    return df
+
+
+LINES = _lines(
+    [
+        ("1", 1, "2026-11-01", "c1", "W1", "A", 5.0, 1.0, 2.0, "EUR", "returned", "2026-11-01"),
+        ("1", 2, "2026-11-01", "c1", "W1", "A", 3.0, 0.0, 2.0, "EUR", "shipped", "2026-11-01"),
+        ("2", 1, "2026-11-03", "c2", "W1", "A", 4.0, 0.0, 2.0, "EUR", "cancelled", "2026-11-03"),
+        ("3", 1, "2026-11-04", "c2", "W2", "B", 2.0, 0.0, 10.0, "EUR", "shipped", "2026-11-04"),
+    ]
+)
+
+
+def test_demand_is_net_of_returns_and_cancellations_and_zero_filled():
+    s = build_demand_series(LINES, None, end=pd.Timestamp("2026-11-05").date(), history_days=30)
+    a = s[s.unique_id == "A|W1"].set_index("ds")["y"]
+    assert a[pd.Timestamp("2026-11-01")] == 7.0  # 5 - 1 returned + 3
+    assert a[pd.Timestamp("2026-11-03")] == 0.0  # cancelled line does not count
+    assert list(a.index) == list(pd.date_range("2026-11-01", "2026-11-05"))
+    b = s[s.unique_id == "B|W2"]
+    assert b.ds.min() == pd.Timestamp("2026-11-04")  # a new SKU starts at its first sale
+    assert set(s.columns) >= {"unique_id", "ds", "y", "censored", "sku", "warehouse"}
+
+
+def test_stockout_days_are_censored():
+    so = pd.DataFrame({"sku": ["A"], "warehouse": ["W1"], "day": pd.to_datetime(["2026-11-02"])})
+    s = build_demand_series(LINES, so, end=pd.Timestamp("2026-11-05").date(), history_days=30)
+    flagged = s[s.censored]
+    assert list(zip(flagged.unique_id, flagged.ds, strict=True)) == [("A|W1", pd.Timestamp("2026-11-02"))]
+
+
+def test_contract_is_checked_first():
+    with pytest.raises(DataError, match="missing required columns"):
+        build_demand_series(
+            LINES.drop(columns=["sku"]), None, end=pd.Timestamp("2026-11-05").date(), history_days=30
+        )
+    dup = pd.concat([LINES, LINES.iloc[[0]]])
+    with pytest.raises(DataError, match="duplicate keys"):
+        build_demand_series(dup, None, end=pd.Timestamp("2026-11-05").date(), history_days=30)
+
+
+def test_order_count_marks_days_without_rows_as_missing():
+    s = build_metric_series("order_count", LINES, end=pd.Timestamp("2026-11-04").date(), history_days=30)
+    w1 = s[s.unique_id == "order_count:W1"].set_index("ds")["y"]
+    assert w1[pd.Timestamp("2026-11-01")] == 1
+    assert np.isnan(w1[pd.Timestamp("2026-11-02")])  # no rows at all: missing, not zero
+    revenue = build_metric_series("revenue", LINES, end=pd.Timestamp("2026-11-04").date(), history_days=30)
+    assert revenue.set_index("unique_id").loc["revenue:W2", "y"] == 20.0
+    with pytest.raises(DataError, match="unknown anomaly metric"):
+        build_metric_series("weather", LINES, end=pd.Timestamp("2026-11-04").date(), history_days=30)
