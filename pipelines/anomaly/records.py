@@ -2,20 +2,36 @@
 
 Each line's unit price, discount and quantity are compared with the earlier history (strictly earlier
 order dates) of the same sku and of the same customer. Prices and quantities are compared on a log
-scale (a 10x price is as unusual as a 0.1x one); the customer history uses prices and quantities
-relative to the sku's usual value, so a customer with a negotiated price is not flagged. A value is
-anomalous only if it is unusual for the sku AND for the customer (when both have history; discounts,
-being negotiated per customer, are only scored once the customer has history). Lines that
-repeat the same order, sku, quantity and unit price are flagged as duplicates.
+scale (a 10x price is as unusual as a 0.1x one); the customer history uses values relative to the
+sku's usual value, so a customer with a negotiated price is not flagged. A value is anomalous only if
+it is unusual for the sku AND for the customer; prices and discounts, being negotiated per customer,
+need the customer's history (quantities fall back on the sku's alone).
+
+Three consistency rules keep ordinary business out of the alerts:
+
+* price: a line's unit price is also compared before its own discount (``unit_price / (1 -
+  discount)``). Where unit_price is the net price, that gross price is stable across promotions and
+  customer discounts; where it is the list price, the net price is. A price is flagged only if both
+  are unusual.
+* discount: flagged only if unusual for the sku and customer AND not reflected in the price (the gross
+  price is unusual too): a discount the net price agrees with was applied, e.g. a promotion. Discounts
+  outside 0..1 are always flagged.
+* quantity: small integer quantities have a long right tail on the log scale, so a quantity is flagged
+  only if it is also unusual under a count model (Poisson or negative binomial) of the sku's quantities.
+
+Lines repeating the same order, sku, quantity and unit price are duplicates when chance repetition
+does not explain them (see :func:`_duplicates`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from pipelines.anomaly.errors import AnomalyInputError
 from pipelines.anomaly.model import t_quantile, two_sided_score
@@ -94,9 +110,12 @@ def _validate(lines: object) -> pd.DataFrame:
 
 
 def _causal_stats(
-    group: np.ndarray, day: np.ndarray, value: np.ndarray, window: int
+    group: np.ndarray, day: np.ndarray, value: np.ndarray, window: int, *, moments: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median, 1.4826 x MAD and count of the last ``window`` values of the same group on earlier days."""
+    """Median, 1.4826 x MAD and count of the last ``window`` values of the same group on earlier days.
+
+    With ``moments`` the first two arrays are the mean and the (n - 1) variance instead.
+    """
     n = len(value)
     order = np.lexsort((day, group))
     g, d, v = group[order], day[order], value[order]
@@ -115,6 +134,13 @@ def _causal_stats(
         hi = min(n, lo + _ROWS_PER_BLOCK)
         pos = bstart[lo:hi, None] - lags[None, :]
         win = np.where(pos >= gstart[lo:hi, None], v[np.maximum(pos, 0)], np.nan)
+        if moments:
+            c = np.count_nonzero(~np.isnan(win), axis=1)
+            total = np.nansum(win, axis=1)
+            m = np.where(c > 0, total / np.maximum(c, 1), np.nan)
+            ss = np.nansum((win - m[:, None]) ** 2, axis=1)
+            med[lo:hi], scale[lo:hi], cnt[lo:hi] = m, np.where(c > 1, ss / np.maximum(c - 1, 1), np.nan), c
+            continue
         s, c = sorted_count(win)
         m = quantile_sorted(s, c, 0.5)
         dev, _ = sorted_count(np.abs(win - m[:, None]))
@@ -135,6 +161,73 @@ def _field_scores(
     return score, sc, dof
 
 
+def _count_scores(qty: np.ndarray, sku: np.ndarray, day: np.ndarray, opts: RecordOptions) -> np.ndarray:
+    """Two-sided tail score of integer quantities under a count model of the sku's recent quantities.
+
+    The model is the predictive distribution of a new count: Poisson when the sku's quantities are not
+    over-dispersed, else the negative binomial with their mean and variance; the variance is inflated
+    by ``1 + 1/n`` for the uncertainty of the mean estimated from ``n`` lines. NaN where the quantity is
+    not a positive integer or the sku has fewer than ``min_history`` earlier lines.
+    """
+    ok = (qty > 0) & (qty == np.round(qty))
+    mean, var, cnt = _causal_stats(sku, day, np.where(ok, qty, np.nan), opts.window, moments=True)
+    usable = ok & (cnt >= opts.min_history) & (mean > 0)
+    n = np.maximum(cnt, 1)
+    m = np.where(usable, mean, 1.0)
+    v = np.fmax(np.nan_to_num(var, nan=0.0), m) * (1.0 + 1.0 / n)
+    x = np.where(usable, qty, 0.0)
+    over = v > m * (1.0 + 1e-9)
+    r = np.where(over, m * m / np.where(over, v - m, 1.0), 1.0)
+    p = np.where(over, m / v, 0.5)
+    upper = np.where(over, stats.nbinom.sf(x - 1, r, p), stats.poisson.sf(x - 1, m))
+    lower = np.where(over, stats.nbinom.cdf(x, r, p), stats.poisson.cdf(x, m))
+    score = 1.0 - np.minimum(1.0, 2.0 * np.minimum(upper, lower))
+    return np.where(usable, score, np.nan)
+
+
+def _log_positive(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.where(x > 0, x, np.nan))
+
+
+def _both(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Score of "unusual by a AND by b"; either alone where the other has no basis (NaN)."""
+    return np.where(np.isnan(a), b, np.where(np.isnan(b), a, np.fmin(a, b)))
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """History-based scores of one value per line: sku (``_s``), customer (``_c``) and combined."""
+
+    score: np.ndarray
+    score_c: np.ndarray
+    med_s: np.ndarray
+    scale_s: np.ndarray
+    dof_s: np.ndarray
+
+
+@dataclass(frozen=True)
+class _HistoryContext:
+    sku: np.ndarray
+    cust: np.ndarray
+    day: np.ndarray
+    opts: RecordOptions
+
+    def fit(self, val: np.ndarray, floor: float, *, need_customer: bool) -> _Fit:
+        """Score ``val`` against the sku's history and, relative to the sku's median, the customer's.
+
+        A value is unusual only if it is unusual for the sku AND for the customer. Without customer
+        history the score is NaN (no basis) when ``need_customer``, else the sku's alone.
+        """
+        m_s, s_s, c_s = _causal_stats(self.sku, self.day, val, self.opts.window)
+        score_s, sc_s, dof_s = _field_scores(val, m_s, s_s, c_s, floor, self.opts.min_history)
+        rel = val - m_s
+        m_c, s_c, c_c = _causal_stats(self.cust, self.day, rel, self.opts.window)
+        score_c, _, _ = _field_scores(rel, m_c, s_c, c_c, floor, self.opts.min_history)
+        score = np.minimum(score_s, score_c) if need_customer else _both(score_s, score_c)
+        return _Fit(score=score, score_c=score_c, med_s=m_s, scale_s=sc_s, dof_s=dof_s)
+
+
 def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = None) -> pd.DataFrame:
     """Score order lines for unusual unit price, discount and quantity, and flag duplicate lines.
 
@@ -147,8 +240,10 @@ def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = 
         One row per line and field (``unit_price``, ``discount``, ``quantity``) plus one row per
         duplicate line (``field = "duplicate"``), with ``record_id`` ("<order_id>-<line_no>"),
         ``order_date, sku, customer_id, field, value, expected, lower, upper, score, is_anomaly,
-        reason``. Scores use only lines of strictly earlier order dates; a line scores 0 until its sku
-        has ``min_history`` earlier lines. Non-positive prices or quantities are not scored.
+        reason``. Scores use only lines of strictly earlier order dates (duplicates: pairs up to the
+        line's order date); a price or discount scores 0 until its sku and its customer have
+        ``min_history`` earlier lines, a quantity until its sku has. Non-positive prices or quantities
+        are not scored. A duplicate's score is the probability that it is a double entry.
 
     Raises:
         AnomalyInputError: if ``order_lines`` breaks the contract.
@@ -162,31 +257,44 @@ def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = 
     record_id = (lines["order_id"] + "-" + lines["line_no"].astype(np.int64).astype(str)).to_numpy(
         dtype=object
     )
+    raw_disc = lines["discount"].to_numpy(dtype=np.float64, na_value=np.nan)
+    raw_price = lines["unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
+    # Price before the line's own discount. Where unit_price is the net price (list x (1 - discount)),
+    # it is stable across promotions and customer discounts; where unit_price is the list price, the
+    # net price itself is the stable one. A price is flagged only if neither is usual.
+    valid_disc = (raw_disc >= 0) & (raw_disc < 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gross = np.where(valid_disc, raw_price / (1.0 - raw_disc), np.nan)
+    hist = _HistoryContext(sku=sku, cust=cust, day=day, opts=opts)
+    gross_fit = hist.fit(_log_positive(gross), opts.price_scale_floor, need_customer=True)
     parts = []
-    fields = (
-        ("unit_price", True, opts.price_scale_floor),
-        ("quantity", True, opts.quantity_scale_floor),
-        ("discount", False, opts.discount_scale_floor),
-    )
-    for field, use_log, floor in fields:
+    for field in ("unit_price", "quantity", "discount"):
         raw = lines[field].to_numpy(dtype=np.float64, na_value=np.nan)
-        val = np.log(np.where(raw > 0, raw, np.nan)) if use_log else raw
-        m_s, s_s, c_s = _causal_stats(sku, day, val, opts.window)
-        score_s, sc_s, dof_s = _field_scores(val, m_s, s_s, c_s, floor, opts.min_history)
-        rel = val - m_s
-        m_c, s_c, c_c = _causal_stats(cust, day, rel, opts.window)
-        score_c, _, _ = _field_scores(rel, m_c, s_c, c_c, floor, opts.min_history)
-        # Unusual for the sku AND for the customer; either alone when only one has history.
-        score = np.where(
-            np.isnan(score_s), score_c, np.where(np.isnan(score_c), score_s, np.fmin(score_s, score_c))
-        )
-        if field == "discount":
-            # Discounts are negotiated per customer: without the customer's history there is no basis.
-            score = np.where(np.isnan(score_c), np.nan, score)
+        use_log = field != "discount"
+        val = _log_positive(raw) if use_log else raw
+        floor = {
+            "unit_price": opts.price_scale_floor,
+            "quantity": opts.quantity_scale_floor,
+            "discount": opts.discount_scale_floor,
+        }[field]
+        # Prices and discounts are negotiated per customer: without the customer's history there is
+        # no basis to call them unusual.
+        fit = hist.fit(val, floor, need_customer=field != "quantity")
+        score = fit.score
+        if field == "quantity":
+            # Small counts such as 1 + Poisson(1) have a much longer right tail on the log scale than
+            # a Gaussian: a quantity is unusual only if it is unusual on the log scale AND under a count
+            # model of the sku's quantities.
+            score = _both(score, _count_scores(raw, sku, day, opts))
+        if field in ("unit_price", "discount"):
+            # unit_price: unusual both as charged and before the line's discount. discount: unusual for
+            # the sku and customer AND not reflected in the price (a discount the net price agrees with
+            # is an applied promotion or agreement, not an entry error).
+            score = _both(score, gross_fit.score)
         score = np.nan_to_num(score, nan=0.0)
-        half = t_quantile(dof_s, opts.threshold) * sc_s
-        lo_, hi_ = m_s - half, m_s + half
-        expected = np.exp(m_s) if use_log else m_s
+        half = t_quantile(fit.dof_s, opts.threshold) * fit.scale_s
+        lo_, hi_ = fit.med_s - half, fit.med_s + half
+        expected = np.exp(fit.med_s) if use_log else fit.med_s
         with np.errstate(over="ignore"):
             lower, upper = (np.exp(lo_), np.exp(hi_)) if use_log else (lo_, hi_)
         is_anom = score >= opts.threshold
@@ -208,11 +316,11 @@ def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = 
                     "upper": upper,
                     "score": score,
                     "is_anomaly": is_anom,
-                    "reason": _field_reasons(field, raw, expected, is_anom, score_c, lines),
+                    "reason": _field_reasons(field, raw, expected, is_anom, fit.score_c, lines),
                 }
             )
         )
-    parts.append(_duplicates(lines, record_id))
+    parts.append(_duplicates(lines, record_id, day))
     out = pd.concat(parts, ignore_index=True)
     logger.info(
         "anomaly.score_records: %d lines in, %d rows out, %d anomalies, %.1fs",
@@ -255,12 +363,51 @@ def _field_reasons(
     return reasons
 
 
-def _duplicates(lines: pd.DataFrame, record_id: np.ndarray) -> pd.DataFrame:
+def _repeat_pair_counts(lines: pd.DataFrame, day: np.ndarray) -> np.ndarray:
+    """Per order date, counts of pairs of lines of the same order and sku by what they share.
+
+    Returns a (days, 4) array of cumulative counts up to and including each distinct order date,
+    columns: same quantity only, same unit price only, neither, both.
+    """
+    key = lines[["order_id", "sku"]].copy()
+    key["_row"] = np.arange(len(lines))
+    size = key.groupby(["order_id", "sku"], sort=False)["_row"].transform("size").to_numpy()
+    multi = key[size > 1]
+    pairs = multi.merge(multi, on=["order_id", "sku"], suffixes=("_a", "_b"))
+    pairs = pairs[pairs["_row_a"] < pairs["_row_b"]]
+    a, b = pairs["_row_a"].to_numpy(), pairs["_row_b"].to_numpy()
+    qty = lines["quantity"].to_numpy(dtype=np.float64, na_value=np.nan)
+    price = lines["unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
+    same_q, same_p = qty[a] == qty[b], price[a] == price[b]
+    kind = np.select([same_q & ~same_p, ~same_q & same_p, ~same_q & ~same_p], [0, 1, 2], 3)
+    days = np.unique(day)
+    counts = np.zeros((len(days), 4))
+    np.add.at(counts, (np.searchsorted(days, day[a]), kind), 1.0)
+    return np.cumsum(counts, axis=0)
+
+
+def _duplicates(lines: pd.DataFrame, record_id: np.ndarray, day: np.ndarray) -> pd.DataFrame:
+    """Lines repeating an earlier line of the same order (same sku, quantity and unit price).
+
+    Orders may legitimately hold several lines of one sku, and two such lines share quantity and
+    price by chance. Among pairs of lines of the same order and sku seen up to the line's order date,
+    with ``a`` = same quantity only, ``b`` = same price only, ``c`` = neither, ``d`` = both, chance
+    alone (quantity and price agreeing independently) explains ``E = a * b / c`` of the ``d`` identical
+    pairs (the independence estimate of a 2x2 table). The score of an identical repeat is the share of
+    identical pairs chance does not explain, ``(d - E) / d``: the probability that it is a double entry.
+    It is an anomaly when that probability is at least one half.
+    """
     key = ["order_id", "sku", "quantity", "unit_price"]
     dup = lines.duplicated(key, keep="first").to_numpy()
     copies = lines.groupby(key, sort=False, dropna=False)["line_no"].transform("size").to_numpy()
     first_line = lines.groupby(key, sort=False, dropna=False)["line_no"].transform("min").to_numpy()
     idx = np.flatnonzero(dup)
+    cum = _repeat_pair_counts(lines, day)
+    days = np.unique(day)
+    a, b, c, d = cum[np.searchsorted(days, day[idx])].T
+    # Haldane-Anscombe correction (+1/2 per cell): few pairs are weak evidence either way.
+    chance = (a + 0.5) * (b + 0.5) / (c + 0.5)
+    posterior = np.clip((d - chance) / np.maximum(d, 1.0), 0.0, 1.0)
     return pd.DataFrame(
         {
             "record_id": record_id[idx],
@@ -272,12 +419,13 @@ def _duplicates(lines: pd.DataFrame, record_id: np.ndarray) -> pd.DataFrame:
             "expected": 1.0,
             "lower": np.nan,
             "upper": 1.0,
-            "score": 1.0,
-            "is_anomaly": True,
+            "score": posterior,
+            "is_anomaly": posterior >= 0.5,
             "reason": [
                 f"line repeats line {int(first_line[i])} of order {lines['order_id'].iloc[i]} "
-                f"(same sku, quantity and unit price; {int(copies[i])} copies)"
-                for i in idx
+                f"(same sku, quantity and unit price; {int(copies[i])} copies; "
+                f"{p:.0%} likely a double entry)"
+                for i, p in zip(idx, posterior, strict=True)
             ],
         }
     )
