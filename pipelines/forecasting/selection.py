@@ -95,7 +95,7 @@ def build_clean_series(y: np.ndarray, max_history: int) -> np.ndarray:
     return np.interp(idx, idx[mask], y[mask]).astype(np.float64)
 
 
-def _history_to_keep(n: int, options: ForecastOptions) -> int:
+def _history_to_keep(options: ForecastOptions) -> int:
     longest = max((p for p in options.season_lengths), default=0.0)
     return max(options.max_history, int(np.ceil(options.min_seasons_kept * longest)))
 
@@ -272,7 +272,7 @@ def fit_predict_series(y_raw: np.ndarray, horizon: int, options: ForecastOptions
 
 
 def _fit_predict_observed(y_raw: np.ndarray, horizon: int, options: ForecastOptions) -> SeriesResult:
-    y = build_clean_series(y_raw, _history_to_keep(len(y_raw), options))
+    y = build_clean_series(y_raw, _history_to_keep(options))
     nonneg = options.nonnegative if options.nonnegative is not None else bool(len(y) and y.min() >= 0)
     if len(y) == 0:
         reason = "no observed (non-missing, non-censored) value; forecasting 0"

@@ -35,6 +35,10 @@ def check_arguments(horizon: object, levels: Sequence[object]) -> tuple[int, tup
             f"`horizon` must be an integer >= 1, got {horizon!r}; pass the number of future periods "
             "to forecast (e.g. horizon=28)"
         )
+    if isinstance(levels, str) or not isinstance(levels, Sequence | np.ndarray):
+        raise ForecastInputError(
+            f"`levels` must be a sequence of numbers in (0, 100), got {levels!r}; pass e.g. levels=(80, 95)"
+        )
     out: list[float] = []
     for level in levels:
         if isinstance(level, bool) or not isinstance(level, int | float | np.number):

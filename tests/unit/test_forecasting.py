@@ -275,6 +275,7 @@ def _good() -> pd.DataFrame:
         (_good, {"horizon": 2.5}, "`horizon` must be an integer >= 1, got 2.5"),
         (_good, {"levels": (80, 100)}, r"in \(0, 100\).*got 100"),
         (_good, {"levels": (0,)}, r"in \(0, 100\)"),
+        (_good, {"levels": 95}, "`levels` must be a sequence"),
         (_good, {"freq": "not-a-freq"}, "`freq` must be a pandas frequency"),
         (_good, {"freq": "W-MON"}, "is not on the 'W-MON' grid"),
     ],
