@@ -4,54 +4,21 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from pipelines.config import load_config, source_url
 from pipelines.errors import ConfigError, SourceUnavailableError
 from pipelines.steps import RunContext, run_all, run_extract
 from tests.conftest import NIGHT
-
-TABLES = ("seam_forecasts", "seam_anomaly_scores", "seam_data_quality_results", "seam_load_batches")
-
-
-def _dump(url: str) -> dict[str, pd.DataFrame]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        have = set(sa.inspect(conn).get_table_names())
-        out = {t: pd.read_sql(sa.text(f"SELECT * FROM {t}"), conn) for t in TABLES if t in have}
-    engine.dispose()
-    for t, df in out.items():
-        keep = [c for c in df.columns if c != "loaded_at"]
-        out[t] = df[keep].sort_values(keep[:4]).reset_index(drop=True)
-    return out
-
-
-def _check_results(cfg) -> None:
-    erp, crm = _dump(source_url(cfg.source("erp"))), _dump(source_url(cfg.source("crm")))
-    fc = erp["seam_forecasts"]
-    assert len(fc) == 6 * 2 * cfg.forecast.horizon  # every SKU x warehouse, every day of the horizon
-    assert (pd.to_datetime(fc.run_date).dt.date == NIGHT).all()
-    assert pd.to_datetime(fc.target_date).min().date() == NIGHT + pd.Timedelta(days=1)
-    assert (fc.yhat_lo_95 <= fc.yhat_lo_80).all() and (fc.yhat_lo_80 <= fc.yhat).all()
-    assert (fc.yhat <= fc.yhat_hi_80).all() and (fc.yhat_hi_80 <= fc.yhat_hi_95).all()
-    assert fc.model.str.len().gt(0).all() and fc.model_version.str.startswith("seam-").all()
-    scores = erp["seam_anomaly_scores"]
-    assert {"demand", "revenue", "order_count"} <= set(scores.metric)
-    assert scores.score.between(0, 1).all()
-    assert pd.to_datetime(scores.ds).max().date() == NIGHT
-    assert {"tickets"} <= set(crm["seam_anomaly_scores"].metric)  # CRM metrics go back into the CRM
-    dq = erp["seam_data_quality_results"]
-    assert dq.success.astype(bool).all() and len(dq) > 30
-
+from tests.helpers import check_results, dump_results
 
 def _run_twice_identical(config_path) -> None:
     cfg = load_config(config_path)
     report = run_all(cfg, RunContext(NIGHT))
     assert report.is_file() and "Top anomalies" in report.read_text()
-    _check_results(cfg)
-    first = (_dump(source_url(cfg.source("erp"))), _dump(source_url(cfg.source("crm"))))
+    check_results(cfg)
+    first = (dump_results(source_url(cfg.source("erp"))), dump_results(source_url(cfg.source("crm"))))
     run_all(cfg, RunContext(NIGHT, attempt=2))
-    second = (_dump(source_url(cfg.source("erp"))), _dump(source_url(cfg.source("crm"))))
+    second = (dump_results(source_url(cfg.source("erp"))), dump_results(source_url(cfg.source("crm"))))
     for a, b in zip(first, second, strict=True):
         assert a.keys() == b.keys()
         for t in a:
