@@ -27,7 +27,7 @@ def main() -> int:
         for path, err in bag.import_errors.items():
             print(f"run_dag: cannot import {path}:\n{err}", file=sys.stderr)
         return 1
-    dag = bag.get_dag("seam_nightly")
+    dag = bag.dags["seam_nightly"]
     run = dag.test(logical_date=datetime(night.year, night.month, night.day, tzinfo=UTC))
     state = str(getattr(run, "state", "unknown"))
     from pipelines.config import load_config
