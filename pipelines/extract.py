@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from pipelines.config import Config, SourceSpec, TableSpec, source_url
 from pipelines.contracts import get_dataset
 from pipelines.db import connect, describe_db_error, make_engine
 from pipelines.errors import ConfigError, DataError, SourceUnavailableError
+from pipelines.extract_fast import method_for, stream_batches
 from pipelines.lake import (
     COMPRESSION,
     partition_path,
@@ -95,9 +97,21 @@ _QUERY_TYPES: dict[str, tuple[Any, pa.DataType]] = {
 }
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What to run for one table: the statement, its binds, and the Arrow types of its columns."""
+
+    stmt: sa.Select[Any] | sa.TextClause
+    binds: dict[str, Any]
+    types: dict[str, pa.DataType | None]  # None: inferred from the first rows (queries only)
+    nullable: dict[str, bool]
+    missing: list[str]  # source columns of the `columns:` mapping absent from the table
+    table_columns: list[str]
+
+
 def _statement(
     conn: Connection, source: SourceSpec, spec: TableSpec, lower: datetime | None, upper: datetime
-) -> tuple[sa.Select[Any] | sa.TextClause, dict[str, pa.DataType | None], dict[str, Any]]:
+) -> _Plan:
     """The SELECT of one table for the run, the Arrow type of each output column and the binds.
 
     A table's types come from the database catalogue.  A query's columns that the canonical
@@ -115,7 +129,7 @@ def _statement(
         conn.rollback()
         sa_types = {n: _QUERY_TYPES[kinds[n]][0] for n in names if kinds.get(n) in _QUERY_TYPES}
         types = {n: _QUERY_TYPES[kinds[n]][1] if kinds.get(n) in _QUERY_TYPES else None for n in names}
-        return sa.text(spec.query).columns(**sa_types), types, needed
+        return _Plan(sa.text(spec.query).columns(**sa_types), needed, types, {}, [], names)
     try:
         table = sa.Table(spec.table, sa.MetaData(), schema=source.schema, autoload_with=conn)
     except NoSuchTableError:
@@ -123,26 +137,26 @@ def _statement(
             f"sources.{source.name}.tables.{spec.name}: table {spec.table!r} does not exist in source "
             f"{source.name!r}; check the table name (and `schema:`) in the config"
         ) from None
-    missing = sorted(set(spec.columns.values()) - {c.name for c in table.columns})
-    if missing:
-        raise DataError(
-            f"sources.{source.name}.tables.{spec.name}: source columns {missing} of the `columns:` mapping "
-            f"are not in table {spec.table!r} (it has {[c.name for c in table.columns]})"
-        )
+    conn.rollback()  # end the catalogue transaction: the data is read in a fresh snapshot
+    names = [c.name for c in table.columns]
+    missing = sorted(set(spec.columns.values()) - set(names))
     cols = [c.label(reverse.get(c.name, c.name)) for c in table.columns]
     types: dict[str, pa.DataType | None] = {
         reverse.get(c.name, c.name): arrow_type(c.type) for c in table.columns
     }
+    nullable = {reverse.get(c.name, c.name): bool(c.nullable) for c in table.columns}
     sel = sa.select(*cols)
     bound_col = spec.as_of or (spec.cursor if spec.mode == "incremental" else None)
-    if bound_col:
+    if bound_col and not missing:
         sel = sel.where(table.c[spec.columns.get(bound_col, bound_col)] < upper)
-    if spec.mode == "incremental" and lower is not None and spec.cursor:
+    if spec.mode == "incremental" and lower is not None and spec.cursor and not missing:
         sel = sel.where(table.c[spec.columns.get(spec.cursor, spec.cursor)] >= lower)
-    return sel, types, {}
+    return _Plan(sel, {}, types, nullable, missing, names)
 
 
-def _schema_from(types: dict[str, pa.DataType | None], rows: list[Any]) -> pa.Schema:
+def _schema_from(
+    types: dict[str, pa.DataType | None], rows: list[Any], nullable: dict[str, bool] | None = None
+) -> pa.Schema:
     """Fill in the columns whose type is unknown from the first rows (all-null -> string)."""
     fields = []
     for i, (name, typ) in enumerate(types.items()):
@@ -151,7 +165,7 @@ def _schema_from(types: dict[str, pa.DataType | None], rows: list[Any]) -> pa.Sc
             typ = pa.array(sample).type if sample else pa.string()
             if pa.types.is_decimal(typ):
                 typ = pa.float64()
-        fields.append(pa.field(name, typ))
+        fields.append(pa.field(name, typ, nullable=(nullable or {}).get(name, True)))
     return pa.schema(fields)
 
 
@@ -180,9 +194,16 @@ def _commit_watermark(lake: Path, source: str, table: str, run_date: date, value
 
 
 def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date) -> ExtractResult:
-    """Extract one configured table for `run_date` into its lake partition; returns what was written."""
+    """Extract one configured table for `run_date` into its lake partition; returns what was written.
+
+    Snapshot tables are read whole (bounded by `as_of` if set); incremental tables read the rows
+    whose cursor is in [watermark of the newest earlier night - lookback, end of the run's day).
+    The partition appears atomically with its manifest; only then is the watermark advanced, so a
+    re-run of a night reads the same window and a killed run changes nothing.
+    """
     source = cfg.source(source_name)
     spec = source.table(table_name)
+    where = f"{source.name}.{spec.name}"
     t0 = time.perf_counter()
     started = datetime.now().astimezone()
     _, upper = run_bounds(run_date)
@@ -196,33 +217,38 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
     warnings: list[str] = []
     cursor_min: Any = None
     cursor_max: Any = None
+    method = "generic"
     try:
         with connect(engine, what=f"source {source.name!r}") as conn:
-            stmt, types, binds = _statement(conn, source, spec, lower, upper)
+            plan = _statement(conn, source, spec, lower, upper)
             previous = _previous_schema(cfg.lake, source.name, spec.name, run_date)
+            known = all(t is not None for t in plan.types.values())
+            schema: pa.Schema | None = _schema_from(plan.types, [], plan.nullable) if known else None
+            if schema is not None:
+                # Before a single row is read: drift fails the table with nothing written.
+                warnings = check_drift(previous, schema, where=where)
+            _check_mapping(source.name, spec, plan)
+            if schema is not None and spec.query is None:
+                method = method_for(conn, schema)
             with staged_partition(final) as tmp:
-                result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(
-                    stmt, binds
-                )
-                schema: pa.Schema | None = None
                 writer: pq.ParquetWriter | None = None
                 try:
-                    for chunk in result.partitions(CHUNK_ROWS):
-                        if schema is None:
-                            schema = _schema_from(types, chunk)
-                            warnings = check_drift(previous, schema, where=f"{source.name}.{spec.name}")
+                    for batch in _batches(conn, plan, schema, method):
+                        if writer is None:
+                            if schema is None:
+                                schema = batch.schema
+                                warnings = check_drift(previous, schema, where=where)
                             writer = pq.ParquetWriter(
                                 tmp / "part-00000.parquet", schema, compression=COMPRESSION
                             )
-                        batch = _to_batch(chunk, schema)
                         rows += batch.num_rows
                         if spec.cursor in schema.names:
                             cursor_min, cursor_max = _widen(cursor_min, cursor_max, batch.column(spec.cursor))
-                        assert writer is not None
                         writer.write_batch(batch)
-                    if schema is None:  # no rows at all: still a valid, empty partition
-                        schema = _schema_from(types, [])
-                        warnings = check_drift(previous, schema, where=f"{source.name}.{spec.name}")
+                    if writer is None:  # no rows at all: still a valid, empty partition
+                        if schema is None:
+                            schema = _schema_from(plan.types, [], plan.nullable)
+                            warnings = check_drift(previous, schema, where=where)
                         writer = pq.ParquetWriter(tmp / "part-00000.parquet", schema, compression=COMPRESSION)
                 finally:
                     if writer is not None:
@@ -235,9 +261,10 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                         "dataset": spec.dataset,
                         "snapshot_date": run_date.isoformat(),
                         "mode": spec.mode,
+                        "method": method,
                         "rows": rows,
                         "schema": schema_to_json(schema),
-                        "query": str(stmt.compile(compile_kwargs={"literal_binds": False})),
+                        "query": str(plan.stmt.compile(dialect=conn.dialect)),
                         "bounds": {"lower": lower, "upper": upper},
                         "watermark": {"column": spec.cursor, "min": cursor_min, "max": cursor_max},
                         "started_at": started.isoformat(),
@@ -246,9 +273,7 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                     },
                 )
     except DBAPIError as err:
-        raise SourceUnavailableError(
-            f"extracting {source.name}.{spec.name} failed: {describe_db_error(err)}"
-        ) from None
+        raise SourceUnavailableError(f"extracting {where} failed: {describe_db_error(err)}") from None
     finally:
         engine.dispose()
     if spec.mode == "incremental":
@@ -261,16 +286,45 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
         )
     seconds = time.perf_counter() - t0
     log.info(
-        "extract %s.%s snapshot_date=%s rows_out=%d seconds=%.2f",
-        source.name,
-        spec.name,
+        "extract %s snapshot_date=%s mode=%s method=%s rows_out=%d seconds=%.2f",
+        where,
         run_date,
+        spec.mode,
+        method,
         rows,
         seconds,
     )
     return ExtractResult(
         source.name, spec.name, spec.dataset, run_date, rows, final, seconds, tuple(warnings)
     )
+
+
+def _check_mapping(source: str, spec: TableSpec, plan: _Plan) -> None:
+    if plan.missing:
+        raise DataError(
+            f"sources.{source}.tables.{spec.name}: source columns {plan.missing} of the `columns:` mapping "
+            f"are not in table {spec.table!r} (it has {plan.table_columns})"
+        )
+
+
+def _batches(
+    conn: Connection, plan: _Plan, schema: pa.Schema | None, method: str
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of the plan's rows: a fast dialect reader, or SQLAlchemy streaming."""
+    if method != "generic":
+        assert schema is not None
+        compiled = plan.stmt.compile(dialect=conn.dialect)
+        params: Any = compiled.params
+        if compiled.positiontup is not None:  # 'format' paramstyle (pymysql): positional
+            params = tuple(compiled.params[k] for k in compiled.positiontup)
+        yield from stream_batches(conn, str(compiled), params, schema, method)  # type: ignore[arg-type]
+        return
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(plan.stmt, plan.binds)
+    batch_schema = schema
+    for chunk in result.partitions(CHUNK_ROWS):
+        if batch_schema is None:
+            batch_schema = _schema_from(plan.types, chunk, plan.nullable)
+        yield _to_batch(chunk, batch_schema)
 
 
 def _previous_schema(lake: Path, source: str, table: str, run_date: date) -> list[dict[str, Any]] | None:
