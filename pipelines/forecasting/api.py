@@ -20,6 +20,7 @@ from pipelines.forecasting.validation import (
     build_series,
     check_arguments,
     check_history,
+    localize_like,
 )
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def run_forecast(
         for group in {r.group for r in results}
     }
     out = build_output(series, results, multipliers, h, freq, lvls)
+    out["ds"] = localize_like(pd.DatetimeIndex(out["ds"]), history)
     logger.info(
         "forecast: %d series, %d rows in, %d rows out, horizon %d, %d fallbacks, %.1fs",
         len(series),

@@ -161,6 +161,23 @@ def _grid_positions(frame: pd.DataFrame, offset: BaseOffset, freq: str) -> np.nd
     return out
 
 
+def _wall_time(ds: pd.Series) -> pd.Series:
+    return ds.dt.tz_localize(None) if ds.dt.tz is not None else ds
+
+
+def localize_like(stamps: pd.DatetimeIndex, history: pd.DataFrame) -> pd.DatetimeIndex:
+    """Give wall-time output stamps the time zone of the history's ds (no-op when naive).
+
+    Ambiguous wall times (DST fall-back) take standard time; non-existent ones (spring-forward)
+    move forward, so every output stamp is valid.
+    """
+    tz = history["ds"].dt.tz
+    if tz is None:
+        return stamps
+    ambiguous = np.zeros(len(stamps), dtype=bool)
+    return stamps.tz_localize(tz, ambiguous=ambiguous, nonexistent="shift_forward")
+
+
 def build_series(history: pd.DataFrame, freq: str) -> list[SeriesInput]:
     """Split a checked history into regular-grid series (order of first appearance).
 
@@ -174,7 +191,8 @@ def build_series(history: pd.DataFrame, freq: str) -> list[SeriesInput]:
     frame = pd.DataFrame(
         {
             "unique_id": history["unique_id"].astype(str).to_numpy(),
-            "ds": history["ds"].to_numpy(),
+            # time-zone aware stamps are handled as local wall time (see `localize_like`)
+            "ds": _wall_time(history["ds"]).to_numpy(),
             "y": history["y"].to_numpy(dtype=np.float64, na_value=np.nan),
         }
     )

@@ -153,6 +153,14 @@ def test_missing_values_and_gaps() -> None:
     assert 17 < a["yhat"].mean() < 23
 
 
+def test_time_zone_aware_stamps_keep_their_zone() -> None:
+    ds = pd.date_range("2024-03-01", periods=60, freq="D", tz="Europe/Paris")  # spans a DST change
+    hist = pd.DataFrame({"unique_id": "a", "ds": ds, "y": np.arange(60.0)})
+    out = forecast(hist, horizon=3, freq="D")
+    expected = pd.date_range("2024-04-30", periods=3, freq="D", tz="Europe/Paris")
+    assert list(out["ds"]) == list(expected)
+
+
 def test_censored_days_do_not_pull_the_forecast_down() -> None:
     rng = np.random.default_rng(5)
     y = rng.normal(20, 2, 120).round()
