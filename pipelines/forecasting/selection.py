@@ -267,7 +267,15 @@ def fit_predict_series(y_raw: np.ndarray, horizon: int, options: ForecastOptions
     """
     finite = np.flatnonzero(np.isfinite(y_raw))
     gap = int(len(y_raw) - 1 - finite[-1]) if finite.size else 0
-    result = _fit_predict_observed(y_raw[: len(y_raw) - gap], horizon + gap, options)
+    observed = y_raw[: len(y_raw) - gap]
+    try:
+        result = _fit_predict_observed(observed, horizon + gap, options)
+    except Exception as err:  # never lose a series: an unexpected error falls back to naive
+        logger.warning("series fit failed, falling back to naive", exc_info=True)
+        y = build_clean_series(observed, _history_to_keep(options))
+        reason = f"forecasting failed: {type(err).__name__}: {err}; naive forecast"
+        nonneg = options.nonnegative if options.nonnegative is not None else bool(y.size and y.min() >= 0)
+        result = _result_without_models(y, horizon + gap, reason, bool(nonneg))
     return result.last_steps(horizon) if gap else result
 
 

@@ -214,6 +214,23 @@ def test_every_model_failing_falls_back_to_naive(monkeypatch: pytest.MonkeyPatch
     assert np.allclose(out["yhat"], hist["y"].to_numpy()[-7:-4])
 
 
+def test_unexpected_error_in_a_series_falls_back_to_naive(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_classify(y: np.ndarray) -> str:
+        if y.mean() > 500:
+            raise ZeroDivisionError("simulated bug")
+        return classify_demand(y)
+
+    monkeypatch.setattr(selection, "classify_demand", broken_classify)
+    rng = np.random.default_rng(11)
+    hist = _frame({"big": 1000 + rng.normal(0, 5, 40), "small": 10 + rng.normal(0, 1, 40)})
+    out = forecast(hist, horizon=4, freq="D")
+    _check_contract(out, hist, 4)
+    big = out[out["unique_id"] == "big"]
+    assert big["fallback"].all() and (big["model"] == "naive").all()
+    assert "ZeroDivisionError: simulated bug" in big["fallback_reason"].iat[0]
+    assert not out.loc[out["unique_id"] == "small", "fallback"].any()
+
+
 def test_same_input_gives_the_same_output() -> None:
     rng = np.random.default_rng(7)
     hist = _frame({f"s{i}": 30 + rng.normal(0, 3, 90).cumsum() * 0.1 for i in range(4)})
