@@ -25,8 +25,8 @@ class ForecastOptions:
             combine models and to calibrate intervals.
         combine_top: the largest number of best-ranked models averaged in a combination.
         min_combine: the smallest number of models combined (1 allows a single model).
-        nonnegative: clip forecasts and bounds at 0 for series whose history is non-negative;
-            None decides per series (clip when the history has no negative value).
+        nonnegative: True clips forecasts and bounds at 0, False never clips; None (default)
+            clips the series whose history has no negative value.
         max_history: keep only the most recent this many observations for fitting (older data
             rarely helps and costs time); at least `min_seasons_kept` seasons are kept.
         min_seasons_kept: lower bound on the kept history, in the longest integer season.
@@ -44,6 +44,27 @@ class ForecastOptions:
     min_seasons_kept: int = 3
     batch_size: int = 64
     serial_below: int = 40
+
+    def __post_init__(self) -> None:
+        checks = {
+            "backtest_windows": self.backtest_windows >= 0,
+            "min_combine": self.min_combine >= 1,
+            "combine_top": self.combine_top >= self.min_combine,
+            "max_history": self.max_history >= 8,
+            "batch_size": self.batch_size >= 1,
+            "n_jobs": self.n_jobs is None or self.n_jobs >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ForecastInputError(
+                    f"ForecastOptions.{name} is out of range, got {getattr(self, name)!r}; expected "
+                    "backtest_windows >= 0, 1 <= min_combine <= combine_top, max_history >= 8, "
+                    "batch_size >= 1 and n_jobs None or >= 1"
+                )
+        if any(p <= 1 for p in self.season_lengths):
+            raise ForecastInputError(
+                f"ForecastOptions.season_lengths must be periods > 1, got {self.season_lengths!r}"
+            )
 
     def resolved_jobs(self) -> int:
         """Number of worker processes to use (>= 1)."""

@@ -281,6 +281,14 @@ def test_season_lengths_follow_the_frequency() -> None:
     assert infer_season_lengths("MS") == (12.0,)
 
 
+@pytest.mark.parametrize(
+    "overrides", [{"min_combine": 0}, {"combine_top": 1}, {"n_jobs": 0}, {"season_lengths": (1.0,)}]
+)
+def test_bad_options_raise_clear_errors(overrides: dict[str, object]) -> None:
+    with pytest.raises(ForecastInputError, match="ForecastOptions"):
+        build_options("D", **overrides)
+
+
 def _good() -> pd.DataFrame:
     return _frame({"a": np.arange(10.0)})
 
