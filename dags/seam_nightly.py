@@ -27,8 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yml"
 
@@ -51,10 +51,12 @@ def _no_retry_on_data_errors(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pipelines.errors import ConfigError, DataError
+        from pipelines.errors import ConfigError, DataError, StepSkipped
 
         try:
             return fn(*args, **kwargs)
+        except StepSkipped as err:
+            raise AirflowSkipException(str(err)) from err
         except (DataError, ConfigError) as err:
             raise AirflowFailException(f"{type(err).__name__}: {err}") from err
 
@@ -108,33 +110,47 @@ def seam_nightly() -> None:
         cfg, run = _night()
         return len(run_validate(cfg, run, dataset=dataset))
 
-    @task
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     @_no_retry_on_data_errors
     def forecast() -> str:
         from pipelines.steps import run_forecast
 
         return str(run_forecast(*_night()))
 
-    @task
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     @_no_retry_on_data_errors
     def score() -> str:
         from pipelines.steps import run_score
 
         return str(run_score(*_night()))
 
-    @task
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     @_no_retry_on_data_errors
     def load() -> int:
         from pipelines.steps import run_load
 
         return sum(r.rows for r in run_load(*_night()))
 
-    @task
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     @_no_retry_on_data_errors
     def report() -> str:
         from pipelines.steps import run_report
 
         return str(run_report(*_night()))
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def quality_gate() -> None:
+        """Fail the run, after the report is out, if any dataset failed an `error` check tonight."""
+        from pipelines.validate import blocked_datasets
+
+        cfg, run = _night()
+        blocked = blocked_datasets(
+            cfg, run.run_date, sorted({t.dataset for s in cfg.sources for t in s.tables})
+        )
+        if blocked:
+            raise AirflowFailException(
+                "data-quality gate failed: " + "; ".join(r for rs in blocked.values() for r in rs)
+            )
 
     extracted = extract.expand_kwargs(list_tables())
     checked = validate.expand(dataset=datasets(extracted))
@@ -142,7 +158,7 @@ def seam_nightly() -> None:
     checked >> outputs
     loaded = load()
     outputs >> loaded
-    loaded >> report()
+    loaded >> report() >> quality_gate()
 
 
 seam_nightly()

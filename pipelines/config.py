@@ -330,6 +330,11 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         holidays=tuple((str(k), str(v)) for k, v in holidays_raw.items()),
     )
     ar.done()
+    from pipelines.series import METRIC_DATASETS
+
+    unknown = sorted(set(anomaly.metrics) - set(METRIC_DATASETS))
+    if unknown:
+        raise ConfigError(f"anomaly.metrics: unknown metrics {unknown}; known: {sorted(METRIC_DATASETS)}")
     res = _Reader(r.get("results", {}), "results")
     results = ResultsSpec(
         ledger=res.get("ledger", source_of("order_lines", first)),

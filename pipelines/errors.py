@@ -35,3 +35,7 @@ class QualityGateError(DataError):
 
 class LoadError(SeamError):
     """Writing results back into a database failed permanently."""
+
+
+class StepSkipped(SeamError):
+    """A step did not run because a dataset it needs failed an `error` quality gate tonight."""

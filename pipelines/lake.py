@@ -42,6 +42,20 @@ def output_path(lake: Path, output: str, run_date: date) -> Path:
     return partition_path(lake, "_seam", output, run_date, key="run_date")
 
 
+def latest_output(lake: Path, output: str, run_date: date) -> tuple[date, Path] | None:
+    """The newest complete output of a stage at or before `run_date` (the last good night)."""
+    base = output_path(lake, output, run_date).parent
+    if not base.is_dir():
+        return None
+    nights = sorted(
+        date.fromisoformat(p.name.split("=", 1)[1])
+        for p in base.iterdir()
+        if p.is_dir() and p.name.startswith("run_date=") and (p / MANIFEST).is_file()
+    )
+    nights = [d for d in nights if d <= run_date]
+    return (nights[-1], output_path(lake, output, nights[-1])) if nights else None
+
+
 def state_path(lake: Path, *parts: str) -> Path:
     return Path(lake).joinpath("_state", *parts)
 

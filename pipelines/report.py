@@ -19,9 +19,9 @@ import pandas as pd
 from pipelines import __version__
 from pipelines.config import Config
 from pipelines.datasets import read_dataset
-from pipelines.lake import output_path, read_partition
+from pipelines.lake import latest_output, output_path, read_partition
 from pipelines.series import build_demand_series
-from pipelines.validate import read_quality
+from pipelines.validate import blocked_datasets, read_quality
 
 if TYPE_CHECKING:
     from pipelines.steps import RunContext
@@ -119,12 +119,14 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     """Render the report of one night into `<report.directory>/<run_date>/report.html`."""
     d = ctx.run_date
     lines = read_dataset(cfg, "order_lines", d)
-    fc_dir = output_path(cfg.lake, "forecasts", d)
-    forecasts = read_partition(fc_dir) if fc_dir.is_dir() else pd.DataFrame()
+    latest_fc = latest_output(cfg.lake, "forecasts", d)
+    forecasts = read_partition(latest_fc[1]) if latest_fc else pd.DataFrame()
+    forecasts_from = latest_fc[0] if latest_fc else None
     prev_dir = output_path(cfg.lake, "forecasts", d - pd.Timedelta(days=1))
     previous_fc = read_partition(prev_dir) if prev_dir.is_dir() else None
-    an_dir = output_path(cfg.lake, "anomalies", d)
-    anomalies = read_partition(an_dir) if an_dir.is_dir() else pd.DataFrame()
+    latest_an = latest_output(cfg.lake, "anomalies", d)
+    anomalies = read_partition(latest_an[1]) if latest_an else pd.DataFrame()
+    anomalies_from = latest_an[0] if latest_an else None
     quality = read_quality(cfg, d)
     products = read_dataset(cfg, "products", d) if cfg.has_dataset("products") else None
     names = dict(zip(products["sku"], products["name"], strict=True)) if products is not None else {}
@@ -195,6 +197,9 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         model_version=forecasts["model_version"].iloc[0] if len(forecasts) else None,
         n_series=int(forecasts[["sku", "warehouse"]].drop_duplicates().shape[0]) if len(forecasts) else 0,
         version=__version__,
+        forecasts_from=forecasts_from,
+        anomalies_from=anomalies_from,
+        blocked=blocked_datasets(cfg, d, sorted({t.dataset for s in cfg.sources for t in s.tables})),
     )
     out_dir = cfg.report.directory / d.isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)

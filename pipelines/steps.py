@@ -24,13 +24,13 @@ from pipelines import __version__
 from pipelines.config import Config, source_url
 from pipelines.datasets import read_dataset
 from pipelines.db import make_engine
-from pipelines.errors import DataError
+from pipelines.errors import DataError, StepSkipped
 from pipelines.extract import ExtractResult, extract_table
 from pipelines.lake import output_path, read_partition, write_frame
 from pipelines.ledger import StepRecord, record_step
 from pipelines.load import LoadResult, load_batch, migrate
 from pipelines.series import METRIC_DATASETS, build_demand_series, build_metric_series
-from pipelines.validate import CheckResult, read_quality, validate_dataset
+from pipelines.validate import CheckResult, blocked_datasets, read_quality, validate_dataset
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def tracked(cfg: Config, ctx: RunContext, step: str) -> Iterator[StepOutcome]:
                 ctx.run_id,
                 started,
                 datetime.now(UTC),
-                "failed",
+                "skipped" if isinstance(err, StepSkipped) else "failed",
                 outcome.rows_in,
                 outcome.rows_out,
                 None,
@@ -104,6 +104,17 @@ def model_version(cfg: Config) -> str:
     """Package version plus a hash of the model settings, stored with every forecast."""
     digest = hashlib.sha256(repr((cfg.forecast, cfg.anomaly)).encode()).hexdigest()[:8]
     return f"seam-{__version__}+{digest}"
+
+
+def require_datasets(cfg: Config, ctx: RunContext, step: str, datasets: list[str]) -> None:
+    """Raise `StepSkipped` if a dataset the step needs failed an `error` gate tonight."""
+    blocked = blocked_datasets(cfg, ctx.run_date, [d for d in datasets if cfg.has_dataset(d)])
+    if blocked:
+        reasons = "; ".join(r for rs in blocked.values() for r in rs)
+        raise StepSkipped(
+            f"{step} skipped for {ctx.run_date}: {sorted(blocked)} failed their quality gate ({reasons}); "
+            f"the last good night's results stay in place and are reported as stale"
+        )
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -150,6 +161,7 @@ def run_forecast(cfg: Config, ctx: RunContext) -> Path:
     from pipelines.forecasting import forecast  # heavy (statsmodels): import when used
 
     with tracked(cfg, ctx, "forecast") as out:
+        require_datasets(cfg, ctx, "forecast", ["order_lines", "stockouts"])
         t0 = time.perf_counter()
         lines = read_dataset(cfg, "order_lines", ctx.run_date)
         stockouts = read_dataset(cfg, "stockouts", ctx.run_date) if cfg.has_dataset("stockouts") else None
@@ -270,10 +282,20 @@ def run_score(cfg: Config, ctx: RunContext) -> Path:
     from pipelines.anomaly import ScoreOptions, score, score_records
 
     with tracked(cfg, ctx, "score") as out:
+        usable = [
+            m
+            for m in cfg.anomaly.metrics
+            if not blocked_datasets(cfg, ctx.run_date, [METRIC_DATASETS.get(m, m)])
+        ]
+        if not usable:
+            require_datasets(cfg, ctx, "score", [METRIC_DATASETS.get(m, m) for m in cfg.anomaly.metrics])
         t0 = time.perf_counter()
         window_start = pd.Timestamp(ctx.run_date) - pd.Timedelta(days=cfg.anomaly.window_days)
         frames, cache = [], {}
         for metric in cfg.anomaly.metrics:
+            if metric not in usable:
+                log.warning("score: metric %s skipped tonight, its dataset failed the quality gate", metric)
+                continue
             dataset = METRIC_DATASETS.get(metric)
             if dataset is None:
                 raise DataError(
@@ -420,8 +442,18 @@ def run_report(cfg: Config, ctx: RunContext) -> Path:
 def run_all(cfg: Config, ctx: RunContext) -> Path:
     """All steps in order (the CLI's `seam run`); returns the report's path."""
     run_extract(cfg, ctx)
-    run_validate(cfg, ctx)
-    run_forecast(cfg, ctx)
-    run_score(cfg, ctx)
+    gate: DataError | None = None
+    try:
+        run_validate(cfg, ctx)
+    except DataError as err:  # like the DAG: the steps that need a failed dataset skip themselves
+        gate = err
+    for step in (run_forecast, run_score):
+        try:
+            step(cfg, ctx)
+        except StepSkipped as skipped:
+            log.warning("%s", skipped)
     run_load(cfg, ctx)
-    return run_report(cfg, ctx)
+    path = run_report(cfg, ctx)
+    if gate is not None:
+        raise gate
+    return path

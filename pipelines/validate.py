@@ -40,6 +40,10 @@ RESULT_COLUMNS = [
     "unexpected_sample",
 ]
 VOLUME_DROP = 0.5  # a snapshot with fewer than half the rows of the previous one is half-loaded
+# The column that dates each row's business event: none may lie after the night being processed.
+EVENT_DATES = {"order_lines": "order_date", "tickets": "opened_at", "opportunities": "created_at"}
+PRICE_RATIO = 20.0  # a line priced 20x above or below its list price is a unit or currency error
+PRICE_SHARE = 0.001  # ...and more than 0.1% of such lines is a broken feed, not a typo
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,55 @@ def check_volume(cfg: Config, dataset: str, rows: int, run_date: date) -> list[C
     return results
 
 
+def check_event_dates(dataset: str, df: pd.DataFrame, run_date: date) -> list[CheckResult]:
+    """No row may be dated after the night (future-dated orders, tickets, ...)."""
+    col = EVENT_DATES.get(dataset)
+    if col is None or col not in df.columns or not len(df):
+        return []
+    _, end = run_bounds(run_date)
+    values = pd.to_datetime(df[col])
+    future = df.loc[values >= pd.Timestamp(end), col]
+    sample = json.dumps([_jsonable(v) for v in future.head(10)])
+    return [
+        CheckResult(
+            dataset,
+            f"not_in_future({col})",
+            "error",
+            future.empty,
+            f"{len(future)} rows after {run_date}, latest {values.max():%Y-%m-%d}",
+            f"{col} <= {run_date}",
+            len(future),
+            sample,
+        )
+    ]
+
+
+def check_prices(cfg: Config, dataset: str, df: pd.DataFrame, run_date: date) -> list[CheckResult]:
+    """Order-line prices against the product's list price: catches 100x unit/currency errors."""
+    if dataset != "order_lines" or not cfg.has_dataset("products") or not len(df):
+        return []
+    products = read_dataset(cfg, "products", run_date)
+    if "list_price" not in products.columns:
+        return []
+    lp = df["sku"].map(products.set_index("sku")["list_price"])
+    ratio = df["unit_price"] / lp
+    off = df[(ratio > PRICE_RATIO) | (ratio < 1 / PRICE_RATIO)]
+    share = len(off) / len(df)
+    sample = json.dumps([f"{r.order_id}-{r.line_no}: {r.unit_price}" for r in off.head(10).itertuples()])
+    return [
+        CheckResult(
+            dataset,
+            "unit_price_vs_list_price",
+            "error",
+            share <= PRICE_SHARE,
+            f"{len(off)} lines ({share:.2%}) priced over {PRICE_RATIO:.0f}x away from list price",
+            f"at most {PRICE_SHARE:.1%} of lines",
+            len(off),
+            sample,
+        )
+    ]
+
+
 def run_suite(
     suite_json: dict[str, Any], df: pd.DataFrame, dataset: str, references: dict[str, set[Any]]
 ) -> list[CheckResult]:
@@ -228,7 +281,12 @@ def validate_dataset(
     """
     t0 = time.perf_counter()
     df = read_dataset(cfg, dataset, run_date)
-    results = check_volume(cfg, dataset, len(df), run_date) + check_freshness(cfg, dataset, df, run_date)
+    results = (
+        check_volume(cfg, dataset, len(df), run_date)
+        + check_freshness(cfg, dataset, df, run_date)
+        + check_event_dates(dataset, df, run_date)
+        + check_prices(cfg, dataset, df, run_date)
+    )
     suite = load_suite_json(dataset, expectations_dir)
     if suite and len(df):
         refs: dict[str, set[Any]] = {}
@@ -281,3 +339,25 @@ def read_quality(cfg: Config, run_date: date) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     return pd.concat(frames, ignore_index=True)
+
+
+def blocked_datasets(cfg: Config, run_date: date, datasets: list[str]) -> dict[str, list[str]]:
+    """Datasets (among `datasets`) that may not be used tonight, with the reasons.
+
+    A dataset is blocked when an `error`-severity check failed, or when it was not validated
+    for the night at all (its validation crashed or has not run).
+    """
+    blocked: dict[str, list[str]] = {}
+    for ds in datasets:
+        folder = output_path(cfg.lake, f"quality_{ds}", run_date)
+        if not folder.is_dir():
+            blocked[ds] = [f"{ds}: not validated for {run_date}"]
+            continue
+        q = pd.read_parquet(folder / "part-00000.parquet")
+        bad = q[(~q["success"].astype(bool)) & (q["severity"] == "error")]
+        if len(bad):
+            blocked[ds] = [
+                CheckResult(**{k: r[k] for k in RESULT_COLUMNS if k != "run_date"}).describe()
+                for _, r in bad.iterrows()
+            ]
+    return blocked

@@ -1,0 +1,197 @@
+"""Fault injection: each broken night is caught with the right check, and nothing wrong goes downstream."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines.config import load_config, source_url
+from pipelines.errors import QualityGateError, SchemaDriftError, StepSkipped
+from pipelines.lake import output_path
+from pipelines.steps import RunContext, run_extract, run_forecast, run_load, run_validate
+from tests.conftest import NIGHT
+
+BEFORE = NIGHT - timedelta(days=1)
+
+
+def _unconstrain(table: str) -> list[str]:
+    """SQL that rebuilds a SQLite table without keys or constraints (so a fault can be injected)."""
+    return [
+        f"CREATE TABLE {table}_x AS SELECT * FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_x RENAME TO {table}",
+    ]
+
+
+NIGHT_END = f"'{NIGHT + timedelta(days=1)} 00:00:00'"
+FAULTS = {
+    # name: (database, SQL, dataset, check named in the error)
+    "stale source": (
+        "erp",
+        [
+            f"DELETE FROM sales_order_lines WHERE order_id IN (SELECT order_id FROM sales_orders "
+            f"WHERE created_at >= '{NIGHT - timedelta(days=2)}')",
+            "UPDATE sales_order_lines SET updated_at = (SELECT created_at FROM sales_orders o "
+            "WHERE o.order_id = sales_order_lines.order_id)",
+        ],
+        "order_lines",
+        "freshness",
+    ),
+    "half-loaded table": (
+        "erp",
+        ["DELETE FROM sales_order_lines WHERE order_id % 10 < 6"],
+        "order_lines",
+        "row_volume",
+    ),
+    "duplicate keys": (
+        "erp",
+        [
+            *_unconstrain("sales_order_lines"),
+            "INSERT INTO sales_order_lines SELECT * FROM sales_order_lines LIMIT 3",
+        ],
+        "order_lines",
+        "expect_compound_columns_to_be_unique",
+    ),
+    "null keys": (
+        "erp",
+        [
+            *_unconstrain("sales_order_lines"),
+            "UPDATE sales_order_lines SET sku = NULL WHERE order_id % 50 = 0",
+        ],
+        "order_lines",
+        "expect_column_values_to_not_be_null(sku)",
+    ),
+    "negative quantities": (
+        "erp",
+        ["UPDATE sales_order_lines SET qty = -qty WHERE order_id % 40 = 0"],
+        "order_lines",
+        "expect_column_values_to_be_between(quantity)",
+    ),
+    "prices off by 100x": (
+        "erp",
+        [
+            "UPDATE sales_order_lines SET unit_price = unit_price * 100 WHERE order_id IN "
+            f"(SELECT order_id FROM sales_orders WHERE order_date >= '{NIGHT - timedelta(days=3)}')"
+        ],
+        "order_lines",
+        "unit_price_vs_list_price",
+    ),
+    "future-dated orders": (
+        "erp",
+        [f"UPDATE sales_orders SET order_date = '{NIGHT + timedelta(days=30)}' WHERE order_id % 97 = 0"],
+        "order_lines",
+        "not_in_future(order_date)",
+    ),
+    "unknown SKUs": (
+        "erp",
+        [
+            *_unconstrain("sales_order_lines"),
+            "UPDATE sales_order_lines SET sku = 'SKU-9999' WHERE order_id % 60 = 0",
+        ],
+        "order_lines",
+        "expect_column_values_to_be_in_set(sku)",
+    ),
+    "unknown currency": (
+        "erp",
+        ["UPDATE sales_orders SET currency = 'XYZ' WHERE order_id % 70 = 0"],
+        "order_lines",
+        "expect_column_values_to_be_in_set(currency)",
+    ),
+    "empty table": ("erp", ["PRAGMA foreign_keys=OFF", "DELETE FROM products"], "products", "row_count"),
+    "accounts without ERP customer": (
+        "crm",
+        ["UPDATE accounts SET erp_customer_id = '999999' WHERE account_id IN ('A00003', 'A00007')"],
+        "accounts",
+        "expect_column_values_to_be_in_set(erp_customer_id)",
+    ),
+}
+
+
+def _inject(url: str, statements: list[str]) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for stmt in statements:
+            conn.exec_driver_sql(stmt)
+    engine.dispose()
+
+
+@pytest.fixture
+def night_before(demo_env):
+    """A demo whose previous night was extracted and validated cleanly."""
+    cfg = load_config(demo_env())
+    run_extract(cfg, RunContext(BEFORE))
+    run_validate(cfg, RunContext(BEFORE))
+    return cfg
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_is_caught_with_the_right_check(night_before, fault):
+    cfg = night_before
+    db, sql, dataset, check = FAULTS[fault]
+    _inject(source_url(cfg.source(db)), sql)
+    run_extract(cfg, RunContext(NIGHT))
+    with pytest.raises(QualityGateError) as err:
+        run_validate(cfg, RunContext(NIGHT))
+    message = str(err.value)
+    assert f"{dataset}: check {check}" in message, message
+    assert "observed" in message and "expected" in message
+    if dataset == "order_lines" or fault == "empty table":
+        with pytest.raises(StepSkipped, match="failed their quality gate"):
+            run_forecast(cfg, RunContext(NIGHT))
+        assert not output_path(cfg.lake, "forecasts", NIGHT).exists()
+
+
+def test_failed_night_loads_quality_results_but_no_forecasts(night_before):
+    cfg = night_before
+    _inject(source_url(cfg.source("erp")), FAULTS["negative quantities"][1])
+    run_extract(cfg, RunContext(NIGHT))
+    with pytest.raises(QualityGateError):
+        run_validate(cfg, RunContext(NIGHT))
+    with pytest.raises(StepSkipped):
+        run_forecast(cfg, RunContext(NIGHT))
+    run_load(cfg, RunContext(NIGHT))
+    engine = sa.create_engine(source_url(cfg.source("erp")))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM seam_forecasts").scalar() == 0
+        failed = conn.exec_driver_sql(
+            "SELECT check_name FROM seam_data_quality_results WHERE success = 0 AND severity = 'error'"
+        ).all()
+        steps = dict(conn.exec_driver_sql("SELECT step, status FROM seam_run_ledger").all())
+    engine.dispose()
+    assert [r[0] for r in failed] == ["expect_column_values_to_be_between(quantity)"]
+    assert steps["forecast"] == "skipped" and steps["validate"] == "failed"
+
+
+def test_column_retyped_to_text_fails_the_table(night_before):
+    cfg = night_before
+    _inject(
+        source_url(cfg.source("erp")),
+        [
+            "CREATE TABLE products_x (sku VARCHAR(16) PRIMARY KEY, product_name VARCHAR(128), category VARCHAR(32), "
+            "list_price TEXT, created_at DATETIME, updated_at DATETIME)",
+            "INSERT INTO products_x SELECT sku, product_name, category, CAST(list_price AS TEXT), created_at, "
+            "updated_at FROM products",
+            "PRAGMA foreign_keys=OFF",
+            "DROP TABLE products",
+            "ALTER TABLE products_x RENAME TO products",
+        ],
+    )
+    with pytest.raises(
+        SchemaDriftError, match=r"retyped columns \['list_price: decimal128\(12, 2\) -> string'\]"
+    ):
+        run_extract(cfg, RunContext(NIGHT), source="erp", table="products")
+    assert not output_path(cfg.lake, "forecasts", NIGHT).exists()
+    assert not (cfg.lake / "erp" / "products" / f"snapshot_date={NIGHT}").exists()
+
+
+def test_thirty_clean_nights_raise_no_error(demo_env):
+    cfg = load_config(demo_env())
+    warnings = 0
+    for i in range(29, -1, -1):
+        ctx = RunContext(NIGHT - timedelta(days=i))
+        run_extract(cfg, ctx)
+        results = run_validate(cfg, ctx)  # raises on any `error`-severity failure
+        warnings += sum(1 for r in results if not r.success)
+    assert warnings <= 3
