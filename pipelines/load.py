@@ -3,11 +3,18 @@
 A load of one table for one night (`run_date`):
 1. computes the batch's checksum; if the ledger already holds the same checksum for
    (table, run_date) nothing is done (replaying a batch is a no-op);
-2. otherwise, in ONE transaction: bulk-copies the rows into a temporary staging table
-   (PostgreSQL COPY, MariaDB/MySQL multi-row inserts, SQLite executemany), upserts them
-   into the target by its natural key, deletes the night's rows that the batch no longer
-   contains, and records the batch in `seam_load_batches`.
+2. otherwise, in ONE transaction: bulk-loads the rows into a temporary staging table
+   (PostgreSQL COPY, MariaDB/MySQL LOAD DATA LOCAL INFILE from a temporary CSV with multi-row
+   INSERTs as the fallback, SQLite executemany), replaces the night's rows of the target with
+   the staged ones, and records the batch in `seam_load_batches`.
 Readers therefore see either the previous version of the night or the new one, never a mix.
+
+A batch is always the complete night of a table, so "upsert by natural key, then delete the
+night's keys the batch no longer has" and "delete the night, insert the batch" give the same
+rows; the second is what runs, because it is much cheaper than a million ON CONFLICT probes
+and needs no index on the staging table.  Tables without a night column (`seam_actuals`) are
+upserted by key.  Transient errors (dropped connections, deadlocks, lock timeouts, serialization
+failures) are retried by `pipelines.retry`; permanent ones fail at once naming table and cause.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,12 +33,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from pipelines.db import describe_db_error, dialect_of, quote
 from pipelines.errors import LoadError, SourceUnavailableError
+from pipelines.retry import RetryPolicy, is_transient, sqlstate_of, with_retry
 
 log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -40,6 +53,7 @@ class ResultTable:
     name: str
     columns: tuple[str, ...]
     key: tuple[str, ...]
+    night: str | None = "run_date"  # the column a batch replaces; None: upsert by key only
 
 
 RESULT_TABLES: dict[str, ResultTable] = {
@@ -100,8 +114,10 @@ RESULT_TABLES: dict[str, ResultTable] = {
             ),
             ("run_date", "dataset", "check_name"),
         ),
+        ResultTable("seam_actuals", ("sku", "warehouse", "ds", "actual"), ("sku", "warehouse", "ds"), None),
     )
 }
+DATE_COLUMNS = frozenset({"run_date", "target_date", "training_snapshot_date", "ds"})
 
 
 @dataclass(frozen=True)
@@ -158,10 +174,23 @@ def migrate(engine: Engine) -> list[str]:
 
 # --- checksums ---------------------------------------------------------------------------------
 def batch_checksum(df: pd.DataFrame, key: Sequence[str]) -> str:
-    """Order-independent SHA-256 of a batch (rows sorted by key, values as text)."""
-    ordered = df.sort_values(list(key), kind="stable").reset_index(drop=True)
-    text = ordered.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Order-independent SHA-256 of a batch: the sorted 64-bit hashes of its rows, plus its columns.
+
+    Vectorised (pandas' hash_pandas_object, fixed key), so a million rows take well under a second;
+    dates are hashed as day numbers so `date` objects and datetime64 give the same checksum.
+    """
+    del key  # the row hashes cover every column; kept for callers
+    frame = df.copy(deep=False)
+    for c in frame.columns:
+        if c in DATE_COLUMNS:
+            frame[c] = pd.to_datetime(frame[c]).to_numpy(dtype="datetime64[D]").astype("int64")
+    rows = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+    digest = hashlib.sha256(",".join(frame.columns).encode())
+    digest.update(rows.tobytes())
+    return digest.hexdigest()
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 # --- the load ----------------------------------------------------------------------------------
@@ -169,140 +198,176 @@ def _prepare(df: pd.DataFrame, table: ResultTable) -> pd.DataFrame:
     missing = [c for c in table.columns if c not in df.columns]
     if missing:
         raise LoadError(f"{table.name}: the batch lacks columns {missing}; got {list(df.columns)}")
-    out = df[list(table.columns)].copy()
+    out = df[list(table.columns)].copy(deep=False)
     for c in out.columns:
         s = out[c]
-        if pd.api.types.is_datetime64_any_dtype(s):
-            out[c] = s.dt.date
+        if c in DATE_COLUMNS and not pd.api.types.is_datetime64_any_dtype(s):
+            out[c] = pd.to_datetime(s)
         elif pd.api.types.is_bool_dtype(s):
             out[c] = s.astype(bool)
-    if out.duplicated(list(table.key)).any():
-        dup = out[out.duplicated(list(table.key), keep=False)][list(table.key)].head(3).to_dict("records")
-        raise LoadError(f"{table.name}: the batch has duplicate keys {list(table.key)}, e.g. {dup}")
+    keys = list(table.key)
+    # A 64-bit hash per key finds duplicates fast; only a hash collision needs the exact check.
+    if pd.util.hash_pandas_object(out[keys], index=False).duplicated().any() and out.duplicated(keys).any():
+        dup = out[out.duplicated(keys, keep=False)][keys].head(3).to_dict("records")
+        raise LoadError(f"{table.name}: the batch has duplicate keys {keys}, e.g. {dup}")
     return out
 
 
-def load_batch(engine: Engine, table_name: str, run_date: date, df: pd.DataFrame) -> LoadResult:
-    """Load one night's rows of a result table exactly once (see the module docstring)."""
+def _pause_for_tests(point: str, attempt: int) -> None:
+    """Test-only hook: SEAM_LOAD_TEST_PAUSE=point:seconds sleeps there on the first attempt.
+
+    The reliability tests kill or disconnect the load while it sleeps at `staged` (rows in staging),
+    `merged` (target changed, not committed) or `committed` (before the caller hears of success).
+    """
+    spec = os.environ.get("SEAM_LOAD_TEST_PAUSE", "")
+    if attempt != 1 or not spec.startswith(point + ":"):
+        return
+    log.warning("SEAM_LOAD_TEST_PAUSE at %s", point)
+    for h in logging.getLogger().handlers:
+        h.flush()
+    time.sleep(float(spec.split(":", 1)[1]))
+
+
+def load_batch(
+    engine: Engine,
+    table_name: str,
+    run_date: date,
+    df: pd.DataFrame,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> LoadResult:
+    """Load one night's rows of a result table exactly once (see the module docstring).
+
+    Returns what was loaded; raises SourceUnavailableError when transient errors outlast the retry
+    policy (retry later) and LoadError for permanent ones (fix the schema, grants or data).
+    """
     table = RESULT_TABLES[table_name]
     batch = _prepare(df, table)
-    if len(batch) and (pd.to_datetime(pd.Series(batch["run_date"])).dt.date != run_date).any():
-        raise LoadError(f"{table_name}: every row's run_date must be {run_date}")
+    if table.night and len(batch):
+        lo, hi = batch[table.night].min().date(), batch[table.night].max().date()
+        if lo != run_date or hi != run_date:
+            raise LoadError(f"{table_name}: every row's {table.night} must be {run_date}, got {lo} to {hi}")
     checksum = batch_checksum(batch, table.key)
     t0 = time.perf_counter()
+    attempts = iter(range(1, 1_000))
     try:
-        with engine.connect() as conn:
-            prev = conn.execute(
-                sa.text("SELECT checksum FROM seam_load_batches WHERE table_name = :t AND run_date = :d"),
-                {"t": table_name, "d": run_date},
-            ).scalar()
-            conn.rollback()
-            if prev == checksum:
-                log.info(
-                    "load %s run_date=%s: batch %s already loaded, nothing to do",
-                    table_name,
-                    run_date,
-                    checksum[:12],
-                )
-                return LoadResult(table_name, run_date, len(batch), checksum, True)
-            with conn.begin():
-                _merge(conn, table, batch, run_date)
-                _record_batch(conn, table_name, run_date, checksum, len(batch))
+        skipped = with_retry(
+            lambda: _load_once(engine, table, run_date, batch, checksum, next(attempts)),
+            what=f"loading {table_name} for {run_date}",
+            policy=retry,
+        )
     except DBAPIError as err:
-        if err.connection_invalidated or _is_transient(err):
-            raise SourceUnavailableError(
-                f"loading {table_name} for {run_date} was interrupted: {describe_db_error(err)}; "
-                f"the transaction was rolled back and the load can be retried"
-            ) from err
-        raise LoadError(f"loading {table_name} for {run_date} failed: {describe_db_error(err)}") from err
+        raise _classify(err, table_name, run_date) from err
     log.info(
-        "load %s run_date=%s rows_in=%d checksum=%s seconds=%.2f",
+        "load %s run_date=%s rows_in=%d checksum=%s skipped=%s seconds=%.2f",
         table_name,
         run_date,
         len(batch),
         checksum[:12],
+        skipped,
         time.perf_counter() - t0,
     )
-    return LoadResult(table_name, run_date, len(batch), checksum, False)
+    return LoadResult(table_name, run_date, len(batch), checksum, skipped)
 
 
-_TRANSIENT_CODES = {"40001", "40P01", "55P03", "57P01", "08006", "08003", "08001"}
-_TRANSIENT_MYSQL = {1205, 1213, 2006, 2013}
+def _classify(err: DBAPIError, table_name: str, run_date: date) -> Exception:
+    cause = describe_db_error(err)
+    if is_transient(err):
+        return SourceUnavailableError(
+            f"loading {table_name} for {run_date} was interrupted and retries ran out: {cause}; "
+            f"the transaction was rolled back and the load can be retried"
+        )
+    code = sqlstate_of(err) or ""
+    number = getattr(err.orig, "args", (None,))[0]
+    if code == "42501" or number in (1142, 1143, 1044, 1227):
+        hint = "the load role lacks a grant; see docs/grants.md"
+    elif code.startswith("23") or number in (1048, 1062, 1452):
+        hint = "a constraint rejected the rows; fix the batch"
+    elif code in ("42P01", "42703") or number in (1146, 1054):
+        hint = "the table is missing or has the wrong columns; run `seam migrate`"
+    else:
+        hint = "not retryable"
+    return LoadError(f"loading {table_name} for {run_date} failed: {cause} ({hint})")
 
 
-def _is_transient(err: DBAPIError) -> bool:
-    orig = err.orig
-    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
-    if code in _TRANSIENT_CODES:
-        return True
-    args = getattr(orig, "args", ())
-    return bool(args) and args[0] in _TRANSIENT_MYSQL
+def _load_once(
+    engine: Engine, table: ResultTable, run_date: date, batch: pd.DataFrame, checksum: str, attempt: int
+) -> bool:
+    """One attempt on a fresh connection; True when the same batch was already loaded."""
+    with engine.connect() as conn:
+        prev = conn.execute(
+            sa.text("SELECT checksum FROM seam_load_batches WHERE table_name = :t AND run_date = :d"),
+            {"t": table.name, "d": run_date},
+        ).scalar()
+        conn.rollback()
+        if prev == checksum:
+            return True
+        with conn.begin():
+            _merge(conn, table, batch, run_date, attempt)
+            _record_batch(conn, table.name, run_date, checksum, len(batch))
+            _pause_for_tests("merged", attempt)
+    _pause_for_tests("committed", attempt)
+    return False
 
 
-def _merge(conn: Connection, table: ResultTable, batch: pd.DataFrame, run_date: date) -> None:
+def _merge(
+    conn: Connection, table: ResultTable, batch: pd.DataFrame, run_date: date, attempt: int = 1
+) -> None:
     dialect = dialect_of(conn)
     stg = "seam_stg_" + table.name.removeprefix("seam_")
     q = lambda n: quote(conn, n)  # noqa: E731
     cols = ", ".join(q(c) for c in table.columns)
     target = q(table.name)
-    keys_sql = ", ".join(q(c) for c in table.key)
+    # Staging has the target's columns and no index: bulk loads into it are as cheap as they get.
     if dialect == "postgresql":
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE {stg} (LIKE {target} INCLUDING DEFAULTS INCLUDING INDEXES) ON COMMIT DROP"
-        )
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {stg} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
     elif dialect == "mysql":
         conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {stg}")
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stg} LIKE {target}")
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {stg} ENGINE=InnoDB AS SELECT * FROM {target} WHERE 1 = 0"
+        )
     else:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{stg}")
         conn.exec_driver_sql(f"CREATE TEMP TABLE {stg} AS SELECT * FROM {target} WHERE 0")
     bulk_insert(conn, stg, list(table.columns), batch)
-    if dialect == "sqlite":  # the anti-join below needs the key indexed on the staging side too
-        conn.exec_driver_sql(f"CREATE UNIQUE INDEX temp.{stg}_key ON {stg} ({keys_sql})")
-    non_key = [c for c in table.columns if c not in table.key]
-    keys = keys_sql
-    if dialect == "postgresql":
-        sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in non_key)
-        conn.exec_driver_sql(
-            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-        )
-    elif dialect == "mysql":
-        sets = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in non_key)
-        conn.exec_driver_sql(
-            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} ON DUPLICATE KEY UPDATE {sets}"
-        )
+    _pause_for_tests("staged", attempt)
+    if table.night:
+        conn.execute(sa.text(f"DELETE FROM {target} WHERE {q(table.night)} = :d"), {"d": run_date})
+        conn.exec_driver_sql(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg}")
     else:
-        sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in non_key)
-        conn.exec_driver_sql(
-            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} WHERE true "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-        )
-    # Rows of this night that the new batch no longer produces are removed, not left behind.
-    if dialect == "mysql":
-        match = " AND ".join(f"s.{q(c)} = t.{q(c)}" for c in table.key)
-        conn.exec_driver_sql(
-            f"DELETE t FROM {target} t LEFT JOIN {stg} s ON {match} WHERE t.run_date = %s AND s.run_date IS NULL",
-            (run_date,),
-        )
-    else:
-        match = " AND ".join(f"{stg}.{q(c)} = {target}.{q(c)}" for c in table.key)
-        conn.execute(
-            sa.text(
-                f"DELETE FROM {target} WHERE run_date = :d AND NOT EXISTS (SELECT 1 FROM {stg} WHERE {match})"
-            ),
-            {"d": run_date},
-        )
+        _upsert(conn, table, stg)
     if dialect == "mysql":
         conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {stg}")
     elif dialect == "sqlite":
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{stg}")
 
 
+def _upsert(conn: Connection, table: ResultTable, stg: str) -> None:
+    dialect = dialect_of(conn)
+    q = lambda n: quote(conn, n)  # noqa: E731
+    cols = ", ".join(q(c) for c in table.columns)
+    keys = ", ".join(q(c) for c in table.key)
+    non_key = [c for c in table.columns if c not in table.key]
+    if dialect == "mysql":
+        sets = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in non_key)
+        conn.exec_driver_sql(
+            f"INSERT INTO {q(table.name)} ({cols}) SELECT {cols} FROM {stg} ON DUPLICATE KEY UPDATE {sets}"
+        )
+        return
+    sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in non_key)
+    where = " WHERE true" if dialect == "sqlite" else ""  # SQLite's parser needs it before ON CONFLICT
+    conn.exec_driver_sql(
+        f"INSERT INTO {q(table.name)} ({cols}) SELECT {cols} FROM {stg}{where} "
+        f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+    )
+
+
 def _record_batch(conn: Connection, table_name: str, run_date: date, checksum: str, rows: int) -> None:
-    params = {"t": table_name, "d": run_date, "c": checksum, "n": rows, "at": datetime.now(UTC)}
-    if dialect_of(conn) == "sqlite":
-        params["at"] = params["at"].isoformat()  # type: ignore[assignment]
+    now = datetime.now(UTC)
+    at: object = now.isoformat() if dialect_of(conn) == "sqlite" else now
+    if dialect_of(conn) == "mysql":
+        at = now.replace(tzinfo=None)  # DATETIME has no zone; the ledger's times are UTC
+    params = {"t": table_name, "d": run_date, "c": checksum, "n": rows, "at": at}
     conn.execute(sa.text("DELETE FROM seam_load_batches WHERE table_name = :t AND run_date = :d"), params)
     conn.execute(
         sa.text(
@@ -313,12 +378,43 @@ def _record_batch(conn: Connection, table_name: str, run_date: date, checksum: s
     )
 
 
+# --- bulk insert into staging --------------------------------------------------------------------
+def _arrow(df: pd.DataFrame, *, bools_as_int: bool) -> pa.Table:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        col = table.column(i)
+        if field.name in DATE_COLUMNS and pa.types.is_timestamp(field.type):
+            table = table.set_column(i, field.name, pc.cast(col, pa.date32()))
+        elif bools_as_int and pa.types.is_boolean(field.type):
+            table = table.set_column(i, field.name, pc.cast(col, pa.int8()))
+    return table
+
+
+def _csv_chunks(df: pd.DataFrame, *, null: str, bools_as_int: bool, rows: int = 100_000) -> Iterator[bytes]:
+    """The frame as CSV in slices (no header; strings always quoted, so an unquoted `null` is NULL).
+
+    Slicing keeps memory flat: never more than one slice's Arrow table and CSV text at a time.
+    """
+    options = pacsv.WriteOptions(include_header=False, null_string=null, batch_size=16 * 1024)
+    for i in range(0, len(df), rows):
+        buf = io.BytesIO()
+        pacsv.write_csv(_arrow(df.iloc[i : i + rows], bools_as_int=bools_as_int), buf, options)
+        yield buf.getvalue()
+
+
 def _plain_rows(df: pd.DataFrame) -> list[tuple[Any, ...]]:
-    obj = df.astype(object).where(df.notna(), None)
+    obj = df.copy(deep=False)
+    for c in obj.columns:
+        if pd.api.types.is_datetime64_any_dtype(obj[c]):
+            obj[c] = obj[c].dt.date
+    obj = obj.astype(object).where(obj.notna(), None)
     rows = []
     for r in obj.itertuples(index=False, name=None):
         rows.append(tuple(v.item() if isinstance(v, np.generic) else v for v in r))
     return rows
+
+
+_LOCAL_INFILE_REFUSED = {1148, 2068, 3948, 4166}
 
 
 def bulk_insert(conn: Connection, table: str, columns: list[str], df: pd.DataFrame) -> None:
@@ -330,19 +426,50 @@ def bulk_insert(conn: Connection, table: str, columns: list[str], df: pd.DataFra
     names = ", ".join(quote(conn, c) for c in columns)
     dialect = dialect_of(conn)
     if dialect == "postgresql":
-        buf = io.StringIO()
-        df.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d")
-        with (
-            raw.cursor() as cur,
-            cur.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy,
-        ):
-            copy.write(buf.getvalue())
+        sql = f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)"
+        with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[attr-defined]
+            for chunk in _csv_chunks(df[columns], null="", bools_as_int=False):
+                copy.write(chunk)
+        return
+    if dialect == "mysql" and _load_data_local(raw, table, names, df[columns]):
         return
     marks = ", ".join(["%s" if dialect == "mysql" else "?"] * len(columns))
-    rows = _plain_rows(df)
+    rows = _plain_rows(df[columns])
     cur = raw.cursor()
     try:
+        # pymysql rewrites executemany of INSERT ... VALUES into multi-row INSERTs.
         for i in range(0, len(rows), 10_000):
             cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows[i : i + 10_000])
     finally:
         cur.close()
+
+
+def _load_data_local(raw: Any, table: str, names: str, df: pd.DataFrame) -> bool:
+    """MariaDB/MySQL: LOAD DATA LOCAL INFILE from a temporary CSV; False if the server refuses it."""
+    fd, path = tempfile.mkstemp(prefix="seam_load_", suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in _csv_chunks(df, null="NULL", bools_as_int=True):
+                fh.write(chunk)
+        cur = raw.cursor()
+        try:
+            cur.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} CHARACTER SET utf8mb4 "
+                f"FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+                f"LINES TERMINATED BY '\\n' ({names})",
+                (path,),
+            )
+            cur.execute("SHOW WARNINGS LIMIT 3")
+            warnings = cur.fetchall()
+        finally:
+            cur.close()
+    except Exception as err:  # the server or driver refusing LOCAL INFILE: take the INSERT path
+        if getattr(err, "args", (None,))[0] in _LOCAL_INFILE_REFUSED:
+            log.info("LOAD DATA LOCAL INFILE refused (%s); using multi-row INSERTs", err)
+            return False
+        raise
+    finally:
+        os.unlink(path)
+    if warnings:
+        raise LoadError(f"LOAD DATA into {table} converted values with warnings, e.g. {warnings}")
+    return True
