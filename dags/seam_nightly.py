@@ -27,7 +27,16 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
+from airflow.sdk import (
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    SyncCallback,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+)
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yml"
@@ -44,6 +53,25 @@ def _night() -> tuple[Any, Any]:
     night = date(logical.year, logical.month, logical.day)  # a plain date, not pendulum's subclass
     run = RunContext(run_date=night, attempt=ctx["ti"].try_number, run_id=ctx["run_id"])
     return cfg, run
+
+
+def _alert_on_failure(context: Any) -> None:
+    """on_failure_callback: e-mail the on-call engineers (DAG, task, date, error, log URL)."""
+    try:
+        from pipelines.config import load_config
+        from pipelines.notify import send_failure_alert
+
+        ti = context["ti"]
+        send_failure_alert(
+            load_config(os.environ.get("SEAM_CONFIG", str(DEFAULT_CONFIG))),
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            logical_date=str(context.get("logical_date")),
+            error=str(context.get("exception")),
+            log_url=getattr(ti, "log_url", None),
+        )
+    except Exception as err:  # an alert must never mask the task's own failure
+        print(f"seam: could not send the failure alert: {err}")
 
 
 def _no_retry_on_data_errors(fn: Any) -> Any:
@@ -78,7 +106,14 @@ def _no_retry_on_data_errors(fn: Any) -> Any:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
+        "on_failure_callback": _alert_on_failure,
     },
+    # The whole night must be done within 6 hours of being queued, or the on-call engineer hears of it.
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=6),
+        callback=SyncCallback("pipelines.notify.deadline_missed", kwargs={"interval": "6 hours"}),
+    ),
 )
 def seam_nightly() -> None:
     @task
@@ -138,6 +173,14 @@ def seam_nightly() -> None:
 
         return str(run_report(*_night()))
 
+    @task
+    @_no_retry_on_data_errors
+    def send_report() -> bool:
+        """E-mail the report; retried on its own, it never fails the steps that already loaded data."""
+        from pipelines.steps import run_send_report
+
+        return run_send_report(*_night())
+
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def quality_gate() -> None:
         """Fail the run, after the report is out, if any dataset failed an `error` check tonight."""
@@ -158,7 +201,9 @@ def seam_nightly() -> None:
     checked >> outputs
     loaded = load()
     outputs >> loaded
-    loaded >> report() >> quality_gate()
+    rendered = report()
+    loaded >> rendered
+    rendered >> [send_report(), quality_gate()]
 
 
 seam_nightly()

@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         "score": "score anomalies",
         "load": "write results back into the databases",
         "report": "render the nightly report",
+        "send-report": "e-mail the night's report to notifications.report_to",
     }
     for name, text in steps.items():
         s = sub.add_parser(name, help=text)
@@ -145,6 +146,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{res.table}: {res.rows} rows {'(already loaded)' if res.skipped else 'loaded'}")
     elif args.command == "report":
         print(steps.run_report(cfg, ctx))
+    elif args.command == "send-report":
+        sent = steps.run_send_report(cfg, ctx)
+        print("sent" if sent else "no recipients configured (notifications.report_to)")
     return 0
 
 

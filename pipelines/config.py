@@ -103,6 +103,33 @@ class ReportSpec:
 
 
 @dataclass(frozen=True)
+class SmtpSpec:
+    host: str = "localhost"
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    user_env: str | None = None  # environment variables holding the login; never in the file
+    password_env: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class NotifySpec:
+    """Who gets the nightly report and the failure alerts, and through which SMTP server."""
+
+    smtp: SmtpSpec = field(default_factory=SmtpSpec)
+    sender: str = "seam@localhost"
+    report_to: tuple[str, ...] = ()
+    alerts_to: tuple[str, ...] = ()
+    retries: int = 3
+    retry_wait_seconds: float = 2.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.report_to or self.alerts_to)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     lake: Path
@@ -112,6 +139,7 @@ class Config:
     anomaly: AnomalySpec
     results: ResultsSpec
     report: ReportSpec
+    notifications: NotifySpec = field(default_factory=NotifySpec)
 
     def source(self, name: str) -> SourceSpec:
         for s in self.sources:
@@ -354,6 +382,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         top_skus=_positive_int(rep.get("top_skus", 6), "report.top_skus"),
     )
     rep.done()
+    notifications = _notifications(r.get("notifications", {}))
     cfg = Config(
         path=path or base / "config.yml",
         lake=(base / r.get("lake", "data/lake")).resolve(),
@@ -363,9 +392,47 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         anomaly=anomaly,
         results=results,
         report=report,
+        notifications=notifications,
     )
     r.done()
     return cfg
+
+
+def _addresses(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+        raise ConfigError(f"{key}: expected a list of e-mail addresses, got {value!r}")
+    return tuple(value)
+
+
+def _notifications(raw: Any) -> NotifySpec:
+    n = _Reader(raw, "notifications")
+    sm = _Reader(n.get("smtp", {}), "notifications.smtp")
+    smtp = SmtpSpec(
+        host=str(sm.get("host", "localhost")),
+        port=_positive_int(sm.get("port", 25), "notifications.smtp.port"),
+        starttls=bool(sm.get("starttls", False)),
+        ssl=bool(sm.get("ssl", False)),
+        user_env=sm.get("user_env"),
+        password_env=sm.get("password_env"),
+        timeout=float(sm.get("timeout", 30)),
+    )
+    for k in ("user", "password"):
+        if k in sm.data:
+            raise ConfigError(f"notifications.smtp.{k}: never put credentials in the file; use {k}_env")
+    sm.used.update({"user", "password"})
+    sm.done()
+    spec = NotifySpec(
+        smtp=smtp,
+        sender=str(n.get("sender", "seam@localhost")),
+        report_to=_addresses(n.get("report_to", []), "notifications.report_to"),
+        alerts_to=_addresses(n.get("alerts_to", []), "notifications.alerts_to"),
+        retries=_positive_int(n.get("retries", 3), "notifications.retries"),
+        retry_wait_seconds=float(n.get("retry_wait_seconds", 2.0)),
+    )
+    n.done()
+    return spec
 
 
 def _positive_int(value: Any, key: str) -> int:

@@ -131,6 +131,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     products = read_dataset(cfg, "products", d) if cfg.has_dataset("products") else None
     names = dict(zip(products["sku"], products["name"], strict=True)) if products is not None else {}
 
+    labels = entity_labels(cfg, d, names)
     demand = build_demand_series(lines, None, end=d, history_days=120)
     demand["sku"] = demand["unique_id"].str.split("|").str[0]
     sku_hist = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
@@ -178,11 +179,8 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
                 s = demand[demand["unique_id"] == r.entity][["ds", "y"]].tail(60)
                 if len(s) and pd.notna(r.lower_bound) and pd.notna(r.upper_bound):
                     img = anomaly_chart(s, pd.Timestamp(r.ds), r.lower_bound, r.upper_bound, f"{r.entity}")
-            top_anomalies.append({**r._asdict(), "img": img})
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-    )
-    html = env.get_template("report.html.j2").render(
+            top_anomalies.append({**r._asdict(), "img": img, "label": labels(r.metric, r.entity)})
+    context = dict(
         title=cfg.report.title,
         run_date=d,
         run_id=ctx.run_id or "cli",
@@ -204,8 +202,30 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     out_dir = cfg.report.directory / d.isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    for name, autoescape in (("report.html", True), ("report.txt", False)):
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=autoescape, undefined=jinja2.StrictUndefined
+        )
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(env.get_template(f"{name}.j2").render(**context), encoding="utf-8")
+        tmp.replace(out_dir / name)
     log.info("report run_date=%s path=%s", d, path)
     return path
+
+
+def entity_labels(cfg: Config, d: date, product_names: dict[str, str]) -> Any:
+    """A function (metric, entity) -> the name a business reader recognises."""
+    accounts: dict[str, str] = {}
+    if cfg.has_dataset("accounts"):
+        acc = read_dataset(cfg, "accounts", d)
+        accounts = dict(zip(acc["account_id"], acc["name"], strict=True))
+
+    def label(metric: str, entity: str) -> str:
+        if metric == "demand" and "|" in entity:
+            sku, wh = entity.split("|", 1)
+            return f"{product_names.get(sku, sku)} ({sku}) at {wh}"
+        if metric in ("tickets", "pipeline_value"):
+            return f"{accounts.get(entity, entity)} ({entity})"
+        return entity
+
+    return label

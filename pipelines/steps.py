@@ -439,6 +439,32 @@ def run_report(cfg: Config, ctx: RunContext) -> Path:
     return path
 
 
+def run_send_report(cfg: Config, ctx: RunContext) -> bool:
+    """E-mail the night's report to `notifications.report_to`; False when no recipients are set."""
+    from pipelines.notify import build_report_message, send_message
+
+    spec = cfg.notifications
+    if not spec.report_to:
+        log.info("send_report: no notifications.report_to in the config, nothing to send")
+        return False
+    with tracked(cfg, ctx, "send_report") as out:
+        folder = cfg.report.directory / ctx.run_date.isoformat()
+        if not (folder / "report.html").is_file():
+            raise DataError(
+                f"no report for {ctx.run_date} in {folder}; run `seam report --date {ctx.run_date}` first"
+            )
+        msg = build_report_message(
+            (folder / "report.html").read_text(encoding="utf-8"),
+            (folder / "report.txt").read_text(encoding="utf-8"),
+            subject=f"{cfg.report.title}: {ctx.run_date}",
+            sender=spec.sender,
+            to=spec.report_to,
+        )
+        send_message(spec, msg)
+        out.rows_out = len(spec.report_to)
+    return True
+
+
 def run_all(cfg: Config, ctx: RunContext) -> Path:
     """All steps in order (the CLI's `seam run`); returns the report's path."""
     run_extract(cfg, ctx)
@@ -454,6 +480,7 @@ def run_all(cfg: Config, ctx: RunContext) -> Path:
             log.warning("%s", skipped)
     run_load(cfg, ctx)
     path = run_report(cfg, ctx)
+    run_send_report(cfg, ctx)  # after everything is loaded: a failed send undoes nothing
     if gate is not None:
         raise gate
     return path

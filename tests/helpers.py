@@ -39,5 +39,3 @@ def check_results(cfg: Config) -> None:
     assert {"tickets"} <= set(crm["seam_anomaly_scores"].metric)  # CRM metrics go back into the CRM
     dq = erp["seam_data_quality_results"]
     assert dq.success.astype(bool).all() and len(dq) > 30
-
-

@@ -40,6 +40,8 @@ def test_policies(dagbag):
             if t.task_id != "quality_gate":  # a verdict on the data, retrying cannot change it
                 assert t.retries >= 1 and t.retry_exponential_backoff
             assert t.execution_timeout is not None and t.execution_timeout <= timedelta(hours=6)
+            assert t.on_failure_callback, f"{t.task_id} must alert on failure"
+        assert dag.deadline, f"{dag_id} needs a deadline for the whole run"
 
 
 def test_nightly_task_graph(dagbag):
@@ -55,6 +57,7 @@ def test_nightly_task_graph(dagbag):
         "load": ["forecast", "score"],
         "report": ["load"],
         "quality_gate": ["report"],
+        "send_report": ["report"],
     }
 
 

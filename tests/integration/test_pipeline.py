@@ -11,6 +11,7 @@ from pipelines.steps import RunContext, run_all, run_extract
 from tests.conftest import NIGHT
 from tests.helpers import check_results, dump_results
 
+
 def _run_twice_identical(config_path) -> None:
     cfg = load_config(config_path)
     report = run_all(cfg, RunContext(NIGHT))
