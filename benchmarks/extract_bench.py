@@ -1,0 +1,307 @@
+"""Extraction speed and memory: seam versus the database's own client and pandas.read_sql.
+
+Generates an order-lines-like table of N rows (default 2,000,000) in fresh PostgreSQL and MariaDB
+databases (server-side: `generate_series` / the `seq_1_to_N` sequence engine), then measures, in the
+same run and interleaved, each method R times (default 3) and reports medians:
+
+* seam: `extract_table` full snapshot into Parquet (zstd), in a subprocess;
+* seam incremental: the same table with 1% of rows changed since the previous watermark;
+* the database's limit: `psql -c "\\copy (select ...) to '/dev/null'"`,
+  `mariadb --quick --batch -e 'select ...' > /dev/null`;
+* `pandas.read_sql` of the whole table (SQLAlchemy engine), in a subprocess;
+* optionally (`--alternatives`) seam's other readers, forced with SEAM_EXTRACT_METHOD.
+
+Rows/s is rows / wall seconds of the extraction itself (for the Python methods: measured inside
+the subprocess after its imports; the clients' own start-up is included in theirs); peak RSS is `ru_maxrss` of the measured process tree (os.wait4).
+Needs SEAM_TEST_POSTGRES_URL and SEAM_TEST_MARIADB_URL (users that may create databases);
+the benchmark databases are dropped at the end.
+
+    eval "$(scripts/services.sh)"
+    .venv/bin/python benchmarks/extract_bench.py --rows 2000000 --reps 3 --out benchmarks/results/extract.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = "order_id, line_no, order_date, customer_id, warehouse, sku, quantity, unit_price, discount, status, updated_at"
+PG_FILL = """
+INSERT INTO order_lines
+SELECT 'SO' || lpad((g / 4)::text, 9, '0'), g % 4 + 1, date '2024-01-01' + (g % 1000),
+       'C' || (g % 5000), 'W' || (g % 5), 'SKU-' || (g % 2000), (g % 17) + 0.5,
+       ((g % 997) / 10.0)::numeric(12, 2), CASE WHEN g % 10 = 0 THEN NULL ELSE 0.0500 END,
+       (ARRAY['open', 'shipped', 'returned'])[g % 3 + 1],
+       CASE WHEN g % 100 = 0 THEN timestamp '2026-11-22 06:00' + (g % 3600) * interval '1 second'
+            ELSE timestamp '2026-11-21 12:00' - (g % 5000000) * interval '1 second' END
+FROM generate_series(1, :n) AS g
+"""
+MY_FILL = """
+INSERT INTO order_lines
+SELECT CONCAT('SO', LPAD(seq DIV 4, 9, '0')), seq % 4 + 1, DATE_ADD('2024-01-01', INTERVAL seq % 1000 DAY),
+       CONCAT('C', seq % 5000), CONCAT('W', seq % 5), CONCAT('SKU-', seq % 2000), (seq % 17) + 0.5,
+       (seq % 997) / 10.0, IF(seq % 10 = 0, NULL, 0.0500),
+       ELT(seq % 3 + 1, 'open', 'shipped', 'returned'),
+       IF(seq % 100 = 0, TIMESTAMP('2026-11-22 06:00:00') + INTERVAL (seq % 3600) SECOND,
+          TIMESTAMP('2026-11-21 12:00:00') - INTERVAL (seq % 5000000) SECOND)
+FROM seq_1_to_{n}
+"""
+DDL = """
+CREATE TABLE order_lines (
+  order_id varchar(20) NOT NULL, line_no int NOT NULL, order_date date NOT NULL,
+  customer_id varchar(20) NOT NULL, warehouse varchar(10) NOT NULL, sku varchar(20) NOT NULL,
+  quantity numeric(12, 3) NOT NULL, unit_price numeric(12, 2) NOT NULL, discount numeric(6, 4),
+  status varchar(12) NOT NULL, updated_at {ts} NOT NULL
+)"""
+
+
+def create_databases() -> dict[str, str]:
+    """Fresh empty databases; returns {'postgresql': url, 'mariadb': url}."""
+    name = f"seam_bench_{uuid.uuid4().hex[:8]}"
+    urls = {}
+    pg_admin = os.environ["SEAM_TEST_POSTGRES_URL"]
+    eng = sa.create_engine(pg_admin, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    eng.dispose()
+    urls["postgresql"] = make_url(pg_admin).set(database=name).render_as_string(hide_password=False)
+    my_admin = os.environ["SEAM_TEST_MARIADB_URL"]
+    eng = sa.create_engine(my_admin)
+    with eng.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    eng.dispose()
+    urls["mariadb"] = make_url(my_admin).set(database=name).render_as_string(hide_password=False)
+    return urls
+
+
+def fill_databases(urls: dict[str, str], n: int) -> None:
+    """The generated table, made server-side, with an index on the cursor column."""
+    t0 = time.perf_counter()
+    eng = sa.create_engine(urls["postgresql"])
+    with eng.begin() as conn:
+        conn.exec_driver_sql(DDL.format(ts="timestamp"))
+        conn.execute(sa.text(PG_FILL), {"n": n})
+        conn.exec_driver_sql("CREATE INDEX order_lines_updated_at ON order_lines (updated_at)")
+    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE order_lines")
+    eng.dispose()
+    print(f"postgresql: {n:,} rows generated in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    t0 = time.perf_counter()
+    eng = sa.create_engine(urls["mariadb"])
+    with eng.begin() as conn:
+        conn.exec_driver_sql(DDL.format(ts="datetime"))
+        conn.exec_driver_sql(MY_FILL.format(n=n).replace("%", "%%"))
+        conn.exec_driver_sql("CREATE INDEX order_lines_updated_at ON order_lines (updated_at)")
+    eng.dispose()
+    print(f"mariadb: {n:,} rows generated in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
+
+def drop_databases(urls: dict[str, str]) -> None:
+    name = make_url(urls["postgresql"]).database
+    eng = sa.create_engine(os.environ["SEAM_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    eng.dispose()
+    eng = sa.create_engine(os.environ["SEAM_TEST_MARIADB_URL"])
+    with eng.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{make_url(urls['mariadb']).database}`")
+    eng.dispose()
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None, stdout: int | None = None) -> dict:
+    """Run a command; wall seconds and peak RSS (MB) of its process tree, plus its JSON stdout if any."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=stdout if stdout is not None else subprocess.PIPE)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} failed with status {status}")
+    result = json.loads(out) if out.strip() else {}
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, **result}
+
+
+def worker(kind: str, mode: str) -> None:
+    """Subprocess body: one extraction; prints {'rows': n, 'inner_seconds': s} as JSON."""
+    url = os.environ["SEAM_BENCH_URL"]
+    # Imports are outside the timing: on a loaded 2-core machine they take seconds and are paid
+    # once per Airflow task process, not per row.
+    import pandas as pd
+
+    from pipelines.config import parse_config
+    from pipelines.extract import extract_table
+
+    t0 = time.perf_counter()
+    if kind == "pandas":
+        engine = sa.create_engine(url)
+        rows = len(pd.read_sql(f"SELECT {COLUMNS} FROM order_lines", engine))
+    else:
+        from datetime import date
+
+        lake = Path(os.environ["SEAM_BENCH_LAKE"])
+        table: dict[str, object] = {"dataset": "order_lines", "table": "order_lines"}
+        if mode == "incremental":
+            table.update(mode="incremental", cursor="updated_at")
+        cfg = parse_config(
+            {"lake": str(lake), "sources": {"src": {"url_env": "SEAM_BENCH_URL", "tables": {"t": table}}}},
+            base=lake.parent,
+        )
+        rows = extract_table(cfg, "src", "t", date(2026, 11, 22)).rows
+    print(json.dumps({"rows": rows, "inner_seconds": time.perf_counter() - t0}))
+
+
+def client_argv(db: str, url: str, tmp: Path) -> tuple[list[str], dict[str, str]]:
+    """The database's own client dumping the table to /dev/null (password via env / option file)."""
+    u = make_url(url)
+    env = dict(os.environ)
+    if db == "postgresql":
+        env["PGPASSWORD"] = u.password or ""
+        sql = f"\\copy (SELECT {COLUMNS} FROM order_lines) TO '/dev/null'"
+        return [
+            "psql",
+            "-h",
+            u.host or "",
+            "-p",
+            str(u.port or 5432),
+            "-U",
+            u.username or "",
+            "-d",
+            u.database or "",
+            "-q",
+            "-c",
+            sql,
+        ], env
+    cnf = tmp / "client.cnf"
+    cnf.write_text(
+        f'[client]\nuser="{u.username}"\npassword="{u.password}"\nhost="{u.host}"\nport={u.port or 3306}\n'
+    )
+    cnf.chmod(0o600)
+    return [
+        "sh",
+        "-c",
+        f"mariadb --defaults-extra-file={cnf} --quick --batch -D {u.database} "
+        f"-e 'SELECT {COLUMNS} FROM order_lines' > /dev/null",
+    ], env
+
+
+def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: bool) -> dict:
+    py = sys.executable
+    me = str(Path(__file__).resolve())
+    results: dict[str, dict[str, list[dict]]] = {db: {} for db in urls}
+    with tempfile.TemporaryDirectory(prefix="seam-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        for rep in range(reps):
+            for db, url in urls.items():
+                env = {**os.environ, "SEAM_BENCH_URL": url, "PYTHONPATH": str(ROOT)}
+                methods: list[tuple[str, list[str], dict[str, str], int | None]] = []
+                argv, cenv = client_argv(db, url, tmp)
+                methods.append(("client", argv, cenv, subprocess.DEVNULL))
+                lake = tmp / f"lake-{db}-{rep}"
+                methods.append(
+                    ("seam", [py, me, "--worker", "seam"], {**env, "SEAM_BENCH_LAKE": str(lake)}, None)
+                )
+                if rep < pandas_reps:
+                    methods.append(("pandas", [py, me, "--worker", "pandas"], env, None))
+                if alternatives and rep == 0:
+                    alts = ["generic"] + (["sscursor"] if db == "mariadb" else [])
+                    for alt in alts:
+                        alt_env = {
+                            **env,
+                            "SEAM_BENCH_LAKE": str(tmp / f"lake-{db}-{alt}"),
+                            "SEAM_EXTRACT_METHOD": alt,
+                        }
+                        methods.append((f"seam_{alt}", [py, me, "--worker", "seam"], alt_env, None))
+                for name, argv, menv, out in methods:
+                    r = run_measured(argv, menv, out)
+                    results[db].setdefault(name, []).append(r)
+                    print(
+                        f"rep {rep} {db:10s} {name:14s} {r['seconds']:7.2f}s {r['peak_mb']:7.0f} MB "
+                        f"load={os.getloadavg()[0]:.2f}",
+                        file=sys.stderr,
+                    )
+                # Incremental: the previous night's watermark, then 1% of rows changed since.
+                state = lake / "_state" / "watermarks" / "src" / "t.json"
+                state.parent.mkdir(parents=True, exist_ok=True)
+                state.write_text(json.dumps({"history": {"2026-11-21": "2026-11-21T23:59:59"}}))
+                ienv = {**env, "SEAM_BENCH_LAKE": str(lake)}
+                r = run_measured([py, me, "--worker", "seam", "--mode", "incremental"], ienv)
+                results[db].setdefault("seam_incremental_1pct", []).append(r)
+                print(
+                    f"rep {rep} {db:10s} incremental    {r['seconds']:7.2f}s {r['peak_mb']:7.0f} MB "
+                    f"rows={r['rows']}",
+                    file=sys.stderr,
+                )
+    return results
+
+
+def summarise(results: dict, n: int) -> dict:
+    out: dict[str, dict] = {}
+    for db, methods in results.items():
+        client = statistics.median(r["seconds"] for r in methods["client"])
+        out[db] = {}
+        for name, runs in methods.items():
+            sec = statistics.median(r.get("inner_seconds", r["seconds"]) for r in runs)
+            rows = runs[0].get("rows", n)
+            out[db][name] = {
+                "runs": len(runs),
+                "median_seconds": round(sec, 2),
+                "rows": rows,
+                "rows_per_s": round(rows / sec),
+                "x_client": round((rows / sec) / (n / client), 3),
+                "median_peak_mb": round(statistics.median(r["peak_mb"] for r in runs)),
+                "seconds_each": [round(r.get("inner_seconds", r["seconds"]), 2) for r in runs],
+                "process_wall_seconds_each": [round(r["seconds"], 2) for r in runs],
+            }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--pandas-reps", type=int, default=3)
+    ap.add_argument(
+        "--alternatives", action="store_true", help="also time seam's generic/SSCursor readers once"
+    )
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--worker", choices=["seam", "pandas"], help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="snapshot", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.mode)
+        return
+    load_before = os.getloadavg()
+    urls = create_databases()
+    try:
+        fill_databases(urls, args.rows)
+        results = measure(urls, args.reps, args.pandas_reps, args.alternatives)
+    finally:
+        drop_databases(urls)
+    summary = {
+        "rows": args.rows,
+        "reps": args.reps,
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "summary": summarise(results, args.rows),
+    }
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""Extraction into the lake against real PostgreSQL, MariaDB and SQLite: modes, types, atomicity, drift."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from pipelines import extract as extract_mod
+from pipelines.config import Config, parse_config
+from pipelines.errors import ConfigError, SchemaDriftError, SourceUnavailableError
+from pipelines.extract import extract_table
+from pipelines.lake import partition_path, read_manifest, read_partition, state_path
+
+DAY1, DAY2 = date(2026, 11, 21), date(2026, 11, 22)
+EXPECTED_METHOD = {"postgresql": "copy", "mariadb": "mysql_client", "sqlite": "generic"}
+
+
+@pytest.fixture(params=["postgresql", "mariadb", "sqlite"])
+def backend(request, tmp_path) -> tuple[str, str]:
+    """(kind, URL of a fresh empty database)."""
+    if request.param == "postgresql":
+        return "postgresql", request.getfixturevalue("pg_database")()
+    if request.param == "mariadb":
+        return "mariadb", request.getfixturevalue("mariadb_database")()
+    return "sqlite", f"sqlite:///{tmp_path / 'src.db'}"
+
+
+def _lines_table(
+    md: sa.MetaData,
+    *,
+    drop: str | None = None,
+    rename: str | None = None,
+    retype: bool = False,
+    add: bool = False,
+) -> sa.Table:
+    cols = [
+        sa.Column("order_id", sa.String(20), nullable=False),
+        sa.Column("line_no", sa.Integer, nullable=False),
+        sa.Column("order_date", sa.Date, nullable=False),
+        sa.Column("sku", sa.String(20), nullable=False),
+        sa.Column("quantity", sa.String(20) if retype else sa.Numeric(12, 3), nullable=False),
+        sa.Column("unit_price", sa.Numeric(12, 2), nullable=False),
+        sa.Column("note", sa.Text, nullable=True),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+    ]
+    if add:
+        cols.append(sa.Column("extra", sa.Integer, nullable=True))
+    cols = [c for c in cols if c.name != drop]
+    if rename:
+        cols = [sa.Column(rename, c.type, nullable=c.nullable) if c.name == "note" else c for c in cols]
+    return sa.Table("lines", md, *cols)
+
+
+def _row(i: int, updated: datetime, note: str | None = None) -> dict:
+    return {
+        "order_id": f"O{i:04d}",
+        "line_no": i % 3 + 1,
+        "order_date": updated.date(),
+        "sku": f"SKU{i % 5}",
+        "quantity": Decimal(f"{i}.125"),
+        "unit_price": Decimal(f"{i % 7}.99"),
+        "note": note,
+        "updated_at": updated,
+    }
+
+
+def _create(url: str, rows: list[dict], **shape: object) -> None:
+    engine = sa.create_engine(url)
+    md = sa.MetaData()
+    table = _lines_table(md, **shape)  # type: ignore[arg-type]
+    with engine.begin() as conn:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+        if rows:
+            names = {c.name for c in table.columns}
+            fix = str if shape.get("retype") else (lambda v: v)
+            values = [{k: fix(v) if k == "quantity" else v for k, v in r.items() if k in names} for r in rows]
+            conn.execute(table.insert(), values)
+    engine.dispose()
+
+
+def _insert(url: str, rows: list[dict]) -> None:
+    engine = sa.create_engine(url)
+    table = _lines_table(sa.MetaData())
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+    engine.dispose()
+
+
+def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, **table: object) -> Config:
+    monkeypatch.setenv("SEAM_TEST_EXTRACT_URL", url)
+    raw = {
+        "lake": str(tmp_path / "lake"),
+        "sources": {
+            "erp": {
+                "url_env": "SEAM_TEST_EXTRACT_URL",
+                "tables": {
+                    "lines": {
+                        "dataset": "order_lines",
+                        "table": "lines",
+                        "columns": {"quantity": "quantity"},
+                        **table,
+                    }
+                },
+            }
+        },
+    }
+    return parse_config(raw, base=tmp_path)
+
+
+def _read(cfg: Config, day: date) -> pd.DataFrame:
+    df = read_partition(partition_path(cfg.lake, "erp", "lines", day))
+    return df.sort_values(["order_id", "line_no"]).reset_index(drop=True)
+
+
+def _watermarks(cfg: Config) -> dict | None:
+    path = state_path(cfg.lake, "watermarks", "erp", "lines.json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+SPECIAL = ["NULL", "tab\there", "line\nbreak", "back\\slash", "", "ünï €", None]
+
+
+def test_snapshot_types_manifest_and_dataset_readers(backend, tmp_path, monkeypatch):
+    kind, url = backend
+    rows = [_row(i, datetime(2026, 11, 21, 8 + i % 10, i % 60), SPECIAL[i % len(SPECIAL)]) for i in range(40)]
+    _create(url, rows)
+    cfg = _config(tmp_path, monkeypatch, url)
+    res = extract_table(cfg, "erp", "lines", DAY2)
+    assert res.rows == 40 and res.warnings == ()
+    folder = partition_path(cfg.lake, "erp", "lines", DAY2)
+    assert folder.name == "snapshot_date=2026-11-22" and (folder / "part-00000.parquet").is_file()
+    got = _read(cfg, DAY2)
+    want = pd.DataFrame(rows).sort_values(["order_id", "line_no"]).reset_index(drop=True)
+    assert got["note"].tolist() == want["note"].tolist()  # 'NULL', '', tabs, newlines, NULL all exact
+    assert got["quantity"].tolist() == want["quantity"].tolist()
+    assert got["unit_price"].tolist() == want["unit_price"].tolist()
+    assert [pd.Timestamp(v) for v in got["updated_at"]] == [pd.Timestamp(v) for v in want["updated_at"]]
+    assert got["order_date"].tolist() == want["order_date"].tolist()
+
+    schema = ds.dataset(folder / "part-00000.parquet").schema
+    assert schema.field("quantity").type == pa.decimal128(12, 3)
+    assert schema.field("unit_price").type == pa.decimal128(12, 2)
+    assert schema.field("order_date").type == pa.date32()
+    assert schema.field("updated_at").type == pa.timestamp("us")
+    assert not schema.field("order_id").nullable and schema.field("note").nullable
+
+    manifest = read_manifest(folder)
+    assert manifest is not None
+    assert manifest["rows"] == 40 and manifest["method"] == EXPECTED_METHOD[kind]
+    assert {c["name"] for c in manifest["schema"]} >= {"order_id", "quantity", "updated_at"}
+    assert "lines" in manifest["query"] and manifest["seconds"] >= 0
+    assert "seam_test_pw" not in json.dumps(manifest)
+    pw = make_url(url).password
+    assert not pw or pw not in json.dumps(manifest)
+
+    # The lake reads as a Hive-partitioned dataset (pyarrow and pandas).
+    extract_table(cfg, "erp", "lines", DAY1)
+    dset = ds.dataset(cfg.lake / "erp" / "lines", format="parquet", partitioning="hive")
+    table = dset.to_table()
+    assert table.num_rows == 80 and "snapshot_date" in table.column_names
+    frame = pd.read_parquet(cfg.lake / "erp" / "lines")
+    assert len(frame) == 80 and set(frame["snapshot_date"].astype(str)) == {"2026-11-21", "2026-11-22"}
+
+
+def test_timestamp_with_zone_is_utc_in_arrow(pg_database, tmp_path, monkeypatch):
+    url = pg_database()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE lines (order_id text NOT NULL, line_no int NOT NULL, "
+            "quantity numeric(12,3), updated_at timestamptz)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO lines VALUES ('a', 1, 1.5, '2026-11-21 23:30:00-05'), ('b', 1, NULL, NULL)"
+        )
+    engine.dispose()
+    cfg = _config(tmp_path, monkeypatch, url)
+    extract_table(cfg, "erp", "lines", DAY2)
+    folder = partition_path(cfg.lake, "erp", "lines", DAY2)
+    table = ds.dataset(folder / "part-00000.parquet").to_table().sort_by("order_id")
+    assert table.schema.field("updated_at").type == pa.timestamp("us", tz="UTC")
+    assert table.column("updated_at").to_pylist()[0] == datetime.fromisoformat("2026-11-22T04:30:00+00:00")
+    assert table.column("quantity").to_pylist() == [Decimal("1.500"), None]
+
+
+def test_incremental_lookback_catches_late_updates_and_reruns_are_idempotent(backend, tmp_path, monkeypatch):
+    _, url = backend
+    _create(url, [_row(i, datetime(2026, 11, 21, 10 + i)) for i in range(1, 5)])  # up to 21 14:00
+    cfg = _config(tmp_path, monkeypatch, url, mode="incremental", cursor="updated_at", lookback="2h")
+    first = extract_table(cfg, "erp", "lines", DAY1)
+    assert first.rows == 4
+    assert _watermarks(cfg) == {"history": {"2026-11-21": "2026-11-21T14:00:00"}}
+
+    _insert(
+        url,
+        [
+            _row(20, datetime(2026, 11, 21, 12, 30)),  # arrived late, inside the 2h look-back
+            _row(21, datetime(2026, 11, 21, 9, 0)),  # arrived late, before the look-back: missed by design
+            _row(22, datetime(2026, 11, 22, 9, 0)),  # tonight's change
+            _row(23, datetime(2026, 11, 23, 1, 0)),  # tomorrow: outside the run's interval
+        ],
+    )
+    second = extract_table(cfg, "erp", "lines", DAY2)
+    got = _read(cfg, DAY2)
+    assert sorted(got["order_id"]) == ["O0002", "O0003", "O0004", "O0020", "O0022"]  # >= 12:00 on the 21st
+    assert _watermarks(cfg)["history"]["2026-11-22"] == "2026-11-22T09:00:00"
+
+    again = extract_table(cfg, "erp", "lines", DAY2)  # same night again: same window, same rows
+    assert again.rows == second.rows == 5
+    pd.testing.assert_frame_equal(_read(cfg, DAY2), got)
+    assert not got.duplicated(["order_id", "line_no"]).any()
+    assert _watermarks(cfg)["history"] == {
+        "2026-11-21": "2026-11-21T14:00:00",
+        "2026-11-22": "2026-11-22T09:00:00",
+    }
+    redo_first = extract_table(cfg, "erp", "lines", DAY1)  # backfilling the first night is unchanged
+    assert redo_first.rows == 6  # no earlier watermark: everything before the 22nd, incl. late rows
+    assert _watermarks(cfg)["history"]["2026-11-22"] == "2026-11-22T09:00:00"
+
+
+def test_killed_run_leaves_no_partition_and_keeps_the_watermark(backend, tmp_path, monkeypatch):
+    _, url = backend
+    _create(url, [_row(i, datetime(2026, 11, 21, 10, i)) for i in range(5)])
+    cfg = _config(tmp_path, monkeypatch, url, mode="incremental", cursor="updated_at")
+    extract_table(cfg, "erp", "lines", DAY1)
+    before = _watermarks(cfg)
+    old = _read(cfg, DAY1)
+    _insert(url, [_row(30, datetime(2026, 11, 22, 8))])
+
+    def die(*_a, **_k):
+        raise RuntimeError("killed while writing")
+
+    monkeypatch.setattr(extract_mod, "_widen", die)
+    for day in (DAY2, DAY1):  # a new night, and a re-run over an existing partition
+        with pytest.raises(RuntimeError, match="killed"):
+            extract_table(cfg, "erp", "lines", day)
+    assert not partition_path(cfg.lake, "erp", "lines", DAY2).exists()
+    pd.testing.assert_frame_equal(_read(cfg, DAY1), old)
+    assert [p.name for p in (cfg.lake / "erp" / "lines").iterdir()] == ["snapshot_date=2026-11-21"]
+    assert _watermarks(cfg) == before
+
+
+DRIFT = [
+    ({"add": True}, None),
+    ({"drop": "note"}, "removed columns ['note']"),
+    ({"rename": "remark"}, "renamed columns (probably) ['note -> remark (string)']"),
+    ({"retype": True}, "retyped columns ['quantity: decimal128(12, 3) -> string']"),
+]
+
+
+def test_schema_drift(backend, tmp_path, monkeypatch):
+    _, url = backend
+    rows = [_row(i, datetime(2026, 11, 21, 10, i), "x") for i in range(3)]
+    for n, (shape, message) in enumerate(DRIFT):
+        _create(url, rows)
+        (tmp_path / str(n)).mkdir()
+        cfg = _config(tmp_path / str(n), monkeypatch, url)
+        extract_table(cfg, "erp", "lines", DAY1)
+        _create(url, rows, **shape)
+        if message is None:
+            res = extract_table(cfg, "erp", "lines", DAY2)
+            assert res.warnings == ("schema drift in erp.lines: added columns ['extra']",)
+            assert "extra" in _read(cfg, DAY2).columns
+            continue
+        with pytest.raises(SchemaDriftError) as err:
+            extract_table(cfg, "erp", "lines", DAY2)
+        assert str(err.value).startswith(f"schema drift in erp.lines: {message}. ")
+        assert not partition_path(cfg.lake, "erp", "lines", DAY2).exists()
+        assert [p.name for p in (cfg.lake / "erp" / "lines").iterdir()] == ["snapshot_date=2026-11-21"]
+
+
+def test_empty_table_writes_an_empty_typed_partition(backend, tmp_path, monkeypatch):
+    _, url = backend
+    _create(url, [])
+    cfg = _config(tmp_path, monkeypatch, url, mode="incremental", cursor="updated_at")
+    res = extract_table(cfg, "erp", "lines", DAY2)
+    assert res.rows == 0
+    table = ds.dataset(partition_path(cfg.lake, "erp", "lines", DAY2) / "part-00000.parquet").to_table()
+    assert table.num_rows == 0 and table.schema.field("unit_price").type == pa.decimal128(12, 2)
+    assert _watermarks(cfg) is None  # nothing seen, nothing to advance
+
+
+def test_missing_table_is_a_config_error_and_writes_nothing(backend, tmp_path, monkeypatch):
+    _, url = backend
+    cfg = _config(tmp_path, monkeypatch, url)
+    with pytest.raises(ConfigError, match="table 'lines' does not exist in source 'erp'"):
+        extract_table(cfg, "erp", "lines", DAY2)
+    assert not (cfg.lake / "erp").exists() or not any((cfg.lake / "erp").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("server", ["pg_database", "mariadb_database"])
+def test_wrong_password_is_clear_and_never_printed(server, request, tmp_path, monkeypatch, caplog):
+    url = make_url(request.getfixturevalue(server)()).set(password="Wr0ng-s3cret-pw")
+    cfg = _config(tmp_path, monkeypatch, url.render_as_string(hide_password=False))
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(SourceUnavailableError) as err:
+        extract_table(cfg, "erp", "lines", DAY2)
+    text = str(err.value)
+    assert "cannot connect to source 'erp'" in text and ("password" in text or "Access denied" in text)
+    assert "Wr0ng-s3cret-pw" not in text and "Wr0ng-s3cret-pw" not in caplog.text
+    assert not (cfg.lake / "erp").exists()
