@@ -17,8 +17,9 @@ Model ``causal-robust-decomposition`` (every statistic of day ``t`` reads only d
   non-negative series only. Bands are ``h^-1(h(expected) -/+ half-width)``, so they are asymmetric;
 * residual scale: the larger of IQR / 1.349 and the 5-95% range / 3.29 of the chosen residuals of the
   last 56 days (both estimate a Gaussian sigma; the second guards against heavy tails), floored at one
-  unit for count series (so ordinary zeros and ones never alarm); in intermittent series (mostly zeros,
-  always additive) a value up to the recent maximum is treated as ordinary. The model choice, the scale
+  unit for count series (so ordinary zeros and ones never alarm). Intermittent count series (mostly
+  zeros) are scored with a predictive negative binomial of the last 56 days instead (see
+  ``_CountModel``); other intermittent series treat a value up to the recent maximum as ordinary. The model choice, the scale
   and the yearly term move slowly and are computed once a week, at a fixed weekday (calendar-anchored,
   so a run over any range of days gives the same values);
 * point score: one minus the two-sided Student-t tail probability of ``z = (y - expected) / scale``,
@@ -171,6 +172,62 @@ def _selection_criterion(
         jac = windows_at(used, acols, 0, _SELECT_DAYS).sum(axis=-1) / np.maximum(n, 1)
     with np.errstate(divide="ignore"):
         return np.where(n > 0, np.log(mad) - jac, np.nan)
+
+
+@dataclass(frozen=True)
+class _CountModel:
+    """Predictive negative binomial of a count, fitted at weekly anchors to the last 56 days.
+
+    Mean ``(S + 1/2) / n`` (sum ``S`` of ``n`` days; the Poisson-gamma predictive with Jeffreys'
+    prior) and variance ``max(sample variance, mean) * (1 + 1/n)`` (over-dispersion, plus the
+    uncertainty of the mean). With no over-dispersion this is exactly the Poisson-gamma predictive
+    ``NB(S + 1/2, n / (n + 1))``, so an all-zero history still allows an occasional unit.
+    Arrays are (series, z columns).
+    """
+
+    r: np.ndarray
+    p: np.ndarray
+    mean: np.ndarray
+
+    @classmethod
+    def fit(cls, hist: np.ndarray, acols: np.ndarray, aidx: np.ndarray) -> _CountModel:
+        win = windows_at(hist, acols, 0, _SCALE_DAYS)
+        n = np.count_nonzero(~np.isnan(win), axis=-1)
+        total = np.nansum(win, axis=-1)
+        nn = np.maximum(n, 1)
+        sample_mean = total / nn
+        ss = np.nansum((win - sample_mean[..., None]) ** 2, axis=-1)
+        mean = (total + 0.5) / nn
+        var = np.fmax(ss / np.maximum(n - 1, 1), mean) * (1.0 + 1.0 / nn)
+        r = mean * mean / (var - mean)
+        p = mean / var
+        return cls(r=r[:, aidx], p=p[:, aidx], mean=mean[:, aidx])
+
+    def score(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two-sided tail score and mid-p probability integral transform of counts ``y``."""
+        with np.errstate(invalid="ignore"):
+            x = np.where(np.isnan(y), 0.0, np.round(np.fmax(y, 0.0))).astype(np.int64)
+            xs = np.maximum(x, 1).astype(np.float64)
+            # Negative binomial tails via the regularised incomplete beta function (r need not be an
+            # integer): P(Y <= k) = I_p(r, k + 1) and P(Y >= k) = I_(1-p)(k, r) for k >= 1.
+            upper = np.where(x <= 0, 1.0, special.betainc(xs, self.r, 1.0 - self.p))  # P(Y >= x)
+            lower = special.betainc(self.r, x + 1.0, self.p)  # P(Y <= x)
+            below = np.where(x <= 0, 0.0, special.betainc(self.r, xs, self.p))  # P(Y <= x - 1)
+        point = 1.0 - np.minimum(1.0, 2.0 * np.minimum(upper, lower))
+        pit = 0.5 * (below + lower)
+        nan = np.isnan(y)
+        return np.where(nan, np.nan, point), np.where(nan, np.nan, pit)
+
+    def band(self, threshold: float, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean and the central ``threshold`` interval of the counts, for columns from ``first`` on."""
+        from scipy import stats
+
+        r, p = self.r[:, first:], self.p[:, first:]
+        tail = (1.0 - threshold) / 2.0
+        with np.errstate(invalid="ignore"):
+            lower = stats.nbinom.ppf(tail, r, p)
+            upper = stats.nbinom.ppf(1.0 - tail, r, p)
+        return self.mean[:, first:], lower, upper
 
 
 def _lag1_autocorrelation(win: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -384,7 +441,15 @@ def score_matrix(
     point = two_sided_score(z, dof)
     # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days, with the
     # variance of the sums corrected for the lag-1 autocorrelation of z seen over the last 56 days.
-    zg = np.clip(special.ndtri(np.clip(special.stdtr(dof, z), 1e-300, 1 - 1e-16)), -_Z_CLIP, _Z_CLIP)
+    pit = special.stdtr(dof, z)
+    # Intermittent count series (mostly zeros, whole numbers): tail probabilities of a count model.
+    nb = (counts & intermittent)[:, aidx]
+    count_model = _CountModel.fit(hist, acols, aidx) if nb.any() else None
+    if count_model is not None:
+        c_point, c_pit = count_model.score(yz)
+        point = np.where(nb, c_point, point)
+        pit = np.where(nb, c_pit, pit)
+    zg = np.clip(special.ndtri(np.clip(pit, 1e-300, 1 - 1e-16)), -_Z_CLIP, _Z_CLIP)
     zg = np.where(np.isnan(z) | evp[:, z_cols], np.nan, zg)
     k = len(out_cols)
     zo = len(z_cols) - k
@@ -432,9 +497,14 @@ def score_matrix(
     enough = (n_valid >= min_history) & (n_res[:, zo:] >= 7)
     is_anom = (enough & ~evt & ~missing & (score >= threshold)) | (missing & usual_reporter & ~evt)
     half = t_quantile(dof[:, zo:], threshold) * scale[:, zo:]
-    exp_out = expected[:, out_cols]
     exp_out = exp_z[:, zo:]
     lower, upper = _band(exp_out, half, tz[:, zo:])
+    if count_model is not None:
+        nb_out = nb[:, zo:]
+        c_mean, c_lower, c_upper = count_model.band(threshold, zo)
+        exp_out = np.where(nb_out, c_mean, exp_out)
+        lower = np.where(nb_out, c_lower, lower)
+        upper = np.where(nb_out, c_upper, upper)
     return MatrixScores(
         expected=exp_out,
         lower=lower,

@@ -26,6 +26,60 @@ def weekly_series(uid: str = "units", days: int = 200, seed: int = 0, level: flo
     return pd.DataFrame({"unique_id": uid, "ds": ds, "y": y})
 
 
+def multiplicative_counts(
+    uid: str = "orders", days: int = 500, seed: int = 0, level: float = 40.0
+) -> pd.DataFrame:
+    """Counts whose weekday pattern and noise scale with a level that doubles over a year.
+
+    Poisson counts around a mean with 10% multiplicative (log-normal) day-to-day noise: right-skewed,
+    and weekends (0.3x) are relatively noisier than weekdays.
+    """
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(START, periods=days, freq="D")
+    weekday = np.array([1.0, 1.1, 1.05, 1.0, 1.2, 0.3, 0.3])[ds.day_of_week]
+    mean = level * weekday * 2.0 ** (np.arange(days) / 365.0) * np.exp(rng.normal(0.0, 0.1, days))
+    return pd.DataFrame({"unique_id": uid, "ds": ds, "y": rng.poisson(mean).astype(float)})
+
+
+def intermittent_counts(uid: str = "slow", days: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Lumpy intermittent demand: about one order every three days, of 1 + Poisson(1) units each."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(START, periods=days, freq="D")
+    orders = rng.poisson(0.35, days)
+    y = np.array([orders[i] + rng.poisson(1.0, orders[i]).sum() for i in range(days)], dtype=float)
+    return pd.DataFrame({"unique_id": uid, "ds": ds, "y": y})
+
+
+def test_multiplicative_counts_few_false_alarms_and_spike_found() -> None:
+    df = multiplicative_counts(days=500)
+    out = score(df)
+    assert out["is_anomaly"].sum() <= 1
+    df.loc[450, "y"] *= 4
+    out = score(df)
+    assert out.iloc[450]["is_anomaly"] and out.iloc[450]["kind"] == "spike"
+
+
+def test_skewed_series_gets_asymmetric_band() -> None:
+    # Multiplicative noise: the band reaches further above the expected value than below it.
+    rng = np.random.default_rng(1)
+    ds = pd.date_range(START, periods=300, freq="D")
+    weekday = np.array([1.0, 1.2, 1.1, 1.0, 1.3, 0.4, 0.3])[ds.day_of_week]
+    y = 500.0 * weekday * np.exp(rng.normal(0.0, 0.15, 300))
+    out = score(pd.DataFrame({"unique_id": "rev", "ds": ds, "y": y})).iloc[250:]
+    assert ((out["upper"] - out["expected"]) > 1.2 * (out["expected"] - out["lower"])).all()
+    assert (out["lower"] > 0).all()
+    assert out["is_anomaly"].sum() == 0
+
+
+def test_lumpy_intermittent_counts_no_false_alarms() -> None:
+    df = intermittent_counts(days=400, seed=7)
+    out = score(df)
+    assert out["is_anomaly"].sum() == 0
+    df.loc[350, "y"] = 40.0
+    out = score(df)
+    assert out.loc[out["is_anomaly"], "ds"].tolist() == [df.loc[350, "ds"]]
+
+
 def test_spike_detected() -> None:
     df = weekly_series()
     df.loc[150, "y"] *= 3
@@ -145,7 +199,16 @@ def test_incremental_from_trailing_window_equals_full() -> None:
     from pipelines.anomaly import REQUIRED_HISTORY_DAYS
 
     days = REQUIRED_HISTORY_DAYS + 40
-    df = pd.concat([weekly_series("a", days=days), weekly_series("b", days=days, seed=4)], ignore_index=True)
+    df = pd.concat(
+        [
+            weekly_series("a", days=days),
+            weekly_series("b", days=days, seed=4),
+            # count series take the square-root / log / count-model paths
+            multiplicative_counts("c", days=days, seed=2),
+            intermittent_counts("d", days=days, seed=3),
+        ],
+        ignore_index=True,
+    )
     df.loc[days - 3, "y"] *= 4
     cut = START + pd.Timedelta(days=days - 5)
     full = score(df)
@@ -311,3 +374,57 @@ def test_records_bad_input_raises() -> None:
     )
     with pytest.raises(AnomalyInputError, match="duplicate keys"):
         score_records(lines)
+
+
+def demo_like_lines(n_days: int = 120, seed: int = 0) -> pd.DataFrame:
+    """Order lines priced net of discount: list x (1 - promotion - wholesale discount).
+
+    Two skus, promotions of 10-30% on some days, a wholesale customer group with 5/10/15% extra, and
+    1 + Poisson(1) units per line; orders often hold two lines of the same sku.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    order = 0
+    list_price = {"A": 12.0, "B": 3.5}
+    promo = {d: (rng.choice([0.1, 0.2, 0.3]) if (d // 15) % 3 == 2 else 0.0) for d in range(n_days)}
+    for d in range(n_days):
+        for _ in range(6):
+            order += 1
+            cust = f"c{rng.integers(0, 6)}"
+            wholesale = cust in ("c0", "c1")
+            for line in range(1, int(rng.integers(1, 4)) + 1):
+                sku = str(rng.choice(["A", "B"]))
+                disc = promo[d] + (float(rng.choice([0.05, 0.1, 0.15])) if wholesale else 0.0)
+                rows.append(
+                    {
+                        "order_id": f"o{order}",
+                        "line_no": line,
+                        "order_date": START + pd.Timedelta(days=d),
+                        "sku": sku,
+                        "customer_id": cust,
+                        "quantity": float(1 + rng.poisson(1.0)),
+                        "unit_price": round(list_price[sku] * (1 - disc), 2),
+                        "discount": round(disc, 4),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_records_promotions_discounts_counts_and_chance_repeats_not_flagged() -> None:
+    lines = demo_like_lines()
+    out = score_records(lines)
+    assert out["is_anomaly"].sum() == 0
+    # The data do hold identical repeats by chance (same order, sku, quantity and price).
+    assert (out["field"] == "duplicate").sum() > 0
+
+
+def test_records_mispriced_and_unit_error_found_among_promotions() -> None:
+    lines = demo_like_lines()
+    late = lines.index[lines["order_date"] >= START + pd.Timedelta(days=100)]
+    lines.loc[late[3], "unit_price"] *= 10
+    lines.loc[late[20], "quantity"] = 100.0
+    out = score_records(lines)
+    flagged = out[out["is_anomaly"]]
+    rid = lines["order_id"] + "-" + lines["line_no"].astype(str)
+    assert set(flagged["record_id"]) == {rid[late[3]], rid[late[20]]}
+    assert set(flagged["field"]) == {"unit_price", "quantity"}
