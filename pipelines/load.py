@@ -258,6 +258,8 @@ def load_batch(
         )
     except DBAPIError as err:
         raise _classify(err, table_name, run_date) from err
+    except engine.dialect.loaded_dbapi.Error as err:  # raw cursors (bulk paths) raise driver errors
+        raise _classify(err, table_name, run_date) from err
     log.info(
         "load %s run_date=%s rows_in=%d checksum=%s skipped=%s seconds=%.2f",
         table_name,
@@ -270,7 +272,7 @@ def load_batch(
     return LoadResult(table_name, run_date, len(batch), checksum, skipped)
 
 
-def _classify(err: DBAPIError, table_name: str, run_date: date) -> Exception:
+def _classify(err: Exception, table_name: str, run_date: date) -> Exception:
     cause = describe_db_error(err)
     if is_transient(err):
         return SourceUnavailableError(
@@ -278,7 +280,7 @@ def _classify(err: DBAPIError, table_name: str, run_date: date) -> Exception:
             f"the transaction was rolled back and the load can be retried"
         )
     code = sqlstate_of(err) or ""
-    number = getattr(err.orig, "args", (None,))[0]
+    number = (getattr(getattr(err, "orig", err), "args", None) or (None,))[0]
     if code == "42501" or number in (1142, 1143, 1044, 1227):
         hint = "the load role lacks a grant; see docs/grants.md"
     elif code.startswith("23") or number in (1048, 1062, 1452):

@@ -1,0 +1,149 @@
+"""Loads with the least-privilege grants of docs/grants.md, permanent errors, retry classification."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipelines.db import make_engine
+from pipelines.errors import LoadError
+from pipelines.load import load_batch, migrate
+from pipelines.retry import RetryPolicy, with_retry
+from tests.integration.test_load_reliability import NIGHT_A, night
+
+GRANTS = Path(__file__).resolve().parents[2] / "docs" / "grants.md"
+
+
+def grant_block(name: str, *, db: str, suffix: str, owner: str) -> list[str]:
+    text = re.search(rf"```sql {name}\n(.*?)```", GRANTS.read_text(), re.S)
+    assert text, f"docs/grants.md has no `sql {name}` block"
+    sql = re.sub(r"\berp\b", db, text.group(1)).replace("erp_owner", owner)
+    sql = re.sub(r"\bseam_load\b", f"seam_load_{suffix}", sql)  # not seam_load_batches
+    sql = re.sub(r"\bseam_extract\b", f"seam_extract_{suffix}", sql)
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def use_as_load_role(url: str) -> None:
+    engine = make_engine(url)
+    assert migrate(engine) == ["001_results", "002_views"]
+    df = night(NIGHT_A, 5, seed=1)
+    assert not load_batch(engine, "seam_forecasts", NIGHT_A, df).skipped
+    assert load_batch(engine, "seam_forecasts", NIGHT_A, df).skipped
+    actuals = df[["sku", "warehouse"]].assign(ds=df["target_date"], actual=df["yhat"] + 1.0)
+    load_batch(engine, "seam_actuals", date(2026, 12, 7), actuals)
+    with engine.connect() as conn:
+        acc = pd.read_sql(sa.text("SELECT * FROM seam_v_forecast_accuracy ORDER BY lag_days"), conn)
+        latest = pd.read_sql(sa.text("SELECT * FROM seam_v_latest_forecast"), conn)
+    assert list(acc.lag_days) == list(range(1, 15)) and (acc.bias < 0).all()
+    assert len(latest) == len(df)
+    engine.dispose()
+
+
+def test_load_with_documented_grants_postgresql(pg_database: Callable[[], str]) -> None:
+    url = pg_database()
+    parsed = sa.make_url(url)
+    suffix = uuid.uuid4().hex[:8]
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    role = f"seam_load_{suffix}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("CREATE TABLE public.erp_orders (id int)")  # an ERP table it must not touch
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'pw_{suffix}'")
+            conn.exec_driver_sql(
+                f"GRANT {role} TO CURRENT_USER"
+            )  # CREATE SCHEMA AUTHORIZATION needs membership
+            for stmt in grant_block(
+                "postgresql-load", db=parsed.database or "", suffix=suffix, owner=parsed.username or ""
+            ):
+                if stmt.startswith("CREATE ROLE"):
+                    continue  # created above
+                conn.exec_driver_sql(stmt)
+        load_url = parsed.set(username=role, password=f"pw_{suffix}").render_as_string(hide_password=False)
+        use_as_load_role(load_url)
+        engine = sa.create_engine(load_url)
+        with engine.connect() as conn, pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            conn.exec_driver_sql("SELECT * FROM public.erp_orders")
+        engine.dispose()
+    finally:
+        admin.dispose()
+        server = sa.create_engine(os.environ["SEAM_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+        with server.connect() as conn:  # the role owns objects in the database: drop that first
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        server.dispose()
+
+
+def test_load_with_documented_grants_mariadb(mariadb_database: Callable[[], str]) -> None:
+    url = mariadb_database()
+    parsed = sa.make_url(url)
+    suffix = uuid.uuid4().hex[:8]
+    user = f"seam_load_{suffix}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("CREATE TABLE erp_orders (id int)")
+            for stmt in grant_block("mysql-load", db=parsed.database or "", suffix=suffix, owner=""):
+                conn.exec_driver_sql(stmt.replace("'change-me'", f"'pw_{suffix}'").replace("%", "%%"))
+        load_url = parsed.set(username=user, password=f"pw_{suffix}").render_as_string(hide_password=False)
+        use_as_load_role(load_url)
+        engine = sa.create_engine(load_url)
+        with engine.connect() as conn, pytest.raises(sa.exc.OperationalError, match="denied"):
+            conn.exec_driver_sql("SELECT * FROM erp_orders")
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
+        admin.dispose()
+
+
+def test_permanent_errors_fail_at_once_naming_table_and_cause(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate(engine)
+    with engine.begin() as conn:  # a schema the load does not expect
+        conn.exec_driver_sql("DROP TABLE seam_forecasts")
+        conn.exec_driver_sql("CREATE TABLE seam_forecasts (run_date date, sku text)")
+    calls = []
+    with pytest.raises(LoadError, match=r"seam_forecasts.*(no column|has no column|yhat)"):
+        load_batch(
+            engine,
+            "seam_forecasts",
+            NIGHT_A,
+            night(NIGHT_A, 2, seed=1),
+            retry=RetryPolicy(attempts=3, base_delay=5, max_total=1),
+        )
+    assert not calls
+    engine.dispose()
+
+
+def test_retry_backs_off_on_transient_errors_and_is_bounded() -> None:
+    class Dropped(Exception):
+        pass
+
+    err = sa.exc.OperationalError("SELECT 1", {}, Dropped("database is locked"))
+    sleeps: list[float] = []
+    calls = iter(range(10))
+
+    def flaky() -> str:
+        if next(calls) < 2:
+            raise err
+        return "done"
+
+    policy = RetryPolicy(attempts=5, base_delay=0.1, max_delay=1.0, max_total=10)
+    assert with_retry(flaky, what="t", policy=policy, sleep=sleeps.append) == "done"
+    assert len(sleeps) == 2 and sleeps[0] <= 0.1 and sleeps[1] <= 0.2
+    always = iter(range(100))
+    with pytest.raises(sa.exc.OperationalError):
+        with_retry(
+            lambda: (next(always), (_ for _ in ()).throw(err)), what="t", policy=policy, sleep=sleeps.append
+        )
+    assert next(always) == 5  # gave up after `attempts` calls
+    with pytest.raises(ValueError):
+        with_retry(lambda: int("x"), what="t", policy=policy, sleep=sleeps.append)
