@@ -49,6 +49,8 @@ class TableSpec:
     as_of: str | None  # canonical column bounding a snapshot to the run's date
     lookback: timedelta
     freshness: Freshness | None
+    quarantine: bool = False  # row-level `error` failures go to a quarantine file, the rest continue
+    quarantine_max_share: float = 0.05  # more bad rows than this is a broken feed: the gate fails
 
 
 @dataclass(frozen=True)
@@ -266,8 +268,14 @@ def _table(name: str, data: Any, key: str) -> TableSpec:
         as_of=r.get("as_of"),
         lookback=parse_duration(r.get("lookback", "0h"), r.sub("lookback")),
         freshness=freshness,
+        quarantine=bool(r.get("quarantine", False)),
+        quarantine_max_share=float(r.get("quarantine_max_share", 0.05)),
     )
     r.done()
+    if not 0 <= spec.quarantine_max_share <= 1:
+        raise ConfigError(
+            f"{key}.quarantine_max_share must be between 0 and 1, got {spec.quarantine_max_share}"
+        )
     return spec
 
 

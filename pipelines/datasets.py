@@ -12,12 +12,14 @@ import pyarrow.compute as pc
 from pipelines.config import Config
 from pipelines.contracts import Dataset, get_dataset
 from pipelines.errors import DataError
-from pipelines.lake import partition_path, partitions, read_arrow
+from pipelines.lake import output_path, partition_path, partitions, read_arrow
 
 log = logging.getLogger(__name__)
 
 
-def read_dataset(cfg: Config, dataset: str, run_date: date, *, conform: bool = True) -> pd.DataFrame:
+def read_dataset(
+    cfg: Config, dataset: str, run_date: date, *, conform: bool = True, exclude_quarantined: bool = True
+) -> pd.DataFrame:
     """The canonical dataset as of `run_date`.
 
     Snapshot tables: that night's partition.  Incremental tables: every partition up to
@@ -48,6 +50,12 @@ def read_dataset(cfg: Config, dataset: str, run_date: date, *, conform: bool = T
         df = df.sort_values(ds.cursor or list(ds.key), kind="stable").drop_duplicates(
             list(ds.key), keep="last"
         )
+    df = df.reset_index(drop=True)
+    if exclude_quarantined:
+        quarantined = output_path(cfg.lake, f"quarantine_{dataset}", run_date)
+        if quarantined.is_dir():
+            drop = pd.read_parquet(quarantined / "part-00000.parquet", columns=["_seam_row"])["_seam_row"]
+            df = df.drop(index=drop.to_numpy()).reset_index(drop=True)
     return conform_frame(df, ds) if conform else df
 
 

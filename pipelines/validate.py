@@ -56,6 +56,7 @@ class CheckResult:
     expected: str
     unexpected_count: int = 0
     unexpected_sample: str = "[]"
+    rows: tuple[int, ...] = ()  # positions of the offending rows (row-level checks, when asked for)
 
     def describe(self) -> str:
         return (
@@ -190,7 +191,12 @@ def check_prices(cfg: Config, dataset: str, df: pd.DataFrame, run_date: date) ->
 
 
 def run_suite(
-    suite_json: dict[str, Any], df: pd.DataFrame, dataset: str, references: dict[str, set[Any]]
+    suite_json: dict[str, Any],
+    df: pd.DataFrame,
+    dataset: str,
+    references: dict[str, set[Any]],
+    *,
+    with_rows: bool = False,
 ) -> list[CheckResult]:
     """Validate `df` with a GX suite (JSON form); returns one result per expectation."""
     import great_expectations as gx  # heavy import, only when validating
@@ -202,7 +208,7 @@ def run_suite(
     context = gx.get_context(mode="ephemeral")
     asset = context.data_sources.add_pandas(f"seam_{dataset}").add_dataframe_asset(dataset)
     batch = asset.add_batch_definition_whole_dataframe("night").get_batch(batch_parameters={"dataframe": df})
-    validation = batch.validate(suite, result_format="SUMMARY")
+    validation = batch.validate(suite, result_format="COMPLETE" if with_rows else "SUMMARY")
     out = []
     for res in validation.results:
         conf = res.expectation_config
@@ -227,6 +233,7 @@ def run_suite(
                 expected=_describe_expected(kwargs),
                 unexpected_count=unexpected,
                 unexpected_sample=json.dumps([_jsonable(v) for v in sample[:10]]),
+                rows=tuple(int(i) for i in (result.get("unexpected_index_list") or [])) if with_rows else (),
             )
         )
     return out
@@ -280,7 +287,8 @@ def validate_dataset(
     `error`-severity check fails (results are written first, so people can see them).
     """
     t0 = time.perf_counter()
-    df = read_dataset(cfg, dataset, run_date)
+    spec = cfg.provider(dataset)[1]
+    df = read_dataset(cfg, dataset, run_date, exclude_quarantined=False).reset_index(drop=True)
     results = (
         check_volume(cfg, dataset, len(df), run_date)
         + check_freshness(cfg, dataset, df, run_date)
@@ -302,7 +310,9 @@ def validate_dataset(
                 if not (e.get("meta") or {}).get("value_set_from") or e["meta"]["value_set_from"] in refs
             ],
         }
-        results += run_suite(suite, df, dataset, refs)
+        results += run_suite(suite, df, dataset, refs, with_rows=spec.quarantine)
+    if spec.quarantine:
+        results = quarantine_rows(cfg, dataset, run_date, df, results, max_share=spec.quarantine_max_share)
     frame = pd.DataFrame(
         [{"run_date": pd.Timestamp(run_date), **r.__dict__} for r in results], columns=RESULT_COLUMNS
     )
@@ -327,6 +337,54 @@ def validate_dataset(
     if errors:
         raise QualityGateError("; ".join(r.describe() for r in errors))
     return results
+
+
+def quarantine_rows(
+    cfg: Config,
+    dataset: str,
+    run_date: date,
+    df: pd.DataFrame,
+    results: list[CheckResult],
+    *,
+    max_share: float,
+) -> list[CheckResult]:
+    """Move rows that failed row-level `error` checks to `_seam/quarantine_<dataset>`; the rest go on.
+
+    The quarantine file holds the offending rows, their position (`_seam_row`) and the reasons.
+    The failed checks are reported as `warn` with the quarantined count.  When more than
+    `max_share` of the rows are bad, nothing is quarantined: the feed is broken and the gate fails.
+    """
+    row_level = [r for r in results if not r.success and r.severity == "error" and r.rows]
+    folder = output_path(cfg.lake, f"quarantine_{dataset}", run_date)
+    bad: dict[int, list[str]] = {}
+    for r in row_level:
+        for i in r.rows:
+            bad.setdefault(i, []).append(r.check_name)
+    if not bad or len(bad) > max_share * len(df):
+        write_frame(folder, pd.DataFrame({"_seam_row": pd.Series([], dtype="int64")}))
+        return results
+    rows = df.iloc[sorted(bad)].copy()
+    rows.insert(0, "_seam_row", sorted(bad))
+    rows["quarantine_reason"] = ["; ".join(bad[i]) for i in sorted(bad)]
+    write_frame(
+        folder, rows, manifest={"dataset": dataset, "run_date": run_date.isoformat(), "rows": len(rows)}
+    )
+    log.warning("quality %s: %d rows quarantined in %s", dataset, len(rows), folder)
+    out = []
+    for r in results:
+        if r in row_level:
+            r = CheckResult(
+                r.dataset,
+                r.check_name,
+                "warn",
+                False,
+                f"{r.observed_value} ({len(r.rows)} rows quarantined)",
+                r.expected,
+                r.unexpected_count,
+                r.unexpected_sample,
+            )
+        out.append(r)
+    return out
 
 
 def read_quality(cfg: Config, run_date: date) -> pd.DataFrame:

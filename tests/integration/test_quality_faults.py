@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from pipelines.config import load_config, source_url
 from pipelines.errors import QualityGateError, SchemaDriftError, StepSkipped
-from pipelines.lake import output_path
+from pipelines.datasets import read_dataset
+from pipelines.lake import output_path, read_partition
 from pipelines.steps import RunContext, run_extract, run_forecast, run_load, run_validate
 from tests.conftest import NIGHT
 
@@ -195,3 +197,41 @@ def test_thirty_clean_nights_raise_no_error(demo_env):
         results = run_validate(cfg, ctx)  # raises on any `error`-severity failure
         warnings += sum(1 for r in results if not r.success)
     assert warnings <= 3
+
+
+def _enable_quarantine(cfg_path, max_share=None):
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw["sources"]["erp"]["tables"]["order_lines"]["quarantine"] = True
+    if max_share is not None:
+        raw["sources"]["erp"]["tables"]["order_lines"]["quarantine_max_share"] = max_share
+    cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_config(cfg_path)
+
+
+def test_quarantine_moves_bad_rows_aside_and_the_rest_continue(night_before):
+    cfg = _enable_quarantine(night_before.path)
+    _inject(
+        source_url(cfg.source("erp")), ["UPDATE sales_order_lines SET qty = -qty WHERE order_id % 200 = 0"]
+    )
+    run_extract(cfg, RunContext(NIGHT))
+    results = run_validate(cfg, RunContext(NIGHT))  # no gate failure: the bad rows are set aside
+    check = next(r for r in results if r.check_name == "expect_column_values_to_be_between(quantity)")
+    assert check.severity == "warn" and "rows quarantined" in check.observed_value
+    q = read_partition(output_path(cfg.lake, "quarantine_order_lines", NIGHT))
+    assert len(q) == check.unexpected_count > 0
+    assert (q["quantity"] < 0).all() and q["quarantine_reason"].str.contains("quantity").all()
+    clean = read_dataset(cfg, "order_lines", NIGHT)
+    raw = read_dataset(cfg, "order_lines", NIGHT, exclude_quarantined=False)
+    assert len(clean) == len(raw) - len(q) and (clean["quantity"] >= 0).all()
+    run_forecast(cfg, RunContext(NIGHT))
+    assert output_path(cfg.lake, "forecasts", NIGHT).is_dir()
+
+
+def test_quarantine_does_not_hide_a_broken_feed(night_before):
+    cfg = _enable_quarantine(night_before.path, max_share=0.001)
+    _inject(
+        source_url(cfg.source("erp")), ["UPDATE sales_order_lines SET qty = -qty WHERE order_id % 20 = 0"]
+    )
+    run_extract(cfg, RunContext(NIGHT))
+    with pytest.raises(QualityGateError, match=r"quantity"):
+        run_validate(cfg, RunContext(NIGHT))
