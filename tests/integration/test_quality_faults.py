@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines.config import load_config, source_url
-from pipelines.errors import QualityGateError, SchemaDriftError, StepSkipped
 from pipelines.datasets import read_dataset
+from pipelines.errors import QualityGateError, SchemaDriftError, StepSkipped
 from pipelines.lake import output_path, read_partition
 from pipelines.steps import RunContext, run_extract, run_forecast, run_load, run_validate
 from tests.conftest import NIGHT
