@@ -198,6 +198,9 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         forecasts_from=forecasts_from,
         anomalies_from=anomalies_from,
         blocked=blocked_datasets(cfg, d, sorted({t.dataset for s in cfg.sources for t in s.tables})),
+        docs=sorted(
+            p.parent.name for p in (cfg.report.directory / d.isoformat() / "data_docs").glob("*/index.html")
+        ),
     )
     out_dir = cfg.report.directory / d.isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -197,18 +197,49 @@ def run_suite(
     references: dict[str, set[Any]],
     *,
     with_rows: bool = False,
+    docs_dir: Path | None = None,
 ) -> list[CheckResult]:
-    """Validate `df` with a GX suite (JSON form); returns one result per expectation."""
+    """Validate `df` with a GX suite (JSON form); returns one result per expectation.
+
+    With `docs_dir`, a GX Data Docs site of this validation is built there (a Checkpoint with
+    GX's UpdateDataDocsAction), for data engineers to browse.
+    """
     import great_expectations as gx  # heavy import, only when validating
 
     suite_json = _resolve_references(suite_json, references)
-    suite = gx.ExpectationSuite(
-        **{k: v for k, v in suite_json.items() if k in ("name", "expectations", "meta")}
-    )
     context = gx.get_context(mode="ephemeral")
+    suite = context.suites.add(
+        gx.ExpectationSuite(**{k: v for k, v in suite_json.items() if k in ("name", "expectations", "meta")})
+    )
     asset = context.data_sources.add_pandas(f"seam_{dataset}").add_dataframe_asset(dataset)
-    batch = asset.add_batch_definition_whole_dataframe("night").get_batch(batch_parameters={"dataframe": df})
-    validation = batch.validate(suite, result_format="COMPLETE" if with_rows else "SUMMARY")
+    night = asset.add_batch_definition_whole_dataframe("night")
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{dataset}_night", data=night, suite=suite)
+    )
+    actions = []
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            site_name="seam",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+            },
+        )
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["seam"]))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"seam_{dataset}",
+            validation_definitions=[definition],
+            actions=actions,
+            result_format="COMPLETE" if with_rows else "SUMMARY",
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": df})
+    (validation,) = run.run_results.values()
     out = []
     for res in validation.results:
         conf = res.expectation_config
@@ -310,7 +341,8 @@ def validate_dataset(
                 if not (e.get("meta") or {}).get("value_set_from") or e["meta"]["value_set_from"] in refs
             ],
         }
-        results += run_suite(suite, df, dataset, refs, with_rows=spec.quarantine)
+        docs = cfg.report.directory / run_date.isoformat() / "data_docs" / dataset
+        results += run_suite(suite, df, dataset, refs, with_rows=spec.quarantine, docs_dir=docs)
     if spec.quarantine:
         results = quarantine_rows(cfg, dataset, run_date, df, results, max_share=spec.quarantine_max_share)
     frame = pd.DataFrame(

@@ -164,6 +164,10 @@ def test_failed_night_loads_quality_results_but_no_forecasts(night_before):
     engine.dispose()
     assert [r[0] for r in failed] == ["expect_column_values_to_be_between(quantity)"]
     assert steps["forecast"] == "skipped" and steps["validate"] == "failed"
+    docs = cfg.report.directory / NIGHT.isoformat() / "data_docs" / "order_lines"
+    assert (docs / "index.html").is_file()  # the GX Data Docs site of the night's validation
+    pages = [p.read_text() for p in (docs / "validations").rglob("*.html")]
+    assert pages and any("quantity" in p for p in pages)
 
 
 def test_column_retyped_to_text_fails_the_table(night_before):
