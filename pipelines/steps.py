@@ -415,6 +415,8 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         quality = read_quality(cfg, d)
         if len(quality):
             batches.append((cfg.results.ledger, "seam_data_quality_results", quality))
+        if not blocked_datasets(cfg, d, ["order_lines"]):
+            batches.append((cfg.results.forecasts, "seam_actuals", build_actuals(cfg, d)))
         results = []
         for src, table, frame in batches:
             engine = make_engine(source_url(cfg.source(src)))
@@ -427,6 +429,21 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         out.rows_out = sum(r.rows for r in results if not r.skipped)
         out.checksum = hashlib.sha256("".join(r.checksum for r in results).encode()).hexdigest()
     return results
+
+
+def build_actuals(cfg: Config, run_date: date) -> pd.DataFrame:
+    """Observed net demand of the last horizon (+ a week of late corrections), for accuracy views."""
+    lines = read_dataset(cfg, "order_lines", run_date)
+    days = cfg.forecast.horizon + 7
+    series = build_demand_series(lines, None, end=run_date, history_days=days)
+    return pd.DataFrame(
+        {
+            "sku": series["sku"],
+            "warehouse": series["warehouse"],
+            "ds": series["ds"],
+            "actual": series["y"].astype(float),
+        }
+    )
 
 
 def run_report(cfg: Config, ctx: RunContext) -> Path:

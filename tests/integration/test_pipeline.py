@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from pipelines.config import load_config, source_url
 from pipelines.errors import ConfigError, SourceUnavailableError
@@ -53,3 +54,21 @@ def test_unreachable_database_is_retryable_and_hides_the_password(demo_env, monk
         run_extract(cfg, RunContext(NIGHT), source="crm")
     assert "s3cr3t-pw" not in str(err.value) and "cannot connect" in str(err.value)
     assert not (cfg.lake / "crm").exists()
+
+
+def test_forecast_archive_and_accuracy_by_lag(demo_env):
+    cfg = load_config(demo_env())
+    before = NIGHT - pd.Timedelta(days=1)
+    for night in (before, NIGHT):
+        run_all(cfg, RunContext(night))
+    engine = sa.create_engine(source_url(cfg.source("erp")))
+    with engine.connect() as conn:
+        nights = (
+            conn.exec_driver_sql("SELECT DISTINCT run_date FROM seam_forecasts ORDER BY 1").scalars().all()
+        )
+        acc = pd.read_sql(sa.text("SELECT * FROM seam_v_forecast_accuracy"), conn)
+        actual = conn.exec_driver_sql(f"SELECT sum(actual) FROM seam_actuals WHERE ds = '{NIGHT}'").scalar()
+    engine.dispose()
+    assert [str(n)[:10] for n in nights] == [str(before), str(NIGHT)]  # every night is kept
+    lag1 = acc[acc["lag_days"] == 1]
+    assert len(lag1) == 1 and lag1["wape"].iloc[0] >= 0 and actual > 0
