@@ -27,7 +27,8 @@ Model ``causal-robust-decomposition`` (every statistic of day ``t`` reads only d
   times Bartlett's ``(1 - rho^2) / (1 + rho^2)`` for lag-1 autocorrelated residuals), so short or
   autocorrelated histories get wide bands;
 * level shift: a scan over the last 2..14 days of standardised sums of z (variance corrected for the
-  lag-1 autocorrelation of z over the last 56 days), with Siegmund's tail approximation for the
+  lag-1 autocorrelation of the residuals of the 56 days before the weekly anchor), with Siegmund's
+  tail approximation for the
   maximum over window lengths; the start of the best window is reported as "since".
 
 Known-event days are left out of the history. Missing days are flagged when the series reported on at
@@ -69,10 +70,9 @@ _INTERMITTENT_MAX_Z = 3.0
 #: Days of history before ``t`` that any statistic at ``t`` reads. An incremental run must be given at
 #: least this many days before its first output day to reproduce a full run exactly.
 REQUIRED_HISTORY_DAYS = (
-    # shift scan + autocorrelation window + model-selection window + weekly anchors of the scale and
-    # yearly terms + yearly
+    # shift scan + model-selection window + weekly anchors of the scale and yearly terms + yearly
     # window + weekday offsets + level window
-    _SCAN_DAYS + _SCALE_DAYS + _SELECT_DAYS + 1 + 2 * 7 + _YEAR + _YEAR_HALF_WIDTH + 7 * _WEEKS + _LEVEL_DAYS
+    _SCAN_DAYS + _SELECT_DAYS + 1 + 2 * 7 + _YEAR + _YEAR_HALF_WIDTH + 7 * _WEEKS + _LEVEL_DAYS
 )
 
 KIND_NONE, KIND_SPIKE, KIND_DIP, KIND_SHIFT, KIND_MISSING = 0, 1, 2, 3, 4
@@ -357,7 +357,7 @@ def score_matrix(
     evp = np.concatenate([np.zeros((n_series, pad), dtype=bool), event], axis=1)
     hist = np.where(evp, np.nan, yp)
     out_cols = _span(start + pad, n_days + pad)
-    z_cols = _span(max(start + pad - _SCAN_DAYS + 1 - _SCALE_DAYS, pad), n_days + pad)
+    z_cols = _span(max(start + pad - _SCAN_DAYS + 1, pad), n_days + pad)
     # The first z column's weekly anchor is up to 7 days earlier and reads _SELECT_DAYS residuals.
     exp_cols = _span(max(z_cols[0] - 7 - _SELECT_DAYS, pad) if len(z_cols) else pad, n_days + pad)
 
@@ -391,12 +391,16 @@ def score_matrix(
     quants: list[dict[float, np.ndarray]] = []
     n_res_all: list[np.ndarray] = []
     rhos: list[np.ndarray] = []
+    rhos_shift: list[np.ndarray] = []
     for t, (h, log_dh) in enumerate(_CANDIDATES):
         rh = resid if h is None else h(hist_pos) - h(exp_pos)
         win = windows_at(rh, acols, 0, _SCALE_DAYS)
         s, n_res = sorted_count(win)
         q = {pr: quantile_sorted(s, n_res, pr) for pr in (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)}
         rhos.append(_lag1_autocorrelation(win, q[0.5]))
+        # Uncentred: a persistent offset of the residuals counts as correlation in the shift scan, so
+        # a slowly drifting series does not read as a level shift.
+        rhos_shift.append(_lag1_autocorrelation(win, np.zeros_like(q[0.5])))
         sc = np.fmax((q[0.75] - q[0.25]) / _IQR_TO_SD, (q[0.95] - q[0.05]) / _Q90_RANGE_TO_SD)
         c = _selection_criterion(rh, hist_pos, acols, log_dh)
         if t > 0:
@@ -413,6 +417,7 @@ def score_matrix(
     choice = np.where(np.isneginf(crit[0]) | (scales[0] <= 0), 0, choice)
     scale_a = np.choose(choice, scales)
     rho_res = np.choose(choice, rhos)[:, aidx]
+    rho_shift = np.choose(choice, rhos_shift)[:, aidx]
     q0 = quants[0]
     n_res = n_res_all[0][:, aidx]
     tz = choice[:, aidx]
@@ -440,7 +445,7 @@ def score_matrix(
     z = np.choose(tz, [yz - exp_z if h is None else h(yz_pos) - h(e_pos) for h, _ in _CANDIDATES]) / scale
     point = two_sided_score(z, dof)
     # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days, with the
-    # variance of the sums corrected for the lag-1 autocorrelation of z seen over the last 56 days.
+    # variance of the sums corrected for the lag-1 autocorrelation of the residuals (rho_shift).
     pit = special.stdtr(dof, z)
     # Intermittent count series (mostly zeros, whole numbers): tail probabilities of a count model.
     nb = (counts & intermittent)[:, aidx]
@@ -453,16 +458,9 @@ def score_matrix(
     zg = np.where(np.isnan(z) | evp[:, z_cols], np.nan, zg)
     k = len(out_cols)
     zo = len(z_cols) - k
-    zpad = np.concatenate([np.full((n_series, _SCAN_DAYS + _SCALE_DAYS + 1), np.nan), zg], axis=1)
-    off = _SCAN_DAYS + _SCALE_DAYS + 1 + zo
-    z0 = np.nan_to_num(zpad)
-    pairs = np.zeros_like(z0)
-    pairs[:, 1:] = z0[:, 1:] * z0[:, :-1]
-    # Contiguous copies: sums over sliding-window views may be reordered by numpy, which would make
-    # an incremental run differ from a full one in the last bits.
-    lagprod = np.ascontiguousarray(lagged_windows(pairs, off, off + k, 1, _SCALE_DAYS)).sum(axis=-1)
-    sq = np.ascontiguousarray(lagged_windows(z0 * z0, off, off + k, 1, _SCALE_DAYS)).sum(axis=-1)
-    rho = np.clip(np.where(sq > 0, lagprod / np.where(sq > 0, sq, 1.0), 0.0), 0.0, _MAX_RHO)
+    zpad = np.concatenate([np.full((n_series, _SCAN_DAYS + 1), np.nan), zg], axis=1)
+    off = _SCAN_DAYS + 1 + zo
+    rho = rho_shift[:, zo:]
     scan = lagged_windows(zpad, off, off + k, 0, _SCAN_DAYS)[..., ::-1]
     sums = np.cumsum(np.nan_to_num(scan), axis=-1)
     nval = np.cumsum(~np.isnan(scan), axis=-1)
