@@ -56,9 +56,16 @@ def forecast(
         levels: interval levels in percent, each in (0, 100).
 
     Returns:
-        One row per series and future period: `unique_id, ds, yhat, yhat_lo_<L>, yhat_hi_<L>` for
-        each level, and the explanation columns `model, weights, backtest_error, fallback,
-        fallback_reason, level, trend, seasonal`.
+        One row per series and future period (series in order of first appearance):
+        `unique_id, ds, yhat, yhat_lo_<L>, yhat_hi_<L>` for each level (L = 80 -> "80",
+        99.5 -> "99_5"), and explanations: `model` (chosen model or "combo(a,b,...)"),
+        `weights` (JSON model -> weight), `backtest_error` (rolling-origin backtest MASE of the
+        chosen forecast, RMSSE for intermittent series, NaN when the history is too short for a
+        backtest), `fallback` / `fallback_reason` (a model failed and a simpler one was used, with
+        the error), and the components `level`, `trend` (on the seasonally adjusted scale) and
+        `seasonal` (its contribution to yhat), NaN where the chosen model has none.
+        Forecasts and bounds are finite, bounds are ordered, and series with a non-negative
+        history are clipped at 0.
 
     Raises:
         ForecastInputError: the history or an argument violates the input contract.

@@ -15,11 +15,6 @@ from scipy import stats
 PRIOR_WEIGHT = 30.0
 
 
-def build_sigma_path(sigma1: float, horizon: int) -> np.ndarray:
-    """Scale per horizon step: random-walk growth sigma1 * sqrt(step) (calibration corrects it)."""
-    return sigma1 * np.sqrt(np.arange(1, horizon + 1, dtype=np.float64))
-
-
 def fit_multipliers(
     scores: list[np.ndarray], horizon: int, levels: tuple[float, ...]
 ) -> dict[float, np.ndarray]:

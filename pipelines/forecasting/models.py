@@ -72,17 +72,6 @@ def fit_naive(y: np.ndarray, horizon: int) -> ModelForecast:
     )
 
 
-def fit_mean(y: np.ndarray, horizon: int) -> ModelForecast:
-    """Historical mean: the fallback of last resort (never fails on a non-empty series)."""
-    mean = _flat(float(np.mean(y)), horizon)
-    return ModelForecast(
-        mean=mean,
-        replay=lambda p, h: _flat(float(np.mean(p)), h),
-        level=mean.copy(),
-        sigma1=float(np.std(y)) if len(y) > 1 else NAN,
-    )
-
-
 def build_seasonal_naive(period: int) -> ModelFn:
     """Seasonal naive for `period`: the last observed season repeated (naive if too short)."""
 

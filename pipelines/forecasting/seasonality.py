@@ -27,13 +27,11 @@ class Seasonality:
         kind: "none", "additive" or "multiplicative".
         insample: component over the history (0 / 1 when none).
         future: continuation over the horizon.
-        periods: the periods kept after testing.
     """
 
     kind: str
     insample: np.ndarray
     future: np.ndarray
-    periods: tuple[float, ...] = ()
 
     def adjust(self, y: np.ndarray) -> np.ndarray:
         """Remove the component from `y` (same length as the history)."""
@@ -124,7 +122,7 @@ def fit_seasonality(y: np.ndarray, periods: tuple[float, ...], horizon: int) -> 
         return Seasonality("none", np.zeros(n), np.zeros(horizon))
     if len(kept) == 1 and kept[0] <= FOURIER_ABOVE and float(kept[0]).is_integer() and y.min() > 0:
         ins, fut = _classical(y, int(kept[0]), True, horizon)
-        return Seasonality("multiplicative", ins, fut, kept)
+        return Seasonality("multiplicative", ins, fut)
     comps_in = {p: np.zeros(n) for p in kept}
     comps_fut = {p: np.zeros(horizon) for p in kept}
     for _ in range(BACKFIT_PASSES if len(kept) > 1 else 1):
@@ -136,4 +134,4 @@ def fit_seasonality(y: np.ndarray, periods: tuple[float, ...], horizon: int) -> 
                 comps_in[p], comps_fut[p] = _fourier(r, p, horizon)
     insample = np.sum([comps_in[p] for p in kept], axis=0)
     future = np.sum([comps_fut[p] for p in kept], axis=0)
-    return Seasonality("additive", insample, future, kept)
+    return Seasonality("additive", insample, future)

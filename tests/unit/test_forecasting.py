@@ -254,7 +254,7 @@ def test_parallel_and_serial_paths_agree() -> None:
 
 def test_interval_coverage_is_near_nominal_on_gaussian_noise() -> None:
     rng = np.random.default_rng(9)
-    n, h, k = 120, 10, 80
+    n, h, k = 120, 10, 60
     data = rng.normal(100, 5, size=(k, n + h))
     hist = _frame({f"g{i}": data[i, :n] for i in range(k)})
     out = run_forecast(hist, h, "D", (80, 95), build_options("D", n_jobs=1))
