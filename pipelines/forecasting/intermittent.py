@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from pipelines.forecasting.models import ModelFn, ModelForecast, rmse
@@ -62,10 +64,13 @@ def _tsb_path(y: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     return out
 
 
-def _best_alpha(y: np.ndarray, path_fn: object) -> tuple[float, np.ndarray]:
+def _best_alpha(
+    y: np.ndarray, path_fn: Callable[[np.ndarray, float], np.ndarray]
+) -> tuple[float, np.ndarray]:
+    """Smoothing parameter from `ALPHAS` with the lowest in-sample one-step MSE, and its path."""
     best: tuple[float, float, np.ndarray] | None = None
     for alpha in ALPHAS:
-        path = path_fn(y, alpha)  # type: ignore[operator]
+        path = path_fn(y, alpha)
         err = float(np.mean((y - path[:-1]) ** 2))
         if best is None or err < best[0]:
             best = (err, alpha, path)
