@@ -227,7 +227,7 @@ def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: boo
                     r = run_measured(argv, menv, out)
                     results[db].setdefault(name, []).append(r)
                     print(
-                        f"rep {rep} {db:10s} {name:14s} {r['seconds']:7.2f}s {r['peak_mb']:7.0f} MB "
+                        f"rep {rep} {db:10s} {name:14s} {r.get('inner_seconds', r['seconds']):7.2f}s (process {r['seconds']:.1f}s) {r['peak_mb']:7.0f} MB "
                         f"load={os.getloadavg()[0]:.2f}",
                         file=sys.stderr,
                     )
@@ -239,7 +239,7 @@ def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: boo
                 r = run_measured([py, me, "--worker", "seam", "--mode", "incremental"], ienv)
                 results[db].setdefault("seam_incremental_1pct", []).append(r)
                 print(
-                    f"rep {rep} {db:10s} incremental    {r['seconds']:7.2f}s {r['peak_mb']:7.0f} MB "
+                    f"rep {rep} {db:10s} incremental    {r['inner_seconds']:7.2f}s (process {r['seconds']:.1f}s) {r['peak_mb']:7.0f} MB "
                     f"rows={r['rows']}",
                     file=sys.stderr,
                 )
