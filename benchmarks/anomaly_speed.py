@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -46,6 +47,13 @@ def build_panel(n_series: int, days: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (the scoring workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     """Run the benchmark and write results/anomaly_speed.{json,md}."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -61,16 +69,18 @@ def main() -> None:
     gen = time.perf_counter() - t0
 
     opts = ScoreOptions(n_jobs=args.jobs, chunk_size=args.chunk)
-    t0 = time.perf_counter()
+    load_before = os.getloadavg()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     full = score(df, options=opts)
-    full_s = time.perf_counter() - t0
+    full_s, full_cpu = time.perf_counter() - t0, cpu_seconds() - c0
 
     last = df["ds"].max()
     only_after = last - pd.Timedelta(days=1)
     window = df[df["ds"] > only_after - pd.Timedelta(days=REQUIRED_HISTORY_DAYS)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     inc = score(window, options=ScoreOptions(n_jobs=args.jobs, chunk_size=args.chunk, only_after=only_after))
-    inc_s = time.perf_counter() - t0
+    inc_s, inc_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    load_after = os.getloadavg()
 
     ref = full[full["ds"] > only_after].reset_index(drop=True)
     cols = ["expected", "lower", "upper", "score"]
@@ -83,8 +93,12 @@ def main() -> None:
         "points": len(df),
         "generate_seconds": round(gen, 1),
         "full_seconds": round(full_s, 1),
+        "full_cpu_seconds": round(full_cpu, 1),
         "incremental_input_rows": len(window),
         "incremental_seconds": round(inc_s, 1),
+        "incremental_cpu_seconds": round(inc_cpu, 1),
+        "required_history_days": REQUIRED_HISTORY_DAYS,
+        "load_average_before_after": [round(x, 2) for x in load_before + load_after],
         "incremental_rows_out": len(inc),
         "incremental_max_abs_diff_vs_full": max_diff,
         "incremental_same_flags": same_flags,
@@ -97,11 +111,17 @@ def main() -> None:
         "",
         f"Command: `{result['command']}` ({result['cpus']} CPUs visible)",
         "",
-        "| run | rows in | seconds | target |",
-        "|---|---|---|---|",
-        f"| full backfill | {result['points']:,} | {result['full_seconds']} | < 120 |",
-        f"| incremental (last day) | {result['incremental_input_rows']:,} | "
-        f"{result['incremental_seconds']} | < 20 |",
+        "| run | rows in | wall seconds | CPU seconds | target (wall) |",
+        "|---|---|---|---|---|",
+        f"| full backfill | {result['points']:,} | {result['full_seconds']} | {result['full_cpu_seconds']} "
+        "| < 120 |",
+        f"| incremental (last day, {REQUIRED_HISTORY_DAYS} days of history) | "
+        f"{result['incremental_input_rows']:,} | {result['incremental_seconds']} | "
+        f"{result['incremental_cpu_seconds']} | < 20 |",
+        "",
+        "Load average (1, 5, 15 min) before the full run and after the incremental run: "
+        f"{result['load_average_before_after']}; the machine's 2 cores are shared, so wall time "
+        "depends on the other work; CPU seconds (this process and its workers) do not.",
         "",
         f"Incremental vs full: max abs difference {max_diff:.3g}, identical flags: {same_flags}.",
         "",
