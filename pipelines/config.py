@@ -105,6 +105,14 @@ class ReportSpec:
 
 
 @dataclass(frozen=True)
+class ScaleSpec:
+    """How the night's forecasting and scoring are split into Airflow mapped tasks."""
+
+    shards: int | None = None  # a fixed number of shards, or None: one per `series_per_shard` series
+    series_per_shard: int = 2000
+
+
+@dataclass(frozen=True)
 class SmtpSpec:
     host: str = "localhost"
     port: int = 25
@@ -142,6 +150,7 @@ class Config:
     results: ResultsSpec
     report: ReportSpec
     notifications: NotifySpec = field(default_factory=NotifySpec)
+    scale: ScaleSpec = field(default_factory=ScaleSpec)
 
     def source(self, name: str) -> SourceSpec:
         for s in self.sources:
@@ -391,6 +400,13 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     )
     rep.done()
     notifications = _notifications(r.get("notifications", {}))
+    sc = _Reader(r.get("scale", {}), "scale")
+    shards = sc.get("shards", "auto")
+    scale = ScaleSpec(
+        shards=None if shards == "auto" else _positive_int(shards, "scale.shards"),
+        series_per_shard=_positive_int(sc.get("series_per_shard", 2000), "scale.series_per_shard"),
+    )
+    sc.done()
     cfg = Config(
         path=path or base / "config.yml",
         lake=(base / r.get("lake", "data/lake")).resolve(),
@@ -401,6 +417,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         results=results,
         report=report,
         notifications=notifications,
+        scale=scale,
     )
     r.done()
     return cfg

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -18,12 +19,19 @@ log = logging.getLogger(__name__)
 
 
 def read_dataset(
-    cfg: Config, dataset: str, run_date: date, *, conform: bool = True, exclude_quarantined: bool = True
+    cfg: Config,
+    dataset: str,
+    run_date: date,
+    *,
+    conform: bool = True,
+    exclude_quarantined: bool = True,
+    filters: Any = None,
 ) -> pd.DataFrame:
     """The canonical dataset as of `run_date`.
 
     Snapshot tables: that night's partition.  Incremental tables: every partition up to
-    `run_date`, keeping the newest version of each key (by the cursor column).
+    `run_date`, keeping the newest version of each key (by the cursor column).  `filters`
+    (pyarrow DNF) are pushed down to the Parquet files, so a shard reads only its rows.
     """
     source, spec = cfg.provider(dataset)
     ds = get_dataset(dataset)
@@ -34,7 +42,7 @@ def read_dataset(
                 f"no snapshot of {source.name}.{spec.name} for {run_date}; run "
                 f"`seam extract --date {run_date}` first"
             )
-        table = read_arrow(folder)
+        table = read_arrow(folder, filters=filters)
     else:
         days = [d for d in partitions(cfg.lake, source.name, spec.name) if d <= run_date]
         if run_date not in days:
@@ -42,7 +50,7 @@ def read_dataset(
                 f"no increment of {source.name}.{spec.name} for {run_date}; run `seam extract --date {run_date}`"
             )
         table = pa.concat_tables(
-            [read_arrow(partition_path(cfg.lake, source.name, spec.name, d)) for d in days],
+            [read_arrow(partition_path(cfg.lake, source.name, spec.name, d), filters=filters) for d in days],
             promote_options="default",
         )
     df = table.to_pandas(date_as_object=False)
@@ -54,8 +62,11 @@ def read_dataset(
     if exclude_quarantined:
         quarantined = output_path(cfg.lake, f"quarantine_{dataset}", run_date)
         if quarantined.is_dir():
-            drop = pd.read_parquet(quarantined / "part-00000.parquet", columns=["_seam_row"])["_seam_row"]
-            df = df.drop(index=drop.to_numpy()).reset_index(drop=True)
+            key = list(ds.key)
+            bad = pd.read_parquet(quarantined / "part-00000.parquet")
+            if len(bad):
+                bad_keys = pd.MultiIndex.from_frame(bad[key].astype(str))
+                df = df[~pd.MultiIndex.from_frame(df[key].astype(str)).isin(bad_keys)].reset_index(drop=True)
     return conform_frame(df, ds) if conform else df
 
 

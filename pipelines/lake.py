@@ -20,7 +20,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +125,57 @@ def read_partition(folder: Path, columns: list[str] | None = None) -> pd.DataFra
     return table.to_pandas()
 
 
-def read_arrow(folder: Path, columns: list[str] | None = None) -> pa.Table:
+def read_arrow(folder: Path, columns: list[str] | None = None, filters: Any = None) -> pa.Table:
+    """Read one partition; `filters` (pyarrow DNF, e.g. [("sku", "in", [...])]) are pushed down
+    to the Parquet row groups."""
     files = sorted(folder.glob("part-*.parquet"))
     if not files:
         raise FileNotFoundError(f"partition {folder} has no data files; run the step that writes it first")
-    return pq.ParquetDataset(files, partitioning=None).read(columns=columns)
+    return pq.ParquetDataset(files, partitioning=None, filters=filters).read(columns=columns)
+
+
+# --- sharded stage outputs --------------------------------------------------------------------
+# A night's forecasts or scores may be computed in shards (Airflow mapped tasks).  The night's
+# folder then holds a plan (its _manifest.json says how many shards) and one complete folder per
+# shard; readers only accept the night when every planned shard is there.
+def shard_path(lake: Path, output: str, run_date: date, shard: int) -> Path:
+    return output_path(lake, output, run_date) / f"shard={shard:05d}"
+
+
+def write_plan(lake: Path, output: str, run_date: date, shards: int) -> None:
+    """Declare that `output` for the night comes in `shards` shards (drops shards of an older plan)."""
+    night = output_path(lake, output, run_date)
+    night.mkdir(parents=True, exist_ok=True)
+    for old in night.glob("shard=*"):
+        if int(old.name.split("=", 1)[1]) >= shards:
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = night / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"shards": shards, "run_date": run_date.isoformat()}) + "\n")
+    tmp.replace(night / MANIFEST)
+
+
+def read_output(lake: Path, output: str, run_date: date) -> pd.DataFrame | None:
+    """All shards of a night's output, or None when the night has none or is incomplete."""
+    night = output_path(lake, output, run_date)
+    plan = read_manifest(night) if night.is_dir() else None
+    if not plan:
+        return None
+    shards = [shard_path(lake, output, run_date, k) for k in range(int(plan.get("shards", 0)))]
+    if not shards or not all((p / MANIFEST).is_file() for p in shards):
+        return None
+    return pd.concat([read_partition(p) for p in shards], ignore_index=True)
+
+
+def latest_complete_output(lake: Path, output: str, run_date: date) -> tuple[date, pd.DataFrame] | None:
+    """The newest complete output at or before `run_date`: (night, rows) of the last good night."""
+    found = latest_output(lake, output, run_date)
+    while found is not None:
+        night, _ = found
+        frame = read_output(lake, output, night)
+        if frame is not None:
+            return night, frame
+        found = latest_output(lake, output, night - timedelta(days=1))
+    return None
 
 
 def partitions(lake: Path, source: str, table: str) -> list[date]:

@@ -111,21 +111,3 @@ def send_failure_alert(
     except Exception as err:  # an alert must never raise inside a failure callback
         log.error("could not send the failure alert: %s", err)
         return False
-
-
-def deadline_missed(context: object | None = None, **kwargs: object) -> None:
-    """Deadline callback of the nightly DAG: the night did not finish in time."""
-    from pipelines.config import load_config
-
-    path = os.environ.get("SEAM_CONFIG")
-    if not path:
-        log.error("nightly run missed its deadline (SEAM_CONFIG unset, no alert sent): %s", kwargs)
-        return
-    send_failure_alert(
-        load_config(path),
-        dag_id=str(kwargs.get("dag_id", "seam_nightly")),
-        task_id="(deadline)",
-        logical_date=str(kwargs.get("logical_date", "?")),
-        error=f"the nightly run did not finish within {kwargs.get('interval', 'its deadline')}",
-        log_url=None,
-    )

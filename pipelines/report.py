@@ -9,7 +9,7 @@ import base64
 import io
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ import pandas as pd
 from pipelines import __version__
 from pipelines.config import Config
 from pipelines.datasets import read_dataset
-from pipelines.lake import latest_output, output_path, read_partition
+from pipelines.lake import latest_complete_output, read_output
 from pipelines.series import build_demand_series
 from pipelines.validate import blocked_datasets, read_quality
 
@@ -119,13 +119,12 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     """Render the report of one night into `<report.directory>/<run_date>/report.html`."""
     d = ctx.run_date
     lines = read_dataset(cfg, "order_lines", d)
-    latest_fc = latest_output(cfg.lake, "forecasts", d)
-    forecasts = read_partition(latest_fc[1]) if latest_fc else pd.DataFrame()
+    latest_fc = latest_complete_output(cfg.lake, "forecasts", d)
+    forecasts = latest_fc[1] if latest_fc else pd.DataFrame()
     forecasts_from = latest_fc[0] if latest_fc else None
-    prev_dir = output_path(cfg.lake, "forecasts", d - pd.Timedelta(days=1))
-    previous_fc = read_partition(prev_dir) if prev_dir.is_dir() else None
-    latest_an = latest_output(cfg.lake, "anomalies", d)
-    anomalies = read_partition(latest_an[1]) if latest_an else pd.DataFrame()
+    previous_fc = read_output(cfg.lake, "forecasts", d - timedelta(days=1))
+    latest_an = latest_complete_output(cfg.lake, "anomalies", d)
+    anomalies = latest_an[1] if latest_an else pd.DataFrame()
     anomalies_from = latest_an[0] if latest_an else None
     quality = read_quality(cfg, d)
     products = read_dataset(cfg, "products", d) if cfg.has_dataset("products") else None

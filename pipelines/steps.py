@@ -26,10 +26,11 @@ from pipelines.datasets import read_dataset
 from pipelines.db import make_engine
 from pipelines.errors import DataError, StepSkipped
 from pipelines.extract import ExtractResult, extract_table
-from pipelines.lake import output_path, read_partition, write_frame
+from pipelines.lake import output_path, read_output, shard_path, write_frame
 from pipelines.ledger import StepRecord, record_step
-from pipelines.load import LoadResult, load_batch, migrate
+from pipelines.load import RESULT_TABLES, LoadResult, load_batch, migrate
 from pipelines.series import METRIC_DATASETS, build_demand_series, build_metric_series
+from pipelines.sharding import plan_shards, planned_shards, sku_filter
 from pipelines.validate import CheckResult, blocked_datasets, read_quality, validate_dataset
 
 log = logging.getLogger(__name__)
@@ -156,42 +157,67 @@ def run_validate(cfg: Config, ctx: RunContext, *, dataset: str | None = None) ->
     return results
 
 
-def run_forecast(cfg: Config, ctx: RunContext) -> Path:
-    """Forecast demand per SKU x warehouse from the night's order-lines snapshot."""
+def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
+    """Decide tonight's shards of forecasting and scoring (what the DAG maps over)."""
+    with tracked(cfg, ctx, "plan") as out:
+        shards = plan_shards(cfg, ctx.run_date)
+        out.rows_out = shards
+    return list(range(shards))
+
+
+def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
+    """Forecast demand per SKU x warehouse from the night's order lines: one shard, or all of them."""
+    if shard is None:
+        for k in run_plan(cfg, ctx):
+            run_forecast(cfg, ctx, shard=k)
+        return output_path(cfg.lake, "forecasts", ctx.run_date)
     from pipelines.forecasting import forecast  # heavy (statsmodels): import when used
 
-    with tracked(cfg, ctx, "forecast") as out:
+    with tracked(cfg, ctx, f"forecast:{shard}") as out:
         require_datasets(cfg, ctx, "forecast", ["order_lines", "stockouts"])
         t0 = time.perf_counter()
-        lines = read_dataset(cfg, "order_lines", ctx.run_date)
-        stockouts = read_dataset(cfg, "stockouts", ctx.run_date) if cfg.has_dataset("stockouts") else None
-        series = build_demand_series(
-            lines, stockouts, end=ctx.run_date, history_days=cfg.forecast.history_days
-        )
-        history = series[["unique_id", "ds", "y", "censored"]]
-        freq = "D"
-        if cfg.forecast.freq == "W":
-            history = (
-                history.set_index("ds")
-                .groupby("unique_id")
-                .resample("W-SUN")
-                .agg({"y": "sum", "censored": "any"})
-                .reset_index()
+        shards = planned_shards(cfg, ctx.run_date, "forecasts")
+        mine = sku_filter(cfg, ctx.run_date, shard, shards)
+        frame = pd.DataFrame(columns=list(RESULT_TABLES["seam_forecasts"].columns))
+        n_series = 0
+        if mine is not None:
+            lines = read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)
+            stockouts = (
+                read_dataset(cfg, "stockouts", ctx.run_date, filters=mine)
+                if cfg.has_dataset("stockouts")
+                else None
             )
-            freq = "W-SUN"
-        fc = forecast(history, horizon=cfg.forecast.horizon, freq=freq, levels=cfg.forecast.levels)
-        frame = build_forecast_rows(fc, cfg, ctx.run_date)
+            series = build_demand_series(
+                lines, stockouts, end=ctx.run_date, history_days=cfg.forecast.history_days
+            )
+            n_series = int(series["unique_id"].nunique())
+            history = series[["unique_id", "ds", "y", "censored"]]
+            freq = "D"
+            if cfg.forecast.freq == "W":
+                history = (
+                    history.set_index("ds")
+                    .groupby("unique_id")
+                    .resample("W-SUN")
+                    .agg({"y": "sum", "censored": "any"})
+                    .reset_index()
+                )
+                freq = "W-SUN"
+            fc = forecast(history, horizon=cfg.forecast.horizon, freq=freq, levels=cfg.forecast.levels)
+            frame = build_forecast_rows(fc, cfg, ctx.run_date)
+            out.rows_in = len(series)
         share = float(frame["fallback"].mean()) if len(frame) else 0.0
         path = write_frame(
-            output_path(cfg.lake, "forecasts", ctx.run_date),
+            shard_path(cfg.lake, "forecasts", ctx.run_date, shard),
             frame,
-            manifest={"series": int(series["unique_id"].nunique()), "fallback_share": share},
+            manifest={"series": n_series, "fallback_share": share, "shard": shard, "shards": shards},
         )
-        out.rows_in, out.rows_out = len(series), len(frame)
+        out.rows_out = len(frame)
         log.info(
-            "forecast run_date=%s series=%d rows_out=%d fallback_share=%.3f seconds=%.1f",
+            "forecast run_date=%s shard=%d/%d series=%d rows_out=%d fallback_share=%.3f seconds=%.1f",
             ctx.run_date,
-            series["unique_id"].nunique(),
+            shard,
+            shards,
+            n_series,
             len(frame),
             share,
             time.perf_counter() - t0,
@@ -245,7 +271,7 @@ def build_forecast_rows(fc: pd.DataFrame, cfg: Config, run_date: date) -> pd.Dat
 
 
 def _events(cfg: Config, run_date: date, series: pd.DataFrame) -> pd.DataFrame:
-    """Known events: promotions (per SKU, on the demand series) and configured holidays (all series)."""
+    """Known events: promotions and stock-outs (on the demand series) and holidays (all series)."""
     rows = [
         pd.DataFrame(
             {
@@ -273,37 +299,55 @@ def _events(cfg: Config, run_date: date, series: pd.DataFrame) -> pd.DataFrame:
                         }
                     )
                 )
+    if cfg.has_dataset("stockouts"):
+        # Demand on a stock-out day is censored: low sales there are expected, not an anomaly.
+        so = read_dataset(cfg, "stockouts", run_date)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "unique_id": "demand:" + so["sku"].astype(str) + "|" + so["warehouse"].astype(str),
+                    "ds": pd.to_datetime(so["day"]).dt.normalize(),
+                    "event": "stock-out",
+                }
+            )
+        )
     ev = pd.concat(rows, ignore_index=True)
     return ev.drop_duplicates(["unique_id", "ds"])
 
 
-def run_score(cfg: Config, ctx: RunContext) -> Path:
-    """Score the configured metric series and order lines for anomalies over the night's window."""
+def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
+    """Score the metric series and order lines for anomalies over the night's window.
+
+    Demand series are split by SKU shard; the small per-warehouse and per-account metrics and
+    the order-line checks are scored by shard 0.
+    """
+    if shard is None:
+        for k in run_plan(cfg, ctx):
+            run_score(cfg, ctx, shard=k)
+        return output_path(cfg.lake, "anomalies", ctx.run_date)
     from pipelines.anomaly import ScoreOptions, score, score_records
 
-    with tracked(cfg, ctx, "score") as out:
+    with tracked(cfg, ctx, f"score:{shard}") as out:
         usable = [
             m
             for m in cfg.anomaly.metrics
-            if not blocked_datasets(cfg, ctx.run_date, [METRIC_DATASETS.get(m, m)])
+            if cfg.has_dataset(METRIC_DATASETS[m])
+            and not blocked_datasets(cfg, ctx.run_date, [METRIC_DATASETS[m]])
         ]
         if not usable:
-            require_datasets(cfg, ctx, "score", [METRIC_DATASETS.get(m, m) for m in cfg.anomaly.metrics])
+            require_datasets(cfg, ctx, "score", [METRIC_DATASETS[m] for m in cfg.anomaly.metrics])
         t0 = time.perf_counter()
+        shards = planned_shards(cfg, ctx.run_date, "anomalies")
         window_start = pd.Timestamp(ctx.run_date) - pd.Timedelta(days=cfg.anomaly.window_days)
         frames, cache = [], {}
-        for metric in cfg.anomaly.metrics:
-            if metric not in usable:
-                log.warning("score: metric %s skipped tonight, its dataset failed the quality gate", metric)
-                continue
-            dataset = METRIC_DATASETS.get(metric)
-            if dataset is None:
-                raise DataError(
-                    f"anomaly.metrics: unknown metric {metric!r}; known: {sorted(METRIC_DATASETS)}"
-                )
-            if not cfg.has_dataset(dataset):
-                log.info("score: metric %s skipped, no table provides dataset %s", metric, dataset)
-                continue
+        mine = sku_filter(cfg, ctx.run_date, shard, shards) if "demand" in usable else None
+        if mine is not None:
+            lines = read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)
+            frames.append(
+                build_metric_series("demand", lines, end=ctx.run_date, history_days=cfg.anomaly.history_days)
+            )
+        for metric in (m for m in usable if m != "demand" and shard == 0):
+            dataset = METRIC_DATASETS[metric]
             if dataset not in cache:
                 cache[dataset] = read_dataset(cfg, dataset, ctx.run_date)
             frames.append(
@@ -311,31 +355,45 @@ def run_score(cfg: Config, ctx: RunContext) -> Path:
                     metric, cache[dataset], end=ctx.run_date, history_days=cfg.anomaly.history_days
                 )
             )
-        series = pd.concat(frames, ignore_index=True)
-        scored = score(
-            series[["unique_id", "ds", "y"]],
-            events=_events(cfg, ctx.run_date, series),
-            options=ScoreOptions(only_after=window_start, end=pd.Timestamp(ctx.run_date)),
-        )
-        metric_rows = build_score_rows(scored, cfg, ctx.run_date)
-        record_rows = pd.DataFrame()
-        if "order_lines" in cache:
-            rec = score_records(cache["order_lines"])
+        parts = []
+        n_series = 0
+        if frames:
+            series = pd.concat(frames, ignore_index=True)
+            n_series = int(series["unique_id"].nunique())
+            scored = score(
+                series[["unique_id", "ds", "y"]],
+                events=_events(cfg, ctx.run_date, series),
+                options=ScoreOptions(only_after=window_start, end=pd.Timestamp(ctx.run_date)),
+            )
+            parts.append(build_score_rows(scored, cfg, ctx.run_date))
+            out.rows_in = len(series)
+        if shard == 0 and "order_lines" in {METRIC_DATASETS[m] for m in usable}:
+            lines = cache.get("order_lines")
+            if lines is None:
+                lines = read_dataset(cfg, "order_lines", ctx.run_date)
+            rec = score_records(lines)
             rec = rec[(rec["is_anomaly"]) & (pd.to_datetime(rec["order_date"]) > window_start)]
-            record_rows = build_record_rows(rec, cfg, ctx.run_date)
-        frame = pd.concat([metric_rows, record_rows], ignore_index=True)
-        path = write_frame(
-            output_path(cfg.lake, "anomalies", ctx.run_date),
-            frame,
-            manifest={"series": int(series["unique_id"].nunique())},
+            parts.append(build_record_rows(rec, cfg, ctx.run_date))
+        parts = [p for p in parts if len(p)]
+        frame = (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else pd.DataFrame(columns=list(RESULT_TABLES["seam_anomaly_scores"].columns))
         )
-        out.rows_in, out.rows_out = len(series), len(frame)
+        path = write_frame(
+            shard_path(cfg.lake, "anomalies", ctx.run_date, shard),
+            frame,
+            manifest={"series": n_series, "shard": shard, "shards": shards},
+        )
+        out.rows_out = len(frame)
         log.info(
-            "score run_date=%s series=%d rows_out=%d anomalies=%d seconds=%.1f",
+            "score run_date=%s shard=%d/%d series=%d rows_out=%d anomalies=%d seconds=%.1f",
             ctx.run_date,
-            series["unique_id"].nunique(),
+            shard,
+            shards,
+            n_series,
             len(frame),
-            int(frame["is_anomaly"].sum()),
+            int(frame["is_anomaly"].astype(bool).sum()),
             time.perf_counter() - t0,
         )
     return path
@@ -402,12 +460,11 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
     with tracked(cfg, ctx, "load") as out:
         d = ctx.run_date
         batches: list[tuple[str, str, pd.DataFrame]] = []
-        fc_dir = output_path(cfg.lake, "forecasts", d)
-        if fc_dir.is_dir():
-            batches.append((cfg.results.forecasts, "seam_forecasts", read_partition(fc_dir)))
-        an_dir = output_path(cfg.lake, "anomalies", d)
-        if an_dir.is_dir():
-            scores = read_partition(an_dir)
+        forecasts = read_output(cfg.lake, "forecasts", d)
+        if forecasts is not None:
+            batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
+        scores = read_output(cfg.lake, "anomalies", d)
+        if scores is not None:
             owner = {m: cfg.provider(ds)[0].name for m, ds in METRIC_DATASETS.items() if cfg.has_dataset(ds)}
             source_of = scores["metric"].map(lambda m: owner.get(m, cfg.provider("order_lines")[0].name))
             for src in sorted({s.name for s in cfg.sources}):

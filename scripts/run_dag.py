@@ -20,6 +20,23 @@ def main() -> int:
     except ValueError:
         print(f"run_dag: --date must be YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
         return 2
+    import subprocess
+
+    # extraction tasks run in this pool, which caps connections to the source databases
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airflow",
+            "pools",
+            "set",
+            "source_databases",
+            "4",
+            "connections to the ERP and CRM databases",
+        ],
+        check=True,
+        capture_output=True,
+    )
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])

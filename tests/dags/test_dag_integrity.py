@@ -41,7 +41,9 @@ def test_policies(dagbag):
                 assert t.retries >= 1 and t.retry_exponential_backoff
             assert t.execution_timeout is not None and t.execution_timeout <= timedelta(hours=6)
             assert t.on_failure_callback, f"{t.task_id} must alert on failure"
-        assert dag.deadline, f"{dag_id} needs a deadline for the whole run"
+        assert dag.dagrun_timeout is not None and dag.on_failure_callback, (
+            f"{dag_id} needs a run deadline alert"
+        )
 
 
 def test_nightly_task_graph(dagbag):
@@ -52,13 +54,18 @@ def test_nightly_task_graph(dagbag):
         "extract": ["list_tables"],
         "datasets": ["extract"],
         "validate": ["datasets"],
-        "forecast": ["validate"],
-        "score": ["validate"],
+        "plan": ["validate"],
+        "forecast": ["plan"],
+        "score": ["plan"],
         "load": ["forecast", "score"],
         "report": ["load"],
         "quality_gate": ["report"],
         "send_report": ["report"],
     }
+
+
+def test_extraction_is_capped_by_the_source_pool(dagbag):
+    assert dagbag.dags["seam_nightly"].get_task("extract").pool == "source_databases"
 
 
 def test_no_heavy_imports_at_parse_time():

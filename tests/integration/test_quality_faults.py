@@ -11,7 +11,7 @@ import yaml
 from pipelines.config import load_config, source_url
 from pipelines.datasets import read_dataset
 from pipelines.errors import QualityGateError, SchemaDriftError, StepSkipped
-from pipelines.lake import output_path, read_partition
+from pipelines.lake import output_path, read_output, read_partition
 from pipelines.steps import RunContext, run_extract, run_forecast, run_load, run_validate
 from tests.conftest import NIGHT
 
@@ -142,7 +142,7 @@ def test_fault_is_caught_with_the_right_check(night_before, fault):
     if dataset == "order_lines" or fault == "empty table":
         with pytest.raises(StepSkipped, match="failed their quality gate"):
             run_forecast(cfg, RunContext(NIGHT))
-        assert not output_path(cfg.lake, "forecasts", NIGHT).exists()
+        assert read_output(cfg.lake, "forecasts", NIGHT) is None
 
 
 def test_failed_night_loads_quality_results_but_no_forecasts(night_before):
@@ -163,7 +163,7 @@ def test_failed_night_loads_quality_results_but_no_forecasts(night_before):
         steps = dict(conn.exec_driver_sql("SELECT step, status FROM seam_run_ledger").all())
     engine.dispose()
     assert [r[0] for r in failed] == ["expect_column_values_to_be_between(quantity)"]
-    assert steps["forecast"] == "skipped" and steps["validate"] == "failed"
+    assert steps["forecast:0"] == "skipped" and steps["validate"] == "failed"
     docs = cfg.report.directory / NIGHT.isoformat() / "data_docs" / "order_lines"
     assert (docs / "index.html").is_file()  # the GX Data Docs site of the night's validation
     pages = [p.read_text() for p in (docs / "validations").rglob("*.html")]
@@ -188,7 +188,7 @@ def test_column_retyped_to_text_fails_the_table(night_before):
         SchemaDriftError, match=r"retyped columns \['list_price: decimal128\(12, 2\) -> string'\]"
     ):
         run_extract(cfg, RunContext(NIGHT), source="erp", table="products")
-    assert not output_path(cfg.lake, "forecasts", NIGHT).exists()
+    assert read_output(cfg.lake, "forecasts", NIGHT) is None
     assert not (cfg.lake / "erp" / "products" / f"snapshot_date={NIGHT}").exists()
 
 
@@ -228,7 +228,7 @@ def test_quarantine_moves_bad_rows_aside_and_the_rest_continue(night_before):
     raw = read_dataset(cfg, "order_lines", NIGHT, exclude_quarantined=False)
     assert len(clean) == len(raw) - len(q) and (clean["quantity"] >= 0).all()
     run_forecast(cfg, RunContext(NIGHT))
-    assert output_path(cfg.lake, "forecasts", NIGHT).is_dir()
+    assert len(read_output(cfg.lake, "forecasts", NIGHT)) > 0
 
 
 def test_quarantine_does_not_hide_a_broken_feed(night_before):
