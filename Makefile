@@ -1,4 +1,5 @@
 # seam: the two commands of the README's quick start, and a few helpers.
+SHELL  := /bin/bash
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
