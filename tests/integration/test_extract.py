@@ -310,3 +310,46 @@ def test_wrong_password_is_clear_and_never_printed(server, request, tmp_path, mo
     assert "cannot connect to source 'erp'" in text and ("password" in text or "Access denied" in text)
     assert "Wr0ng-s3cret-pw" not in text and "Wr0ng-s3cret-pw" not in caplog.text
     assert not (cfg.lake / "erp").exists()
+
+
+KILL_MID_WRITE = """
+import os, signal, sys
+from datetime import date
+import pipelines.extract as ex
+from pipelines.config import parse_config
+
+def die(*_a, **_k):
+    os.kill(os.getpid(), signal.SIGKILL)  # after the first batch reached the temporary partition
+
+ex._widen = die
+raw = {"lake": sys.argv[1], "sources": {"erp": {"url_env": "SEAM_TEST_EXTRACT_URL", "tables": {"lines": {
+    "dataset": "order_lines", "table": "lines", "mode": "incremental", "cursor": "updated_at"}}}}}
+ex.extract_table(parse_config(raw, base=__import__("pathlib").Path(sys.argv[1])), "erp", "lines", date(2026, 11, 22))
+"""
+
+
+def test_sigkill_mid_extraction_leaves_no_visible_partition(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    _create(url, [_row(i, datetime(2026, 11, 21, 10, i)) for i in range(5)])
+    cfg = _config(tmp_path, monkeypatch, url, mode="incremental", cursor="updated_at")
+    extract_table(cfg, "erp", "lines", DAY1)
+    before = _watermarks(cfg)
+    _insert(url, [_row(40, datetime(2026, 11, 22, 8))])
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_MID_WRITE, str(cfg.lake)], capture_output=True, timeout=120
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert not partition_path(cfg.lake, "erp", "lines", DAY2).exists()
+    assert _watermarks(cfg) == before
+    dset = ds.dataset(cfg.lake / "erp" / "lines", format="parquet", partitioning="hive")
+    assert dset.to_table().num_rows == 5  # the leftover .tmp-* folder is invisible to readers
+    assert (
+        extract_table(cfg, "erp", "lines", DAY2).rows == 2
+    )  # from the watermark (10:04) on: cleans up, succeeds
+    assert sorted(p.name for p in (cfg.lake / "erp" / "lines").iterdir()) == [
+        "snapshot_date=2026-11-21",
+        "snapshot_date=2026-11-22",
+    ]
