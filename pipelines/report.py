@@ -96,6 +96,7 @@ def forecast_chart(history: pd.DataFrame, fc: pd.DataFrame, title: str) -> str:
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper left", ncols=4, frameon=False)
+    _date_axis(ax)
     return _png(fig)
 
 
@@ -112,7 +113,16 @@ def anomaly_chart(series: pd.DataFrame, ds: pd.Timestamp, lower: float, upper: f
     ax.axhspan(lower, upper, color="#9c9", alpha=0.3)
     ax.set_title(title, fontsize=8)
     ax.tick_params(labelsize=6)
+    _date_axis(ax)
     return _png(fig)
+
+
+def _date_axis(ax: Any) -> None:
+    """Few, short date labels, so that small charts stay readable."""
+    import matplotlib.dates as mdates
+
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=5))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
 
 
 def write_report(cfg: Config, ctx: RunContext) -> Path:

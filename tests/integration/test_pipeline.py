@@ -73,6 +73,14 @@ def test_forecast_archive_and_accuracy_by_lag(demo_env):
     lag1 = acc[acc["lag_days"] == 1]
     assert len(lag1) == 1 and lag1["wape"].iloc[0] >= 0 and actual > 0
 
+    from pipelines.status import format_status, read_status
+
+    status = read_status(cfg, days=7)
+    assert sorted(status["run_date"].astype(str).unique()) == [str(before), str(NIGHT)]
+    assert (status["status"] == "success").all()
+    text = format_status(status)
+    assert f"{NIGHT}: OK" in text and "forecast:0" in text and "load" in text
+
 
 def test_sharded_night_equals_the_single_shard_night(demo_env):
     from dataclasses import replace
