@@ -55,9 +55,13 @@ def forecast_frame(rows: int, *, shift: float = 0.0, seed: int = 0) -> pd.DataFr
     n = skus * warehouses * horizon
     sku = np.repeat(np.array([f"SKU-{i:06d}" for i in range(skus)], dtype=object), warehouses * horizon)
     wh = np.tile(np.repeat(np.array([f"WH-{i}" for i in range(warehouses)], dtype=object), horizon), skus)
-    target = np.tile(pd.date_range(pd.Timestamp(NIGHT) + pd.Timedelta(days=1), periods=horizon).values, skus * warehouses)
+    target = np.tile(
+        pd.date_range(pd.Timestamp(NIGHT) + pd.Timedelta(days=1), periods=horizon).values, skus * warehouses
+    )
     y = rng.gamma(2.0, 10.0, n) + shift
-    df = pd.DataFrame({"run_date": pd.Timestamp(NIGHT), "sku": sku, "warehouse": wh, "target_date": target, "yhat": y})
+    df = pd.DataFrame(
+        {"run_date": pd.Timestamp(NIGHT), "sku": sku, "warehouse": wh, "target_date": target, "yhat": y}
+    )
     df["run_date"] = df["run_date"].astype("datetime64[ns]")
     for level, width in ((80, 1.28), (95, 1.96)):
         df[f"yhat_lo_{level}"] = y - width * 4.0
@@ -77,7 +81,9 @@ def write_csv(df: pd.DataFrame, path: Path, *, mysql: bool) -> None:
             table = table.set_column(i, field.name, table.column(i).cast(pa.date32()))
         elif mysql and pa.types.is_boolean(field.type):
             table = table.set_column(i, field.name, table.column(i).cast(pa.int8()))
-    pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=False, null_string="NULL" if mysql else ""))
+    pacsv.write_csv(
+        table, path, pacsv.WriteOptions(include_header=False, null_string="NULL" if mysql else "")
+    )
 
 
 def peak_mb() -> float:
@@ -139,7 +145,9 @@ def raw_load(kind: str, url: sa.URL, csv: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bench_server(kind: str, admin_url: str, df: pd.DataFrame, parquet: Path, work: Path, args: argparse.Namespace) -> dict:
+def bench_server(
+    kind: str, admin_url: str, df: pd.DataFrame, parquet: Path, work: Path, args: argparse.Namespace
+) -> dict:
     name = f"seam_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     qn = f'"{name}"' if kind == "postgresql" else f"`{name}`"
@@ -163,7 +171,10 @@ def bench_server(kind: str, admin_url: str, df: pd.DataFrame, parquet: Path, wor
             r = run_child(url_s, parquet, 1.0 + rep, False)  # changed values: the batch is not skipped
             replay.append(r["seconds"])
             rss.append(r["peak_mb"])
-            print(f"{kind} rep {rep}: raw {raw[-1]:.2f}s empty {empty[-1]:.2f}s replay {replay[-1]:.2f}s", flush=True)
+            print(
+                f"{kind} rep {rep}: raw {raw[-1]:.2f}s empty {empty[-1]:.2f}s replay {replay[-1]:.2f}s",
+                flush=True,
+            )
         small = df.head(args.to_sql_rows).copy()
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS bench_to_sql")
@@ -203,7 +214,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "load.json")
     args = ap.parse_args()
     df = forecast_frame(args.rows)
-    out: dict = {"rows": len(df), "repeats": args.repeats, "loadavg_start": os.getloadavg(), "cpus": os.cpu_count()}
+    out: dict = {
+        "rows": len(df),
+        "repeats": args.repeats,
+        "loadavg_start": os.getloadavg(),
+        "cpus": os.cpu_count(),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         parquet = work / "night.parquet"

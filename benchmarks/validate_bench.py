@@ -66,8 +66,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         t0 = time.perf_counter()
-        generate(f"sqlite:///{t}/erp.db", f"sqlite:///{t}/crm.db",
-                 DemoSize(days=args.days, skus=args.skus, warehouses=args.warehouses, customers=1000))
+        generate(
+            f"sqlite:///{t}/erp.db",
+            f"sqlite:///{t}/crm.db",
+            DemoSize(days=args.days, skus=args.skus, warehouses=args.warehouses, customers=1000),
+        )
         print(f"generated in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
         cfg = yaml.safe_load((ROOT / "config" / "demo.yml").read_text())
         cfg["lake"] = str(t / "lake")
@@ -77,11 +80,13 @@ def main() -> int:
         config = t / "seam.yml"
         config.write_text(yaml.safe_dump(cfg, sort_keys=False))
         # the reference datasets that order_lines is checked against
-        env_code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from datetime import date; "
-                    f"from pipelines.config import load_config; from pipelines.extract import extract_table; "
-                    f"cfg = load_config({str(config)!r}); "
-                    f"[extract_table(cfg, 'erp', t, date.fromisoformat({NIGHT!r})) "
-                    f"for t in ('products', 'customers', 'warehouses')]")
+        env_code = (
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); from datetime import date; "
+            f"from pipelines.config import load_config; from pipelines.extract import extract_table; "
+            f"cfg = load_config({str(config)!r}); "
+            f"[extract_table(cfg, 'erp', t, date.fromisoformat({NIGHT!r})) "
+            f"for t in ('products', 'customers', 'warehouses')]"
+        )
         subprocess.run([sys.executable, "-c", env_code], check=True)
         runs: dict[str, list[dict]] = {"extract": [], "validate": []}
         for _ in range(args.reps):

@@ -135,15 +135,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         results = steps.run_validate(cfg, ctx, dataset=args.dataset)
         failed = [r for r in results if not r.success]
         print(f"{len(results)} checks, {len(failed)} failed (warn only)")
-        for r in failed:
-            print(f"  warn: {r.describe()}")
+        for check in failed:
+            print(f"  warn: {check.describe()}")
     elif args.command == "forecast":
         print(steps.run_forecast(cfg, ctx))
     elif args.command == "score":
         print(steps.run_score(cfg, ctx))
     elif args.command == "load":
-        for res in steps.run_load(cfg, ctx):
-            print(f"{res.table}: {res.rows} rows {'(already loaded)' if res.skipped else 'loaded'}")
+        for loaded in steps.run_load(cfg, ctx):
+            print(f"{loaded.table}: {loaded.rows} rows {'(already loaded)' if loaded.skipped else 'loaded'}")
     elif args.command == "report":
         print(steps.run_report(cfg, ctx))
     elif args.command == "send-report":

@@ -355,7 +355,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     forecast = ForecastSpec(
         horizon=_positive_int(fr.get("horizon", 28), "forecast.horizon"),
         freq=_choice(fr.get("freq", "D"), ("D", "W"), "forecast.freq"),
-        levels=tuple(fr.get("levels", [80, 95])),  # type: ignore[arg-type]
+        levels=tuple(fr.get("levels", [80, 95])),
         history_days=_positive_int(fr.get("history_days", 730), "forecast.history_days"),
         max_fallback_share=float(fr.get("max_fallback_share", 0.2)),
     )

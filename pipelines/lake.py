@@ -113,7 +113,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST
     if not path.is_file():
         return None
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 def read_partition(folder: Path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -44,7 +44,8 @@ def build_report_message(
         return f'src="cid:{cid[1:-1]}"'
 
     msg.add_alternative(_DATA_URI.sub(to_cid, html), subtype="html")
-    html_part = msg.get_payload()[1]  # type: ignore[index]
+    html_part = msg.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
     for cid, kind, data in images:
         html_part.add_related(data, maintype="image", subtype=kind.split("+")[0], cid=cid)
     return msg

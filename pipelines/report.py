@@ -39,9 +39,9 @@ class Headline:
 
     @property
     def change(self) -> float | None:
-        if self.last_week in (None, 0):
+        if not self.last_week:
             return None
-        return (self.value - self.last_week) / self.last_week  # type: ignore[operator]
+        return (self.value - self.last_week) / self.last_week
 
 
 def build_headlines(lines: pd.DataFrame, forecasts: pd.DataFrame | None, run_date: date) -> list[Headline]:

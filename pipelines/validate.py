@@ -216,7 +216,7 @@ def run_suite(
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{dataset}_night", data=night, suite=suite)
     )
-    actions = []
+    actions: list[Any] = []
     if docs_dir is not None:
         context.add_data_docs_site(
             site_name="seam",
@@ -243,6 +243,7 @@ def run_suite(
     out = []
     for res in validation.results:
         conf = res.expectation_config
+        assert conf is not None  # GX always reports the configuration it validated
         kwargs = dict(conf.kwargs)
         col = kwargs.pop("column", None) or ",".join(kwargs.pop("column_list", []) or [])
         kwargs.pop("batch_id", None)

@@ -187,13 +187,13 @@ def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
             a = int(rng.integers(0, n_days - 7))
             length = int(rng.integers(7, 15))
             b = min(n_days - 1, a + length - 1)
-            disc = float(np.round(rng.uniform(0.1, 0.3), 2))
+            rate = float(np.round(rng.uniform(0.1, 0.3), 2))
             if promo_disc[s, a : b + 1].any():
                 continue
             pid += 1
             promo_lift[s, a : b + 1] = rng.uniform(1.4, 2.2)
-            promo_disc[s, a : b + 1] = disc
-            promo_rows.append((pid, products.sku[s], days[a].date(), days[b].date(), disc))
+            promo_disc[s, a : b + 1] = rate
+            promo_rows.append((pid, products.sku[s], days[a].date(), days[b].date(), rate))
     promotions = pd.DataFrame(
         promo_rows, columns=["promo_id", "sku", "start_date", "end_date", "discount_rate"]
     )
@@ -262,8 +262,8 @@ def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
     )
 
     wholesale = (o_seg == SEGMENTS.index("wholesale"))[order_no - 1]
-    disc = promo_disc[s_l, d_l] + np.where(wholesale, rng.choice([0.05, 0.1, 0.15], n), 0.0)
-    disc = np.round(np.clip(disc, 0, 0.6), 4)
+    line_disc = promo_disc[s_l, d_l] + np.where(wholesale, rng.choice([0.05, 0.1, 0.15], n), 0.0)
+    disc = np.round(np.clip(line_disc, 0, 0.6), 4)
     price = np.round(list_price[s_l] * (1 - disc), 2)
     end_ts = pd.Timestamp(size.end_date) + pd.Timedelta(hours=23, minutes=59)
     line_created = o_created.to_numpy()[order_no - 1]

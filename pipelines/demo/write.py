@@ -6,6 +6,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -85,7 +86,7 @@ def _bulk_insert(conn: Connection, table: sa.Table, df: pd.DataFrame) -> None:
     cols = [c.name for c in table.columns]
     df = df[cols]
     dialect = dialect_of(conn)
-    raw = conn.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection  # the driver's own connection (psycopg's COPY API)
     assert raw is not None
     if dialect == "postgresql":
         buf = io.StringIO()
@@ -118,5 +119,5 @@ def _plain(value: object) -> object:
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
     if hasattr(value, "item"):
-        return value.item()  # type: ignore[attr-defined]
+        return value.item()
     return value

@@ -19,10 +19,23 @@ from pipelines.config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-LONG_RUNNING = ["airflow-db", "redis", "erp-db", "crm-db", "mailcatcher", "airflow-apiserver", "airflow-scheduler",
-                "airflow-dag-processor", "airflow-triggerer", "airflow-worker"]
-ENV_EXAMPLE = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
-                   if line and not line.startswith("#"))
+LONG_RUNNING = [
+    "airflow-db",
+    "redis",
+    "erp-db",
+    "crm-db",
+    "mailcatcher",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+]
+ENV_EXAMPLE = dict(
+    line.split("=", 1)
+    for line in (ROOT / ".env.example").read_text().splitlines()
+    if line and not line.startswith("#")
+)
 
 
 def _env(service: str) -> dict[str, str]:
@@ -96,6 +109,18 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
         pytest.skip("the docker compose plugin is not installed here; the file was checked by parsing it")
     env = tmp_path / ".env"
     env.write_text((ROOT / ".env.example").read_text())
-    res = subprocess.run([docker, "compose", "--env-file", str(env), "-f", str(ROOT / "docker-compose.yml"),
-                          "config", "--quiet"], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            docker,
+            "compose",
+            "--env-file",
+            str(env),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "config",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
