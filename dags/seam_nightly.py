@@ -37,6 +37,7 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yml"
+_SCHEDULE = os.environ.get("SEAM_NIGHTLY_SCHEDULE", "0 0 * * *")
 
 
 def _night() -> tuple[Any, Any]:
@@ -109,7 +110,8 @@ def _no_retry_on_data_errors(fn: Any) -> Any:
 
 @dag(
     dag_id="seam_nightly",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    # SEAM_NIGHTLY_SCHEDULE: a cron expression for the nightly interval, or "none" for manual runs only.
+    schedule=None if _SCHEDULE.lower() == "none" else CronDataIntervalTimetable(_SCHEDULE, timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
