@@ -110,12 +110,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     if args.command == "migrate":
-        from pipelines.config import source_url
+        from pipelines.config import results_url
         from pipelines.db import make_engine
         from pipelines.load import migrate
 
         for s in cfg.sources:
-            engine = make_engine(source_url(s))
+            engine = make_engine(results_url(s))
             print(f"{s.name}: applied {migrate(engine) or 'nothing (up to date)'}")
             engine.dispose()
         return 0

@@ -61,6 +61,10 @@ class SourceSpec:
     conn_id: str | None
     schema: str | None
     tables: tuple[TableSpec, ...]
+    # The login that writes seam's results back (least privilege: the one above only reads).
+    write_url: str | None = None
+    write_url_env: str | None = None
+    write_conn_id: str | None = None
 
     def table(self, name: str) -> TableSpec:
         for t in self.tables:
@@ -301,7 +305,13 @@ def _source(name: str, data: Any, key: str, base: Path) -> SourceSpec:
     if not isinstance(tables_raw, dict) or not tables_raw:
         raise ConfigError(f"{r.sub('tables')}: expected a non-empty mapping of table name -> settings")
     tables = tuple(_table(t, v or {}, f"{r.sub('tables')}.{t}") for t, v in tables_raw.items())
-    spec = SourceSpec(_name(name, key), url, url_env, conn_id, r.get("schema"), tables)
+    write = {k: r.get(k) for k in ("write_url", "write_url_env", "write_conn_id")}
+    if sum(1 for v in write.values() if v) > 1:
+        raise ConfigError(f"{key}: give at most one of write_url, write_url_env, write_conn_id")
+    if write["write_url"]:
+        _check_url(write["write_url"], r.sub("write_url"))
+        write["write_url"] = _resolve_sqlite(write["write_url"], base)
+    spec = SourceSpec(_name(name, key), url, url_env, conn_id, r.get("schema"), tables, **write)
     r.done()
     return spec
 
@@ -488,3 +498,19 @@ def source_url(source: SourceSpec) -> str:
 
     assert source.conn_id is not None
     return connection_url(source.conn_id)
+
+
+def results_url(source: SourceSpec) -> str:
+    """URL of the login that writes results into this source's database (default: the reading one)."""
+    if source.write_url or source.write_url_env or source.write_conn_id:
+        return source_url(
+            SourceSpec(
+                source.name,
+                source.write_url,
+                source.write_url_env,
+                source.write_conn_id,
+                source.schema,
+                source.tables,
+            )
+        )
+    return source_url(source)

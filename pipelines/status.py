@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.config import Config, source_url
+from pipelines.config import Config, results_url
 from pipelines.db import connect, make_engine
 
 
 def read_status(cfg: Config, *, days: int = 7) -> pd.DataFrame:
     """Latest attempt of every step for the last `days` nights that have ledger rows."""
-    engine = make_engine(source_url(cfg.source(cfg.results.ledger)))
+    engine = make_engine(results_url(cfg.source(cfg.results.ledger)))
     try:
         with connect(engine, what="the run ledger") as conn:
             if not sa.inspect(conn).has_table("seam_run_ledger"):

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines import __version__
-from pipelines.config import Config, source_url
+from pipelines.config import Config, results_url
 from pipelines.datasets import read_dataset
 from pipelines.db import make_engine
 from pipelines.errors import DataError, StepSkipped
@@ -56,7 +56,7 @@ class StepOutcome:
 @contextmanager
 def tracked(cfg: Config, ctx: RunContext, step: str) -> Iterator[StepOutcome]:
     """Record a step in the run ledger: running, then success or failed with the error."""
-    engine = make_engine(source_url(cfg.source(cfg.results.ledger)))
+    engine = make_engine(results_url(cfg.source(cfg.results.ledger)))
     outcome = StepOutcome()
     started = datetime.now(UTC)
     try:
@@ -476,7 +476,7 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
             batches.append((cfg.results.forecasts, "seam_actuals", build_actuals(cfg, d)))
         results = []
         for src, table, frame in batches:
-            engine = make_engine(source_url(cfg.source(src)))
+            engine = make_engine(results_url(cfg.source(src)))
             try:
                 migrate(engine)
                 results.append(load_batch(engine, table, d, frame))
