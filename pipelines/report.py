@@ -144,38 +144,44 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     demand = build_demand_series(lines, None, end=d, history_days=120)
     demand["sku"] = demand["unique_id"].str.split("|").str[0]
     sku_hist = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
-    charts = []
+    charts: list[dict[str, Any]] = []
+    category_charts: list[dict[str, Any]] = []
     if len(forecasts):
         top = forecasts.groupby("sku")["yhat"].sum().nlargest(cfg.report.top_skus).index
         for sku in top:
-            f = (
-                forecasts[forecasts["sku"] == sku]
-                .groupby("target_date", as_index=False)[
-                    ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
-                ]
-                .sum()
-            )
-            change = None
-            if previous_fc is not None and len(previous_fc):
-                p = previous_fc[previous_fc["sku"] == sku]
-                common = set(pd.to_datetime(p["target_date"])) & set(pd.to_datetime(f["target_date"]))
-                if common:
-                    new = f[pd.to_datetime(f["target_date"]).isin(common)]["yhat"].sum()
-                    old = p[pd.to_datetime(p["target_date"]).isin(common)]["yhat"].sum()
-                    change = (new - old) / old if old else None
             charts.append(
-                {
-                    "sku": sku,
-                    "name": names.get(sku, sku),
-                    "total": float(f["yhat"].sum()),
-                    "change": change,
-                    "img": forecast_chart(
-                        sku_hist[sku_hist["sku"] == sku],
-                        f,
-                        f"{sku} {names.get(sku, '')} (all warehouses, units/day)",
-                    ),
-                }
+                group_chart(
+                    forecasts,
+                    previous_fc,
+                    sku_hist,
+                    "sku",
+                    sku,
+                    f"{sku} {names.get(sku, '')} (all warehouses, units/day)",
+                    name=names.get(sku, sku),
+                )
             )
+        if products is not None:
+            category = dict(zip(products["sku"], products["category"], strict=True))
+            by_cat = forecasts.assign(category=forecasts["sku"].map(category).fillna("(no category)"))
+            prev_cat = (
+                previous_fc.assign(category=previous_fc["sku"].map(category).fillna("(no category)"))
+                if previous_fc is not None
+                else None
+            )
+            cat_hist = sku_hist.assign(category=sku_hist["sku"].map(category).fillna("(no category)"))
+            cat_hist = cat_hist.groupby(["category", "ds"], as_index=False)["y"].sum()
+            for cat in sorted(by_cat["category"].unique()):
+                category_charts.append(
+                    group_chart(
+                        by_cat,
+                        prev_cat,
+                        cat_hist,
+                        "category",
+                        cat,
+                        f"{cat} (all SKUs and warehouses, units/day)",
+                        name=cat,
+                    )
+                )
     top_anomalies = []
     if len(anomalies):
         flagged = anomalies[anomalies["is_anomaly"]].copy()
@@ -196,6 +202,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         headlines=build_headlines(lines, previous_fc, d),
         charts=charts,
+        category_charts=category_charts,
         anomalies=top_anomalies,
         n_anomalies=int(anomalies["is_anomaly"].sum()) if len(anomalies) else 0,
         quality=quality.to_dict("records"),
@@ -223,6 +230,40 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         tmp.replace(out_dir / name)
     log.info("report run_date=%s path=%s", d, path)
     return path
+
+
+def group_chart(
+    forecasts: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    history: pd.DataFrame,
+    column: str,
+    value: str,
+    title: str,
+    *,
+    name: str,
+) -> dict[str, Any]:
+    """Forecast of one SKU or category summed over its series, with the change since last night.
+
+    The bands of a group are the sums of its series' bands: wider than the group's own interval
+    would be (errors partly cancel when summed), so they err on the safe side.
+    """
+    cols = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
+    f = forecasts[forecasts[column] == value].groupby("target_date", as_index=False)[cols].sum()
+    change = None
+    if previous is not None and len(previous):
+        p = previous[previous[column] == value]
+        common = set(pd.to_datetime(p["target_date"])) & set(pd.to_datetime(f["target_date"]))
+        if common:
+            new = f[pd.to_datetime(f["target_date"]).isin(common)]["yhat"].sum()
+            old = p[pd.to_datetime(p["target_date"]).isin(common)]["yhat"].sum()
+            change = (new - old) / old if old else None
+    return {
+        "sku": value,
+        "name": name,
+        "total": float(f["yhat"].sum()),
+        "change": change,
+        "img": forecast_chart(history[history[column] == value], f, title),
+    }
 
 
 def entity_labels(cfg: Config, d: date, product_names: dict[str, str]) -> Any:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines.config import load_config, source_url
+from pipelines.datasets import read_dataset
 from pipelines.demo import generate
 from pipelines.errors import SourceUnavailableError
 from pipelines.steps import RunContext, run_all, run_send_report
@@ -104,6 +105,15 @@ def test_report_e_mail_is_received_with_both_parts_and_inline_charts(night, smtp
     for img in images:  # every inline image is referenced from the HTML part
         assert f"cid:{img['Content-ID'].strip('<>')}" in html
     assert "<script>" not in html
+
+
+def test_report_has_forecasts_per_category(night):
+    cfg, report, _ = night
+    html = report.read_text()
+    products = read_dataset(cfg, "products", NIGHT)
+    assert "By category" in html
+    for category in products["category"].unique():
+        assert f'alt="forecast for {category}"' in html
 
 
 def test_hostile_source_text_is_escaped(night):
