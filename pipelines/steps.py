@@ -59,44 +59,35 @@ def tracked(cfg: Config, ctx: RunContext, step: str) -> Iterator[StepOutcome]:
     engine = make_engine(results_url(cfg.source(cfg.results.ledger)))
     outcome = StepOutcome()
     started = datetime.now(UTC)
+
+    def record(status: str, *, checksum: str | None = None, error: str | None = None) -> None:
+        finished = None if status == "running" else datetime.now(UTC)
+        record_step(
+            engine,
+            StepRecord(
+                ctx.run_date,
+                step,
+                ctx.attempt,
+                ctx.run_id,
+                started,
+                finished,
+                status,
+                outcome.rows_in,
+                outcome.rows_out,
+                checksum,
+                error,
+            ),
+        )
+
     try:
         migrate(engine)
-        record_step(engine, StepRecord(ctx.run_date, step, ctx.attempt, ctx.run_id, started, None, "running"))
+        record("running")
         yield outcome
     except Exception as err:
-        record_step(
-            engine,
-            StepRecord(
-                ctx.run_date,
-                step,
-                ctx.attempt,
-                ctx.run_id,
-                started,
-                datetime.now(UTC),
-                "skipped" if isinstance(err, StepSkipped) else "failed",
-                outcome.rows_in,
-                outcome.rows_out,
-                None,
-                f"{type(err).__name__}: {err}",
-            ),
-        )
+        record("skipped" if isinstance(err, StepSkipped) else "failed", error=f"{type(err).__name__}: {err}")
         raise
     else:
-        record_step(
-            engine,
-            StepRecord(
-                ctx.run_date,
-                step,
-                ctx.attempt,
-                ctx.run_id,
-                started,
-                datetime.now(UTC),
-                "success",
-                outcome.rows_in,
-                outcome.rows_out,
-                outcome.checksum,
-            ),
-        )
+        record("success", checksum=outcome.checksum)
     finally:
         engine.dispose()
 

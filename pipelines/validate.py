@@ -25,20 +25,11 @@ from pipelines.datasets import read_dataset
 from pipelines.errors import ConfigError, QualityGateError
 from pipelines.extract import run_bounds
 from pipelines.lake import output_path, partition_path, partitions, read_manifest, write_frame
+from pipelines.load import RESULT_TABLES
 
 log = logging.getLogger(__name__)
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
-RESULT_COLUMNS = [
-    "run_date",
-    "dataset",
-    "check_name",
-    "severity",
-    "success",
-    "observed_value",
-    "expected",
-    "unexpected_count",
-    "unexpected_sample",
-]
+RESULT_COLUMNS = list(RESULT_TABLES["seam_data_quality_results"].columns)
 VOLUME_DROP = 0.5  # a snapshot with fewer than half the rows of the previous one is half-loaded
 # The column that dates each row's business event: none may lie after the night being processed.
 EVENT_DATES = {"order_lines": "order_date", "tickets": "opened_at", "opportunities": "created_at"}
