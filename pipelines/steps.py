@@ -538,9 +538,11 @@ def run_all(cfg: Config, ctx: RunContext) -> Path:
         run_validate(cfg, ctx)
     except DataError as err:  # like the DAG: the steps that need a failed dataset skip themselves
         gate = err
+    shards = run_plan(cfg, ctx)  # planned once for both steps
     for step in (run_forecast, run_score):
         try:
-            step(cfg, ctx)
+            for shard in shards:
+                step(cfg, ctx, shard=shard)
         except StepSkipped as skipped:
             log.warning("%s", skipped)
     run_load(cfg, ctx)
