@@ -207,16 +207,3 @@ def check_frame(df: pd.DataFrame, dataset: str | Dataset, *, stage: str) -> None
 
 
 SERIES_COLUMNS = ("unique_id", "ds", "y")
-
-
-def check_series(df: pd.DataFrame, *, stage: str) -> None:
-    """Raise `DataError` unless `df` is a long `unique_id, ds, y` frame without duplicate keys."""
-    missing = [c for c in SERIES_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{stage}: series frame is missing columns {missing}; got {list(df.columns)}")
-    if not pd.api.types.is_datetime64_any_dtype(df["ds"]):
-        raise DataError(f"{stage}: column ds must be datetime64, got {df['ds'].dtype}")
-    if df["unique_id"].isna().any() or df["ds"].isna().any():
-        raise DataError(f"{stage}: unique_id and ds must not be null")
-    if df.duplicated(["unique_id", "ds"]).any():
-        raise DataError(f"{stage}: duplicate (unique_id, ds) rows")

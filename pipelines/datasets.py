@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.config import Config
 from pipelines.contracts import Dataset, get_dataset
@@ -96,9 +95,3 @@ def conform_frame(df: pd.DataFrame, ds: Dataset) -> pd.DataFrame:
                 f"{s.dtype} values that do not convert ({str(err)[:120]}); was the source column retyped?"
             ) from None
     return out
-
-
-def numeric_stats(table: pa.Table, column: str) -> dict[str, float | None]:
-    """min/max of a numeric Arrow column (used by quality checks without pandas)."""
-    mm = pc.min_max(table.column(column))
-    return {"min": mm["min"].as_py(), "max": mm["max"].as_py()}

@@ -96,16 +96,6 @@ def connect(engine: Engine, *, what: str) -> Iterator[Connection]:
         conn.close()
 
 
-def check_connection(url: str, *, what: str) -> None:
-    """Raise a clear error if `url` cannot be reached."""
-    engine = make_engine(url)
-    try:
-        with connect(engine, what=what) as conn:
-            conn.execute(sa.text("select 1"))
-    finally:
-        engine.dispose()
-
-
 def quote(conn: Connection | Engine, name: str) -> str:
     """Quote an identifier for the connection's dialect."""
     return conn.dialect.identifier_preparer.quote(name)

@@ -363,11 +363,6 @@ def _widen(low: Any, high: Any, arr: pa.Array) -> tuple[Any, Any]:
     return low, high
 
 
-def extract_all(cfg: Config, run_date: date) -> list[ExtractResult]:
-    """Extract every configured table for `run_date` (the CLI path; the DAG maps over tables)."""
-    return [extract_table(cfg, s.name, t.name, run_date) for s in cfg.sources for t in s.tables]
-
-
 def table_list(cfg: Config) -> list[dict[str, str]]:
     """[{'source':..., 'table':...}] for every configured table: what the DAG maps over."""
     return [{"source": s.name, "table": t.name} for s in cfg.sources for t in s.tables]
