@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipelines.db import make_engine  # noqa: E402
-from pipelines.load import RESULT_TABLES, load_batch, migrate  # noqa: E402
+from pipelines.load import load_batch, migrate  # noqa: E402
+from pipelines.results import RESULT_TABLES  # noqa: E402
 
 NIGHT = date(2026, 11, 22)
 COLS = list(RESULT_TABLES["seam_forecasts"].columns)

@@ -42,82 +42,11 @@ from sqlalchemy.exc import DBAPIError
 
 from pipelines.db import describe_db_error, dialect_of, quote
 from pipelines.errors import LoadError, SourceUnavailableError
+from pipelines.results import DATE_COLUMNS, RESULT_TABLES, ResultTable
 from pipelines.retry import RetryPolicy, is_transient, sqlstate_of, with_retry
 
 log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-
-
-@dataclass(frozen=True)
-class ResultTable:
-    name: str
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-    night: str | None = "run_date"  # the column a batch replaces; None: upsert by key only
-
-
-RESULT_TABLES: dict[str, ResultTable] = {
-    t.name: t
-    for t in (
-        ResultTable(
-            "seam_forecasts",
-            (
-                "run_date",
-                "sku",
-                "warehouse",
-                "target_date",
-                "yhat",
-                "yhat_lo_80",
-                "yhat_hi_80",
-                "yhat_lo_95",
-                "yhat_hi_95",
-                "model",
-                "model_version",
-                "explanation",
-                "fallback",
-                "training_snapshot_date",
-            ),
-            ("run_date", "sku", "warehouse", "target_date"),
-        ),
-        ResultTable(
-            "seam_anomaly_scores",
-            (
-                "run_date",
-                "metric",
-                "entity",
-                "ds",
-                "value",
-                "expected",
-                "lower_bound",
-                "upper_bound",
-                "score",
-                "is_anomaly",
-                "severity",
-                "kind",
-                "reason",
-                "model",
-            ),
-            ("run_date", "metric", "entity", "ds"),
-        ),
-        ResultTable(
-            "seam_data_quality_results",
-            (
-                "run_date",
-                "dataset",
-                "check_name",
-                "severity",
-                "success",
-                "observed_value",
-                "expected",
-                "unexpected_count",
-                "unexpected_sample",
-            ),
-            ("run_date", "dataset", "check_name"),
-        ),
-        ResultTable("seam_actuals", ("sku", "warehouse", "ds", "actual"), ("sku", "warehouse", "ds"), None),
-    )
-}
-DATE_COLUMNS = frozenset({"run_date", "target_date", "training_snapshot_date", "ds"})
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from pipelines.errors import DataError, StepSkipped
 from pipelines.extract import ExtractResult, extract_table
 from pipelines.lake import output_path, read_output, shard_path, write_frame
 from pipelines.ledger import StepRecord, record_step
-from pipelines.load import RESULT_TABLES, LoadResult, load_batch, migrate
+from pipelines.load import LoadResult, load_batch, migrate
+from pipelines.results import RESULT_TABLES
 from pipelines.series import METRIC_DATASETS, build_demand_series, build_metric_series
 from pipelines.sharding import plan_shards, planned_shards, sku_filter
 from pipelines.validate import CheckResult, blocked_datasets, read_quality, validate_dataset

@@ -25,7 +25,7 @@ from pipelines.datasets import read_dataset
 from pipelines.errors import ConfigError, QualityGateError
 from pipelines.extract import run_bounds
 from pipelines.lake import output_path, partition_path, partitions, read_manifest, write_frame
-from pipelines.load import RESULT_TABLES
+from pipelines.results import RESULT_TABLES
 
 log = logging.getLogger(__name__)
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"

@@ -23,7 +23,8 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.db import make_engine
-from pipelines.load import RESULT_TABLES, _prepare, batch_checksum, load_batch, migrate
+from pipelines.load import _prepare, batch_checksum, load_batch, migrate
+from pipelines.results import RESULT_TABLES
 
 NIGHT_A = date(2026, 11, 22)
 NIGHT_B = date(2026, 11, 23)
