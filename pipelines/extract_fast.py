@@ -21,7 +21,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,6 +189,18 @@ def _mysql_select(sql: str, schema: pa.Schema) -> str:
     return f"SELECT {cols} FROM ({sql}) AS q"
 
 
+def _pipe_with(data: bytes) -> int:
+    """The read end of a pipe that holds `data` (small: it fits the pipe buffer) and is closed."""
+    read_fd, write_fd = os.pipe()
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
 def _mysql_client_batches(
     conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema
 ) -> Iterator[pa.RecordBatch]:
@@ -200,52 +211,55 @@ def _mysql_client_batches(
     url = conn.engine.url
     client = _mysql_client()
     assert client is not None
-    with tempfile.TemporaryDirectory(prefix="seam-mysql-") as tmp:
-        # The password goes into an option file only this user can read, never onto argv.
-        cnf = Path(tmp) / "client.cnf"
-        fd = os.open(cnf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("[client]\n")
-            for key, value in (
-                ("user", url.username),
-                ("password", url.password),
-                ("host", url.host),
-                ("port", url.port),
-                ("database", url.database),
-            ):
-                if value is not None:
-                    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-                    fh.write(f'{key}="{escaped}"\n')
-        argv = [
-            client,
-            f"--defaults-extra-file={cnf}",
-            "--batch",
-            "--quick",
-            "--skip-column-names",
-            "--default-character-set=utf8mb4",
-            "--protocol=TCP" if url.host else "--protocol=SOCKET",
-            "-e",
-            query,
-        ]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1 << 20)
-        assert proc.stdout is not None
-        try:
-            with open(proc.stdout.fileno(), "rb", buffering=1 << 20, closefd=False) as stream:
-                yield from _parse_csv(stream, schema, delimiter="\t", quoted=False)
-            proc.stdout.close()
-            rc = proc.wait()
-            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-            if rc != 0:
-                first = err.splitlines()[0][:300] if err else f"exit code {rc}"
-                if url.password:
-                    first = first.replace(url.password, "***")
-                raise SourceUnavailableError(f"the {Path(client).name} client failed: {first}")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+    # The password reaches the client through an option file that is an inherited pipe: never on
+    # argv (process listings), never on disk (a killed run leaves nothing behind).
+    lines = ["[client]"]
+    for key, value in (
+        ("user", url.username),
+        ("password", url.password),
+        ("host", url.host),
+        ("port", url.port),
+        ("database", url.database),
+    ):
+        if value is not None:
+            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'{key}="{escaped}"')
+    options_fd = _pipe_with(("\n".join(lines) + "\n").encode())
+    argv = [
+        client,
+        f"--defaults-extra-file=/dev/fd/{options_fd}",
+        "--batch",
+        "--quick",
+        "--skip-column-names",
+        "--default-character-set=utf8mb4",
+        "--protocol=TCP" if url.host else "--protocol=SOCKET",
+        "-e",
+        query,
+    ]
+    try:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1 << 20, pass_fds=(options_fd,)
+        )
+    finally:
+        os.close(options_fd)
+    assert proc.stdout is not None
+    try:
+        with open(proc.stdout.fileno(), "rb", buffering=1 << 20, closefd=False) as stream:
+            yield from _parse_csv(stream, schema, delimiter="\t", quoted=False)
+        proc.stdout.close()
+        rc = proc.wait()
+        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        if rc != 0:
+            first = err.splitlines()[0][:300] if err else f"exit code {rc}"
+            if url.password:
+                first = first.replace(url.password, "***")
+            raise SourceUnavailableError(f"the {Path(client).name} client failed: {first}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
 
 
 _UNESCAPE = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\", "r": "\r", "b": "\b", "Z": "\x1a"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,7 @@ from pipelines import extract as extract_mod
 from pipelines.config import Config, parse_config
 from pipelines.errors import ConfigError, SchemaDriftError, SourceUnavailableError
 from pipelines.extract import extract_table
-from pipelines.lake import partition_path, read_manifest, read_partition, state_path
+from pipelines.lake import MANIFEST, partition_path, read_manifest, read_partition, state_path
 
 DAY1, DAY2 = date(2026, 11, 21), date(2026, 11, 22)
 EXPECTED_METHOD = {"postgresql": "copy", "mariadb": "mysql_client", "sqlite": "generic"}
@@ -313,43 +314,82 @@ def test_wrong_password_is_clear_and_never_printed(server, request, tmp_path, mo
 
 
 KILL_MID_WRITE = """
-import os, signal, sys
+import json, os, signal, sys
 from datetime import date
+from pathlib import Path
 import pipelines.extract as ex
+import pipelines.extract_fast as fast
 from pipelines.config import parse_config
 
-def die(*_a, **_k):
-    os.kill(os.getpid(), signal.SIGKILL)  # after the first batch reached the temporary partition
+# Small blocks and chunks: many batches, so the kill lands after some rows are already staged.
+fast.BLOCK_BYTES = 4096
+ex.CHUNK_ROWS = 100
+lake = Path(sys.argv[1])
+widen, calls = ex._widen, []
+
+def die(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:  # the first batch went through ParquetWriter.write_batch
+        staged = sorted(lake.glob("erp/lines/.tmp-snapshot_date=2026-11-22-*/part-00000.parquet"))
+        print(json.dumps({"staged": [str(p) for p in staged], "bytes": [p.stat().st_size for p in staged]}))
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return widen(*args, **kwargs)
 
 ex._widen = die
-raw = {"lake": sys.argv[1], "sources": {"erp": {"url_env": "SEAM_TEST_EXTRACT_URL", "tables": {"lines": {
+raw = {"lake": str(lake), "sources": {"erp": {"url_env": "SEAM_TEST_EXTRACT_URL", "tables": {"lines": {
     "dataset": "order_lines", "table": "lines", "mode": "incremental", "cursor": "updated_at"}}}}}
-ex.extract_table(parse_config(raw, base=__import__("pathlib").Path(sys.argv[1])), "erp", "lines", date(2026, 11, 22))
+ex.extract_table(parse_config(raw, base=lake), "erp", "lines", date(2026, 11, 22))
 """
+KILL_ROWS = 3000
 
 
-def test_sigkill_mid_extraction_leaves_no_visible_partition(tmp_path, monkeypatch):
+def test_sigkill_mid_extraction_leaves_no_visible_partition(backend, tmp_path, monkeypatch):
+    """SIGKILL of the extracting process, on each real database's fast reader, after rows were staged."""
     import subprocess
     import sys
+    from datetime import timedelta
 
-    url = f"sqlite:///{tmp_path / 'src.db'}"
+    kind, url = backend
     _create(url, [_row(i, datetime(2026, 11, 21, 10, i)) for i in range(5)])
     cfg = _config(tmp_path, monkeypatch, url, mode="incremental", cursor="updated_at")
     extract_table(cfg, "erp", "lines", DAY1)
     before = _watermarks(cfg)
-    _insert(url, [_row(40, datetime(2026, 11, 22, 8))])
+    assert before == {"history": {"2026-11-21": "2026-11-21T10:04:00"}}
+    night = datetime(2026, 11, 22, 1)
+    _insert(url, [_row(100 + i, night + timedelta(seconds=i), SPECIAL[i % 7]) for i in range(KILL_ROWS)])
+    scratch = tmp_path / "scratch"  # the killed process's TMPDIR: nothing (no client option file) stays
+    scratch.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-c", KILL_MID_WRITE, str(cfg.lake)], capture_output=True, timeout=120
+        [sys.executable, "-c", KILL_MID_WRITE, str(cfg.lake)],
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert list(scratch.iterdir()) == []
+    staged = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert len(staged["staged"]) == 1 and staged["bytes"][0] > 0  # rows had reached the temporary folder
+    assert Path(staged["staged"][0]).parent.name.startswith(".tmp-snapshot_date=2026-11-22-")
+
     assert not partition_path(cfg.lake, "erp", "lines", DAY2).exists()
+    assert not [m for m in (cfg.lake / "erp" / "lines").rglob(MANIFEST) if "2026-11-22" in str(m)]
     assert _watermarks(cfg) == before
     dset = ds.dataset(cfg.lake / "erp" / "lines", format="parquet", partitioning="hive")
     assert dset.to_table().num_rows == 5  # the leftover .tmp-* folder is invisible to readers
-    assert (
-        extract_table(cfg, "erp", "lines", DAY2).rows == 2
-    )  # from the watermark (10:04) on: cleans up, succeeds
+
+    res = extract_table(cfg, "erp", "lines", DAY2)  # from the watermark (10:04) on: cleans up, succeeds
+    assert res.rows == KILL_ROWS + 1
     assert sorted(p.name for p in (cfg.lake / "erp" / "lines").iterdir()) == [
         "snapshot_date=2026-11-21",
         "snapshot_date=2026-11-22",
     ]
+    got = _read(cfg, DAY2)
+    want = [f"O{i:04d}" for i in [4, *range(100, 100 + KILL_ROWS)]]
+    assert sorted(got["order_id"]) == sorted(want) and not got.duplicated(["order_id", "line_no"]).any()
+    notes = [None if pd.isna(v) else v for v in got["note"]]
+    assert notes == [None, *[SPECIAL[i % 7] for i in range(KILL_ROWS)]]
+    manifest = read_manifest(partition_path(cfg.lake, "erp", "lines", DAY2))
+    assert manifest is not None and manifest["rows"] == KILL_ROWS + 1
+    assert manifest["method"] == EXPECTED_METHOD[kind]
+    assert _watermarks(cfg)["history"]["2026-11-22"] == (night + timedelta(seconds=KILL_ROWS - 1)).isoformat()
