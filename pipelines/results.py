@@ -76,6 +76,30 @@ RESULT_TABLES: dict[str, ResultTable] = {
             ("run_date", "dataset", "check_name"),
         ),
         ResultTable("seam_actuals", ("sku", "warehouse", "ds", "actual"), ("sku", "warehouse", "ds"), None),
+        ResultTable(
+            "seam_forecast_accuracy",
+            (
+                "run_date",
+                "level",
+                "entity",
+                "lag_days",
+                "n_points",
+                "mase_points",
+                "sum_actual",
+                "sum_forecast",
+                "sum_abs_error",
+                "wape",
+                "bias",
+                "mase",
+                "coverage_80",
+                "coverage_95",
+                "first_run_date",
+                "last_run_date",
+            ),
+            ("run_date", "level", "entity", "lag_days"),
+        ),
     )
 }
-DATE_COLUMNS = frozenset({"run_date", "target_date", "training_snapshot_date", "ds"})
+DATE_COLUMNS = frozenset(
+    {"run_date", "target_date", "training_snapshot_date", "ds", "first_run_date", "last_run_date"}
+)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines import __version__
+from pipelines.accuracy import accuracy_window, load_forecast_accuracy
 from pipelines.config import Config, results_url
 from pipelines.datasets import read_dataset
 from pipelines.db import make_engine
@@ -163,7 +164,9 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
         for k in run_plan(cfg, ctx):
             run_forecast(cfg, ctx, shard=k)
         return output_path(cfg.lake, "forecasts", ctx.run_date)
-    from pipelines.forecasting import forecast  # heavy (statsmodels): import when used
+    # heavy (statsmodels): import when used
+    from pipelines.forecasting import build_options
+    from pipelines.forecasting import run_forecast as run_models
 
     with tracked(cfg, ctx, f"forecast:{shard}") as out:
         require_datasets(cfg, ctx, "forecast", ["order_lines", "stockouts"])
@@ -194,7 +197,10 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
                     .reset_index()
                 )
                 freq = "W-SUN"
-            fc = forecast(history, horizon=cfg.forecast.horizon, freq=freq, levels=cfg.forecast.levels)
+            options = build_options(freq)
+            if cfg.scale.processes_per_task is not None:
+                options = replace(options, n_jobs=cfg.scale.processes_per_task)
+            fc = run_models(history, cfg.forecast.horizon, freq, cfg.forecast.levels, options)
             frame = build_forecast_rows(fc, cfg, ctx.run_date)
             out.rows_in = len(series)
         share = float(frame["fallback"].mean()) if len(frame) else 0.0
@@ -355,7 +361,11 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             scored = score(
                 series[["unique_id", "ds", "y"]],
                 events=_events(cfg, ctx.run_date, series),
-                options=ScoreOptions(only_after=window_start, end=pd.Timestamp(ctx.run_date)),
+                options=ScoreOptions(
+                    only_after=window_start,
+                    end=pd.Timestamp(ctx.run_date),
+                    n_jobs=cfg.scale.processes_per_task or ScoreOptions.n_jobs,
+                ),
             )
             parts.append(build_score_rows(scored, cfg, ctx.run_date))
             out.rows_in = len(series)
@@ -448,7 +458,11 @@ def build_record_rows(rec: pd.DataFrame, cfg: Config, run_date: date) -> pd.Data
 
 
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
-    """Write the night's forecasts, anomaly scores and quality results back, exactly once."""
+    """Write the night's forecasts, anomaly scores, quality results, actuals and accuracy back, exactly once.
+
+    Forecast accuracy (`seam_forecast_accuracy`) is computed after the forecasts and actuals are
+    loaded, from the archive in the forecasts' database, for the target dates of tonight's actuals.
+    """
     with tracked(cfg, ctx, "load") as out:
         d = ctx.run_date
         batches: list[tuple[str, str, pd.DataFrame]] = []
@@ -464,8 +478,10 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         quality = read_quality(cfg, d)
         if len(quality):
             batches.append((cfg.results.ledger, "seam_data_quality_results", quality))
+        demand: tuple[pd.DataFrame, pd.DataFrame] | None = None
         if not blocked_datasets(cfg, d, ["order_lines"]):
-            batches.append((cfg.results.forecasts, "seam_actuals", build_actuals(cfg, d)))
+            demand = build_actuals(cfg, d)
+            batches.append((cfg.results.forecasts, "seam_actuals", demand[0]))
         results = []
         for src, table, frame in batches:
             engine = make_engine(results_url(cfg.source(src)))
@@ -474,25 +490,38 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
                 results.append(load_batch(engine, table, d, frame))
             finally:
                 engine.dispose()
+        scored = load_forecast_accuracy(cfg, d, *demand) if demand is not None else None
+        if scored is not None:
+            results.append(scored)
         out.rows_in = sum(len(f) for _, _, f in batches)
         out.rows_out = sum(r.rows for r in results if not r.skipped)
         out.checksum = hashlib.sha256("".join(r.checksum for r in results).encode()).hexdigest()
     return results
 
 
-def build_actuals(cfg: Config, run_date: date) -> pd.DataFrame:
-    """Observed net demand of the last horizon (+ a week of late corrections), for accuracy views."""
+def build_actuals(cfg: Config, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Observed net demand for the accuracy of the forecasts: `(actuals, history)`.
+
+    `actuals` (rows of `seam_actuals`): every day of the last horizon + 7 days (a week of late
+    corrections) per SKU x warehouse that sold before, 0 on days without sales.  `history`
+    (`sku, warehouse, ds, y`): the `forecast.history_days` before that window, the MASE scale.
+    """
     lines = read_dataset(cfg, "order_lines", run_date)
-    days = cfg.forecast.horizon + 7
-    series = build_demand_series(lines, None, end=run_date, history_days=days)
-    return pd.DataFrame(
+    start, _ = accuracy_window(run_date, cfg.forecast.horizon)
+    days = (run_date - start).days + 1
+    series = build_demand_series(lines, None, end=run_date, history_days=cfg.forecast.history_days + days)
+    in_window = series["ds"] >= pd.Timestamp(start)
+    window = series[in_window]
+    actuals = pd.DataFrame(
         {
-            "sku": series["sku"],
-            "warehouse": series["warehouse"],
-            "ds": series["ds"],
-            "actual": series["y"].astype(float),
+            "sku": window["sku"],
+            "warehouse": window["warehouse"],
+            "ds": window["ds"],
+            "actual": window["y"].astype(float),
         }
-    )
+    ).reset_index(drop=True)
+    history = series.loc[~in_window, ["sku", "warehouse", "ds", "y"]].reset_index(drop=True)
+    return actuals, history
 
 
 def run_report(cfg: Config, ctx: RunContext) -> Path:

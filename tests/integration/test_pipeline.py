@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from pipelines.config import load_config, source_url
 from pipelines.errors import ConfigError, SourceUnavailableError
-from pipelines.steps import RunContext, run_all, run_extract
+from pipelines.steps import RunContext, run_all, run_extract, run_load
 from tests.conftest import NIGHT
 from tests.helpers import check_results, dump_results
 
@@ -72,6 +72,7 @@ def test_forecast_archive_and_accuracy_by_lag(demo_env):
     assert [str(n)[:10] for n in nights] == [str(before), str(NIGHT)]  # every night is kept
     lag1 = acc[acc["lag_days"] == 1]
     assert len(lag1) == 1 and lag1["wape"].iloc[0] >= 0 and actual > 0
+    _assert_accuracy_table(cfg, before)
 
     from pipelines.status import format_status, read_status
 
@@ -80,6 +81,89 @@ def test_forecast_archive_and_accuracy_by_lag(demo_env):
     assert (status["status"] == "success").all()
     text = format_status(status)
     assert f"{NIGHT}: OK" in text and "forecast:0" in text and "load" in text
+
+    # Re-running the night's load scores the same forecasts again: the same rows, a no-op batch.
+    table = _read(cfg, "SELECT * FROM seam_forecast_accuracy ORDER BY run_date, level, entity, lag_days")
+    results = run_load(cfg, RunContext(NIGHT, attempt=2))
+    again = _read(cfg, "SELECT * FROM seam_forecast_accuracy ORDER BY run_date, level, entity, lag_days")
+    pd.testing.assert_frame_equal(table, again)
+    assert [r.skipped for r in results if r.table == "seam_forecast_accuracy"] == [True]
+
+
+def _read(cfg, sql: str) -> pd.DataFrame:
+    engine = sa.create_engine(source_url(cfg.source("erp")))
+    with engine.connect() as conn:
+        df = pd.read_sql(sa.text(sql), conn)
+    engine.dispose()
+    return df
+
+
+def _assert_accuracy_table(cfg, before) -> None:
+    """seam_forecast_accuracy agrees with a recomputation from seam_forecasts + seam_actuals."""
+    from pipelines.datasets import read_dataset
+    from pipelines.series import build_demand_series
+
+    acc = _read(cfg, "SELECT * FROM seam_forecast_accuracy")
+    batches = _read(
+        cfg, "SELECT run_date, row_count FROM seam_load_batches WHERE table_name = 'seam_forecast_accuracy'"
+    )
+    # The first night has no archived forecast whose day has happened: an empty batch.
+    assert dict(zip(batches.run_date.astype(str), batches.row_count, strict=True)) == {
+        str(before): 0,
+        str(NIGHT): len(acc),
+    }
+    assert (acc.run_date.astype(str) == str(NIGHT)).all()
+    start = NIGHT - pd.Timedelta(days=cfg.forecast.horizon + 6)
+    points = _read(
+        cfg,
+        "SELECT f.run_date, f.sku, f.warehouse, f.target_date, f.yhat, f.yhat_lo_80, f.yhat_hi_80, "
+        "f.yhat_lo_95, f.yhat_hi_95, a.actual FROM seam_forecasts f JOIN seam_actuals a "
+        "ON a.sku = f.sku AND a.warehouse = f.warehouse AND a.ds = f.target_date "
+        f"WHERE f.target_date BETWEEN '{start}' AND '{NIGHT}'",
+    )
+    assert len(points) == 6 * 2  # last night's forecast of tonight, for every series
+    points["lag_days"] = (pd.to_datetime(points.target_date) - pd.to_datetime(points.run_date)).dt.days
+    products = read_dataset(cfg, "products", NIGHT)
+    points["category"] = points.sku.map(dict(zip(products.sku, products.category, strict=True)))
+    # MASE scale: mean |y(t) - y(t-7)| of each series' demand before the window
+    lines = read_dataset(cfg, "order_lines", NIGHT)
+    demand = build_demand_series(lines, None, end=start - pd.Timedelta(days=1), history_days=730)
+    y = demand.set_index(["sku", "warehouse", "ds"])["y"]
+    week_ago = y.rename(lambda d: d + pd.Timedelta(days=7), level="ds")
+    diff = (y - week_ago).dropna().abs()
+    scale = diff.groupby(level=["sku", "warehouse"]).mean()
+    points["scaled"] = [
+        abs(r.actual - r.yhat) / scale[(r.sku, r.warehouse)] for r in points.itertuples(index=False)
+    ]
+    groups = {
+        "series": points.sku + "|" + points.warehouse,
+        "category": points.category,
+        "all": pd.Series("all", index=points.index),
+    }
+    assert set(acc.level) == set(groups)
+    assert len(acc) == sum(g.nunique() for g in groups.values())  # one lag only
+    for level, entity in groups.items():
+        for (name, lag), p in points.groupby([entity, "lag_days"]):
+            row = acc[(acc.level == level) & (acc.entity == name) & (acc.lag_days == lag)]
+            assert len(row) == 1, (level, name, lag)
+            row = row.iloc[0]
+            denom = p.actual.abs().sum()
+            assert row.n_points == len(p) and row.mase_points == len(p)
+            assert row.sum_actual == pytest.approx(p.actual.sum())
+            assert row.sum_forecast == pytest.approx(p.yhat.sum())
+            if denom > 0:
+                assert row.wape == pytest.approx((p.actual - p.yhat).abs().sum() / denom)
+                assert row.bias == pytest.approx((p.yhat.sum() - p.actual.sum()) / denom)
+            else:
+                assert pd.isna(row.wape) and pd.isna(row.bias)
+            assert row.mase == pytest.approx(p.scaled.mean())
+            inside80 = p.actual.between(p.yhat_lo_80, p.yhat_hi_80)
+            inside95 = p.actual.between(p.yhat_lo_95, p.yhat_hi_95)
+            assert row.coverage_80 == pytest.approx(inside80.mean())
+            assert row.coverage_95 == pytest.approx(inside95.mean())
+            assert str(row.first_run_date)[:10] == str(row.last_run_date)[:10] == str(before)
+    latest = _read(cfg, "SELECT * FROM seam_v_forecast_accuracy_latest")
+    assert len(latest) == len(acc) and (latest.run_date.astype(str) == str(NIGHT)).all()
 
 
 def test_sharded_night_equals_the_single_shard_night(demo_env):
