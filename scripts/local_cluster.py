@@ -1,0 +1,208 @@
+"""A real Airflow deployment on loopback: API server, scheduler, DAG processor and Celery workers.
+
+Used by the distributed end-to-end test and by the scale benchmark.  The metadata database is
+PostgreSQL (a SQLAlchemy URL of a database the caller created), the broker is Redis.  Every
+component runs as its own process group, so stopping the cluster stops everything it started.
+
+    with LocalCluster(home, meta_url=..., broker_url=..., config=..., workers=2) as cluster:
+        cluster.trigger("seam_nightly", "2026-11-22")
+        state = cluster.wait("seam_nightly", "2026-11-22", timeout=900)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalCluster:
+    """Start Airflow's components with the CeleryExecutor; `stop()` (or leaving the block) ends them.
+
+    `workers` Celery workers are named worker-a, worker-b, ...; each records that name as the
+    task instances' hostname, so a caller can see which worker ran what.  `concurrency` is the
+    number of task slots per worker; `extra_env` is added to every component's environment.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        meta_url: str,
+        broker_url: str,
+        config: Path,
+        workers: int = 2,
+        concurrency: int = 2,
+        pool_slots: int = 4,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        meta = make_url(meta_url).set(drivername="postgresql+psycopg")
+        self.meta_url = meta.render_as_string(hide_password=False)
+        self.home = home
+        self.logs = home / "component-logs"
+        self.workers = [f"worker-{chr(ord('a') + i)}" for i in range(workers)]
+        self.concurrency = concurrency
+        self.pool_slots = pool_slots
+        port = free_port()
+        self.port = port
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "32",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.meta_url,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": meta.set(
+                drivername="postgresql+psycopg_async"
+            ).render_as_string(hide_password=False),
+            "AIRFLOW__CELERY__BROKER_URL": broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.meta_url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "SEAM_CONFIG": str(config),
+            "SEAM_NIGHTLY_SCHEDULE": "none",  # only triggered nights run, no scheduled one beside them
+            "PYTHONPATH": str(ROOT),
+            **(extra_env or {}),
+        }
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def airflow(self, *args: str, timeout: float = 300) -> str:
+        """Run an `airflow` CLI command against this deployment; raise with its stderr on failure."""
+        res = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} exited {res.returncode}: {res.stderr[-2000:]}")
+        return res.stdout
+
+    def _spawn(self, name: str, *args: str, extra: dict[str, str] | None = None) -> None:
+        out = (self.logs / f"{name}.log").open("w")
+        self._procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                env={**self.env, **(extra or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def start(self, parse_timeout: float = 240) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        self.airflow("db", "migrate")
+        self.airflow("pools", "set", "source_databases", str(self.pool_slots), "source connections")
+        self._spawn("api-server", "api-server", "--port", str(self.port))
+        self._spawn("scheduler", "scheduler")
+        self._spawn("dag-processor", "dag-processor")
+        for w in self.workers:
+            self._spawn(
+                w,
+                "celery",
+                "worker",
+                "--concurrency",
+                str(self.concurrency),
+                "-H",
+                f"{w}@%h",
+                extra={
+                    "SEAM_WORKER_NAME": w,
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "scripts.local_cluster.worker_hostname",
+                },
+            )
+        deadline = time.monotonic() + parse_timeout
+        while "seam_nightly" not in self.airflow("dags", "list", "-o", "plain"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the DAG processor did not parse the DAGs in time; logs: {self.tail()}")
+            time.sleep(5)
+
+    def stop(self) -> None:
+        for p in self._procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self._procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+        self._procs.clear()
+
+    def tail(self, chars: int = 1500) -> dict[str, str]:
+        return {p.name: p.read_text(errors="replace")[-chars:] for p in self.logs.iterdir()}
+
+    # --- runs --------------------------------------------------------------------------------------
+    def trigger(self, dag_id: str, night: str) -> None:
+        self.airflow("dags", "unpause", dag_id)
+        self.airflow("dags", "trigger", dag_id, "--logical-date", f"{night}T00:00:00+00:00")
+
+    def wait(self, dag_id: str, night: str, timeout: float = 900) -> str | None:
+        """Poll the run of `night` until it succeeds or fails (or `timeout` passes); its state."""
+        deadline = time.monotonic() + timeout
+        state = None
+        engine = sa.create_engine(self.meta_url)
+        try:
+            while time.monotonic() < deadline:
+                with engine.connect() as conn:
+                    state = conn.exec_driver_sql(
+                        "SELECT state FROM dag_run WHERE dag_id = %(dag)s AND logical_date = %(d)s",
+                        {"dag": dag_id, "d": f"{night}T00:00:00+00:00"},
+                    ).scalar()
+                if state in ("success", "failed"):
+                    break
+                time.sleep(5)
+        finally:
+            engine.dispose()
+        return state
+
+    def task_instances(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every task instance of `dag_id`: task_id, map_index, hostname, state, start, end, duration."""
+        engine = sa.create_engine(self.meta_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.exec_driver_sql(
+                    "SELECT task_id, map_index, hostname, state, start_date, end_date, duration "
+                    "FROM task_instance WHERE dag_id = %(dag)s ORDER BY start_date",
+                    {"dag": dag_id},
+                ).mappings()
+                return [dict(r) for r in rows]
+        finally:
+            engine.dispose()
+
+
+def worker_hostname() -> str:
+    """Airflow's hostname callable for the workers: the name the cluster gave the worker."""
+    return os.environ.get("SEAM_WORKER_NAME") or socket.getfqdn()
