@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -59,6 +60,18 @@ def record_step(engine: Engine, rec: StepRecord) -> None:
                 ),
                 params,
             )
+        if rec.status != "running":
+            log.info(
+                "step %s run_date=%s attempt=%d status=%s rows_in=%s rows_out=%s seconds=%.1f peak_rss_mb=%.0f",
+                rec.step,
+                rec.run_date,
+                rec.attempt,
+                rec.status,
+                rec.rows_in,
+                rec.rows_out,
+                (rec.finished_at - rec.started_at).total_seconds() if rec.finished_at else float("nan"),
+                peak_rss_mb(),
+            )
     except SQLAlchemyError as err:
         log.warning(
             "could not write the run ledger for %s/%s: %s",
@@ -66,3 +79,8 @@ def record_step(engine: Engine, rec: StepRecord) -> None:
             rec.step,
             str(getattr(err, "orig", err))[:200],
         )
+
+
+def peak_rss_mb() -> float:
+    """The highest resident memory this process has used so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
