@@ -114,6 +114,10 @@ class ScaleSpec:
 
     shards: int | None = None  # a fixed number of shards, or None: one per `series_per_shard` series
     series_per_shard: int = 2000
+    # Processes one forecasting or scoring task uses; None: forecasting uses every core of the
+    # worker, scoring one process.  Set 1 when a worker runs several tasks at once (Celery
+    # concurrency), so that its task slots share the cores instead of each claiming all of them.
+    processes_per_task: int | None = None
 
 
 @dataclass(frozen=True)
@@ -415,6 +419,11 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     scale = ScaleSpec(
         shards=None if shards == "auto" else _positive_int(shards, "scale.shards"),
         series_per_shard=_positive_int(sc.get("series_per_shard", 2000), "scale.series_per_shard"),
+        processes_per_task=(
+            None
+            if sc.get("processes_per_task", "auto") == "auto"
+            else _positive_int(sc.get("processes_per_task"), "scale.processes_per_task")
+        ),
     )
     sc.done()
     cfg = Config(

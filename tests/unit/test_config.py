@@ -44,6 +44,10 @@ def test_example_config_for_postgres_and_mariadb_is_valid():
             "unknown dataset 'nope'",
         ),
         (lambda c: c["forecast"].update(horizon=0), "forecast.horizon must be an integer >= 1, got 0"),
+        (
+            lambda c: c.update(scale={"processes_per_task": 0}),
+            "scale.processes_per_task must be an integer >= 1, got 0",
+        ),
         (lambda c: c["sources"]["erp"].update(url_env="X"), "exactly one of url, url_env, conn_id"),
         (lambda c: c["results"].update(ledger="warehouse"), "results.ledger: 'warehouse' is not a source"),
         (
@@ -92,3 +96,11 @@ def test_missing_file_and_bad_yaml(tmp_path):
 @pytest.mark.parametrize(("text", "hours"), [("36h", 36), ("2d", 48), ("1w", 168), (12, 12), ("90m", 1.5)])
 def test_durations(text, hours):
     assert parse_duration(text, "k").total_seconds() == hours * 3600
+
+
+def test_processes_per_task_defaults_to_every_core_and_can_be_pinned(tmp_path):
+    assert parse_config(_demo(), base=tmp_path).scale.processes_per_task is None
+    raw = _demo()
+    raw["scale"] = {"processes_per_task": 1, "series_per_shard": 500}
+    scale = parse_config(raw, base=tmp_path).scale
+    assert (scale.processes_per_task, scale.series_per_shard) == (1, 500)
