@@ -62,7 +62,11 @@ def test_nightly_dag_on_embedded_sqlite(demo_env, tmp_path):
         "seam_anomaly_scores",
         "seam_data_quality_results",
         "seam_actuals",
+        "seam_forecast_accuracy",
     }
+    # A first night has no archived forecast whose day has happened: its accuracy batch is empty.
+    batches = ledger["seam_load_batches"].set_index("table_name")["row_count"]
+    assert batches["seam_forecast_accuracy"] == 0
 
 
 @pytest.mark.integration
