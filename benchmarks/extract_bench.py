@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -86,14 +87,15 @@ def create_databases() -> dict[str, str]:
     return urls
 
 
-def fill_databases(urls: dict[str, str], n: int) -> None:
+def fill_databases(urls: dict[str, str], n: int, *, index: bool = True) -> None:
     """The generated table, made server-side, with an index on the cursor column."""
     t0 = time.perf_counter()
     eng = sa.create_engine(urls["postgresql"])
     with eng.begin() as conn:
         conn.exec_driver_sql(DDL.format(ts="timestamp"))
         conn.execute(sa.text(PG_FILL), {"n": n})
-        conn.exec_driver_sql("CREATE INDEX order_lines_updated_at ON order_lines (updated_at)")
+        if index:
+            conn.exec_driver_sql("CREATE INDEX order_lines_updated_at ON order_lines (updated_at)")
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE order_lines")
     eng.dispose()
@@ -103,7 +105,8 @@ def fill_databases(urls: dict[str, str], n: int) -> None:
     with eng.begin() as conn:
         conn.exec_driver_sql(DDL.format(ts="datetime"))
         conn.exec_driver_sql(MY_FILL.format(n=n).replace("%", "%%"))
-        conn.exec_driver_sql("CREATE INDEX order_lines_updated_at ON order_lines (updated_at)")
+        if index:
+            conn.exec_driver_sql("CREATE INDEX order_lines_updated_at ON order_lines (updated_at)")
     eng.dispose()
     print(f"mariadb: {n:,} rows generated in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
@@ -246,6 +249,41 @@ def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: boo
     return results
 
 
+def measure_memory(urls: dict[str, str], reps: int) -> dict:
+    """Only seam's full snapshot and the client (no pandas): peak RSS at a large row count."""
+    py = sys.executable
+    me = str(Path(__file__).resolve())
+    results: dict[str, dict[str, list[dict]]] = {db: {} for db in urls}
+    with tempfile.TemporaryDirectory(prefix="seam-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        for rep in range(reps):
+            for db, url in urls.items():
+                argv, cenv = client_argv(db, url, tmp)
+                lake = tmp / f"lake-{db}-{rep}"
+                env = {
+                    **os.environ,
+                    "SEAM_BENCH_URL": url,
+                    "PYTHONPATH": str(ROOT),
+                    "SEAM_BENCH_LAKE": str(lake),
+                }
+                for name, cmd, menv, out in (
+                    ("client", argv, cenv, subprocess.DEVNULL),
+                    ("seam", [py, me, "--worker", "seam"], env, None),
+                ):
+                    r = run_measured(cmd, menv, out)
+                    if name == "seam":
+                        files = list(lake.rglob("*.parquet"))
+                        r["parquet_mb"] = round(sum(f.stat().st_size for f in files) / 2**20, 1)
+                    results[db].setdefault(name, []).append(r)
+                    print(
+                        f"rep {rep} {db:10s} {name:14s} {r.get('inner_seconds', r['seconds']):7.2f}s "
+                        f"(process {r['seconds']:.1f}s) {r['peak_mb']:7.0f} MB load={os.getloadavg()[0]:.2f}",
+                        file=sys.stderr,
+                    )
+                shutil.rmtree(lake, ignore_errors=True)
+    return results
+
+
 def summarise(results: dict, n: int) -> dict:
     out: dict[str, dict] = {}
     for db, methods in results.items():
@@ -263,7 +301,10 @@ def summarise(results: dict, n: int) -> dict:
                 "median_peak_mb": round(statistics.median(r["peak_mb"] for r in runs)),
                 "seconds_each": [round(r.get("inner_seconds", r["seconds"]), 2) for r in runs],
                 "process_wall_seconds_each": [round(r["seconds"], 2) for r in runs],
+                "peak_mb_each": [round(r["peak_mb"]) for r in runs],
             }
+            if "parquet_mb" in runs[0]:
+                out[db][name]["parquet_mb"] = runs[0]["parquet_mb"]
     return out
 
 
@@ -275,6 +316,11 @@ def main() -> None:
     ap.add_argument(
         "--alternatives", action="store_true", help="also time seam's generic/SSCursor readers once"
     )
+    ap.add_argument(
+        "--memory-rows",
+        type=int,
+        help="instead: a table of this many rows, only seam's snapshot and the client (peak RSS), --reps times",
+    )
     ap.add_argument("--out", type=Path)
     ap.add_argument("--worker", choices=["seam", "pandas"], help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="snapshot", help=argparse.SUPPRESS)
@@ -283,19 +329,25 @@ def main() -> None:
         worker(args.worker, args.mode)
         return
     load_before = os.getloadavg()
+    rows = args.memory_rows or args.rows
     urls = create_databases()
     try:
-        fill_databases(urls, args.rows)
-        results = measure(urls, args.reps, args.pandas_reps, args.alternatives)
+        fill_databases(urls, rows, index=not args.memory_rows)
+        if args.memory_rows:
+            results = measure_memory(urls, args.reps)
+        else:
+            results = measure(urls, args.reps, args.pandas_reps, args.alternatives)
     finally:
         drop_databases(urls)
     summary = {
-        "rows": args.rows,
+        "mode": "memory" if args.memory_rows else "full",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "rows": rows,
         "reps": args.reps,
         "cpus": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "summary": summarise(results, args.rows),
+        "summary": summarise(results, rows),
     }
     text = json.dumps(summary, indent=2)
     print(text)
