@@ -3,45 +3,47 @@
 A load of one table for one night (`run_date`):
 1. computes the batch's checksum; if the ledger already holds the same checksum for
    (table, run_date) nothing is done (replaying a batch is a no-op);
-2. otherwise, in ONE transaction: bulk-loads the rows into a temporary staging table
-   (PostgreSQL COPY, MariaDB/MySQL LOAD DATA LOCAL INFILE from a temporary CSV with multi-row
-   INSERTs as the fallback, SQLite executemany), replaces the night's rows of the target with
-   the staged ones, and records the batch in `seam_load_batches`.
+2. otherwise, in ONE transaction: replaces the night's rows of the target with the batch and
+   records the batch in `seam_load_batches`.
 Readers therefore see either the previous version of the night or the new one, never a mix.
 
 A batch is always the complete night of a table, so "upsert by natural key, then delete the
 night's keys the batch no longer has" and "delete the night, insert the batch" give the same
-rows; the second is what runs, because it is much cheaper than a million ON CONFLICT probes
-and needs no index on the staging table.  Tables without a night column (`seam_actuals`) are
-upserted by key.  Transient errors (dropped connections, deadlocks, lock timeouts, serialization
-failures) are retried by `pipelines.retry`; permanent ones fail at once naming table and cause.
+rows; the second is what runs, because it is much cheaper than a million ON CONFLICT probes.
+How the batch reaches the target (bulk paths in `pipelines.load_bulk`):
+- PostgreSQL: COPY into a temporary staging table without indexes, then one INSERT ... SELECT;
+  SQLite: executemany into a staging table, then INSERT ... SELECT.
+- MariaDB/MySQL: the night is deleted, then LOAD DATA LOCAL INFILE streams the batch straight
+  into the target, inside the same transaction.  A staging table here would write every row
+  twice into InnoDB (measured: staging plus INSERT ... SELECT cost about as much again as the
+  load itself, see benchmarks/results/load.md) and would add nothing: the keys are unique by
+  construction (checked in `_prepare`, every key holds the night, whose rows were just deleted),
+  LOAD DATA's warnings and row count are checked, and any failure rolls the delete back too.
+Tables without a night column (`seam_actuals`) are staged and upserted by key on every dialect.
+Transient errors (dropped connections, deadlocks, lock timeouts, serialization failures) are
+retried by `pipelines.retry`; permanent ones fail at once naming table and cause.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from pipelines.db import describe_db_error, dialect_of, quote
 from pipelines.errors import LoadError, SourceUnavailableError
+from pipelines.load_bulk import bulk_insert
 from pipelines.results import DATE_COLUMNS, RESULT_TABLES, ResultTable
 from pipelines.retry import RetryPolicy, is_transient, sqlstate_of, with_retry
 
@@ -249,6 +251,13 @@ def _merge(
     q = lambda n: quote(conn, n)  # noqa: E731
     cols = ", ".join(q(c) for c in table.columns)
     target = q(table.name)
+    if dialect == "mysql" and table.night:
+        # InnoDB: no staging copy (see the module docstring); the delete and the load are in
+        # the caller's transaction, so a failure anywhere rolls both back.
+        conn.execute(sa.text(f"DELETE FROM {target} WHERE {q(table.night)} = :d"), {"d": run_date})
+        bulk_insert(conn, target, list(table.columns), batch)
+        _pause_for_tests("staged", attempt)
+        return
     # Staging has the target's columns and no index: bulk loads into it are as cheap as they get.
     if dialect == "postgresql":
         conn.exec_driver_sql(f"CREATE TEMP TABLE {stg} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
@@ -307,100 +316,3 @@ def _record_batch(conn: Connection, table_name: str, run_date: date, checksum: s
         ),
         params,
     )
-
-
-# --- bulk insert into staging --------------------------------------------------------------------
-def _arrow(df: pd.DataFrame, *, bools_as_int: bool) -> pa.Table:
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    for i, field in enumerate(table.schema):
-        col = table.column(i)
-        if field.name in DATE_COLUMNS and pa.types.is_timestamp(field.type):
-            table = table.set_column(i, field.name, pc.cast(col, pa.date32()))
-        elif bools_as_int and pa.types.is_boolean(field.type):
-            table = table.set_column(i, field.name, pc.cast(col, pa.int8()))
-    return table
-
-
-def _csv_chunks(df: pd.DataFrame, *, null: str, bools_as_int: bool, rows: int = 100_000) -> Iterator[bytes]:
-    """The frame as CSV in slices (no header; strings always quoted, so an unquoted `null` is NULL).
-
-    Slicing keeps memory flat: never more than one slice's Arrow table and CSV text at a time.
-    """
-    options = pacsv.WriteOptions(include_header=False, null_string=null, batch_size=16 * 1024)
-    for i in range(0, len(df), rows):
-        buf = io.BytesIO()
-        pacsv.write_csv(_arrow(df.iloc[i : i + rows], bools_as_int=bools_as_int), buf, options)
-        yield buf.getvalue()
-
-
-def _plain_rows(df: pd.DataFrame) -> list[tuple[Any, ...]]:
-    obj = df.copy(deep=False)
-    for c in obj.columns:
-        if pd.api.types.is_datetime64_any_dtype(obj[c]):
-            obj[c] = obj[c].dt.date
-    obj = obj.astype(object).where(obj.notna(), None)
-    rows = []
-    for r in obj.itertuples(index=False, name=None):
-        rows.append(tuple(v.item() if isinstance(v, np.generic) else v for v in r))
-    return rows
-
-
-_LOCAL_INFILE_REFUSED = {1148, 2068, 3948, 4166}
-
-
-def bulk_insert(conn: Connection, table: str, columns: list[str], df: pd.DataFrame) -> None:
-    """Fast insert of a frame into a (staging) table on the connection's transaction."""
-    if df.empty:
-        return
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    names = ", ".join(quote(conn, c) for c in columns)
-    dialect = dialect_of(conn)
-    if dialect == "postgresql":
-        sql = f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)"
-        with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[attr-defined]
-            for chunk in _csv_chunks(df[columns], null="", bools_as_int=False):
-                copy.write(chunk)
-        return
-    if dialect == "mysql" and _load_data_local(raw, table, names, df[columns]):
-        return
-    marks = ", ".join(["%s" if dialect == "mysql" else "?"] * len(columns))
-    rows = _plain_rows(df[columns])
-    cur = raw.cursor()
-    try:
-        # pymysql rewrites executemany of INSERT ... VALUES into multi-row INSERTs.
-        for i in range(0, len(rows), 10_000):
-            cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows[i : i + 10_000])
-    finally:
-        cur.close()
-
-
-def _load_data_local(raw: Any, table: str, names: str, df: pd.DataFrame) -> bool:
-    """MariaDB/MySQL: LOAD DATA LOCAL INFILE from a temporary CSV; False if the server refuses it."""
-    fd, path = tempfile.mkstemp(prefix="seam_load_", suffix=".csv")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in _csv_chunks(df, null="NULL", bools_as_int=True):
-                fh.write(chunk)
-        cur = raw.cursor()
-        try:
-            cur.execute(
-                f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} CHARACTER SET utf8mb4 "
-                f"FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
-                f"LINES TERMINATED BY '\\n' ({names})",
-                (path,),
-            )
-            cur.execute("SHOW WARNINGS LIMIT 3")
-            warnings = cur.fetchall()
-        finally:
-            cur.close()
-    except Exception as err:  # the server or driver refusing LOCAL INFILE: take the INSERT path
-        if getattr(err, "args", (None,))[0] in _LOCAL_INFILE_REFUSED:
-            log.info("LOAD DATA LOCAL INFILE refused (%s); using multi-row INSERTs", err)
-            return False
-        raise
-    finally:
-        os.unlink(path)
-    if warnings:
-        raise LoadError(f"LOAD DATA into {table} converted values with warnings, e.g. {warnings}")
-    return True
