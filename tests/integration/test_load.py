@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from pipelines import load_bulk
 from pipelines.db import dialect_of, make_engine
 from pipelines.errors import LoadError
 from pipelines.load import load_batch, migrate, migration_files
 from pipelines.retry import RetryPolicy, with_retry
-from tests.integration.test_load_reliability import NIGHT_A, night
+from tests.integration.test_load_reliability import NIGHT_A, assert_state, night
 
 GRANTS = Path(__file__).resolve().parents[2] / "docs" / "grants.md"
 
@@ -148,3 +152,65 @@ def test_retry_backs_off_on_transient_errors_and_is_bounded() -> None:
     assert next(always) == 5  # gave up after `attempts` calls
     with pytest.raises(ValueError):
         with_retry(lambda: int("x"), what="t", policy=policy, sleep=sleeps.append)
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Temporary files of the load go here, so other processes' files do not count."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+def _pipe_leftovers(tmp: Path) -> tuple[list[str], list[str]]:
+    threads = [t.name for t in threading.enumerate() if t.name == "seam-load-csv"]
+    return threads, sorted(p.name for p in tmp.glob("seam_load_*"))
+
+
+def test_mariadb_rejected_values_roll_back_the_whole_night(
+    mariadb_database: Callable[[], str], private_tmp: Path
+) -> None:
+    engine = make_engine(mariadb_database())
+    migrate(engine)
+    old = night(NIGHT_A, 10, seed=1)
+    load_batch(engine, "seam_forecasts", NIGHT_A, old)
+    bad = night(NIGHT_A, 12, seed=2)
+    bad.loc[7, "sku"] = "S" * 100  # VARCHAR(64): LOAD DATA LOCAL truncates with a warning
+    with pytest.raises(LoadError, match=r"seam_forecasts.*warnings.*column types"):
+        load_batch(engine, "seam_forecasts", NIGHT_A, bad)
+    assert_state(engine, old)  # the delete of the night was rolled back with the load
+    assert _pipe_leftovers(private_tmp) == ([], [])
+    engine.dispose()
+
+
+def test_mariadb_csv_writer_failure_rolls_back(
+    mariadb_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch, private_tmp: Path
+) -> None:
+    engine = make_engine(mariadb_database())
+    migrate(engine)
+    old = night(NIGHT_A, 10, seed=1)
+    load_batch(engine, "seam_forecasts", NIGHT_A, old)
+    real = load_bulk._csv_chunks
+
+    def half(df: pd.DataFrame, **kw: Any) -> Iterator[bytes]:
+        yield from real(df.head(len(df) // 2), **kw)  # the server gets half the rows, then EOF
+        raise OSError("disk full")
+
+    monkeypatch.setattr(load_bulk, "_csv_chunks", half)
+    with pytest.raises(
+        LoadError, match=r"writing the CSV for LOAD DATA into seam_forecasts failed: disk full"
+    ):
+        load_batch(engine, "seam_forecasts", NIGHT_A, night(NIGHT_A, 12, seed=2))
+    assert_state(engine, old)
+    assert _pipe_leftovers(private_tmp) == ([], [])
+    engine.dispose()
+
+
+def test_mariadb_statement_refused_before_reading_leaves_nothing(
+    mariadb_database: Callable[[], str], private_tmp: Path
+) -> None:
+    engine = make_engine(mariadb_database())
+    df = night(NIGHT_A, 3, seed=1)
+    with engine.connect() as conn, pytest.raises(Exception, match="1146"), conn.begin():
+        load_bulk.bulk_insert(conn, "no_such_table", list(df.columns), df)
+    assert _pipe_leftovers(private_tmp) == ([], [])  # the writer thread was unblocked and the pipe removed
+    engine.dispose()
