@@ -7,9 +7,12 @@ For PostgreSQL and MariaDB, in one run and on the same generated night of foreca
   replay   `load_batch` of the same night with changed values into the full table;
   to_sql   `pandas.DataFrame.to_sql(method="multi")` into a table of the same shape, on a slice
            (it is too slow for the full set; rows/s is what is compared).
-Each timing is the median of `--repeats`; peak RSS is this process's ru_maxrss after each phase,
-for the seam phases measured in a child process so the generator's frame does not count.
-The benchmark databases are dropped at the end.
+Each timing is the median of `--repeats`, the phases interleaved within each repeat.  The seam
+phases run in a child process that reads the night from Parquet and calls `load_batch`; its peak
+RSS is reported in total and as the part added by `load_batch` over the frame already in memory.
+The benchmark databases are dropped at the end with the admin URL they were created with, after
+every engine of the benchmark is disposed; a failure to drop is reported, not fatal (the figures
+are written first), and `--drop-leftovers` removes `seam_bench_*` databases of earlier runs.
 
     eval "$(scripts/services.sh)"
     .venv/bin/python benchmarks/load_bench.py --rows 1000000 --repeats 3
@@ -111,6 +114,54 @@ def child(url: str, parquet: str, shift: float, truncate: bool) -> None:
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "peak_before_load_mb": before}))
 
 
+def drop_database(kind: str, admin_url: str, name: str, attempts: int = 3) -> str | None:
+    """Drop a benchmark database; returns None, or why it could not be dropped and how to do it."""
+    qn = f'"{name}"' if kind == "postgresql" else f"`{name}`"
+    force = " WITH (FORCE)" if kind == "postgresql" else ""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {qn}{force}")
+                return None
+            except sa.exc.DBAPIError as err:
+                error = str(err.orig).strip().splitlines()[0]
+                time.sleep(2 * attempt)
+    finally:
+        admin.dispose()
+    fix = (
+        f"su postgres -c 'psql -c \"DROP DATABASE {name} WITH (FORCE)\"'"
+        if kind == "postgresql"
+        else (f"mariadb -u root -e 'DROP DATABASE `{name}`'")
+    )
+    return f"could not drop {kind} database {name}: {error}; drop it with: {fix}"
+
+
+def drop_leftovers(kind: str, admin_url: str) -> None:
+    """Drop `seam_bench_*` databases of earlier runs that nobody is connected to.
+
+    Never forced: a database with a session (another run of this script) is left alone.
+    """
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    sql = (
+        "SELECT datname FROM pg_database d WHERE datname LIKE :p "
+        "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)"
+        if kind == "postgresql"
+        else "SELECT schema_name FROM information_schema.schemata s WHERE schema_name LIKE :p "
+        "AND NOT EXISTS (SELECT 1 FROM information_schema.processlist p WHERE p.db = s.schema_name)"
+    )
+    with admin.connect() as conn:
+        for name in list(conn.execute(sa.text(sql), {"p": "seam\\_bench\\_%"}).scalars()):
+            qn = f'"{name}"' if kind == "postgresql" else f"`{name}`"
+            try:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {qn}")
+                print(f"dropped leftover {kind} database {name}", file=sys.stderr, flush=True)
+            except sa.exc.DBAPIError as err:
+                print(f"left {kind} database {name} alone: {err.orig}", file=sys.stderr, flush=True)
+    admin.dispose()
+
+
 def run_child(url: str, parquet: Path, shift: float, truncate: bool) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", url, str(parquet), str(shift), "1" if truncate else "0"],
@@ -150,10 +201,11 @@ def bench_server(
     kind: str, admin_url: str, df: pd.DataFrame, parquet: Path, work: Path, args: argparse.Namespace
 ) -> dict:
     name = f"seam_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     qn = f'"{name}"' if kind == "postgresql" else f"`{name}`"
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {qn}")
+    admin.dispose()
     url = sa.make_url(admin_url).set(database=name)
     url_s = url.render_as_string(hide_password=False)
     engine = make_engine(url_s)
@@ -161,7 +213,7 @@ def bench_server(
         migrate(engine)
         csv = work / f"{kind}.csv"
         write_csv(df, csv, mysql=kind == "mysql")
-        raw, empty, replay, rss = [], [], [], []
+        raw, empty, replay, rss, added = [], [], [], [], []
         for rep in range(args.repeats):
             with engine.begin() as conn:
                 conn.exec_driver_sql("TRUNCATE TABLE seam_forecasts")
@@ -169,9 +221,11 @@ def bench_server(
             r = run_child(url_s, parquet, 0.0, True)
             empty.append(r["seconds"])
             rss.append(r["peak_mb"])
+            added.append(r["peak_mb"] - r["peak_before_load_mb"])
             r = run_child(url_s, parquet, 1.0 + rep, False)  # changed values: the batch is not skipped
             replay.append(r["seconds"])
             rss.append(r["peak_mb"])
+            added.append(r["peak_mb"] - r["peak_before_load_mb"])
             print(
                 f"{kind} rep {rep}: raw {raw[-1]:.2f}s empty {empty[-1]:.2f}s replay {replay[-1]:.2f}s",
                 flush=True,
@@ -182,12 +236,12 @@ def bench_server(
         t0 = time.perf_counter()
         small.to_sql("bench_to_sql", engine, index=False, method="multi", chunksize=1000)
         to_sql_s = time.perf_counter() - t0
+        print(f"{kind} to_sql: {len(small)} rows in {to_sql_s:.2f}s", flush=True)
     finally:
         engine.dispose()
-        with admin.connect() as conn:
-            force = " WITH (FORCE)" if kind == "postgresql" else ""
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {qn}{force}")
-        admin.dispose()
+        problem = drop_database(kind, admin_url, name)
+        if problem:
+            print(problem, file=sys.stderr, flush=True)
     n = len(df)
     raw_rps = n / statistics.median(raw)
     return {
@@ -199,7 +253,10 @@ def bench_server(
         "empty_ratio": n / statistics.median(empty) / raw_rps,
         "replay_ratio": n / statistics.median(replay) / raw_rps,
         "to_sql_ratio": len(small) / to_sql_s / raw_rps,
+        "to_sql_rows": len(small),
         "peak_rss_mb": max(rss),
+        "peak_rss_added_by_load_mb": max(added),
+        "database_left_over": problem,
     }  # fmt: skip
 
 
@@ -212,8 +269,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--to-sql-rows", type=int, default=50_000)
     ap.add_argument("--only", choices=["postgresql", "mysql"], default=None)
+    ap.add_argument("--drop-leftovers", action="store_true", help="drop seam_bench_* databases first")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "load.json")
     args = ap.parse_args()
+    servers = {"postgresql": "SEAM_TEST_POSTGRES_URL", "mysql": "SEAM_TEST_MARIADB_URL"}
+    if args.drop_leftovers:
+        for kind, var in servers.items():
+            drop_leftovers(kind, os.environ[var])
     df = forecast_frame(args.rows)
     out: dict = {
         "rows": len(df),
@@ -225,7 +287,6 @@ def main() -> None:
         work = Path(tmp)
         parquet = work / "night.parquet"
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), parquet)
-        servers = {"postgresql": "SEAM_TEST_POSTGRES_URL", "mysql": "SEAM_TEST_MARIADB_URL"}
         for kind, var in servers.items():
             if args.only and kind != args.only:
                 continue
