@@ -1,5 +1,9 @@
 """Data-quality gates: Great Expectations suites from `expectations/`, plus freshness and volume.
 
+A night's snapshot is validated in record batches (`pipelines.validate_batches`), reading only
+the columns the checks need, so memory does not grow with the table; whole-table truths
+(uniqueness, aggregates, row counts) are still decided on the whole table.
+
 Each canonical dataset has a suite `expectations/<dataset>.json` in Great Expectations 1.x's
 own format.  An expectation's `severity` is GX's: `critical` stops the night for that dataset
 (our `error`), `warning` is reported only (our `warn`).  Expectations may name another dataset
@@ -11,49 +15,29 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.config import Config
-from pipelines.datasets import read_dataset
-from pipelines.errors import ConfigError, QualityGateError
+from pipelines.contracts import get_dataset
+from pipelines.datasets import conform_frame, read_dataset
+from pipelines.errors import ConfigError, DataError, QualityGateError
 from pipelines.extract import run_bounds
 from pipelines.lake import output_path, partition_path, partitions, read_manifest, write_frame
 from pipelines.results import RESULT_TABLES
+from pipelines.validate_batches import BATCH_ROWS, BatchSource, SuiteRun, iter_positions
+from pipelines.validate_checks import EVENT_DATES, RowChecks
+from pipelines.validate_gx import CheckResult, to_check_result, write_data_docs
 
 log = logging.getLogger(__name__)
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 RESULT_COLUMNS = list(RESULT_TABLES["seam_data_quality_results"].columns)
 VOLUME_DROP = 0.5  # a snapshot with fewer than half the rows of the previous one is half-loaded
-# The column that dates each row's business event: none may lie after the night being processed.
-EVENT_DATES = {"order_lines": "order_date", "tickets": "opened_at", "opportunities": "created_at"}
-PRICE_RATIO = 20.0  # a line priced 20x above or below its list price is a unit or currency error
-PRICE_SHARE = 0.001  # ...and more than 0.1% of such lines is a broken feed, not a typo
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    dataset: str
-    check_name: str
-    severity: str  # "error" | "warn"
-    success: bool
-    observed_value: str
-    expected: str
-    unexpected_count: int = 0
-    unexpected_sample: str = "[]"
-    rows: tuple[int, ...] = ()  # positions of the offending rows (row-level checks, when asked for)
-
-    def describe(self) -> str:
-        return (
-            f"{self.dataset}: check {self.check_name} failed: observed {self.observed_value}, "
-            f"expected {self.expected}"
-        )
 
 
 def suite_path(dataset: str, directory: Path | None = None) -> Path:
@@ -71,13 +55,12 @@ def load_suite_json(dataset: str, directory: Path | None = None) -> dict[str, An
     return data
 
 
-def check_freshness(cfg: Config, dataset: str, df: pd.DataFrame, run_date: date) -> list[CheckResult]:
-    """The newest cursor value must be within the table's `freshness.max_age` of the run's end."""
+def check_freshness(cfg: Config, dataset: str, newest: Any, run_date: date) -> list[CheckResult]:
+    """The newest cursor value (`newest`, None without rows) must be within `freshness.max_age`."""
     source, spec = cfg.provider(dataset)
     if spec.freshness is None or not spec.cursor:
         return []
     _, end = run_bounds(run_date)
-    newest = pd.to_datetime(df[spec.cursor]).max() if len(df) else None
     limit = spec.freshness.max_age
     if newest is None or pd.isna(newest):
         age_txt, ok = "no rows", False
@@ -132,55 +115,6 @@ def check_volume(cfg: Config, dataset: str, rows: int, run_date: date) -> list[C
     return results
 
 
-def check_event_dates(dataset: str, df: pd.DataFrame, run_date: date) -> list[CheckResult]:
-    """No row may be dated after the night (future-dated orders, tickets, ...)."""
-    col = EVENT_DATES.get(dataset)
-    if col is None or col not in df.columns or not len(df):
-        return []
-    _, end = run_bounds(run_date)
-    values = pd.to_datetime(df[col])
-    future = df.loc[values >= pd.Timestamp(end), col]
-    sample = json.dumps([_jsonable(v) for v in future.head(10)])
-    return [
-        CheckResult(
-            dataset,
-            f"not_in_future({col})",
-            "error",
-            future.empty,
-            f"{len(future)} rows after {run_date}, latest {values.max():%Y-%m-%d}",
-            f"{col} <= {run_date}",
-            len(future),
-            sample,
-        )
-    ]
-
-
-def check_prices(cfg: Config, dataset: str, df: pd.DataFrame, run_date: date) -> list[CheckResult]:
-    """Order-line prices against the product's list price: catches 100x unit/currency errors."""
-    if dataset != "order_lines" or not cfg.has_dataset("products") or not len(df):
-        return []
-    products = read_dataset(cfg, "products", run_date)
-    if "list_price" not in products.columns:
-        return []
-    lp = df["sku"].map(products.set_index("sku")["list_price"])
-    ratio = df["unit_price"] / lp
-    off = df[(ratio > PRICE_RATIO) | (ratio < 1 / PRICE_RATIO)]
-    share = len(off) / len(df)
-    sample = json.dumps([f"{r.order_id}-{r.line_no}: {r.unit_price}" for r in off.head(10).itertuples()])
-    return [
-        CheckResult(
-            dataset,
-            "unit_price_vs_list_price",
-            "error",
-            share <= PRICE_SHARE,
-            f"{len(off)} lines ({share:.2%}) priced over {PRICE_RATIO:.0f}x away from list price",
-            f"at most {PRICE_SHARE:.1%} of lines",
-            len(off),
-            sample,
-        )
-    ]
-
-
 def run_suite(
     suite_json: dict[str, Any],
     df: pd.DataFrame,
@@ -190,8 +124,10 @@ def run_suite(
     with_rows: bool = False,
     docs_dir: Path | None = None,
 ) -> list[CheckResult]:
-    """Validate `df` with a GX suite (JSON form); returns one result per expectation.
+    """Validate an in-memory frame with a GX suite (JSON form), all of it through GX at once.
 
+    Returns one result per expectation.  The nightly gate streams batches instead
+    (`validate_dataset`); this whole-frame run is the reference it must agree with.
     With `docs_dir`, a GX Data Docs site of this validation is built there (a Checkpoint with
     GX's UpdateDataDocsAction), for data engineers to browse.
     """
@@ -231,52 +167,18 @@ def run_suite(
     )
     run = checkpoint.run(batch_parameters={"dataframe": df})
     (validation,) = run.run_results.values()
-    out = []
-    for res in validation.results:
-        conf = res.expectation_config
-        assert conf is not None  # GX always reports the configuration it validated
-        kwargs = dict(conf.kwargs)
-        col = kwargs.pop("column", None) or ",".join(kwargs.pop("column_list", []) or [])
-        kwargs.pop("batch_id", None)
-        severity = "warn" if str(getattr(conf, "severity", "critical")).endswith("warning") else "error"
-        result = res.result or {}
-        sample = result.get("partial_unexpected_list") or []
-        observed = result.get("observed_value")
-        unexpected = int(result.get("unexpected_count") or 0)
-        if observed is None:
-            observed = f"{unexpected} unexpected of {result.get('element_count', len(df))}"
-        exc = (res.exception_info or {}).get("exception_message") if not res.success else None
-        out.append(
-            CheckResult(
-                dataset=dataset,
-                check_name=f"{conf.type}({col})" if col else conf.type,
-                severity=severity,
-                success=bool(res.success),
-                observed_value=str(exc or observed)[:500],
-                expected=_describe_expected(kwargs),
-                unexpected_count=unexpected,
-                unexpected_sample=json.dumps([_jsonable(v) for v in sample[:10]]),
-                rows=tuple(int(i) for i in (result.get("unexpected_index_list") or [])) if with_rows else (),
-            )
+    return [
+        to_check_result(
+            dataset,
+            res.expectation_config,
+            bool(res.success),
+            res.result or {},
+            (res.exception_info or {}).get("exception_message") if not res.success else None,
+            len(df),
+            with_rows=with_rows,
         )
-    return out
-
-
-def _describe_expected(kwargs: dict[str, Any]) -> str:
-    kwargs = {
-        k: v for k, v in kwargs.items() if v is not None and k not in ("result_format", "catch_exceptions")
-    }
-    if "value_set" in kwargs and len(kwargs["value_set"]) > 10:
-        kwargs["value_set"] = f"<{len(kwargs['value_set'])} values>"
-    return json.dumps(kwargs, default=str)[:500]
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, datetime | date | pd.Timestamp):
-        return v.isoformat()
-    return v if isinstance(v, int | float | str | bool) or v is None else str(v)
+        for res in validation.results
+    ]
 
 
 def _resolve_references(suite_json: dict[str, Any], references: dict[str, set[Any]]) -> dict[str, Any]:
@@ -301,42 +203,80 @@ def reference_names(suite_json: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def dataset_source(cfg: Config, dataset: str, run_date: date) -> BatchSource:
+    """The night's rows of a dataset, in `read_dataset` order, without reading them yet.
+
+    Snapshots are streamed from their Parquet files.  Incremental datasets keep the newest
+    version of each key over all partitions, which needs them whole: they are read as before.
+    """
+    source, spec = cfg.provider(dataset)
+    if spec.mode != "snapshot":
+        df = read_dataset(cfg, dataset, run_date, conform=False, exclude_quarantined=False)
+        return BatchSource(table=pa.Table.from_pandas(df, preserve_index=False))
+    folder = partition_path(cfg.lake, source.name, spec.name, run_date)
+    if not folder.is_dir():
+        raise DataError(
+            f"no snapshot of {source.name}.{spec.name} for {run_date}; run `seam extract --date {run_date}` first"
+        )
+    files = tuple(sorted(folder.glob("part-*.parquet")))
+    if not files:
+        raise FileNotFoundError(f"partition {folder} has no data files; run the step that writes it first")
+    return BatchSource(files=files)
+
+
 def validate_dataset(
-    cfg: Config, dataset: str, run_date: date, *, expectations_dir: Path | None = None
+    cfg: Config,
+    dataset: str,
+    run_date: date,
+    *,
+    expectations_dir: Path | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> list[CheckResult]:
     """Run every check of one dataset for a night, write the results to the lake, gate on errors.
 
+    The snapshot is read in batches of `batch_rows` rows (only the columns the checks use).
     Raises `QualityGateError` naming dataset, check, observed and expected values when an
     `error`-severity check fails (results are written first, so people can see them).
     """
     t0 = time.perf_counter()
     spec = cfg.provider(dataset)[1]
-    df = read_dataset(cfg, dataset, run_date, exclude_quarantined=False).reset_index(drop=True)
-    results = (
-        check_volume(cfg, dataset, len(df), run_date)
-        + check_freshness(cfg, dataset, df, run_date)
-        + check_event_dates(dataset, df, run_date)
-        + check_prices(cfg, dataset, df, run_date)
+    contract = get_dataset(dataset)
+    source = dataset_source(cfg, dataset, run_date)
+    names = source.schema.names
+    checks = RowChecks(dataset, contract, pd.Timestamp(run_bounds(run_date)[1]))
+    if spec.freshness is not None and spec.cursor and spec.cursor in names:
+        checks.cursor = spec.cursor
+    if EVENT_DATES.get(dataset) in names:
+        checks.event_col = EVENT_DATES[dataset]
+    if dataset == "order_lines" and cfg.has_dataset("products"):
+        products = read_dataset(cfg, "products", run_date)
+        if "list_price" in products.columns:
+            checks.prices = products.set_index("sku")["list_price"]
+    suite = _night_suite(cfg, dataset, run_date, expectations_dir)
+    rows = source.num_rows
+    run = (
+        SuiteRun(dataset, suite, source, contract, with_rows=spec.quarantine, batch_rows=batch_rows)
+        if suite and rows
+        else None
     )
-    suite = load_suite_json(dataset, expectations_dir)
-    if suite and len(df):
-        refs: dict[str, set[Any]] = {}
-        for ref in reference_names(suite):
-            ref_ds, ref_col = ref.split(".", 1)
-            if cfg.has_dataset(ref_ds):
-                refs[ref] = set(read_dataset(cfg, ref_ds, run_date)[ref_col].dropna().unique())
-        suite = {
-            **suite,
-            "expectations": [
-                e
-                for e in suite.get("expectations", [])
-                if not (e.get("meta") or {}).get("value_set_from") or e["meta"]["value_set_from"] in refs
-            ],
-        }
+    columns = [c for c in dict.fromkeys(checks.columns + (run.columns if run else [])) if c in names]
+    for batch, offset in iter_positions(source, columns, batch_rows):
+        checks.add_batch(batch)
+        if run is not None:
+            run.add_batch(batch, offset)
+    results = (
+        check_volume(cfg, dataset, rows, run_date)
+        + check_freshness(cfg, dataset, checks.newest if rows else None, run_date)
+        + checks.event_results(run_date)
+        + checks.price_results()
+    )
+    if run is not None:
         docs = cfg.report.directory / run_date.isoformat() / "data_docs" / dataset
-        results += run_suite(suite, df, dataset, refs, with_rows=spec.quarantine, docs_dir=docs)
+        results += _suite_results(run, rows, docs)
     if spec.quarantine:
-        results = quarantine_rows(cfg, dataset, run_date, df, results, max_share=spec.quarantine_max_share)
+        results = quarantine_rows(
+            cfg, dataset, run_date, source, rows, results, max_share=spec.quarantine_max_share
+        )
     frame = pd.DataFrame(
         [{"run_date": pd.Timestamp(run_date), **r.__dict__} for r in results], columns=RESULT_COLUMNS
     )
@@ -352,7 +292,7 @@ def validate_dataset(
         "validate %s run_date=%s rows_in=%d checks=%d failed=%d seconds=%.2f",
         dataset,
         run_date,
-        len(df),
+        rows,
         len(results),
         len(failed),
         time.perf_counter() - t0,
@@ -363,11 +303,96 @@ def validate_dataset(
     return results
 
 
+def _night_suite(cfg: Config, dataset: str, run_date: date, directory: Path | None) -> dict[str, Any] | None:
+    """The dataset's suite with `value_set_from` references filled from tonight's snapshots.
+
+    Expectations whose reference dataset is not configured are left out.
+    """
+    suite = load_suite_json(dataset, directory)
+    if not suite:
+        return None
+    refs: dict[str, set[Any]] = {}
+    for ref in reference_names(suite):
+        ref_ds, ref_col = ref.split(".", 1)
+        if cfg.has_dataset(ref_ds):
+            refs[ref] = set(read_dataset(cfg, ref_ds, run_date)[ref_col].dropna().unique())
+    suite = {
+        **suite,
+        "expectations": [
+            e
+            for e in suite.get("expectations", [])
+            if not (e.get("meta") or {}).get("value_set_from") or e["meta"]["value_set_from"] in refs
+        ],
+    }
+    return _resolve_references(suite, refs)
+
+
+def run_suite_batched(
+    dataset: str,
+    suite_json: dict[str, Any],
+    source: BatchSource,
+    *,
+    with_rows: bool = False,
+    batch_rows: int = BATCH_ROWS,
+    docs_dir: Path | None = None,
+) -> list[CheckResult]:
+    """Validate `source` with a resolved GX suite in batches of `batch_rows` rows.
+
+    Gives the same results as `run_suite` on the whole table (`validate_dataset` does this
+    in the same pass as its own checks).
+    """
+    run = SuiteRun(
+        dataset, suite_json, source, get_dataset(dataset), with_rows=with_rows, batch_rows=batch_rows
+    )
+    for batch, offset in iter_positions(source, run.columns, batch_rows):
+        run.add_batch(batch, offset)
+    return _suite_results(run, source.num_rows, docs_dir)
+
+
+def _suite_results(run: SuiteRun, rows: int, docs_dir: Path | None) -> list[CheckResult]:
+    """Check results of a finished suite run, and its GX Data Docs site under `docs_dir`."""
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    suite = gx.ExpectationSuite(
+        **{k: v for k, v in run.suite_json.items() if k in ("name", "expectations", "meta")}
+    )
+    configs = [e.configuration for e in suite.expectations]
+    outcomes = run.finish(rows)
+    # GX reports a suite's results grouped by column, in the order the columns first appear
+    groups: dict[str, list[int]] = {}
+    for i, conf in enumerate(configs):
+        col = conf.kwargs.get("column")
+        groups.setdefault(col if isinstance(col, str) else "\0", []).append(i)
+    order = [i for g in groups.values() for i in g]
+    configs, outcomes = [configs[i] for i in order], [outcomes[i] for i in order]
+    if docs_dir is not None:
+        validation = [
+            ExpectationValidationResult(
+                success=ok,
+                expectation_config=conf,
+                result=result,
+                exception_info={
+                    "raised_exception": exc is not None,
+                    "exception_message": exc,
+                    "exception_traceback": None,
+                },
+            )
+            for conf, (ok, result, exc) in zip(configs, outcomes, strict=True)
+        ]
+        write_data_docs(docs_dir, run.dataset, run.suite_json, validation)
+    return [
+        to_check_result(run.dataset, conf, ok, result, exc, rows, with_rows=run.with_rows)
+        for conf, (ok, result, exc) in zip(configs, outcomes, strict=True)
+    ]
+
+
 def quarantine_rows(
     cfg: Config,
     dataset: str,
     run_date: date,
-    df: pd.DataFrame,
+    source: BatchSource,
+    rows: int,
     results: list[CheckResult],
     *,
     max_share: float,
@@ -376,7 +401,7 @@ def quarantine_rows(
 
     The quarantine file holds the offending rows, their position (`_seam_row`) and the reasons.
     The failed checks are reported as `warn` with the quarantined count.  When more than
-    `max_share` of the rows are bad, nothing is quarantined: the feed is broken and the gate fails.
+    `max_share` of the `rows` are bad, nothing is quarantined: the feed is broken and the gate fails.
     """
     row_level = [r for r in results if not r.success and r.severity == "error" and r.rows]
     folder = output_path(cfg.lake, f"quarantine_{dataset}", run_date)
@@ -384,16 +409,18 @@ def quarantine_rows(
     for r in row_level:
         for i in r.rows:
             bad.setdefault(i, []).append(r.check_name)
-    if not bad or len(bad) > max_share * len(df):
+    if not bad or len(bad) > max_share * rows:
         write_frame(folder, pd.DataFrame({"_seam_row": pd.Series([], dtype="int64")}))
         return results
-    rows = df.iloc[sorted(bad)].copy()
-    rows.insert(0, "_seam_row", sorted(bad))
-    rows["quarantine_reason"] = ["; ".join(bad[i]) for i in sorted(bad)]
+    positions = sorted(bad)
+    table = source.take(positions, BATCH_ROWS)
+    frame = conform_frame(table.to_pandas(date_as_object=False), get_dataset(dataset))
+    frame.insert(0, "_seam_row", positions)
+    frame["quarantine_reason"] = ["; ".join(bad[i]) for i in positions]
     write_frame(
-        folder, rows, manifest={"dataset": dataset, "run_date": run_date.isoformat(), "rows": len(rows)}
+        folder, frame, manifest={"dataset": dataset, "run_date": run_date.isoformat(), "rows": len(frame)}
     )
-    log.warning("quality %s: %d rows quarantined in %s", dataset, len(rows), folder)
+    log.warning("quality %s: %d rows quarantined in %s", dataset, len(frame), folder)
     out = []
     for r in results:
         if r in row_level:
