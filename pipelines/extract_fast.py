@@ -146,7 +146,7 @@ class _IterReader(io.RawIOBase):
 def _parse_csv(stream: Any, schema: pa.Schema, *, delimiter: str, quoted: bool) -> Iterator[pa.RecordBatch]:
     if quoted:  # PostgreSQL CSV: NULL is an empty unquoted field, '' is a quoted empty field
         null_values, parse = [""], pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
-    else:  # mysql --batch: NULL is the word NULL, strings carry a mark so 'NULL' stays a string
+    else:  # mysql --batch: NULL is the word NULL; strings are read as text, see _unmark_strings
         null_values = ["NULL"]
         parse = pcsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False)
     convert = pcsv.ConvertOptions(
@@ -154,7 +154,7 @@ def _parse_csv(stream: Any, schema: pa.Schema, *, delimiter: str, quoted: bool) 
         null_values=null_values,
         true_values=["t", "1"],
         false_values=["f", "0"],
-        strings_can_be_null=True,
+        strings_can_be_null=quoted,
         quoted_strings_can_be_null=False,
     )
     read = pcsv.ReadOptions(column_names=schema.names, block_size=BLOCK_BYTES, use_threads=True)
@@ -162,7 +162,7 @@ def _parse_csv(stream: Any, schema: pa.Schema, *, delimiter: str, quoted: bool) 
         reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
         for batch in reader:
             if not quoted:
-                batch = _unmark_strings(batch)
+                batch = _unmark_strings(batch, schema)
             yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
     except pa.ArrowInvalid as err:
         if "Empty CSV file" in str(err):
@@ -178,12 +178,19 @@ def _mysql_client() -> str | None:
     return shutil.which("mariadb") or shutil.which("mysql")
 
 
+def _marked(field: pa.Field) -> bool:
+    """A nullable string column: its values carry the mark so that NULL and 'NULL' differ."""
+    return pa.types.is_string(field.type) and field.nullable
+
+
 def _mysql_select(sql: str, schema: pa.Schema) -> str:
-    """Wrap the SELECT so that string columns get the NULL-safe mark."""
+    """Wrap the SELECT so that nullable string columns get the NULL-safe mark.
+
+    The client prints NULL and the string 'NULL' alike; NOT NULL columns need no mark (which
+    saves the server a CONCAT and the reader a slice per value).
+    """
     cols = ", ".join(
-        f"CONCAT('{_STRING_MARK}', q.`{f.name}`) AS `{f.name}`"
-        if pa.types.is_string(f.type)
-        else f"q.`{f.name}`"
+        f"CONCAT('{_STRING_MARK}', q.`{f.name}`) AS `{f.name}`" if _marked(f) else f"q.`{f.name}`"
         for f in schema
     )
     return f"SELECT {cols} FROM ({sql}) AS q"
@@ -278,12 +285,14 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
-def _unmark_strings(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Drop the NULL-safe mark and undo the client's backslash escapes (rare: done per value)."""
+def _unmark_strings(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """NULLs of marked columns, the mark dropped, the client's backslash escapes undone (per value:
+    rare).  In a marked column NULL is the bare word NULL and every value starts with the mark."""
     cols = []
-    for field, col in zip(batch.schema, batch.columns, strict=True):
+    for field, col in zip(schema, batch.columns, strict=True):
         if pa.types.is_string(field.type):
-            col = pc.utf8_slice_codeunits(col, 1)
+            if _marked(field):
+                col = pc.if_else(pc.equal(col, "NULL"), None, pc.utf8_slice_codeunits(col, 1))
             has_escape = pc.match_substring(col, "\\")
             if pc.any(has_escape).as_py():
                 values = col.to_pylist()

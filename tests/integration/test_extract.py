@@ -174,6 +174,19 @@ def test_snapshot_types_manifest_and_dataset_readers(backend, tmp_path, monkeypa
     assert len(frame) == 80 and set(frame["snapshot_date"].astype(str)) == {"2026-11-21", "2026-11-22"}
 
 
+def test_not_null_strings_keep_null_words_tabs_and_escapes(backend, tmp_path, monkeypatch):
+    """A NOT NULL text column is read without the NULL-safe mark: 'NULL' stays a string there too."""
+    _, url = backend
+    words = [w for w in SPECIAL if w is not None]
+    rows = [{**_row(i, datetime(2026, 11, 21, 9, i)), "sku": words[i % len(words)]} for i in range(30)]
+    _create(url, rows)
+    cfg = _config(tmp_path, monkeypatch, url)
+    extract_table(cfg, "erp", "lines", DAY2)
+    got = _read(cfg, DAY2)
+    assert got["sku"].tolist() == [words[i % len(words)] for i in range(30)]
+    assert got["sku"].notna().all()
+
+
 def test_timestamp_with_zone_is_utc_in_arrow(pg_database, tmp_path, monkeypatch):
     url = pg_database()
     engine = sa.create_engine(url)
