@@ -70,7 +70,8 @@ CREATE TABLE order_lines (
 
 def create_databases() -> dict[str, str]:
     """Fresh empty databases; returns {'postgresql': url, 'mariadb': url}."""
-    name = f"seam_bench_{uuid.uuid4().hex[:8]}"
+    # Not seam_bench_*: load_bench.py --drop-leftovers drops those, also while this runs.
+    name = f"seam_xbench_{uuid.uuid4().hex[:8]}"
     urls = {}
     pg_admin = os.environ["SEAM_TEST_POSTGRES_URL"]
     eng = sa.create_engine(pg_admin, isolation_level="AUTOCOMMIT")
@@ -133,7 +134,8 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None, stdout: int
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} failed with status {status}")
     result = json.loads(out) if out.strip() else {}
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, **result}
+    cpu = usage.ru_utime + usage.ru_stime  # the measured process and its children (not the server)
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "cpu_seconds": cpu, **result}
 
 
 def worker(kind: str, mode: str) -> None:
@@ -146,7 +148,7 @@ def worker(kind: str, mode: str) -> None:
     from pipelines.config import parse_config
     from pipelines.extract import extract_table
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     if kind == "pandas":
         engine = sa.create_engine(url)
         rows = len(pd.read_sql(f"SELECT {COLUMNS} FROM order_lines", engine))
@@ -162,7 +164,16 @@ def worker(kind: str, mode: str) -> None:
             base=lake.parent,
         )
         rows = extract_table(cfg, "src", "t", date(2026, 11, 22)).rows
-    print(json.dumps({"rows": rows, "inner_seconds": time.perf_counter() - t0}))
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"rows": rows, "inner_seconds": seconds, "inner_cpu_seconds": _cpu() - cpu0}))
+
+
+def _cpu() -> float:
+    """User + system CPU seconds of this process and its finished children (the mariadb client)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def client_argv(db: str, url: str, tmp: Path) -> tuple[list[str], dict[str, str]]:
@@ -302,6 +313,7 @@ def summarise(results: dict, n: int) -> dict:
                 "seconds_each": [round(r.get("inner_seconds", r["seconds"]), 2) for r in runs],
                 "process_wall_seconds_each": [round(r["seconds"], 2) for r in runs],
                 "peak_mb_each": [round(r["peak_mb"]) for r in runs],
+                "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 2),
             }
             if "parquet_mb" in runs[0]:
                 out[db][name]["parquet_mb"] = runs[0]["parquet_mb"]
