@@ -153,6 +153,9 @@ def build_forecast_accuracy(
         run_date=pd.to_datetime(forecasts["run_date"]), target_date=pd.to_datetime(forecasts["target_date"])
     )
     pts = fc.merge(act, on=["sku", "warehouse", "target_date"], how="inner")
+    # Float sums depend on the order of their terms: a fixed order gives bit-identical rows (and
+    # the same batch checksum) however the archive was read.
+    pts = pts.sort_values(["sku", "warehouse", "run_date", "target_date"], kind="stable", ignore_index=True)
     if pts.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
     pts = pts.merge(build_mase_scale(history).reset_index(), on=["sku", "warehouse"], how="left")

@@ -142,7 +142,9 @@ def test_figures_per_series_category_and_all_match_the_hand_computation():
 
 def test_same_inputs_give_the_same_rows_whatever_their_order():
     shuffled = FORECASTS.sample(frac=1.0, random_state=3)
-    pd.testing.assert_frame_equal(_build(), _build(forecasts=shuffled, actuals=ACTUALS[::-1]))
+    pd.testing.assert_frame_equal(
+        _build(), _build(forecasts=shuffled, actuals=ACTUALS[::-1]), check_exact=True
+    )
 
 
 def test_mase_scale_is_the_mean_absolute_weekly_difference_and_undefined_when_constant():
