@@ -30,7 +30,8 @@ from pipelines.config import Config, SourceSpec, TableSpec, source_url
 from pipelines.contracts import get_dataset
 from pipelines.db import connect, describe_db_error, make_engine
 from pipelines.errors import ConfigError, DataError, SourceUnavailableError
-from pipelines.extract_fast import method_for, stream_batches
+from pipelines.extract_fast import method_for, stream_batches, stream_ranges
+from pipelines.extract_ranges import build_ranges, split_key
 from pipelines.lake import (
     COMPRESSION,
     partition_path,
@@ -107,6 +108,7 @@ class _Plan:
     nullable: dict[str, bool]
     missing: list[str]  # source columns of the `columns:` mapping absent from the table
     table_columns: list[str]
+    split_on: sa.Column[Any] | None = None  # a single integer primary key: can be read in ranges
 
 
 def _statement(
@@ -152,7 +154,7 @@ def _statement(
         sel = sel.where(table.c[spec.columns.get(bound_col, bound_col)] < upper)
     if spec.mode == "incremental" and lower is not None and spec.cursor and not missing:
         sel = sel.where(table.c[spec.columns.get(spec.cursor, spec.cursor)] >= lower)
-    return _Plan(sel, {}, types, nullable, missing, names)
+    return _Plan(sel, {}, types, nullable, missing, names, split_key(table))
 
 
 def _schema_from(
@@ -231,11 +233,14 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
             _check_mapping(source.name, spec, plan)
             if schema is not None and spec.query is None:
                 method = method_for(conn, schema)
+            ranges: list[Any] = [plan.stmt]
+            if method == "mysql_client" and plan.split_on is not None and isinstance(plan.stmt, sa.Select):
+                ranges = build_ranges(conn, plan.stmt, plan.split_on)
             with staged_partition(final) as tmp:
                 # Writing on a separate thread was measured (400k rows, PG and MariaDB): no gain.
                 writer: pq.ParquetWriter | None = None
                 try:
-                    for batch in _batches(conn, plan, schema, method):
+                    for batch in _batches(conn, plan, schema, method, ranges):
                         if writer is None:
                             if schema is None:
                                 schema = batch.schema
@@ -265,6 +270,7 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                         "snapshot_date": run_date.isoformat(),
                         "mode": spec.mode,
                         "method": method,
+                        "streams": len(ranges),
                         "rows": rows,
                         "schema": schema_to_json(schema),
                         "query": str(plan.stmt.compile(dialect=conn.dialect)),
@@ -311,16 +317,18 @@ def _check_mapping(source: str, spec: TableSpec, plan: _Plan) -> None:
 
 
 def _batches(
-    conn: Connection, plan: _Plan, schema: pa.Schema | None, method: str
+    conn: Connection, plan: _Plan, schema: pa.Schema | None, method: str, ranges: list[Any]
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of the plan's rows: a fast dialect reader, or SQLAlchemy streaming."""
+    """Record batches of the plan's rows: a fast dialect reader (over key ranges in parallel
+    when there are several), or SQLAlchemy streaming."""
+    if len(ranges) > 1:
+        assert schema is not None
+        yield from stream_ranges(conn, [_compiled(conn, stmt) for stmt in ranges], schema)
+        return
     if method != "generic":
         assert schema is not None
-        compiled = plan.stmt.compile(dialect=conn.dialect)
-        params: Any = compiled.params
-        if compiled.positiontup is not None:  # 'format' paramstyle (pymysql): positional
-            params = tuple(compiled.params[k] for k in compiled.positiontup)
-        yield from stream_batches(conn, str(compiled), params, schema, method)  # type: ignore[arg-type]
+        sql, params = _compiled(conn, plan.stmt)
+        yield from stream_batches(conn, sql, params, schema, method)  # type: ignore[arg-type]
         return
     result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(plan.stmt, plan.binds)
     batch_schema = schema
@@ -328,6 +336,15 @@ def _batches(
         if batch_schema is None:
             batch_schema = _schema_from(plan.types, chunk, plan.nullable)
         yield _to_batch(chunk, batch_schema)
+
+
+def _compiled(conn: Connection, stmt: Any) -> tuple[str, Any]:
+    """SQL text with driver placeholders and its parameters."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    params: Any = compiled.params
+    if compiled.positiontup is not None:  # 'format' paramstyle (pymysql): positional
+        params = tuple(compiled.params[k] for k in compiled.positiontup)
+    return str(compiled), params
 
 
 def _previous_schema(lake: Path, source: str, table: str, run_date: date) -> list[dict[str, Any]] | None:

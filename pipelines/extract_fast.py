@@ -16,6 +16,7 @@ never puts the password on a command line, in a log line or in an error message.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -29,9 +30,10 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 
 from pipelines.errors import DataError, SourceUnavailableError
+from pipelines.extract_ranges import merge_streams
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ def stream_batches(
     if method == "copy":
         yield from _pg_copy(conn, sql, params, schema)
     elif method == "mysql_client":
-        yield from _mysql_client_batches(conn, sql, params, schema)
+        yield from _client_batches(conn.engine.url, _mysql_query(conn, sql, params, schema), schema)
     elif method == "sscursor":
         yield from _sscursor_batches(conn, sql, params, schema)
     else:
@@ -208,14 +210,26 @@ def _pipe_with(data: bytes) -> int:
     return read_fd
 
 
-def _mysql_client_batches(
-    conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema
+def stream_ranges(
+    conn: Connection, statements: list[tuple[str, Any]], schema: pa.Schema
 ) -> Iterator[pa.RecordBatch]:
+    """Record batches of several (sql, params) statements, each on its own `mariadb` client, in
+    parallel (`pipelines.extract_ranges.merge_streams`)."""
+    queries = [_mysql_query(conn, sql, params, schema) for sql, params in statements]
+    url = conn.engine.url
+    yield from merge_streams([functools.partial(_client_batches, url, q, schema) for q in queries])
+
+
+def _mysql_query(conn: Connection, sql: str, params: Any, schema: pa.Schema) -> str:
+    """The statement with its parameters inlined by the driver's own escaping."""
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        query = cur.mogrify(_mysql_select(sql, schema), params or None)
-    url = conn.engine.url
+        query: str = cur.mogrify(_mysql_select(sql, schema), params or None)
+    return query
+
+
+def _client_batches(url: URL, query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     client = _mysql_client()
     assert client is not None
     # The password reaches the client through an option file that is an inherited pipe: never on

@@ -406,3 +406,101 @@ def test_sigkill_mid_extraction_leaves_no_visible_partition(backend, tmp_path, m
     assert manifest is not None and manifest["rows"] == KILL_ROWS + 1
     assert manifest["method"] == EXPECTED_METHOD[kind]
     assert _watermarks(cfg)["history"]["2026-11-22"] == (night + timedelta(seconds=KILL_ROWS - 1)).isoformat()
+
+
+def _keyed(url: str, keys: list[int | None]) -> sa.Table:
+    """A table with an integer primary key `id` and a nullable integer `k` (same values, NULLs)."""
+    md = sa.MetaData()
+    table = sa.Table(
+        "keyed",
+        md,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("k", sa.Integer, nullable=True),
+        sa.Column("label", sa.String(20), nullable=False),
+    )
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        md.create_all(conn)
+        rows = [{"id": i + 1, "k": k, "label": f"r{i}"} for i, k in enumerate(keys)]
+        conn.execute(table.insert(), rows)
+    engine.dispose()
+    return table
+
+
+@pytest.mark.parametrize("span", [2, 3, 10, 1001])
+def test_key_ranges_cover_every_row_once_with_null_keys(backend, span):
+    from pipelines.extract_ranges import build_ranges
+
+    _, url = backend
+    keys = [*range(5, 5 + span), None, None, 5 + span - 1]  # duplicates and NULLs on the nullable key
+    table = _keyed(url, keys)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        for column in (table.c.id, table.c.k):
+            ranges = build_ranges(conn, sa.select(table.c.label), column, min_keys=1)
+            assert len(ranges) == 2
+            got = [r for stmt in ranges for r in conn.execute(stmt).scalars()]
+            assert sorted(got) == sorted(f"r{i}" for i in range(len(keys)))  # no gap, no duplicate
+        one = build_ranges(conn, sa.select(table.c.label), table.c.id, min_keys=span + 10)
+        assert len(one) == 1
+    engine.dispose()
+
+
+def test_mariadb_split_extraction_equals_one_stream(mariadb_database, tmp_path, monkeypatch):
+    from pipelines import extract_ranges
+
+    url = mariadb_database()
+    keys = list(range(3000))
+    _keyed(url, keys)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a gap in the keys around the middle, and a value to escape
+        conn.exec_driver_sql("DELETE FROM keyed WHERE id BETWEEN 1400 AND 1600")
+        conn.exec_driver_sql("UPDATE keyed SET label = 'NULL\\ttab' WHERE id = 1500 + 200")
+    engine.dispose()
+    monkeypatch.setenv("SEAM_TEST_EXTRACT_URL", url)
+    frames, manifests = [], []
+    for n, min_keys in enumerate((10**9, 1)):
+        monkeypatch.setattr(extract_ranges, "SPLIT_MIN_KEYS", min_keys)
+        monkeypatch.setattr("pipelines.extract_fast.BLOCK_BYTES", 4096)  # many batches per stream
+        raw = {
+            "lake": str(tmp_path / f"lake{n}"),
+            "sources": {
+                "erp": {
+                    "url_env": "SEAM_TEST_EXTRACT_URL",
+                    "tables": {"keyed": {"dataset": "order_lines", "table": "keyed"}},
+                }
+            },
+        }
+        cfg = parse_config(raw, base=tmp_path)
+        res = extract_table(cfg, "erp", "keyed", DAY2)
+        folder = partition_path(cfg.lake, "erp", "keyed", DAY2)
+        manifests.append(read_manifest(folder))
+        frames.append(read_partition(folder).sort_values("id").reset_index(drop=True))
+        assert res.rows == 3000 - 201
+    assert [m["streams"] for m in manifests] == [1, 2]
+    assert [m["method"] for m in manifests] == ["mysql_client", "mysql_client"]
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert frames[1]["id"].is_unique and frames[1].loc[frames[1]["id"] == 1700, "label"].item() == "NULL\ttab"
+
+
+def test_a_failing_range_stream_stops_the_others():
+    from pipelines.extract_ranges import merge_streams
+
+    closed: list[str] = []
+    batch = pa.record_batch({"x": [1]})
+
+    def endless():
+        try:
+            while True:
+                yield batch
+        finally:
+            closed.append("endless")
+
+    def failing():
+        yield batch
+        raise SourceUnavailableError("the mariadb client failed: lost connection")
+
+    with pytest.raises(SourceUnavailableError, match="lost connection"):
+        for _ in merge_streams([endless, failing]):
+            pass
+    assert closed == ["endless"]
