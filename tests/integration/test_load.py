@@ -214,3 +214,19 @@ def test_mariadb_statement_refused_before_reading_leaves_nothing(
         load_bulk.bulk_insert(conn, "no_such_table", list(df.columns), df)
     assert _pipe_leftovers(private_tmp) == ([], [])  # the writer thread was unblocked and the pipe removed
     engine.dispose()
+
+
+def test_mariadb_without_local_infile_falls_back_to_inserts(
+    mariadb_database: Callable[[], str], private_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = sa.create_engine(mariadb_database(), connect_args={"local_infile": False})
+    migrate(engine)
+    old, new = night(NIGHT_A, 10, seed=1), night(NIGHT_A, 8, seed=2)
+    load_batch(engine, "seam_forecasts", NIGHT_A, old)
+    with caplog.at_level("INFO", logger="pipelines.load_bulk"):
+        assert not load_batch(engine, "seam_forecasts", NIGHT_A, new).skipped
+    assert "LOAD DATA LOCAL INFILE refused" in caplog.text
+    assert_state(engine, new)  # the night replaced, old rows not in the batch gone
+    assert load_batch(engine, "seam_forecasts", NIGHT_A, new).skipped
+    assert _pipe_leftovers(private_tmp) == ([], [])
+    engine.dispose()
