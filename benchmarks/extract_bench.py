@@ -4,7 +4,9 @@ Generates an order-lines-like table of N rows (default 2,000,000) in fresh Postg
 databases (server-side: `generate_series` / the `seq_1_to_N` sequence engine), then measures, in the
 same run and interleaved, each method R times (default 3) and reports medians:
 
-* seam: `extract_table` full snapshot into Parquet (zstd), in a subprocess;
+* seam: `extract_table` full snapshot into Parquet (zstd), in a subprocess (MariaDB: the table's
+  integer primary key lets seam read two key ranges in parallel; `seam_one_stream` is the same
+  with SEAM_EXTRACT_STREAMS=1);
 * seam incremental: the same table with 1% of rows changed since the previous watermark;
 * the database's limit: `psql -c "\\copy (select ...) to '/dev/null'"`,
   `mariadb --quick --batch -e 'select ...' > /dev/null`;
@@ -18,6 +20,8 @@ the benchmark databases are dropped at the end.
 
     eval "$(scripts/services.sh)"
     .venv/bin/python benchmarks/extract_bench.py --rows 2000000 --reps 3 --out benchmarks/results/extract.json
+    # peak memory at a large row count: only seam's snapshot and the client
+    .venv/bin/python benchmarks/extract_bench.py --memory-rows 10000000 --reps 1
 """
 
 from __future__ import annotations
@@ -38,10 +42,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-COLUMNS = "order_id, line_no, order_date, customer_id, warehouse, sku, quantity, unit_price, discount, status, updated_at"
+COLUMNS = "id, order_id, line_no, order_date, customer_id, warehouse, sku, quantity, unit_price, discount, status, updated_at"
 PG_FILL = """
 INSERT INTO order_lines
-SELECT 'SO' || lpad((g / 4)::text, 9, '0'), g % 4 + 1, date '2024-01-01' + (g % 1000),
+SELECT g, 'SO' || lpad((g / 4)::text, 9, '0'), g % 4 + 1, date '2024-01-01' + (g % 1000),
        'C' || (g % 5000), 'W' || (g % 5), 'SKU-' || (g % 2000), (g % 17) + 0.5,
        ((g % 997) / 10.0)::numeric(12, 2), CASE WHEN g % 10 = 0 THEN NULL ELSE 0.0500 END,
        (ARRAY['open', 'shipped', 'returned'])[g % 3 + 1],
@@ -51,7 +55,7 @@ FROM generate_series(1, :n) AS g
 """
 MY_FILL = """
 INSERT INTO order_lines
-SELECT CONCAT('SO', LPAD(seq DIV 4, 9, '0')), seq % 4 + 1, DATE_ADD('2024-01-01', INTERVAL seq % 1000 DAY),
+SELECT seq, CONCAT('SO', LPAD(seq DIV 4, 9, '0')), seq % 4 + 1, DATE_ADD('2024-01-01', INTERVAL seq % 1000 DAY),
        CONCAT('C', seq % 5000), CONCAT('W', seq % 5), CONCAT('SKU-', seq % 2000), (seq % 17) + 0.5,
        (seq % 997) / 10.0, IF(seq % 10 = 0, NULL, 0.0500),
        ELT(seq % 3 + 1, 'open', 'shipped', 'returned'),
@@ -61,7 +65,7 @@ FROM seq_1_to_{n}
 """
 DDL = """
 CREATE TABLE order_lines (
-  order_id varchar(20) NOT NULL, line_no int NOT NULL, order_date date NOT NULL,
+  id bigint NOT NULL PRIMARY KEY, order_id varchar(20) NOT NULL, line_no int NOT NULL, order_date date NOT NULL,
   customer_id varchar(20) NOT NULL, warehouse varchar(10) NOT NULL, sku varchar(20) NOT NULL,
   quantity numeric(12, 3) NOT NULL, unit_price numeric(12, 2) NOT NULL, discount numeric(6, 4),
   status varchar(12) NOT NULL, updated_at {ts} NOT NULL
@@ -226,6 +230,13 @@ def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: boo
                 methods.append(
                     ("seam", [py, me, "--worker", "seam"], {**env, "SEAM_BENCH_LAKE": str(lake)}, None)
                 )
+                if db == "mariadb":  # the same reader on one stream instead of two key ranges
+                    one = {
+                        **env,
+                        "SEAM_BENCH_LAKE": str(tmp / f"lake-{db}-one-{rep}"),
+                        "SEAM_EXTRACT_STREAMS": "1",
+                    }
+                    methods.append(("seam_one_stream", [py, me, "--worker", "seam"], one, None))
                 if rep < pandas_reps:
                     methods.append(("pandas", [py, me, "--worker", "pandas"], env, None))
                 if alternatives and rep == 0:
