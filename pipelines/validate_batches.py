@@ -9,8 +9,9 @@ for the whole table at once:
   missing, `mostly` on the totals); the counts are summed and the examples capped;
 * other row-level GX expectations known to be per row run through GX on each batch, and their
   per-batch results are combined the same way;
-* uniqueness of a column or a compound key is decided on the whole table, on the key columns
-  only (dictionary codes, not pandas objects);
+* uniqueness of a column or a compound key is decided over the whole table from a 64-bit hash
+  of each row's key kept per batch (8 bytes a row); the rows whose hash repeats are read again
+  and checked exactly, so a hash collision can never report a false duplicate;
 * everything else (table aggregates, row counts, distributions, unknown types) runs through
   GX once, on the whole table projected onto the columns it names.
 
@@ -385,21 +386,46 @@ def evaluate_arrow(
         tally.rows.extend((idx + offset).tolist())
 
 
+def _ignored_keys(p: Planned, keys: pa.Table | pa.RecordBatch) -> tuple[list[pa.Array], pa.Array]:
+    """Per key column its missing mask, and the rows GX leaves out of the uniqueness check."""
+    cols = list(p.columns)
+    missing = [_missing(_combined(keys.column(c))) for c in cols]
+    if p.type == "expect_column_values_to_be_unique":
+        return missing, missing[0]
+    how = p.kwargs.get("ignore_row_if", "all_values_are_missing")
+    if how == "never":
+        return missing, pa.array(np.zeros(keys.num_rows, dtype=bool))
+    combine = pc.and_ if how == "all_values_are_missing" else pc.or_
+    ignore = missing[0]
+    for m in missing[1:]:
+        ignore = combine(ignore, m)
+    return missing, ignore
+
+
+def _combined(col: Any) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def hash_keys(p: Planned, keys: pa.Table | pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+    """A 64-bit hash of each row's key (missing values hash alike) and the mask of considered rows.
+
+    Equal keys get equal hashes; different keys rarely do, and `evaluate_unique` settles every
+    candidate exactly, so a collision costs time, never a wrong result.
+    """
+    missing, ignore = _ignored_keys(p, keys)
+    h = np.zeros(keys.num_rows, dtype=np.uint64)
+    for c, m in zip(p.columns, missing, strict=True):
+        arr = _combined(keys.column(c))
+        arr = pc.if_else(m, pa.scalar(None, arr.type), arr)
+        values = arr.to_pandas().to_numpy()
+        h = h * np.uint64(0x9E3779B97F4A7C15) ^ pd.util.hash_array(values, categorize=False)
+    return h, ~ignore.to_numpy(zero_copy_only=False)
+
+
 def evaluate_unique(p: Planned, keys: pa.Table, contract: Dataset, *, with_rows: bool) -> Tally:
     """Uniqueness of a column or compound key over the whole table, as pandas `duplicated(keep=False)`."""
     cols = list(p.columns)
-    missing = [_missing(keys.column(c).combine_chunks()) for c in cols]
-    if p.type == "expect_column_values_to_be_unique":
-        ignore = missing[0]
-    else:
-        how = p.kwargs.get("ignore_row_if", "all_values_are_missing")
-        if how == "never":
-            ignore = pa.array(np.zeros(keys.num_rows, dtype=bool))
-        else:
-            combine = pc.and_ if how == "all_values_are_missing" else pc.or_
-            ignore = missing[0]
-            for m in missing[1:]:
-                ignore = combine(ignore, m)
+    missing, ignore = _ignored_keys(p, keys)
     codes = np.zeros(keys.num_rows, dtype=np.int64)
     size = 1
     for c, m in zip(cols, missing, strict=True):
@@ -501,6 +527,8 @@ class SuiteRun:
     plan: list[Planned] = field(init=False)
     tallies: dict[int, Tally] = field(init=False)
     gx_rows: GxRunner | None = field(init=False, default=None)
+    key_hashes: dict[int, list[np.ndarray]] = field(init=False)  # per unique check: considered rows' hashes
+    key_ignored: dict[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.plan = plan_suite(self.suite_json, self.source.schema, self.contract)
@@ -508,11 +536,17 @@ class SuiteRun:
         per_row = [p.config for p in self.plan if p.route == "gx_rows"]
         if per_row:
             self.gx_rows = GxRunner(self.dataset, per_row, with_rows=self.with_rows)
+        self.key_hashes = {p.index: [] for p in self.plan if p.route == "unique"}
+        self.key_ignored = {p.index: 0 for p in self.plan if p.route == "unique"}
 
     @property
     def columns(self) -> list[str]:
         """Columns the per-batch expectations read."""
-        return list(dict.fromkeys(c for p in self.plan if p.route in ("arrow", "gx_rows") for c in p.columns))
+        return list(
+            dict.fromkeys(
+                c for p in self.plan if p.route in ("arrow", "gx_rows", "unique") for c in p.columns
+            )
+        )
 
     def add_batch(self, batch: pa.RecordBatch, offset: int) -> None:
         for p in self.plan:
@@ -520,6 +554,10 @@ class SuiteRun:
                 evaluate_arrow(
                     p, batch, offset, self.tallies[p.index], self.contract, with_rows=self.with_rows
                 )
+            elif p.route == "unique":
+                h, considered = hash_keys(p, batch)
+                self.key_hashes[p.index].append(h[considered])
+                self.key_ignored[p.index] += int((~considered).sum())
         if self.gx_rows is not None:
             cols = list(dict.fromkeys(c for p in self.plan if p.route == "gx_rows" for c in p.columns))
             frame = frame_for_gx(batch.select(cols), offset, self.contract)
@@ -535,10 +573,7 @@ class SuiteRun:
                 out[p.index] = tally_result(p, self.tallies[p.index], with_rows=self.with_rows)
         unique = [p for p in self.plan if p.route == "unique"]
         for p in unique:
-            keys = self.source.read_columns(list(p.columns))
-            out[p.index] = tally_result(
-                p, evaluate_unique(p, keys, self.contract, with_rows=self.with_rows), with_rows=self.with_rows
-            )
+            out[p.index] = tally_result(p, _settle_unique(self, p, rows), with_rows=self.with_rows)
         whole = [p for p in self.plan if p.route == "gx_table"]
         if whole:
             names = self.source.schema.names
@@ -551,6 +586,30 @@ class SuiteRun:
                 exc = (res.exception_info or {}).get("exception_message") if not res.success else None
                 out[p.index] = (bool(res.success), dict(res.result or {}), exc)
         return [out[p.index] for p in self.plan]
+
+
+def _settle_unique(run: SuiteRun, p: Planned, rows: int) -> Tally:
+    """Uniqueness from the per-batch key hashes: 8 bytes per row, then an exact check of the few
+    rows whose hash occurs more than once (read again from the source)."""
+    hashes = np.sort(np.concatenate(run.key_hashes.pop(p.index) or [np.zeros(0, np.uint64)]))
+    repeated = hashes[1:][hashes[1:] == hashes[:-1]]
+    del hashes
+    ignored = run.key_ignored[p.index]
+    if not len(repeated):
+        return Tally(element=rows, missing=ignored)
+    candidates = np.unique(repeated)
+    parts, positions = [], []
+    for batch, offset in iter_positions(run.source, list(p.columns), run.batch_rows):
+        h, considered = hash_keys(p, batch)
+        idx = np.flatnonzero(considered & np.isin(h, candidates))
+        if len(idx):
+            parts.append(pa.Table.from_batches([batch]).take(pa.array(idx)))
+            positions.append(idx + offset)
+    exact = evaluate_unique(p, pa.concat_tables(parts), run.contract, with_rows=True)
+    at = np.concatenate(positions)
+    exact.rows = at[exact.rows].tolist() if run.with_rows else []
+    exact.element, exact.missing = rows, ignored
+    return exact
 
 
 def iter_positions(

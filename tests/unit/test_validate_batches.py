@@ -63,6 +63,23 @@ def test_duplicate_key_split_across_batches_is_caught(tmp_path, batch_rows):
 
 
 @pytest.mark.parametrize("batch_rows", BATCHES)
+def test_hash_collisions_never_make_a_false_duplicate(tmp_path, batch_rows, monkeypatch):
+    import pipelines.validate_batches as vb
+
+    real = vb.hash_keys
+
+    def colliding(p, keys):  # every key hashes alike: every row becomes a candidate
+        h, considered = real(p, keys)
+        return h * 0, considered
+
+    monkeypatch.setattr(vb, "hash_keys", colliding)
+    table = _lines(order_id=["A", "A", "B", "C", "D", "E", "F", "A", "H"])
+    suite = _suite(_exp("expect_compound_columns_to_be_unique", column_list=["order_id", "line_no"]))
+    batched, reference = _compare(tmp_path, table, suite, batch_rows, with_rows=True)
+    assert batched == reference and batched[0].rows == (0, 7)
+
+
+@pytest.mark.parametrize("batch_rows", BATCHES)
 def test_single_column_uniqueness_ignores_nulls_like_gx(tmp_path, batch_rows):
     table = _lines(sku=["S1", None, "S2", None, "S3", "S4", "S5", "S6", "S1"])
     suite = _suite(_exp("expect_column_values_to_be_unique", column="sku"))
