@@ -42,20 +42,12 @@ SEASON = 7  # days: the seasonal-naive forecast of a day is the same weekday one
 LEVELS = ("series", "category", "all")
 NO_CATEGORY = "(no category)"
 ACCURACY_COLUMNS = RESULT_TABLES["seam_forecast_accuracy"].columns
-FORECAST_COLUMNS = (
-    "run_date",
-    "sku",
-    "warehouse",
-    "target_date",
-    "yhat",
-    "yhat_lo_80",
-    "yhat_hi_80",
-    "yhat_lo_95",
-    "yhat_hi_95",
-)
+_FORECASTS, _ACTUALS = RESULT_TABLES["seam_forecasts"], RESULT_TABLES["seam_actuals"]
+# the key of an archived forecast and the figures scored; not its model metadata
+FORECAST_COLUMNS = (*_FORECASTS.key, "yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95")
 _INPUTS = {
-    "forecasts": (FORECAST_COLUMNS, ("run_date", "sku", "warehouse", "target_date")),
-    "actuals": (("sku", "warehouse", "ds", "actual"), ("sku", "warehouse", "ds")),
+    "forecasts": (FORECAST_COLUMNS, _FORECASTS.key),
+    "actuals": (_ACTUALS.columns, _ACTUALS.key),
     "history": (("sku", "warehouse", "ds", "y"), ("sku", "warehouse", "ds")),
     "categories": (("sku", "category"), ("sku",)),
 }
