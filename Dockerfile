@@ -1,4 +1,5 @@
 # seam on the official Apache Airflow 3.3 image, installed from the project's lock file.
+# The wheel carries the SQL migrations, the expectation suites and the report templates.
 FROM apache/airflow:3.3.2-python3.11
 
 USER airflow
@@ -7,8 +8,6 @@ COPY --chown=airflow:root constraints.txt pyproject.toml README.md ./
 COPY --chown=airflow:root pipelines ./pipelines
 RUN pip install --no-cache-dir -c constraints.txt .
 COPY --chown=airflow:root dags /opt/airflow/dags
-COPY --chown=airflow:root sql ./sql
-COPY --chown=airflow:root expectations ./expectations
 COPY --chown=airflow:root config ./config
 
 ENV SEAM_CONFIG=/opt/seam/config/compose.yml \

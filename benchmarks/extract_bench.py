@@ -6,12 +6,12 @@ same run and interleaved, each method R times (default 3) and reports medians:
 
 * seam: `extract_table` full snapshot into Parquet (zstd), in a subprocess (MariaDB: the table's
   integer primary key lets seam read two key ranges in parallel; `seam_one_stream` is the same
-  with SEAM_EXTRACT_STREAMS=1);
+  with the table setting `streams: 1`);
 * seam incremental: the same table with 1% of rows changed since the previous watermark;
 * the database's limit: `psql -c "\\copy (select ...) to '/dev/null'"`,
   `mariadb --quick --batch -e 'select ...' > /dev/null`;
 * `pandas.read_sql` of the whole table (SQLAlchemy engine), in a subprocess;
-* optionally (`--alternatives`) seam's other readers, forced with SEAM_EXTRACT_METHOD.
+* optionally (`--alternatives`) seam's other readers, forced with the table setting `reader:`.
 
 Rows/s is rows / wall seconds of the extraction itself (for the Python methods: measured inside
 the subprocess after its imports; the clients' own start-up is included in theirs); peak RSS is `ru_maxrss` of the measured process tree (os.wait4).
@@ -163,6 +163,10 @@ def worker(kind: str, mode: str) -> None:
         table: dict[str, object] = {"dataset": "order_lines", "table": "order_lines"}
         if mode == "incremental":
             table.update(mode="incremental", cursor="updated_at")
+        # the table settings `reader:` and `streams:`, chosen per measured variant
+        table.update(reader=os.environ.get("SEAM_BENCH_READER", "auto"))
+        if os.environ.get("SEAM_BENCH_STREAMS"):
+            table.update(streams=int(os.environ["SEAM_BENCH_STREAMS"]))
         cfg = parse_config(
             {"lake": str(lake), "sources": {"src": {"url_env": "SEAM_BENCH_URL", "tables": {"t": table}}}},
             base=lake.parent,
@@ -234,7 +238,7 @@ def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: boo
                     one = {
                         **env,
                         "SEAM_BENCH_LAKE": str(tmp / f"lake-{db}-one-{rep}"),
-                        "SEAM_EXTRACT_STREAMS": "1",
+                        "SEAM_BENCH_STREAMS": "1",
                     }
                     methods.append(("seam_one_stream", [py, me, "--worker", "seam"], one, None))
                 if rep < pandas_reps:
@@ -245,7 +249,7 @@ def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: boo
                         alt_env = {
                             **env,
                             "SEAM_BENCH_LAKE": str(tmp / f"lake-{db}-{alt}"),
-                            "SEAM_EXTRACT_METHOD": alt,
+                            "SEAM_BENCH_READER": alt,
                         }
                         methods.append((f"seam_{alt}", [py, me, "--worker", "seam"], alt_env, None))
                 for name, argv, menv, out in methods:

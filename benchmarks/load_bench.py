@@ -44,8 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipelines.db import make_engine  # noqa: E402
-from pipelines.load import load_batch, migrate  # noqa: E402
+from pipelines.load import load_batch  # noqa: E402
 from pipelines.results import RESULT_TABLES  # noqa: E402
+from pipelines.state import migrate  # noqa: E402
 
 NIGHT = date(2026, 11, 22)
 COLS = list(RESULT_TABLES["seam_forecasts"].columns)
@@ -100,7 +101,7 @@ def child(url: str, parquet: str, shift: float, truncate: bool) -> None:
     if shift:
         for c in ("yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"):
             df[c] = df[c] + shift
-    engine = make_engine(url)
+    engine = make_engine(url, write=True)
     if truncate:
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM seam_load_batches")
@@ -208,7 +209,7 @@ def bench_server(
     admin.dispose()
     url = sa.make_url(admin_url).set(database=name)
     url_s = url.render_as_string(hide_password=False)
-    engine = make_engine(url_s)
+    engine = make_engine(url_s, write=True)
     try:
         migrate(engine)
         csv = work / f"{kind}.csv"

@@ -34,10 +34,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from load_bench import NIGHT, drop_database, forecast_frame  # noqa: E402
 
-from pipelines.db import make_engine  # noqa: E402
-from pipelines.load import _prepare, _record_batch, batch_checksum, load_batch, migrate  # noqa: E402
-from pipelines.load_bulk import bulk_insert  # noqa: E402
+from pipelines.db import adapter_for, make_engine  # noqa: E402
+from pipelines.load import batch_checksum, load_batch  # noqa: E402
+from pipelines.load.batch import _prepare, to_arrow  # noqa: E402
 from pipelines.results import RESULT_TABLES  # noqa: E402
+from pipelines.state import migrate, record_batch  # noqa: E402
 
 TABLE = RESULT_TABLES["seam_forecasts"]
 
@@ -53,6 +54,8 @@ def one_round(engine: sa.Engine, kind: str, df: Any, staging: bool) -> dict[str,
     phases: dict[str, float] = {}
     batch = timed(phases, "prepare", lambda: _prepare(df, TABLE))
     checksum = timed(phases, "checksum", lambda: batch_checksum(batch, TABLE.key))
+    data = timed(phases, "to_arrow", lambda: to_arrow(batch))
+    adapter = adapter_for(engine)
     cols = ", ".join(TABLE.columns)
     with engine.connect() as conn:
         tx = conn.begin()
@@ -62,22 +65,18 @@ def one_round(engine: sa.Engine, kind: str, df: Any, staging: bool) -> dict[str,
             timed(
                 phases,
                 "load_data_into_target",
-                lambda: bulk_insert(conn, "seam_forecasts", list(TABLE.columns), batch),
+                lambda: adapter.bulk_insert(conn, "seam_forecasts", list(TABLE.columns), data),
             )
         else:
-            if kind == "mysql":
-                conn.exec_driver_sql("DROP TEMPORARY TABLE IF EXISTS stg")
-                conn.exec_driver_sql(
-                    "CREATE TEMPORARY TABLE stg ENGINE=InnoDB AS SELECT * FROM seam_forecasts WHERE 1 = 0"
-                )
-            else:
-                conn.exec_driver_sql(
-                    "CREATE TEMP TABLE stg (LIKE seam_forecasts INCLUDING DEFAULTS) ON COMMIT DROP"
-                )
-            timed(phases, "bulk_into_staging", lambda: bulk_insert(conn, "stg", list(TABLE.columns), batch))
+            adapter.create_staging(conn, "stg", "seam_forecasts")
+            timed(
+                phases,
+                "bulk_into_staging",
+                lambda: adapter.bulk_insert(conn, "stg", list(TABLE.columns), data),
+            )
             insert = f"INSERT INTO seam_forecasts ({cols}) SELECT {cols} FROM stg"
             timed(phases, "insert_from_staging", lambda: conn.exec_driver_sql(insert))
-        timed(phases, "ledger", lambda: _record_batch(conn, TABLE.name, NIGHT, checksum, len(batch)))
+        timed(phases, "ledger", lambda: record_batch(conn, TABLE.name, NIGHT, checksum, len(batch)))
         timed(phases, "commit", tx.commit)
     phases["total"] = round(sum(phases.values()), 2)
     return phases
@@ -98,7 +97,9 @@ def main() -> None:
             f'CREATE DATABASE "{name}"' if args.kind == "postgresql" else f"CREATE DATABASE `{name}`"
         )
     admin.dispose()
-    engine = make_engine(sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False))
+    engine = make_engine(
+        sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False), write=True
+    )
     try:
         migrate(engine)
         df = forecast_frame(args.rows)

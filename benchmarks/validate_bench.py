@@ -33,15 +33,15 @@ sys.path.insert(0, {root!r})
 from datetime import date
 from pipelines.config import load_config
 cfg = load_config({config!r})
-import pipelines.extract, pipelines.validate  # imports are not part of the timing
+import pipelines.extract, pipelines.quality, pipelines.quality.gate  # imports are not part of the timing
 import great_expectations  # noqa
 t0 = time.perf_counter()
 if {step!r}.startswith("extract"):
     rows = pipelines.extract.extract_table(cfg, "erp", "order_lines", date.fromisoformat({night!r})).rows
 else:
     night = date.fromisoformat({night!r})
-    pipelines.validate.validate_dataset(cfg, "order_lines", night)
-    rows = pipelines.validate.dataset_source(cfg, "order_lines", night).num_rows
+    pipelines.quality.validate_dataset(cfg, "order_lines", night)
+    rows = pipelines.quality.gate.dataset_source(cfg, "order_lines", night).num_rows
 seconds = time.perf_counter() - t0
 # VmHWM is this process's own peak (ru_maxrss would include the benchmark's memory at fork)
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
-from pipelines.validate import run_suite_batched
-from pipelines.validate_batches import BatchSource
+from pipelines.quality import run_suite_batched
+from pipelines.quality.batches import BatchSource
 
 def hwm():
     with open("/proc/self/status") as f:

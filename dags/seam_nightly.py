@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,12 @@ _SCHEDULE = os.environ.get("SEAM_NIGHTLY_SCHEDULE", "0 0 * * *")
 def _night() -> tuple[Any, Any]:
     """(config, run context) of the running task: config from SEAM_CONFIG, night = logical date."""
     from pipelines.config import load_config
-    from pipelines.steps import RunContext
+    from pipelines.run_context import RunContext, night_of
 
     ctx = get_current_context()
     cfg = load_config(os.environ.get("SEAM_CONFIG", str(DEFAULT_CONFIG)))
     logical = ctx["logical_date"] or ctx["data_interval_start"]
-    night = date(logical.year, logical.month, logical.day)  # a plain date, not pendulum's subclass
+    night = night_of(logical, cfg.timezone)
     run = RunContext(run_date=night, attempt=ctx["ti"].try_number, run_id=ctx["run_id"])
     return cfg, run
 
@@ -56,8 +56,9 @@ def _night() -> tuple[Any, Any]:
 def _alert_on_failure(context: Any) -> None:
     """on_failure_callback: e-mail the on-call engineers (DAG, task, date, error, log URL)."""
     try:
-        from pipelines.config import load_config
         from pipelines.notify import send_failure_alert
+
+        from pipelines.config import load_config
 
         ti = context["ti"]
         send_failure_alert(
@@ -75,8 +76,9 @@ def _alert_on_failure(context: Any) -> None:
 def _alert_on_run_failure(context: Any) -> None:
     """DAG-level on_failure_callback: the run failed or went past its `dagrun_timeout`."""
     try:
-        from pipelines.config import load_config
         from pipelines.notify import send_failure_alert
+
+        from pipelines.config import load_config
 
         run = context.get("dag_run")
         send_failure_alert(
@@ -132,6 +134,15 @@ def _no_retry_on_data_errors(fn: Any) -> Any:
     on_failure_callback=_alert_on_run_failure,
 )
 def seam_nightly() -> None:
+    @task
+    @_no_retry_on_data_errors
+    def migrate() -> dict[str, list[str]]:
+        """Create or upgrade the result tables once per night, before any step writes to them."""
+        from pipelines.config import load_config
+        from pipelines.steps import run_migrate
+
+        return run_migrate(load_config(os.environ.get("SEAM_CONFIG", str(DEFAULT_CONFIG))))
+
     @task
     def list_tables() -> list[dict[str, str]]:
         """Every configured (source, table): what extraction maps over."""
@@ -212,7 +223,7 @@ def seam_nightly() -> None:
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def quality_gate() -> None:
         """Fail the run, after the report is out, if any dataset failed an `error` check tonight."""
-        from pipelines.validate import blocked_datasets
+        from pipelines.quality import blocked_datasets
 
         cfg, run = _night()
         blocked = blocked_datasets(
@@ -223,7 +234,9 @@ def seam_nightly() -> None:
                 "data-quality gate failed: " + "; ".join(r for rs in blocked.values() for r in rs)
             )
 
-    extracted = extract.expand_kwargs(list_tables())
+    tables = list_tables()
+    migrate() >> tables
+    extracted = extract.expand_kwargs(tables)
     checked = validate.expand(dataset=datasets(extracted))
     shards = plan()
     checked >> shards

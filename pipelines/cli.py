@@ -8,9 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from pipelines.errors import ConfigError, DataError, SeamError, SourceUnavailableError
-
-EXIT_CODES = {ConfigError: 2, SourceUnavailableError: 3, DataError: 4}
+from pipelines.errors import SeamError
 
 
 def _date(text: str) -> date:
@@ -75,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except SeamError as err:
-        code = next((c for t, c in EXIT_CODES.items() if isinstance(err, t)), 1)
         print(f"seam {args.command}: error: {err}", file=sys.stderr)
-        return code
+        return err.exit_code
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -94,9 +91,6 @@ def _dispatch(args: argparse.Namespace) -> int:
             seed=args.seed,
             anomalies=not args.no_anomalies,
         )
-        for url in (args.erp_url, args.crm_url):
-            if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         res = generate(args.erp_url, args.crm_url, size, replace=args.replace)
         print(
             f"demo ERP: {sum(res.erp_rows.values())} rows in {len(res.erp_rows)} tables; "
@@ -107,24 +101,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     from pipelines import steps
     from pipelines.config import load_config
+    from pipelines.run_context import RunContext
 
     cfg = load_config(args.config)
     if args.command == "migrate":
-        from pipelines.config import results_url
-        from pipelines.db import make_engine
-        from pipelines.load import migrate
-
-        for s in cfg.sources:
-            engine = make_engine(results_url(s))
-            print(f"{s.name}: applied {migrate(engine) or 'nothing (up to date)'}")
-            engine.dispose()
+        for name, applied in steps.run_migrate(cfg).items():
+            print(f"{name}: applied {applied or 'nothing (up to date)'}")
         return 0
     if args.command == "status":
-        from pipelines.status import format_status, read_status
+        from pipelines.state import format_status, read_status
 
         print(format_status(read_status(cfg, days=args.days)))
         return 0
-    ctx = steps.RunContext(run_date=args.date)
+    ctx = RunContext(run_date=args.date)
     if args.command == "run":
         path = steps.run_all(cfg, ctx)
         print(f"night {args.date}: done; report at {path}")

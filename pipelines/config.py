@@ -3,7 +3,7 @@
 Every error names the offending key.  Secrets never live in the file: a source's
 URL comes from `url` (only without a password), `url_env` (an environment variable
 holding the URL) or `conn_id` (an Airflow connection, resolved through the optional
-adapter `pipelines.airflow_conn`).
+adapter `pipelines.airflow.connections`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ Severity = Literal["error", "warn"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+READERS = ("auto", "generic", "copy", "mysql_client", "sscursor")
+FORECAST_LEVELS = (80, 95)  # the interval columns of seam_forecasts: yhat_lo_80 ... yhat_hi_95
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class TableSpec:
     freshness: Freshness | None
     quarantine: bool = False  # row-level `error` failures go to a quarantine file, the rest continue
     quarantine_max_share: float = 0.05  # more bad rows than this is a broken feed: the gate fails
+    suite: str = "default"  # "default" (the packaged suite), "none", or the path of a suite file
+    reader: str = "auto"  # auto | generic | a dialect's fast reader (copy, mysql_client, sscursor)
+    streams: int | None = None  # parallel key-range streams where the reader supports them; None: auto
 
 
 @dataclass(frozen=True)
@@ -237,7 +242,7 @@ def _check_url(url: str, key: str) -> None:
         )
 
 
-def _table(name: str, data: Any, key: str) -> TableSpec:
+def _table(name: str, data: Any, key: str, base: Path) -> TableSpec:
     r = _Reader(data, key)
     dataset = r.get("dataset", name)
     if dataset not in DATASETS:
@@ -274,6 +279,19 @@ def _table(name: str, data: Any, key: str) -> TableSpec:
         fr.done()
         if not cursor:
             raise ConfigError(f"{key}: `freshness` needs a `cursor` column to measure the age of the data")
+    suite = r.get("suite", "default")
+    if not isinstance(suite, str) or not suite:
+        raise ConfigError(
+            f"{r.sub('suite')}: expected 'default', 'none' or the path of a suite file, got {suite!r}"
+        )
+    if suite not in ("default", "none"):
+        suite = str((base / suite).resolve())
+    reader = r.get("reader", "auto")
+    if reader not in READERS:
+        raise ConfigError(f"{r.sub('reader')}: expected one of {list(READERS)}, got {reader!r}")
+    streams = r.get("streams", "auto")
+    if streams not in ("auto", 1, 2):
+        raise ConfigError(f"{r.sub('streams')}: expected 'auto', 1 or 2, got {streams!r}")
     spec = TableSpec(
         name=_name(name, key),
         dataset=dataset,
@@ -287,6 +305,9 @@ def _table(name: str, data: Any, key: str) -> TableSpec:
         freshness=freshness,
         quarantine=bool(r.get("quarantine", False)),
         quarantine_max_share=float(r.get("quarantine_max_share", 0.05)),
+        suite=suite,
+        reader=reader,
+        streams=None if streams == "auto" else int(streams),
     )
     r.done()
     if not 0 <= spec.quarantine_max_share <= 1:
@@ -308,7 +329,7 @@ def _source(name: str, data: Any, key: str, base: Path) -> SourceSpec:
     tables_raw = r.get("tables", required=True)
     if not isinstance(tables_raw, dict) or not tables_raw:
         raise ConfigError(f"{r.sub('tables')}: expected a non-empty mapping of table name -> settings")
-    tables = tuple(_table(t, v or {}, f"{r.sub('tables')}.{t}") for t, v in tables_raw.items())
+    tables = tuple(_table(t, v or {}, f"{r.sub('tables')}.{t}", base) for t, v in tables_raw.items())
     write = {k: r.get(k) for k in ("write_url", "write_url_env", "write_conn_id")}
     if sum(1 for v in write.values() if v) > 1:
         raise ConfigError(f"{key}: give at most one of write_url, write_url_env, write_conn_id")
@@ -321,13 +342,10 @@ def _source(name: str, data: Any, key: str, base: Path) -> SourceSpec:
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:
-    """Relative SQLite paths are relative to the config file, not the working directory."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        db = Path(parsed.database)
-        if not db.is_absolute():
-            return parsed.set(database=str((base / db).resolve())).render_as_string(hide_password=False)
-    return url
+    """Relative file paths in a URL (SQLite) are relative to the config file, not the working directory."""
+    from pipelines.db import adapter_for
+
+    return adapter_for(url).relative_to(url, base)
 
 
 def load_config(path: str | Path) -> Config:
@@ -369,13 +387,17 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     forecast = ForecastSpec(
         horizon=_positive_int(fr.get("horizon", 28), "forecast.horizon"),
         freq=_choice(fr.get("freq", "D"), ("D", "W"), "forecast.freq"),
-        levels=tuple(fr.get("levels", [80, 95])),
+        levels=tuple(fr.get("levels", [80, 95])) if isinstance(fr.get("levels", []), list) else (0, 0),
         history_days=_positive_int(fr.get("history_days", 730), "forecast.history_days"),
         max_fallback_share=float(fr.get("max_fallback_share", 0.2)),
     )
     fr.done()
-    if len(forecast.levels) != 2 or not all(0 < lv < 100 for lv in forecast.levels):
-        raise ConfigError(f"forecast.levels: expected two levels in (0, 100), got {list(forecast.levels)}")
+    if tuple(forecast.levels) != FORECAST_LEVELS:
+        raise ConfigError(
+            f"forecast.levels: seam_forecasts stores the 80% and 95% intervals (columns yhat_lo_80 ... "
+            f"yhat_hi_95), so levels must be {list(FORECAST_LEVELS)}, got {list(forecast.levels)}; remove "
+            f"the key or set it to {list(FORECAST_LEVELS)}"
+        )
     ar = _Reader(r.get("anomaly", {}), "anomaly")
     defaults = AnomalySpec()
     holidays_raw = ar.get("holidays", {}) or {}
@@ -429,7 +451,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     cfg = Config(
         path=path or base / "config.yml",
         lake=(base / r.get("lake", "data/lake")).resolve(),
-        timezone=str(r.get("timezone", "UTC")),
+        timezone=_timezone(r.get("timezone", "UTC")),
         sources=sources,
         forecast=forecast,
         anomaly=anomaly,
@@ -479,6 +501,13 @@ def _notifications(raw: Any) -> NotifySpec:
     return spec
 
 
+def _timezone(value: Any) -> str:
+    from pipelines.run_context import business_zone
+
+    business_zone(str(value))  # raises ConfigError naming the key
+    return str(value)
+
+
 def _positive_int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
@@ -503,7 +532,7 @@ def source_url(source: SourceSpec) -> str:
                 f"export it with the database's SQLAlchemy URL"
             )
         return value
-    from pipelines.airflow_conn import connection_url  # optional adapter, imports Airflow lazily
+    from pipelines.airflow.connections import connection_url  # imports Airflow lazily
 
     assert source.conn_id is not None
     return connection_url(source.conn_id)

@@ -207,3 +207,31 @@ def check_frame(df: pd.DataFrame, dataset: str | Dataset, *, stage: str) -> None
 
 
 SERIES_COLUMNS = ("unique_id", "ds", "y")
+
+
+def conform_frame(df: pd.DataFrame, ds: Dataset) -> pd.DataFrame:
+    """Cast compatible source types to the canonical kinds (ids to text, decimals to float).
+
+    Values that cannot be represented (text in a number column) raise `DataError`:
+    a retyped source column is reported, never silently coerced.
+    """
+    out = df.copy()
+    for col in ds.columns:
+        if col.name not in out.columns:
+            continue
+        s = out[col.name]
+        try:
+            if col.kind == "string" and not pd.api.types.is_string_dtype(s):
+                out[col.name] = s.astype("string").astype(object).where(s.notna(), None)
+            elif col.kind in ("number", "integer") and not pd.api.types.is_numeric_dtype(s):
+                out[col.name] = pd.to_numeric(s, errors="raise").astype(float)
+            elif col.kind == "number":
+                out[col.name] = s.astype(float)
+            elif col.kind in ("date", "timestamp") and not pd.api.types.is_datetime64_any_dtype(s):
+                out[col.name] = pd.to_datetime(s, errors="raise")
+        except (ValueError, TypeError) as err:
+            raise DataError(
+                f"dataset {ds.name!r}: column {col.name!r} should be {col.kind} but holds "
+                f"{s.dtype} values that do not convert ({str(err)[:120]}); was the source column retyped?"
+            ) from None
+    return out

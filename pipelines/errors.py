@@ -1,9 +1,20 @@
-"""The project's exception hierarchy.
+"""The project's exception hierarchy: every error says whether retrying can help.
 
-`SeamError` is the base.  `SourceUnavailableError` is transient (Airflow retries it);
-`DataError` and its subclasses mean the data is wrong and retrying cannot help
-(the DAG layer turns them into a fail-without-retry).  `ConfigError` is a
-mistake in the configuration file or the command line.
+`SeamError` is the base.  Each class carries `transient` (True: the one retry layer of that
+call path may try again, with backoff) and the CLI's `exit_code`:
+
+| error                     | transient | exit | meaning                                                  |
+|---------------------------|-----------|------|----------------------------------------------------------|
+| `ConfigError`             | no        | 2    | the config file, the environment or the command line     |
+| `SourceUnavailableError`  | yes       | 3    | a database or mail server could not be reached           |
+| `DataError` and subclasses| no        | 4    | the data breaks a contract or a quality gate             |
+| `MissingInputError`       | no        | 4    | an input another step should have written is not there   |
+| `LoadError`               | no        | 4    | a database refused the night's rows                      |
+| `RunFailedError`          | no        | *    | the night ran to its end, but steps failed: the first one's code |
+| any other exception       | -         | 1    | a bug: the message and traceback are logged              |
+
+The DAG layer turns permanent errors into Airflow's fail-without-retry; transient ones are
+retried by Airflow (tasks) or by `pipelines.db.with_retry` (single statements), never both.
 """
 
 from __future__ import annotations
@@ -12,17 +23,27 @@ from __future__ import annotations
 class SeamError(Exception):
     """Base class of every error the project raises on purpose."""
 
+    transient: bool = False
+    exit_code: int = 1
+
 
 class ConfigError(SeamError):
     """The configuration (file, environment or command line) is invalid."""
+
+    exit_code = 2
 
 
 class SourceUnavailableError(SeamError):
     """A database could not be reached or refused the login; may succeed on retry."""
 
+    transient = True
+    exit_code = 3
+
 
 class DataError(SeamError):
     """The data violates a contract or a quality gate; retrying will not help."""
+
+    exit_code = 4
 
 
 class SchemaDriftError(DataError):
@@ -33,9 +54,24 @@ class QualityGateError(DataError):
     """An `error`-severity data-quality check failed."""
 
 
-class LoadError(SeamError):
-    """Writing results back into a database failed permanently."""
+class MissingInputError(DataError):
+    """A lake partition or output a step needs is not there; the message names the step to run."""
+
+
+class LoadError(DataError):
+    """A database refused the night's rows permanently (constraint, bad value); nothing was kept."""
 
 
 class StepSkipped(SeamError):
     """A step did not run because a dataset it needs failed an `error` quality gate tonight."""
+
+
+class RunFailedError(SeamError):
+    """A whole night ran to its end, but one or more steps failed (named in the message).
+
+    Exits with the code of the first failure, so a scheduler sees the same class of problem.
+    """
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,105 +1,158 @@
-"""The result tables seam writes back: names, columns, natural keys and the column a night replaces.
+"""The result tables seam writes back, as typed SQLAlchemy table definitions.
 
-The DDL lives in `sql/<dialect>/`; this is the contract the steps build frames against and the
-loader checks batches against.
+These are the contract: the steps build frames against them, the loader checks batches against
+them, and a test migrates every dialect and compares each reflected table (columns, types,
+nullability, primary key) with them.  The DDL itself lives in `pipelines/sql/<dialect>/`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+METADATA = sa.MetaData()
+_TEXT = sa.Text()
+
+
+def _table(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    return sa.Table(name, METADATA, *columns)
+
+
+def _c(
+    name: str, type_: sa.types.TypeEngine[Any], *, key: bool = False, null: bool = False
+) -> sa.Column[Any]:
+    return sa.Column(name, type_, primary_key=key, nullable=null and not key)
+
+
+FORECASTS = _table(
+    "seam_forecasts",
+    _c("run_date", sa.Date(), key=True),
+    _c("sku", sa.String(64), key=True),
+    _c("warehouse", sa.String(64), key=True),
+    _c("target_date", sa.Date(), key=True),
+    _c("yhat", sa.Float()),
+    _c("yhat_lo_80", sa.Float()),
+    _c("yhat_hi_80", sa.Float()),
+    _c("yhat_lo_95", sa.Float()),
+    _c("yhat_hi_95", sa.Float()),
+    _c("model", sa.String(128)),
+    _c("model_version", sa.String(64)),
+    _c("explanation", _TEXT, null=True),
+    _c("fallback", sa.Boolean()),
+    _c("training_snapshot_date", sa.Date()),
+)
+ANOMALY_SCORES = _table(
+    "seam_anomaly_scores",
+    _c("run_date", sa.Date(), key=True),
+    _c("metric", sa.String(32), key=True),
+    _c("entity", sa.String(128), key=True),
+    _c("ds", sa.Date(), key=True),
+    _c("value", sa.Float(), null=True),
+    _c("expected", sa.Float(), null=True),
+    _c("lower_bound", sa.Float(), null=True),
+    _c("upper_bound", sa.Float(), null=True),
+    _c("score", sa.Float()),
+    _c("is_anomaly", sa.Boolean()),
+    _c("severity", sa.String(16), null=True),
+    _c("kind", sa.String(16), null=True),
+    _c("reason", _TEXT, null=True),
+    _c("model", sa.String(128)),
+)
+DATA_QUALITY_RESULTS = _table(
+    "seam_data_quality_results",
+    _c("run_date", sa.Date(), key=True),
+    _c("dataset", sa.String(64), key=True),
+    _c("check_name", sa.String(255), key=True),
+    _c("severity", sa.String(8)),
+    _c("success", sa.Boolean()),
+    _c("observed_value", _TEXT, null=True),
+    _c("expected", _TEXT, null=True),
+    _c("unexpected_count", sa.BigInteger()),
+    _c("unexpected_sample", _TEXT, null=True),
+)
+ACTUALS = _table(
+    "seam_actuals",
+    _c("sku", sa.String(64), key=True),
+    _c("warehouse", sa.String(64), key=True),
+    _c("ds", sa.Date(), key=True),
+    _c("actual", sa.Float()),
+)
+FORECAST_ACCURACY = _table(
+    "seam_forecast_accuracy",
+    _c("run_date", sa.Date(), key=True),
+    _c("level", sa.String(16), key=True),
+    _c("entity", sa.String(255), key=True),
+    _c("lag_days", sa.Integer(), key=True),
+    _c("n_points", sa.BigInteger()),
+    _c("mase_points", sa.BigInteger()),
+    _c("sum_actual", sa.Float()),
+    _c("sum_forecast", sa.Float()),
+    _c("sum_abs_error", sa.Float()),
+    _c("wape", sa.Float(), null=True),
+    _c("bias", sa.Float(), null=True),
+    _c("mase", sa.Float(), null=True),
+    _c("coverage_80", sa.Float()),
+    _c("coverage_95", sa.Float()),
+    _c("first_run_date", sa.Date()),
+    _c("last_run_date", sa.Date()),
+)
+# run state (written by `pipelines.state`, not through `load_batch`)
+RUN_LEDGER = _table(
+    "seam_run_ledger",
+    _c("run_date", sa.Date(), key=True),
+    _c("step", sa.String(64), key=True),
+    _c("attempt", sa.Integer(), key=True),
+    _c("run_id", sa.String(255), null=True),
+    _c("started_at", sa.DateTime(timezone=True)),
+    _c("finished_at", sa.DateTime(timezone=True), null=True),
+    _c("status", sa.String(16)),
+    _c("rows_in", sa.BigInteger(), null=True),
+    _c("rows_out", sa.BigInteger(), null=True),
+    _c("checksum", sa.String(64), null=True),
+    _c("error", _TEXT, null=True),
+)
+LOAD_BATCHES = _table(
+    "seam_load_batches",
+    _c("table_name", sa.String(64), key=True),
+    _c("run_date", sa.Date(), key=True),
+    _c("checksum", sa.String(64)),
+    _c("row_count", sa.BigInteger()),
+    _c("loaded_at", sa.DateTime(timezone=True)),
+)
 
 
 @dataclass(frozen=True)
 class ResultTable:
-    name: str
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
+    """A result table that `load_batch` writes: its definition, natural key and night column."""
+
+    table: sa.Table
     night: str | None = "run_date"  # the column a batch replaces; None: upsert by key only
+
+    @property
+    def name(self) -> str:
+        return str(self.table.name)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.table.columns)
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.table.primary_key.columns)
 
 
 RESULT_TABLES: dict[str, ResultTable] = {
     t.name: t
     for t in (
-        ResultTable(
-            "seam_forecasts",
-            (
-                "run_date",
-                "sku",
-                "warehouse",
-                "target_date",
-                "yhat",
-                "yhat_lo_80",
-                "yhat_hi_80",
-                "yhat_lo_95",
-                "yhat_hi_95",
-                "model",
-                "model_version",
-                "explanation",
-                "fallback",
-                "training_snapshot_date",
-            ),
-            ("run_date", "sku", "warehouse", "target_date"),
-        ),
-        ResultTable(
-            "seam_anomaly_scores",
-            (
-                "run_date",
-                "metric",
-                "entity",
-                "ds",
-                "value",
-                "expected",
-                "lower_bound",
-                "upper_bound",
-                "score",
-                "is_anomaly",
-                "severity",
-                "kind",
-                "reason",
-                "model",
-            ),
-            ("run_date", "metric", "entity", "ds"),
-        ),
-        ResultTable(
-            "seam_data_quality_results",
-            (
-                "run_date",
-                "dataset",
-                "check_name",
-                "severity",
-                "success",
-                "observed_value",
-                "expected",
-                "unexpected_count",
-                "unexpected_sample",
-            ),
-            ("run_date", "dataset", "check_name"),
-        ),
-        ResultTable("seam_actuals", ("sku", "warehouse", "ds", "actual"), ("sku", "warehouse", "ds"), None),
-        ResultTable(
-            "seam_forecast_accuracy",
-            (
-                "run_date",
-                "level",
-                "entity",
-                "lag_days",
-                "n_points",
-                "mase_points",
-                "sum_actual",
-                "sum_forecast",
-                "sum_abs_error",
-                "wape",
-                "bias",
-                "mase",
-                "coverage_80",
-                "coverage_95",
-                "first_run_date",
-                "last_run_date",
-            ),
-            ("run_date", "level", "entity", "lag_days"),
-        ),
+        ResultTable(FORECASTS),
+        ResultTable(ANOMALY_SCORES),
+        ResultTable(DATA_QUALITY_RESULTS),
+        ResultTable(ACTUALS, night=None),
+        ResultTable(FORECAST_ACCURACY),
     )
 }
 DATE_COLUMNS = frozenset(
-    {"run_date", "target_date", "training_snapshot_date", "ds", "first_run_date", "last_run_date"}
+    c.name for t in METADATA.tables.values() for c in t.columns if isinstance(c.type, sa.Date)
 )

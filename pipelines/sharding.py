@@ -11,13 +11,13 @@ import zlib
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.config import Config
-from pipelines.errors import DataError
-from pipelines.lake import output_path, partition_path, partitions, read_arrow, read_manifest, write_plan
-
-SHARDED_OUTPUTS = ("forecasts", "anomalies")
+from pipelines.errors import MissingInputError
+from pipelines.lake import Lake
+from pipelines.state import write_shard_plan
 
 
 def shard_of(key: object, shards: int) -> int:
@@ -25,26 +25,23 @@ def shard_of(key: object, shards: int) -> int:
     return zlib.crc32(str(key).encode()) % shards
 
 
-def _order_line_files(cfg: Config, run_date: date) -> list[Any]:
+def _order_line_tables(cfg: Config, run_date: date, columns: list[str]) -> list[pa.Table]:
     source, spec = cfg.provider("order_lines")
-    if spec.mode == "snapshot":
-        return [partition_path(cfg.lake, source.name, spec.name, run_date)]
-    return [
-        partition_path(cfg.lake, source.name, spec.name, d)
-        for d in partitions(cfg.lake, source.name, spec.name)
-        if d <= run_date
-    ]
+    lake = Lake(cfg.lake)
+    days = lake.table_days(source.name, spec.name)
+    if run_date not in days:
+        raise MissingInputError(
+            f"no order-lines snapshot for {run_date}; run `seam extract --date {run_date}` first"
+        )
+    wanted = [run_date] if spec.mode == "snapshot" else [d for d in days if d <= run_date]
+    return [lake.read_table(source.name, spec.name, d, columns=columns) for d in wanted]
 
 
 def night_skus(cfg: Config, run_date: date) -> list[Any]:
     """Distinct SKUs of the night's order lines (reads one column only)."""
     values: set[Any] = set()
-    for folder in _order_line_files(cfg, run_date):
-        if not folder.is_dir():
-            raise DataError(
-                f"no order-lines snapshot for {run_date}; run `seam extract --date {run_date}` first"
-            )
-        values.update(pc.unique(read_arrow(folder, columns=["sku"]).column("sku")).to_pylist())
+    for table in _order_line_tables(cfg, run_date, ["sku"]):
+        values.update(pc.unique(table.column("sku")).to_pylist())
     return sorted((v for v in values if v is not None), key=str)
 
 
@@ -54,24 +51,11 @@ def plan_shards(cfg: Config, run_date: date) -> int:
         shards = cfg.scale.shards
     else:
         n_series = 0
-        for folder in _order_line_files(cfg, run_date):
-            pairs = (
-                read_arrow(folder, columns=["sku", "warehouse"]).group_by(["sku", "warehouse"]).aggregate([])
-            )
-            n_series = max(n_series, pairs.num_rows)
+        for table in _order_line_tables(cfg, run_date, ["sku", "warehouse"]):
+            n_series = max(n_series, table.group_by(["sku", "warehouse"]).aggregate([]).num_rows)
         shards = max(1, math.ceil(n_series / cfg.scale.series_per_shard))
-    for output in SHARDED_OUTPUTS:
-        write_plan(cfg.lake, output, run_date, shards)
+    write_shard_plan(Lake(cfg.lake), run_date, shards)
     return shards
-
-
-def planned_shards(cfg: Config, run_date: date, output: str) -> int:
-    plan = read_manifest(output_path(cfg.lake, output, run_date))
-    if not plan or "shards" not in plan:
-        raise DataError(
-            f"no shard plan for {output} on {run_date}; run the plan step (or `seam forecast`) first"
-        )
-    return int(plan["shards"])
 
 
 def sku_filter(

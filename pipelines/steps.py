@@ -1,50 +1,39 @@
-"""The nightly steps, as plain functions of (config, run context).
+"""The nightly steps, as plain functions of (config, run context): orchestration only.
 
-The Airflow DAG and the `seam` CLI call exactly these.  Each step reads what the
-previous one wrote to the lake, writes its own output there (atomically), records
-itself in the run ledger, and can run twice for the same night with the same result.
+The Airflow DAG and the `seam` CLI call exactly these.  Each `run_*` reads its inputs through the
+owners (`lake`, `state`), calls its stage, writes through the owners and records itself in the
+run ledger; every step can run twice for the same night with the same result.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipelines import __version__
-from pipelines.accuracy import accuracy_window, load_forecast_accuracy
 from pipelines.config import Config, results_url
-from pipelines.datasets import read_dataset
 from pipelines.db import make_engine
 from pipelines.errors import DataError, StepSkipped
 from pipelines.extract import ExtractResult, extract_table
-from pipelines.lake import output_path, read_output, shard_path, write_frame
-from pipelines.ledger import StepRecord, record_step
-from pipelines.load import LoadResult, load_batch, migrate
+from pipelines.lake import Lake, read_dataset
+from pipelines.load import LoadResult, load_batch, load_forecast_accuracy
+from pipelines.quality import CheckResult, blocked_datasets, read_quality, validate_dataset
 from pipelines.results import RESULT_TABLES
+from pipelines.run_context import RunContext
 from pipelines.series import METRIC_DATASETS, build_demand_series, build_metric_series
-from pipelines.sharding import plan_shards, planned_shards, sku_filter
-from pipelines.validate import CheckResult, blocked_datasets, read_quality, validate_dataset
+from pipelines.sharding import plan_shards, sku_filter
+from pipelines.state import StepRecord, migrate, record_step, require_migrated, shard_plan
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """Which night, and which attempt of it (Airflow's try number; 1 from the CLI)."""
-
-    run_date: date
-    attempt: int = 1
-    run_id: str | None = None
 
 
 @dataclass
@@ -58,7 +47,7 @@ class StepOutcome:
 @contextmanager
 def tracked(cfg: Config, ctx: RunContext, step: str) -> Iterator[StepOutcome]:
     """Record a step in the run ledger: running, then success or failed with the error."""
-    engine = make_engine(results_url(cfg.source(cfg.results.ledger)))
+    engine = make_engine(results_url(cfg.source(cfg.results.ledger)), write=True)
     outcome = StepOutcome()
     started = datetime.now(UTC)
 
@@ -82,13 +71,15 @@ def tracked(cfg: Config, ctx: RunContext, step: str) -> Iterator[StepOutcome]:
         )
 
     try:
-        migrate(engine)
+        require_migrated(engine, what=f"source {cfg.results.ledger!r}")
         record("running")
-        yield outcome
-    except Exception as err:
-        record("skipped" if isinstance(err, StepSkipped) else "failed", error=f"{type(err).__name__}: {err}")
-        raise
-    else:
+        try:
+            yield outcome
+        except Exception as err:
+            record(
+                "skipped" if isinstance(err, StepSkipped) else "failed", error=f"{type(err).__name__}: {err}"
+            )
+            raise
         record("success", checksum=outcome.checksum)
     finally:
         engine.dispose()
@@ -111,7 +102,24 @@ def require_datasets(cfg: Config, ctx: RunContext, step: str, datasets: list[str
         )
 
 
+def result_databases(cfg: Config) -> list[str]:
+    """The sources whose databases receive results (every source: anomaly scores go to their owner)."""
+    return sorted({s.name for s in cfg.sources})
+
+
 # --- steps -------------------------------------------------------------------------------------
+def run_migrate(cfg: Config) -> dict[str, list[str]]:
+    """Create or upgrade the result tables in every database that receives results."""
+    applied = {}
+    for name in result_databases(cfg):
+        engine = make_engine(results_url(cfg.source(name)), write=True)
+        try:
+            applied[name] = migrate(engine)
+        finally:
+            engine.dispose()
+    return applied
+
+
 def run_extract(
     cfg: Config, ctx: RunContext, *, source: str | None = None, table: str | None = None
 ) -> list[ExtractResult]:
@@ -160,18 +168,21 @@ def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
 
 def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
     """Forecast demand per SKU x warehouse from the night's order lines: one shard, or all of them."""
+    lake = Lake(cfg.lake)
     if shard is None:
         for k in run_plan(cfg, ctx):
             run_forecast(cfg, ctx, shard=k)
-        return output_path(cfg.lake, "forecasts", ctx.run_date)
+        return lake.output_partition("forecasts", ctx.run_date)
     # heavy (statsmodels): import when used
     from pipelines.forecasting import build_options
-    from pipelines.forecasting import run_forecast as run_models
+    from pipelines.forecasting import run_forecast as forecast_series
+    from pipelines.forecasting.inputs import build_history
+    from pipelines.forecasting.rows import build_forecast_rows
 
     with tracked(cfg, ctx, f"forecast:{shard}") as out:
         require_datasets(cfg, ctx, "forecast", ["order_lines", "stockouts"])
         t0 = time.perf_counter()
-        shards = planned_shards(cfg, ctx.run_date, "forecasts")
+        shards = shard_plan(lake, "forecasts", ctx.run_date)
         mine = sku_filter(cfg, ctx.run_date, shard, shards)
         frame = pd.DataFrame(columns=list(RESULT_TABLES["seam_forecasts"].columns))
         n_series = 0
@@ -186,26 +197,20 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
                 lines, stockouts, end=ctx.run_date, history_days=cfg.forecast.history_days
             )
             n_series = int(series["unique_id"].nunique())
-            history = series[["unique_id", "ds", "y", "censored"]]
-            freq = "D"
-            if cfg.forecast.freq == "W":
-                history = (
-                    history.set_index("ds")
-                    .groupby("unique_id")
-                    .resample("W-SUN")
-                    .agg({"y": "sum", "censored": "any"})
-                    .reset_index()
-                )
-                freq = "W-SUN"
+            history, freq = build_history(series, cfg.forecast.freq)
             options = build_options(freq)
             if cfg.scale.processes_per_task is not None:
                 options = replace(options, n_jobs=cfg.scale.processes_per_task)
-            fc = run_models(history, cfg.forecast.horizon, freq, cfg.forecast.levels, options)
-            frame = build_forecast_rows(fc, cfg, ctx.run_date)
+            fc = forecast_series(history, cfg.forecast.horizon, freq, cfg.forecast.levels, options)
+            frame = build_forecast_rows(
+                fc, run_date=ctx.run_date, model_version=model_version(cfg), levels=cfg.forecast.levels
+            )
             out.rows_in = len(series)
         share = float(frame["fallback"].mean()) if len(frame) else 0.0
-        path = write_frame(
-            shard_path(cfg.lake, "forecasts", ctx.run_date, shard),
+        path = lake.write_shard(
+            "forecasts",
+            ctx.run_date,
+            shard,
             frame,
             manifest={"series": n_series, "fallback_share": share, "shard": shard, "shards": shards},
         )
@@ -228,102 +233,20 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
     return path
 
 
-def build_forecast_rows(fc: pd.DataFrame, cfg: Config, run_date: date) -> pd.DataFrame:
-    """Forecaster output -> rows of `seam_forecasts` (entity keys, bounds, model, explanation)."""
-    lo, hi = cfg.forecast.levels
-    parts = fc["unique_id"].str.split("|", n=1, expand=True)
-    explain_cols = [
-        c
-        for c in ("weights", "backtest_error", "fallback_reason", "level", "trend", "seasonal")
-        if c in fc.columns
-    ]
-    explanation = (
-        fc[explain_cols].apply(
-            lambda r: json.dumps(
-                {k: (None if pd.isna(v) else v) if not isinstance(v, str) else v for k, v in r.items()},
-                default=str,
-            ),
-            axis=1,
-        )
-        if explain_cols
-        else None
-    )
-    return pd.DataFrame(
-        {
-            "run_date": pd.Timestamp(run_date),
-            "sku": parts[0],
-            "warehouse": parts[1],
-            "target_date": pd.to_datetime(fc["ds"]),
-            "yhat": fc["yhat"].astype(float),
-            "yhat_lo_80": fc[f"yhat_lo_{lo}"].astype(float),
-            "yhat_hi_80": fc[f"yhat_hi_{lo}"].astype(float),
-            "yhat_lo_95": fc[f"yhat_lo_{hi}"].astype(float),
-            "yhat_hi_95": fc[f"yhat_hi_{hi}"].astype(float),
-            "model": fc["model"].astype(str),
-            "model_version": model_version(cfg),
-            "explanation": explanation,
-            "fallback": fc["fallback"].astype(bool) if "fallback" in fc else False,
-            "training_snapshot_date": pd.Timestamp(run_date),
-        }
-    )
-
-
-def _events(cfg: Config, run_date: date, series: pd.DataFrame) -> pd.DataFrame:
-    """Known events: promotions and stock-outs (on the demand series) and holidays (all series)."""
-    rows = [
-        pd.DataFrame(
-            {
-                "unique_id": None,
-                "ds": pd.to_datetime([d for d, _ in cfg.anomaly.holidays]),
-                "event": [f"holiday: {n}" for _, n in cfg.anomaly.holidays],
-            }
-        )
-    ]
-    if cfg.has_dataset("promotions"):
-        promos = read_dataset(cfg, "promotions", run_date)
-        demand_ids = series.loc[series["metric"] == "demand", "unique_id"].drop_duplicates()
-        sku_of = demand_ids.str.split(":", n=1).str[1].str.split("|", n=1).str[0]
-        ids = pd.DataFrame({"unique_id": demand_ids.to_numpy(), "sku": sku_of.to_numpy()})
-        for p in promos.itertuples(index=False):
-            days = pd.date_range(p.start_date, p.end_date, freq="D")
-            for_sku = ids.loc[ids["sku"] == p.sku, "unique_id"].to_numpy()
-            if len(for_sku) and len(days):
-                rows.append(
-                    pd.DataFrame(
-                        {
-                            "unique_id": pd.Series(for_sku).repeat(len(days)).to_numpy(),
-                            "ds": pd.DatetimeIndex(list(days) * len(for_sku)),
-                            "event": "promotion",
-                        }
-                    )
-                )
-    if cfg.has_dataset("stockouts"):
-        # Demand on a stock-out day is censored: low sales there are expected, not an anomaly.
-        so = read_dataset(cfg, "stockouts", run_date)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "unique_id": "demand:" + so["sku"].astype(str) + "|" + so["warehouse"].astype(str),
-                    "ds": pd.to_datetime(so["day"]).dt.normalize(),
-                    "event": "stock-out",
-                }
-            )
-        )
-    ev = pd.concat(rows, ignore_index=True)
-    return ev.drop_duplicates(["unique_id", "ds"])
-
-
 def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
     """Score the metric series and order lines for anomalies over the night's window.
 
     Demand series are split by SKU shard; the small per-warehouse and per-account metrics and
     the order-line checks are scored by shard 0.
     """
+    lake = Lake(cfg.lake)
     if shard is None:
         for k in run_plan(cfg, ctx):
             run_score(cfg, ctx, shard=k)
-        return output_path(cfg.lake, "anomalies", ctx.run_date)
+        return lake.output_partition("anomalies", ctx.run_date)
     from pipelines.anomaly import ScoreOptions, score, score_records
+    from pipelines.anomaly.events import build_events
+    from pipelines.anomaly.rows import build_record_rows, build_score_rows
 
     with tracked(cfg, ctx, f"score:{shard}") as out:
         usable = [
@@ -335,8 +258,9 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         if not usable:
             require_datasets(cfg, ctx, "score", [METRIC_DATASETS[m] for m in cfg.anomaly.metrics])
         t0 = time.perf_counter()
-        shards = planned_shards(cfg, ctx.run_date, "anomalies")
+        shards = shard_plan(lake, "anomalies", ctx.run_date)
         window_start = pd.Timestamp(ctx.run_date) - pd.Timedelta(days=cfg.anomaly.window_days)
+        thresholds = cfg.anomaly.thresholds
         frames, cache = [], {}
         mine = sku_filter(cfg, ctx.run_date, shard, shards) if "demand" in usable else None
         if mine is not None:
@@ -358,16 +282,26 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         if frames:
             series = pd.concat(frames, ignore_index=True)
             n_series = int(series["unique_id"].nunique())
+            events = build_events(
+                series["unique_id"],
+                holidays=cfg.anomaly.holidays,
+                promotions=read_dataset(cfg, "promotions", ctx.run_date)
+                if cfg.has_dataset("promotions")
+                else None,
+                stockouts=read_dataset(cfg, "stockouts", ctx.run_date)
+                if cfg.has_dataset("stockouts")
+                else None,
+            )
             scored = score(
                 series[["unique_id", "ds", "y"]],
-                events=_events(cfg, ctx.run_date, series),
+                events=events,
                 options=ScoreOptions(
                     only_after=window_start,
                     end=pd.Timestamp(ctx.run_date),
                     n_jobs=cfg.scale.processes_per_task or ScoreOptions.n_jobs,
                 ),
             )
-            parts.append(build_score_rows(scored, cfg, ctx.run_date))
+            parts.append(build_score_rows(scored, run_date=ctx.run_date, thresholds=thresholds))
             out.rows_in = len(series)
         if shard == 0 and "order_lines" in {METRIC_DATASETS[m] for m in usable}:
             lines = cache.get("order_lines")
@@ -375,15 +309,17 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
                 lines = read_dataset(cfg, "order_lines", ctx.run_date)
             rec = score_records(lines)
             rec = rec[(rec["is_anomaly"]) & (pd.to_datetime(rec["order_date"]) > window_start)]
-            parts.append(build_record_rows(rec, cfg, ctx.run_date))
+            parts.append(build_record_rows(rec, run_date=ctx.run_date, thresholds=thresholds))
         parts = [p for p in parts if len(p)]
         frame = (
             pd.concat(parts, ignore_index=True)
             if parts
             else pd.DataFrame(columns=list(RESULT_TABLES["seam_anomaly_scores"].columns))
         )
-        path = write_frame(
-            shard_path(cfg.lake, "anomalies", ctx.run_date, shard),
+        lake.write_shard(
+            "anomalies",
+            ctx.run_date,
+            shard,
             frame,
             manifest={"series": n_series, "shard": shard, "shards": shards},
         )
@@ -398,63 +334,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             int(frame["is_anomaly"].astype(bool).sum()),
             time.perf_counter() - t0,
         )
-    return path
-
-
-def severity_of(scores: pd.Series, thresholds: dict[str, float], flagged: pd.Series) -> pd.Series:
-    """Severity label per score from the configured thresholds (None when not an anomaly)."""
-    sev = pd.Series([None] * len(scores), index=scores.index, dtype=object)
-    for name, cut in sorted(thresholds.items(), key=lambda kv: kv[1]):
-        sev[(scores >= cut) & flagged] = name
-    sev[flagged & sev.isna()] = "low"
-    return sev
-
-
-def build_score_rows(scored: pd.DataFrame, cfg: Config, run_date: date) -> pd.DataFrame:
-    metric_entity = scored["unique_id"].str.split(":", n=1, expand=True)
-    flagged = scored["is_anomaly"].astype(bool)
-    return pd.DataFrame(
-        {
-            "run_date": pd.Timestamp(run_date),
-            "metric": metric_entity[0],
-            "entity": metric_entity[1],
-            "ds": scored["ds"],
-            "value": scored["y"],
-            "expected": scored["expected"],
-            "lower_bound": scored["lower"],
-            "upper_bound": scored["upper"],
-            "score": scored["score"].astype(float),
-            "is_anomaly": flagged,
-            "severity": severity_of(scored["score"], cfg.anomaly.thresholds, flagged),
-            "kind": scored["kind"],
-            "reason": scored["reason"],
-            "model": scored["model"].astype(str),
-        }
-    )
-
-
-def build_record_rows(rec: pd.DataFrame, cfg: Config, run_date: date) -> pd.DataFrame:
-    if rec.empty:
-        return pd.DataFrame()
-    flagged = rec["is_anomaly"].astype(bool)
-    return pd.DataFrame(
-        {
-            "run_date": pd.Timestamp(run_date),
-            "metric": "order_line_" + rec["field"].astype(str),
-            "entity": rec["record_id"].astype(str),
-            "ds": pd.to_datetime(rec["order_date"]),
-            "value": rec["value"].astype(float),
-            "expected": rec["expected"].astype(float),
-            "lower_bound": rec["lower"].astype(float),
-            "upper_bound": rec["upper"].astype(float),
-            "score": rec["score"].astype(float),
-            "is_anomaly": flagged,
-            "severity": severity_of(rec["score"], cfg.anomaly.thresholds, flagged),
-            "kind": rec["field"].map(lambda f: "duplicate" if f == "duplicate" else "record"),
-            "reason": rec["reason"],
-            "model": "records",
-        }
-    ).drop_duplicates(["metric", "entity", "ds"])
+    return lake.output_partition("anomalies", ctx.run_date)
 
 
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
@@ -463,13 +343,16 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
     Forecast accuracy (`seam_forecast_accuracy`) is computed after the forecasts and actuals are
     loaded, from the archive in the forecasts' database, for the target dates of tonight's actuals.
     """
+    from pipelines.forecasting.accuracy import build_actuals
+
+    lake = Lake(cfg.lake)
     with tracked(cfg, ctx, "load") as out:
         d = ctx.run_date
         batches: list[tuple[str, str, pd.DataFrame]] = []
-        forecasts = read_output(cfg.lake, "forecasts", d)
+        forecasts = lake.read_output("forecasts", d)
         if forecasts is not None:
             batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
-        scores = read_output(cfg.lake, "anomalies", d)
+        scores = lake.read_output("anomalies", d)
         if scores is not None:
             owner = {m: cfg.provider(ds)[0].name for m, ds in METRIC_DATASETS.items() if cfg.has_dataset(ds)}
             source_of = scores["metric"].map(lambda m: owner.get(m, cfg.provider("order_lines")[0].name))
@@ -480,13 +363,17 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
             batches.append((cfg.results.ledger, "seam_data_quality_results", quality))
         demand: tuple[pd.DataFrame, pd.DataFrame] | None = None
         if not blocked_datasets(cfg, d, ["order_lines"]):
-            demand = build_actuals(cfg, d)
+            demand = build_actuals(
+                read_dataset(cfg, "order_lines", d),
+                run_date=d,
+                horizon=cfg.forecast.horizon,
+                history_days=cfg.forecast.history_days,
+            )
             batches.append((cfg.results.forecasts, "seam_actuals", demand[0]))
         results = []
         for src, table, frame in batches:
-            engine = make_engine(results_url(cfg.source(src)))
+            engine = make_engine(results_url(cfg.source(src)), write=True)
             try:
-                migrate(engine)
                 results.append(load_batch(engine, table, d, frame))
             finally:
                 engine.dispose()
@@ -497,31 +384,6 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         out.rows_out = sum(r.rows for r in results if not r.skipped)
         out.checksum = hashlib.sha256("".join(r.checksum for r in results).encode()).hexdigest()
     return results
-
-
-def build_actuals(cfg: Config, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Observed net demand for the accuracy of the forecasts: `(actuals, history)`.
-
-    `actuals` (rows of `seam_actuals`): every day of the last horizon + 7 days (a week of late
-    corrections) per SKU x warehouse that sold before, 0 on days without sales.  `history`
-    (`sku, warehouse, ds, y`): the `forecast.history_days` before that window, the MASE scale.
-    """
-    lines = read_dataset(cfg, "order_lines", run_date)
-    start, _ = accuracy_window(run_date, cfg.forecast.horizon)
-    days = (run_date - start).days + 1
-    series = build_demand_series(lines, None, end=run_date, history_days=cfg.forecast.history_days + days)
-    in_window = series["ds"] >= pd.Timestamp(start)
-    window = series[in_window]
-    actuals = pd.DataFrame(
-        {
-            "sku": window["sku"],
-            "warehouse": window["warehouse"],
-            "ds": window["ds"],
-            "actual": window["y"].astype(float),
-        }
-    ).reset_index(drop=True)
-    history = series.loc[~in_window, ["sku", "warehouse", "ds", "y"]].reset_index(drop=True)
-    return actuals, history
 
 
 def run_report(cfg: Config, ctx: RunContext) -> Path:
@@ -536,7 +398,7 @@ def run_report(cfg: Config, ctx: RunContext) -> Path:
 
 def run_send_report(cfg: Config, ctx: RunContext) -> bool:
     """E-mail the night's report to `notifications.report_to`; False when no recipients are set."""
-    from pipelines.notify import build_report_message, send_message
+    from pipelines.report import build_report_message, send_message
 
     spec = cfg.notifications
     if not spec.report_to:
@@ -562,6 +424,7 @@ def run_send_report(cfg: Config, ctx: RunContext) -> bool:
 
 def run_all(cfg: Config, ctx: RunContext) -> Path:
     """All steps in order (the CLI's `seam run`); returns the report's path."""
+    run_migrate(cfg)
     run_extract(cfg, ctx)
     gate: DataError | None = None
     try:

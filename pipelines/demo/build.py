@@ -318,7 +318,15 @@ def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
     }
 
 
-def _inject_demand(rng, lam, labels, sku_ids, wh_ids, days, warm) -> None:
+def _inject_demand(
+    rng: np.random.Generator,
+    lam: np.ndarray,
+    labels: list[tuple],
+    sku_ids: list[str],
+    wh_ids: list[str],
+    days: pd.DatetimeIndex,
+    warm: int,
+) -> None:
     """Spikes, dips and level shifts on the demand rate, recorded as labels."""
     n_sku, n_wh, n_days = lam.shape
     busy = np.argwhere(lam[:, :, warm:].mean(axis=2) >= 1.5)
@@ -351,7 +359,15 @@ def _inject_demand(rng, lam, labels, sku_ids, wh_ids, days, warm) -> None:
         )
 
 
-def _inject_lines(rng, lines, orders, labels, days, warm, wh_ids) -> pd.DataFrame:
+def _inject_lines(
+    rng: np.random.Generator,
+    lines: pd.DataFrame,
+    orders: pd.DataFrame,
+    labels: list[tuple],
+    days: pd.DatetimeIndex,
+    warm: int,
+    wh_ids: list[str],
+) -> pd.DataFrame:
     """Mispriced lines and whole missing warehouse-days (an interface that dropped a day)."""
     late = orders.order_id[orders.order_date >= days[warm].date()].to_numpy()
     cand = np.nonzero(np.isin(lines.order_id.to_numpy(), late))[0]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipelines.db import connect, dialect_of, make_engine, safe_url
+from pipelines.db import adapter_for, connect, make_engine, safe_url
 from pipelines.demo.build import DemoSize, build_crm, build_erp
 from pipelines.demo.schema import CRM, ERP
 from pipelines.errors import ConfigError
@@ -54,7 +54,8 @@ def generate(
 def _write(
     url: str, metadata: sa.MetaData, frames: dict[str, pd.DataFrame], *, replace: bool, what: str
 ) -> dict[str, int]:
-    engine = make_engine(url)
+    adapter_for(url).create_container(url)
+    engine = make_engine(url, write=True)
     try:
         with connect(engine, what=what) as conn:
             existing = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
@@ -80,44 +81,14 @@ def _write(
 
 
 def _bulk_insert(conn: Connection, table: sa.Table, df: pd.DataFrame) -> None:
-    """Insert a frame with the dialect's fast path (COPY on PostgreSQL, executemany elsewhere)."""
+    """Insert a frame with the dialect's bulk path, its columns typed as the table's."""
     if df.empty:
         return
-    cols = [c.name for c in table.columns]
-    df = df[cols]
-    dialect = dialect_of(conn)
-    raw: Any = conn.connection.dbapi_connection  # the driver's own connection (psycopg's COPY API)
-    assert raw is not None
-    if dialect == "postgresql":
-        buf = io.StringIO()
-        df.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
-        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
-        with (
-            raw.cursor() as cur,
-            cur.copy(
-                f"COPY {conn.dialect.identifier_preparer.quote(table.name)} ({names}) "
-                f"FROM STDIN WITH (FORMAT csv, NULL '\\N')"
-            ) as copy,
-        ):
-            copy.write(buf.getvalue())
-        return
-    rows = list(df.astype(object).where(df.notna(), None).itertuples(index=False, name=None))
-    rows = [tuple(_plain(v) for v in r) for r in rows]
-    marks = ", ".join(["%s"] * len(cols)) if dialect == "mysql" else ", ".join(["?"] * len(cols))
-    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
-    sql = f"INSERT INTO {conn.dialect.identifier_preparer.quote(table.name)} ({names}) VALUES ({marks})"
-    cur = raw.cursor()
-    try:
-        for i in range(0, len(rows), 20_000):
-            cur.executemany(sql, rows[i : i + 20_000])
-    finally:
-        cur.close()
-
-
-def _plain(value: object) -> object:
-    """Convert pandas/numpy scalars into types every DB-API driver accepts."""
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
+    adapter = adapter_for(conn)
+    data = pa.Table.from_pandas(df[[c.name for c in table.columns]], preserve_index=False)
+    for i, column in enumerate(table.columns):
+        if isinstance(column.type, sa.DateTime):
+            data = data.set_column(i, column.name, pc.cast(data.column(i), pa.timestamp("us")))
+        elif isinstance(column.type, sa.Date):
+            data = data.set_column(i, column.name, pc.cast(data.column(i), pa.date32()))
+    adapter.bulk_insert(conn, adapter.quote(conn, table.name), [c.name for c in table.columns], data)

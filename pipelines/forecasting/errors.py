@@ -1,12 +1,13 @@
-"""Exceptions raised by the forecasting stage.
-
-`ForecastInputError` is a `ValueError` so callers that already catch `ValueError` (and the
-project-wide data-error handling, once `pipelines.errors` exists) treat it as a data error that
-must not be retried.
-"""
+"""Exceptions raised by the forecasting stage."""
 
 from __future__ import annotations
 
+from pipelines.errors import DataError
 
-class ForecastInputError(ValueError):
-    """The history frame or the call arguments violate the forecasting input contract."""
+
+class ForecastInputError(DataError, ValueError):
+    """The history frame or the call arguments violate the forecasting input contract.
+
+    A data error: retrying does not help (no Airflow retry, CLI exit code 4); fix the input or the
+    options named in the message.  Also a `ValueError`, for callers that catch that.
+    """

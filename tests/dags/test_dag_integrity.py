@@ -50,7 +50,8 @@ def test_nightly_task_graph(dagbag):
     dag = dagbag.dags["seam_nightly"]
     up = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
     assert up == {
-        "list_tables": [],
+        "migrate": [],
+        "list_tables": ["migrate"],
         "extract": ["list_tables"],
         "datasets": ["extract"],
         "validate": ["datasets"],

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines.config import load_config, source_url
-from pipelines.steps import RunContext, run_all
+from pipelines.run_context import RunContext
+from pipelines.steps import run_all
 from scripts.local_cluster import LocalCluster
 from tests.conftest import NIGHT
 

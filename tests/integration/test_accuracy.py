@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.accuracy import ACCURACY_COLUMNS, build_forecast_accuracy, read_forecast_archive
 from pipelines.db import make_engine
-from pipelines.load import load_batch, migrate
+from pipelines.forecasting.accuracy import ACCURACY_COLUMNS, build_forecast_accuracy
+from pipelines.load import load_batch, read_forecast_archive
+from pipelines.state import migrate
 from tests.integration.test_load import grant_block
-from tests.unit.test_accuracy import ACTUALS, CATEGORIES, FORECASTS, NIGHT, _history
+from tests.unit.forecasting.test_accuracy import ACTUALS, CATEGORIES, FORECASTS, NIGHT, _history
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,7 @@ def _read(engine: sa.Engine, sql: str) -> pd.DataFrame:
 
 
 def test_accuracy_table_and_views_with_the_load_grants(load_url: str) -> None:
-    engine = make_engine(load_url)
+    engine = make_engine(load_url, write=True)
     try:
         assert migrate(engine)[-1] == "003_forecast_accuracy"
         assert migrate(engine) == []  # applied once

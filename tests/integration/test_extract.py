@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import logging
 import os
 from datetime import date, datetime
@@ -16,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pipelines import extract as extract_mod
 from pipelines.config import Config, parse_config
 from pipelines.errors import ConfigError, SchemaDriftError, SourceUnavailableError
 from pipelines.extract import extract_table
-from pipelines.lake import MANIFEST, partition_path, read_manifest, read_partition, state_path
+from pipelines.extract import table as extract_mod
+from pipelines.lake import MANIFEST, Lake, read_manifest, read_partition
 
 DAY1, DAY2 = date(2026, 11, 21), date(2026, 11, 22)
 EXPECTED_METHOD = {"postgresql": "copy", "mariadb": "mysql_client", "sqlite": "generic"}
@@ -120,13 +121,12 @@ def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, **table: 
 
 
 def _read(cfg: Config, day: date) -> pd.DataFrame:
-    df = read_partition(partition_path(cfg.lake, "erp", "lines", day))
+    df = read_partition(Lake(cfg.lake).table_partition("erp", "lines", day))
     return df.sort_values(["order_id", "line_no"]).reset_index(drop=True)
 
 
 def _watermarks(cfg: Config) -> dict | None:
-    path = state_path(cfg.lake, "watermarks", "erp", "lines.json")
-    return json.loads(path.read_text()) if path.is_file() else None
+    return Lake(cfg.lake).read_state("watermarks", "erp", "lines")
 
 
 SPECIAL = ["NULL", "tab\there", "line\nbreak", "back\\slash", "", "ünï €", None]
@@ -139,7 +139,7 @@ def test_snapshot_types_manifest_and_dataset_readers(backend, tmp_path, monkeypa
     cfg = _config(tmp_path, monkeypatch, url)
     res = extract_table(cfg, "erp", "lines", DAY2)
     assert res.rows == 40 and res.warnings == ()
-    folder = partition_path(cfg.lake, "erp", "lines", DAY2)
+    folder = Lake(cfg.lake).table_partition("erp", "lines", DAY2)
     assert folder.name == "snapshot_date=2026-11-22" and (folder / "part-00000.parquet").is_file()
     got = _read(cfg, DAY2)
     want = pd.DataFrame(rows).sort_values(["order_id", "line_no"]).reset_index(drop=True)
@@ -201,11 +201,41 @@ def test_timestamp_with_zone_is_utc_in_arrow(pg_database, tmp_path, monkeypatch)
     engine.dispose()
     cfg = _config(tmp_path, monkeypatch, url)
     extract_table(cfg, "erp", "lines", DAY2)
-    folder = partition_path(cfg.lake, "erp", "lines", DAY2)
+    folder = Lake(cfg.lake).table_partition("erp", "lines", DAY2)
     table = ds.dataset(folder / "part-00000.parquet").to_table().sort_by("order_id")
     assert table.schema.field("updated_at").type == pa.timestamp("us", tz="UTC")
     assert table.column("updated_at").to_pylist()[0] == datetime.fromisoformat("2026-11-22T04:30:00+00:00")
     assert table.column("quantity").to_pylist() == [Decimal("1.500"), None]
+
+
+@pytest.mark.parametrize("column_type", ["timestamptz", "timestamp"])
+def test_the_night_is_the_business_day_in_the_configured_zone_across_dst(
+    pg_database, tmp_path, monkeypatch, column_type
+):
+    """Europe/Berlin, 2026-03-29: clocks jump from 02:00 to 03:00, the night is 23 hours long.
+
+    A zone-aware column is bounded by the instants of local midnight (22:00 UTC the day before);
+    a column without a zone holds local wall-clock time and is bounded by midnight itself.
+    """
+    url = pg_database()
+    engine = sa.create_engine(url)
+    moments = {  # row -> (a zone-aware instant, the same moment as Berlin wall-clock time)
+        "before": ("2026-03-28 22:59:59+00", "2026-03-28 23:59:59"),
+        "first": ("2026-03-28 23:00:00+00", "2026-03-29 00:00:00"),
+        "last": ("2026-03-29 21:59:59+00", "2026-03-29 23:59:59"),
+        "after": ("2026-03-29 22:00:00+00", "2026-03-30 00:00:00"),
+    }
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE lines (order_id text NOT NULL, line_no int NOT NULL, updated_at {column_type})")
+        for order_id, (aware, local) in moments.items():
+            value = aware if column_type == "timestamptz" else local
+            conn.execute(sa.text("INSERT INTO lines VALUES (:o, 1, :v)"), {"o": order_id, "v": value})
+    engine.dispose()
+    cfg = _config(tmp_path, monkeypatch, url, as_of="updated_at", columns={})
+    cfg = replace(cfg, timezone="Europe/Berlin")
+    extract_table(cfg, "erp", "lines", date(2026, 3, 29))
+    got = Lake(cfg.lake).read_table("erp", "lines", date(2026, 3, 29)).column("order_id").to_pylist()
+    assert sorted(got) == ["before", "first", "last"]  # as_of: everything before the night's end
 
 
 def test_incremental_lookback_catches_late_updates_and_reruns_are_idempotent(backend, tmp_path, monkeypatch):
@@ -255,11 +285,11 @@ def test_killed_run_leaves_no_partition_and_keeps_the_watermark(backend, tmp_pat
     def die(*_a, **_k):
         raise RuntimeError("killed while writing")
 
-    monkeypatch.setattr(extract_mod, "_widen", die)
+    monkeypatch.setattr(extract_mod, "widen", die)
     for day in (DAY2, DAY1):  # a new night, and a re-run over an existing partition
         with pytest.raises(RuntimeError, match="killed"):
             extract_table(cfg, "erp", "lines", day)
-    assert not partition_path(cfg.lake, "erp", "lines", DAY2).exists()
+    assert not Lake(cfg.lake).table_partition("erp", "lines", DAY2).exists()
     pd.testing.assert_frame_equal(_read(cfg, DAY1), old)
     assert [p.name for p in (cfg.lake / "erp" / "lines").iterdir()] == ["snapshot_date=2026-11-21"]
     assert _watermarks(cfg) == before
@@ -290,7 +320,7 @@ def test_schema_drift(backend, tmp_path, monkeypatch):
         with pytest.raises(SchemaDriftError) as err:
             extract_table(cfg, "erp", "lines", DAY2)
         assert str(err.value).startswith(f"schema drift in erp.lines: {message}. ")
-        assert not partition_path(cfg.lake, "erp", "lines", DAY2).exists()
+        assert not Lake(cfg.lake).table_partition("erp", "lines", DAY2).exists()
         assert [p.name for p in (cfg.lake / "erp" / "lines").iterdir()] == ["snapshot_date=2026-11-21"]
 
 
@@ -300,7 +330,7 @@ def test_empty_table_writes_an_empty_typed_partition(backend, tmp_path, monkeypa
     cfg = _config(tmp_path, monkeypatch, url, mode="incremental", cursor="updated_at")
     res = extract_table(cfg, "erp", "lines", DAY2)
     assert res.rows == 0
-    table = ds.dataset(partition_path(cfg.lake, "erp", "lines", DAY2) / "part-00000.parquet").to_table()
+    table = ds.dataset(Lake(cfg.lake).table_partition("erp", "lines", DAY2) / "part-00000.parquet").to_table()
     assert table.num_rows == 0 and table.schema.field("unit_price").type == pa.decimal128(12, 2)
     assert _watermarks(cfg) is None  # nothing seen, nothing to advance
 
@@ -330,15 +360,15 @@ KILL_MID_WRITE = """
 import json, os, signal, sys
 from datetime import date
 from pathlib import Path
-import pipelines.extract as ex
-import pipelines.extract_fast as fast
+import pipelines.extract.table as ex
+import pipelines.db.csv_stream as csv_stream
 from pipelines.config import parse_config
 
 # Small blocks and chunks: many batches, so the kill lands after some rows are already staged.
-fast.BLOCK_BYTES = 4096
+csv_stream.BLOCK_BYTES = 4096
 ex.CHUNK_ROWS = 100
 lake = Path(sys.argv[1])
-widen, calls = ex._widen, []
+widen, calls = ex.widen, []
 
 def die(*args, **kwargs):
     calls.append(1)
@@ -349,7 +379,7 @@ def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return widen(*args, **kwargs)
 
-ex._widen = die
+ex.widen = die
 raw = {"lake": str(lake), "sources": {"erp": {"url_env": "SEAM_TEST_EXTRACT_URL", "tables": {"lines": {
     "dataset": "order_lines", "table": "lines", "mode": "incremental", "cursor": "updated_at"}}}}}
 ex.extract_table(parse_config(raw, base=lake), "erp", "lines", date(2026, 11, 22))
@@ -385,7 +415,7 @@ def test_sigkill_mid_extraction_leaves_no_visible_partition(backend, tmp_path, m
     assert len(staged["staged"]) == 1 and staged["bytes"][0] > 0  # rows had reached the temporary folder
     assert Path(staged["staged"][0]).parent.name.startswith(".tmp-snapshot_date=2026-11-22-")
 
-    assert not partition_path(cfg.lake, "erp", "lines", DAY2).exists()
+    assert not Lake(cfg.lake).table_partition("erp", "lines", DAY2).exists()
     assert not [m for m in (cfg.lake / "erp" / "lines").rglob(MANIFEST) if "2026-11-22" in str(m)]
     assert _watermarks(cfg) == before
     dset = ds.dataset(cfg.lake / "erp" / "lines", format="parquet", partitioning="hive")
@@ -402,7 +432,7 @@ def test_sigkill_mid_extraction_leaves_no_visible_partition(backend, tmp_path, m
     assert sorted(got["order_id"]) == sorted(want) and not got.duplicated(["order_id", "line_no"]).any()
     notes = [None if pd.isna(v) else v for v in got["note"]]
     assert notes == [None, *[SPECIAL[i % 7] for i in range(KILL_ROWS)]]
-    manifest = read_manifest(partition_path(cfg.lake, "erp", "lines", DAY2))
+    manifest = read_manifest(Lake(cfg.lake).table_partition("erp", "lines", DAY2))
     assert manifest is not None and manifest["rows"] == KILL_ROWS + 1
     assert manifest["method"] == EXPECTED_METHOD[kind]
     assert _watermarks(cfg)["history"]["2026-11-22"] == (night + timedelta(seconds=KILL_ROWS - 1)).isoformat()
@@ -429,7 +459,7 @@ def _keyed(url: str, keys: list[int | None]) -> sa.Table:
 
 @pytest.mark.parametrize("span", [2, 3, 10, 1001])
 def test_key_ranges_cover_every_row_once_with_null_keys(backend, span):
-    from pipelines.extract_ranges import build_ranges
+    from pipelines.extract.ranges import build_ranges
 
     _, url = backend
     keys = [*range(5, 5 + span), None, None, 5 + span - 1]  # duplicates and NULLs on the nullable key
@@ -447,7 +477,7 @@ def test_key_ranges_cover_every_row_once_with_null_keys(backend, span):
 
 
 def test_mariadb_split_extraction_equals_one_stream(mariadb_database, tmp_path, monkeypatch):
-    from pipelines import extract_ranges
+    from pipelines.extract import ranges as extract_ranges
 
     url = mariadb_database()
     keys = list(range(3000))
@@ -461,7 +491,7 @@ def test_mariadb_split_extraction_equals_one_stream(mariadb_database, tmp_path, 
     frames, manifests = [], []
     for n, min_keys in enumerate((10**9, 1)):
         monkeypatch.setattr(extract_ranges, "SPLIT_MIN_KEYS", min_keys)
-        monkeypatch.setattr("pipelines.extract_fast.BLOCK_BYTES", 4096)  # many batches per stream
+        monkeypatch.setattr("pipelines.db.csv_stream.BLOCK_BYTES", 4096)  # many batches per stream
         raw = {
             "lake": str(tmp_path / f"lake{n}"),
             "sources": {
@@ -473,7 +503,7 @@ def test_mariadb_split_extraction_equals_one_stream(mariadb_database, tmp_path, 
         }
         cfg = parse_config(raw, base=tmp_path)
         res = extract_table(cfg, "erp", "keyed", DAY2)
-        folder = partition_path(cfg.lake, "erp", "keyed", DAY2)
+        folder = Lake(cfg.lake).table_partition("erp", "keyed", DAY2)
         manifests.append(read_manifest(folder))
         frames.append(read_partition(folder).sort_values("id").reset_index(drop=True))
         assert res.rows == 3000 - 201
@@ -481,26 +511,3 @@ def test_mariadb_split_extraction_equals_one_stream(mariadb_database, tmp_path, 
     assert [m["method"] for m in manifests] == ["mysql_client", "mysql_client"]
     pd.testing.assert_frame_equal(frames[0], frames[1])
     assert frames[1]["id"].is_unique and frames[1].loc[frames[1]["id"] == 1700, "label"].item() == "NULL\ttab"
-
-
-def test_a_failing_range_stream_stops_the_others():
-    from pipelines.extract_ranges import merge_streams
-
-    closed: list[str] = []
-    batch = pa.record_batch({"x": [1]})
-
-    def endless():
-        try:
-            while True:
-                yield batch
-        finally:
-            closed.append("endless")
-
-    def failing():
-        yield batch
-        raise SourceUnavailableError("the mariadb client failed: lost connection")
-
-    with pytest.raises(SourceUnavailableError, match="lost connection"):
-        for _ in merge_streams([endless, failing]):
-            pass
-    assert closed == ["endless"]

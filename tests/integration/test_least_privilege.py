@@ -11,7 +11,8 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines.config import load_config
-from pipelines.steps import RunContext, run_all
+from pipelines.run_context import RunContext
+from pipelines.steps import run_all
 from tests.conftest import NIGHT
 from tests.integration.test_load import grant_block
 

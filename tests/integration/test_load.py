@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from pipelines import load_bulk
-from pipelines.db import dialect_of, make_engine
+import pipelines.db.mysql as mysql_adapter
+from pipelines.db import RetryPolicy, adapter_for, make_engine
 from pipelines.errors import LoadError
-from pipelines.load import load_batch, migrate, migration_files
-from pipelines.retry import RetryPolicy, with_retry
+from pipelines.load import load_batch
+from pipelines.state import migrate, migration_files
 from tests.integration.test_load_reliability import NIGHT_A, assert_state, night
 
 GRANTS = Path(__file__).resolve().parents[2] / "docs" / "grants.md"
@@ -36,8 +37,8 @@ def grant_block(name: str, *, db: str, suffix: str, owner: str) -> list[str]:
 
 
 def use_as_load_role(url: str) -> None:
-    engine = make_engine(url)
-    expected = [p.stem for p in migration_files(dialect_of(engine))]
+    engine = make_engine(url, write=True)
+    expected = [p.name.removesuffix(".sql") for p in migration_files(adapter_for(engine).name)]
     assert expected[:2] == ["001_results", "002_views"] and migrate(engine) == expected
     df = night(NIGHT_A, 5, seed=1)
     assert not load_batch(engine, "seam_forecasts", NIGHT_A, df).skipped
@@ -128,32 +129,6 @@ def test_permanent_errors_fail_at_once_naming_table_and_cause(tmp_path: Path) ->
     engine.dispose()
 
 
-def test_retry_backs_off_on_transient_errors_and_is_bounded() -> None:
-    class Dropped(Exception):
-        pass
-
-    err = sa.exc.OperationalError("SELECT 1", {}, Dropped("database is locked"))
-    sleeps: list[float] = []
-    calls = iter(range(10))
-
-    def flaky() -> str:
-        if next(calls) < 2:
-            raise err
-        return "done"
-
-    policy = RetryPolicy(attempts=5, base_delay=0.1, max_delay=1.0, max_total=10)
-    assert with_retry(flaky, what="t", policy=policy, sleep=sleeps.append) == "done"
-    assert len(sleeps) == 2 and sleeps[0] <= 0.1 and sleeps[1] <= 0.2
-    always = iter(range(100))
-    with pytest.raises(sa.exc.OperationalError):
-        with_retry(
-            lambda: (next(always), (_ for _ in ()).throw(err)), what="t", policy=policy, sleep=sleeps.append
-        )
-    assert next(always) == 5  # gave up after `attempts` calls
-    with pytest.raises(ValueError):
-        with_retry(lambda: int("x"), what="t", policy=policy, sleep=sleeps.append)
-
-
 @pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Temporary files of the load go here, so other processes' files do not count."""
@@ -169,7 +144,7 @@ def _pipe_leftovers(tmp: Path) -> tuple[list[str], list[str]]:
 def test_mariadb_rejected_values_roll_back_the_whole_night(
     mariadb_database: Callable[[], str], private_tmp: Path
 ) -> None:
-    engine = make_engine(mariadb_database())
+    engine = make_engine(mariadb_database(), write=True)
     migrate(engine)
     old = night(NIGHT_A, 10, seed=1)
     load_batch(engine, "seam_forecasts", NIGHT_A, old)
@@ -185,17 +160,17 @@ def test_mariadb_rejected_values_roll_back_the_whole_night(
 def test_mariadb_csv_writer_failure_rolls_back(
     mariadb_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch, private_tmp: Path
 ) -> None:
-    engine = make_engine(mariadb_database())
+    engine = make_engine(mariadb_database(), write=True)
     migrate(engine)
     old = night(NIGHT_A, 10, seed=1)
     load_batch(engine, "seam_forecasts", NIGHT_A, old)
-    real = load_bulk._csv_chunks
+    real = mysql_adapter.csv_chunks
 
-    def half(df: pd.DataFrame, **kw: Any) -> Iterator[bytes]:
-        yield from real(df.head(len(df) // 2), **kw)  # the server gets half the rows, then EOF
+    def half(data: pa.Table, **kw: Any) -> Iterator[bytes]:
+        yield from real(data.slice(0, data.num_rows // 2), **kw)  # half the rows, then EOF
         raise OSError("disk full")
 
-    monkeypatch.setattr(load_bulk, "_csv_chunks", half)
+    monkeypatch.setattr(mysql_adapter, "csv_chunks", half)
     with pytest.raises(
         LoadError, match=r"writing the CSV for LOAD DATA into seam_forecasts failed: disk full"
     ):
@@ -208,10 +183,10 @@ def test_mariadb_csv_writer_failure_rolls_back(
 def test_mariadb_statement_refused_before_reading_leaves_nothing(
     mariadb_database: Callable[[], str], private_tmp: Path
 ) -> None:
-    engine = make_engine(mariadb_database())
+    engine = make_engine(mariadb_database(), write=True)
     df = night(NIGHT_A, 3, seed=1)
     with engine.connect() as conn, pytest.raises(Exception, match="1146"), conn.begin():
-        load_bulk.bulk_insert(conn, "no_such_table", list(df.columns), df)
+        adapter_for(conn).bulk_insert(conn, "no_such_table", list(df.columns), pa.Table.from_pandas(df))
     assert _pipe_leftovers(private_tmp) == ([], [])  # the writer thread was unblocked and the pipe removed
     engine.dispose()
 
@@ -223,7 +198,7 @@ def test_mariadb_without_local_infile_falls_back_to_inserts(
     migrate(engine)
     old, new = night(NIGHT_A, 10, seed=1), night(NIGHT_A, 8, seed=2)
     load_batch(engine, "seam_forecasts", NIGHT_A, old)
-    with caplog.at_level("INFO", logger="pipelines.load_bulk"):
+    with caplog.at_level("INFO", logger="pipelines.db.mysql"):
         assert not load_batch(engine, "seam_forecasts", NIGHT_A, new).skipped
     assert "LOAD DATA LOCAL INFILE refused" in caplog.text
     assert_state(engine, new)  # the night replaced, old rows not in the batch gone

@@ -1,7 +1,7 @@
 """Exactly-once loads under failure, on real PostgreSQL and MariaDB and on SQLite.
 
-The load runs in a forked process that pauses at a named point through the
-test-only SEAM_LOAD_TEST_PAUSE hook of `pipelines.load`; the test kills it there (SIGKILL) or
+The load runs in a forked process that pauses at a named point through the `checkpoint` hook of
+`pipelines.load.load_batch`; the test kills it there (SIGKILL) or
 terminates its database session, then checks the target against what a clean run leaves.
 """
 
@@ -23,8 +23,10 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.db import make_engine
-from pipelines.load import _prepare, batch_checksum, load_batch, migrate
+from pipelines.load import batch_checksum, load_batch
+from pipelines.load.batch import _prepare
 from pipelines.results import RESULT_TABLES
+from pipelines.state import migrate
 
 NIGHT_A = date(2026, 11, 22)
 NIGHT_B = date(2026, 11, 23)
@@ -97,30 +99,34 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
         url = request.getfixturevalue("mariadb_database")()
     else:
         url = f"sqlite:///{tmp_path / 'results.db'}"
-    engine = make_engine(url)
+    engine = make_engine(url, write=True)
     migrate(engine)
     engine.dispose()
     return request.param, url
 
 
-class _Flag(logging.Handler):
-    """Collects the child's log lines and signals when it reaches its pause point."""
+class _Lines(logging.Handler):
+    """Collects the child's warnings (retries) for the parent."""
 
-    def __init__(self, paused: Any, lines: Any) -> None:
+    def __init__(self, lines: Any) -> None:
         super().__init__(logging.WARNING)
-        self.paused, self.lines = paused, lines
+        self.lines = lines
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.put(record.getMessage())
-        if "SEAM_LOAD_TEST_PAUSE" in record.getMessage():
-            self.paused.set()
 
 
 def _child(url: str, run_date: date, skus: int, seed: int, pause: str, paused: Any, lines: Any) -> None:
-    os.environ["SEAM_LOAD_TEST_PAUSE"] = pause
-    logging.getLogger("pipelines").addHandler(_Flag(paused, lines))
-    engine = make_engine(url)  # a fresh engine: nothing of the parent's pool is used
-    res = load_batch(engine, "seam_forecasts", run_date, night(run_date, skus, seed))
+    point, seconds = pause.split(":")
+
+    def checkpoint(at: str, attempt: int) -> None:  # the first attempt stops at `point`
+        if attempt == 1 and at == point:
+            paused.set()
+            time.sleep(float(seconds))
+
+    logging.getLogger("pipelines").addHandler(_Lines(lines))
+    engine = make_engine(url, write=True)  # a fresh engine: nothing of the parent's pool is used
+    res = load_batch(engine, "seam_forecasts", run_date, night(run_date, skus, seed), checkpoint=checkpoint)
     lines.put(f"RESULT skipped={res.skipped}")
     time.sleep(0.2)  # let the queue's feeder thread flush
     os._exit(0)
@@ -160,7 +166,7 @@ class Load:
 @pytest.mark.parametrize("point", ["staged", "merged", "committed"])
 def test_sigkill_then_retry_equals_clean_run(target: tuple[str, str], point: str) -> None:
     _, url = target
-    engine = make_engine(url)
+    engine = make_engine(url, write=True)
     old = night(NIGHT_A, skus=30, seed=1)
     load_batch(engine, "seam_forecasts", NIGHT_A, old)
     load = Load(url, NIGHT_A, 20, 2, f"{point}:60")  # fewer rows, other values
@@ -179,7 +185,7 @@ def test_sigkill_then_retry_equals_clean_run(target: tuple[str, str], point: str
 
 def test_replays_and_interleaved_nights(target: tuple[str, str]) -> None:
     _, url = target
-    engine = make_engine(url)
+    engine = make_engine(url, write=True)
     a, b = night(NIGHT_A, 12, seed=3), night(NIGHT_B, 10, seed=4)
     skipped = [
         load_batch(engine, "seam_forecasts", d, df).skipped for d, df in ((NIGHT_A, a), (NIGHT_B, b)) * 3
@@ -223,7 +229,7 @@ def test_dropped_connection_is_retried(target: tuple[str, str]) -> None:
     kind, url = target
     if kind == "sqlite":
         pytest.skip("SQLite has no server session to terminate")
-    engine = make_engine(url)
+    engine = make_engine(url, write=True)
     old = night(NIGHT_A, skus=15, seed=6)
     load_batch(engine, "seam_forecasts", NIGHT_A, old)
     engine.dispose()
@@ -233,14 +239,14 @@ def test_dropped_connection_is_retried(target: tuple[str, str]) -> None:
     lines = load.finish()
     assert any("transient error on attempt 1" in line for line in lines), lines
     assert lines[-1] == "RESULT skipped=False"
-    engine = make_engine(url)
+    engine = make_engine(url, write=True)
     assert_state(engine, night(NIGHT_A, skus=25, seed=7))
     engine.dispose()
 
 
 def test_concurrent_reader_never_sees_a_mix(target: tuple[str, str]) -> None:
     _, url = target
-    engine = make_engine(url)
+    engine = make_engine(url, write=True)
     versions = [night(NIGHT_A, 40, seed=8, yhat=1.0), night(NIGHT_A, 25, seed=9, yhat=2.0)]
     allowed = {(len(versions[0]), 1.0, 1.0), (len(versions[1]), 2.0, 2.0)}
     load_batch(engine, "seam_forecasts", NIGHT_A, versions[0])

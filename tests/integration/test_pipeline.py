@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from pipelines.config import load_config, source_url
 from pipelines.errors import ConfigError, SourceUnavailableError
-from pipelines.steps import RunContext, run_all, run_extract, run_load
+from pipelines.run_context import RunContext
+from pipelines.steps import run_all, run_extract, run_load, run_migrate
 from tests.conftest import NIGHT
 from tests.helpers import check_results, dump_results
 
@@ -41,6 +42,7 @@ def test_missing_table_is_a_clear_error_and_writes_nothing(demo_env, tmp_path):
     text = path.read_text().replace("table: products", "table: produkts")
     path.write_text(text)
     cfg = load_config(path)
+    run_migrate(cfg)
     with pytest.raises(ConfigError, match="table 'produkts' does not exist in source 'erp'"):
         run_extract(cfg, RunContext(NIGHT), source="erp", table="products")
     assert not (cfg.lake / "erp" / "products").exists() or not any((cfg.lake / "erp" / "products").iterdir())
@@ -48,6 +50,7 @@ def test_missing_table_is_a_clear_error_and_writes_nothing(demo_env, tmp_path):
 
 def test_unreachable_database_is_retryable_and_hides_the_password(demo_env, monkeypatch):
     cfg = load_config(demo_env())
+    run_migrate(cfg)
     env = cfg.source("crm").url_env
     monkeypatch.setenv(env, "postgresql+psycopg://seam:s3cr3t-pw@127.0.0.1:1/crm")
     with pytest.raises(SourceUnavailableError) as err:
@@ -74,7 +77,7 @@ def test_forecast_archive_and_accuracy_by_lag(demo_env):
     assert len(lag1) == 1 and lag1["wape"].iloc[0] >= 0 and actual > 0
     _assert_accuracy_table(cfg, before)
 
-    from pipelines.status import format_status, read_status
+    from pipelines.state import format_status, read_status
 
     status = read_status(cfg, days=7)
     assert sorted(status["run_date"].astype(str).unique()) == [str(before), str(NIGHT)]
@@ -100,7 +103,7 @@ def _read(cfg, sql: str) -> pd.DataFrame:
 
 def _assert_accuracy_table(cfg, before) -> None:
     """seam_forecast_accuracy agrees with a recomputation from seam_forecasts + seam_actuals."""
-    from pipelines.datasets import read_dataset
+    from pipelines.lake import read_dataset
     from pipelines.series import build_demand_series
 
     acc = _read(cfg, "SELECT * FROM seam_forecast_accuracy")
@@ -170,11 +173,12 @@ def test_sharded_night_equals_the_single_shard_night(demo_env):
     from dataclasses import replace
 
     from pipelines.config import ScaleSpec
-    from pipelines.lake import read_output, shard_path
+    from pipelines.lake import Lake
     from pipelines.sharding import night_skus, shard_of
     from pipelines.steps import run_forecast, run_score, run_validate
 
     one = replace(load_config(demo_env()), scale=ScaleSpec(shards=1))
+    run_migrate(one)
     run_extract(one, RunContext(NIGHT))
     run_validate(one, RunContext(NIGHT))
     results = {}
@@ -182,10 +186,10 @@ def test_sharded_night_equals_the_single_shard_night(demo_env):
         cfg = replace(one, scale=ScaleSpec(shards=shards))
         run_forecast(cfg, RunContext(NIGHT))
         run_score(cfg, RunContext(NIGHT))
-        results[shards] = [read_output(cfg.lake, out, NIGHT) for out in ("forecasts", "anomalies")]
+        results[shards] = [Lake(cfg.lake).read_output(out, NIGHT) for out in ("forecasts", "anomalies")]
         if shards == 3:
             for k in range(3):  # each shard holds exactly its own SKUs
-                part = pd.read_parquet(shard_path(cfg.lake, "forecasts", NIGHT, k))
+                part = Lake(cfg.lake).read_shard("forecasts", NIGHT, k)
                 assert {shard_of(s, 3) for s in part["sku"]} <= {k}
             assert len({shard_of(s, 3) for s in night_skus(cfg, NIGHT)}) > 1
     # Point forecasts and anomaly scores are per series, so sharding cannot change them.  (Forecast

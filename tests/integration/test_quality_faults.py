@@ -9,10 +9,10 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines.config import load_config, source_url
-from pipelines.datasets import read_dataset
 from pipelines.errors import QualityGateError, SchemaDriftError, StepSkipped
-from pipelines.lake import output_path, read_output, read_partition
-from pipelines.steps import RunContext, run_extract, run_forecast, run_load, run_validate
+from pipelines.lake import Lake, read_dataset, read_partition
+from pipelines.run_context import RunContext
+from pipelines.steps import run_extract, run_forecast, run_load, run_migrate, run_validate
 from tests.conftest import NIGHT
 
 BEFORE = NIGHT - timedelta(days=1)
@@ -123,6 +123,7 @@ def _inject(url: str, statements: list[str]) -> None:
 def night_before(demo_env):
     """A demo whose previous night was extracted and validated cleanly."""
     cfg = load_config(demo_env())
+    run_migrate(cfg)
     run_extract(cfg, RunContext(BEFORE))
     run_validate(cfg, RunContext(BEFORE))
     return cfg
@@ -142,7 +143,7 @@ def test_fault_is_caught_with_the_right_check(night_before, fault):
     if dataset == "order_lines" or fault == "empty table":
         with pytest.raises(StepSkipped, match="failed their quality gate"):
             run_forecast(cfg, RunContext(NIGHT))
-        assert read_output(cfg.lake, "forecasts", NIGHT) is None
+        assert Lake(cfg.lake).read_output("forecasts", NIGHT) is None
 
 
 def test_failed_night_loads_quality_results_but_no_forecasts(night_before):
@@ -188,12 +189,13 @@ def test_column_retyped_to_text_fails_the_table(night_before):
         SchemaDriftError, match=r"retyped columns \['list_price: decimal128\(12, 2\) -> string'\]"
     ):
         run_extract(cfg, RunContext(NIGHT), source="erp", table="products")
-    assert read_output(cfg.lake, "forecasts", NIGHT) is None
+    assert Lake(cfg.lake).read_output("forecasts", NIGHT) is None
     assert not (cfg.lake / "erp" / "products" / f"snapshot_date={NIGHT}").exists()
 
 
 def test_thirty_clean_nights_raise_no_error(demo_env):
     cfg = load_config(demo_env())
+    run_migrate(cfg)
     warnings = 0
     for i in range(29, -1, -1):
         ctx = RunContext(NIGHT - timedelta(days=i))
@@ -209,7 +211,9 @@ def _enable_quarantine(cfg_path, max_share=None):
     if max_share is not None:
         raw["sources"]["erp"]["tables"]["order_lines"]["quarantine_max_share"] = max_share
     cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_config(cfg_path)
+    cfg = load_config(cfg_path)
+    run_migrate(cfg)
+    return cfg
 
 
 def test_quarantine_moves_bad_rows_aside_and_the_rest_continue(night_before):
@@ -221,14 +225,14 @@ def test_quarantine_moves_bad_rows_aside_and_the_rest_continue(night_before):
     results = run_validate(cfg, RunContext(NIGHT))  # no gate failure: the bad rows are set aside
     check = next(r for r in results if r.check_name == "expect_column_values_to_be_between(quantity)")
     assert check.severity == "warn" and "rows quarantined" in check.observed_value
-    q = read_partition(output_path(cfg.lake, "quarantine_order_lines", NIGHT))
+    q = read_partition(Lake(cfg.lake).quarantine_partition("order_lines", NIGHT))
     assert len(q) == check.unexpected_count > 0
     assert (q["quantity"] < 0).all() and q["quarantine_reason"].str.contains("quantity").all()
     clean = read_dataset(cfg, "order_lines", NIGHT)
     raw = read_dataset(cfg, "order_lines", NIGHT, exclude_quarantined=False)
     assert len(clean) == len(raw) - len(q) and (clean["quantity"] >= 0).all()
     run_forecast(cfg, RunContext(NIGHT))
-    assert len(read_output(cfg.lake, "forecasts", NIGHT)) > 0
+    assert len(Lake(cfg.lake).read_output("forecasts", NIGHT)) > 0
 
 
 def test_quarantine_does_not_hide_a_broken_feed(night_before):

@@ -16,10 +16,11 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines.config import load_config, source_url
-from pipelines.datasets import read_dataset
 from pipelines.demo import generate
 from pipelines.errors import SourceUnavailableError
-from pipelines.steps import RunContext, run_all, run_send_report
+from pipelines.lake import read_dataset
+from pipelines.run_context import RunContext
+from pipelines.steps import run_all, run_send_report
 from tests.conftest import NIGHT, SMALL, write_config
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'

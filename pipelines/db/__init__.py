@@ -1,0 +1,34 @@
+"""Databases: engines, connections, retries and one adapter per SQL dialect.
+
+Public functions:
+    make_engine(url, write=False) -> Engine      the only way seam creates engines
+    connect(engine, what=...)                    a connection; unreachable servers raise
+                                                 `SourceUnavailableError` (transient)
+    adapter_for(engine | conn | url) -> Adapter  the dialect's adapter (PostgreSQL, MariaDB/MySQL,
+                                                 SQLite, or the generic one): fast readers, bulk
+                                                 insert, replace-night, upsert, timestamps,
+                                                 migration lock
+    with_retry(fn, what=...), is_transient(err)  the one retry layer for database calls
+    safe_url, describe_db_error, quote           messages without secrets
+
+Contract: code outside this package never branches on the dialect's name; it asks the adapter.
+"""
+
+from pipelines.db.adapters import adapter_for
+from pipelines.db.base import Adapter
+from pipelines.db.engines import connect, describe_db_error, make_engine, quote, safe_url
+from pipelines.db.retry import RetryPolicy, is_transient, sqlstate_of, with_retry
+
+__all__ = [
+    "Adapter",
+    "RetryPolicy",
+    "adapter_for",
+    "connect",
+    "describe_db_error",
+    "is_transient",
+    "make_engine",
+    "quote",
+    "safe_url",
+    "sqlstate_of",
+    "with_retry",
+]

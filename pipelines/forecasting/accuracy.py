@@ -1,0 +1,204 @@
+"""Forecast accuracy by lag, per series, per category and overall (`seam_forecast_accuracy`).
+
+Each night scores the archived forecasts (`seam_forecasts`, every night kept) whose target dates
+fall in the actuals window that night loads: the last `horizon + 7` days up to the night.  A point
+is one archived forecast (run_date, sku, warehouse, target_date) joined to the actual of that
+series and day; `lag_days = target_date - run_date`.  Per level (`series`: entity `sku|warehouse`;
+`category`: the product category; `all`: entity `all`) and lag:
+
+- WAPE = sum |actual - yhat| / sum |actual|, NULL when the actuals sum to 0;
+- bias = (sum yhat - sum actual) / sum |actual| (> 0: over-forecast), NULL likewise;
+- MASE = mean over the points of |actual - yhat| / scale of the point's series, where the scale is
+  the in-sample mean absolute seasonal-naive error, mean |y_t - y_(t-7)|, of the series' daily
+  demand *before* the window (the days of the lake's demand series that have a value 7 days
+  earlier).  For a series this is its mean absolute error divided by its scale; for a category
+  and for `all` it is the mean of the scaled absolute errors pooled over the group's points.  Points
+  whose series has no such history or a scale of 0 (a constant history) are left out; `mase_points`
+  says how many were used, and MASE is NULL when none were (never infinite);
+- coverage_80/95 = share of actuals inside the 80 %/95 % interval (bounds included).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import DataError
+from pipelines.results import RESULT_TABLES
+from pipelines.series import build_demand_series
+
+log = logging.getLogger(__name__)
+
+SEASON = 7  # days: the seasonal-naive forecast of a day is the same weekday one week earlier
+LEVELS = ("series", "category", "all")
+NO_CATEGORY = "(no category)"
+ACCURACY_COLUMNS = RESULT_TABLES["seam_forecast_accuracy"].columns
+_FORECASTS, _ACTUALS = RESULT_TABLES["seam_forecasts"], RESULT_TABLES["seam_actuals"]
+# the key of an archived forecast and the figures scored; not its model metadata
+FORECAST_COLUMNS = (*_FORECASTS.key, "yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95")
+_INPUTS = {
+    "forecasts": (FORECAST_COLUMNS, _FORECASTS.key),
+    "actuals": (_ACTUALS.columns, _ACTUALS.key),
+    "history": (("sku", "warehouse", "ds", "y"), ("sku", "warehouse", "ds")),
+    "categories": (("sku", "category"), ("sku",)),
+}
+
+
+def accuracy_window(run_date: date, horizon: int) -> tuple[date, date]:
+    """First and last day of the actuals a night loads and scores: the last `horizon + 7` days."""
+    if horizon < 1:
+        raise DataError(f"`horizon` must be >= 1, got {horizon}; set forecast.horizon in the config")
+    return run_date - timedelta(days=horizon + 6), run_date
+
+
+def _check(df: pd.DataFrame, name: str) -> None:
+    columns, key = _INPUTS[name]
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"build_forecast_accuracy: `{name}` lacks columns {missing}; got {list(df.columns)}")
+    nulls = df[list(columns)].isna().any(axis=1)
+    if nulls.any():
+        example = df.loc[nulls, list(columns)].iloc[0].to_dict()
+        raise DataError(
+            f"build_forecast_accuracy: `{name}` has {int(nulls.sum())} rows with nulls, e.g. {example}; "
+            f"every value of {list(columns)} is needed"
+        )
+    dups = df.duplicated(list(key))
+    if dups.any():
+        example = df.loc[dups, list(key)].iloc[0].to_dict()
+        raise DataError(
+            f"build_forecast_accuracy: `{name}` has {int(dups.sum())} duplicate keys {list(key)}, "
+            f"e.g. {example}"
+        )
+
+
+def build_mase_scale(history: pd.DataFrame) -> pd.Series:
+    """Per (sku, warehouse): mean |y_t - y_(t-7)| over the days that have a value a week earlier.
+
+    NaN where the series has no such pair or the mean is 0 (a constant history): MASE is then
+    undefined for that series, not infinite.
+    """
+    h = history[["sku", "warehouse", "ds", "y"]].assign(ds=pd.to_datetime(history["ds"]))
+    week_ago = h.assign(ds=h["ds"] + pd.Timedelta(days=SEASON)).rename(columns={"y": "y_season"})
+    pairs = h.merge(week_ago, on=["sku", "warehouse", "ds"], how="inner")
+    err = (pairs["y"] - pairs["y_season"]).abs()
+    scale = err.groupby([pairs["sku"], pairs["warehouse"]]).mean()
+    return scale.where(scale > 0).rename("scale")
+
+
+def build_forecast_accuracy(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame,
+    categories: pd.DataFrame | None,
+    *,
+    run_date: date,
+) -> pd.DataFrame:
+    """Rows of `seam_forecast_accuracy` for the night `run_date` (see the module docstring).
+
+    `forecasts`: archived forecasts (`FORECAST_COLUMNS`); `actuals`: `sku, warehouse, ds, actual`
+    of the window; `history`: `sku, warehouse, ds, y`, the daily demand before the window (for the
+    MASE scale); `categories`: `sku, category` (None: no `category` rows).  Forecasts without an
+    actual are not scored.  Returns one row per level, entity and lag, sorted.
+    """
+    for name, df in (("forecasts", forecasts), ("actuals", actuals), ("history", history)):
+        _check(df, name)
+    if categories is not None:
+        _check(categories, "categories")
+    if (
+        len(history)
+        and len(actuals)
+        and pd.to_datetime(history["ds"]).max() >= pd.to_datetime(actuals["ds"]).min()
+    ):
+        raise DataError(
+            "build_forecast_accuracy: `history` must end before the first day of `actuals` "
+            f"({pd.to_datetime(actuals['ds']).min().date()}), got history up to "
+            f"{pd.to_datetime(history['ds']).max().date()}; pass only the days before the window"
+        )
+    act = actuals[["sku", "warehouse", "ds", "actual"]].rename(columns={"ds": "target_date"})
+    act = act.assign(target_date=pd.to_datetime(act["target_date"]), actual=act["actual"].astype(float))
+    fc = forecasts[list(FORECAST_COLUMNS)].assign(
+        run_date=pd.to_datetime(forecasts["run_date"]), target_date=pd.to_datetime(forecasts["target_date"])
+    )
+    pts = fc.merge(act, on=["sku", "warehouse", "target_date"], how="inner")
+    # Float sums depend on the order of their terms: a fixed order gives bit-identical rows (and
+    # the same batch checksum) however the archive was read.
+    pts = pts.sort_values(["sku", "warehouse", "run_date", "target_date"], kind="stable", ignore_index=True)
+    if pts.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
+    pts = pts.merge(build_mase_scale(history).reset_index(), on=["sku", "warehouse"], how="left")
+    pts["lag_days"] = (pts["target_date"] - pts["run_date"]).dt.days.astype("int64")
+    pts["abs_error"] = (pts["actual"] - pts["yhat"]).abs()
+    pts["abs_actual"] = pts["actual"].abs()
+    pts["scaled_error"] = pts["abs_error"] / pts["scale"]
+    pts["in_80"] = ((pts["actual"] >= pts["yhat_lo_80"]) & (pts["actual"] <= pts["yhat_hi_80"])).astype(float)
+    pts["in_95"] = ((pts["actual"] >= pts["yhat_lo_95"]) & (pts["actual"] <= pts["yhat_hi_95"])).astype(float)
+    entities = {"series": pts["sku"] + "|" + pts["warehouse"], "all": pd.Series("all", index=pts.index)}
+    if categories is not None:
+        category = pts["sku"].map(dict(zip(categories["sku"], categories["category"], strict=True)))
+        if category.isna().any():
+            log.warning(
+                "forecast accuracy: %d SKUs have no product category; they count as %r",
+                pts.loc[category.isna(), "sku"].nunique(),
+                NO_CATEGORY,
+            )
+        entities["category"] = category.fillna(NO_CATEGORY).astype(str)
+    parts = [
+        _aggregate(pts.assign(level=level, entity=entities[level])) for level in LEVELS if level in entities
+    ]
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(0, "run_date", pd.Timestamp(run_date))
+    order = out["level"].map({level: i for i, level in enumerate(LEVELS)})
+    out = out.assign(_order=order).sort_values(["_order", "entity", "lag_days"], kind="stable")
+    return out[list(ACCURACY_COLUMNS)].reset_index(drop=True)
+
+
+def _aggregate(pts: pd.DataFrame) -> pd.DataFrame:
+    g = pts.groupby(["level", "entity", "lag_days"], sort=True)
+    out = g.agg(
+        n_points=("actual", "size"),
+        mase_points=("scaled_error", "count"),
+        sum_actual=("actual", "sum"),
+        sum_forecast=("yhat", "sum"),
+        sum_abs_error=("abs_error", "sum"),
+        sum_abs_actual=("abs_actual", "sum"),
+        mase=("scaled_error", "mean"),
+        coverage_80=("in_80", "mean"),
+        coverage_95=("in_95", "mean"),
+        first_run_date=("run_date", "min"),
+        last_run_date=("run_date", "max"),
+    ).reset_index()
+    denominator = out["sum_abs_actual"].where(out["sum_abs_actual"] > 0)
+    out["wape"] = out["sum_abs_error"] / denominator
+    out["bias"] = (out["sum_forecast"] - out["sum_actual"]) / denominator
+    out["mase"] = out["mase"].replace([np.inf, -np.inf], np.nan)
+    return out.astype({"n_points": "int64", "mase_points": "int64"})
+
+
+def build_actuals(
+    order_lines: pd.DataFrame, *, run_date: date, horizon: int, history_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Observed net demand for the accuracy of the forecasts: `(actuals, history)`.
+
+    `actuals` (rows of `seam_actuals`): every day of the last horizon + 7 days (a week of late
+    corrections) per SKU x warehouse that sold before, 0 on days without sales.  `history`
+    (`sku, warehouse, ds, y`): the `history_days` before that window, the MASE scale.
+    """
+    start, _ = accuracy_window(run_date, horizon)
+    days = (run_date - start).days + 1
+    series = build_demand_series(order_lines, None, end=run_date, history_days=history_days + days)
+    in_window = series["ds"] >= pd.Timestamp(start)
+    window = series[in_window]
+    actuals = pd.DataFrame(
+        {
+            "sku": window["sku"],
+            "warehouse": window["warehouse"],
+            "ds": window["ds"],
+            "actual": window["y"].astype(float),
+        }
+    ).reset_index(drop=True)
+    history = series.loc[~in_window, ["sku", "warehouse", "ds", "y"]].reset_index(drop=True)
+    return actuals, history

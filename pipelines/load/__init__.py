@@ -1,0 +1,23 @@
+"""Load stage: write a night's results back into the databases, exactly once.
+
+Public functions:
+    load_batch(engine, table, run_date, frame) -> LoadResult   one result table's night, in one
+                                                               transaction, replay-safe
+    batch_checksum(frame, key) -> str                          the order-independent checksum
+    load_forecast_accuracy(cfg, run_date, actuals, history)    score archived forecasts, load them
+
+Contract: batches are complete nights of a table in `pipelines.results`' columns; the dialect's
+bulk path is chosen by `pipelines.db`; `seam_load_batches` is written on the same transaction.
+"""
+
+from pipelines.load.accuracy import load_forecast_accuracy, read_forecast_archive
+from pipelines.load.batch import LoadResult, batch_checksum, load_batch, no_checkpoint
+
+__all__ = [
+    "LoadResult",
+    "batch_checksum",
+    "load_batch",
+    "load_forecast_accuracy",
+    "no_checkpoint",
+    "read_forecast_archive",
+]

@@ -1,0 +1,77 @@
+"""Score the archived forecasts against tonight's actuals and load `seam_forecast_accuracy`
+(the figures are defined in `pipelines.forecasting.accuracy`)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.config import Config, results_url
+from pipelines.db import make_engine
+from pipelines.forecasting.accuracy import FORECAST_COLUMNS, accuracy_window, build_forecast_accuracy
+from pipelines.lake import read_dataset
+from pipelines.load.batch import LoadResult, load_batch
+from pipelines.quality import blocked_datasets
+
+log = logging.getLogger(__name__)
+
+
+def read_forecast_archive(engine: Engine, start: date, end: date) -> pd.DataFrame:
+    """The archived forecasts (`seam_forecasts`) whose target date is in [start, end], made before it."""
+    query = sa.text(
+        f"SELECT {', '.join(FORECAST_COLUMNS)} FROM seam_forecasts "
+        "WHERE target_date >= :start AND target_date <= :end AND run_date < target_date"
+    ).bindparams(sa.bindparam("start", type_=sa.Date), sa.bindparam("end", type_=sa.Date))
+    with engine.connect() as conn:
+        df = pd.read_sql(query, conn, params={"start": start, "end": end})
+    for c in ("run_date", "target_date"):
+        df[c] = pd.to_datetime(df[c])
+    for c in FORECAST_COLUMNS[4:]:
+        df[c] = df[c].astype(float)
+    return df
+
+
+def load_forecast_accuracy(
+    cfg: Config, run_date: date, actuals: pd.DataFrame, history: pd.DataFrame
+) -> LoadResult | None:
+    """Score the archived forecasts of the night's actuals window and load `seam_forecast_accuracy`.
+
+    Reads `seam_forecasts` from the forecasts' results database (`results.forecasts`), so run it
+    after that night's forecasts and actuals are loaded; `actuals` and `history` as from
+    `pipelines.forecasting.accuracy.build_actuals`.  The night's rows are replaced in one transaction.  Weekly
+    forecasts (`forecast.freq: W`) are not scored against daily actuals: None, with a warning.
+    """
+    if cfg.forecast.freq != "D":
+        log.warning(
+            "forecast accuracy for %s skipped: it scores daily forecasts against daily actuals, "
+            "and forecast.freq is %r",
+            run_date,
+            cfg.forecast.freq,
+        )
+        return None
+    start, end = accuracy_window(run_date, cfg.forecast.horizon)
+    categories = None
+    if cfg.has_dataset("products") and not blocked_datasets(cfg, run_date, ["products"]):
+        categories = read_dataset(cfg, "products", run_date)[["sku", "category"]]
+    else:
+        log.warning("forecast accuracy for %s: no usable products dataset, so no category rows", run_date)
+    engine = make_engine(results_url(cfg.source(cfg.results.forecasts)), write=True)
+    try:
+        archive = read_forecast_archive(engine, start, end)
+        frame = build_forecast_accuracy(archive, actuals, history, categories, run_date=run_date)
+        result = load_batch(engine, "seam_forecast_accuracy", run_date, frame)
+    finally:
+        engine.dispose()
+    log.info(
+        "forecast accuracy run_date=%s window=%s..%s forecasts_in=%d rows_out=%d",
+        run_date,
+        start,
+        end,
+        len(archive),
+        len(frame),
+    )
+    return result

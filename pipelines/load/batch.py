@@ -1,0 +1,214 @@
+"""Exactly-once loads of a night's result rows into a database.
+
+A load of one table for one night (`run_date`):
+1. computes the batch's checksum; if `seam_load_batches` already holds the same checksum for
+   (table, run_date) nothing is done (replaying a batch is a no-op);
+2. otherwise, in ONE transaction: replaces the night's rows of the target with the batch and
+   records the batch in `seam_load_batches`.
+Readers therefore see either the previous version of the night or the new one, never a mix.
+
+A batch is always the complete night of a table, so "upsert by natural key, then delete the
+night's keys the batch no longer has" and "delete the night, insert the batch" give the same
+rows; the second is what runs, because it is much cheaper than a million ON CONFLICT probes.
+How the rows reach the target is the dialect adapter's business (`pipelines.db`): COPY into
+staging and one INSERT ... SELECT on PostgreSQL, LOAD DATA LOCAL INFILE straight into the target
+on MariaDB (see `pipelines.db.mysql`), executemany into staging on SQLite.  Tables without a
+night column (`seam_actuals`) are staged and upserted by key on every dialect.
+Transient errors (dropped connections, deadlocks, lock timeouts, serialization failures) are
+retried here, by `pipelines.db.with_retry`; permanent ones fail at once naming table and cause.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from pipelines.db import RetryPolicy, adapter_for, describe_db_error, is_transient, sqlstate_of, with_retry
+from pipelines.errors import ConfigError, LoadError, SeamError, SourceUnavailableError
+from pipelines.results import DATE_COLUMNS, RESULT_TABLES, ResultTable
+from pipelines.state import loaded_checksum, record_batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    table: str
+    run_date: date
+    rows: int
+    checksum: str
+    skipped: bool  # True when the same batch was already loaded
+
+
+# --- checksums ---------------------------------------------------------------------------------
+def batch_checksum(df: pd.DataFrame, key: Sequence[str]) -> str:
+    """Order-independent SHA-256 of a batch: the sorted 64-bit hashes of its rows, plus its columns.
+
+    Vectorised (pandas' hash_pandas_object, fixed key), so a million rows take well under a second;
+    dates are hashed as day numbers so `date` objects and datetime64 give the same checksum.
+    """
+    del key  # the row hashes cover every column; kept for callers
+    frame = df.copy(deep=False)
+    for c in frame.columns:
+        if c in DATE_COLUMNS:
+            frame[c] = pd.to_datetime(frame[c]).to_numpy(dtype="datetime64[D]").astype("int64")
+    rows = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+    digest = hashlib.sha256(",".join(frame.columns).encode())
+    digest.update(rows.tobytes())
+    return digest.hexdigest()
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+# --- the load ----------------------------------------------------------------------------------
+def _prepare(df: pd.DataFrame, table: ResultTable) -> pd.DataFrame:
+    missing = [c for c in table.columns if c not in df.columns]
+    if missing:
+        raise LoadError(f"{table.name}: the batch lacks columns {missing}; got {list(df.columns)}")
+    out = df[list(table.columns)].copy(deep=False)
+    for c in out.columns:
+        s = out[c]
+        if c in DATE_COLUMNS and not pd.api.types.is_datetime64_any_dtype(s):
+            out[c] = pd.to_datetime(s)
+        elif pd.api.types.is_bool_dtype(s):
+            out[c] = s.astype(bool)
+    keys = list(table.key)
+    # A 64-bit hash per key finds duplicates fast; only a hash collision needs the exact check.
+    if pd.util.hash_pandas_object(out[keys], index=False).duplicated().any() and out.duplicated(keys).any():
+        dup = out[out.duplicated(keys, keep=False)][keys].head(3).to_dict("records")
+        raise LoadError(f"{table.name}: the batch has duplicate keys {keys}, e.g. {dup}")
+    return out
+
+
+Checkpoint = Callable[[str, int], None]
+
+
+def no_checkpoint(point: str, attempt: int) -> None:
+    del point, attempt
+
+
+def to_arrow(batch: pd.DataFrame) -> pa.Table:
+    """A prepared batch as Arrow, its date columns as DATE (not timestamps) for the bulk paths."""
+    table = pa.Table.from_pandas(batch, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if field.name in DATE_COLUMNS and pa.types.is_timestamp(field.type):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), pa.date32()))
+    return table
+
+
+def load_batch(
+    engine: Engine,
+    table_name: str,
+    run_date: date,
+    df: pd.DataFrame,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> LoadResult:
+    """Load one night's rows of a result table exactly once (see the module docstring).
+
+    Returns what was loaded; raises SourceUnavailableError when transient errors outlast the retry
+    policy (retry later), ConfigError when the database refuses for want of a grant or a migration,
+    and LoadError when it refuses the rows.  `checkpoint(point, attempt)` is called at "staged"
+    (rows in staging), "merged" (target changed, not committed) and "committed" (before the caller
+    hears of success): the reliability tests stop the load there.
+    """
+    table = RESULT_TABLES[table_name]
+    batch = _prepare(df, table)
+    if table.night and len(batch):
+        lo, hi = batch[table.night].min().date(), batch[table.night].max().date()
+        if lo != run_date or hi != run_date:
+            raise LoadError(f"{table_name}: every row's {table.night} must be {run_date}, got {lo} to {hi}")
+    checksum = batch_checksum(batch, table.key)
+    data = to_arrow(batch)
+    t0 = time.perf_counter()
+    attempts = iter(range(1, 1_000))
+    try:
+        skipped = with_retry(
+            lambda: _load_once(engine, table, run_date, data, checksum, next(attempts), checkpoint),
+            what=f"loading {table_name} for {run_date}",
+            policy=retry,
+        )
+    except SeamError:
+        raise
+    except DBAPIError as err:
+        raise _classify(err, table_name, run_date) from err
+    except engine.dialect.loaded_dbapi.Error as err:  # raw cursors (bulk paths) raise driver errors
+        raise _classify(err, table_name, run_date) from err
+    log.info(
+        "load %s run_date=%s database=%s rows_in=%d checksum=%s skipped=%s seconds=%.2f",
+        table_name,
+        run_date,
+        engine.url.database,
+        len(batch),
+        checksum[:12],
+        skipped,
+        time.perf_counter() - t0,
+    )
+    return LoadResult(table_name, run_date, len(batch), checksum, skipped)
+
+
+def _classify(err: Exception, table_name: str, run_date: date) -> Exception:
+    cause = describe_db_error(err)
+    if is_transient(err):
+        return SourceUnavailableError(
+            f"loading {table_name} for {run_date} was interrupted and retries ran out: {cause}; "
+            f"the transaction was rolled back and the load can be retried"
+        )
+    code = sqlstate_of(err) or ""
+    number = (getattr(getattr(err, "orig", err), "args", None) or (None,))[0]
+    if code == "42501" or number in (1142, 1143, 1044, 1227):
+        return ConfigError(
+            f"loading {table_name} for {run_date} failed: {cause} (the load role lacks a grant; see docs/grants.md)"
+        )
+    if code in ("42P01", "42703") or number in (1146, 1054):
+        return ConfigError(
+            f"loading {table_name} for {run_date} failed: {cause} (the table is missing or has the wrong "
+            f"columns; run `seam migrate`)"
+        )
+    hint = (
+        "a constraint rejected the rows; fix the batch"
+        if code.startswith("23") or number in (1048, 1062, 1452)
+        else "not retryable"
+    )
+    return LoadError(f"loading {table_name} for {run_date} failed: {cause} ({hint})")
+
+
+def _load_once(
+    engine: Engine,
+    table: ResultTable,
+    run_date: date,
+    data: pa.Table,
+    checksum: str,
+    attempt: int,
+    checkpoint: Checkpoint,
+) -> bool:
+    """One attempt on a fresh connection; True when the same batch was already loaded."""
+    adapter = adapter_for(engine)
+    at = lambda point: checkpoint(point, attempt)  # noqa: E731
+    with engine.connect() as conn:
+        prev = loaded_checksum(conn, table.name, run_date)
+        conn.rollback()
+        if prev == checksum:
+            return True
+        with conn.begin():
+            if table.night:
+                adapter.replace_night(conn, table.name, table.columns, table.night, run_date, data, at)
+            else:
+                adapter.upsert(conn, table.name, table.columns, table.key, data, at)
+            record_batch(conn, table.name, run_date, checksum, data.num_rows)
+            at("merged")
+    at("committed")
+    return False

@@ -1,0 +1,451 @@
+"""Data-quality gates: Great Expectations suites (`pipelines/expectations/`), freshness and volume.
+
+A night's snapshot is validated in record batches (`pipelines.quality.batches`), reading only
+the columns the checks need, so memory does not grow with the table; whole-table truths
+(uniqueness, aggregates, row counts) are still decided on the whole table.
+
+Each canonical dataset has a suite `expectations/<dataset>.json` in Great Expectations 1.x's
+own format, shipped in the package (`pipelines.quality.suites`).  An expectation's `severity` is GX's: `critical` stops the night for that dataset
+(our `error`), `warning` is reported only (our `warn`).  Expectations may name another dataset
+in `meta.value_set_from` (e.g. "products.sku"): the value set is filled from that dataset's
+snapshot, which gives referential-integrity checks across datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from pipelines.config import Config
+from pipelines.contracts import conform_frame, get_dataset
+from pipelines.errors import ConfigError, QualityGateError
+from pipelines.lake import Lake, dataset_files, read_dataset
+from pipelines.quality.batches import BATCH_ROWS, BatchSource, SuiteRun, iter_positions
+from pipelines.quality.checks import EVENT_DATES, RowChecks
+from pipelines.quality.gx import CheckResult, to_check_result, write_data_docs
+from pipelines.quality.suites import load_suite
+from pipelines.results import RESULT_TABLES
+from pipelines.run_context import business_zone, night_bounds
+
+log = logging.getLogger(__name__)
+RESULT_COLUMNS = list(RESULT_TABLES["seam_data_quality_results"].columns)
+VOLUME_DROP = 0.5  # a snapshot with fewer than half the rows of the previous one is half-loaded
+
+
+def check_freshness(cfg: Config, dataset: str, newest: Any, run_date: date) -> list[CheckResult]:
+    """The newest cursor value (`newest`, None without rows) must be within `freshness.max_age`."""
+    source, spec = cfg.provider(dataset)
+    if spec.freshness is None or not spec.cursor:
+        return []
+    end = night_bounds(run_date, cfg.timezone).end
+    limit = spec.freshness.max_age
+    if newest is None or pd.isna(newest):
+        age_txt, ok = "no rows", False
+    else:
+        # aware cursors are compared in the business zone's wall-clock time, like naive ones
+        newest_naive = (
+            newest.tz_convert(business_zone(cfg.timezone)).tz_localize(None) if newest.tzinfo else newest
+        )
+        age = pd.Timestamp(end) - newest_naive
+        ok = age <= pd.Timedelta(limit)
+        age_txt = f"newest {spec.cursor} {newest_naive:%Y-%m-%d %H:%M}, age {_fmt_age(age)}"
+    return [
+        CheckResult(
+            dataset,
+            "freshness",
+            spec.freshness.severity,
+            bool(ok),
+            age_txt,
+            f"age <= {_fmt_age(pd.Timedelta(limit))} (sources.{source.name}.tables.{spec.name}"
+            f".freshness.max_age)",
+        )
+    ]
+
+
+def _fmt_age(td: pd.Timedelta) -> str:
+    hours = td.total_seconds() / 3600
+    return f"{hours / 24:.1f}d" if hours >= 48 else f"{hours:.1f}h"
+
+
+def check_volume(cfg: Config, dataset: str, rows: int, run_date: date) -> list[CheckResult]:
+    """Row count against the median of the trailing snapshots (a half-loaded table fails)."""
+    source, spec = cfg.provider(dataset)
+    if spec.mode != "snapshot":
+        return []
+    lake = Lake(cfg.lake)
+    earlier = [d for d in lake.table_days(source.name, spec.name) if d < run_date][-7:]
+    counts = []
+    for d in earlier:
+        m = lake.table_manifest(source.name, spec.name, d)
+        if m and "rows" in m:
+            counts.append(int(m["rows"]))
+    results = [CheckResult(dataset, "row_count", "error", rows > 0, f"{rows} rows", "at least 1 row")]
+    if counts:
+        ref = float(pd.Series(counts).median())
+        ok = rows >= VOLUME_DROP * ref
+        results.append(
+            CheckResult(
+                dataset,
+                "row_volume",
+                "error",
+                bool(ok),
+                f"{rows} rows",
+                f">= {VOLUME_DROP:.0%} of the trailing median {ref:.0f}",
+            )
+        )
+    return results
+
+
+def run_suite(
+    suite_json: dict[str, Any],
+    df: pd.DataFrame,
+    dataset: str,
+    references: dict[str, set[Any]],
+    *,
+    with_rows: bool = False,
+    docs_dir: Path | None = None,
+) -> list[CheckResult]:
+    """Validate an in-memory frame with a GX suite (JSON form), all of it through GX at once.
+
+    Returns one result per expectation.  The nightly gate streams batches instead
+    (`validate_dataset`); this whole-frame run is the reference it must agree with.
+    With `docs_dir`, a GX Data Docs site of this validation is built there (a Checkpoint with
+    GX's UpdateDataDocsAction), for data engineers to browse.
+    """
+    import great_expectations as gx  # heavy import, only when validating
+
+    suite_json = _resolve_references(suite_json, references)
+    context = gx.get_context(mode="ephemeral")
+    suite = context.suites.add(
+        gx.ExpectationSuite(**{k: v for k, v in suite_json.items() if k in ("name", "expectations", "meta")})
+    )
+    asset = context.data_sources.add_pandas(f"seam_{dataset}").add_dataframe_asset(dataset)
+    night = asset.add_batch_definition_whole_dataframe("night")
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{dataset}_night", data=night, suite=suite)
+    )
+    actions: list[Any] = []
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            site_name="seam",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+            },
+        )
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["seam"]))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"seam_{dataset}",
+            validation_definitions=[definition],
+            actions=actions,
+            result_format="COMPLETE" if with_rows else "SUMMARY",
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": df})
+    (validation,) = run.run_results.values()
+    return [
+        to_check_result(
+            dataset,
+            res.expectation_config,
+            bool(res.success),
+            res.result or {},
+            (res.exception_info or {}).get("exception_message") if not res.success else None,
+            len(df),
+            with_rows=with_rows,
+        )
+        for res in validation.results
+    ]
+
+
+def _resolve_references(suite_json: dict[str, Any], references: dict[str, set[Any]]) -> dict[str, Any]:
+    out = json.loads(json.dumps(suite_json))
+    for exp in out.get("expectations", []):
+        ref = (exp.get("meta") or {}).get("value_set_from")
+        if ref:
+            if ref not in references:
+                raise ConfigError(f"suite {out.get('name')}: meta.value_set_from {ref!r} is not available")
+            exp["kwargs"]["value_set"] = sorted(references[ref], key=str)
+    return out
+
+
+def reference_names(suite_json: dict[str, Any] | None) -> list[str]:
+    """'dataset.column' references a suite needs (for referential-integrity checks)."""
+    if not suite_json:
+        return []
+    return [
+        e["meta"]["value_set_from"]
+        for e in suite_json.get("expectations", [])
+        if (e.get("meta") or {}).get("value_set_from")
+    ]
+
+
+def dataset_source(cfg: Config, dataset: str, run_date: date) -> BatchSource:
+    """The night's rows of a dataset, in `read_dataset` order, without reading them yet.
+
+    Snapshots are streamed from their Parquet files.  Incremental datasets keep the newest
+    version of each key over all partitions, which needs them whole: they are read as before.
+    """
+    _, spec = cfg.provider(dataset)
+    if spec.mode != "snapshot":
+        df = read_dataset(cfg, dataset, run_date, conform=False, exclude_quarantined=False)
+        return BatchSource(table=pa.Table.from_pandas(df, preserve_index=False))
+    return BatchSource(files=dataset_files(cfg, dataset, run_date))
+
+
+def validate_dataset(
+    cfg: Config,
+    dataset: str,
+    run_date: date,
+    *,
+    expectations_dir: Path | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> list[CheckResult]:
+    """Run every check of one dataset for a night, write the results to the lake, gate on errors.
+
+    The snapshot is read in batches of `batch_rows` rows (only the columns the checks use).
+    Raises `QualityGateError` naming dataset, check, observed and expected values when an
+    `error`-severity check fails (results are written first, so people can see them).
+    """
+    t0 = time.perf_counter()
+    spec = cfg.provider(dataset)[1]
+    contract = get_dataset(dataset)
+    source = dataset_source(cfg, dataset, run_date)
+    names = source.schema.names
+    checks = RowChecks(dataset, contract, pd.Timestamp(night_bounds(run_date, cfg.timezone).end))
+    if spec.freshness is not None and spec.cursor and spec.cursor in names:
+        checks.cursor = spec.cursor
+    if EVENT_DATES.get(dataset) in names:
+        checks.event_col = EVENT_DATES[dataset]
+    if dataset == "order_lines" and cfg.has_dataset("products"):
+        products = read_dataset(cfg, "products", run_date)
+        if "list_price" in products.columns:
+            checks.prices = products.set_index("sku")["list_price"]
+    suite = _night_suite(cfg, dataset, run_date, expectations_dir)
+    rows = source.num_rows
+    run = (
+        SuiteRun(dataset, suite, source, contract, with_rows=spec.quarantine, batch_rows=batch_rows)
+        if suite and rows
+        else None
+    )
+    columns = [c for c in dict.fromkeys(checks.columns + (run.columns if run else [])) if c in names]
+    for batch, offset in iter_positions(source, columns, batch_rows):
+        checks.add_batch(batch)
+        if run is not None:
+            run.add_batch(batch, offset)
+    results = (
+        check_volume(cfg, dataset, rows, run_date)
+        + check_freshness(cfg, dataset, checks.newest if rows else None, run_date)
+        + checks.event_results(run_date)
+        + checks.price_results()
+    )
+    if run is not None:
+        docs = cfg.report.directory / run_date.isoformat() / "data_docs" / dataset
+        results += _suite_results(run, rows, docs)
+    if spec.quarantine:
+        results = quarantine(
+            cfg, dataset, run_date, source, rows, results, max_share=spec.quarantine_max_share
+        )
+    frame = pd.DataFrame(
+        [{"run_date": pd.Timestamp(run_date), **r.__dict__} for r in results], columns=RESULT_COLUMNS
+    )
+    Lake(cfg.lake).write_quality(dataset, run_date, frame)
+    failed = [r for r in results if not r.success]
+    for r in failed:
+        (log.error if r.severity == "error" else log.warning)("quality %s", r.describe())
+    log.info(
+        "validate %s run_date=%s rows_in=%d checks=%d failed=%d seconds=%.2f",
+        dataset,
+        run_date,
+        rows,
+        len(results),
+        len(failed),
+        time.perf_counter() - t0,
+    )
+    errors = [r for r in failed if r.severity == "error"]
+    if errors:
+        raise QualityGateError("; ".join(r.describe() for r in errors))
+    return results
+
+
+def _night_suite(cfg: Config, dataset: str, run_date: date, directory: Path | None) -> dict[str, Any] | None:
+    """The dataset's suite with `value_set_from` references filled from tonight's snapshots.
+
+    Expectations whose reference dataset is not configured are left out.
+    """
+    suite = load_suite(dataset, cfg.provider(dataset)[1].suite, directory)
+    if not suite:
+        return None
+    refs: dict[str, set[Any]] = {}
+    for ref in reference_names(suite):
+        ref_ds, ref_col = ref.split(".", 1)
+        if cfg.has_dataset(ref_ds):
+            refs[ref] = set(read_dataset(cfg, ref_ds, run_date)[ref_col].dropna().unique())
+    suite = {
+        **suite,
+        "expectations": [
+            e
+            for e in suite.get("expectations", [])
+            if not (e.get("meta") or {}).get("value_set_from") or e["meta"]["value_set_from"] in refs
+        ],
+    }
+    return _resolve_references(suite, refs)
+
+
+def run_suite_batched(
+    dataset: str,
+    suite_json: dict[str, Any],
+    source: BatchSource,
+    *,
+    with_rows: bool = False,
+    batch_rows: int = BATCH_ROWS,
+    docs_dir: Path | None = None,
+) -> list[CheckResult]:
+    """Validate `source` with a resolved GX suite in batches of `batch_rows` rows.
+
+    Gives the same results as `run_suite` on the whole table (`validate_dataset` does this
+    in the same pass as its own checks).
+    """
+    run = SuiteRun(
+        dataset, suite_json, source, get_dataset(dataset), with_rows=with_rows, batch_rows=batch_rows
+    )
+    for batch, offset in iter_positions(source, run.columns, batch_rows):
+        run.add_batch(batch, offset)
+    return _suite_results(run, source.num_rows, docs_dir)
+
+
+def _suite_results(run: SuiteRun, rows: int, docs_dir: Path | None) -> list[CheckResult]:
+    """Check results of a finished suite run, and its GX Data Docs site under `docs_dir`."""
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    suite = gx.ExpectationSuite(
+        **{k: v for k, v in run.suite_json.items() if k in ("name", "expectations", "meta")}
+    )
+    configs = [e.configuration for e in suite.expectations]
+    outcomes = run.finish(rows)
+    # GX reports a suite's results grouped by column, in the order the columns first appear
+    groups: dict[str, list[int]] = {}
+    for i, conf in enumerate(configs):
+        col = conf.kwargs.get("column")
+        groups.setdefault(col if isinstance(col, str) else "\0", []).append(i)
+    order = [i for g in groups.values() for i in g]
+    configs, outcomes = [configs[i] for i in order], [outcomes[i] for i in order]
+    if docs_dir is not None:
+        validation = [
+            ExpectationValidationResult(
+                success=ok,
+                expectation_config=conf,
+                result=result,
+                exception_info={
+                    "raised_exception": exc is not None,
+                    "exception_message": exc,
+                    "exception_traceback": None,
+                },
+            )
+            for conf, (ok, result, exc) in zip(configs, outcomes, strict=True)
+        ]
+        write_data_docs(docs_dir, run.dataset, run.suite_json, validation)
+    return [
+        to_check_result(run.dataset, conf, ok, result, exc, rows, with_rows=run.with_rows)
+        for conf, (ok, result, exc) in zip(configs, outcomes, strict=True)
+    ]
+
+
+def quarantine(
+    cfg: Config,
+    dataset: str,
+    run_date: date,
+    source: BatchSource,
+    rows: int,
+    results: list[CheckResult],
+    *,
+    max_share: float,
+) -> list[CheckResult]:
+    """Set aside rows that failed row-level `error` checks in the lake's quarantine; the rest go on.
+
+    The quarantine file holds the offending rows, their position (`_seam_row`) and the reasons.
+    The failed checks are reported as `warn` with the quarantined count.  When more than
+    `max_share` of the `rows` are bad, nothing is quarantined: the feed is broken and the gate fails.
+    """
+    row_level = [r for r in results if not r.success and r.severity == "error" and r.rows]
+    lake = Lake(cfg.lake)
+    bad: dict[int, list[str]] = {}
+    for r in row_level:
+        for i in r.rows:
+            bad.setdefault(i, []).append(r.check_name)
+    if not bad or len(bad) > max_share * rows:
+        lake.write_quarantine(dataset, run_date, pd.DataFrame({"_seam_row": pd.Series([], dtype="int64")}))
+        return results
+    positions = sorted(bad)
+    table = source.take(positions, BATCH_ROWS)
+    frame = conform_frame(table.to_pandas(date_as_object=False), get_dataset(dataset))
+    frame.insert(0, "_seam_row", positions)
+    frame["quarantine_reason"] = ["; ".join(bad[i]) for i in positions]
+    folder = lake.write_quarantine(
+        dataset,
+        run_date,
+        frame,
+        manifest={"dataset": dataset, "run_date": run_date.isoformat(), "rows": len(frame)},
+    )
+    log.warning("quality %s: %d rows quarantined in %s", dataset, len(frame), folder)
+    out = []
+    for r in results:
+        if r in row_level:
+            r = CheckResult(
+                r.dataset,
+                r.check_name,
+                "warn",
+                False,
+                f"{r.observed_value} ({len(r.rows)} rows quarantined)",
+                r.expected,
+                r.unexpected_count,
+                r.unexpected_sample,
+            )
+        out.append(r)
+    return out
+
+
+def read_quality(cfg: Config, run_date: date) -> pd.DataFrame:
+    """All quality results written for a night (every validated dataset)."""
+    frames, lake = [], Lake(cfg.lake)
+    for ds in sorted({t.dataset for s in cfg.sources for t in s.tables}):
+        found = lake.read_quality(ds, run_date)
+        if found is not None:
+            frames.append(found)
+    if not frames:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def blocked_datasets(cfg: Config, run_date: date, datasets: list[str]) -> dict[str, list[str]]:
+    """Datasets (among `datasets`) that may not be used tonight, with the reasons.
+
+    A dataset is blocked when an `error`-severity check failed, or when it was not validated
+    for the night at all (its validation crashed or has not run).
+    """
+    blocked: dict[str, list[str]] = {}
+    lake = Lake(cfg.lake)
+    for ds in datasets:
+        q = lake.read_quality(ds, run_date)
+        if q is None:
+            blocked[ds] = [f"{ds}: not validated for {run_date}"]
+            continue
+        bad = q[(~q["success"].astype(bool)) & (q["severity"] == "error")]
+        if len(bad):
+            blocked[ds] = [
+                CheckResult(**{k: r[k] for k in RESULT_COLUMNS if k != "run_date"}).describe()
+                for _, r in bad.iterrows()
+            ]
+    return blocked

@@ -1,0 +1,227 @@
+"""The nightly report: a self-contained HTML page (charts embedded as PNG data URIs).
+
+Everything that comes from source data is escaped by Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from pipelines import __version__
+from pipelines.config import Config
+from pipelines.lake import Lake, read_dataset
+from pipelines.quality import blocked_datasets, read_quality
+from pipelines.report.charts import anomaly_chart, forecast_chart
+from pipelines.run_context import RunContext
+from pipelines.series import build_demand_series
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Headline:
+    label: str
+    value: float
+    last_week: float | None
+    forecast: float | None
+
+    @property
+    def change(self) -> float | None:
+        if not self.last_week:
+            return None
+        return (self.value - self.last_week) / self.last_week
+
+
+def build_headlines(lines: pd.DataFrame, forecasts: pd.DataFrame | None, run_date: date) -> list[Headline]:
+    """Orders, units and revenue of the night versus the same weekday last week (and the forecast)."""
+    valid = lines[lines["status"].str.lower() != "cancelled"]
+    day = pd.Timestamp(run_date)
+    week_ago = day - pd.Timedelta(days=7)
+
+    def figures(d: pd.Timestamp) -> tuple[float, float, float]:
+        x = valid[valid["order_date"] == d]
+        return (
+            float(x["order_id"].nunique()),
+            float(x["quantity"].sum()),
+            float((x["quantity"] * x["unit_price"]).sum()),
+        )
+
+    now, before = figures(day), figures(week_ago)
+    fc_units = None
+    if forecasts is not None and len(forecasts):
+        prior = forecasts[pd.to_datetime(forecasts["target_date"]) == day]
+        fc_units = float(prior["yhat"].sum()) if len(prior) else None
+    return [
+        Headline("Orders", now[0], before[0], None),
+        Headline("Units sold", now[1], before[1], fc_units),
+        Headline("Revenue", now[2], before[2], None),
+    ]
+
+
+def write_report(cfg: Config, ctx: RunContext) -> Path:
+    """Render the report of one night into `<report.directory>/<run_date>/report.html`."""
+    d = ctx.run_date
+    lines = read_dataset(cfg, "order_lines", d)
+    lake = Lake(cfg.lake)
+    latest_fc = lake.latest_complete_output("forecasts", d)
+    forecasts = latest_fc[1] if latest_fc else pd.DataFrame()
+    forecasts_from = latest_fc[0] if latest_fc else None
+    previous_fc = lake.read_output("forecasts", d - timedelta(days=1))
+    latest_an = lake.latest_complete_output("anomalies", d)
+    anomalies = latest_an[1] if latest_an else pd.DataFrame()
+    anomalies_from = latest_an[0] if latest_an else None
+    quality = read_quality(cfg, d)
+    products = read_dataset(cfg, "products", d) if cfg.has_dataset("products") else None
+    names = dict(zip(products["sku"], products["name"], strict=True)) if products is not None else {}
+
+    labels = entity_labels(cfg, d, names)
+    demand = build_demand_series(lines, None, end=d, history_days=120)
+    demand["sku"] = demand["unique_id"].str.split("|").str[0]
+    sku_hist = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
+    charts: list[dict[str, Any]] = []
+    category_charts: list[dict[str, Any]] = []
+    if len(forecasts):
+        top = forecasts.groupby("sku")["yhat"].sum().nlargest(cfg.report.top_skus).index
+        for sku in top:
+            charts.append(
+                group_chart(
+                    forecasts,
+                    previous_fc,
+                    sku_hist,
+                    "sku",
+                    sku,
+                    f"{sku} {names.get(sku, '')} (all warehouses, units/day)",
+                    name=names.get(sku, sku),
+                )
+            )
+        if products is not None:
+            category = dict(zip(products["sku"], products["category"], strict=True))
+            by_cat = forecasts.assign(category=forecasts["sku"].map(category).fillna("(no category)"))
+            prev_cat = (
+                previous_fc.assign(category=previous_fc["sku"].map(category).fillna("(no category)"))
+                if previous_fc is not None
+                else None
+            )
+            cat_hist = sku_hist.assign(category=sku_hist["sku"].map(category).fillna("(no category)"))
+            cat_hist = cat_hist.groupby(["category", "ds"], as_index=False)["y"].sum()
+            for cat in sorted(by_cat["category"].unique()):
+                category_charts.append(
+                    group_chart(
+                        by_cat,
+                        prev_cat,
+                        cat_hist,
+                        "category",
+                        cat,
+                        f"{cat} (all SKUs and warehouses, units/day)",
+                        name=cat,
+                    )
+                )
+    top_anomalies = []
+    if len(anomalies):
+        flagged = anomalies[anomalies["is_anomaly"]].copy()
+        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+        flagged["rank"] = flagged["severity"].map(rank).fillna(4)
+        flagged = flagged.sort_values(["rank", "score", "ds"], ascending=[True, False, False])
+        for r in flagged.head(cfg.report.top_anomalies).itertuples(index=False):
+            img = None
+            if r.metric == "demand":
+                s = demand[demand["unique_id"] == r.entity][["ds", "y"]].tail(60)
+                if len(s) and pd.notna(r.lower_bound) and pd.notna(r.upper_bound):
+                    img = anomaly_chart(s, pd.Timestamp(r.ds), r.lower_bound, r.upper_bound, f"{r.entity}")
+            top_anomalies.append({**r._asdict(), "img": img, "label": labels(r.metric, r.entity)})
+    context = dict(
+        title=cfg.report.title,
+        run_date=d,
+        run_id=ctx.run_id or "cli",
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        headlines=build_headlines(lines, previous_fc, d),
+        charts=charts,
+        category_charts=category_charts,
+        anomalies=top_anomalies,
+        n_anomalies=int(anomalies["is_anomaly"].sum()) if len(anomalies) else 0,
+        quality=quality.to_dict("records"),
+        checks_failed=int((~quality["success"].astype(bool)).sum()),
+        models=sorted(forecasts["model"].unique()) if len(forecasts) else [],
+        model_version=forecasts["model_version"].iloc[0] if len(forecasts) else None,
+        n_series=int(forecasts[["sku", "warehouse"]].drop_duplicates().shape[0]) if len(forecasts) else 0,
+        version=__version__,
+        forecasts_from=forecasts_from,
+        anomalies_from=anomalies_from,
+        blocked=blocked_datasets(cfg, d, sorted({t.dataset for s in cfg.sources for t in s.tables})),
+        docs=sorted(
+            p.parent.name for p in (cfg.report.directory / d.isoformat() / "data_docs").glob("*/index.html")
+        ),
+    )
+    out_dir = cfg.report.directory / d.isoformat()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.html"
+    for name, autoescape in (("report.html", True), ("report.txt", False)):
+        env = jinja2.Environment(
+            loader=jinja2.PackageLoader("pipelines.report", "templates"),
+            autoescape=autoescape,
+            undefined=jinja2.StrictUndefined,
+        )
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(env.get_template(f"{name}.j2").render(**context), encoding="utf-8")
+        tmp.replace(out_dir / name)
+    log.info("report run_date=%s path=%s", d, path)
+    return path
+
+
+def group_chart(
+    forecasts: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    history: pd.DataFrame,
+    column: str,
+    value: str,
+    title: str,
+    *,
+    name: str,
+) -> dict[str, Any]:
+    """Forecast of one SKU or category summed over its series, with the change since last night.
+
+    The bands of a group are the sums of its series' bands: wider than the group's own interval
+    would be (errors partly cancel when summed), so they err on the safe side.
+    """
+    cols = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
+    f = forecasts[forecasts[column] == value].groupby("target_date", as_index=False)[cols].sum()
+    change = None
+    if previous is not None and len(previous):
+        p = previous[previous[column] == value]
+        common = set(pd.to_datetime(p["target_date"])) & set(pd.to_datetime(f["target_date"]))
+        if common:
+            new = f[pd.to_datetime(f["target_date"]).isin(common)]["yhat"].sum()
+            old = p[pd.to_datetime(p["target_date"]).isin(common)]["yhat"].sum()
+            change = (new - old) / old if old else None
+    return {
+        "sku": value,
+        "name": name,
+        "total": float(f["yhat"].sum()),
+        "change": change,
+        "img": forecast_chart(history[history[column] == value], f, title),
+    }
+
+
+def entity_labels(cfg: Config, d: date, product_names: dict[str, str]) -> Any:
+    """A function (metric, entity) -> the name a business reader recognises."""
+    accounts: dict[str, str] = {}
+    if cfg.has_dataset("accounts"):
+        acc = read_dataset(cfg, "accounts", d)
+        accounts = dict(zip(acc["account_id"], acc["name"], strict=True))
+
+    def label(metric: str, entity: str) -> str:
+        if metric == "demand" and "|" in entity:
+            sku, wh = entity.split("|", 1)
+            return f"{product_names.get(sku, sku)} ({sku}) at {wh}"
+        if metric in ("tickets", "pipeline_value"):
+            return f"{accounts.get(entity, entity)} ({entity})"
+        return entity
+
+    return label
