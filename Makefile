@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 DATE   ?= 2026-11-22
 UV_VERSION := 0.13.9
 
-.PHONY: demo test install lint typecheck services clean
+.PHONY: demo test test-fast install lint typecheck services clean
 
 $(BIN)/seam: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ demo: install data/demo/erp.db  ## build the SQLite demo and run the nightly DAG
 
 test: install  ## run the whole test suite
 	$(BIN)/python -m pytest
+
+test-fast: install  ## the unit and DAG-integrity tests only: no server, no pipeline run
+	$(BIN)/python -m pytest -m "not server and not integration and not e2e"
 
 lint: install
 	$(BIN)/ruff check pipelines dags tests benchmarks scripts

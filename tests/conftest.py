@@ -20,6 +20,23 @@ NIGHT = date(2026, 11, 22)
 SMALL = DemoSize(days=200, skus=6, warehouses=2, customers=40, end_date=NIGHT, seed=7)
 
 
+SERVER_FIXTURES = {"pg_database", "mariadb_database", "redis_url"}
+SERVER_PARAMS = {"postgresql", "mariadb", "mysql"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a database server `server` (by its fixtures or its parameters),
+    and every test under tests/integration or tests/e2e with its directory's marker."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        uses = set(getattr(item, "fixturenames", ())) & SERVER_FIXTURES
+        if uses or {str(v) for v in params.values()} & SERVER_PARAMS or item.get_closest_marker("server"):
+            item.add_marker(pytest.mark.server)
+        for kind in ("integration", "e2e"):
+            if f"/tests/{kind}/" in str(item.path):
+                item.add_marker(getattr(pytest.mark, kind))
+
+
 def _server_url(var: str, what: str) -> str:
     url = os.environ.get(var)
     if not url:
