@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="health of the last runs (from the run ledger)")
     st.add_argument("--config", required=True, type=Path)
     st.add_argument("--days", type=int, default=7)
+    un = sub.add_parser("unlock", help="release a night left locked by a run that is gone")
+    un.add_argument("--config", required=True, type=Path)
+    un.add_argument("--date", required=True, type=_date)
     return p
 
 
@@ -112,6 +115,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pipelines.state import format_status, read_status
 
         print(format_status(read_status(cfg, days=args.days)))
+        return 0
+    if args.command == "unlock":
+        from pipelines.config import results_url
+        from pipelines.db import make_engine
+        from pipelines.state import release_night
+
+        engine = make_engine(results_url(cfg.source(cfg.results.ledger)), write=True)
+        try:
+            released = release_night(engine, args.date)
+        finally:
+            engine.dispose()
+        print(f"night {args.date}: {'released' if released else 'was not locked'}")
         return 0
     ctx = RunContext(run_date=args.date)
     if args.command == "run":

@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 
 from pipelines.contracts import DATASETS
 from pipelines.errors import ConfigError
+from pipelines.schedule import ScheduleSpec, parse_schedule
 
 Mode = Literal["snapshot", "incremental"]
 Severity = Literal["error", "warn"]
@@ -136,20 +137,31 @@ class SmtpSpec:
     timeout: float = 30.0
 
 
+AlertChannelKind = Literal["email", "slack", "teams"]
+
+
+@dataclass(frozen=True)
+class AlertChannel:
+    """One place alerts go: e-mail (through `notifications.smtp`, or an Airflow SMTP connection),
+    a Slack incoming webhook or a Microsoft Teams webhook (Airflow connections by id)."""
+
+    channel: AlertChannelKind
+    to: tuple[str, ...] = ()  # e-mail only
+    conn_id: str | None = None
+
+
 @dataclass(frozen=True)
 class NotifySpec:
-    """Who gets the nightly report and the failure alerts, and through which SMTP server."""
+    """Who gets the nightly report and the alerts, and through which servers."""
 
     smtp: SmtpSpec = field(default_factory=SmtpSpec)
     sender: str = "seam@localhost"
     report_to: tuple[str, ...] = ()
-    alerts_to: tuple[str, ...] = ()
-    retries: int = 3
-    retry_wait_seconds: float = 2.0
+    alerts: tuple[AlertChannel, ...] = ()
 
     @property
     def enabled(self) -> bool:
-        return bool(self.report_to or self.alerts_to)
+        return bool(self.report_to or self.alerts)
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,7 @@ class Config:
     report: ReportSpec
     notifications: NotifySpec = field(default_factory=NotifySpec)
     scale: ScaleSpec = field(default_factory=ScaleSpec)
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
 
     def source(self, name: str) -> SourceSpec:
         for s in self.sources:
@@ -459,6 +472,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         report=report,
         notifications=notifications,
         scale=scale,
+        schedule=parse_schedule(r.get("schedule")),
     )
     r.done()
     return cfg
@@ -489,13 +503,23 @@ def _notifications(raw: Any) -> NotifySpec:
             raise ConfigError(f"notifications.smtp.{k}: never put credentials in the file; use {k}_env")
     sm.used.update({"user", "password"})
     sm.done()
+    alerts = [
+        _alert_channel(c, f"notifications.alerts[{i}]") for i, c in enumerate(n.get("alerts", []) or [])
+    ]
+    legacy = _addresses(n.get("alerts_to", []), "notifications.alerts_to")
+    if legacy:
+        alerts.append(AlertChannel("email", legacy))
+    for key in ("retries", "retry_wait_seconds"):
+        if key in n.data:
+            raise ConfigError(
+                f"notifications.{key}: no longer used; a failed send is retried by the send_report task's "
+                f"Airflow retries (or by running `seam send-report` again). Remove the key."
+            )
     spec = NotifySpec(
         smtp=smtp,
         sender=str(n.get("sender", "seam@localhost")),
         report_to=_addresses(n.get("report_to", []), "notifications.report_to"),
-        alerts_to=_addresses(n.get("alerts_to", []), "notifications.alerts_to"),
-        retries=_positive_int(n.get("retries", 3), "notifications.retries"),
-        retry_wait_seconds=float(n.get("retry_wait_seconds", 2.0)),
+        alerts=tuple(alerts),
     )
     n.done()
     return spec
@@ -506,6 +530,22 @@ def _timezone(value: Any) -> str:
 
     business_zone(str(value))  # raises ConfigError naming the key
     return str(value)
+
+
+def _alert_channel(raw: Any, key: str) -> AlertChannel:
+    c = _Reader(raw, key)
+    kind = _choice(c.get("channel", required=True), ("email", "slack", "teams"), f"{key}.channel")
+    conn_id = c.get("conn_id")
+    to = _addresses(c.get("to", []), f"{key}.to") if kind == "email" else ()
+    if kind == "email" and not to:
+        raise ConfigError(f"{key}: an email channel needs `to`, a list of addresses")
+    if kind != "email" and not conn_id:
+        raise ConfigError(
+            f"{key}: a {kind} channel needs `conn_id`, the Airflow connection holding its webhook "
+            f"(e.g. AIRFLOW_CONN_{kind.upper()}_ALERTS); never put the webhook URL in the file"
+        )
+    c.done()
+    return AlertChannel(kind, to, conn_id)
 
 
 def _positive_int(value: Any, key: str) -> int:

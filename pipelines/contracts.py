@@ -235,3 +235,19 @@ def conform_frame(df: pd.DataFrame, ds: Dataset) -> pd.DataFrame:
                 f"{s.dtype} values that do not convert ({str(err)[:120]}); was the source column retyped?"
             ) from None
     return out
+
+
+_EMPTY_DTYPES = {
+    "string": "object",
+    "integer": "int64",
+    "number": "float64",
+    "date": "datetime64[ns]",
+    "timestamp": "datetime64[ns]",
+    "boolean": "bool",
+}
+
+
+def empty_frame(dataset: str) -> pd.DataFrame:
+    """A frame with no rows and every column of the dataset, typed as its contract says."""
+    ds = get_dataset(dataset)
+    return pd.DataFrame({c.name: pd.Series(dtype=_EMPTY_DTYPES[c.kind]) for c in ds.columns})

@@ -14,7 +14,7 @@ call path may try again, with backoff) and the CLI's `exit_code`:
 | any other exception       | -         | 1    | a bug: the message and traceback are logged              |
 
 The DAG layer turns permanent errors into Airflow's fail-without-retry; transient ones are
-retried by Airflow (tasks) or by `pipelines.db.with_retry` (single statements), never both.
+retried by Airflow (task retries with exponential backoff) and nowhere else; the CLI exits 3.
 """
 
 from __future__ import annotations

@@ -121,6 +121,14 @@ LOAD_BATCHES = _table(
     _c("row_count", sa.BigInteger()),
     _c("loaded_at", sa.DateTime(timezone=True)),
 )
+NIGHT_LOCKS = _table(
+    "seam_night_locks",
+    _c("run_date", sa.Date(), key=True),
+    _c("holder", sa.String(255)),
+    _c("host", sa.String(255)),
+    _c("pid", sa.Integer()),
+    _c("since", sa.DateTime(timezone=True)),
+)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,9 @@ from pipelines.errors import ConfigError
 
 @dataclass(frozen=True)
 class RunContext:
-    """Which night, and which attempt of it (Airflow's try number; 1 from the CLI)."""
+    """Which night, and which run of it (Airflow's run id; None from the CLI)."""
 
     run_date: date
-    attempt: int = 1
     run_id: str | None = None
 
 

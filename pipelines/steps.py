@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pandas as pd
 from pipelines import __version__
 from pipelines.config import Config, results_url
 from pipelines.db import make_engine
-from pipelines.errors import DataError, StepSkipped
+from pipelines.errors import ConfigError, DataError, RunFailedError, SeamError, StepSkipped
 from pipelines.extract import ExtractResult, extract_table
 from pipelines.lake import Lake, read_dataset
 from pipelines.load import LoadResult, load_batch, load_forecast_accuracy
@@ -31,7 +32,17 @@ from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
 from pipelines.series import METRIC_DATASETS, build_demand_series, build_metric_series
 from pipelines.sharding import plan_shards, sku_filter
-from pipelines.state import StepRecord, migrate, record_step, require_migrated, shard_plan
+from pipelines.state import (
+    Holder,
+    StepRecord,
+    acquire_night,
+    migrate,
+    next_attempt,
+    record_step,
+    release_night,
+    require_migrated,
+    shard_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,44 +56,63 @@ class StepOutcome:
 
 
 @contextmanager
-def tracked(cfg: Config, ctx: RunContext, step: str) -> Iterator[StepOutcome]:
-    """Record a step in the run ledger: running, then success or failed with the error."""
+def night_lock(cfg: Config, ctx: RunContext) -> Iterator[None]:
+    """Hold the night for this run while the block runs (re-entrant: a lock this run already holds
+    is kept, and released by whoever took it)."""
     engine = make_engine(results_url(cfg.source(cfg.results.ledger)), write=True)
-    outcome = StepOutcome()
-    started = datetime.now(UTC)
-
-    def record(status: str, *, checksum: str | None = None, error: str | None = None) -> None:
-        finished = None if status == "running" else datetime.now(UTC)
-        record_step(
-            engine,
-            StepRecord(
-                ctx.run_date,
-                step,
-                ctx.attempt,
-                ctx.run_id,
-                started,
-                finished,
-                status,
-                outcome.rows_in,
-                outcome.rows_out,
-                checksum,
-                error,
-            ),
-        )
-
+    holder = Holder.here(ctx.run_id)
     try:
         require_migrated(engine, what=f"source {cfg.results.ledger!r}")
-        record("running")
+        taken = acquire_night(engine, ctx.run_date, holder)
         try:
-            yield outcome
-        except Exception as err:
-            record(
-                "skipped" if isinstance(err, StepSkipped) else "failed", error=f"{type(err).__name__}: {err}"
-            )
-            raise
-        record("success", checksum=outcome.checksum)
+            yield
+        finally:
+            if taken:
+                release_night(engine, ctx.run_date, holder)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def tracked(cfg: Config, ctx: RunContext, step: str) -> Iterator[StepOutcome]:
+    """Run a step inside the night's lock and record it in the run ledger: running, then success,
+    skipped or failed with the error.  Each try of a step is a new attempt; all are kept."""
+    outcome = StepOutcome()
+    with night_lock(cfg, ctx):
+        engine = make_engine(results_url(cfg.source(cfg.results.ledger)), write=True)
+        started = datetime.now(UTC)
+        attempt = next_attempt(engine, ctx.run_date, step)
+
+        def record(status: str, *, checksum: str | None = None, error: str | None = None) -> None:
+            finished = None if status == "running" else datetime.now(UTC)
+            record_step(
+                engine,
+                StepRecord(
+                    ctx.run_date,
+                    step,
+                    attempt,
+                    ctx.run_id,
+                    started,
+                    finished,
+                    status,
+                    outcome.rows_in,
+                    outcome.rows_out,
+                    checksum,
+                    error,
+                ),
+            )
+
+        try:
+            record("running")
+            try:
+                yield outcome
+            except Exception as err:
+                status = "skipped" if isinstance(err, StepSkipped) else "failed"
+                record(status, error=f"{type(err).__name__}: {err}")
+                raise
+            record("success", checksum=outcome.checksum)
+        finally:
+            engine.dispose()
 
 
 def model_version(cfg: Config) -> str:
@@ -124,37 +154,44 @@ def run_extract(
     cfg: Config, ctx: RunContext, *, source: str | None = None, table: str | None = None
 ) -> list[ExtractResult]:
     """Extract every configured table (or one source / one table) for the night."""
-    name = "extract" if source is None else f"extract:{source}.{table}" if table else f"extract:{source}"
-    with tracked(cfg, ctx, name) as out:
-        results = [
-            extract_table(cfg, s.name, t.name, ctx.run_date)
-            for s in cfg.sources
-            if source in (None, s.name)
-            for t in s.tables
-            if table in (None, t.name)
-        ]
-        if not results:
-            raise DataError(f"no configured table matches source={source!r} table={table!r}")
-        out.rows_out = sum(r.rows for r in results)
+    chosen = [
+        (s.name, t.name)
+        for s in cfg.sources
+        if source in (None, s.name)
+        for t in s.tables
+        if table in (None, t.name)
+    ]
+    if not chosen:
+        raise ConfigError(
+            f"no configured table matches --source {source} --table {table}; the config has "
+            f"{[f'{s.name}.{t.name}' for s in cfg.sources for t in s.tables]}"
+        )
+    results = []
+    for src, tbl in chosen:  # one ledger step per table, as the DAG's mapped tasks record them
+        with tracked(cfg, ctx, f"extract:{src}.{tbl}") as out:
+            results.append(extract_table(cfg, src, tbl, ctx.run_date))
+            out.rows_out = results[-1].rows
     return results
 
 
 def run_validate(cfg: Config, ctx: RunContext, *, dataset: str | None = None) -> list[CheckResult]:
-    """Run the quality checks of one dataset (or all); raises QualityGateError on an `error` failure."""
+    """Run the quality checks of one dataset (or each, one ledger step per dataset); raises
+    QualityGateError naming every dataset whose `error` checks failed."""
     datasets = [dataset] if dataset else sorted({t.dataset for s in cfg.sources for t in s.tables})
     results: list[CheckResult] = []
-    failures: list[Exception] = []
-    with tracked(cfg, ctx, f"validate:{dataset}" if dataset else "validate") as out:
-        for ds in datasets:
-            try:
-                results += validate_dataset(cfg, ds, ctx.run_date)
-            except DataError as err:
-                failures.append(err)
-        out.rows_out = len(results)
-        if failures:
-            if len(failures) == 1:
-                raise failures[0]
-            raise type(failures[0])("; ".join(str(f) for f in failures))
+    failures: list[DataError] = []
+    for ds in datasets:
+        try:
+            with tracked(cfg, ctx, f"validate:{ds}") as out:
+                found = validate_dataset(cfg, ds, ctx.run_date)
+                out.rows_out = len(found)
+            results += found
+        except DataError as err:
+            failures.append(err)
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise type(failures[0])("; ".join(str(f) for f in failures))
     return results
 
 
@@ -423,24 +460,46 @@ def run_send_report(cfg: Config, ctx: RunContext) -> bool:
 
 
 def run_all(cfg: Config, ctx: RunContext) -> Path:
-    """All steps in order (the CLI's `seam run`); returns the report's path."""
+    """Every step of the night in order (the CLI's `seam run`), like the DAG: a failed step does not
+    stop the others that can still run, the report is written and sent, and then the run fails with
+    `RunFailedError` naming every failed step (exit code of the first).  Returns the report's path."""
     run_migrate(cfg)
-    run_extract(cfg, ctx)
-    gate: DataError | None = None
-    try:
-        run_validate(cfg, ctx)
-    except DataError as err:  # like the DAG: the steps that need a failed dataset skip themselves
-        gate = err
-    shards = run_plan(cfg, ctx)  # planned once for both steps
-    for step in (run_forecast, run_score):
+    failures: list[tuple[str, BaseException]] = []
+
+    def attempt(name: str, step: Callable[[], Any]) -> Any:
         try:
-            for shard in shards:
-                step(cfg, ctx, shard=shard)
+            return step()
         except StepSkipped as skipped:
             log.warning("%s", skipped)
-    run_load(cfg, ctx)
-    path = run_report(cfg, ctx)
-    run_send_report(cfg, ctx)  # after everything is loaded: a failed send undoes nothing
-    if gate is not None:
-        raise gate
-    return path
+            failures.append((name, skipped))
+        except Exception as err:
+            log.error("%s failed: %s: %s", name, type(err).__name__, err)
+            failures.append((name, err))
+        return None
+
+    with night_lock(cfg, ctx):
+        for s in cfg.sources:
+            for t in s.tables:
+                attempt(
+                    f"extract:{s.name}.{t.name}", partial(run_extract, cfg, ctx, source=s.name, table=t.name)
+                )
+        for ds in sorted({t.dataset for s in cfg.sources for t in s.tables}):
+            attempt(f"validate:{ds}", partial(run_validate, cfg, ctx, dataset=ds))
+        shards = attempt("plan", partial(run_plan, cfg, ctx)) or []
+        for step in (run_forecast, run_score):
+            for shard in shards:
+                attempt(f"{step.__name__.removeprefix('run_')}:{shard}", partial(step, cfg, ctx, shard=shard))
+        attempt("load", partial(run_load, cfg, ctx))
+        path = attempt("report", partial(run_report, cfg, ctx))
+        attempt("send_report", partial(run_send_report, cfg, ctx))  # after the load: a send undoes nothing
+    if failures:
+        first = next(
+            (e for _, e in failures if isinstance(e, SeamError) and not isinstance(e, StepSkipped)), None
+        )
+        raise RunFailedError(
+            f"night {ctx.run_date}: {len(failures)} step(s) did not succeed: "
+            + "; ".join(f"{name} ({type(err).__name__}: {err})" for name, err in failures)
+            + (f". The report says so: {path}" if path else ""),
+            exit_code=first.exit_code if first is not None else 1,
+        )
+    return Path(path)

@@ -8,7 +8,8 @@ Public functions:
                                                  SQLite, or the generic one): fast readers, bulk
                                                  insert, replace-night, upsert, timestamps,
                                                  migration lock
-    with_retry(fn, what=...), is_transient(err)  the one retry layer for database calls
+    is_transient(err), sqlstate_of, error_number transient or permanent: raised as such, retried
+                                                 only by the caller (Airflow, or the CLI's exit 3)
     safe_url, describe_db_error, quote           messages without secrets
 
 Contract: code outside this package never branches on the dialect's name; it asks the adapter.
@@ -17,18 +18,17 @@ Contract: code outside this package never branches on the dialect's name; it ask
 from pipelines.db.adapters import adapter_for
 from pipelines.db.base import Adapter
 from pipelines.db.engines import connect, describe_db_error, make_engine, quote, safe_url
-from pipelines.db.retry import RetryPolicy, is_transient, sqlstate_of, with_retry
+from pipelines.db.errors import error_number, is_transient, sqlstate_of
 
 __all__ = [
     "Adapter",
-    "RetryPolicy",
     "adapter_for",
     "connect",
     "describe_db_error",
+    "error_number",
     "is_transient",
     "make_engine",
     "quote",
     "safe_url",
     "sqlstate_of",
-    "with_retry",
 ]

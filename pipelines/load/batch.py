@@ -14,8 +14,10 @@ How the rows reach the target is the dialect adapter's business (`pipelines.db`)
 staging and one INSERT ... SELECT on PostgreSQL, LOAD DATA LOCAL INFILE straight into the target
 on MariaDB (see `pipelines.db.mysql`), executemany into staging on SQLite.  Tables without a
 night column (`seam_actuals`) are staged and upserted by key on every dialect.
-Transient errors (dropped connections, deadlocks, lock timeouts, serialization failures) are
-retried here, by `pipelines.db.with_retry`; permanent ones fail at once naming table and cause.
+A transient error (dropped connection, deadlock, lock timeout, serialization failure) rolls the
+transaction back and is raised as `SourceUnavailableError`: the caller's retry (Airflow's task
+retries, or running `seam load` again) replays the night, and tables already loaded are no-ops.
+Permanent errors fail at once naming table and cause.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import pyarrow.compute as pc
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from pipelines.db import RetryPolicy, adapter_for, describe_db_error, is_transient, sqlstate_of, with_retry
+from pipelines.db import adapter_for, describe_db_error, error_number, is_transient, sqlstate_of
 from pipelines.errors import ConfigError, LoadError, SeamError, SourceUnavailableError
 from pipelines.results import DATE_COLUMNS, RESULT_TABLES, ResultTable
 from pipelines.state import loaded_checksum, record_batch
@@ -69,9 +71,6 @@ def batch_checksum(df: pd.DataFrame, key: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-DEFAULT_RETRY = RetryPolicy()
-
-
 # --- the load ----------------------------------------------------------------------------------
 def _prepare(df: pd.DataFrame, table: ResultTable) -> pd.DataFrame:
     missing = [c for c in table.columns if c not in df.columns]
@@ -92,11 +91,11 @@ def _prepare(df: pd.DataFrame, table: ResultTable) -> pd.DataFrame:
     return out
 
 
-Checkpoint = Callable[[str, int], None]
+Checkpoint = Callable[[str], None]
 
 
-def no_checkpoint(point: str, attempt: int) -> None:
-    del point, attempt
+def no_checkpoint(point: str) -> None:
+    del point
 
 
 def to_arrow(batch: pd.DataFrame) -> pa.Table:
@@ -114,16 +113,15 @@ def load_batch(
     run_date: date,
     df: pd.DataFrame,
     *,
-    retry: RetryPolicy = DEFAULT_RETRY,
     checkpoint: Checkpoint = no_checkpoint,
 ) -> LoadResult:
     """Load one night's rows of a result table exactly once (see the module docstring).
 
-    Returns what was loaded; raises SourceUnavailableError when transient errors outlast the retry
-    policy (retry later), ConfigError when the database refuses for want of a grant or a migration,
-    and LoadError when it refuses the rows.  `checkpoint(point, attempt)` is called at "staged"
-    (rows in staging), "merged" (target changed, not committed) and "committed" (before the caller
-    hears of success): the reliability tests stop the load there.
+    Returns what was loaded; raises SourceUnavailableError on a transient error (retry later),
+    ConfigError when the database refuses for want of a grant or a migration, and LoadError when it
+    refuses the rows; in every case nothing of the batch is kept.  `checkpoint(point)` is called at
+    "staged" (rows in staging), "merged" (target changed, not committed) and "committed" (before the
+    caller hears of success): the reliability tests stop the load there.
     """
     table = RESULT_TABLES[table_name]
     batch = _prepare(df, table)
@@ -134,13 +132,8 @@ def load_batch(
     checksum = batch_checksum(batch, table.key)
     data = to_arrow(batch)
     t0 = time.perf_counter()
-    attempts = iter(range(1, 1_000))
     try:
-        skipped = with_retry(
-            lambda: _load_once(engine, table, run_date, data, checksum, next(attempts), checkpoint),
-            what=f"loading {table_name} for {run_date}",
-            policy=retry,
-        )
+        skipped = _load_once(engine, table, run_date, data, checksum, checkpoint)
     except SeamError:
         raise
     except DBAPIError as err:
@@ -164,11 +157,11 @@ def _classify(err: Exception, table_name: str, run_date: date) -> Exception:
     cause = describe_db_error(err)
     if is_transient(err):
         return SourceUnavailableError(
-            f"loading {table_name} for {run_date} was interrupted and retries ran out: {cause}; "
-            f"the transaction was rolled back and the load can be retried"
+            f"loading {table_name} for {run_date} was interrupted: {cause}; the transaction was rolled "
+            f"back and the load can be retried"
         )
     code = sqlstate_of(err) or ""
-    number = (getattr(getattr(err, "orig", err), "args", None) or (None,))[0]
+    number = error_number(err)
     if code == "42501" or number in (1142, 1143, 1044, 1227):
         return ConfigError(
             f"loading {table_name} for {run_date} failed: {cause} (the load role lacks a grant; see docs/grants.md)"
@@ -192,12 +185,11 @@ def _load_once(
     run_date: date,
     data: pa.Table,
     checksum: str,
-    attempt: int,
     checkpoint: Checkpoint,
 ) -> bool:
-    """One attempt on a fresh connection; True when the same batch was already loaded."""
+    """The load on a fresh connection; True when the same batch was already loaded."""
     adapter = adapter_for(engine)
-    at = lambda point: checkpoint(point, attempt)  # noqa: E731
+    at = checkpoint
     with engine.connect() as conn:
         prev = loaded_checksum(conn, table.name, run_date)
         conn.rollback()

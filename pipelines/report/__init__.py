@@ -3,13 +3,12 @@
 Public functions:
     write_report(cfg, ctx) -> Path          render `<report.directory>/<night>/report.html|.txt`
     build_report_message(html, text, ...)   the e-mail (inline images), `send_message(spec, msg)`
-    send_failure_alert(cfg, ...)            an alert e-mail to the on-call engineers
 
 Templates ship in the package (`pipelines/report/templates/`) and are found with
 `importlib.resources`.
 """
 
-from pipelines.report.notify import build_report_message, send_failure_alert, send_message
+from pipelines.report.notify import build_report_message, send_message
 from pipelines.report.render import write_report
 
-__all__ = ["build_report_message", "send_failure_alert", "send_message", "write_report"]
+__all__ = ["build_report_message", "send_message", "write_report"]

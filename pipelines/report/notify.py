@@ -1,8 +1,9 @@
-"""E-mail: the nightly report (HTML with inline charts + plain text) and failure alerts, over SMTP.
+"""E-mail of the nightly report (HTML with inline charts + plain text) over SMTP.
 
-A send is retried a bounded number of times with exponential backoff; when it still fails the
-caller gets `SourceUnavailableError` (retryable by Airflow).  Nothing here touches the data
-steps, so a failed send never undoes results that were already loaded.
+One attempt per call: a failed send raises `SourceUnavailableError`, which the send_report task's
+Airflow retries (or the next `seam send-report`) repeat.  Nothing here touches the data steps, so
+a failed send never undoes results that were already loaded.  Alerts go through Airflow's
+notifiers (`pipelines.airflow.alerts`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import logging
 import os
 import re
 import smtplib
-import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from pipelines.config import Config, NotifySpec
+from pipelines.config import NotifySpec
 from pipelines.errors import ConfigError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -64,51 +64,18 @@ def _login(spec: NotifySpec) -> tuple[str, str] | None:
 
 
 def send_message(spec: NotifySpec, msg: EmailMessage) -> None:
-    """Send with bounded retries and exponential backoff; raises SourceUnavailableError at the end."""
+    """Send one message; raises SourceUnavailableError when the server cannot be reached or refuses."""
     login = _login(spec)
-    last: Exception | None = None
-    for attempt in range(1, spec.retries + 1):
-        try:
-            cls = smtplib.SMTP_SSL if spec.smtp.ssl else smtplib.SMTP
-            with cls(spec.smtp.host, spec.smtp.port, timeout=spec.smtp.timeout) as smtp:
-                if spec.smtp.starttls:
-                    smtp.starttls()
-                if login:
-                    smtp.login(*login)
-                smtp.send_message(msg)
-            log.info("sent %r to %s (attempt %d)", msg["Subject"], msg["To"], attempt)
-            return
-        except (TimeoutError, OSError, smtplib.SMTPException) as err:
-            last = err
-            log.warning(
-                "sending %r failed (attempt %d of %d): %s", msg["Subject"], attempt, spec.retries, err
-            )
-            if attempt < spec.retries:
-                time.sleep(spec.retry_wait_seconds * 2 ** (attempt - 1))
-    raise SourceUnavailableError(
-        f"could not send {msg['Subject']!r} through {spec.smtp.host}:{spec.smtp.port} after {spec.retries} "
-        f"attempts: {last}"
-    )
-
-
-def send_failure_alert(
-    cfg: Config, *, dag_id: str, task_id: str, logical_date: str, error: str, log_url: str | None
-) -> bool:
-    """E-mail the on-call engineers about a failed task; returns False (and logs) if it cannot."""
-    spec = cfg.notifications
-    if not spec.alerts_to:
-        return False
-    msg = EmailMessage()
-    msg["Subject"] = f"[seam] {dag_id}.{task_id} failed for {logical_date}"
-    msg["From"], msg["To"] = spec.sender, ", ".join(spec.alerts_to)
-    msg.set_content(
-        f"DAG:          {dag_id}\nTask:         {task_id}\nLogical date: {logical_date}\n"
-        f"Error:        {error}\nLog:          {log_url or '(no log URL)'}\n\n"
-        f"Re-run it with: airflow tasks clear {dag_id} -t {task_id} -s {logical_date} -e {logical_date}\n"
-    )
     try:
-        send_message(spec, msg)
-        return True
-    except Exception as err:  # an alert must never raise inside a failure callback
-        log.error("could not send the failure alert: %s", err)
-        return False
+        cls = smtplib.SMTP_SSL if spec.smtp.ssl else smtplib.SMTP
+        with cls(spec.smtp.host, spec.smtp.port, timeout=spec.smtp.timeout) as smtp:
+            if spec.smtp.starttls:
+                smtp.starttls()
+            if login:
+                smtp.login(*login)
+            smtp.send_message(msg)
+    except (TimeoutError, OSError, smtplib.SMTPException) as err:
+        raise SourceUnavailableError(
+            f"could not send {msg['Subject']!r} through {spec.smtp.host}:{spec.smtp.port}: {err}"
+        ) from None
+    log.info("sent %r to %s", msg["Subject"], msg["To"])

@@ -6,6 +6,7 @@ Everything that comes from source data is escaped by Jinja2's autoescaping.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,11 +17,15 @@ import pandas as pd
 
 from pipelines import __version__
 from pipelines.config import Config
+from pipelines.contracts import empty_frame
+from pipelines.errors import MissingInputError
 from pipelines.lake import Lake, read_dataset
 from pipelines.quality import blocked_datasets, read_quality
 from pipelines.report.charts import anomaly_chart, forecast_chart
+from pipelines.report.problems import build_problems
 from pipelines.run_context import RunContext
 from pipelines.series import build_demand_series
+from pipelines.state import last_loaded_night, read_ledger, summarize
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +73,7 @@ def build_headlines(lines: pd.DataFrame, forecasts: pd.DataFrame | None, run_dat
 def write_report(cfg: Config, ctx: RunContext) -> Path:
     """Render the report of one night into `<report.directory>/<run_date>/report.html`."""
     d = ctx.run_date
-    lines = read_dataset(cfg, "order_lines", d)
+    lines = _optional(lambda: read_dataset(cfg, "order_lines", d))
     lake = Lake(cfg.lake)
     latest_fc = lake.latest_complete_output("forecasts", d)
     forecasts = latest_fc[1] if latest_fc else pd.DataFrame()
@@ -78,10 +83,18 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     anomalies = latest_an[1] if latest_an else pd.DataFrame()
     anomalies_from = latest_an[0] if latest_an else None
     quality = read_quality(cfg, d)
-    products = read_dataset(cfg, "products", d) if cfg.has_dataset("products") else None
+    products = _optional(lambda: read_dataset(cfg, "products", d)) if cfg.has_dataset("products") else None
     names = dict(zip(products["sku"], products["name"], strict=True)) if products is not None else {}
 
     labels = entity_labels(cfg, d, names)
+    ledger, locked = read_ledger(cfg, nights=[d])
+    problems = build_problems(
+        summarize(cfg, ledger, locked - {d}) if len(ledger) else pd.DataFrame(),
+        run_date=d,
+        results_night=last_loaded_night(cfg, "seam_forecasts"),
+    )
+    if lines is None:
+        lines = _NO_LINES
     demand = build_demand_series(lines, None, end=d, history_days=120)
     demand["sku"] = demand["unique_id"].str.split("|").str[0]
     sku_hist = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
@@ -137,6 +150,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
                     img = anomaly_chart(s, pd.Timestamp(r.ds), r.lower_bound, r.upper_bound, f"{r.entity}")
             top_anomalies.append({**r._asdict(), "img": img, "label": labels(r.metric, r.entity)})
     context = dict(
+        problems=problems,
         title=cfg.report.title,
         run_date=d,
         run_id=ctx.run_id or "cli",
@@ -173,6 +187,19 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         tmp.replace(out_dir / name)
     log.info("report run_date=%s path=%s", d, path)
     return path
+
+
+_NO_LINES = empty_frame("order_lines")
+
+
+def _optional(read: Callable[[], pd.DataFrame]) -> pd.DataFrame | None:
+    """A dataset the report can do without: None when tonight's partition is missing (the
+    problems section at the top says why)."""
+    try:
+        return read()
+    except MissingInputError as err:
+        log.warning("report: %s", err)
+        return None
 
 
 def group_chart(

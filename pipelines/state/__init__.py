@@ -7,33 +7,54 @@ Public functions:
                                                               own transaction
     watermark_before / commit_watermark                       incremental extraction watermarks
     write_shard_plan / shard_plan                             tonight's shard counts
-    read_status / format_status                               `seam status`
+    acquire_night / release_night / next_attempt              one run of a night at a time, every
+                                                              attempt kept (`seam_night_locks`)
+    read_status / summarize / format_status                   what happened each night: `seam
+                                                              status`, the report, the alerts
 
 Contract: no other module reads or writes these tables or files.
 """
 
 from pipelines.state.ledger import StepRecord, peak_rss_mb, record_step
-from pipelines.state.load_batches import loaded_checksum, record_batch
+from pipelines.state.load_batches import last_loaded_night, loaded_checksum, record_batch
 from pipelines.state.migrations import migrate, migration_files, pending_migrations, require_migrated
+from pipelines.state.nights import Holder, NightRunningError, acquire_night, next_attempt, release_night
 from pipelines.state.shard_plans import SHARDED_OUTPUTS, shard_plan, write_shard_plan
-from pipelines.state.status import format_status, read_status
+from pipelines.state.status import (
+    expected_steps,
+    format_status,
+    night_problems,
+    read_ledger,
+    read_status,
+    summarize,
+)
 from pipelines.state.watermarks import commit_watermark, watermark_before
 
 __all__ = [
     "SHARDED_OUTPUTS",
+    "Holder",
+    "NightRunningError",
     "StepRecord",
+    "acquire_night",
     "commit_watermark",
+    "expected_steps",
     "format_status",
+    "last_loaded_night",
     "loaded_checksum",
     "migrate",
     "migration_files",
+    "next_attempt",
+    "night_problems",
     "peak_rss_mb",
     "pending_migrations",
+    "read_ledger",
     "read_status",
     "record_batch",
     "record_step",
+    "release_night",
     "require_migrated",
     "shard_plan",
+    "summarize",
     "watermark_before",
     "write_shard_plan",
 ]

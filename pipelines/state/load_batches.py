@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipelines.db import adapter_for
+from pipelines.config import Config, results_url
+from pipelines.db import adapter_for, connect, make_engine
 
 
 def loaded_checksum(conn: Connection, table_name: str, run_date: date) -> str | None:
@@ -32,3 +33,20 @@ def record_batch(conn: Connection, table_name: str, run_date: date, checksum: st
         ),
         params,
     )
+
+
+def last_loaded_night(cfg: Config, table_name: str) -> date | None:
+    """The newest night whose batch of `table_name` is in its results database (None: never)."""
+    name = cfg.results.forecasts if table_name in ("seam_forecasts", "seam_actuals") else cfg.results.ledger
+    engine = make_engine(results_url(cfg.source(name)))
+    try:
+        with connect(engine, what=f"the results database of {name!r}") as conn:
+            if not sa.inspect(conn).has_table("seam_load_batches"):
+                return None
+            value = conn.execute(
+                sa.text("SELECT MAX(run_date) FROM seam_load_batches WHERE table_name = :t"),
+                {"t": table_name},
+            ).scalar()
+    finally:
+        engine.dispose()
+    return None if value is None else date.fromisoformat(str(value)[:10])

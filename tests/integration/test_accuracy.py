@@ -80,7 +80,7 @@ def _read(engine: sa.Engine, sql: str) -> pd.DataFrame:
 def test_accuracy_table_and_views_with_the_load_grants(load_url: str) -> None:
     engine = make_engine(load_url, write=True)
     try:
-        assert migrate(engine)[-1] == "003_forecast_accuracy"
+        assert "003_forecast_accuracy" in migrate(engine)
         assert migrate(engine) == []  # applied once
         archive = _archive_rows(FORECASTS)
         for night, rows in archive.groupby("run_date"):

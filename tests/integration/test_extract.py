@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import logging
 import os
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -226,7 +226,9 @@ def test_the_night_is_the_business_day_in_the_configured_zone_across_dst(
         "after": ("2026-03-29 22:00:00+00", "2026-03-30 00:00:00"),
     }
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE lines (order_id text NOT NULL, line_no int NOT NULL, updated_at {column_type})")
+        conn.exec_driver_sql(
+            f"CREATE TABLE lines (order_id text NOT NULL, line_no int NOT NULL, updated_at {column_type})"
+        )
         for order_id, (aware, local) in moments.items():
             value = aware if column_type == "timestamptz" else local
             conn.execute(sa.text("INSERT INTO lines VALUES (:o, 1, :v)"), {"o": order_id, "v": value})

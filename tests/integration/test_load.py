@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 import pipelines.db.mysql as mysql_adapter
-from pipelines.db import RetryPolicy, adapter_for, make_engine
+from pipelines.db import adapter_for, make_engine
 from pipelines.errors import LoadError
 from pipelines.load import load_batch
 from pipelines.state import migrate, migration_files
@@ -116,16 +116,9 @@ def test_permanent_errors_fail_at_once_naming_table_and_cause(tmp_path: Path) ->
     with engine.begin() as conn:  # a schema the load does not expect
         conn.exec_driver_sql("DROP TABLE seam_forecasts")
         conn.exec_driver_sql("CREATE TABLE seam_forecasts (run_date date, sku text)")
-    calls = []
-    with pytest.raises(LoadError, match=r"seam_forecasts.*(no column|has no column|yhat)"):
-        load_batch(
-            engine,
-            "seam_forecasts",
-            NIGHT_A,
-            night(NIGHT_A, 2, seed=1),
-            retry=RetryPolicy(attempts=3, base_delay=5, max_total=1),
-        )
-    assert not calls
+    with pytest.raises(LoadError, match=r"seam_forecasts.*(no column|has no column|yhat)") as err:
+        load_batch(engine, "seam_forecasts", NIGHT_A, night(NIGHT_A, 2, seed=1))
+    assert not err.value.transient and err.value.exit_code == 4  # no retry layer will repeat it
     engine.dispose()
 
 

@@ -20,7 +20,7 @@ def _run_twice_identical(config_path) -> None:
     assert report.is_file() and "Top anomalies" in report.read_text()
     check_results(cfg)
     first = (dump_results(source_url(cfg.source("erp"))), dump_results(source_url(cfg.source("crm"))))
-    run_all(cfg, RunContext(NIGHT, attempt=2))
+    run_all(cfg, RunContext(NIGHT))
     second = (dump_results(source_url(cfg.source("erp"))), dump_results(source_url(cfg.source("crm"))))
     for a, b in zip(first, second, strict=True):
         assert a.keys() == b.keys()
@@ -87,7 +87,7 @@ def test_forecast_archive_and_accuracy_by_lag(demo_env):
 
     # Re-running the night's load scores the same forecasts again: the same rows, a no-op batch.
     table = _read(cfg, "SELECT * FROM seam_forecast_accuracy ORDER BY run_date, level, entity, lag_days")
-    results = run_load(cfg, RunContext(NIGHT, attempt=2))
+    results = run_load(cfg, RunContext(NIGHT))
     again = _read(cfg, "SELECT * FROM seam_forecast_accuracy ORDER BY run_date, level, entity, lag_days")
     pd.testing.assert_frame_equal(table, again)
     assert [r.skipped for r in results if r.table == "seam_forecast_accuracy"] == [True]

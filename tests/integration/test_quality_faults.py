@@ -164,7 +164,7 @@ def test_failed_night_loads_quality_results_but_no_forecasts(night_before):
         steps = dict(conn.exec_driver_sql("SELECT step, status FROM seam_run_ledger").all())
     engine.dispose()
     assert [r[0] for r in failed] == ["expect_column_values_to_be_between(quantity)"]
-    assert steps["forecast:0"] == "skipped" and steps["validate"] == "failed"
+    assert steps["forecast:0"] == "skipped" and steps["validate:order_lines"] == "failed"
     docs = cfg.report.directory / NIGHT.isoformat() / "data_docs" / "order_lines"
     assert (docs / "index.html").is_file()  # the GX Data Docs site of the night's validation
     pages = [p.read_text() for p in (docs / "validations").rglob("*.html")]

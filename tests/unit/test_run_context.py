@@ -33,6 +33,9 @@ def test_night_of_a_logical_date_is_its_local_calendar_day():
 
 
 def test_unknown_timezone_is_a_config_error_naming_the_key(tmp_path):
-    raw = {"timezone": "Mars/Olympus", "sources": {"erp": {"url": "sqlite:///x.db", "tables": {"products": {}}}}}
+    raw = {
+        "timezone": "Mars/Olympus",
+        "sources": {"erp": {"url": "sqlite:///x.db", "tables": {"products": {}}}},
+    }
     with pytest.raises(ConfigError, match="timezone: 'Mars/Olympus' is not an IANA time zone"):
         parse_config(raw, base=tmp_path)
