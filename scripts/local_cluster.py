@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +55,7 @@ class LocalCluster:
         concurrency: int = 2,
         pool_slots: int = 4,
         extra_env: dict[str, str] | None = None,
+        extra_dags: tuple[Path, ...] = (),
     ) -> None:
         meta = make_url(meta_url).set(drivername="postgresql+psycopg")
         self.meta_url = meta.render_as_string(hide_password=False)
@@ -63,10 +66,21 @@ class LocalCluster:
         self.pool_slots = pool_slots
         port = free_port()
         self.port = port
+        # the project's DAGs (and the caller's, e.g. a consumer of seam's Assets) in a folder of its own
+        self.dags = home / "dags"
+        self.dags.mkdir(parents=True, exist_ok=True)
+        for dag_file in (*sorted((ROOT / "dags").glob("*.py")), *extra_dags):
+            shutil.copy(dag_file, self.dags / dag_file.name)
+        # only triggered nights run, no scheduled one beside them
+        raw = yaml.safe_load(Path(config).read_text())
+        raw["schedule"] = {**(raw.get("schedule") or {}), "cron": "none"}
+        # beside the original, so that its relative paths mean the same
+        config = Path(config).parent / f".{Path(config).stem}-cluster-{port}.yml"
+        config.write_text(yaml.safe_dump(raw, sort_keys=False))
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__PARALLELISM": "32",
@@ -82,7 +96,6 @@ class LocalCluster:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "SEAM_CONFIG": str(config),
-            "SEAM_NIGHTLY_SCHEDULE": "none",  # only triggered nights run, no scheduled one beside them
             "PYTHONPATH": str(ROOT),
             **(extra_env or {}),
         }
@@ -180,6 +193,25 @@ class LocalCluster:
                     state = conn.exec_driver_sql(
                         "SELECT state FROM dag_run WHERE dag_id = %(dag)s AND logical_date = %(d)s",
                         {"dag": dag_id, "d": f"{night}T00:00:00+00:00"},
+                    ).scalar()
+                if state in ("success", "failed"):
+                    break
+                time.sleep(5)
+        finally:
+            engine.dispose()
+        return state
+
+    def wait_any(self, dag_id: str, timeout: float = 300) -> str | None:
+        """Poll until some run of `dag_id` (e.g. one an Asset triggered) succeeds or fails; its state."""
+        deadline = time.monotonic() + timeout
+        state = None
+        engine = sa.create_engine(self.meta_url)
+        try:
+            while time.monotonic() < deadline:
+                with engine.connect() as conn:
+                    state = conn.exec_driver_sql(
+                        "SELECT state FROM dag_run WHERE dag_id = %(dag)s ORDER BY id DESC LIMIT 1",
+                        {"dag": dag_id},
                     ).scalar()
                 if state in ("success", "failed"):
                     break

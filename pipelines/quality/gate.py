@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from pipelines.config import Config
 from pipelines.contracts import conform_frame, get_dataset
-from pipelines.errors import ConfigError, QualityGateError
+from pipelines.errors import ConfigError, MissingInputError, QualityGateError
 from pipelines.lake import Lake, dataset_files, read_dataset
 from pipelines.quality.batches import BATCH_ROWS, BatchSource, SuiteRun, iter_positions
 from pipelines.quality.checks import EVENT_DATES, RowChecks
@@ -228,11 +228,12 @@ def validate_dataset(
         checks.cursor = spec.cursor
     if EVENT_DATES.get(dataset) in names:
         checks.event_col = EVENT_DATES[dataset]
+    missing: list[str] = []  # datasets other checks refer to that are not in the lake tonight
     if dataset == "order_lines" and cfg.has_dataset("products"):
-        products = read_dataset(cfg, "products", run_date)
-        if "list_price" in products.columns:
+        products = _reference(cfg, "products", run_date, missing)
+        if products is not None and "list_price" in products.columns:
             checks.prices = products.set_index("sku")["list_price"]
-    suite = _night_suite(cfg, dataset, run_date, expectations_dir)
+    suite = _night_suite(cfg, dataset, run_date, expectations_dir, missing)
     rows = source.num_rows
     run = (
         SuiteRun(dataset, suite, source, contract, with_rows=spec.quarantine, batch_rows=batch_rows)
@@ -249,6 +250,17 @@ def validate_dataset(
         + check_freshness(cfg, dataset, checks.newest if rows else None, run_date)
         + checks.event_results(run_date)
         + checks.price_results()
+        + [
+            CheckResult(
+                dataset,
+                f"reference({ref})",
+                "warn",
+                False,
+                f"{ref} is not in the lake for {run_date}",
+                f"checks against {ref} run when it is extracted; they were left out tonight",
+            )
+            for ref in sorted(set(missing))
+        ]
     )
     if run is not None:
         docs = cfg.report.directory / run_date.isoformat() / "data_docs" / dataset
@@ -279,10 +291,23 @@ def validate_dataset(
     return results
 
 
-def _night_suite(cfg: Config, dataset: str, run_date: date, directory: Path | None) -> dict[str, Any] | None:
+def _reference(cfg: Config, dataset: str, run_date: date, missing: list[str]) -> pd.DataFrame | None:
+    """A dataset other checks compare against, or None (noted in `missing`) when tonight's
+    extraction of it failed: its own validation fails for that, this one need not."""
+    try:
+        return read_dataset(cfg, dataset, run_date)
+    except MissingInputError:
+        missing.append(dataset)
+        return None
+
+
+def _night_suite(
+    cfg: Config, dataset: str, run_date: date, directory: Path | None, missing: list[str]
+) -> dict[str, Any] | None:
     """The dataset's suite with `value_set_from` references filled from tonight's snapshots.
 
-    Expectations whose reference dataset is not configured are left out.
+    Expectations whose reference dataset is not configured, or not in the lake tonight (noted in
+    `missing`), are left out.
     """
     suite = load_suite(dataset, cfg.provider(dataset)[1].suite, directory)
     if not suite:
@@ -290,8 +315,9 @@ def _night_suite(cfg: Config, dataset: str, run_date: date, directory: Path | No
     refs: dict[str, set[Any]] = {}
     for ref in reference_names(suite):
         ref_ds, ref_col = ref.split(".", 1)
-        if cfg.has_dataset(ref_ds):
-            refs[ref] = set(read_dataset(cfg, ref_ds, run_date)[ref_col].dropna().unique())
+        found = _reference(cfg, ref_ds, run_date, missing) if cfg.has_dataset(ref_ds) else None
+        if found is not None:
+            refs[ref] = set(found[ref_col].dropna().unique())
     suite = {
         **suite,
         "expectations": [

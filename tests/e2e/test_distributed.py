@@ -48,12 +48,21 @@ def test_celery_run_on_two_workers_equals_the_single_process_run(demo_env, pg_da
     raw["scale"] = {"shards": 4}
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     cluster = LocalCluster(
-        tmp_path / "airflow", meta_url=pg_database(), broker_url=redis_url, config=config, workers=2
+        tmp_path / "airflow",
+        meta_url=pg_database(),
+        broker_url=redis_url,
+        config=config,
+        workers=2,
+        extra_dags=(Path(__file__).with_name("asset_consumer.py"),),
     )
     with cluster:
+        cluster.airflow("dags", "unpause", "asset_consumer")
         cluster.trigger("seam_nightly", str(NIGHT))
         state = cluster.wait("seam_nightly", str(NIGHT), timeout=900)
         assert state == "success", f"run state {state}; logs: {cluster.tail()}"
+        # the load's Asset scheduled the downstream DAG, which ran
+        consumer = cluster.wait_any("asset_consumer", timeout=300)
+        assert consumer == "success", f"asset_consumer: {consumer}; logs: {cluster.tail()}"
         hosts = {
             (t["task_id"], t["hostname"])
             for t in cluster.task_instances("seam_nightly")

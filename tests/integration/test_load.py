@@ -6,6 +6,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -82,9 +83,27 @@ def test_load_with_documented_grants_postgresql(pg_database: Callable[[], str]) 
         admin.dispose()
         server = sa.create_engine(os.environ["SEAM_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
         with server.connect() as conn:  # the role owns objects in the database: drop that first
+            _end_sessions(conn, role)
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
         server.dispose()
+
+
+def _end_sessions(conn: sa.Connection, role: str, timeout: float = 30.0) -> None:
+    """End the role's sessions and wait until their backends are gone.
+
+    A client's close returns before its server process exits; DROP DATABASE ... WITH (FORCE) must
+    then terminate that process itself, which the test user may do only while it is a member of the
+    role.  Ending them here, while the membership exists, leaves FORCE nothing of the role's to end.
+    """
+    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE usename = :r")
+    conn.execute(
+        sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"), {"r": role}
+    )
+    deadline = time.monotonic() + timeout
+    while conn.execute(query, {"r": role}).scalar():
+        assert time.monotonic() < deadline, f"sessions of {role} did not end within {timeout}s"
+        time.sleep(0.05)
 
 
 def test_load_with_documented_grants_mariadb(mariadb_database: Callable[[], str]) -> None:

@@ -7,8 +7,6 @@ import shutil
 import socket
 import subprocess
 import uuid
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -24,29 +22,6 @@ from pipelines.steps import run_all, run_send_report
 from tests.conftest import NIGHT, SMALL, write_config
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd calls this hook by name
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture(scope="module")
-def smtp_server():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 @pytest.fixture(scope="module")

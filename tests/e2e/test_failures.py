@@ -1,0 +1,131 @@
+"""A failure in any kind of task makes the night fail visibly: the DAG run is `failed`, `seam run`
+exits non-zero, exactly one alert reaches the (real, local) SMTP server, and the report starts by
+naming the failure.  Failures are injected by a test fixture (`tests/e2e/faults.py`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import cli
+from pipelines.demo import generate
+from tests.conftest import NIGHT, ROOT, SMALL, write_config
+from tests.e2e.faults import INJECTED, STEPS, faults
+
+pytestmark = pytest.mark.e2e
+NIGHTS = {step: NIGHT - timedelta(days=i) for i, step in enumerate(STEPS)}
+
+
+@pytest.fixture(scope="module")
+def night_env(tmp_path_factory: pytest.TempPathFactory, smtp_server) -> dict:
+    _, port = smtp_server
+    tmp = tmp_path_factory.mktemp("faults")
+    erp, crm = f"sqlite:///{tmp / 'erp.db'}", f"sqlite:///{tmp / 'crm.db'}"
+    generate(erp, crm, SMALL)
+    tag = uuid.uuid4().hex[:6].upper()
+    os.environ[f"SEAM_ERP_{tag}"], os.environ[f"SEAM_CRM_{tag}"] = erp, crm
+    notifications = {
+        "smtp": {"host": "127.0.0.1", "port": port},
+        "sender": "seam@example.com",
+        "report_to": ["planning@example.com"],
+        "alerts": [{"channel": "email", "to": ["oncall@example.com"]}],
+    }
+    config = write_config(
+        tmp / "seam.yml",
+        erp_env=f"SEAM_ERP_{tag}",
+        crm_env=f"SEAM_CRM_{tag}",
+        lake=tmp / "lake",
+        reports=tmp / "reports",
+        overrides={"notifications": notifications, "schedule": {"start_date": "2026-01-01"}},
+    )
+    return {"config": config, "tmp": tmp}
+
+
+def _alerts(inbox, night) -> list:
+    return [m for _, m in inbox.messages if m["Subject"].startswith(f"[seam] night {night} failed")]
+
+
+def _body(message) -> str:
+    part = message.get_body(preferencelist=("html", "plain")) if message.is_multipart() else message
+    return part.get_payload(decode=True).decode()
+
+
+@pytest.fixture(scope="module")
+def dag_results(night_env, smtp_server) -> dict[str, tuple[str, str]]:
+    """Every step's failure through Airflow, in one process (Airflow starts once)."""
+    home = night_env["tmp"] / "airflow"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "SEAM_CONFIG": str(night_env["config"]),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
+    )
+    cases = [f"{step}:{night}" for step, night in NIGHTS.items()]
+    res = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.faults", *cases],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
+    assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
+    out = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("RESULT "):
+            _, step, _, state, failed = line.split(" ", 4)
+            out[step] = (state, failed)
+    assert set(out) == set(STEPS), res.stdout[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_failed_task_fails_the_run_alerts_once_and_the_report_says_so(
+    step, dag_results, night_env, smtp_server
+):
+    inbox, _ = smtp_server
+    night = NIGHTS[step]
+    state, failed = dag_results[step]
+    assert state == "failed", (step, state, failed)
+    assert step in failed and "verdict" in failed  # the failed task, and the verdict that failed the run
+    (alert,) = _alerts(inbox, night)  # exactly one alert for the run
+    body = _body(alert)
+    assert f"{INJECTED} in {step}" in body
+    assert "/dags/seam_nightly/runs/" in body  # a real log URL, not a run id
+    report = night_env["tmp"] / "reports" / str(night) / "report.txt"
+    if step == "report":  # the report itself failed: nothing to read, the alert says why
+        assert not report.exists()
+        return
+    if step == "send_report":  # the report was written before its e-mail failed: the alert says it
+        return
+    lines = report.read_text().splitlines()
+    assert lines[2] == "WHAT WENT WRONG TONIGHT", lines[:4]
+    assert f"{INJECTED} in {step}" in lines[3], lines[:5]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_seam_run_exits_non_zero_naming_the_failed_step(step, night_env, monkeypatch, capsys):
+    for module, attr, replacement in faults(step):
+        monkeypatch.setattr(module, attr, replacement)
+    cfg = yaml.safe_load(Path(night_env["config"]).read_text())
+    cfg["lake"] = str(night_env["tmp"] / f"lake-cli-{step}")  # a lake of its own: nights stay apart
+    cfg["report"] = {"directory": str(night_env["tmp"] / f"reports-cli-{step}")}
+    config = night_env["tmp"] / f"cli-{step}.yml"
+    config.write_text(yaml.safe_dump(cfg))
+    code = cli.main(["run", "--config", str(config), "--date", str(NIGHT)])
+    err = capsys.readouterr().err
+    assert code == (4 if step in ("validate", "load") else 2), err
+    assert f"{INJECTED} in {step}" in err and "step(s) did not succeed" in err
