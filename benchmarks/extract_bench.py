@@ -261,9 +261,11 @@ def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: boo
                         file=sys.stderr,
                     )
                 # Incremental: the previous night's watermark, then 1% of rows changed since.
-                state = lake / "_state" / "watermarks" / "src" / "t.json"
-                state.parent.mkdir(parents=True, exist_ok=True)
-                state.write_text(json.dumps({"history": {"2026-11-21": "2026-11-21T23:59:59"}}))
+                from pipelines.lake import Lake
+
+                Lake(lake).write_state(
+                    "watermarks", "src", "t", {"history": {"2026-11-21": "2026-11-21T23:59:59"}}
+                )
                 ienv = {**env, "SEAM_BENCH_LAKE": str(lake)}
                 r = run_measured([py, me, "--worker", "seam", "--mode", "incremental"], ienv)
                 results[db].setdefault("seam_incremental_1pct", []).append(r)

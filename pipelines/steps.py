@@ -26,6 +26,7 @@ from pipelines.db import make_engine
 from pipelines.errors import ConfigError, DataError, RunFailedError, SeamError, StepSkipped
 from pipelines.extract import ExtractResult, extract_table
 from pipelines.lake import Lake, read_dataset
+from pipelines.lake.migrate import migrate_layout
 from pipelines.load import LoadResult, load_batch, load_forecast_accuracy
 from pipelines.quality import CheckResult, blocked_datasets, read_quality, validate_dataset
 from pipelines.results import RESULT_TABLES
@@ -64,6 +65,7 @@ def night_lock(cfg: Config, ctx: RunContext) -> Iterator[None]:
     try:
         require_migrated(engine, what=f"source {cfg.results.ledger!r}")
         taken = acquire_night(engine, ctx.run_date, holder)
+        migrate_layout(Lake(cfg.lake))  # a lake written before 0.2: moved into the current layout once
         try:
             yield
         finally:

@@ -1,16 +1,22 @@
 """The Parquet lake: the only code that knows paths, file names, partition layout and staging.
 
-Layout (Hive-partitioned, readable by DuckDB, pandas, pyarrow and Spark):
+One Hive layout for everything, so that DuckDB, Polars, Spark, pyarrow and pandas read any table,
+any output, or the whole lake with one glob (`<lake>/source=*/**/*.parquet`):
 
-    <lake>/<source>/<table>/snapshot_date=YYYY-MM-DD/part-00000.parquet     source tables
-    <lake>/<source>/<table>/snapshot_date=YYYY-MM-DD/_manifest.json
-    <lake>/_seam/<output>/run_date=YYYY-MM-DD/shard=NNNNN/part-00000.parquet  sharded outputs
-    <lake>/_seam/quality_<dataset>/run_date=YYYY-MM-DD/part-00000.parquet   quality results
-    <lake>/_seam/quarantine_<dataset>/run_date=YYYY-MM-DD/part-00000.parquet
-    <lake>/_state/<kind>/<source>/<table>.json                              run state files
+    <lake>/source=<source>/table=<table>/run_date=YYYY-MM-DD/part-00000.parquet     source tables
+    <lake>/source=_seam/table=forecasts/run_date=YYYY-MM-DD/part-shard-00003.parquet seam's outputs
+    <lake>/source=_seam/table=anomalies/run_date=.../part-shard-00000.parquet
+    <lake>/source=_seam/table=quality/run_date=.../dataset-order_lines.parquet       quality results
+    <lake>/source=_seam/table=quarantine_<dataset>/run_date=.../part-00000.parquet   quarantined rows
+    <lake>/_meta/source=.../table=.../run_date=YYYY-MM-DD[.shard-00003].json       manifests
+    <lake>/_staging/<host>-<pid>-<id>/                                             writes in progress
+    <lake>/_state/<kind>/<source>/<table>.json                                     run state files
 
-A partition is written into a hidden temporary folder beside its final place and renamed into
-place only when complete, so readers and re-runs never see half a partition.
+Every file has the same partition keys (`source`, `table`, `run_date`), which are never repeated
+inside the files; dates inside the files are DATE.  A partition (or a shard's file) is written in
+`_staging` on the same filesystem and renamed into place only when complete; its manifest is
+written after it, and seam treats a partition as complete only when its manifest exists.  Staging
+left by a process that died is swept by the next write on the same host (or after a day).
 """
 
 from __future__ import annotations
@@ -18,41 +24,50 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.errors import MissingInputError
 
-MANIFEST = "_manifest.json"
 DATA_FILE = "part-00000.parquet"
 COMPRESSION = "zstd"
-_SNAPSHOT_KEY = "snapshot_date"
-_RUN_KEY = "run_date"
-_OUTPUTS = "_seam"
-_STATE = "_state"
+KEY = "run_date"  # the partition key of every dataset: the night
+OUTPUTS = "_seam"  # the `source` of seam's own outputs
+_META, _STAGING, _STATE = "_meta", "_staging", "_state"
+STALE_STAGING_SECONDS = 24 * 3600
 
 
-@dataclass(frozen=True)
+def _date_columns() -> frozenset[str]:
+    from pipelines.results import DATE_COLUMNS
+
+    return DATE_COLUMNS
+
+
+@dataclass
 class StagedPartition:
-    """A partition being written: its data file and manifest go in `folder` until commit."""
+    """A partition being written: its files go in `folder`; the manifest is written at commit."""
 
     folder: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
 
     @property
     def data_file(self) -> Path:
         return self.folder / DATA_FILE
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        write_manifest(self.folder, manifest)
+        self.manifest = manifest
 
 
 @dataclass(frozen=True)
@@ -61,24 +76,49 @@ class Lake:
 
     root: Path
 
-    # --- source tables --------------------------------------------------------------------
-    def _table_dir(self, source: str, table: str) -> Path:
-        return Path(self.root) / source / table
+    # --- layout -------------------------------------------------------------------------------
+    def _dataset(self, source: str, table: str) -> Path:
+        return Path(self.root) / f"source={source}" / f"table={table}"
 
+    def _partition(self, source: str, table: str, day: date) -> Path:
+        return self._dataset(source, table) / f"{KEY}={day.isoformat()}"
+
+    def _meta(self, source: str, table: str, day: date, suffix: str = "") -> Path:
+        return (
+            Path(self.root)
+            / _META
+            / f"source={source}"
+            / f"table={table}"
+            / f"{KEY}={day.isoformat()}{suffix}.json"
+        )
+
+    def _days(self, source: str, table: str) -> list[date]:
+        """Nights whose manifest exists (the partition is complete), oldest first."""
+        folder = self._meta(source, table, date(2000, 1, 1)).parent
+        if not folder.is_dir():
+            return []
+        prefix = f"{KEY}="
+        return sorted(
+            date.fromisoformat(p.name[len(prefix) : len(prefix) + 10])
+            for p in folder.iterdir()
+            if p.name.startswith(prefix) and p.name.endswith(".json") and ".shard-" not in p.name
+        )
+
+    # --- source tables ------------------------------------------------------------------------
     def table_partition(self, source: str, table: str, day: date) -> Path:
-        """The folder of one night's partition of a source table (for messages and manifests)."""
-        return self._table_dir(source, table) / f"{_SNAPSHOT_KEY}={day.isoformat()}"
+        """The folder of one night's partition of a source table (for messages and readers)."""
+        return self._partition(source, table, day)
 
     def table_days(self, source: str, table: str) -> list[date]:
         """Nights with a complete partition of the table, oldest first."""
-        return _complete_days(self._table_dir(source, table), _SNAPSHOT_KEY)
+        return [d for d in self._days(source, table) if self._partition(source, table, d).is_dir()]
 
     def table_files(self, source: str, table: str, day: date) -> tuple[Path, ...]:
         """The Parquet files of one complete partition (raises `MissingInputError` if there is none)."""
-        return _data_files(self.table_partition(source, table, day), f"seam extract --date {day}")
+        return _data_files(self._partition(source, table, day), f"seam extract --date {day}")
 
     def table_manifest(self, source: str, table: str, day: date) -> dict[str, Any] | None:
-        return read_manifest(self.table_partition(source, table, day))
+        return _read_json(self._meta(source, table, day))
 
     def read_table(
         self, source: str, table: str, day: date, *, columns: list[str] | None = None, filters: Any = None
@@ -91,57 +131,89 @@ class Lake:
     @contextmanager
     def stage_table(self, source: str, table: str, day: date) -> Iterator[StagedPartition]:
         """Write one night's partition of a table; it appears atomically when the block ends."""
-        with staged_partition(self.table_partition(source, table, day)) as tmp:
-            yield StagedPartition(tmp)
+        final = self._partition(source, table, day)
+        with self.staging() as tmp:
+            staged = StagedPartition(tmp)
+            yield staged
+            _replace_folder(tmp, final)
+        _write_json(self._meta(source, table, day), staged.manifest)
 
-    # --- stage outputs ----------------------------------------------------------------------
-    def _output_dir(self, output: str) -> Path:
-        return Path(self.root) / _OUTPUTS / output
+    # --- staging ------------------------------------------------------------------------------
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private folder in `<lake>/_staging` (same filesystem: renames out of it are atomic);
+        removed when the block ends, whatever happens.  Staging of writers that died is swept first."""
+        base = Path(self.root) / _STAGING
+        base.mkdir(parents=True, exist_ok=True)
+        self.sweep_staging()
+        tmp = base / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
+    def sweep_staging(self) -> list[Path]:
+        """Remove staging left by processes that died (on this host), or older than a day."""
+        base = Path(self.root) / _STAGING
+        if not base.is_dir():
+            return []
+        removed, here = [], socket.gethostname()
+        for entry in base.iterdir():
+            host, pid, _ = [*entry.name.rsplit("-", 2), "", ""][:3]
+            dead = host == here and pid.isdigit() and not _alive(int(pid))
+            if dead or time.time() - entry.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        return removed
+
+    # --- stage outputs ------------------------------------------------------------------------
     def output_partition(self, output: str, run_date: date) -> Path:
-        """The folder of a stage output for one night (for messages)."""
-        return self._output_dir(output) / f"{_RUN_KEY}={run_date.isoformat()}"
-
-    def _shard_dir(self, output: str, run_date: date, shard: int) -> Path:
-        return self.output_partition(output, run_date) / f"shard={shard:05d}"
+        """The folder of a stage output for one night (for messages and readers)."""
+        return self._partition(OUTPUTS, output, run_date)
 
     def write_shard_plan(self, output: str, run_date: date, shards: int) -> None:
         """Declare that `output` for the night comes in `shards` shards (drops shards of an older plan)."""
-        night = self.output_partition(output, run_date)
-        night.mkdir(parents=True, exist_ok=True)
-        for old in night.glob("shard=*"):
-            if int(old.name.split("=", 1)[1]) >= shards:
-                shutil.rmtree(old, ignore_errors=True)
-        tmp = night / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps({"shards": shards, "run_date": run_date.isoformat()}) + "\n")
-        tmp.replace(night / MANIFEST)
+        folder = self.output_partition(output, run_date)
+        for old in folder.glob("part-shard-*.parquet") if folder.is_dir() else []:
+            if int(old.stem.rsplit("-", 1)[1]) >= shards:
+                old.unlink(missing_ok=True)
+                self._meta(OUTPUTS, output, run_date, f".shard-{old.stem.rsplit('-', 1)[1]}").unlink(
+                    missing_ok=True
+                )
+        _write_json(self._meta(OUTPUTS, output, run_date), {"shards": shards, KEY: run_date.isoformat()})
 
     def read_shard_plan(self, output: str, run_date: date) -> int | None:
-        plan = read_manifest(self.output_partition(output, run_date))
+        plan = _read_json(self._meta(OUTPUTS, output, run_date))
         return int(plan["shards"]) if plan and "shards" in plan else None
+
+    def _shard_file(self, output: str, run_date: date, shard: int) -> Path:
+        return self.output_partition(output, run_date) / f"part-shard-{shard:05d}.parquet"
 
     def write_shard(
         self, output: str, run_date: date, shard: int, frame: pd.DataFrame, manifest: dict[str, Any]
     ) -> Path:
-        """One shard of a night's output, atomically; returns its folder."""
-        return write_frame(self._shard_dir(output, run_date, shard), frame, manifest=manifest)
+        """One shard of a night's output, atomically; returns the night's output folder."""
+        rows = self._write_file(frame, self._shard_file(output, run_date, shard))
+        _write_json(self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"), {"rows": rows, **manifest})
+        return self.output_partition(output, run_date)
 
     def read_shard(self, output: str, run_date: date, shard: int) -> pd.DataFrame:
         """One shard of a night's output."""
-        return read_partition(self._shard_dir(output, run_date, shard))
+        return _read_file(self._shard_file(output, run_date, shard), run_date)
 
     def read_output(self, output: str, run_date: date) -> pd.DataFrame | None:
         """All shards of a night's output, or None when the night has none or is incomplete."""
         shards = self.read_shard_plan(output, run_date)
         if not shards:
             return None
-        folders = [self._shard_dir(output, run_date, k) for k in range(shards)]
-        if not all((p / MANIFEST).is_file() for p in folders):
+        done = [self._meta(OUTPUTS, output, run_date, f".shard-{k:05d}").is_file() for k in range(shards)]
+        if not all(done):
             return None
-        return pd.concat([read_partition(p) for p in folders], ignore_index=True)
+        return pd.concat([self.read_shard(output, run_date, k) for k in range(shards)], ignore_index=True)
 
     def output_days(self, output: str) -> list[date]:
-        return _complete_days(self._output_dir(output), _RUN_KEY)
+        return self._days(OUTPUTS, output)
 
     def latest_complete_output(self, output: str, run_date: date) -> tuple[date, pd.DataFrame] | None:
         """The newest complete output at or before `run_date`: (night, rows) of the last good night."""
@@ -151,18 +223,20 @@ class Lake:
                 return night, frame
         return None
 
-    # --- quality results and quarantine ----------------------------------------------------
+    # --- quality results and quarantine ---------------------------------------------------------
+    def _quality_file(self, dataset: str, run_date: date) -> Path:
+        return self.output_partition("quality", run_date) / f"dataset-{dataset}.parquet"
+
     def write_quality(self, dataset: str, run_date: date, frame: pd.DataFrame) -> Path:
-        return write_frame(
-            self.output_partition(f"quality_{dataset}", run_date),
-            frame,
-            manifest={"dataset": dataset, "run_date": run_date.isoformat()},
-        )
+        """A dataset's quality results of the night (one file of the night's `quality` partition)."""
+        path = self._quality_file(dataset, run_date)
+        self._write_file(frame, path)
+        return path
 
     def read_quality(self, dataset: str, run_date: date) -> pd.DataFrame | None:
         """A dataset's quality results of the night, or None when it was not validated."""
-        folder = self.output_partition(f"quality_{dataset}", run_date)
-        return pd.read_parquet(folder / DATA_FILE) if (folder / DATA_FILE).is_file() else None
+        path = self._quality_file(dataset, run_date)
+        return _read_file(path, run_date) if path.is_file() else None
 
     def quarantine_partition(self, dataset: str, run_date: date) -> Path:
         return self.output_partition(f"quarantine_{dataset}", run_date)
@@ -170,38 +244,57 @@ class Lake:
     def write_quarantine(
         self, dataset: str, run_date: date, frame: pd.DataFrame, manifest: dict[str, Any] | None = None
     ) -> Path:
-        return write_frame(self.quarantine_partition(dataset, run_date), frame, manifest=manifest)
+        path = self.quarantine_partition(dataset, run_date) / DATA_FILE
+        rows = self._write_file(frame, path)
+        _write_json(
+            self._meta(OUTPUTS, f"quarantine_{dataset}", run_date), {"rows": rows, **(manifest or {})}
+        )
+        return path.parent
 
     def read_quarantine(self, dataset: str, run_date: date) -> pd.DataFrame | None:
-        folder = self.quarantine_partition(dataset, run_date)
-        return pd.read_parquet(folder / DATA_FILE) if (folder / DATA_FILE).is_file() else None
+        path = self.quarantine_partition(dataset, run_date) / DATA_FILE
+        return _read_file(path, run_date) if path.is_file() else None
+
+    def _write_file(self, frame: pd.DataFrame, final: Path) -> int:
+        """Write a frame as one Parquet file, atomically (staged, then renamed over `final`)."""
+        table = _to_arrow(frame)
+        with self.staging() as tmp:
+            pq.write_table(table, tmp / final.name, compression=COMPRESSION)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / final.name, final)
+        _fsync_dir(final.parent)
+        return table.num_rows
 
     # --- run-state files ----------------------------------------------------------------------
     def read_state(self, kind: str, source: str, table: str) -> dict[str, Any] | None:
-        path = self._state_file(kind, source, table)
-        return json.loads(path.read_text()) if path.is_file() else None
+        return _read_json(self._state_file(kind, source, table))
 
     def write_state(self, kind: str, source: str, table: str, state: dict[str, Any]) -> None:
         """Replace a state file atomically."""
-        path = self._state_file(kind, source, table)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-        tmp.replace(path)
+        _write_json(self._state_file(kind, source, table), state)
 
     def _state_file(self, kind: str, source: str, table: str) -> Path:
         return Path(self.root) / _STATE / kind / source / f"{table}.json"
 
 
-# --- partitions -----------------------------------------------------------------------------
-def _complete_days(base: Path, key: str) -> list[date]:
-    if not base.is_dir():
-        return []
-    return sorted(
-        date.fromisoformat(p.name.split("=", 1)[1])
-        for p in base.iterdir()
-        if p.is_dir() and p.name.startswith(f"{key}=") and (p / MANIFEST).is_file()
-    )
+# --- files ------------------------------------------------------------------------------------
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """A frame as written to the lake: no partition column, dates as DATE."""
+    table = pa.Table.from_pandas(frame.drop(columns=[KEY], errors="ignore"), preserve_index=False)
+    dates = _date_columns()
+    for i, f in enumerate(table.schema):
+        if f.name in dates and pa.types.is_timestamp(f.type):
+            table = table.set_column(i, f.name, pc.cast(table.column(i), pa.date32()))
+    return table
+
+
+def _read_file(path: Path, run_date: date) -> pd.DataFrame:
+    """A file of seam's outputs as pandas, with its partition column back (dates as datetime64)."""
+    if not path.is_file():
+        raise MissingInputError(f"the lake has no file {path}; run the step that writes it first")
+    frame = pq.read_table(path).to_pandas(date_as_object=False)
+    frame.insert(0, KEY, pd.Timestamp(run_date))
+    return frame
 
 
 def _data_files(folder: Path, fix: str) -> tuple[Path, ...]:
@@ -211,31 +304,32 @@ def _data_files(folder: Path, fix: str) -> tuple[Path, ...]:
     return files
 
 
-@contextmanager
-def staged_partition(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces `final` in one rename.
-
-    A crash leaves only a hidden `.tmp-*` folder that the next write of the partition removes.
-    """
+def _replace_folder(tmp: Path, final: Path) -> None:
+    """Rename the complete folder `tmp` over `final` (the old version is removed afterwards)."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".tmp-{final.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        _fsync_dir(tmp)
-        old = None
-        if final.exists():
-            old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(final, old)
-        os.rename(tmp, final)
-        _fsync_dir(final.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _fsync_dir(tmp)
+    old = None
+    if final.exists():
+        old = tmp.parent / f"{tmp.name}-old"
+        os.rename(final, old)
+    os.rename(tmp, final)
+    _fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 def _fsync_dir(path: Path) -> None:
@@ -246,28 +340,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_frame(final: Path, df: pd.DataFrame, *, manifest: dict[str, Any] | None = None) -> Path:
-    """Write one DataFrame as a complete partition (atomically); returns the partition folder."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    with staged_partition(final) as tmp:
-        pq.write_table(table, tmp / DATA_FILE, compression=COMPRESSION)
-        write_manifest(tmp, {"rows": table.num_rows, **(manifest or {})})
-    return final
-
-
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_manifest(folder: Path) -> dict[str, Any] | None:
-    path = folder / MANIFEST
-    if not path.is_file():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_partition(folder: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read all Parquet files of one complete partition into pandas."""
+    """Read all Parquet files of one complete partition folder into pandas."""
     files = _data_files(folder, "the step that writes it")
     return pq.ParquetDataset(list(files), partitioning=None).read(columns=columns).to_pandas()

@@ -53,8 +53,8 @@ def _alerts(inbox, night) -> list:
 
 
 def _body(message) -> str:
-    part = message.get_body(preferencelist=("html", "plain")) if message.is_multipart() else message
-    return part.get_payload(decode=True).decode()
+    parts = [p for p in message.walk() if p.get_content_type() in ("text/html", "text/plain")]
+    return "\n".join(p.get_payload(decode=True).decode() for p in parts)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pipelines.config import Config, parse_config
 from pipelines.errors import ConfigError, SchemaDriftError, SourceUnavailableError
 from pipelines.extract import extract_table
 from pipelines.extract import table as extract_mod
-from pipelines.lake import MANIFEST, Lake, read_manifest, read_partition
+from pipelines.lake import Lake, read_partition
 
 DAY1, DAY2 = date(2026, 11, 21), date(2026, 11, 22)
 EXPECTED_METHOD = {"postgresql": "copy", "mariadb": "mysql_client", "sqlite": "generic"}
@@ -120,6 +120,10 @@ def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, **table: 
     return parse_config(raw, base=tmp_path)
 
 
+def TABLE_DIR(cfg: Config) -> Path:
+    return Lake(cfg.lake).table_partition("erp", "lines", DAY1).parent
+
+
 def _read(cfg: Config, day: date) -> pd.DataFrame:
     df = read_partition(Lake(cfg.lake).table_partition("erp", "lines", day))
     return df.sort_values(["order_id", "line_no"]).reset_index(drop=True)
@@ -140,7 +144,7 @@ def test_snapshot_types_manifest_and_dataset_readers(backend, tmp_path, monkeypa
     res = extract_table(cfg, "erp", "lines", DAY2)
     assert res.rows == 40 and res.warnings == ()
     folder = Lake(cfg.lake).table_partition("erp", "lines", DAY2)
-    assert folder.name == "snapshot_date=2026-11-22" and (folder / "part-00000.parquet").is_file()
+    assert folder.name == "run_date=2026-11-22" and (folder / "part-00000.parquet").is_file()
     got = _read(cfg, DAY2)
     want = pd.DataFrame(rows).sort_values(["order_id", "line_no"]).reset_index(drop=True)
     assert got["note"].tolist() == want["note"].tolist()  # 'NULL', '', tabs, newlines, NULL all exact
@@ -156,7 +160,7 @@ def test_snapshot_types_manifest_and_dataset_readers(backend, tmp_path, monkeypa
     assert schema.field("updated_at").type == pa.timestamp("us")
     assert not schema.field("order_id").nullable and schema.field("note").nullable
 
-    manifest = read_manifest(folder)
+    manifest = Lake(cfg.lake).table_manifest("erp", "lines", DAY2)
     assert manifest is not None
     assert manifest["rows"] == 40 and manifest["method"] == EXPECTED_METHOD[kind]
     assert {c["name"] for c in manifest["schema"]} >= {"order_id", "quantity", "updated_at"}
@@ -167,11 +171,11 @@ def test_snapshot_types_manifest_and_dataset_readers(backend, tmp_path, monkeypa
 
     # The lake reads as a Hive-partitioned dataset (pyarrow and pandas).
     extract_table(cfg, "erp", "lines", DAY1)
-    dset = ds.dataset(cfg.lake / "erp" / "lines", format="parquet", partitioning="hive")
+    dset = ds.dataset(TABLE_DIR(cfg), format="parquet", partitioning="hive")
     table = dset.to_table()
-    assert table.num_rows == 80 and "snapshot_date" in table.column_names
-    frame = pd.read_parquet(cfg.lake / "erp" / "lines")
-    assert len(frame) == 80 and set(frame["snapshot_date"].astype(str)) == {"2026-11-21", "2026-11-22"}
+    assert table.num_rows == 80 and "run_date" in table.column_names
+    frame = pd.read_parquet(TABLE_DIR(cfg))
+    assert len(frame) == 80 and set(frame["run_date"].astype(str)) == {"2026-11-21", "2026-11-22"}
 
 
 def test_not_null_strings_keep_null_words_tabs_and_escapes(backend, tmp_path, monkeypatch):
@@ -293,7 +297,7 @@ def test_killed_run_leaves_no_partition_and_keeps_the_watermark(backend, tmp_pat
             extract_table(cfg, "erp", "lines", day)
     assert not Lake(cfg.lake).table_partition("erp", "lines", DAY2).exists()
     pd.testing.assert_frame_equal(_read(cfg, DAY1), old)
-    assert [p.name for p in (cfg.lake / "erp" / "lines").iterdir()] == ["snapshot_date=2026-11-21"]
+    assert [p.name for p in TABLE_DIR(cfg).iterdir()] == ["run_date=2026-11-21"]
     assert _watermarks(cfg) == before
 
 
@@ -323,7 +327,7 @@ def test_schema_drift(backend, tmp_path, monkeypatch):
             extract_table(cfg, "erp", "lines", DAY2)
         assert str(err.value).startswith(f"schema drift in erp.lines: {message}. ")
         assert not Lake(cfg.lake).table_partition("erp", "lines", DAY2).exists()
-        assert [p.name for p in (cfg.lake / "erp" / "lines").iterdir()] == ["snapshot_date=2026-11-21"]
+        assert [p.name for p in TABLE_DIR(cfg).iterdir()] == ["run_date=2026-11-21"]
 
 
 def test_empty_table_writes_an_empty_typed_partition(backend, tmp_path, monkeypatch):
@@ -342,7 +346,7 @@ def test_missing_table_is_a_config_error_and_writes_nothing(backend, tmp_path, m
     cfg = _config(tmp_path, monkeypatch, url)
     with pytest.raises(ConfigError, match="table 'lines' does not exist in source 'erp'"):
         extract_table(cfg, "erp", "lines", DAY2)
-    assert not (cfg.lake / "erp").exists() or not any((cfg.lake / "erp").rglob("*.parquet"))
+    assert not any(cfg.lake.rglob("*.parquet"))
 
 
 @pytest.mark.parametrize("server", ["pg_database", "mariadb_database"])
@@ -355,7 +359,7 @@ def test_wrong_password_is_clear_and_never_printed(server, request, tmp_path, mo
     text = str(err.value)
     assert "cannot connect to source 'erp'" in text and ("password" in text or "Access denied" in text)
     assert "Wr0ng-s3cret-pw" not in text and "Wr0ng-s3cret-pw" not in caplog.text
-    assert not (cfg.lake / "erp").exists()
+    assert not any(cfg.lake.rglob("*.parquet"))
 
 
 KILL_MID_WRITE = """
@@ -375,7 +379,7 @@ widen, calls = ex.widen, []
 def die(*args, **kwargs):
     calls.append(1)
     if len(calls) == 2:  # the first batch went through ParquetWriter.write_batch
-        staged = sorted(lake.glob("erp/lines/.tmp-snapshot_date=2026-11-22-*/part-00000.parquet"))
+        staged = sorted(lake.glob("_staging/*/part-00000.parquet"))
         print(json.dumps({"staged": [str(p) for p in staged], "bytes": [p.stat().st_size for p in staged]}))
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -415,26 +419,24 @@ def test_sigkill_mid_extraction_leaves_no_visible_partition(backend, tmp_path, m
     assert list(scratch.iterdir()) == []
     staged = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert len(staged["staged"]) == 1 and staged["bytes"][0] > 0  # rows had reached the temporary folder
-    assert Path(staged["staged"][0]).parent.name.startswith(".tmp-snapshot_date=2026-11-22-")
+    assert Path(staged["staged"][0]).parent.parent.name == "_staging"  # outside every dataset folder
 
     assert not Lake(cfg.lake).table_partition("erp", "lines", DAY2).exists()
-    assert not [m for m in (cfg.lake / "erp" / "lines").rglob(MANIFEST) if "2026-11-22" in str(m)]
+    assert DAY2 not in Lake(cfg.lake).table_days("erp", "lines")
     assert _watermarks(cfg) == before
-    dset = ds.dataset(cfg.lake / "erp" / "lines", format="parquet", partitioning="hive")
-    assert dset.to_table().num_rows == 5  # the leftover .tmp-* folder is invisible to readers
+    dset = ds.dataset(TABLE_DIR(cfg), format="parquet", partitioning="hive")
+    assert dset.to_table().num_rows == 5  # the killed write's staging is invisible to readers
 
     res = extract_table(cfg, "erp", "lines", DAY2)  # from the watermark (10:04) on: cleans up, succeeds
     assert res.rows == KILL_ROWS + 1
-    assert sorted(p.name for p in (cfg.lake / "erp" / "lines").iterdir()) == [
-        "snapshot_date=2026-11-21",
-        "snapshot_date=2026-11-22",
-    ]
+    assert sorted(p.name for p in TABLE_DIR(cfg).iterdir()) == ["run_date=2026-11-21", "run_date=2026-11-22"]
+    assert not list((cfg.lake / "_staging").iterdir())  # the dead writer's staging was swept
     got = _read(cfg, DAY2)
     want = [f"O{i:04d}" for i in [4, *range(100, 100 + KILL_ROWS)]]
     assert sorted(got["order_id"]) == sorted(want) and not got.duplicated(["order_id", "line_no"]).any()
     notes = [None if pd.isna(v) else v for v in got["note"]]
     assert notes == [None, *[SPECIAL[i % 7] for i in range(KILL_ROWS)]]
-    manifest = read_manifest(Lake(cfg.lake).table_partition("erp", "lines", DAY2))
+    manifest = Lake(cfg.lake).table_manifest("erp", "lines", DAY2)
     assert manifest is not None and manifest["rows"] == KILL_ROWS + 1
     assert manifest["method"] == EXPECTED_METHOD[kind]
     assert _watermarks(cfg)["history"]["2026-11-22"] == (night + timedelta(seconds=KILL_ROWS - 1)).isoformat()
@@ -506,7 +508,7 @@ def test_mariadb_split_extraction_equals_one_stream(mariadb_database, tmp_path, 
         cfg = parse_config(raw, base=tmp_path)
         res = extract_table(cfg, "erp", "keyed", DAY2)
         folder = Lake(cfg.lake).table_partition("erp", "keyed", DAY2)
-        manifests.append(read_manifest(folder))
+        manifests.append(Lake(cfg.lake).table_manifest("erp", "keyed", DAY2))
         frames.append(read_partition(folder).sort_values("id").reset_index(drop=True))
         assert res.rows == 3000 - 201
     assert [m["streams"] for m in manifests] == [1, 2]

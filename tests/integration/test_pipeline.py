@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from pipelines.config import load_config, source_url
 from pipelines.errors import ConfigError, SourceUnavailableError
+from pipelines.lake import Lake
 from pipelines.run_context import RunContext
 from pipelines.steps import run_all, run_extract, run_load, run_migrate
 from tests.conftest import NIGHT
@@ -45,7 +46,8 @@ def test_missing_table_is_a_clear_error_and_writes_nothing(demo_env, tmp_path):
     run_migrate(cfg)
     with pytest.raises(ConfigError, match="table 'produkts' does not exist in source 'erp'"):
         run_extract(cfg, RunContext(NIGHT), source="erp", table="products")
-    assert not (cfg.lake / "erp" / "products").exists() or not any((cfg.lake / "erp" / "products").iterdir())
+    assert Lake(cfg.lake).table_days("erp", "products") == []
+    assert not Lake(cfg.lake).table_partition("erp", "products", NIGHT).exists()
 
 
 def test_unreachable_database_is_retryable_and_hides_the_password(demo_env, monkeypatch):
@@ -56,7 +58,7 @@ def test_unreachable_database_is_retryable_and_hides_the_password(demo_env, monk
     with pytest.raises(SourceUnavailableError) as err:
         run_extract(cfg, RunContext(NIGHT), source="crm")
     assert "s3cr3t-pw" not in str(err.value) and "cannot connect" in str(err.value)
-    assert not (cfg.lake / "crm").exists()
+    assert not any(cfg.lake.rglob("*.parquet"))
 
 
 def test_forecast_archive_and_accuracy_by_lag(demo_env):

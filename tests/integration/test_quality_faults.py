@@ -190,7 +190,8 @@ def test_column_retyped_to_text_fails_the_table(night_before):
     ):
         run_extract(cfg, RunContext(NIGHT), source="erp", table="products")
     assert Lake(cfg.lake).read_output("forecasts", NIGHT) is None
-    assert not (cfg.lake / "erp" / "products" / f"snapshot_date={NIGHT}").exists()
+    assert not Lake(cfg.lake).table_partition("erp", "products", NIGHT).exists()
+    assert NIGHT not in Lake(cfg.lake).table_days("erp", "products")
 
 
 def test_thirty_clean_nights_raise_no_error(demo_env):

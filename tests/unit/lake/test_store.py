@@ -1,25 +1,36 @@
 from datetime import date
 
+import duckdb
 import pandas as pd
+import polars as pl
+import pyarrow.dataset as ds
 import pytest
 
+from pipelines.errors import MissingInputError
 from pipelines.lake import Lake
-from pipelines.lake.store import staged_partition, write_frame
+from pipelines.lake.migrate import migrate_layout
 
 DAY = date(2026, 11, 22)
 
 
+def _stage(lake: Lake, rows: list[int], *, fail: bool = False) -> None:
+    with lake.stage_table("erp", "t", DAY) as staged:
+        pd.DataFrame({"a": rows}).to_parquet(staged.data_file)
+        staged.write_manifest({"rows": len(rows)})
+        if fail:
+            raise RuntimeError("killed")
+
+
 def test_rewrite_replaces_a_partition_and_a_failed_write_leaves_the_old_one(tmp_path):
     lake = Lake(tmp_path)
-    final = lake.table_partition("erp", "t", DAY)
-    write_frame(final, pd.DataFrame({"a": [1, 2]}))
-    write_frame(final, pd.DataFrame({"a": [3]}))
+    _stage(lake, [1, 2])
+    _stage(lake, [3])
     assert lake.read_table("erp", "t", DAY).column("a").to_pylist() == [3]
-    with pytest.raises(RuntimeError), staged_partition(final) as tmp:
-        (tmp / "part-00000.parquet").write_bytes(b"half")
-        raise RuntimeError("killed")
+    with pytest.raises(RuntimeError):
+        _stage(lake, [4, 5], fail=True)
     assert lake.read_table("erp", "t", DAY).column("a").to_pylist() == [3]
-    assert [p.name for p in final.parent.iterdir()] == [final.name]  # no temporary folder left
+    assert lake.table_manifest("erp", "t", DAY) == {"rows": 1}
+    assert not list((tmp_path / "_staging").iterdir())  # no staging left
     assert lake.table_days("erp", "t") == [DAY]
 
 
@@ -27,3 +38,108 @@ def test_partition_without_manifest_is_not_listed(tmp_path):
     lake = Lake(tmp_path)
     lake.table_partition("erp", "t", DAY).mkdir(parents=True)
     assert lake.table_days("erp", "t") == []
+    with pytest.raises(MissingInputError, match="seam extract --date 2026-11-22"):
+        lake.table_files("erp", "t", DAY)
+
+
+def test_outputs_keep_run_date_out_of_the_files_and_dates_as_dates(tmp_path):
+    lake = Lake(tmp_path)
+    frame = pd.DataFrame(
+        {
+            "run_date": pd.Timestamp(DAY),
+            "sku": ["a", "b"],
+            "target_date": pd.to_datetime(["2026-11-23", "2026-11-24"]),
+        }
+    )
+    lake.write_shard_plan("forecasts", DAY, 2)
+    lake.write_shard("forecasts", DAY, 0, frame.head(1), {"shard": 0})
+    assert lake.read_output("forecasts", DAY) is None  # one of two shards: incomplete
+    lake.write_shard("forecasts", DAY, 1, frame.tail(1), {"shard": 1})
+    got = lake.read_output("forecasts", DAY)
+    pd.testing.assert_frame_equal(got, frame, check_dtype=False)
+    files = sorted(lake.output_partition("forecasts", DAY).iterdir())
+    assert [f.name for f in files] == ["part-shard-00000.parquet", "part-shard-00001.parquet"]
+    schema = ds.dataset(files).schema
+    assert "run_date" not in schema.names and str(schema.field("target_date").type) == "date32[day]"
+    lake.write_shard_plan("forecasts", DAY, 1)  # a smaller plan drops the shards beyond it
+    assert [f.name for f in lake.output_partition("forecasts", DAY).iterdir()] == ["part-shard-00000.parquet"]
+
+
+def test_a_dead_writers_staging_is_swept_and_a_live_ones_is_kept(tmp_path):
+    import socket
+
+    lake = Lake(tmp_path)
+    base = tmp_path / "_staging"
+    dead = base / f"{socket.gethostname()}-999999-abcd1234"
+    dead.mkdir(parents=True)
+    (dead / "part-00000.parquet").write_bytes(b"half")
+    assert lake.sweep_staging() == [dead]
+    dead.mkdir()
+    with lake.staging() as mine:  # a new write sweeps the dead writer's staging, never a live one's
+        assert not dead.exists() and mine.is_dir()
+        assert lake.sweep_staging() == [] and mine.is_dir()
+
+
+def _old_lake(root) -> None:
+    """A lake as seam wrote it before 0.2 (partitions with _manifest.json inside, dates repeated)."""
+    import json
+
+    part = root / "erp" / "lines" / "snapshot_date=2026-11-22"
+    part.mkdir(parents=True)
+    pd.DataFrame({"order_id": ["o1"], "quantity": [2.0]}).to_parquet(part / "part-00000.parquet")
+    (part / "_manifest.json").write_text(json.dumps({"rows": 1}))
+    (root / "erp" / "lines" / ".tmp-snapshot_date=2026-11-23-ab12").mkdir()  # a crash leftover
+    night = root / "_seam" / "forecasts" / "run_date=2026-11-22"
+    (night / "shard=00000").mkdir(parents=True)
+    (night / "_manifest.json").write_text(json.dumps({"shards": 1}))
+    old = pd.DataFrame(
+        {"run_date": [pd.Timestamp(DAY)], "sku": ["a"], "target_date": [pd.Timestamp("2026-11-23")]}
+    )
+    old.to_parquet(night / "shard=00000" / "part-00000.parquet")
+    (night / "shard=00000" / "_manifest.json").write_text(json.dumps({"rows": 1}))
+    q = root / "_seam" / "quality_lines" / "run_date=2026-11-22"
+    q.mkdir(parents=True)
+    pd.DataFrame({"run_date": [pd.Timestamp(DAY)], "dataset": ["lines"], "check_name": ["c"]}).to_parquet(
+        q / "part-00000.parquet"
+    )
+
+
+def test_a_lake_of_the_old_layout_is_moved_once_and_reads_the_same(tmp_path):
+    _old_lake(tmp_path)
+    lake = Lake(tmp_path)
+    moved = migrate_layout(lake)
+    assert len(moved) == 3 and migrate_layout(lake) == []
+    assert lake.table_days("erp", "lines") == [DAY]
+    assert lake.read_table("erp", "lines", DAY).column("order_id").to_pylist() == ["o1"]
+    fc = lake.read_output("forecasts", DAY)
+    assert fc["sku"].tolist() == ["a"] and fc["run_date"].tolist() == [pd.Timestamp(DAY)]
+    assert lake.read_quality("lines", DAY)["check_name"].tolist() == ["c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "_meta",
+        "_staging",
+        "_state",
+        "source=_seam",
+        "source=erp",
+    ]
+
+
+def test_the_whole_lake_is_one_hive_dataset_for_duckdb_and_polars(tmp_path):
+    lake = Lake(tmp_path)
+    _stage(lake, [1, 2])
+    lake.write_shard_plan("forecasts", DAY, 1)
+    lake.write_shard("forecasts", DAY, 0, pd.DataFrame({"run_date": [pd.Timestamp(DAY)], "a": [9]}), {})
+    crash = tmp_path / "_staging" / "otherhost-1-deadbeef"
+    crash.mkdir(parents=True)
+    (crash / "part-00000.parquet").write_bytes(b"not parquet")  # a crash leftover
+    glob = f"{tmp_path}/source=*/**/*.parquet"
+    rows = duckdb.sql(
+        f"SELECT source, \"table\", run_date, a FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
+        "ORDER BY a"
+    ).fetchall()
+    assert rows == [("erp", "t", DAY, 1), ("erp", "t", DAY, 2), ("_seam", "forecasts", DAY, 9)]
+    frame = (
+        pl.scan_parquet(glob, hive_partitioning=True, missing_columns="insert", extra_columns="ignore")
+        .collect()
+        .sort("a")
+    )
+    assert frame["a"].to_list() == [1, 2, 9] and frame.schema["run_date"] == pl.Date
