@@ -15,6 +15,8 @@ databases, and render and send the report.
   `airflow dags test seam_nightly 2026-11-22`; every task is idempotent for its date.
 * **Backfill**: `airflow backfill create --dag-id seam_nightly --from-date 2026-11-01 --to-date 2026-11-07`
   (nights run one after the other: `max_active_runs`).
+* **A manual run** ("Trigger DAG w/ config") may name the `sources` to extract (default: all) and turn
+  off the report's e-mail (`send_report`).
 * **Without Airflow**: `seam run --config FILE --date 2026-11-22` runs the same functions.
 
 The run is green only when every task did its job. A permanent error (a failed quality gate,
@@ -33,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
 from pipelines.schedule import read_schedule
 
@@ -106,6 +108,14 @@ def _alert_on_timeout(context: Any) -> None:
     # (A DeadlineAlert would be the Airflow 3 way, but `dag.test()` of Airflow 3.3.2 crashes on it.)
     dagrun_timeout=timedelta(hours=6),
     on_failure_callback=_alert_on_timeout,
+    params={
+        "sources": Param(
+            [], type="array", items={"type": "string"}, description="Extract only these sources (empty: all)"
+        ),
+        "send_report": Param(
+            True, type="boolean", description="E-mail the report to notifications.report_to"
+        ),
+    },
 )
 def seam_nightly() -> None:
     @task
@@ -117,12 +127,12 @@ def seam_nightly() -> None:
         return begin_night(get_current_context(), _config())
 
     @task
+    @_fail_fast
     def list_tables() -> list[dict[str, str]]:
-        """Every configured (source, table): what extraction maps over."""
-        from pipelines.config import load_config
-        from pipelines.extract import table_list
+        """Every configured (source, table), or those of the run's `sources`: what extraction maps over."""
+        from pipelines.airflow.tasks import chosen_tables
 
-        return table_list(load_config(_config()))
+        return chosen_tables(get_current_context(), _config())
 
     # The pool caps concurrent connections to the source databases (create it with
     # `airflow pools set source_databases 4 "ERP and CRM connections"`).
@@ -137,11 +147,10 @@ def seam_nightly() -> None:
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def datasets() -> list[str]:
-        """Every configured dataset: each is validated even when another table failed to extract."""
-        from pipelines.config import load_config
+        """The run's datasets: each is validated even when another table failed to extract."""
+        from pipelines.airflow.tasks import chosen_datasets
 
-        cfg = load_config(_config())
-        return sorted({t.dataset for s in cfg.sources for t in s.tables})
+        return chosen_datasets(get_current_context(), _config())
 
     @task(map_index_template="{{ dataset }}")
     @_fail_fast
@@ -197,6 +206,8 @@ def seam_nightly() -> None:
         """E-mail the report; retried on its own, it never undoes the steps that already loaded data."""
         from pipelines.steps import run_send_report
 
+        if not get_current_context()["params"].get("send_report", True):
+            return False
         return run_send_report(*_night())
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)

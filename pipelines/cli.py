@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from pipelines.errors import SeamError
 
@@ -18,8 +20,19 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date: {text!r}; use YYYY-MM-DD, e.g. 2026-11-22") from None
 
 
+CONFIG_HELP = "the YAML config file (default: the SEAM_CONFIG environment variable)"
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get("SEAM_CONFIG")
+    parser.add_argument("--config", type=Path, default=Path(env) if env else None, help=CONFIG_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
+    from pipelines import __version__
+
     p = argparse.ArgumentParser(prog="seam", description=__doc__)
+    p.add_argument("--version", action="version", version=f"seam {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -47,20 +60,25 @@ def _parser() -> argparse.ArgumentParser:
     }
     for name, text in steps.items():
         s = sub.add_parser(name, help=text)
-        s.add_argument("--config", required=True, type=Path, help="the YAML config file")
-        s.add_argument("--date", required=True, type=_date, help="the night (logical date), YYYY-MM-DD")
+        _config_arg(s)
+        if name == "run":  # one night, or a backfill of consecutive nights, oldest first
+            s.add_argument("--date", type=_date, help="the night (logical date), YYYY-MM-DD")
+            s.add_argument("--from", dest="date_from", type=_date, help="backfill: the first night")
+            s.add_argument("--to", dest="date_to", type=_date, help="backfill: the last night")
+        else:
+            s.add_argument("--date", required=True, type=_date, help="the night (logical date), YYYY-MM-DD")
         if name == "extract":
             s.add_argument("--source", default=None)
             s.add_argument("--table", default=None)
         if name == "validate":
             s.add_argument("--dataset", default=None)
     m = sub.add_parser("migrate", help="create or upgrade the result tables in every target database")
-    m.add_argument("--config", required=True, type=Path)
+    _config_arg(m)
     st = sub.add_parser("status", help="health of the last runs (from the run ledger)")
-    st.add_argument("--config", required=True, type=Path)
+    _config_arg(st)
     st.add_argument("--days", type=int, default=7)
     un = sub.add_parser("unlock", help="release a night left locked by a run that is gone")
-    un.add_argument("--config", required=True, type=Path)
+    _config_arg(un)
     un.add_argument("--date", required=True, type=_date)
     return p
 
@@ -104,8 +122,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     from pipelines import steps
     from pipelines.config import load_config
+    from pipelines.errors import ConfigError
     from pipelines.run_context import RunContext
 
+    if args.config is None:
+        raise ConfigError("no config file: pass --config FILE or set SEAM_CONFIG (see config/demo.yml)")
     cfg = load_config(args.config)
     if args.command == "migrate":
         for name, applied in steps.run_migrate(cfg).items():
@@ -128,11 +149,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             engine.dispose()
         print(f"night {args.date}: {'released' if released else 'was not locked'}")
         return 0
-    ctx = RunContext(run_date=args.date)
     if args.command == "run":
-        path = steps.run_all(cfg, ctx)
-        print(f"night {args.date}: done; report at {path}")
-    elif args.command == "extract":
+        return _run_nights(cfg, _nights(args))
+    ctx = RunContext(run_date=args.date)
+    if args.command == "extract":
         for r in steps.run_extract(cfg, ctx, source=args.source, table=args.table):
             print(f"{r.source}.{r.table}: {r.rows} rows -> {r.path}")
     elif args.command == "validate":
@@ -154,6 +174,44 @@ def _dispatch(args: argparse.Namespace) -> int:
         sent = steps.run_send_report(cfg, ctx)
         print("sent" if sent else "no recipients configured (notifications.report_to)")
     return 0
+
+
+def _nights(args: argparse.Namespace) -> list[date]:
+    from pipelines.errors import ConfigError
+
+    if args.date and (args.date_from or args.date_to):
+        raise ConfigError("give either --date D, or --from D1 --to D2 for a backfill, not both")
+    if args.date:
+        return [args.date]
+    if not (args.date_from and args.date_to):
+        raise ConfigError("give --date D for one night, or --from D1 --to D2 for a backfill")
+    if args.date_to < args.date_from:
+        raise ConfigError(f"--to {args.date_to} is before --from {args.date_from}")
+    return [args.date_from + timedelta(days=i) for i in range((args.date_to - args.date_from).days + 1)]
+
+
+def _run_nights(cfg: Any, nights: list[date]) -> int:
+    """Run nights oldest first; a failed night does not stop the later ones (each is independent
+    and idempotent); exits with the first failure's code after naming every failed night."""
+    from pipelines.run_context import RunContext
+    from pipelines.steps import run_all
+
+    failed: list[tuple[date, SeamError]] = []
+    for night in nights:
+        try:
+            path = run_all(cfg, RunContext(run_date=night))
+            print(f"night {night}: done; report at {path}")
+        except SeamError as err:
+            print(f"night {night}: failed: {err}", file=sys.stderr)
+            failed.append((night, err))
+    if not failed:
+        return 0
+    if len(nights) > 1:
+        print(
+            f"seam run: {len(failed)} of {len(nights)} nights failed: {', '.join(str(n) for n, _ in failed)}",
+            file=sys.stderr,
+        )
+    return failed[0][1].exit_code
 
 
 if __name__ == "__main__":

@@ -60,6 +60,33 @@ def fail_fast(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _sources(context: Any, cfg: Config) -> list[str] | None:
+    """The run's `sources` param (None: every source); an unknown name is a config error."""
+    wanted = list((context.get("params") or {}).get("sources") or [])
+    unknown = sorted(set(wanted) - {s.name for s in cfg.sources})
+    if unknown:
+        raise AirflowFailException(
+            f"the run's `sources` param names {unknown}, which the config does not define; "
+            f"choose among {[s.name for s in cfg.sources]}"
+        )
+    return wanted or None
+
+
+def chosen_tables(context: Any, config: Path) -> list[dict[str, str]]:
+    """(source, table) of every configured table, or of the run's `sources`."""
+    from pipelines.extract import table_list
+
+    cfg = load_config(config)
+    wanted = _sources(context, cfg)
+    return [t for t in table_list(cfg) if wanted is None or t["source"] in wanted]
+
+
+def chosen_datasets(context: Any, config: Path) -> list[str]:
+    cfg = load_config(config)
+    wanted = _sources(context, cfg)
+    return sorted({t.dataset for s in cfg.sources if wanted is None or s.name in wanted for t in s.tables})
+
+
 def begin_night(context: Any, config: Path) -> dict[str, list[str]]:
     """The first task: migrate the result databases, then take the night for this Airflow run."""
     from pipelines.db import make_engine
@@ -97,7 +124,7 @@ def _log_url(ti: Any, task: str) -> str:
     return f"{base}/dags/{ti.dag_id}/runs/{quote(ti.run_id)}/tasks/{task_id}{mapped}"
 
 
-def _ledger_problems(cfg: Config, run: RunContext) -> list[str]:
+def _ledger_problems(cfg: Config, run: RunContext, scope: Any) -> list[str]:
     """Release the night, then say in one line per step what did not succeed (from the ledger)."""
     from pipelines.db import make_engine
     from pipelines.state import Holder, night_problems, read_ledger, release_night, summarize
@@ -110,7 +137,7 @@ def _ledger_problems(cfg: Config, run: RunContext) -> list[str]:
     ledger, locked = read_ledger(cfg, nights=[run.run_date])
     if ledger.empty:
         return [f"no step of night {run.run_date} recorded anything in the run ledger"]
-    problems = night_problems(summarize(cfg, ledger, locked - {run.run_date}))
+    problems = night_problems(summarize(cfg, ledger, locked - {run.run_date}, scope))
     return [
         f"{p.step}: {p.status}" + (f" ({str(p.error)[:300]})" if isinstance(p.error, str) and p.error else "")
         for p in problems.itertuples(index=False)
@@ -130,7 +157,14 @@ def verdict(context: Any, config: Path) -> None:
     except AirflowFailException as err:
         label, lines = "?", [str(err)]
     else:
-        label, lines = str(run.run_date), _ledger_problems(cfg, run)
+        from pipelines.state import NightScope
+
+        sources = _sources(context, cfg)
+        scope = NightScope(
+            sources=tuple(sources) if sources else None,
+            send_report=bool((context.get("params") or {}).get("send_report", True)),
+        )
+        label, lines = str(run.run_date), _ledger_problems(cfg, run, scope)
     # tasks that failed before recording a ledger step (a crash at start-up, a timeout)
     lines += [
         f"task {t} failed" for t in failed if not any(line.startswith(t.rsplit("_", 1)[0]) for line in lines)

@@ -21,6 +21,7 @@ from pipelines.state.migrations import migrate, migration_files, pending_migrati
 from pipelines.state.nights import Holder, NightRunningError, acquire_night, next_attempt, release_night
 from pipelines.state.shard_plans import SHARDED_OUTPUTS, shard_plan, write_shard_plan
 from pipelines.state.status import (
+    NightScope,
     expected_steps,
     format_status,
     night_problems,
@@ -34,6 +35,7 @@ __all__ = [
     "SHARDED_OUTPUTS",
     "Holder",
     "NightRunningError",
+    "NightScope",
     "StepRecord",
     "acquire_night",
     "commit_watermark",

@@ -8,6 +8,7 @@ is still `running` while nobody holds the night was interrupted (its process was
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
@@ -19,13 +20,24 @@ from pipelines.db import connect, make_engine
 PROBLEMS = ("failed", "skipped", "interrupted", "not run")
 
 
-def expected_steps(cfg: Config, shards: int | None) -> list[str]:
+@dataclass(frozen=True)
+class NightScope:
+    """What a run of a night was asked to do: only some sources, or no report e-mail."""
+
+    sources: tuple[str, ...] | None = None
+    send_report: bool = True
+
+
+def expected_steps(cfg: Config, shards: int | None, scope: NightScope = NightScope()) -> list[str]:
     """The ledger names of the steps a complete night of this config has (shards: from its plan)."""
-    steps = [f"extract:{s.name}.{t.name}" for s in cfg.sources for t in s.tables]
-    steps += [f"validate:{d}" for d in sorted({t.dataset for s in cfg.sources for t in s.tables})]
+    chosen = [s for s in cfg.sources if scope.sources is None or s.name in scope.sources]
+    steps = [f"extract:{s.name}.{t.name}" for s in chosen for t in s.tables]
+    steps += [f"validate:{d}" for d in sorted({t.dataset for s in chosen for t in s.tables})]
     steps.append("plan")
     steps += [f"{kind}:{k}" for kind in ("forecast", "score") for k in range(shards or 0)]
-    steps += ["load", "report"] + (["send_report"] if cfg.notifications.report_to else [])
+    steps += ["load", "report"] + (
+        ["send_report"] if cfg.notifications.report_to and scope.send_report else []
+    )
     return steps
 
 
@@ -59,7 +71,9 @@ def read_ledger(
     return df[df["run_date"].isin(wanted)].copy(), locked
 
 
-def summarize(cfg: Config, ledger: pd.DataFrame, locked: set[date]) -> pd.DataFrame:
+def summarize(
+    cfg: Config, ledger: pd.DataFrame, locked: set[date], scope: NightScope = NightScope()
+) -> pd.DataFrame:
     """One row per night and step: the latest attempt's status (running steps of an unlocked night
     are `interrupted`), attempts, duration, rows, error; expected steps with no row are `not run`."""
     rows = []
@@ -68,7 +82,7 @@ def summarize(cfg: Config, ledger: pd.DataFrame, locked: set[date]) -> pd.DataFr
         latest = g.groupby("step", as_index=False).tail(1).set_index("step")
         plan = latest["rows_out"].get("plan")
         shards = int(plan) if plan is not None and pd.notna(plan) else None
-        for step in dict.fromkeys([*expected_steps(cfg, shards), *latest.index]):
+        for step in dict.fromkeys([*expected_steps(cfg, shards, scope), *latest.index]):
             if step not in latest.index:
                 rows.append({"run_date": night, "step": step, "status": "not run", "attempts": 0})
                 continue
