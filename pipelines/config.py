@@ -115,6 +115,18 @@ class ReportSpec:
 
 
 @dataclass(frozen=True)
+class QualitySpec:
+    """The rules seam checks besides the GX suites (`quality:` in the config), with their defaults."""
+
+    volume_min_ratio: float = 0.5  # a snapshot below this share of the trailing median is half-loaded
+    volume_window: int = 7  # snapshots in that median
+    future_dates: Literal["error", "warn", "off"] = "error"  # rows dated after the night
+    price_max_ratio: float = 20.0  # an order line priced this many times above or below list price...
+    price_max_share: float = 0.001  # ...is a unit or currency error; more such lines fail the gate
+    price_severity: Literal["error", "warn", "off"] = "error"
+
+
+@dataclass(frozen=True)
 class ScaleSpec:
     """How the night's forecasting and scoring are split into Airflow mapped tasks."""
 
@@ -177,6 +189,7 @@ class Config:
     notifications: NotifySpec = field(default_factory=NotifySpec)
     scale: ScaleSpec = field(default_factory=ScaleSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    quality: QualitySpec = field(default_factory=QualitySpec)
 
     def source(self, name: str) -> SourceSpec:
         for s in self.sources:
@@ -473,6 +486,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         notifications=notifications,
         scale=scale,
         schedule=parse_schedule(r.get("schedule")),
+        quality=_quality(r.get("quality", {})),
     )
     r.done()
     return cfg
@@ -530,6 +544,40 @@ def _timezone(value: Any) -> str:
 
     business_zone(str(value))  # raises ConfigError naming the key
     return str(value)
+
+
+def _quality(raw: Any) -> QualitySpec:
+    q = _Reader(raw, "quality")
+    d = QualitySpec()
+    vol = _Reader(q.get("volume", {}), "quality.volume")
+    price = _Reader(q.get("prices", {}), "quality.prices")
+    spec = QualitySpec(
+        volume_min_ratio=_share(vol.get("min_ratio", d.volume_min_ratio), "quality.volume.min_ratio"),
+        volume_window=_positive_int(vol.get("window", d.volume_window), "quality.volume.window"),
+        future_dates=_choice(
+            q.get("future_dates", d.future_dates), ("error", "warn", "off"), "quality.future_dates"
+        ),
+        price_max_ratio=_above_one(price.get("max_ratio", d.price_max_ratio), "quality.prices.max_ratio"),
+        price_max_share=_share(price.get("max_share", d.price_max_share), "quality.prices.max_share"),
+        price_severity=_choice(
+            price.get("severity", d.price_severity), ("error", "warn", "off"), "quality.prices.severity"
+        ),
+    )
+    for reader in (vol, price, q):
+        reader.done()
+    return spec
+
+
+def _share(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{key} must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _above_one(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 1:
+        raise ConfigError(f"{key} must be a number above 1, got {value!r}")
+    return float(value)
 
 
 def _alert_channel(raw: Any, key: str) -> AlertChannel:

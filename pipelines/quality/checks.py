@@ -17,13 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.config import QualitySpec
 from pipelines.contracts import Dataset, conform_frame
 from pipelines.quality.gx import CheckResult, jsonable
 
 # The column that dates each row's business event: none may lie after the night being processed.
 EVENT_DATES = {"order_lines": "order_date", "tickets": "opened_at", "opportunities": "created_at"}
-PRICE_RATIO = 20.0  # a line priced 20x above or below its list price is a unit or currency error
-PRICE_SHARE = 0.001  # ...and more than 0.1% of such lines is a broken feed, not a typo
 PRICE_COLUMNS = ["order_id", "line_no", "sku", "unit_price"]
 
 
@@ -44,6 +43,7 @@ class RowChecks:
     cursor: str | None = None
     event_col: str | None = None
     prices: pd.Series | None = None  # list_price by sku (order lines only)
+    rules: QualitySpec = field(default_factory=QualitySpec)
     rows: int = 0
     newest: Any = None
     latest_event: Any = pd.NaT
@@ -100,7 +100,8 @@ class RowChecks:
                 dtype=float, na_value=np.nan
             )
         with np.errstate(invalid="ignore"):
-            idx = np.flatnonzero((ratio > PRICE_RATIO) | (ratio < 1 / PRICE_RATIO))
+            limit = self.rules.price_max_ratio
+            idx = np.flatnonzero((ratio > limit) | (ratio < 1 / limit))
         self.off += len(idx)
         if len(idx) and len(self.off_sample) < 10:
             rows = _conformed(batch, PRICE_COLUMNS, self.contract, idx[: 10 - len(self.off_sample)])
@@ -109,13 +110,13 @@ class RowChecks:
     def event_results(self, run_date: date) -> list[CheckResult]:
         """No row may be dated after the night (future-dated orders, tickets, ...)."""
         col = self.event_col
-        if col is None or not self.rows:
+        if col is None or not self.rows or self.rules.future_dates == "off":
             return []
         return [
             CheckResult(
                 self.dataset,
                 f"not_in_future({col})",
-                "error",
+                self.rules.future_dates,
                 self.future == 0,
                 f"{self.future} rows after {run_date}, latest {self.latest_event:%Y-%m-%d}",
                 f"{col} <= {run_date}",
@@ -126,17 +127,17 @@ class RowChecks:
 
     def price_results(self) -> list[CheckResult]:
         """Order-line prices against the product's list price: catches 100x unit/currency errors."""
-        if self.prices is None or not self.rows:
+        if self.prices is None or not self.rows or self.rules.price_severity == "off":
             return []
         share = self.off / self.rows
         return [
             CheckResult(
                 self.dataset,
                 "unit_price_vs_list_price",
-                "error",
-                share <= PRICE_SHARE,
-                f"{self.off} lines ({share:.2%}) priced over {PRICE_RATIO:.0f}x away from list price",
-                f"at most {PRICE_SHARE:.1%} of lines",
+                self.rules.price_severity,
+                share <= self.rules.price_max_share,
+                f"{self.off} lines ({share:.2%}) priced over {self.rules.price_max_ratio:g}x away from list price",
+                f"at most {self.rules.price_max_share:.1%} of lines (quality.prices)",
                 self.off,
                 json.dumps(self.off_sample),
             )

@@ -5,10 +5,11 @@ the columns the checks need, so memory does not grow with the table; whole-table
 (uniqueness, aggregates, row counts) are still decided on the whole table.
 
 Each canonical dataset has a suite `expectations/<dataset>.json` in Great Expectations 1.x's
-own format, shipped in the package (`pipelines.quality.suites`).  An expectation's `severity` is GX's: `critical` stops the night for that dataset
-(our `error`), `warning` is reported only (our `warn`).  Expectations may name another dataset
-in `meta.value_set_from` (e.g. "products.sku"): the value set is filled from that dataset's
-snapshot, which gives referential-integrity checks across datasets.
+own format, shipped in the package (`pipelines.quality.suites`).  An expectation's `severity` is
+GX's: `critical` stops the night for that dataset (our `error`), `warning` is reported only (our
+`warn`).  Expectations may take a GX suite parameter named after another dataset's column
+(`"value_set": {"$PARAMETER": "products__sku"}`): it is filled with that column's values in
+tonight's snapshot, which gives referential-integrity checks across datasets.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from pipelines.run_context import business_zone, night_bounds
 
 log = logging.getLogger(__name__)
 RESULT_COLUMNS = list(RESULT_TABLES["seam_data_quality_results"].columns)
-VOLUME_DROP = 0.5  # a snapshot with fewer than half the rows of the previous one is half-loaded
 
 
 def check_freshness(cfg: Config, dataset: str, newest: Any, run_date: date) -> list[CheckResult]:
@@ -80,7 +80,8 @@ def check_volume(cfg: Config, dataset: str, rows: int, run_date: date) -> list[C
     if spec.mode != "snapshot":
         return []
     lake = Lake(cfg.lake)
-    earlier = [d for d in lake.table_days(source.name, spec.name) if d < run_date][-7:]
+    rule = cfg.quality
+    earlier = [d for d in lake.table_days(source.name, spec.name) if d < run_date][-rule.volume_window :]
     counts = []
     for d in earlier:
         m = lake.table_manifest(source.name, spec.name, d)
@@ -89,7 +90,7 @@ def check_volume(cfg: Config, dataset: str, rows: int, run_date: date) -> list[C
     results = [CheckResult(dataset, "row_count", "error", rows > 0, f"{rows} rows", "at least 1 row")]
     if counts:
         ref = float(pd.Series(counts).median())
-        ok = rows >= VOLUME_DROP * ref
+        ok = rows >= rule.volume_min_ratio * ref
         results.append(
             CheckResult(
                 dataset,
@@ -97,7 +98,8 @@ def check_volume(cfg: Config, dataset: str, rows: int, run_date: date) -> list[C
                 "error",
                 bool(ok),
                 f"{rows} rows",
-                f">= {VOLUME_DROP:.0%} of the trailing median {ref:.0f}",
+                f">= {rule.volume_min_ratio:.0%} of the median {ref:.0f} of the last {len(counts)} snapshots "
+                f"(quality.volume)",
             )
         )
     return results
@@ -107,12 +109,13 @@ def run_suite(
     suite_json: dict[str, Any],
     df: pd.DataFrame,
     dataset: str,
-    references: dict[str, set[Any]],
+    references: dict[str, Any],
     *,
     with_rows: bool = False,
     docs_dir: Path | None = None,
 ) -> list[CheckResult]:
-    """Validate an in-memory frame with a GX suite (JSON form), all of it through GX at once.
+    """Validate an in-memory frame with a GX suite (JSON form), all of it through GX at once;
+    `references` are the values of its suite parameters.
 
     Returns one result per expectation.  The nightly gate streams batches instead
     (`validate_dataset`); this whole-frame run is the reference it must agree with.
@@ -121,7 +124,7 @@ def run_suite(
     """
     import great_expectations as gx  # heavy import, only when validating
 
-    suite_json = _resolve_references(suite_json, references)
+    suite_json = resolve_parameters(suite_json, references)
     context = gx.get_context(mode="ephemeral")
     suite = context.suites.add(
         gx.ExpectationSuite(**{k: v for k, v in suite_json.items() if k in ("name", "expectations", "meta")})
@@ -169,26 +172,42 @@ def run_suite(
     ]
 
 
-def _resolve_references(suite_json: dict[str, Any], references: dict[str, set[Any]]) -> dict[str, Any]:
+def _parameter_name(value: Any) -> str | None:
+    return (
+        value.get("$PARAMETER")
+        if isinstance(value, dict) and isinstance(value.get("$PARAMETER"), str)
+        else None
+    )
+
+
+def suite_parameters(suite_json: dict[str, Any] | None) -> list[str]:
+    """The GX suite parameters (`{"$PARAMETER": name}`) a suite's expectations use, in order."""
+    names: list[str] = []
+    for e in (suite_json or {}).get("expectations", []):
+        for value in (e.get("kwargs") or {}).values():
+            name = _parameter_name(value)
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def resolve_parameters(suite_json: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """The suite with every `{"$PARAMETER": name}` replaced by its value (what GX's
+    `expectation_parameters=` does), for the evaluators that read the kwargs directly."""
     out = json.loads(json.dumps(suite_json))
     for exp in out.get("expectations", []):
-        ref = (exp.get("meta") or {}).get("value_set_from")
-        if ref:
-            if ref not in references:
-                raise ConfigError(f"suite {out.get('name')}: meta.value_set_from {ref!r} is not available")
-            exp["kwargs"]["value_set"] = sorted(references[ref], key=str)
+        for key, value in list((exp.get("kwargs") or {}).items()):
+            name = _parameter_name(value)
+            if name is None:
+                continue
+            if name not in parameters:
+                raise ConfigError(
+                    f"suite {out.get('name')}: no value for the suite parameter {name!r} "
+                    f"(expectation {exp.get('type')}); name a dataset column as <dataset>__<column>"
+                )
+            found = parameters[name]
+            exp["kwargs"][key] = sorted(found, key=str) if isinstance(found, set | frozenset) else found
     return out
-
-
-def reference_names(suite_json: dict[str, Any] | None) -> list[str]:
-    """'dataset.column' references a suite needs (for referential-integrity checks)."""
-    if not suite_json:
-        return []
-    return [
-        e["meta"]["value_set_from"]
-        for e in suite_json.get("expectations", [])
-        if (e.get("meta") or {}).get("value_set_from")
-    ]
 
 
 def dataset_source(cfg: Config, dataset: str, run_date: date) -> BatchSource:
@@ -223,7 +242,9 @@ def validate_dataset(
     contract = get_dataset(dataset)
     source = dataset_source(cfg, dataset, run_date)
     names = source.schema.names
-    checks = RowChecks(dataset, contract, pd.Timestamp(night_bounds(run_date, cfg.timezone).end))
+    checks = RowChecks(
+        dataset, contract, pd.Timestamp(night_bounds(run_date, cfg.timezone).end), rules=cfg.quality
+    )
     if spec.freshness is not None and spec.cursor and spec.cursor in names:
         checks.cursor = spec.cursor
     if EVENT_DATES.get(dataset) in names:
@@ -304,29 +325,36 @@ def _reference(cfg: Config, dataset: str, run_date: date, missing: list[str]) ->
 def _night_suite(
     cfg: Config, dataset: str, run_date: date, directory: Path | None, missing: list[str]
 ) -> dict[str, Any] | None:
-    """The dataset's suite with `value_set_from` references filled from tonight's snapshots.
+    """The dataset's suite with its suite parameters filled for tonight.
 
-    Expectations whose reference dataset is not configured, or not in the lake tonight (noted in
-    `missing`), are left out.
+    A parameter `<dataset>__<column>` is the set of that column's values in tonight's snapshot of
+    the dataset (referential integrity across datasets).  Expectations whose parameter names a
+    dataset that is not configured, or not in the lake tonight (noted in `missing`), are left out.
     """
     suite = load_suite(dataset, cfg.provider(dataset)[1].suite, directory)
     if not suite:
         return None
-    refs: dict[str, set[Any]] = {}
-    for ref in reference_names(suite):
-        ref_ds, ref_col = ref.split(".", 1)
+    values: dict[str, Any] = {}
+    for name in suite_parameters(suite):
+        ref_ds, sep, ref_col = name.partition("__")
+        if not sep:
+            raise ConfigError(
+                f"suite {suite.get('name')}: suite parameter {name!r} is not <dataset>__<column>; "
+                f"seam fills parameters named after a dataset column, e.g. products__sku"
+            )
         found = _reference(cfg, ref_ds, run_date, missing) if cfg.has_dataset(ref_ds) else None
         if found is not None:
-            refs[ref] = set(found[ref_col].dropna().unique())
-    suite = {
-        **suite,
-        "expectations": [
-            e
-            for e in suite.get("expectations", [])
-            if not (e.get("meta") or {}).get("value_set_from") or e["meta"]["value_set_from"] in refs
-        ],
-    }
-    return _resolve_references(suite, refs)
+            if ref_col not in found.columns:
+                raise ConfigError(
+                    f"suite {suite.get('name')}: suite parameter {name!r}: {ref_ds} has no column {ref_col!r}"
+                )
+            values[name] = set(found[ref_col].dropna().unique())
+    kept = [
+        e
+        for e in suite.get("expectations", [])
+        if all(_parameter_name(v) in (None, *values) for v in (e.get("kwargs") or {}).values())
+    ]
+    return resolve_parameters({**suite, "expectations": kept}, values)
 
 
 def run_suite_batched(

@@ -104,3 +104,37 @@ def test_processes_per_task_defaults_to_every_core_and_can_be_pinned(tmp_path):
     raw["scale"] = {"processes_per_task": 1, "series_per_shard": 500}
     scale = parse_config(raw, base=tmp_path).scale
     assert (scale.processes_per_task, scale.series_per_shard) == (1, 500)
+
+
+def test_quality_rules_are_settings_with_defaults(tmp_path):
+    base = {"sources": {"erp": {"url": "sqlite:///x.db", "tables": {"products": {}}}}}
+    cfg = parse_config(base, base=tmp_path)
+    assert (cfg.quality.volume_min_ratio, cfg.quality.volume_window, cfg.quality.future_dates) == (
+        0.5,
+        7,
+        "error",
+    )
+    cfg = parse_config(
+        {
+            **base,
+            "quality": {
+                "volume": {"min_ratio": 0.8, "window": 3},
+                "future_dates": "warn",
+                "prices": {"max_ratio": 50},
+            },
+        },
+        base=tmp_path,
+    )
+    assert (cfg.quality.volume_min_ratio, cfg.quality.volume_window, cfg.quality.price_max_ratio) == (
+        0.8,
+        3,
+        50.0,
+    )
+    with pytest.raises(
+        ConfigError, match=r"quality.volume.min_ratio must be a number between 0 and 1, got 5"
+    ):
+        parse_config({**base, "quality": {"volume": {"min_ratio": 5}}}, base=tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"quality.future_dates: expected one of \['error', 'warn', 'off'\]"
+    ):
+        parse_config({**base, "quality": {"future_dates": "maybe"}}, base=tmp_path)
