@@ -210,6 +210,15 @@ def seam_nightly() -> None:
             return False
         return run_send_report(*_night())
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @_fail_fast
+    def prune() -> int:
+        """Remove lake partitions, reports and Data Docs older than their retention."""
+        from pipelines.steps import run_prune
+
+        result = run_prune(*_night())
+        return len(result.lake) + len(result.reports) + len(result.data_docs)
+
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def verdict() -> None:
         """Last: one alert naming every failed task, and the run fails, when anything failed."""
@@ -233,8 +242,10 @@ def seam_nightly() -> None:
     loaded >> rendered
     sent = send_report()
     rendered >> sent
+    pruned = prune()
+    sent >> pruned
     final = verdict()
-    [first, tables, extracted, names, checked, shards, *outputs, loaded, rendered, sent] >> final
+    [first, tables, extracted, names, checked, shards, *outputs, loaded, rendered, sent, pruned] >> final
 
 
 seam_nightly()

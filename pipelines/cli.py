@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="health of the last runs (from the run ledger)")
     _config_arg(st)
     st.add_argument("--days", type=int, default=7)
+    pr = sub.add_parser("prune", help="remove lake partitions, reports and Data Docs past their retention")
+    _config_arg(pr)
+    pr.add_argument("--date", type=_date, default=None, help="the night to count from (default: today)")
+    pr.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     un = sub.add_parser("unlock", help="release a night left locked by a run that is gone")
     _config_arg(un)
     un.add_argument("--date", required=True, type=_date)
@@ -136,6 +140,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pipelines.state import format_status, read_status
 
         print(format_status(read_status(cfg, days=args.days)))
+        return 0
+    if args.command == "prune":
+        night = args.date or date.today()
+        result = steps.run_prune(cfg, RunContext(run_date=night), dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for line in result.lake:
+            print(f"{verb} lake {line}")
+        for path in result.reports:
+            print(f"{verb} report {path}")
+        print(
+            f"{verb} {len(result.lake)} lake partitions, {len(result.reports)} reports, "
+            f"{len(result.data_docs)} Data Docs files"
+        )
         return 0
     if args.command == "unlock":
         from pipelines.config import results_url

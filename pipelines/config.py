@@ -112,6 +112,16 @@ class ReportSpec:
     title: str = "Nightly demand and anomaly report"
     top_anomalies: int = 10
     top_skus: int = 6
+    keep_days: int = 90  # nights of reports kept
+    data_docs_keep_days: int = 90  # nights of validation results in the Data Docs
+
+
+@dataclass(frozen=True)
+class RetentionSpec:
+    """How long the lake keeps nights (`lake: {path, keep_days, quarantine_keep_days}`)."""
+
+    keep_days: int = 90
+    quarantine_keep_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -190,6 +200,7 @@ class Config:
     scale: ScaleSpec = field(default_factory=ScaleSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     quality: QualitySpec = field(default_factory=QualitySpec)
+    retention: RetentionSpec = field(default_factory=RetentionSpec)
 
     def source(self, name: str) -> SourceSpec:
         for s in self.sources:
@@ -459,8 +470,23 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         title=str(rep.get("title", ReportSpec.title)),
         top_anomalies=_positive_int(rep.get("top_anomalies", 10), "report.top_anomalies"),
         top_skus=_positive_int(rep.get("top_skus", 6), "report.top_skus"),
+        keep_days=_positive_int(rep.get("keep_days", 90), "report.keep_days"),
+        data_docs_keep_days=_positive_int(rep.get("data_docs_keep_days", 90), "report.data_docs_keep_days"),
     )
     rep.done()
+    lake_raw = r.get("lake", "data/lake")
+    if isinstance(lake_raw, dict):
+        lk = _Reader(lake_raw, "lake")
+        lake_path = lk.get("path", required=True)
+        retention = RetentionSpec(
+            keep_days=_positive_int(lk.get("keep_days", 90), "lake.keep_days"),
+            quarantine_keep_days=_positive_int(
+                lk.get("quarantine_keep_days", 30), "lake.quarantine_keep_days"
+            ),
+        )
+        lk.done()
+    else:
+        lake_path, retention = lake_raw, RetentionSpec()
     notifications = _notifications(r.get("notifications", {}))
     sc = _Reader(r.get("scale", {}), "scale")
     shards = sc.get("shards", "auto")
@@ -476,7 +502,8 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     sc.done()
     cfg = Config(
         path=path or base / "config.yml",
-        lake=(base / r.get("lake", "data/lake")).resolve(),
+        lake=(base / str(lake_path)).resolve(),
+        retention=retention,
         timezone=_timezone(r.get("timezone", "UTC")),
         sources=sources,
         forecast=forecast,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -461,6 +461,46 @@ def run_send_report(cfg: Config, ctx: RunContext) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class PruneResult:
+    lake: list[str]
+    reports: list[Path]
+    data_docs: list[Path]
+
+
+def run_prune(cfg: Config, ctx: RunContext, *, dry_run: bool = False) -> PruneResult:
+    """Remove what is older than its retention on the night `ctx.run_date` (`lake.keep_days`,
+    `lake.quarantine_keep_days`, `report.keep_days`, `report.data_docs_keep_days`); with
+    `dry_run`, only say what would go."""
+    import shutil
+
+    from pipelines.lake.retention import expired_partitions, prune_lake
+    from pipelines.quality.gate import docs_project
+    from pipelines.quality.gx import expired_validations, prune_data_docs
+    from pipelines.report.retention import expired_reports
+
+    def work() -> PruneResult:
+        partitions = expired_partitions(cfg, ctx.run_date)
+        reports = expired_reports(cfg, ctx.run_date)
+        docs_before = ctx.run_date - timedelta(days=cfg.report.data_docs_keep_days)
+        docs = expired_validations(docs_project(cfg), docs_before)
+        if not dry_run:
+            prune_lake(cfg, partitions)
+            for folder in reports:
+                shutil.rmtree(folder, ignore_errors=True)
+            prune_data_docs(docs_project(cfg), docs_before)
+        return PruneResult(
+            [f"source={p.source}/table={p.table}/run_date={p.night}" for p in partitions], reports, docs
+        )
+
+    if dry_run:
+        return work()
+    with tracked(cfg, ctx, "prune") as out:
+        result = work()
+        out.rows_out = len(result.lake) + len(result.reports) + len(result.data_docs)
+    return result
+
+
 def run_all(cfg: Config, ctx: RunContext) -> Path:
     """Every step of the night in order (the CLI's `seam run`), like the DAG: a failed step does not
     stop the others that can still run, the report is written and sent, and then the run fails with
@@ -494,6 +534,7 @@ def run_all(cfg: Config, ctx: RunContext) -> Path:
         attempt("load", partial(run_load, cfg, ctx))
         path = attempt("report", partial(run_report, cfg, ctx))
         attempt("send_report", partial(run_send_report, cfg, ctx))  # after the load: a send undoes nothing
+        attempt("prune", partial(run_prune, cfg, ctx))
     if failures:
         first = next(
             (e for _, e in failures if isinstance(e, SeamError) and not isinstance(e, StepSkipped)), None

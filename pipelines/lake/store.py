@@ -138,6 +138,33 @@ class Lake:
             _replace_folder(tmp, final)
         _write_json(self._meta(source, table, day), staged.manifest)
 
+    # --- what is there, and removing it ------------------------------------------------------
+    def datasets(self) -> list[tuple[str, str]]:
+        """(source, table) of every dataset in the lake, seam's outputs (`_seam`) included."""
+        out = []
+        for src in sorted(Path(self.root).glob("source=*")):
+            for tbl in sorted(src.glob("table=*")):
+                out.append((src.name.split("=", 1)[1], tbl.name.split("=", 1)[1]))
+        return out
+
+    def partition_days(self, source: str, table: str) -> list[date]:
+        """Nights with a partition folder of the dataset (complete or not), oldest first."""
+        base = self._dataset(source, table)
+        prefix = f"{KEY}="
+        return sorted(
+            date.fromisoformat(p.name[len(prefix) :]) for p in base.glob(f"{prefix}*") if p.is_dir()
+        )
+
+    def remove_partition(self, source: str, table: str, day: date) -> Path:
+        """Remove one night of a dataset: its manifests first (seam then sees it as absent), then
+        its files.  Returns the folder removed."""
+        meta = self._meta(source, table, day)
+        for m in meta.parent.glob(f"{KEY}={day.isoformat()}*.json"):
+            m.unlink(missing_ok=True)
+        folder = self._partition(source, table, day)
+        shutil.rmtree(folder, ignore_errors=True)
+        return folder
+
     # --- staging ------------------------------------------------------------------------------
     @contextmanager
     def staging(self) -> Iterator[Path]:

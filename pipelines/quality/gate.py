@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -284,8 +285,8 @@ def validate_dataset(
         ]
     )
     if run is not None:
-        docs = cfg.report.directory / run_date.isoformat() / "data_docs" / dataset
-        results += _suite_results(run, rows, docs)
+        shipped = load_suite(dataset, spec.suite, expectations_dir) or {}
+        results += _suite_results(run, rows, DocsTarget(docs_project(cfg), run_date, shipped))
     if spec.quarantine:
         results = quarantine(
             cfg, dataset, run_date, source, rows, results, max_share=spec.quarantine_max_share
@@ -364,7 +365,7 @@ def run_suite_batched(
     *,
     with_rows: bool = False,
     batch_rows: int = BATCH_ROWS,
-    docs_dir: Path | None = None,
+    docs: DocsTarget | None = None,
 ) -> list[CheckResult]:
     """Validate `source` with a resolved GX suite in batches of `batch_rows` rows.
 
@@ -376,11 +377,25 @@ def run_suite_batched(
     )
     for batch, offset in iter_positions(source, run.columns, batch_rows):
         run.add_batch(batch, offset)
-    return _suite_results(run, source.num_rows, docs_dir)
+    return _suite_results(run, source.num_rows, docs)
 
 
-def _suite_results(run: SuiteRun, rows: int, docs_dir: Path | None) -> list[CheckResult]:
-    """Check results of a finished suite run, and its GX Data Docs site under `docs_dir`."""
+@dataclass(frozen=True)
+class DocsTarget:
+    """Where a validation goes in Data Docs: the GX project, the night, the suite as shipped."""
+
+    project: Path
+    run_date: date
+    suite_json: dict[str, Any]
+
+
+def docs_project(cfg: Config) -> Path:
+    """The GX project (suites, every night's results, Data Docs) beside the reports."""
+    return cfg.report.directory / "gx-project"
+
+
+def _suite_results(run: SuiteRun, rows: int, docs: DocsTarget | None) -> list[CheckResult]:
+    """Check results of a finished suite run, and its page in the Data Docs of `docs`."""
     import great_expectations as gx
     from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 
@@ -396,7 +411,7 @@ def _suite_results(run: SuiteRun, rows: int, docs_dir: Path | None) -> list[Chec
         groups.setdefault(col if isinstance(col, str) else "\0", []).append(i)
     order = [i for g in groups.values() for i in g]
     configs, outcomes = [configs[i] for i in order], [outcomes[i] for i in order]
-    if docs_dir is not None:
+    if docs is not None:
         validation = [
             ExpectationValidationResult(
                 success=ok,
@@ -410,7 +425,9 @@ def _suite_results(run: SuiteRun, rows: int, docs_dir: Path | None) -> list[Chec
             )
             for conf, (ok, result, exc) in zip(configs, outcomes, strict=True)
         ]
-        write_data_docs(docs_dir, run.dataset, run.suite_json, validation)
+        write_data_docs(
+            docs.project, run.dataset, docs.suite_json or run.suite_json, validation, docs.run_date
+        )
     return [
         to_check_result(run.dataset, conf, ok, result, exc, rows, with_rows=run.with_rows)
         for conf, (ok, result, exc) in zip(configs, outcomes, strict=True)

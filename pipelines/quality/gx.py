@@ -7,10 +7,13 @@ Data Docs site.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -122,60 +125,141 @@ def jsonable(v: Any) -> Any:
     return v if isinstance(v, int | float | str | bool) or v is None else str(v)
 
 
-def write_data_docs(docs_dir: Path, dataset: str, suite_json: dict[str, Any], results: list[Any]) -> None:
-    """A GX Data Docs site of a validation whose results were combined over batches.
+SHOWN_VALUES = 20  # a value set longer than this is shown by its first values in Data Docs
 
-    The results are stored and rendered as GX's UpdateDataDocsAction does after a Checkpoint.
+
+def _compact(conf: Any) -> Any:
+    """The expectation's configuration as stored with the night's results: a long value set (tonight's
+    SKUs, say) is cut to its first values, so that a night adds kilobytes to the store, not megabytes."""
+    values = conf.kwargs.get("value_set")
+    if isinstance(values, list) and len(values) > SHOWN_VALUES:
+        conf = type(conf)(
+            type=conf.type,
+            kwargs={**conf.kwargs, "value_set": values[:SHOWN_VALUES]},
+            meta={**(conf.meta or {}), "seam_value_set_size": len(values)},
+            severity=conf.severity,
+        )
+    return conf
+
+
+@contextmanager
+def _project_lock(project: Path) -> Iterator[None]:
+    project.mkdir(parents=True, exist_ok=True)
+    with (project / ".seam-lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def docs_index(project: Path) -> Path:
+    """The index page of the project's Data Docs site."""
+    return project / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def write_data_docs(
+    project: Path, dataset: str, suite_json: dict[str, Any], results: list[Any], run_date: date
+) -> Path:
+    """Add one night's validation of a dataset to the GX project at `project`: its suite (as shipped),
+    the validation result (the store keeps every night) and its Data Docs page; the site's index
+    lists every night.  Re-validating a night replaces that night's result.  Returns the index.
+
+    The project is a plain GX file project (`gx.get_context(project_root_dir=project)` opens it), so
+    its suites, results and docs can be browsed and rebuilt with GX's own tools.
     """
     import great_expectations as gx
-    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
     )
 
-    context = gx.get_context(mode="ephemeral")
-    context.add_data_docs_site(
-        site_name="seam",
-        site_config={
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        },
-    )
-    suite = context.suites.add(
-        gx.ExpectationSuite(**{k: v for k, v in suite_json.items() if k in ("name", "expectations", "meta")})
-    )
-    evaluated = len(results)
-    ok = sum(1 for r in results if r.success)
-    run_id = RunIdentifier(run_name=f"{dataset}_night", run_time=datetime.now().astimezone())
-    validation = ExpectationSuiteValidationResult(
-        success=ok == evaluated,
-        results=results,
-        suite_name=suite.name,
-        statistics={
-            "evaluated_expectations": evaluated,
-            "successful_expectations": ok,
-            "unsuccessful_expectations": evaluated - ok,
-            "success_percent": 100.0 * ok / evaluated if evaluated else None,
-        },
-        meta={
-            "great_expectations_version": gx.__version__,
-            "active_batch_definition": {"data_asset_name": dataset},
-        },
-        batch_id=f"seam_{dataset}-night",
-    )
-    validation.meta["run_id"] = run_id
-    validation.meta["validation_time"] = run_id.run_time
-    suite_id = ExpectationSuiteIdentifier(name=suite.name)
-    result_id = ValidationResultIdentifier(
-        expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=f"seam_{dataset}-night"
-    )
-    context.validation_results_store.store_validation_results(
-        suite_validation_result=validation,
-        suite_validation_result_identifier=result_id,
-        expectation_suite_identifier=suite_id,
-    )
-    # both kinds of identifier, as GX's UpdateDataDocsAction passes them
-    context.build_data_docs(site_names=["seam"], resource_identifiers=[result_id, suite_id])  # type: ignore[arg-type]
+    with _project_lock(project):
+        context = gx.get_context(mode="file", project_root_dir=str(project))
+        suite = context.suites.add_or_update(
+            gx.ExpectationSuite(
+                **{k: v for k, v in suite_json.items() if k in ("name", "expectations", "meta")}
+            )
+        )
+        kept = [
+            ExpectationValidationResult(
+                success=r.success,
+                expectation_config=_compact(r.expectation_config),
+                result=r.result,
+                exception_info=r.exception_info,
+            )
+            for r in results
+        ]
+        evaluated = len(kept)
+        ok = sum(1 for r in kept if r.success)
+        # one key per night: a re-run of the night replaces its result instead of adding another
+        run_id = RunIdentifier(
+            run_name=f"{dataset}-{run_date.isoformat()}",
+            run_time=datetime.combine(run_date, datetime.min.time(), tzinfo=UTC),
+        )
+        batch = f"seam_{dataset}-{run_date.isoformat()}"
+        validation = ExpectationSuiteValidationResult(
+            success=ok == evaluated,
+            results=kept,
+            suite_name=suite.name,
+            statistics={
+                "evaluated_expectations": evaluated,
+                "successful_expectations": ok,
+                "unsuccessful_expectations": evaluated - ok,
+                "success_percent": 100.0 * ok / evaluated if evaluated else None,
+            },
+            meta={
+                "great_expectations_version": gx.__version__,
+                "active_batch_definition": {"data_asset_name": dataset},
+                "run_id": run_id,
+                "validation_time": run_id.run_time,
+            },
+            batch_id=batch,
+        )
+        suite_id = ExpectationSuiteIdentifier(name=suite.name)
+        result_id = ValidationResultIdentifier(
+            expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=batch
+        )
+        context.validation_results_store.store_validation_results(
+            suite_validation_result=validation,
+            suite_validation_result_identifier=result_id,
+            expectation_suite_identifier=suite_id,
+        )
+        # both kinds of identifier, as GX's UpdateDataDocsAction passes them
+        context.build_data_docs(resource_identifiers=[result_id, suite_id])  # type: ignore[arg-type]
+    return docs_index(project)
+
+
+def expired_validations(project: Path, before: date) -> list[Path]:
+    """Stored validation results (and their Data Docs pages) of nights before `before`."""
+    out = []
+    for base, suffix in (
+        (project / "gx" / "uncommitted" / "validations", ".json"),
+        (project / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations", ".html"),
+    ):
+        for f in base.rglob(f"*{suffix}") if base.is_dir() else []:
+            stamp = f.parent.name[:8]  # the run time folder: YYYYMMDDTHHMMSS...
+            if stamp.isdigit() and date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8])) < before:
+                out.append(f)
+    return sorted(out)
+
+
+def prune_data_docs(project: Path, before: date) -> list[Path]:
+    """Remove the results and pages of nights before `before`, then rebuild the site's index."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    with _project_lock(project):
+        gone = expired_validations(project, before)
+        for f in gone:
+            f.unlink(missing_ok=True)
+        if gone:
+            context = gx.get_context(mode="file", project_root_dir=str(project))
+            suites = [ExpectationSuiteIdentifier(name=s.name) for s in context.suites.all()]
+            context.build_data_docs(resource_identifiers=suites[:1])
+    return gone

@@ -6,6 +6,7 @@ Everything that comes from source data is escaped by Jinja2's autoescaping.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +22,8 @@ from pipelines.contracts import empty_frame
 from pipelines.errors import MissingInputError
 from pipelines.lake import Lake, read_dataset
 from pipelines.quality import blocked_datasets, read_quality
+from pipelines.quality.gate import docs_project
+from pipelines.quality.gx import docs_index
 from pipelines.report.charts import anomaly_chart, forecast_chart
 from pipelines.report.problems import build_problems
 from pipelines.run_context import RunContext
@@ -169,9 +172,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         forecasts_from=forecasts_from,
         anomalies_from=anomalies_from,
         blocked=blocked_datasets(cfg, d, sorted({t.dataset for s in cfg.sources for t in s.tables})),
-        docs=sorted(
-            p.parent.name for p in (cfg.report.directory / d.isoformat() / "data_docs").glob("*/index.html")
-        ),
+        docs=_docs_link(cfg, d),
     )
     out_dir = cfg.report.directory / d.isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +191,14 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
 
 
 _NO_LINES = empty_frame("order_lines")
+
+
+def _docs_link(cfg: Config, d: date) -> str | None:
+    """The Data Docs site's index, relative to the night's report folder (None before any validation)."""
+    index = docs_index(docs_project(cfg))
+    if not index.is_file():
+        return None
+    return os.path.relpath(index, cfg.report.directory / d.isoformat())
 
 
 def _optional(read: Callable[[], pd.DataFrame]) -> pd.DataFrame | None:

@@ -67,6 +67,7 @@ def test_nightly_task_graph(dagbag):
         "load": ["forecast", "score"],
         "report": ["load"],
         "send_report": ["report"],
+        "prune": ["send_report"],
         "verdict": everything,
     }
     # the steps that report what there is run whatever failed before them
@@ -77,6 +78,7 @@ def test_nightly_task_graph(dagbag):
         "load",
         "report",
         "send_report",
+        "prune",
         "verdict",
     }
     assert {a.name for a in dag.get_task("load").outlets} >= {

@@ -165,10 +165,16 @@ def test_failed_night_loads_quality_results_but_no_forecasts(night_before):
     engine.dispose()
     assert [r[0] for r in failed] == ["expect_column_values_to_be_between(quantity)"]
     assert steps["forecast:0"] == "skipped" and steps["validate:order_lines"] == "failed"
-    docs = cfg.report.directory / NIGHT.isoformat() / "data_docs" / "order_lines"
-    assert (docs / "index.html").is_file()  # the GX Data Docs site of the night's validation
-    pages = [p.read_text() for p in (docs / "validations").rglob("*.html")]
-    assert pages and any("quantity" in p for p in pages)
+    # one GX project beside the reports: every night's results accumulate in its Data Docs site
+    from pipelines.quality.gate import docs_project
+    from pipelines.quality.gx import docs_index
+
+    index = docs_index(docs_project(cfg))
+    assert index.is_file()
+    pages = [p.read_text() for p in (index.parent / "validations").rglob("*.html")]
+    assert any("quantity" in p and str(NIGHT) in p for p in pages)
+    assert any(str(NIGHT - timedelta(days=1)) in p for p in pages)  # the night before is still there
+    assert str(NIGHT) in index.read_text() and str(NIGHT - timedelta(days=1)) in index.read_text()
 
 
 def test_column_retyped_to_text_fails_the_table(night_before):
