@@ -489,9 +489,7 @@ def run_prune(cfg: Config, ctx: RunContext, *, dry_run: bool = False) -> PruneRe
             for folder in reports:
                 shutil.rmtree(folder, ignore_errors=True)
             prune_data_docs(docs_project(cfg), docs_before)
-        return PruneResult(
-            [f"source={p.source}/table={p.table}/run_date={p.night}" for p in partitions], reports, docs
-        )
+        return PruneResult([p.describe() for p in partitions], reports, docs)
 
     if dry_run:
         return work()

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from pipelines.config import Config
-from pipelines.lake.store import OUTPUTS, Lake
+from pipelines.lake.store import KEY, OUTPUTS, Lake
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class Expired:
     source: str
     table: str
     night: date
+
+    def describe(self) -> str:
+        return f"source={self.source}/table={self.table}/{KEY}={self.night}"
 
 
 def expired_partitions(cfg: Config, today: date) -> list[Expired]:
