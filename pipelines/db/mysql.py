@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, Connection
 from pipelines.db.base import Adapter, Checkpoint, no_checkpoint
 from pipelines.db.csv_stream import csv_chunks, csv_readable, parse_csv
 from pipelines.db.streams import merge_streams
-from pipelines.errors import LoadError, SourceUnavailableError
+from pipelines.errors import ConfigError, LoadError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ BATCH_ROWS = 50_000
 _STRING_MARK = "~"  # prefixed to non-NULL strings so that a string 'NULL' is never read as NULL
 _LOCAL_INFILE_REFUSED = {1148, 2068, 3948, 4166}
 _MIGRATION_LOCK = "seam_schema_migrations"
+# client errors that are about reaching the server (refused login, unknown database, lost
+# connection) or contention (lock wait, deadlock): the others are about the statement
+_TRANSIENT_CLIENT = {1040, 1044, 1045, 1049, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013}
 
 
 class MySQLAdapter(Adapter):
@@ -232,9 +235,18 @@ def _client_batches(url: URL, query: str, schema: pa.Schema) -> Iterator[pa.Reco
         rc = proc.wait()
         err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
         if rc != 0:
-            first = err.splitlines()[0][:300] if err else f"exit code {rc}"
+            # the client's own line ("ERROR 1054 (42S22) at line 1: Unknown column ..."), not a
+            # separator or the echoed statement
+            lines = [line for line in err.splitlines() if line.startswith("ERROR")] or err.splitlines()
+            first = lines[0][:300] if lines else f"exit code {rc}"
             if url.password:
                 first = first.replace(url.password, "***")
+            number = first.split()[1] if first.startswith("ERROR ") and len(first.split()) > 1 else ""
+            if number.isdigit() and int(number) not in _TRANSIENT_CLIENT:
+                raise ConfigError(
+                    f"the {Path(client).name} client refused the statement: {first}; fix the table's "
+                    f"`query:`, `table:` or `columns:` in the config"
+                )
             raise SourceUnavailableError(f"the {Path(client).name} client failed: {first}")
     finally:
         if proc.poll() is None:

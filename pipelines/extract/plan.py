@@ -13,7 +13,7 @@ from sqlalchemy.exc import NoSuchTableError
 
 from pipelines.config import SourceSpec, TableSpec
 from pipelines.contracts import get_dataset
-from pipelines.errors import ConfigError, DataError
+from pipelines.errors import ConfigError
 from pipelines.extract.ranges import split_key
 from pipelines.extract.schema import QUERY_TYPES, arrow_type
 from pipelines.run_context import NightBounds
@@ -92,9 +92,9 @@ def build_plan(
 def check_mapping(source: str, spec: TableSpec, plan: TablePlan) -> None:
     """Every source column the `columns:` mapping names must exist in the table."""
     if plan.missing:
-        raise DataError(
+        raise ConfigError(
             f"sources.{source}.tables.{spec.name}: source columns {plan.missing} of the `columns:` mapping "
-            f"are not in table {spec.table!r} (it has {plan.table_columns})"
+            f"are not in table {spec.table!r} (it has {plan.table_columns}); fix the names in `columns:`"
         )
 
 

@@ -26,8 +26,8 @@ from sqlalchemy.exc import DBAPIError
 
 from pipelines import __version__
 from pipelines.config import Config, source_url
-from pipelines.db import Adapter, adapter_for, connect, describe_db_error, make_engine
-from pipelines.errors import SourceUnavailableError
+from pipelines.db import Adapter, adapter_for, connect, describe_db_error, is_transient, make_engine
+from pipelines.errors import ConfigError, SourceUnavailableError
 from pipelines.extract.drift import check_drift, schema_to_json
 from pipelines.extract.plan import TablePlan, build_plan, check_mapping, compiled
 from pipelines.extract.ranges import build_ranges
@@ -142,7 +142,13 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                     }
                 )
     except DBAPIError as err:
-        raise SourceUnavailableError(f"extracting {where} failed: {describe_db_error(err)}") from None
+        if is_transient(err):  # only a lost connection, a restart or contention: worth a retry
+            raise SourceUnavailableError(f"extracting {where} failed: {describe_db_error(err)}") from None
+        what = "query" if spec.query is not None else "table"
+        raise ConfigError(
+            f"extracting {where} failed: the database refused the {what}: {describe_db_error(err)}; "
+            f"fix sources.{source.name}.tables.{spec.name}.{what} (or its `columns:`) in the config"
+        ) from None
     finally:
         engine.dispose()
     if spec.mode == "incremental":

@@ -515,3 +515,35 @@ def test_mariadb_split_extraction_equals_one_stream(mariadb_database, tmp_path, 
     assert [m["method"] for m in manifests] == ["mysql_client", "mysql_client"]
     pd.testing.assert_frame_equal(frames[0], frames[1])
     assert frames[1]["id"].is_unique and frames[1].loc[frames[1]["id"] == 1700, "label"].item() == "NULL\ttab"
+
+
+def test_a_typo_in_columns_is_a_config_error(backend, tmp_path, monkeypatch):
+    _, url = backend
+    _create(url, [_row(0, datetime(2026, 11, 21, 10))])
+    cfg = _config(tmp_path, monkeypatch, url, columns={"quantity": "quantiy"})
+    with pytest.raises(ConfigError, match=r"source columns \['quantiy'\] of the `columns:` mapping"):
+        extract_table(cfg, "erp", "lines", DAY2)
+    assert not any(cfg.lake.rglob("*.parquet"))
+
+
+def test_a_typo_in_a_query_is_a_config_error_naming_the_query(backend, tmp_path, monkeypatch):
+    kind, url = backend
+    table = "`lines`" if kind == "mariadb" else "lines"  # LINES is a keyword of MariaDB
+    _create(url, [_row(0, datetime(2026, 11, 21, 10))])
+    monkeypatch.setenv("SEAM_TEST_EXTRACT_URL", url)
+    raw = {
+        "lake": str(tmp_path / "lake"),
+        "sources": {
+            "erp": {
+                "url_env": "SEAM_TEST_EXTRACT_URL",
+                "tables": {
+                    "lines": {"dataset": "order_lines", "query": f"SELECT order_id, quantiy FROM {table}"}
+                },
+            }
+        },
+    }
+    cfg = parse_config(raw, base=tmp_path)
+    with pytest.raises(ConfigError, match=r"fix sources\.erp\.tables\.lines\.query") as err:
+        extract_table(cfg, "erp", "lines", DAY2)
+    assert "quantiy" in str(err.value) and not err.value.transient
+    assert not any(cfg.lake.rglob("*.parquet"))

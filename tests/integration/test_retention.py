@@ -72,7 +72,10 @@ def test_prune_keeps_increments_the_accuracy_window_and_the_newest_night(tmp_pat
     run_migrate(cfg)  # the ledger records the prune step
     done = run_prune(cfg, RunContext(TODAY))
     assert set(done.lake) == gone
-    assert len(lake.partition_days("erp", "products")) == 11 and len(lake.partition_days("erp", "order_lines")) == 40
+    assert (
+        len(lake.partition_days("erp", "products")) == 11
+        and len(lake.partition_days("erp", "order_lines")) == 40
+    )
     assert lake.table_days("erp", "products") == sorted(nights)[-11:]  # manifests went with the data
     assert sorted(p.name for p in cfg.report.directory.iterdir()) == sorted(
         ["gx-project", *[d.isoformat() for d in nights[:6]]]
