@@ -43,19 +43,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from pipelines.anomaly.windows import lagged_windows, quantile_sorted, sorted_count, windows_at
+from pipelines.anomaly.cadence import DAILY, Cadence
+from pipelines.anomaly.windows import quantile_sorted, sorted_count, windows_at
 
 MODEL_LABEL = "causal-robust-decomposition"
+COUNT_MODEL_LABEL = "causal-compound-count"
 
-_LEVEL_DAYS = 28
-_WEEKS = 8
-_YEAR = 364
-_YEAR_HALF_WIDTH = 14
-_SCALE_DAYS = 56
-_SELECT_DAYS = 168
-_SCAN_DAYS = 14
-_MISSING_WINDOW = 28
-_MISSING_PRESENT_FRACTION = 0.9
 _IQR_TO_SD = 1.349
 _Q90_RANGE_TO_SD = 3.2897
 _MAD_EFFICIENCY = 0.37
@@ -66,14 +59,12 @@ _YEARLY_MIN_COUNT = 15
 _YEARLY_SHRINK_SE = 2.0
 _INTERMITTENT_ZERO_FRACTION = 0.5
 _INTERMITTENT_MAX_Z = 3.0
+_MISSING_PRESENT_FRACTION = 0.9
 
-#: Days of history before ``t`` that any statistic at ``t`` reads. An incremental run must be given at
-#: least this many days before its first output day to reproduce a full run exactly.
-REQUIRED_HISTORY_DAYS = (
-    # shift scan + model-selection window + weekly anchors of the scale and yearly terms + yearly
-    # window + weekday offsets + level window
-    _SCAN_DAYS + _SELECT_DAYS + 1 + 2 * 7 + _YEAR + _YEAR_HALF_WIDTH + 7 * _WEEKS + _LEVEL_DAYS
-)
+#: Days of history before ``t`` that any statistic at ``t`` reads, for daily series. An incremental
+#: run must be given at least this many days before its first output day to reproduce a full run
+#: exactly (see :func:`pipelines.anomaly.cadence.required_history` for other periods).
+REQUIRED_HISTORY_DAYS = DAILY.required_history
 
 KIND_NONE, KIND_SPIKE, KIND_DIP, KIND_SHIFT, KIND_MISSING = 0, 1, 2, 3, 4
 KIND_LABELS: dict[int, str | None] = {
@@ -96,6 +87,8 @@ class MatrixScores:
     is_anomaly: np.ndarray
     kind: np.ndarray
     shift_start: np.ndarray
+    tail: np.ndarray  # one-sided probability of a value at least this far out (NaN = no value)
+    count_model: np.ndarray  # True where the sparse count model scored the value
 
 
 def two_sided_score(z: np.ndarray, dof: np.ndarray) -> np.ndarray:
@@ -155,13 +148,14 @@ def _selection_criterion(
     hist_pos: np.ndarray,
     acols: np.ndarray,
     log_dh: _Fn | None,
+    n_select: int,
 ) -> np.ndarray:
     """Negative Box-Cox profile log-likelihood per residual, ``log(scale) - mean(log h'(y))``.
 
     ``scale`` is the mean absolute deviation from the median (efficient and robust enough to compare
-    models) of the residuals ``rh`` over the last ``_SELECT_DAYS`` days before each anchor column.
+    models) of the residuals ``rh`` over the last ``n_select`` periods before each anchor column.
     """
-    win = windows_at(rh, acols, 0, _SELECT_DAYS)
+    win = windows_at(rh, acols, 0, n_select)
     n = np.count_nonzero(~np.isnan(win), axis=-1)
     centre = quantile_sorted(*sorted_count(win), 0.5)
     mad = np.nan_to_num(np.abs(win - centre[..., None])).sum(axis=-1) / np.maximum(n, 1)
@@ -169,7 +163,7 @@ def _selection_criterion(
         jac = np.zeros_like(mad)
     else:
         used = np.where(np.isnan(rh), 0.0, log_dh(np.nan_to_num(hist_pos)))
-        jac = windows_at(used, acols, 0, _SELECT_DAYS).sum(axis=-1) / np.maximum(n, 1)
+        jac = windows_at(used, acols, 0, n_select).sum(axis=-1) / np.maximum(n, 1)
     with np.errstate(divide="ignore"):
         return np.where(n > 0, np.log(mad) - jac, np.nan)
 
@@ -190,8 +184,8 @@ class _CountModel:
     mean: np.ndarray
 
     @classmethod
-    def fit(cls, hist: np.ndarray, acols: np.ndarray, aidx: np.ndarray) -> _CountModel:
-        win = windows_at(hist, acols, 0, _SCALE_DAYS)
+    def fit(cls, hist: np.ndarray, acols: np.ndarray, aidx: np.ndarray, n_scale: int) -> _CountModel:
+        win = windows_at(hist, acols, 0, n_scale)
         n = np.count_nonzero(~np.isnan(win), axis=-1)
         total = np.nansum(win, axis=-1)
         nn = np.maximum(n, 1)
@@ -279,92 +273,167 @@ def _span(a: int, b: int) -> np.ndarray:
     return np.arange(a, b, dtype=np.intp)
 
 
-def _anchors(cols: np.ndarray, day_of_col0: int) -> np.ndarray:
-    """Weekly anchor of each column: the latest earlier column falling on a Thursday.
+def _anchors(cols: np.ndarray, period_of_col0: int, cad: Cadence) -> np.ndarray:
+    """Anchor of each column: the latest earlier column whose period number is ``anchor_phase``
+    modulo ``anchor_every`` (a Thursday for daily series, the last period of a day otherwise).
 
-    Slow-moving statistics (residual scale, yearly correction) are computed once per week at the
-    anchor; being tied to the calendar, they are the same whatever range of days is scored.
+    Slow-moving statistics (residual scale, model choice, yearly correction, count model) are computed
+    once per anchor; being tied to the calendar, they are the same whatever range is scored.
     """
     prev = cols - 1
-    return prev - (day_of_col0 + prev) % 7
+    return prev - (period_of_col0 + prev - cad.anchor_phase) % cad.anchor_every
+
+
+def _level_at(hist: np.ndarray, cols: np.ndarray, period_of_col0: int, cad: Cadence) -> np.ndarray:
+    """Level (median of the ``cad.level`` periods before the last refresh) at each column.
+
+    The level is refreshed every ``cad.level_step`` periods (every day for daily series, so it is
+    the median of the 28 days before ``t``; at midnight for hourly series).
+    """
+    bound = cols - (period_of_col0 + cols) % cad.level_step
+    ucols, inv = np.unique(bound, return_inverse=True)
+    med, _ = _median_at(hist, ucols, 1, cad.level)
+    return med[:, inv.ravel()]
+
+
+def _seasonal(x: np.ndarray, cols: np.ndarray, cad: Cadence, default: float) -> tuple[np.ndarray, np.ndarray]:
+    """Median of ``x`` over the last ``offset_cycles`` same positions of the longest seasonal cycle
+    with at least two values (weekday for daily series; period of the week, else of the day,
+    otherwise), ``default`` where no cycle has two. Also returns whether the value is finite and set."""
+    out = np.full((x.shape[0], len(cols)), default)
+    found = np.zeros(out.shape, dtype=bool)
+    for cycle in reversed(cad.cycles):
+        med, n = _median_at(x, cols, cycle, cad.offset_cycles, cycle)
+        use = (n >= 2) & np.isfinite(med)
+        out = np.where(use, med, out)
+        found |= use
+    return out, found
 
 
 def _expected_at(
-    hist: np.ndarray, cols: np.ndarray, pad: int, day_of_col0: int
+    hist: np.ndarray, cols: np.ndarray, pad: int, period_of_col0: int, cad: Cadence
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expected values of padded history ``hist`` at padded columns ``cols``: additive ``B + O + Y``
     and multiplicative ``B * O' * (1 + Y')``."""
-    anchor = _anchors(cols, day_of_col0)
+    anchor = _anchors(cols, period_of_col0, cad)
     ycols, yidx = np.unique(anchor, return_inverse=True)
-    year_cols = np.unique(
-        (ycols[:, None] + 1 - _YEAR + np.arange(-_YEAR_HALF_WIDTH, _YEAR_HALF_WIDTH + 1)[None, :]).ravel()
-    )
-    year_cols = year_cols[year_cols >= pad]
-    base_cols = np.union1d(cols, year_cols)
-    level_cols = np.unique((base_cols[:, None] - 7 * np.arange(0, _WEEKS + 1)[None, :]).ravel())
+    base_cols = cols
+    if cad.year:
+        half = cad.year_half
+        year_cols = np.unique((ycols[:, None] + 1 - cad.year + np.arange(-half, half + 1)[None, :]).ravel())
+        year_cols = year_cols[year_cols >= pad]
+        base_cols = np.union1d(cols, year_cols)
+    lags = np.unique(np.concatenate([c * np.arange(0, cad.offset_cycles + 1) for c in cad.cycles]))
+    level_cols = np.unique((base_cols[:, None] - lags[None, :]).ravel())
     level_cols = level_cols[level_cols >= pad]
     level = np.full(hist.shape, np.nan)
-    level[:, level_cols], _ = _median_at(hist, level_cols, 1, _LEVEL_DAYS)
-    offset, n_off = _median_at(hist - level, base_cols, 7, _WEEKS, 7)
+    level[:, level_cols] = _level_at(hist, level_cols, period_of_col0, cad)
+    offset, _ = _seasonal(hist - level, base_cols, cad, 0.0)
     base = np.full(hist.shape, np.nan)
-    base[:, base_cols] = level[:, base_cols] + np.where(n_off >= 2, offset, 0.0)
-    resid0 = hist - base
-    win = windows_at(resid0, ycols, _YEAR - _YEAR_HALF_WIDTH - 1, 2 * _YEAR_HALF_WIDTH + 1)
-    s, c = sorted_count(win, in_place=True)
-    yearly = quantile_sorted(s, c, 0.5)
-    sd = (quantile_sorted(s, c, 0.75) - quantile_sorted(s, c, 0.25)) / _IQR_TO_SD
-    se = _YEARLY_SHRINK_SE * 1.2533 * sd / np.sqrt(np.maximum(c, 1))
-    yearly = np.sign(yearly) * np.maximum(np.abs(yearly) - se, 0.0)
-    yearly = np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly), yearly, 0.0)
-    additive = base[:, cols] + yearly[:, yidx.ravel()]
+    base[:, base_cols] = level[:, base_cols] + offset
+    if cad.year:
+        yearly = _yearly(hist - base, ycols, cad)
+        additive = base[:, cols] + yearly[:, yidx.ravel()]
+    else:
+        additive = base[:, cols]
 
-    # Multiplicative variant: the same level times weekday and yearly ratios. The level (a median) is
+    # Multiplicative variant: the same level times seasonal and yearly ratios. The level (a median) is
     # the same on any monotone scale; weekday effects of many business series scale with the level.
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(level > 0, hist / level, np.nan)
-    factor, n_fac = _median_at(ratio, base_cols, 7, _WEEKS, 7)
+    factor, _ = _seasonal(ratio, base_cols, cad, 1.0)
     base_m = np.full(hist.shape, np.nan)
-    base_m[:, base_cols] = level[:, base_cols] * np.where((n_fac >= 2) & np.isfinite(factor), factor, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel0 = np.where(base_m > 0, hist / base_m, np.nan)
-    win = windows_at(rel0, ycols, _YEAR - _YEAR_HALF_WIDTH - 1, 2 * _YEAR_HALF_WIDTH + 1)
-    s, c = sorted_count(win, in_place=True)
-    yearly_m = quantile_sorted(s, c, 0.5) - 1.0
-    sd = (quantile_sorted(s, c, 0.75) - quantile_sorted(s, c, 0.25)) / _IQR_TO_SD
-    se = _YEARLY_SHRINK_SE * 1.2533 * sd / np.sqrt(np.maximum(c, 1))
-    yearly_m = np.sign(yearly_m) * np.maximum(np.abs(yearly_m) - se, 0.0)
-    yearly_m = np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly_m), yearly_m, 0.0)
-    multiplicative = base_m[:, cols] * (1.0 + yearly_m[:, yidx.ravel()])
+    base_m[:, base_cols] = level[:, base_cols] * factor
+    if cad.year:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel0 = np.where(base_m > 0, hist / base_m, np.nan)
+        yearly_m = _yearly(rel0, ycols, cad, centre=1.0)
+        multiplicative = base_m[:, cols] * (1.0 + yearly_m[:, yidx.ravel()])
+    else:
+        multiplicative = base_m[:, cols]
     return additive, multiplicative
 
 
+def _yearly(resid: np.ndarray, ycols: np.ndarray, cad: Cadence, centre: float = 0.0) -> np.ndarray:
+    """Yearly correction at anchors ``ycols``: median of last year's residuals around ``t - year``,
+    shrunk towards 0 by twice its standard error, 0 unless enough residuals exist."""
+    half = cad.year_half
+    win = windows_at(resid, ycols, cad.year - half - 1, 2 * half + 1)
+    s, c = sorted_count(win, in_place=True)
+    yearly = quantile_sorted(s, c, 0.5) - centre
+    sd = (quantile_sorted(s, c, 0.75) - quantile_sorted(s, c, 0.25)) / _IQR_TO_SD
+    se = _YEARLY_SHRINK_SE * 1.2533 * sd / np.sqrt(np.maximum(c, 1))
+    yearly = np.sign(yearly) * np.maximum(np.abs(yearly) - se, 0.0)
+    return np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly), yearly, 0.0)
+
+
+def _shift_scan(
+    zg: np.ndarray, rho: np.ndarray, zo: int, k: int, n_scan: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best standardised sum of ``zg`` over the last 2..``n_scan`` periods for the last ``k`` columns.
+
+    The variance of a sum of ``j`` values is corrected for lag-1 autocorrelation ``rho``. Returns the
+    length - 1 of the best window (the shift started that many periods ago) and its statistic; the
+    earliest of equal statistics wins. Loops over window lengths so memory stays (series x k).
+    """
+    n_series = zg.shape[0]
+    zpad = np.concatenate([np.full((n_series, n_scan + 1), np.nan), zg], axis=1)
+    off = n_scan + 1 + zo
+    sums = np.zeros((n_series, k))
+    nval = np.zeros((n_series, k))
+    best = np.zeros((n_series, k), dtype=np.intp)
+    best_stat = np.zeros((n_series, k))
+    for j in range(n_scan):
+        cell = zpad[:, off - j : off - j + k]
+        sums += np.nan_to_num(cell)
+        nval += ~np.isnan(cell)
+        if j == 0:
+            continue
+        var = nval * (1 + rho) / (1 - rho) - 2 * rho * (1 - rho**nval) / (1 - rho) ** 2
+        stat = np.where(nval >= 2, sums / np.sqrt(np.maximum(var, 1.0)), 0.0)
+        better = np.abs(stat) > np.abs(best_stat)
+        best = np.where(better, j, best)
+        best_stat = np.where(better, stat, best_stat)
+    return best, best_stat
+
+
 def score_matrix(
-    y: np.ndarray, event: np.ndarray, start: int, *, day0: int, threshold: float, min_history: int
+    y: np.ndarray,
+    event: np.ndarray,
+    start: int,
+    *,
+    day0: int,
+    threshold: float,
+    min_history: int,
+    cadence: Cadence = DAILY,
 ) -> MatrixScores:
     """Score columns ``[start, T)`` of ``y`` (NaN = no value) using only earlier columns.
 
     Args:
-        y: (series, days) values.
-        day0: day number (days since 1970-01-01) of column 0.
-        event: (series, days) True on known-event days (never alarms, excluded from history).
+        y: (series, periods) values.
+        day0: period number (periods since 1970-01-01 00:00; days for daily series) of column 0.
+        event: (series, periods) True on known-event periods (never alarm, excluded from history).
         start: first output column.
         threshold: score threshold of ``is_anomaly``.
         min_history: valid history values needed before alarms.
+        cadence: the sampling period and the windows of the model.
     """
+    cad = cadence
     n_series, n_days = y.shape
-    pad = REQUIRED_HISTORY_DAYS + 1
+    pad = cad.required_history + 1
     yp = np.concatenate([np.full((n_series, pad), np.nan), y], axis=1)
     evp = np.concatenate([np.zeros((n_series, pad), dtype=bool), event], axis=1)
     hist = np.where(evp, np.nan, yp)
     out_cols = _span(start + pad, n_days + pad)
-    z_cols = _span(max(start + pad - _SCAN_DAYS + 1, pad), n_days + pad)
-    # The first z column's weekly anchor is up to 7 days earlier and reads _SELECT_DAYS residuals.
-    exp_cols = _span(max(z_cols[0] - 7 - _SELECT_DAYS, pad) if len(z_cols) else pad, n_days + pad)
+    z_cols = _span(max(start + pad - cad.scan + 1, pad), n_days + pad)
+    # The first z column's anchor is up to anchor_every periods earlier and reads cad.select residuals.
+    first_exp = z_cols[0] - cad.anchor_every - cad.select if len(z_cols) else pad
+    exp_cols = _span(max(first_exp, pad), n_days + pad)
 
     expected = np.full(yp.shape, np.nan)
     expected_m = np.full(yp.shape, np.nan)
     if len(exp_cols):
-        expected[:, exp_cols], expected_m[:, exp_cols] = _expected_at(hist, exp_cols, pad, day0 - pad)
+        expected[:, exp_cols], expected_m[:, exp_cols] = _expected_at(hist, exp_cols, pad, day0 - pad, cad)
     resid = hist - expected
 
     # Residuals are measured on a variance-stabilised scale h(y) - h(expected), with the model chosen
@@ -375,12 +444,12 @@ def score_matrix(
     # is stable and does not favour whichever model happens to underestimate the recent scale.
     # Residual scale: two quantile-based Gaussian sigma estimates (IQR / 1.349 and the 5-95% range /
     # 3.29) of the chosen residuals; the larger one guards against heavy tails.
-    acols, aidx = np.unique(_anchors(z_cols, day0 - pad), return_inverse=True)
+    acols, aidx = np.unique(_anchors(z_cols, day0 - pad, cad), return_inverse=True)
     aidx = aidx.ravel()
-    n_hist = _rolling_count(~np.isnan(hist), acols + 1, _SCALE_DAYS)
-    n_int = _rolling_count(hist == np.round(hist), acols + 1, _SCALE_DAYS)
-    n_zero = _rolling_count(hist == 0, acols + 1, _SCALE_DAYS)
-    n_neg = _rolling_count(hist < 0, acols + 1, _SELECT_DAYS)
+    n_hist = _rolling_count(~np.isnan(hist), acols + 1, cad.scale)
+    n_int = _rolling_count(hist == np.round(hist), acols + 1, cad.scale)
+    n_zero = _rolling_count(hist == 0, acols + 1, cad.scale)
+    n_neg = _rolling_count(hist < 0, acols + 1, cad.select)
     counts = (n_hist > 0) & (n_int == n_hist)
     intermittent = n_zero >= _INTERMITTENT_ZERO_FRACTION * np.maximum(n_hist, 1)
     exp_pos = np.fmax(expected_m, 0.0)
@@ -394,7 +463,7 @@ def score_matrix(
     rhos_shift: list[np.ndarray] = []
     for t, (h, log_dh) in enumerate(_CANDIDATES):
         rh = resid if h is None else h(hist_pos) - h(exp_pos)
-        win = windows_at(rh, acols, 0, _SCALE_DAYS)
+        win = windows_at(rh, acols, 0, cad.scale)
         s, n_res = sorted_count(win)
         q = {pr: quantile_sorted(s, n_res, pr) for pr in (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)}
         rhos.append(_lag1_autocorrelation(win, q[0.5]))
@@ -402,7 +471,7 @@ def score_matrix(
         # a slowly drifting series does not read as a level shift.
         rhos_shift.append(_lag1_autocorrelation(win, np.zeros_like(q[0.5])))
         sc = np.fmax((q[0.75] - q[0.25]) / _IQR_TO_SD, (q[0.95] - q[0.05]) / _Q90_RANGE_TO_SD)
-        c = _selection_criterion(rh, hist_pos, acols, log_dh)
+        c = _selection_criterion(rh, hist_pos, acols, log_dh, cad.select)
         if t > 0:
             # Other models must explain (almost) the same days as the additive identity model.
             ok = ~intermittent & (sc > 0) & (n_res >= n_res_all[0] - 1)
@@ -444,33 +513,24 @@ def score_matrix(
         yz_pos = np.fmax(yz, 0.0)
     z = np.choose(tz, [yz - exp_z if h is None else h(yz_pos) - h(e_pos) for h, _ in _CANDIDATES]) / scale
     point = two_sided_score(z, dof)
+    tail = special.stdtr(dof, -np.abs(z))
     # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days, with the
     # variance of the sums corrected for the lag-1 autocorrelation of the residuals (rho_shift).
     pit = special.stdtr(dof, z)
     # Intermittent count series (mostly zeros, whole numbers): tail probabilities of a count model.
     nb = (counts & intermittent)[:, aidx]
-    count_model = _CountModel.fit(hist, acols, aidx) if nb.any() else None
+    count_model = _CountModel.fit(hist, acols, aidx, cad.scale) if nb.any() else None
     if count_model is not None:
         c_point, c_pit = count_model.score(yz)
         point = np.where(nb, c_point, point)
+        tail = np.where(nb, (1.0 - c_point) / 2.0, tail)
         pit = np.where(nb, c_pit, pit)
     zg = np.clip(special.ndtri(np.clip(pit, 1e-300, 1 - 1e-16)), -_Z_CLIP, _Z_CLIP)
     zg = np.where(np.isnan(z) | evp[:, z_cols], np.nan, zg)
     k = len(out_cols)
     zo = len(z_cols) - k
-    zpad = np.concatenate([np.full((n_series, _SCAN_DAYS + 1), np.nan), zg], axis=1)
-    off = _SCAN_DAYS + 1 + zo
-    rho = rho_shift[:, zo:]
-    scan = lagged_windows(zpad, off, off + k, 0, _SCAN_DAYS)[..., ::-1]
-    sums = np.cumsum(np.nan_to_num(scan), axis=-1)
-    nval = np.cumsum(~np.isnan(scan), axis=-1)
-    r = rho[..., None]
-    var = nval * (1 + r) / (1 - r) - 2 * r * (1 - r**nval) / (1 - r) ** 2
-    stat = np.where(nval >= 2, sums / np.sqrt(np.maximum(var, 1.0)), 0.0)
-    stat[..., 0] = 0.0
-    best = np.argmax(np.abs(stat), axis=-1)
-    best_stat = np.take_along_axis(stat, best[..., None], axis=-1)[..., 0]
-    shift = shift_score(best_stat, _SCAN_DAYS / 2.0)
+    best, best_stat = _shift_scan(zg, rho_shift[:, zo:], zo, k, cad.scan)
+    shift = shift_score(best_stat, cad.scan / 2.0)
 
     zt, pt = z[:, zo:], point[:, zo:]
     yt, evt = yp[:, out_cols], evp[:, out_cols]
@@ -483,13 +543,12 @@ def score_matrix(
     kind = np.where(score >= threshold, kind, KIND_NONE)
     shift_start = np.where(is_shift, out_cols[None, :] - pad - best, -1)
 
-    recent = windows_at(yp, out_cols, 1, _MISSING_WINDOW)
-    present = np.count_nonzero(~np.isnan(recent), axis=-1)
+    present = _rolling_count(~np.isnan(yp), out_cols, cad.missing)
     n_valid = n_hist[:, zo:]
-    n_missing = _SCALE_DAYS - n_valid
-    # Probability that a day is missing, estimated from the last 56 days (Jeffreys prior).
-    miss_score = 1.0 - (n_missing + 0.5) / (_SCALE_DAYS + 1.0)
-    usual_reporter = present >= _MISSING_PRESENT_FRACTION * _MISSING_WINDOW
+    n_missing = cad.scale - n_valid
+    # Probability that a period is missing, estimated from the scale window (Jeffreys prior).
+    miss_score = 1.0 - (n_missing + 0.5) / (cad.scale + 1.0)
+    usual_reporter = present >= _MISSING_PRESENT_FRACTION * cad.missing
     score = np.where(missing, np.where(usual_reporter, miss_score, 0.0), score)
     kind = np.where(missing, np.where(usual_reporter, KIND_MISSING, KIND_NONE), kind).astype(np.int8)
     enough = (n_valid >= min_history) & (n_res[:, zo:] >= 7)
@@ -511,4 +570,6 @@ def score_matrix(
         is_anomaly=is_anom,
         kind=kind,
         shift_start=shift_start,
+        tail=tail[:, zo:],
+        count_model=np.zeros(kind.shape, dtype=bool) if count_model is None else nb[:, zo:],
     )

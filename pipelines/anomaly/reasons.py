@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from pipelines.anomaly.cadence import DAILY, Cadence
+
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -57,7 +59,14 @@ def build_point_reason(
     return text
 
 
-def build_point_reasons(frame: pd.DataFrame, rows: np.ndarray, events: dict[int, str]) -> list[str]:
+def build_point_reasons(
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    events: dict[int, str],
+    *,
+    notes: pd.DataFrame | None = None,
+    cadence: Cadence = DAILY,
+) -> list[str]:
     """Build reasons for ``rows`` (positions) of a scored frame; ``events`` maps position -> label."""
     out = []
     y = frame["y"].to_numpy()
@@ -66,7 +75,7 @@ def build_point_reasons(frame: pd.DataFrame, rows: np.ndarray, events: dict[int,
     hi = frame["upper"].to_numpy()
     kind = frame["kind"].to_numpy(dtype=object)
     ds = frame["ds"].to_numpy()
-    since = frame["_shift_since"].to_numpy() if "_shift_since" in frame else None
+    since = notes["shift_since"].to_numpy() if notes is not None else None
     for i in rows:
         s = None
         if since is not None and not pd.isna(since[i]):
