@@ -44,6 +44,7 @@ import numpy as np
 from scipy import special
 
 from pipelines.anomaly.cadence import DAILY, Cadence
+from pipelines.anomaly.counts import PRIOR_PERIODS, CompoundCounts
 from pipelines.anomaly.windows import quantile_sorted, sorted_count, windows_at
 
 MODEL_LABEL = "causal-robust-decomposition"
@@ -166,62 +167,6 @@ def _selection_criterion(
         jac = windows_at(used, acols, 0, n_select).sum(axis=-1) / np.maximum(n, 1)
     with np.errstate(divide="ignore"):
         return np.where(n > 0, np.log(mad) - jac, np.nan)
-
-
-@dataclass(frozen=True)
-class _CountModel:
-    """Predictive negative binomial of a count, fitted at weekly anchors to the last 56 days.
-
-    Mean ``(S + 1/2) / n`` (sum ``S`` of ``n`` days; the Poisson-gamma predictive with Jeffreys'
-    prior) and variance ``max(sample variance, mean) * (1 + 1/n)`` (over-dispersion, plus the
-    uncertainty of the mean). With no over-dispersion this is exactly the Poisson-gamma predictive
-    ``NB(S + 1/2, n / (n + 1))``, so an all-zero history still allows an occasional unit.
-    Arrays are (series, z columns).
-    """
-
-    r: np.ndarray
-    p: np.ndarray
-    mean: np.ndarray
-
-    @classmethod
-    def fit(cls, hist: np.ndarray, acols: np.ndarray, aidx: np.ndarray, n_scale: int) -> _CountModel:
-        win = windows_at(hist, acols, 0, n_scale)
-        n = np.count_nonzero(~np.isnan(win), axis=-1)
-        total = np.nansum(win, axis=-1)
-        nn = np.maximum(n, 1)
-        sample_mean = total / nn
-        ss = np.nansum((win - sample_mean[..., None]) ** 2, axis=-1)
-        mean = (total + 0.5) / nn
-        var = np.fmax(ss / np.maximum(n - 1, 1), mean) * (1.0 + 1.0 / nn)
-        r = mean * mean / (var - mean)
-        p = mean / var
-        return cls(r=r[:, aidx], p=p[:, aidx], mean=mean[:, aidx])
-
-    def score(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Two-sided tail score and mid-p probability integral transform of counts ``y``."""
-        with np.errstate(invalid="ignore"):
-            x = np.where(np.isnan(y), 0.0, np.round(np.fmax(y, 0.0))).astype(np.int64)
-            xs = np.maximum(x, 1).astype(np.float64)
-            # Negative binomial tails via the regularised incomplete beta function (r need not be an
-            # integer): P(Y <= k) = I_p(r, k + 1) and P(Y >= k) = I_(1-p)(k, r) for k >= 1.
-            upper = np.where(x <= 0, 1.0, special.betainc(xs, self.r, 1.0 - self.p))  # P(Y >= x)
-            lower = special.betainc(self.r, x + 1.0, self.p)  # P(Y <= x)
-            below = np.where(x <= 0, 0.0, special.betainc(self.r, xs, self.p))  # P(Y <= x - 1)
-        point = 1.0 - np.minimum(1.0, 2.0 * np.minimum(upper, lower))
-        pit = 0.5 * (below + lower)
-        nan = np.isnan(y)
-        return np.where(nan, np.nan, point), np.where(nan, np.nan, pit)
-
-    def band(self, threshold: float, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean and the central ``threshold`` interval of the counts, for columns from ``first`` on."""
-        from scipy import stats
-
-        r, p = self.r[:, first:], self.p[:, first:]
-        tail = (1.0 - threshold) / 2.0
-        with np.errstate(invalid="ignore"):
-            lower = stats.nbinom.ppf(tail, r, p)
-            upper = stats.nbinom.ppf(1.0 - tail, r, p)
-        return self.mean[:, first:], lower, upper
 
 
 def _lag1_autocorrelation(win: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -367,6 +312,30 @@ def _yearly(resid: np.ndarray, ycols: np.ndarray, cad: Cadence, centre: float = 
     return np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly), yearly, 0.0)
 
 
+def _zero_rate(
+    hist: np.ndarray, acols: np.ndarray, aidx: np.ndarray, cols: np.ndarray, cad: Cadence
+) -> np.ndarray:
+    """Rate of zeros in the same position of the longest seasonal cycle (the same weekday, or hour
+    of the week) over the ``cad.long`` periods up to each column's anchor.
+
+    The position's share ``zeros / values`` is shrunk towards the share over all "open" positions
+    (those with fewer than half zeros, so a closed weekend does not count) by ``PRIOR_PERIODS``
+    pseudo-values. Without any earlier zero the rate is 0 and the model alone decides.
+    """
+    cycle = cad.cycles[0]
+    win = windows_at(hist, acols, 0, cad.long)
+    shape = (win.shape[0], win.shape[1], cad.long // cycle, cycle)
+    zeros = (win == 0).reshape(shape).sum(axis=2)
+    valid = (~np.isnan(win)).reshape(shape).sum(axis=2)
+    open_ = 2 * zeros < valid
+    pooled = np.where(open_, zeros, 0).sum(axis=-1) / np.maximum(np.where(open_, valid, 0).sum(axis=-1), 1)
+    where = (cols - (acols[aidx] - cad.long + 1)) % cycle
+    rows = np.arange(win.shape[0])[:, None]
+    k0 = zeros[rows, aidx[None, :], where[None, :]]
+    n = valid[rows, aidx[None, :], where[None, :]]
+    return (k0 + PRIOR_PERIODS * pooled[:, aidx]) / (n + PRIOR_PERIODS)
+
+
 def _shift_scan(
     zg: np.ndarray, rho: np.ndarray, zo: int, k: int, n_scan: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -451,6 +420,7 @@ def score_matrix(
     n_zero = _rolling_count(hist == 0, acols + 1, cad.scale)
     n_neg = _rolling_count(hist < 0, acols + 1, cad.select)
     counts = (n_hist > 0) & (n_int == n_hist)
+    nonneg = (n_neg == 0) & (n_hist > 0)
     intermittent = n_zero >= _INTERMITTENT_ZERO_FRACTION * np.maximum(n_hist, 1)
     exp_pos = np.fmax(expected_m, 0.0)
     with np.errstate(invalid="ignore"):
@@ -517,14 +487,33 @@ def score_matrix(
     # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days, with the
     # variance of the sums corrected for the lag-1 autocorrelation of the residuals (rho_shift).
     pit = special.stdtr(dof, z)
-    # Intermittent count series (mostly zeros, whole numbers): tail probabilities of a count model.
-    nb = (counts & intermittent)[:, aidx]
-    count_model = _CountModel.fit(hist, acols, aidx, cad.scale) if nb.any() else None
-    if count_model is not None:
-        c_point, c_pit = count_model.score(yz)
-        point = np.where(nb, c_point, point)
-        tail = np.where(nb, (1.0 - c_point) / 2.0, tail)
-        pit = np.where(nb, c_pit, pit)
+    sparse = (intermittent & nonneg)[:, aidx]
+    # A zero of a non-negative series is at least as likely as zeros were in the same position of
+    # the week over the long window (stock-outs, closures): the model's tail is mixed with that rate.
+    with np.errstate(invalid="ignore"):
+        zero_cells = (yz == 0) & nonneg[:, aidx] & ~sparse
+    zero_rows = np.flatnonzero(zero_cells.any(axis=1))
+    if len(zero_rows):
+        rate = _zero_rate(hist[zero_rows], acols, aidx, z_cols, cad)
+        on = zero_cells[zero_rows]
+        z_tail = rate + (1.0 - rate) * tail[zero_rows]
+        z_pit = 0.5 * rate + (1.0 - rate) * pit[zero_rows]
+        for arr, new in ((point, 1.0 - np.fmin(1.0, 2.0 * z_tail)), (tail, z_tail), (pit, z_pit)):
+            arr[zero_rows] = np.where(on, new, arr[zero_rows])
+        z[zero_rows] = np.where(on, special.ndtri(np.clip(z_pit, 1e-300, 1 - 1e-16)), z[zero_rows])
+    # Sparse non-negative series (mostly zeros): tail probabilities of a compound count model of
+    # how often the series is non-zero and how large its non-zero values are (see counts.py).
+    sparse_rows = np.flatnonzero(sparse.any(axis=1))
+    compound = None
+    if len(sparse_rows):
+        compound = CompoundCounts.fit(hist[sparse_rows], acols, aidx, z_cols, counts[sparse_rows], cad)
+        c_point, c_tail, c_pit = compound.score(yz[sparse_rows])
+        on = sparse[sparse_rows]
+        for arr, new in ((point, c_point), (tail, c_tail), (pit, c_pit)):
+            arr[sparse_rows] = np.where(on, new, arr[sparse_rows])
+        with np.errstate(invalid="ignore"):
+            c_z = special.ndtri(np.clip(c_pit, 1e-300, 1 - 1e-16))
+        z[sparse_rows] = np.where(on, c_z, z[sparse_rows])
     zg = np.clip(special.ndtri(np.clip(pit, 1e-300, 1 - 1e-16)), -_Z_CLIP, _Z_CLIP)
     zg = np.where(np.isnan(z) | evp[:, z_cols], np.nan, zg)
     k = len(out_cols)
@@ -556,12 +545,14 @@ def score_matrix(
     half = t_quantile(dof[:, zo:], threshold) * scale[:, zo:]
     exp_out = exp_z[:, zo:]
     lower, upper = _band(exp_out, half, tz[:, zo:])
-    if count_model is not None:
-        nb_out = nb[:, zo:]
-        c_mean, c_lower, c_upper = count_model.band(threshold, zo)
-        exp_out = np.where(nb_out, c_mean, exp_out)
-        lower = np.where(nb_out, c_lower, lower)
-        upper = np.where(nb_out, c_upper, upper)
+    # A series without negative values never has a band reaching below zero.
+    lower = np.where(nonneg[:, aidx][:, zo:], np.fmax(lower, 0.0), lower)
+    on_out = sparse[:, zo:]
+    if compound is not None:
+        c_mean, c_lower, c_upper = compound.band(threshold, zo)
+        on = on_out[sparse_rows]
+        for arr, new in ((exp_out, c_mean), (lower, c_lower), (upper, c_upper)):
+            arr[sparse_rows] = np.where(on, new, arr[sparse_rows])
     return MatrixScores(
         expected=exp_out,
         lower=lower,
@@ -571,5 +562,5 @@ def score_matrix(
         kind=kind,
         shift_start=shift_start,
         tail=tail[:, zo:],
-        count_model=np.zeros(kind.shape, dtype=bool) if count_model is None else nb[:, zo:],
+        count_model=on_out,
     )

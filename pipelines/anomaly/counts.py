@@ -1,0 +1,319 @@
+"""Compound count model of sparse non-negative series (mostly zeros): a few orders of varying size.
+
+The value of a period is the total of ``N`` events (orders, deals, tickets): ``N`` is Poisson with a
+rate ``lambda`` set by how often the series is non-zero in that position of the week (and of the day
+for series sampled several times a day), and each event has a size drawn from the sizes of the
+series' earlier non-zero periods. Both are fitted causally at each anchor (once a week for daily
+series, at midnight otherwise) from the ``cadence.long`` periods before it (a year for daily series):
+
+* frequency: the share of non-zero periods, with Jeffreys' prior, per seasonal position and shrunk
+  towards the coarser level (position of the day, then all periods) by :data:`PRIOR_PERIODS`
+  pseudo-periods; if the series was non-zero more often over the last ``cadence.scale`` periods, every
+  position is raised in proportion. ``lambda = -log(1 - p)``, so ``P(Y = 0) = 1 - p``;
+* sizes of whole-number series: ``size - 1`` is negative binomial with the mean and variance of the
+  earlier sizes (less the largest 2.5%, so one past outlier does not widen it), the variance pooled
+  with a prior worth :data:`SIZE_PRIOR_DOF` sizes of a :data:`SIZE_PRIOR_SD` coefficient of
+  variation and raised by ``1 + 1/k`` for the uncertainty of the mean of ``k`` sizes. The sum of
+  ``n`` such sizes is exactly ``n`` plus a negative binomial, so the total's tail is exact;
+* sizes of other non-negative series (amounts): log sizes are Student-t around their median with a
+  robust spread (the larger of IQR / 1.349 and the 5-95% range / 3.29) pooled with the same prior, so
+  a single earlier size already gives a heavy-tailed predictive; the sum of ``n >= 2`` sizes is
+  log-normal with the mean and variance of the sum (Fenton-Wilkinson), never below ``n P(S >= y)``
+  (one of them alone reaching ``y``, the heavy-tail limit);
+* a size reached at least twice before is never rarer than its rank among the earlier sizes (less the
+  one that may have been an anomaly itself), so recurring large orders stay ordinary;
+* ``P(Y >= y) = sum_n P(N = n) P(S_1 + ... + S_n >= y)``.
+
+So an ordinary order (a usual size, at the usual frequency) has a tail probability of about the
+frequency of orders, never an alarm, while a burst of many orders in a period, or a size far outside
+the earlier ones, is. Arrays are (series, columns) for the rows and columns the caller selects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from pipelines.anomaly.cadence import Cadence
+from pipelines.anomaly.windows import quantile_sorted, sorted_count, windows_at
+
+Cells = tuple[np.ndarray, ...]
+
+#: Weight, in periods, of the coarser frequency in each seasonal position's frequency.
+PRIOR_PERIODS = 8.0
+#: Prior of the spread of sizes: worth this many sizes ...
+SIZE_PRIOR_DOF = 2.0
+#: ... with this coefficient of variation (standard deviation of log sizes).
+SIZE_PRIOR_SD = 0.5
+#: Events per period summed exactly; the probability of more is added to every upper tail.
+_MAX_EVENTS = 16
+_MAX_P = 1.0 - 1e-9
+_IQR_TO_SD = 1.349
+_Q90_RANGE_TO_SD = 3.2897
+_QUANTILE_EFFICIENCY = 0.37
+_TRIM = 0.025  # share of the largest earlier sizes left out of the moments of whole-number sizes
+
+
+@dataclass(frozen=True)
+class CompoundCounts:
+    """The fitted model at each scored column (arrays are (rows, columns))."""
+
+    lam: np.ndarray  # Poisson rate of events
+    n_sizes: np.ndarray  # earlier non-zero values behind the sizes
+    mean_size: np.ndarray  # mean earlier non-zero value (NaN if none)
+    discrete: np.ndarray  # whole-number series (bool): negative binomial sizes, else log-t sizes
+    nb_r: np.ndarray  # size - 1 ~ NB(nb_r, nb_p) (whole-number series)
+    nb_p: np.ndarray
+    loc: np.ndarray  # log size ~ loc + scale * t(dof) (other series)
+    scale: np.ndarray
+    dof: np.ndarray
+    windows: np.ndarray  # (rows, anchors, long) earlier values at each anchor, for size ranks
+    second: np.ndarray  # (rows, anchors) second largest earlier size (0 if fewer than two)
+    aidx: np.ndarray  # anchor index of each column
+
+    @classmethod
+    def fit(
+        cls,
+        hist: np.ndarray,
+        acols: np.ndarray,
+        aidx: np.ndarray,
+        cols: np.ndarray,
+        discrete: np.ndarray,
+        cad: Cadence,
+    ) -> CompoundCounts:
+        """Fit at anchors ``acols`` (padded columns) from ``hist``; return it at columns ``cols``.
+
+        Args:
+            hist: (rows, padded periods) history, NaN = no value (events excluded).
+            acols: anchor columns; the fit at an anchor reads ``cad.long`` periods up to it.
+            aidx: anchor index of each of ``cols``.
+            cols: scored padded columns.
+            discrete: (rows, anchors) True for whole-number series.
+            cad: cadence (windows and seasonal cycles).
+        """
+        win = np.array(windows_at(hist, acols, 0, cad.long))  # (rows, anchors, long), a copy
+        valid = ~np.isnan(win)
+        with np.errstate(invalid="ignore"):
+            pos = win > 0
+        n = valid.sum(axis=-1)
+        k = pos.sum(axis=-1)
+        n_recent = valid[..., -cad.scale :].sum(axis=-1)
+        k_recent = pos[..., -cad.scale :].sum(axis=-1)
+        p_pool = (k + 0.5) / (n + 1.0)
+        boost = np.fmax(1.0, ((k_recent + 0.5) / (n_recent + 1.0)) / p_pool)
+
+        rows = np.arange(win.shape[0])[:, None]
+        start = acols[aidx] - cad.long + 1  # first column of each scored column's window
+        p = p_pool[:, aidx]
+        for cycle in reversed(cad.cycles):
+            shape = (*win.shape[:2], cad.long // cycle, cycle)
+            kc = pos.reshape(shape).sum(axis=2)
+            nc = valid.reshape(shape).sum(axis=2)
+            where = (cols - start) % cycle
+            p = (kc[rows, aidx[None, :], where[None, :]] + PRIOR_PERIODS * p) / (
+                nc[rows, aidx[None, :], where[None, :]] + PRIOR_PERIODS
+            )
+        p = np.fmin(p * boost[:, aidx], _MAX_P)
+        lam = -np.log1p(-p)
+
+        sizes, cnt = sorted_count(np.where(pos, win, np.nan), in_place=True)  # ascending, NaN last
+        second = np.take_along_axis(sizes, np.maximum(cnt - 2, 0)[..., None], axis=-1)[..., 0]
+        second = np.where(cnt >= 2, second, 0.0)
+        mean_size = np.where(k > 0, np.nansum(sizes, axis=-1) / np.maximum(k, 1), np.nan)
+        nb_r, nb_p = _negative_binomial_sizes(sizes, cnt)
+        loc, scale, dof = _log_t_sizes(sizes, cnt)
+        return cls(
+            lam=lam,
+            n_sizes=k[:, aidx],
+            mean_size=mean_size[:, aidx],
+            discrete=discrete[:, aidx],
+            nb_r=nb_r[:, aidx],
+            nb_p=nb_p[:, aidx],
+            loc=loc[:, aidx],
+            scale=scale[:, aidx],
+            dof=dof[:, aidx],
+            windows=win,
+            second=second,
+            aidx=aidx,
+        )
+
+    def _one_tail(self, v: np.ndarray, sel: Cells) -> np.ndarray:
+        """``P(S >= v)`` for one event's size at cells ``sel`` (1 while no size is known)."""
+        out = np.ones(len(v))
+        disc = self.discrete[sel] & (self.n_sizes[sel] > 0)
+        cont = ~self.discrete[sel] & (self.n_sizes[sel] > 0)
+        if disc.any():
+            d = (sel[0][disc], sel[1][disc])
+            j = np.ceil(v[disc] - 1e-9) - 1.0  # size >= v  <=>  size - 1 >= ceil(v) - 1
+            nb = special.betainc(np.fmax(j, 1.0), self.nb_r[d], 1.0 - self.nb_p[d])
+            out[disc] = np.where(j <= 0, 1.0, nb)
+        if cont.any():
+            c = (sel[0][cont], sel[1][cont])
+            with np.errstate(divide="ignore"):
+                x = (np.log(np.fmax(v[cont], 1e-300)) - self.loc[c]) / self.scale[c]
+            out[cont] = special.stdtr(self.dof[c], -x)
+        return out
+
+    def _sum_tail(self, n: int, y: np.ndarray, sel: Cells, one: np.ndarray) -> np.ndarray:
+        """``P(S_1 + ... + S_n >= y)`` at cells ``sel``; ``one`` is ``P(S >= y)`` there."""
+        out = np.ones(len(y))
+        disc = self.discrete[sel] & (self.n_sizes[sel] > 0)
+        cont = ~self.discrete[sel] & (self.n_sizes[sel] > 0)
+        if disc.any():
+            # Whole numbers: n + NB(n r, p) >= y  <=>  NB >= ceil(y) - n.
+            d = (sel[0][disc], sel[1][disc])
+            j = np.ceil(y[disc] - 1e-9) - n
+            nb = special.betainc(np.fmax(j, 1.0), n * self.nb_r[d], 1.0 - self.nb_p[d])
+            out[disc] = np.where(j <= 0, 1.0, nb)
+        if cont.any():
+            # Other series: log-normal sum with the moments of n log-t sizes (Fenton-Wilkinson).
+            c = (sel[0][cont], sel[1][cont])
+            s2 = self.scale[c] ** 2
+            sn2 = np.log1p(np.expm1(np.fmin(s2, 50.0)) / n)
+            mu = np.log(n) + self.loc[c] + 0.5 * s2 - 0.5 * sn2
+            with np.errstate(divide="ignore"):
+                fw = special.ndtr(-(np.log(np.fmax(y[cont], 1e-300)) - mu) / np.sqrt(sn2))
+            out[cont] = np.fmax(fw, np.fmin(1.0, n * one[cont]))
+        return out
+
+    def _upper_tail(self, y: np.ndarray, sel: Cells, rank: np.ndarray | None, floor: float) -> np.ndarray:
+        """``P(Y >= y)`` for values ``y > 0`` at cells ``sel``.
+
+        ``rank``: earlier sizes >= y, if known (the rank floor of one event). Terms of ``n`` events
+        less likely than ``floor`` are left out and the rest of the Poisson tail is added in full, so
+        each cell's value depends on that cell alone.
+        """
+        lam = self.lam[sel]
+        one = self._one_tail(y, sel)
+        if rank is not None:
+            one = np.fmax(one, np.fmax(rank - 1.0, 0.0) / (self.n_sizes[sel] + 1.0))
+        pmf = np.exp(-lam) * lam
+        total = pmf * one
+        cum = np.exp(-lam) + pmf
+        for n in range(2, _MAX_EVENTS + 1):
+            pmf = pmf * lam / n
+            cum = cum + pmf
+            idx = np.flatnonzero(pmf > floor)
+            if len(idx):
+                sub = (sel[0][idx], sel[1][idx])
+                total[idx] += pmf[idx] * self._sum_tail(n, y[idx], sub, one[idx])
+        return np.fmin(1.0, total + np.fmax(0.0, 1.0 - cum))
+
+    def score(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Two-sided point score, one-sided tail probability and mid-p PIT of values ``y``.
+
+        ``tail`` is ``P(Y >= y)`` for a value above the lower tail, ``P(Y <= y)`` otherwise (for a
+        zero, ``P(Y = 0)``); the score is ``1 - min(1, 2 tail)`` as for the decomposition model.
+        """
+        shape = y.shape
+        pit = np.full(shape, np.nan)
+        tail = np.full(shape, np.nan)
+        p0 = np.exp(-self.lam)
+        with np.errstate(invalid="ignore"):
+            zero = y <= 0
+            positive = y > 0
+        pit[zero] = 0.5 * p0[zero]
+        tail[zero] = p0[zero]
+        sel = np.nonzero(positive)
+        if len(sel[0]):
+            yv = y[sel]
+            disc = self.discrete[sel]
+            win = self.windows[sel[0], self.aidx[sel[1]]]
+            nxt = np.where(disc, np.floor(yv) + 1.0, yv)
+            with np.errstate(invalid="ignore"):
+                rank = (win >= yv[:, None]).sum(axis=-1).astype(np.float64)
+                rank_next = (win >= nxt[:, None]).sum(axis=-1).astype(np.float64)
+            upper = self._upper_tail(yv, sel, rank, 0.0)
+            above = self._upper_tail(nxt, sel, rank_next, 0.0)
+            at = np.where(disc, upper - above, 0.0)  # P(Y = y) for whole numbers
+            pit[sel] = 1.0 - upper + 0.5 * at
+            tail[sel] = np.fmin(upper, 1.0 - upper + at)
+        point = 1.0 - np.fmin(1.0, 2.0 * tail)
+        return point, tail, pit
+
+    def band(self, threshold: float, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, and the band of values whose score stays below ``threshold``, at columns from
+        ``first`` on: from 0 (a zero is never that rare for a sparse series) up to the largest value
+        whose upper tail is above ``(1 - threshold) / 2`` (NaN while no earlier size is known: any
+        size is then plausible)."""
+        q = (1.0 - threshold) / 2.0
+        shape = (self.lam.shape[0], self.lam.shape[1] - first)
+        p = 1.0 - np.exp(-self.lam[:, first:])
+        n_sizes = self.n_sizes[:, first:]
+        expected = p * np.nan_to_num(self.mean_size[:, first:])
+        upper = np.where((n_sizes == 0) | (p > q), np.nan, 0.0)
+        sel = np.nonzero((n_sizes > 0) & (p > q))
+        if len(sel[0]):
+            full = (sel[0], sel[1] + first)
+            value = self._band_upper(full, q)
+            # A size reached twice before stays inside the band while its rank keeps it above q.
+            second = self.second[full[0], self.aidx[full[1]]]
+            rank_ok = p[sel] / (n_sizes[sel] + 1.0) > q
+            upper[sel] = np.where(rank_ok, np.fmax(value, second), value)
+        return expected, np.zeros(shape), upper
+
+    def _band_upper(self, cells: Cells, q: float) -> np.ndarray:
+        """Largest value whose upper tail is above ``q`` (whole numbers for whole-number series)."""
+        floor = q * 1e-4
+
+        def over(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            return self._upper_tail(v, (cells[0][idx], cells[1][idx]), None, floor) > q
+
+        disc = self.discrete[cells]
+        # Bracket: lo has a tail above q (one unit for whole numbers, a tiny value otherwise); hi,
+        # doubled from a few mean sizes up, has a tail at or below q.
+        lo = np.where(disc, 1.0, 1e-9)
+        hi = np.fmax(np.ceil(4.0 * np.nan_to_num(self.mean_size[cells]) + 4.0), 2.0)
+        todo = np.arange(len(lo))
+        for _ in range(60):
+            high = over(hi[todo], todo)
+            lo[todo[high]] = hi[todo[high]]
+            hi[todo[high]] *= 2.0
+            todo = todo[high]
+            if not len(todo):
+                break
+        # Whole numbers: integer bisection; otherwise bisection on the log scale.
+        todo = np.flatnonzero(np.where(disc, hi - lo > 1.0, np.log(hi / lo) > 1e-5))
+        for _ in range(80):
+            if not len(todo):
+                break
+            d = disc[todo]
+            mid = np.where(d, np.floor(0.5 * (lo[todo] + hi[todo])), np.sqrt(lo[todo] * hi[todo]))
+            up = over(mid, todo)
+            lo[todo] = np.where(up, mid, lo[todo])
+            hi[todo] = np.where(up, hi[todo], mid)
+            keep = np.where(d, hi[todo] - lo[todo] > 1.0, np.log(hi[todo] / lo[todo]) > 1e-5)
+            todo = todo[keep]
+        return lo
+
+
+def _negative_binomial_sizes(sizes: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``size - 1 ~ NB(r, p)`` from sorted sizes (ascending, NaN last) with ``cnt`` valid each."""
+    keep = np.arange(sizes.shape[-1]) < (cnt - np.floor(_TRIM * cnt))[..., None]
+    kt = keep.sum(axis=-1)
+    d = np.where(keep, sizes - 1.0, 0.0)
+    kk = np.maximum(kt, 1)
+    m = d.sum(axis=-1) / kk
+    ss = (np.where(keep, d - m[..., None], 0.0) ** 2).sum(axis=-1)
+    prior = (SIZE_PRIOR_SD * (m + 1.0)) ** 2
+    var = (SIZE_PRIOR_DOF * prior + ss) / (SIZE_PRIOR_DOF + np.maximum(kt - 1, 0)) * (1.0 + 1.0 / kk)
+    m = np.fmax(m, 0.5 / (kk + 1.0))
+    var = np.fmax(var, m * (1.0 + 1e-9))
+    return m * m / (var - m), m / var
+
+
+def _log_t_sizes(sizes: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Student-t of log sizes (location, scale, degrees of freedom) from sorted sizes."""
+    logs = np.log(sizes)
+    spread = np.fmax(
+        (quantile_sorted(logs, cnt, 0.75) - quantile_sorted(logs, cnt, 0.25)) / _IQR_TO_SD,
+        (quantile_sorted(logs, cnt, 0.95) - quantile_sorted(logs, cnt, 0.05)) / _Q90_RANGE_TO_SD,
+    )
+    km1 = np.maximum(cnt - 1, 0)
+    var = (SIZE_PRIOR_DOF * SIZE_PRIOR_SD**2 + km1 * np.nan_to_num(spread) ** 2) / (SIZE_PRIOR_DOF + km1)
+    scale = np.sqrt(var * (1.0 + 1.0 / np.maximum(cnt, 1)))
+    # Quantile-based spreads carry about a third of the information of a variance (as in model.py).
+    dof = SIZE_PRIOR_DOF + _QUANTILE_EFFICIENCY * km1
+    return np.nan_to_num(quantile_sorted(logs, cnt, 0.5)), scale, dof.astype(np.float64)
