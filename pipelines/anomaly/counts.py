@@ -6,20 +6,24 @@ for series sampled several times a day), and each event has a size drawn from th
 series' earlier non-zero periods. Both are fitted causally at each anchor (once a week for daily
 series, at midnight otherwise) from the ``cadence.long`` periods before it (a year for daily series):
 
-* frequency: the share of non-zero periods, with Jeffreys' prior, per seasonal position and shrunk
-  towards the coarser level (position of the day, then all periods) by :data:`PRIOR_PERIODS`
-  pseudo-periods; if the series was non-zero more often over the last ``cadence.scale`` periods, every
-  position is raised in proportion. ``lambda = -log(1 - p)``, so ``P(Y = 0) = 1 - p``;
-* sizes of whole-number series: ``size - 1`` is negative binomial with the mean and variance of the
-  earlier sizes (less the largest 2.5%, so one past outlier does not widen it), the variance pooled
-  with a prior worth :data:`SIZE_PRIOR_DOF` sizes of a :data:`SIZE_PRIOR_SD` coefficient of
-  variation and raised by ``1 + 1/k`` for the uncertainty of the mean of ``k`` sizes. The sum of
-  ``n`` such sizes is exactly ``n`` plus a negative binomial, so the total's tail is exact;
-* sizes of other non-negative series (amounts): log sizes are Student-t around their median with a
-  robust spread (the larger of IQR / 1.349 and the 5-95% range / 3.29) pooled with the same prior, so
-  a single earlier size already gives a heavy-tailed predictive; the sum of ``n >= 2`` sizes is
-  log-normal with the mean and variance of the sum (Fenton-Wilkinson), never below ``n P(S >= y)``
-  (one of them alone reaching ``y``, the heavy-tail limit);
+* frequency: the share of non-zero periods (Jeffreys' prior), per seasonal position as a ratio to
+  the coarser rate (position of the day, then all periods) shrunk by a gamma prior worth
+  :data:`PRIOR_EVENTS` events (see :func:`shrink_rate`); if the series was non-zero more often over
+  the last ``cadence.scale`` periods (that rate shrunk the same way), every position is raised in
+  proportion. ``lambda = -log(1 - p)``, so ``P(Y = 0) = 1 - p``;
+* sizes (log-t): log sizes are Student-t around their median with a robust spread (the larger of
+  IQR / 1.349 and the 5-95% range / 3.29, so one past outlier does not widen it) pooled with a prior
+  worth :data:`SIZE_PRIOR_DOF` sizes of spread :data:`SIZE_PRIOR_SD`, so a single earlier size
+  already gives a heavy-tailed predictive; the sum of ``n >= 2`` sizes is log-normal with the mean
+  and variance of the sum (Fenton-Wilkinson), never below ``n P(S >= y)`` (one of them alone
+  reaching ``y``, the heavy-tail limit). This is the size model of amounts;
+* sizes of whole-number series: ``size - 1`` is also negative binomial with the mean and variance
+  of the earlier sizes (less the largest 2.5%), the variance pooled with a prior of a
+  :data:`SIZE_PRIOR_CV` coefficient of variation and raised by ``1 + 1/k`` for the uncertainty of
+  the mean of ``k`` sizes; the sum of ``n`` such sizes is exactly ``n`` plus a negative binomial.
+  The two are mixed as a Polya urn: weight ``k`` for the negative binomial fitted to the ``k`` sizes
+  seen, ``SIZE_PRIOR_DOF`` for the log-t, so a few sizes say little about the shape of the tail and
+  many Poisson-like sizes give the thin tail they show;
 * a size reached at least twice before is never rarer than its rank among the earlier sizes (less the
   one that may have been an anomaly itself), so recurring large orders stay ordinary;
 * ``P(Y >= y) = sum_n P(N = n) P(S_1 + ... + S_n >= y)``.
@@ -41,12 +45,14 @@ from pipelines.anomaly.windows import quantile_sorted, sorted_count, windows_at
 
 Cells = tuple[np.ndarray, ...]
 
-#: Weight, in periods, of the coarser frequency in each seasonal position's frequency.
-PRIOR_PERIODS = 8.0
+#: Prior strength, in events, of the coarser rate behind each seasonal position's rate.
+PRIOR_EVENTS = 4.0
 #: Prior of the spread of sizes: worth this many sizes ...
 SIZE_PRIOR_DOF = 2.0
-#: ... with this coefficient of variation (standard deviation of log sizes).
+#: ... with this standard deviation of log sizes (sizes within x0.6 to x1.6 of each other) ...
 SIZE_PRIOR_SD = 0.5
+#: ... or, for the negative binomial of whole-number sizes, this coefficient of variation.
+SIZE_PRIOR_CV = 1.0
 #: Events per period summed exactly; the probability of more is added to every upper tail.
 _MAX_EVENTS = 16
 _MAX_P = 1.0 - 1e-9
@@ -102,7 +108,7 @@ class CompoundCounts:
         n_recent = valid[..., -cad.scale :].sum(axis=-1)
         k_recent = pos[..., -cad.scale :].sum(axis=-1)
         p_pool = (k + 0.5) / (n + 1.0)
-        boost = np.fmax(1.0, ((k_recent + 0.5) / (n_recent + 1.0)) / p_pool)
+        boost = np.fmax(1.0, shrink_rate(k_recent, n_recent, p_pool) / p_pool)
 
         rows = np.arange(win.shape[0])[:, None]
         start = acols[aidx] - cad.long + 1  # first column of each scored column's window
@@ -112,8 +118,8 @@ class CompoundCounts:
             kc = pos.reshape(shape).sum(axis=2)
             nc = valid.reshape(shape).sum(axis=2)
             where = (cols - start) % cycle
-            p = (kc[rows, aidx[None, :], where[None, :]] + PRIOR_PERIODS * p) / (
-                nc[rows, aidx[None, :], where[None, :]] + PRIOR_PERIODS
+            p = shrink_rate(
+                kc[rows, aidx[None, :], where[None, :]], nc[rows, aidx[None, :], where[None, :]], p
             )
         p = np.fmin(p * boost[:, aidx], _MAX_P)
         lam = -np.log1p(-p)
@@ -142,40 +148,48 @@ class CompoundCounts:
     def _one_tail(self, v: np.ndarray, sel: Cells) -> np.ndarray:
         """``P(S >= v)`` for one event's size at cells ``sel`` (1 while no size is known)."""
         out = np.ones(len(v))
-        disc = self.discrete[sel] & (self.n_sizes[sel] > 0)
-        cont = ~self.discrete[sel] & (self.n_sizes[sel] > 0)
+        known = self.n_sizes[sel] > 0
+        if known.any():
+            c = (sel[0][known], sel[1][known])
+            with np.errstate(divide="ignore"):
+                x = (np.log(np.fmax(v[known], 1e-300)) - self.loc[c]) / self.scale[c]
+            out[known] = special.stdtr(self.dof[c], -x)
+        disc = self.discrete[sel] & known
         if disc.any():
             d = (sel[0][disc], sel[1][disc])
             j = np.ceil(v[disc] - 1e-9) - 1.0  # size >= v  <=>  size - 1 >= ceil(v) - 1
-            nb = special.betainc(np.fmax(j, 1.0), self.nb_r[d], 1.0 - self.nb_p[d])
-            out[disc] = np.where(j <= 0, 1.0, nb)
-        if cont.any():
-            c = (sel[0][cont], sel[1][cont])
-            with np.errstate(divide="ignore"):
-                x = (np.log(np.fmax(v[cont], 1e-300)) - self.loc[c]) / self.scale[c]
-            out[cont] = special.stdtr(self.dof[c], -x)
+            nb = np.where(j <= 0, 1.0, special.betainc(np.fmax(j, 1.0), self.nb_r[d], 1.0 - self.nb_p[d]))
+            out[disc] = self._blend(nb, out[disc], d)
         return out
+
+    def _blend(self, nb: np.ndarray, lt: np.ndarray, cells: Cells) -> np.ndarray:
+        """Whole-number sizes: the fitted negative binomial for the ``k`` sizes seen, the log-t for
+        ``SIZE_PRIOR_DOF`` more (a Polya-urn predictive: while few sizes are known, their shape is
+        uncertain and the heavy-tailed log-t carries much of the weight)."""
+        k = self.n_sizes[cells]
+        return (k * nb + SIZE_PRIOR_DOF * lt) / (k + SIZE_PRIOR_DOF)
 
     def _sum_tail(self, n: int, y: np.ndarray, sel: Cells, one: np.ndarray) -> np.ndarray:
         """``P(S_1 + ... + S_n >= y)`` at cells ``sel``; ``one`` is ``P(S >= y)`` there."""
         out = np.ones(len(y))
-        disc = self.discrete[sel] & (self.n_sizes[sel] > 0)
-        cont = ~self.discrete[sel] & (self.n_sizes[sel] > 0)
+        known = self.n_sizes[sel] > 0
+        if known.any():
+            # Log-normal sum with the moments of n log-t sizes (Fenton-Wilkinson), never below the
+            # chance that one of them alone reaches y.
+            c = (sel[0][known], sel[1][known])
+            s2 = self.scale[c] ** 2
+            sn2 = np.log1p(np.expm1(np.fmin(s2, 50.0)) / n)
+            mu = np.log(n) + self.loc[c] + 0.5 * s2 - 0.5 * sn2
+            with np.errstate(divide="ignore"):
+                fw = special.ndtr(-(np.log(np.fmax(y[known], 1e-300)) - mu) / np.sqrt(sn2))
+            out[known] = np.fmax(fw, np.fmin(1.0, n * one[known]))
+        disc = self.discrete[sel] & known
         if disc.any():
             # Whole numbers: n + NB(n r, p) >= y  <=>  NB >= ceil(y) - n.
             d = (sel[0][disc], sel[1][disc])
             j = np.ceil(y[disc] - 1e-9) - n
             nb = special.betainc(np.fmax(j, 1.0), n * self.nb_r[d], 1.0 - self.nb_p[d])
-            out[disc] = np.where(j <= 0, 1.0, nb)
-        if cont.any():
-            # Other series: log-normal sum with the moments of n log-t sizes (Fenton-Wilkinson).
-            c = (sel[0][cont], sel[1][cont])
-            s2 = self.scale[c] ** 2
-            sn2 = np.log1p(np.expm1(np.fmin(s2, 50.0)) / n)
-            mu = np.log(n) + self.loc[c] + 0.5 * s2 - 0.5 * sn2
-            with np.errstate(divide="ignore"):
-                fw = special.ndtr(-(np.log(np.fmax(y[cont], 1e-300)) - mu) / np.sqrt(sn2))
-            out[cont] = np.fmax(fw, np.fmin(1.0, n * one[cont]))
+            out[disc] = np.where(j <= 0, 1.0, self._blend(nb, out[disc], d))
         return out
 
     def _upper_tail(self, y: np.ndarray, sel: Cells, rank: np.ndarray | None, floor: float) -> np.ndarray:
@@ -289,6 +303,17 @@ class CompoundCounts:
         return lo
 
 
+def shrink_rate(k: np.ndarray, n: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Rate of a seasonal position: ``k`` events in ``n`` periods, shrunk towards ``base``.
+
+    The position's ratio to ``base`` has a Gamma(a, a) prior with ``a = PRIOR_EVENTS`` (a weekday
+    effect of about +-50%), so its posterior mean is ``(k + a) / (n * base + a)``: a position with no
+    event yet keeps most of ``base`` while few events were expected there, and drops only once many
+    were expected and none came (a closed weekend).
+    """
+    return base * (k + PRIOR_EVENTS) / (n * base + PRIOR_EVENTS)
+
+
 def _negative_binomial_sizes(sizes: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``size - 1 ~ NB(r, p)`` from sorted sizes (ascending, NaN last) with ``cnt`` valid each."""
     keep = np.arange(sizes.shape[-1]) < (cnt - np.floor(_TRIM * cnt))[..., None]
@@ -297,7 +322,7 @@ def _negative_binomial_sizes(sizes: np.ndarray, cnt: np.ndarray) -> tuple[np.nda
     kk = np.maximum(kt, 1)
     m = d.sum(axis=-1) / kk
     ss = (np.where(keep, d - m[..., None], 0.0) ** 2).sum(axis=-1)
-    prior = (SIZE_PRIOR_SD * (m + 1.0)) ** 2
+    prior = (SIZE_PRIOR_CV * (m + 1.0)) ** 2
     var = (SIZE_PRIOR_DOF * prior + ss) / (SIZE_PRIOR_DOF + np.maximum(kt - 1, 0)) * (1.0 + 1.0 / kk)
     m = np.fmax(m, 0.5 / (kk + 1.0))
     var = np.fmax(var, m * (1.0 + 1e-9))

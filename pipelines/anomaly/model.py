@@ -44,7 +44,7 @@ import numpy as np
 from scipy import special
 
 from pipelines.anomaly.cadence import DAILY, Cadence
-from pipelines.anomaly.counts import PRIOR_PERIODS, CompoundCounts
+from pipelines.anomaly.counts import CompoundCounts, shrink_rate
 from pipelines.anomaly.windows import quantile_sorted, sorted_count, windows_at
 
 MODEL_LABEL = "causal-robust-decomposition"
@@ -318,9 +318,9 @@ def _zero_rate(
     """Rate of zeros in the same position of the longest seasonal cycle (the same weekday, or hour
     of the week) over the ``cad.long`` periods up to each column's anchor.
 
-    The position's share ``zeros / values`` is shrunk towards the share over all "open" positions
-    (those with fewer than half zeros, so a closed weekend does not count) by ``PRIOR_PERIODS``
-    pseudo-values. Without any earlier zero the rate is 0 and the model alone decides.
+    The position's rate is shrunk towards the rate over all "open" positions (those with fewer than
+    half zeros, so a closed weekend does not count), see :func:`counts.shrink_rate`. Without any
+    earlier zero the rate is 0 and the model alone decides.
     """
     cycle = cad.cycles[0]
     win = windows_at(hist, acols, 0, cad.long)
@@ -333,7 +333,7 @@ def _zero_rate(
     rows = np.arange(win.shape[0])[:, None]
     k0 = zeros[rows, aidx[None, :], where[None, :]]
     n = valid[rows, aidx[None, :], where[None, :]]
-    return (k0 + PRIOR_PERIODS * pooled[:, aidx]) / (n + PRIOR_PERIODS)
+    return np.where(pooled[:, aidx] > 0, shrink_rate(k0, n, pooled[:, aidx]), 0.0)
 
 
 def _shift_scan(
