@@ -44,7 +44,7 @@ import numpy as np
 from scipy import special
 
 from pipelines.anomaly.cadence import DAILY, Cadence
-from pipelines.anomaly.counts import CompoundCounts, shrink_rate
+from pipelines.anomaly.counts import CompoundCounts, shrink_rate, sparse_at
 from pipelines.anomaly.windows import quantile_sorted, sorted_count, windows_at
 
 MODEL_LABEL = "causal-robust-decomposition"
@@ -487,7 +487,7 @@ def score_matrix(
     # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days, with the
     # variance of the sums corrected for the lag-1 autocorrelation of the residuals (rho_shift).
     pit = special.stdtr(dof, z)
-    sparse = (intermittent & nonneg)[:, aidx]
+    sparse = (sparse_at(hist, acols, cad) & nonneg)[:, aidx]
     # A zero of a non-negative series is at least as likely as zeros were in the same position of
     # the week over the long window (stock-outs, closures): the model's tail is mixed with that rate.
     with np.errstate(invalid="ignore"):
@@ -501,8 +501,8 @@ def score_matrix(
         for arr, new in ((point, 1.0 - np.fmin(1.0, 2.0 * z_tail)), (tail, z_tail), (pit, z_pit)):
             arr[zero_rows] = np.where(on, new, arr[zero_rows])
         z[zero_rows] = np.where(on, special.ndtri(np.clip(z_pit, 1e-300, 1 - 1e-16)), z[zero_rows])
-    # Sparse non-negative series (mostly zeros): tail probabilities of a compound count model of
-    # how often the series is non-zero and how large its non-zero values are (see counts.py).
+    # Sparse non-negative series (mostly zeros): tail probabilities of a compound count model of how
+    # often the series is non-zero and how large its non-zero values are (see counts.py).
     sparse_rows = np.flatnonzero(sparse.any(axis=1))
     compound = None
     if len(sparse_rows):
