@@ -34,6 +34,8 @@ class Cadence:
             seasonal offset comes from the longest cycle with at least two past values.
         level: periods in the level window (whole weeks, so it is neutral to the seasonal cycles).
         level_step: the level is refreshed every ``level_step`` periods (at each midnight).
+        level_trim: 0 for a median level; else a mean without this share of the lowest and of the
+            highest values.
         offset_cycles: past cycles whose median gives the seasonal offset.
         year: periods in a year of whole weeks (364 days) for the yearly correction; 0 = none.
         year_half: half-width, in periods, of the window around ``t - year``.
@@ -51,6 +53,7 @@ class Cadence:
     cycles: tuple[int, ...]
     level: int
     level_step: int
+    level_trim: float
     offset_cycles: int
     year: int
     year_half: int
@@ -118,6 +121,7 @@ def cadence_for(period_ns: int) -> Cadence:
             cycles=(7,),
             level=28,
             level_step=1,
+            level_trim=0.0,
             offset_cycles=8,
             year=364,
             year_half=14,
@@ -135,6 +139,7 @@ def cadence_for(period_ns: int) -> Cadence:
         cycles=(7 * m, m),
         level=7 * m,
         level_step=m,
+        level_trim=0.05,
         offset_cycles=8,
         year=0,
         year_half=0,

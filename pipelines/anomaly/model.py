@@ -58,7 +58,6 @@ _MAX_RHO = 0.8
 _SHIFT_MIN_POINT_Z = 1.0
 _YEARLY_MIN_COUNT = 15
 _YEARLY_SHRINK_SE = 2.0
-_INTERMITTENT_ZERO_FRACTION = 0.5
 _INTERMITTENT_MAX_Z = 3.0
 _MISSING_PRESENT_FRACTION = 0.9
 
@@ -230,15 +229,26 @@ def _anchors(cols: np.ndarray, period_of_col0: int, cad: Cadence) -> np.ndarray:
 
 
 def _level_at(hist: np.ndarray, cols: np.ndarray, period_of_col0: int, cad: Cadence) -> np.ndarray:
-    """Level (median of the ``cad.level`` periods before the last refresh) at each column.
+    """Level of the ``cad.level`` periods before the last refresh, at each column.
 
-    The level is refreshed every ``cad.level_step`` periods (every day for daily series, so it is
-    the median of the 28 days before ``t``; at midnight for hourly series).
+    Daily series: the median of the 28 days before ``t`` (refreshed every day). Series sampled
+    several times a day: the mean of the last week without its lowest and highest ``cad.level_trim``
+    share, refreshed at midnight; a median of all hours of the week would be a night value, zero for
+    a business-hours series, leaving no level for the seasonal ratios.
     """
     bound = cols - (period_of_col0 + cols) % cad.level_step
     ucols, inv = np.unique(bound, return_inverse=True)
-    med, _ = _median_at(hist, ucols, 1, cad.level)
-    return med[:, inv.ravel()]
+    if not cad.level_trim:
+        med, _ = _median_at(hist, ucols, 1, cad.level)
+        return med[:, inv.ravel()]
+    s, c = sorted_count(windows_at(hist, ucols, 1, cad.level), in_place=True)
+    cut = np.floor(cad.level_trim * c).astype(np.intp)
+    pos = np.arange(s.shape[-1])
+    keep = (pos >= cut[..., None]) & (pos < (c - cut)[..., None])
+    n = keep.sum(axis=-1)
+    with np.errstate(invalid="ignore"):
+        level = np.where(n > 0, np.where(keep, s, 0.0).sum(axis=-1) / np.maximum(n, 1), np.nan)
+    return level[:, inv.ravel()]
 
 
 def _seasonal(x: np.ndarray, cols: np.ndarray, cad: Cadence, default: float) -> tuple[np.ndarray, np.ndarray]:
@@ -310,6 +320,28 @@ def _yearly(resid: np.ndarray, ycols: np.ndarray, cad: Cadence, centre: float = 
     se = _YEARLY_SHRINK_SE * 1.2533 * sd / np.sqrt(np.maximum(c, 1))
     yearly = np.sign(yearly) * np.maximum(np.abs(yearly) - se, 0.0)
     return np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly), yearly, 0.0)
+
+
+def _poisson_floor(
+    y: np.ndarray, mu: np.ndarray, tail: np.ndarray, pit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tail and PIT of counts ``y`` no further out than under a Poisson law of mean ``mu``."""
+    k = np.round(np.fmax(y, 0.0))
+    below = special.pdtr(k - 1.0, mu)  # P(Y < y), 0 for y = 0
+    at_most = special.pdtr(k, mu)  # P(Y <= y)
+    mid = 0.5 * (below + at_most)
+    low = y <= mu
+    tail = np.where(low, np.fmax(tail, at_most), np.fmax(tail, 1.0 - below))
+    pit = np.where(low, np.fmax(pit, np.fmin(mid, 0.5)), np.fmin(pit, np.fmax(mid, 0.5)))
+    return tail, pit
+
+
+def _per_day(score: np.ndarray, cad: Cadence) -> np.ndarray:
+    """Score of a period turned into a score per day: ``1 - min(1, periods per day * (1 - score))``
+    (a Bonferroni bound over the day's periods; unchanged for daily series)."""
+    if cad.per_day == 1:
+        return score
+    return 1.0 - np.fmin(1.0, cad.per_day * (1.0 - score))
 
 
 def _zero_rate(
@@ -417,11 +449,12 @@ def score_matrix(
     aidx = aidx.ravel()
     n_hist = _rolling_count(~np.isnan(hist), acols + 1, cad.scale)
     n_int = _rolling_count(hist == np.round(hist), acols + 1, cad.scale)
-    n_zero = _rolling_count(hist == 0, acols + 1, cad.scale)
     n_neg = _rolling_count(hist < 0, acols + 1, cad.select)
     counts = (n_hist > 0) & (n_int == n_hist)
     nonneg = (n_neg == 0) & (n_hist > 0)
-    intermittent = n_zero >= _INTERMITTENT_ZERO_FRACTION * np.maximum(n_hist, 1)
+    # Mostly zero where the series sells at all (see counts.sparse_at); a series that is zero only
+    # when closed (weekends, nights) is not intermittent.
+    intermittent = sparse_at(hist, acols, cad)
     exp_pos = np.fmax(expected_m, 0.0)
     with np.errstate(invalid="ignore"):
         hist_pos = np.where(hist >= 0, hist, np.nan)
@@ -487,7 +520,14 @@ def score_matrix(
     # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days, with the
     # variance of the sums corrected for the lag-1 autocorrelation of the residuals (rho_shift).
     pit = special.stdtr(dof, z)
-    sparse = (sparse_at(hist, acols, cad) & nonneg)[:, aidx]
+    sparse = (intermittent & nonneg)[:, aidx]
+    # A whole-number series is never more surprising than a Poisson count around the expected value
+    # (the least dispersed count law): this bounds the Gaussian tails of low counts.
+    whole = (counts & nonneg)[:, aidx] & ~sparse & np.isfinite(yz) & (exp_z > 0)
+    if whole.any():
+        tail[whole], pit[whole] = _poisson_floor(yz[whole], exp_z[whole], tail[whole], pit[whole])
+        point = np.where(whole, 1.0 - np.fmin(1.0, 2.0 * tail), point)
+        z = np.where(whole, special.ndtri(np.clip(pit, 1e-300, 1 - 1e-16)), z)
     # A zero of a non-negative series is at least as likely as zeros were in the same position of
     # the week over the long window (stock-outs, closures): the model's tail is mixed with that rate.
     with np.errstate(invalid="ignore"):
@@ -521,6 +561,11 @@ def score_matrix(
     best, best_stat = _shift_scan(zg, rho_shift[:, zo:], zo, k, cad.scan)
     shift = shift_score(best_stat, cad.scan / 2.0)
 
+    if cad.per_day > 1:
+        # Several periods a day: scores are per day (a value this unusual at any of the day's
+        # periods), so thresholds and severities keep their daily meaning.
+        point = _per_day(point, cad)
+        shift = _per_day(shift, cad)
     zt, pt = z[:, zo:], point[:, zo:]
     yt, evt = yp[:, out_cols], evp[:, out_cols]
     missing = np.isnan(yt)
@@ -536,7 +581,7 @@ def score_matrix(
     n_valid = n_hist[:, zo:]
     n_missing = cad.scale - n_valid
     # Probability that a period is missing, estimated from the scale window (Jeffreys prior).
-    miss_score = 1.0 - (n_missing + 0.5) / (cad.scale + 1.0)
+    miss_score = _per_day(1.0 - (n_missing + 0.5) / (cad.scale + 1.0), cad)
     usual_reporter = present >= _MISSING_PRESENT_FRACTION * cad.missing
     score = np.where(missing, np.where(usual_reporter, miss_score, 0.0), score)
     kind = np.where(missing, np.where(usual_reporter, KIND_MISSING, KIND_NONE), kind).astype(np.int8)

@@ -77,7 +77,7 @@ def build_point_reason(
 
     ``tail`` is the one-sided probability, under the series' model, of a value at least this far
     from the expected one on that weekday (and time of day); it becomes "happens about once in N
-    weeks / months / years". ``shift_tail`` is the same for the level-shift statistic (per period).
+    weeks / months / years". ``shift_tail`` is the same for the level-shift statistic, per day.
     ``count_model`` marks values scored by the sparse count model.
     """
     when, on_when = _when(ds, cadence)
@@ -119,8 +119,8 @@ def build_point_reason(
         stamp = f"{shift_since:%b %d}" if cadence.is_daily else f"{shift_since:%b %d %H:%M}"
         text += f"; level shift since {stamp}"
         if not math.isnan(shift_tail) and 0.0 <= shift_tail < 0.5:
-            # The shift scan's tail is per period (any weekday): convert periods to weeks.
-            weeks = 1.0 / max(shift_tail, 1e-300) / cadence.cycles[0]
+            # The shift's tail is per day (any day of the week): convert days to weeks.
+            weeks = 1.0 / max(shift_tail, 1e-300) / 7.0
             text += f" (a run this far from the usual happens {format_recurrence(weeks)})"
     if event:
         text += f"; known event: {event} (not alerted)"
