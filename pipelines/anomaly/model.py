@@ -345,27 +345,44 @@ def _per_day(score: np.ndarray, cad: Cadence) -> np.ndarray:
 
 
 def _zero_rate(
-    hist: np.ndarray, acols: np.ndarray, aidx: np.ndarray, cols: np.ndarray, cad: Cadence
+    hist: np.ndarray,
+    acols: np.ndarray,
+    aidx: np.ndarray,
+    cols: np.ndarray,
+    discrete: np.ndarray,
+    cad: Cadence,
 ) -> np.ndarray:
-    """Rate of zeros in the same position of the longest seasonal cycle (the same weekday, or hour
-    of the week) over the ``cad.long`` periods up to each column's anchor.
+    """Rate of unexplained zeros (stock-outs, outages) in the same position of the longest seasonal
+    cycle (the same weekday, or hour of the week) over the ``cad.long`` periods up to each anchor.
 
-    The position's rate is shrunk towards the rate over all "open" positions (those with fewer than
-    half zeros, so a closed weekend does not count), see :func:`counts.shrink_rate`. Without any
-    earlier zero the rate is 0 and the model alone decides.
+    Zeros are counted beyond those a Poisson count around the position's median explains (for
+    whole-number series: a quiet night hour is zero now and then by chance). The position's rate is
+    shrunk towards the rate over the "open" positions (fewer than half zeros, so a closed weekend
+    does not count) at the same time of day, see :func:`counts.shrink_rate`; without unexplained
+    zeros it is 0 and the model alone decides.
     """
     cycle = cad.cycles[0]
-    win = windows_at(hist, acols, 0, cad.long)
-    shape = (win.shape[0], win.shape[1], cad.long // cycle, cycle)
-    zeros = (win == 0).reshape(shape).sum(axis=2)
-    valid = (~np.isnan(win)).reshape(shape).sum(axis=2)
+    win = windows_at(hist, acols, 0, cad.long)  # a copy (advanced indexing)
+    by_pos = np.moveaxis(win.reshape(win.shape[0], win.shape[1], cad.long // cycle, cycle), 2, -1)
+    zeros = (by_pos == 0).sum(axis=-1)
+    valid = (~np.isnan(by_pos)).sum(axis=-1)
+    srt, cnt = sorted_count(by_pos)
+    median = np.nan_to_num(quantile_sorted(srt, cnt, 0.5))
+    with np.errstate(over="ignore"):
+        chance = np.where(discrete[..., None], valid * np.exp(-np.fmax(median, 0.0)), 0.0)
+    excess = np.fmax(zeros - chance, 0.0)
+    # Pool over the open positions at the same time of day (every weekday of a daily series; the
+    # same hour on every weekday of an hourly one: a night's zeros say nothing about the afternoon).
     open_ = 2 * zeros < valid
-    pooled = np.where(open_, zeros, 0).sum(axis=-1) / np.maximum(np.where(open_, valid, 0).sum(axis=-1), 1)
+    group = (cycle // cad.cycles[-1], cad.cycles[-1]) if len(cad.cycles) > 1 else (1, cycle)
+    opened = lambda a: np.where(open_, a, 0.0).reshape(*a.shape[:2], *group).sum(axis=2)  # noqa: E731
+    pooled = np.fmax(opened(zeros) - opened(chance), 0.0) / np.fmax(opened(valid), 1.0)
     where = (cols - (acols[aidx] - cad.long + 1)) % cycle
     rows = np.arange(win.shape[0])[:, None]
-    k0 = zeros[rows, aidx[None, :], where[None, :]]
+    k0 = excess[rows, aidx[None, :], where[None, :]]
     n = valid[rows, aidx[None, :], where[None, :]]
-    return np.where(pooled[:, aidx] > 0, shrink_rate(k0, n, pooled[:, aidx]), 0.0)
+    base = pooled[rows, aidx[None, :], (where % group[1])[None, :]] if len(cad.cycles) > 1 else pooled[:, aidx, 0]
+    return np.where(base > 0, shrink_rate(k0, n, base), 0.0)
 
 
 def _shift_scan(
@@ -528,13 +545,14 @@ def score_matrix(
         tail[whole], pit[whole] = _poisson_floor(yz[whole], exp_z[whole], tail[whole], pit[whole])
         point = np.where(whole, 1.0 - np.fmin(1.0, 2.0 * tail), point)
         z = np.where(whole, special.ndtri(np.clip(pit, 1e-300, 1 - 1e-16)), z)
-    # A zero of a non-negative series is at least as likely as zeros were in the same position of
-    # the week over the long window (stock-outs, closures): the model's tail is mixed with that rate.
+    # A zero of a non-negative series is at least as likely as unexplained zeros were in the same
+    # position of the week over the long window (stock-outs, closures): the model's tail is mixed
+    # with that rate.
     with np.errstate(invalid="ignore"):
         zero_cells = (yz == 0) & nonneg[:, aidx] & ~sparse
     zero_rows = np.flatnonzero(zero_cells.any(axis=1))
     if len(zero_rows):
-        rate = _zero_rate(hist[zero_rows], acols, aidx, z_cols, cad)
+        rate = _zero_rate(hist[zero_rows], acols, aidx, z_cols, counts[zero_rows], cad)
         on = zero_cells[zero_rows]
         z_tail = rate + (1.0 - rate) * tail[zero_rows]
         z_pit = 0.5 * rate + (1.0 - rate) * pit[zero_rows]
