@@ -381,7 +381,11 @@ def _zero_rate(
     rows = np.arange(win.shape[0])[:, None]
     k0 = excess[rows, aidx[None, :], where[None, :]]
     n = valid[rows, aidx[None, :], where[None, :]]
-    base = pooled[rows, aidx[None, :], (where % group[1])[None, :]] if len(cad.cycles) > 1 else pooled[:, aidx, 0]
+    base = (
+        pooled[rows, aidx[None, :], (where % group[1])[None, :]]
+        if len(cad.cycles) > 1
+        else pooled[:, aidx, 0]
+    )
     return np.where(base > 0, shrink_rate(k0, n, base), 0.0)
 
 
