@@ -61,32 +61,34 @@ _Q90_RANGE_TO_SD = 3.2897
 _QUANTILE_EFFICIENCY = 0.37
 _TRIM = 0.025  # share of the largest earlier sizes left out of the moments of whole-number sizes
 _SPARSE_ZERO_SHARE = 0.5
+_OPEN_SHARE = 0.25
 
 
 def sparse_at(hist: np.ndarray, acols: np.ndarray, cad: Cadence) -> np.ndarray:
     """(series, anchors) True where a series is sparse at an anchor.
 
-    Sparse: at least half of the values are zero among the seasonal positions (weekday, or hour of
-    the week) that were non-zero at least once, over the ``cad.long`` periods up to the anchor or
-    over the last ``cad.scale`` of them. Positions that never sell (a closed weekend, the night of a
-    business-hours series) do not count, so a series that is busy whenever it is open is not sparse.
+    Sparse: at least half of the values are zero in the seasonal positions (weekday, or hour of the
+    week) where the series sells, over the ``cad.long`` periods up to the anchor or over the last
+    ``cad.scale`` of them. A position sells if its share of non-zero values is at least a quarter of
+    the busiest position's, so a series that is busy whenever it is open (closed weekends, the
+    nights of a business-hours series with a stray order) is not sparse.
     """
     cycle = cad.cycles[0]
     win = windows_at(hist, acols, 0, cad.long)
     out = np.zeros(win.shape[:2], dtype=bool)
     for span in (cad.long, cad.scale):
-        part = win[..., cad.long - span :]
-        shape = (*win.shape[:2], span // cycle, cycle) if span % cycle == 0 else None
-        if shape is None or span // cycle < 2:
+        if span % cycle or span // cycle < 2:
             continue
+        part = win[..., cad.long - span :].reshape(*win.shape[:2], span // cycle, cycle)
         with np.errstate(invalid="ignore"):
-            zeros = (part == 0).reshape(shape).sum(axis=2)
-            busy = (part > 0).reshape(shape).sum(axis=2)
-        open_ = busy > 0
+            zeros = (part == 0).sum(axis=2)
+            busy = (part > 0).sum(axis=2)
+        share = busy / np.maximum(zeros + busy, 1)
+        open_ = (busy > 0) & (share >= _OPEN_SHARE * share.max(axis=-1, keepdims=True))
         z = np.where(open_, zeros, 0).sum(axis=-1)
         v = z + np.where(open_, busy, 0).sum(axis=-1)
         out |= (v > 0) & (z >= _SPARSE_ZERO_SHARE * v)
-        out |= busy.sum(axis=-1) == 0  # nothing but zeros
+        out |= (busy.sum(axis=-1) == 0) & (zeros.sum(axis=-1) > 0)  # nothing but zeros
     return out
 
 
