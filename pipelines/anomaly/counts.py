@@ -35,7 +35,7 @@ the earlier ones, is. Arrays are (series, columns) for the rows and columns the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import special
@@ -155,6 +155,7 @@ class CompoundCounts:
         lam = -np.log1p(-p)
 
         sizes, cnt = sorted_count(np.where(pos, win, np.nan), in_place=True)  # ascending, NaN last
+        sizes = sizes[..., : max(int(cnt.max(initial=0)), 2)]  # only the columns that hold a size
         second = np.take_along_axis(sizes, np.maximum(cnt - 2, 0)[..., None], axis=-1)[..., 0]
         second = np.where(cnt >= 2, second, 0.0)
         mean_size = np.where(k > 0, np.nansum(sizes, axis=-1) / np.maximum(k, 1), np.nan)
@@ -175,75 +176,18 @@ class CompoundCounts:
             aidx=aidx,
         )
 
-    def _one_tail(self, v: np.ndarray, sel: Cells) -> np.ndarray:
-        """``P(S >= v)`` for one event's size at cells ``sel`` (1 while no size is known)."""
-        out = np.ones(len(v))
-        known = self.n_sizes[sel] > 0
-        if known.any():
-            c = (sel[0][known], sel[1][known])
-            with np.errstate(divide="ignore"):
-                x = (np.log(np.fmax(v[known], 1e-300)) - self.loc[c]) / self.scale[c]
-            out[known] = special.stdtr(self.dof[c], -x)
-        disc = self.discrete[sel] & known
-        if disc.any():
-            d = (sel[0][disc], sel[1][disc])
-            j = np.ceil(v[disc] - 1e-9) - 1.0  # size >= v  <=>  size - 1 >= ceil(v) - 1
-            nb = np.where(j <= 0, 1.0, special.betainc(np.fmax(j, 1.0), self.nb_r[d], 1.0 - self.nb_p[d]))
-            out[disc] = self._blend(nb, out[disc], d)
-        return out
-
-    def _blend(self, nb: np.ndarray, lt: np.ndarray, cells: Cells) -> np.ndarray:
-        """Whole-number sizes: the fitted negative binomial for the ``k`` sizes seen, the log-t for
-        ``SIZE_PRIOR_DOF`` more (a Polya-urn predictive: while few sizes are known, their shape is
-        uncertain and the heavy-tailed log-t carries much of the weight)."""
-        k = self.n_sizes[cells]
-        return (k * nb + SIZE_PRIOR_DOF * lt) / (k + SIZE_PRIOR_DOF)
-
-    def _sum_tail(self, n: int, y: np.ndarray, sel: Cells, one: np.ndarray) -> np.ndarray:
-        """``P(S_1 + ... + S_n >= y)`` at cells ``sel``; ``one`` is ``P(S >= y)`` there."""
-        out = np.ones(len(y))
-        known = self.n_sizes[sel] > 0
-        if known.any():
-            # Log-normal sum with the moments of n log-t sizes (Fenton-Wilkinson), never below the
-            # chance that one of them alone reaches y.
-            c = (sel[0][known], sel[1][known])
-            s2 = self.scale[c] ** 2
-            sn2 = np.log1p(np.expm1(np.fmin(s2, 50.0)) / n)
-            mu = np.log(n) + self.loc[c] + 0.5 * s2 - 0.5 * sn2
-            with np.errstate(divide="ignore"):
-                fw = special.ndtr(-(np.log(np.fmax(y[known], 1e-300)) - mu) / np.sqrt(sn2))
-            out[known] = np.fmax(fw, np.fmin(1.0, n * one[known]))
-        disc = self.discrete[sel] & known
-        if disc.any():
-            # Whole numbers: n + NB(n r, p) >= y  <=>  NB >= ceil(y) - n.
-            d = (sel[0][disc], sel[1][disc])
-            j = np.ceil(y[disc] - 1e-9) - n
-            nb = special.betainc(np.fmax(j, 1.0), n * self.nb_r[d], 1.0 - self.nb_p[d])
-            out[disc] = np.where(j <= 0, 1.0, self._blend(nb, out[disc], d))
-        return out
-
-    def _upper_tail(self, y: np.ndarray, sel: Cells, rank: np.ndarray | None, floor: float) -> np.ndarray:
-        """``P(Y >= y)`` for values ``y > 0`` at cells ``sel``.
-
-        ``rank``: earlier sizes >= y, if known (the rank floor of one event). Terms of ``n`` events
-        less likely than ``floor`` are left out and the rest of the Poisson tail is added in full, so
-        each cell's value depends on that cell alone.
-        """
-        lam = self.lam[sel]
-        one = self._one_tail(y, sel)
-        if rank is not None:
-            one = np.fmax(one, np.fmax(rank - 1.0, 0.0) / (self.n_sizes[sel] + 1.0))
-        pmf = np.exp(-lam) * lam
-        total = pmf * one
-        cum = np.exp(-lam) + pmf
-        for n in range(2, _MAX_EVENTS + 1):
-            pmf = pmf * lam / n
-            cum = cum + pmf
-            idx = np.flatnonzero(pmf > floor)
-            if len(idx):
-                sub = (sel[0][idx], sel[1][idx])
-                total[idx] += pmf[idx] * self._sum_tail(n, y[idx], sub, one[idx])
-        return np.fmin(1.0, total + np.fmax(0.0, 1.0 - cum))
+    def cells(self, sel: Cells) -> _Cells:
+        """The model's parameters at cells ``sel``, as flat arrays."""
+        return _Cells(
+            lam=self.lam[sel],
+            nb_r=self.nb_r[sel],
+            nb_p=self.nb_p[sel],
+            loc=self.loc[sel],
+            scale=self.scale[sel],
+            dof=self.dof[sel],
+            k=self.n_sizes[sel],
+            disc=self.discrete[sel],
+        )
 
     def score(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Two-sided point score, one-sided tail probability and mid-p PIT of values ``y``.
@@ -269,8 +213,9 @@ class CompoundCounts:
             with np.errstate(invalid="ignore"):
                 rank = (win >= yv[:, None]).sum(axis=-1).astype(np.float64)
                 rank_next = (win >= nxt[:, None]).sum(axis=-1).astype(np.float64)
-            upper = self._upper_tail(yv, sel, rank, 0.0)
-            above = self._upper_tail(nxt, sel, rank_next, 0.0)
+            flat = self.cells(sel)
+            upper = _upper_tail(yv, flat, rank, 0.0)
+            above = _upper_tail(nxt, flat, rank_next, 0.0)
             at = np.where(disc, upper - above, 0.0)  # P(Y = y) for whole numbers
             pit[sel] = 1.0 - upper + 0.5 * at
             tail[sel] = np.fmin(upper, 1.0 - upper + at)
@@ -291,7 +236,16 @@ class CompoundCounts:
         sel = np.nonzero((n_sizes > 0) & (p > q))
         if len(sel[0]):
             full = (sel[0], sel[1] + first)
-            value = self._band_upper(full, q)
+            # Cells with the same parameters have the same band; a sparse series keeps them for
+            # weeks (no order enters or leaves its year of history), so solve each set once.
+            columns = (self.lam, self.nb_r, self.nb_p, self.loc, self.scale, self.dof, self.n_sizes)
+            params = np.stack(
+                [*(c[full] for c in columns), self.discrete[full], self.mean_size[full]], axis=1
+            )
+            _, first_of, inverse = np.unique(
+                np.nan_to_num(params), axis=0, return_index=True, return_inverse=True
+            )
+            value = self._band_upper((full[0][first_of], full[1][first_of]), q)[inverse.ravel()]
             # A size reached twice before stays inside the band while its rank keeps it above q.
             second = self.second[full[0], self.aidx[full[1]]]
             rank_ok = p[sel] / (n_sizes[sel] + 1.0) > q
@@ -299,18 +253,38 @@ class CompoundCounts:
         return expected, np.zeros(shape), upper
 
     def _band_upper(self, cells: Cells, q: float) -> np.ndarray:
-        """Largest value whose upper tail is above ``q`` (whole numbers for whole-number series)."""
-        floor = q * 1e-4
+        """Largest value whose upper tail is above ``q`` (whole numbers for whole-number series).
+
+        Terms of ``n`` events less likely than ``q / 100`` are left out (the band is for reading; the
+        scores use every term). The search starts from the single-event value, a lower bound.
+        """
+        floor = q * 1e-2
+
+        flat = self.cells(cells)
 
         def over(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
-            return self._upper_tail(v, (cells[0][idx], cells[1][idx]), None, floor) > q
+            return _upper_tail(v, flat.take(idx), None, floor) > q
 
         disc = self.discrete[cells]
-        # Bracket: lo has a tail above q (one unit for whole numbers, a tiny value otherwise); hi,
-        # doubled from a few mean sizes up, has a tail at or below q.
+        lam = self.lam[cells]
+        # One event alone: P(Y >= v) >= P(N = 1) P(S >= v), and P(S >= v) is at least the smaller of
+        # its two parts (negative binomial, log-t), so their smaller quantile is a lower bound.
+        target = np.fmin(q / np.fmax(lam * np.exp(-lam), 1e-300), 0.5)
+        with np.errstate(over="ignore"):
+            lt = np.exp(
+                np.fmin(
+                    self.loc[cells] + self.scale[cells] * special.stdtrit(self.dof[cells], 1.0 - target),
+                    700.0,
+                )
+            )
+            nb = 2.0 + special.nbdtrik(1.0 - target, self.nb_r[cells], self.nb_p[cells])
+        guess = np.where(disc, np.floor(np.fmin(lt, np.nan_to_num(nb, nan=1.0))), 0.999 * lt)
         lo = np.where(disc, 1.0, 1e-9)
-        hi = np.fmax(np.ceil(4.0 * np.nan_to_num(self.mean_size[cells]) + 4.0), 2.0)
-        todo = np.arange(len(lo))
+        idx = np.arange(len(lo))
+        good = (guess > lo) & over(np.fmax(guess, lo), idx)
+        lo = np.where(good, guess, lo)
+        hi = np.where(good, 2.0 * lo, np.fmax(np.ceil(4.0 * np.nan_to_num(self.mean_size[cells]) + 4.0), 2.0))
+        todo = idx
         for _ in range(60):
             high = over(hi[todo], todo)
             lo[todo[high]] = hi[todo[high]]
@@ -318,8 +292,8 @@ class CompoundCounts:
             todo = todo[high]
             if not len(todo):
                 break
-        # Whole numbers: integer bisection; otherwise bisection on the log scale.
-        todo = np.flatnonzero(np.where(disc, hi - lo > 1.0, np.log(hi / lo) > 1e-5))
+        # Whole numbers: integer bisection; otherwise bisection on the log scale (to 0.1%).
+        todo = np.flatnonzero(np.where(disc, hi - lo > 1.0, np.log(hi / lo) > 1e-3))
         for _ in range(80):
             if not len(todo):
                 break
@@ -328,9 +302,87 @@ class CompoundCounts:
             up = over(mid, todo)
             lo[todo] = np.where(up, mid, lo[todo])
             hi[todo] = np.where(up, hi[todo], mid)
-            keep = np.where(d, hi[todo] - lo[todo] > 1.0, np.log(hi[todo] / lo[todo]) > 1e-5)
+            keep = np.where(d, hi[todo] - lo[todo] > 1.0, np.log(hi[todo] / lo[todo]) > 1e-3)
             todo = todo[keep]
         return lo
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Flat parameters of the model at a set of cells (see :class:`CompoundCounts`)."""
+
+    lam: np.ndarray
+    nb_r: np.ndarray
+    nb_p: np.ndarray
+    loc: np.ndarray
+    scale: np.ndarray
+    dof: np.ndarray
+    k: np.ndarray
+    disc: np.ndarray
+
+    def take(self, idx: np.ndarray) -> _Cells:
+        return _Cells(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+def _one_tail(v: np.ndarray, c: _Cells) -> np.ndarray:
+    """``P(S >= v)`` for one event's size (1 while no size is known)."""
+    with np.errstate(divide="ignore"):
+        x = (np.log(np.fmax(v, 1e-300)) - c.loc) / c.scale
+    out = special.stdtr(c.dof, -x)
+    d = np.flatnonzero(c.disc)
+    if len(d):
+        j = np.ceil(v[d] - 1e-9) - 1.0  # size >= v  <=>  size - 1 >= ceil(v) - 1
+        nb = np.where(j <= 0, 1.0, special.betainc(np.fmax(j, 1.0), c.nb_r[d], 1.0 - c.nb_p[d]))
+        out[d] = _blend(nb, out[d], c.k[d])
+    return np.where(c.k > 0, out, 1.0)
+
+
+def _blend(nb: np.ndarray, lt: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Whole-number sizes: the fitted negative binomial for the ``k`` sizes seen, the log-t for
+    ``SIZE_PRIOR_DOF`` more (a Polya-urn predictive: while few sizes are known, their shape is
+    uncertain and the heavy-tailed log-t carries much of the weight)."""
+    return (k * nb + SIZE_PRIOR_DOF * lt) / (k + SIZE_PRIOR_DOF)
+
+
+def _sum_tail(n: int, y: np.ndarray, c: _Cells, one: np.ndarray) -> np.ndarray:
+    """``P(S_1 + ... + S_n >= y)``; ``one`` is ``P(S >= y)``."""
+    # Log-normal sum with the moments of n log-t sizes (Fenton-Wilkinson), never below the chance
+    # that one of them alone reaches y.
+    s2 = c.scale**2
+    sn2 = np.log1p(np.expm1(np.fmin(s2, 50.0)) / n)
+    mu = np.log(n) + c.loc + 0.5 * s2 - 0.5 * sn2
+    with np.errstate(divide="ignore"):
+        out = special.ndtr(-(np.log(np.fmax(y, 1e-300)) - mu) / np.sqrt(sn2))
+    out = np.fmax(out, np.fmin(1.0, n * one))
+    d = np.flatnonzero(c.disc)
+    if len(d):
+        # Whole numbers: n + NB(n r, p) >= y  <=>  NB >= ceil(y) - n.
+        j = np.ceil(y[d] - 1e-9) - n
+        nb = special.betainc(np.fmax(j, 1.0), n * c.nb_r[d], 1.0 - c.nb_p[d])
+        out[d] = np.where(j <= 0, 1.0, _blend(nb, out[d], c.k[d]))
+    return np.where(c.k > 0, out, 1.0)
+
+
+def _upper_tail(y: np.ndarray, c: _Cells, rank: np.ndarray | None, floor: float) -> np.ndarray:
+    """``P(Y >= y)`` for values ``y > 0``.
+
+    ``rank``: earlier sizes >= y, if known (the rank floor of one event). Terms of ``n`` events less
+    likely than ``floor`` are left out and the rest of the Poisson tail is added in full, so each
+    cell's value depends on that cell alone.
+    """
+    one = _one_tail(y, c)
+    if rank is not None:
+        one = np.fmax(one, np.fmax(rank - 1.0, 0.0) / (c.k + 1.0))
+    pmf = np.exp(-c.lam) * c.lam
+    total = pmf * one
+    cum = np.exp(-c.lam) + pmf
+    for n in range(2, _MAX_EVENTS + 1):
+        pmf = pmf * c.lam / n
+        cum = cum + pmf
+        idx = np.flatnonzero(pmf > floor)
+        if len(idx):
+            total[idx] += pmf[idx] * _sum_tail(n, y[idx], c.take(idx), one[idx])
+    return np.fmin(1.0, total + np.fmax(0.0, 1.0 - cum))
 
 
 def shrink_rate(k: np.ndarray, n: np.ndarray, base: np.ndarray) -> np.ndarray:
