@@ -227,10 +227,15 @@ def score(
         normally reports every period), sorted by ``unique_id, ds``, with columns ``unique_id, ds,
         y, expected, lower, upper, score, is_anomaly, kind, reason, model, event``. ``score`` is in
         [0, 1]: one minus twice the one-sided tail probability of the value under the series' model
-        (a decomposition with a Student-t residual, or for sparse non-negative series a compound count
-        model; ``model`` names it); ``lower``/``upper`` bound the values whose score stays below the
-        threshold and are never negative for a series without negative values. Only rows with ``ds >
-        only_after`` are returned when ``options.only_after`` is set.
+        (``model``: ``causal-robust-decomposition``, a decomposition with a Student-t residual, or
+        ``causal-compound-count`` for sparse non-negative series), per day: for series sampled
+        several times a day the period's probability times the periods per day, so thresholds keep
+        their daily meaning. ``expected`` is the model's mean (for the count model: the chance of a
+        non-zero value times the mean earlier non-zero value); ``lower``/``upper`` bound the values
+        whose score stays below the threshold (``upper`` is NaN while a sparse series has no earlier
+        non-zero value) and are never negative for a series without negative values. ``reason`` says
+        how often a value this unusual happens for that weekday (and time of day). Only rows with
+        ``ds > only_after`` are returned when ``options.only_after`` is set.
 
     Raises:
         AnomalyInputError: if ``df``, ``events``, ``feedback`` or ``options`` break the contract.

@@ -1,12 +1,16 @@
-"""Numeric core of the metric scorer on a dense (series x day) matrix.
+"""Numeric core of the metric scorer on a dense (series x period) matrix.
 
-Model ``causal-robust-decomposition`` (every statistic of day ``t`` reads only days before ``t``):
+Model ``causal-robust-decomposition`` (every statistic of period ``t`` reads only periods before
+``t``). Window lengths come from the series' :class:`~pipelines.anomaly.cadence.Cadence`; the figures
+below are those of daily series (hourly and finer series: see ``cadence.py``):
 
-* level ``B_t``: median of the last 28 days (4 of each weekday, so weekday-neutral);
-* weekday offset ``O_t``: median over the last 8 same weekdays ``s`` of ``y_s - B_s``. Because ``B``
+* level ``B_t``: median of the last 28 days (4 of each weekday, so weekday-neutral); for series
+  sampled several times a day, the 5%-trimmed mean of the last week, refreshed at midnight;
+* seasonal offset ``O_t``: median over the last 8 same weekdays ``s`` of ``y_s - B_s`` (hourly:
+  the same hour of the week, or of the day while fewer than two weeks are known). Because ``B``
   trails by two weeks, the offset also absorbs that lag under a local linear trend;
-* yearly correction ``Y_t``: median of last year's residuals ``y_s - B_s - O_s`` over the 29 days around
-  ``t - 364`` (same weekday alignment), shrunk to 0 unless it is clearly non-zero;
+* yearly correction ``Y_t`` (daily series): median of last year's residuals ``y_s - B_s - O_s`` over
+  the 29 days around ``t - 364`` (same weekday alignment), shrunk to 0 unless it is clearly non-zero;
 * ``expected = B + O + Y`` (additive). A multiplicative variant ``B * O' * (1 + Y')`` uses medians of
   ratios ``y_s / B_s`` instead of differences, since weekday and yearly effects of most business series
   scale with the level;
@@ -14,25 +18,31 @@ Model ``causal-robust-decomposition`` (every statistic of day ``t`` reads only d
   likelihood (``log scale - mean log h'(y)``): the additive expectation on the original scale, or the
   multiplicative one on a variance-stabilised scale ``h(y) - h(expected)`` with Anscombe's square root
   ``2 sqrt(y + 3/8)`` (Poisson-like counts) or ``log1p`` (multiplicative, right-skewed noise);
-  non-negative series only. Bands are ``h^-1(h(expected) -/+ half-width)``, so they are asymmetric;
+  non-negative series only. Bands are ``h^-1(h(expected) -/+ half-width)``, so they are asymmetric,
+  and never reach below zero for a series without negative values;
 * residual scale: the larger of IQR / 1.349 and the 5-95% range / 3.29 of the chosen residuals of the
   last 56 days (both estimate a Gaussian sigma; the second guards against heavy tails), floored at one
-  unit for count series (so ordinary zeros and ones never alarm). Intermittent count series (mostly
-  zeros) are scored with a predictive negative binomial of the last 56 days instead (see
-  ``_CountModel``); other intermittent series treat a value up to the recent maximum as ordinary. The model choice, the scale
-  and the yearly term move slowly and are computed once a week, at a fixed weekday (calendar-anchored,
-  so a run over any range of days gives the same values);
+  unit for count series (so ordinary zeros and ones never alarm). The model choice, the scale and the
+  yearly term move slowly and are computed once a week, at a fixed weekday (calendar-anchored, so a
+  run over any range of days gives the same values);
 * point score: one minus the two-sided Student-t tail probability of ``z = (y - expected) / scale``,
   with degrees of freedom from the number of residuals (0.37 per residual, the efficiency of IQR,
   times Bartlett's ``(1 - rho^2) / (1 + rho^2)`` for lag-1 autocorrelated residuals), so short or
-  autocorrelated histories get wide bands;
-* level shift: a scan over the last 2..14 days of standardised sums of z (variance corrected for the
-  lag-1 autocorrelation of the residuals of the 56 days before the weekly anchor), with Siegmund's
-  tail approximation for the
-  maximum over window lengths; the start of the best window is reported as "since".
+  autocorrelated histories get wide bands. Whole-number non-negative series take at least the tail
+  of a Poisson law around the expected value (low counts are discrete), and a zero at least the rate
+  of unexplained zeros (stock-outs, closures) of its weekday over the last year;
+* sparse non-negative series (mostly zero where they sell at all, see ``counts.sparse_at``) are
+  scored by the compound count model of ``counts.py`` instead (model ``causal-compound-count``);
+* level shift: a scan over the last 2..14 days of standardised sums of Gaussian-equivalent z
+  (variance corrected for the lag-1 autocorrelation of the residuals of the 56 days before the weekly
+  anchor), with Siegmund's tail approximation for the maximum over window lengths; the start of the
+  best window is reported as "since".
 
-Known-event days are left out of the history. Missing days are flagged when the series reported on at
-least 90% of the previous 28 days.
+Scores are per day: for series sampled several times a day, one minus the periods per day times the
+period's two-sided tail probability (a Bonferroni bound), so the thresholds keep their meaning.
+Known-event periods (and points marked as expected by analysts) are left out of the history. Missing
+periods are flagged when the series reported on at least 90% of the previous 28 days (hourly: the
+previous week).
 """
 
 from __future__ import annotations
@@ -375,8 +385,13 @@ def _zero_rate(
     # same hour on every weekday of an hourly one: a night's zeros say nothing about the afternoon).
     open_ = 2 * zeros < valid
     group = (cycle // cad.cycles[-1], cad.cycles[-1]) if len(cad.cycles) > 1 else (1, cycle)
-    opened = lambda a: np.where(open_, a, 0.0).reshape(*a.shape[:2], *group).sum(axis=2)  # noqa: E731
-    pooled = np.fmax(opened(zeros) - opened(chance), 0.0) / np.fmax(opened(valid), 1.0)
+
+    def by_time_of_day(a: np.ndarray) -> np.ndarray:
+        return np.where(open_, a, 0.0).reshape(*a.shape[:2], *group).sum(axis=2)
+
+    pooled = np.fmax(by_time_of_day(zeros) - by_time_of_day(chance), 0.0) / np.fmax(
+        by_time_of_day(valid), 1.0
+    )
     where = (cols - (acols[aidx] - cad.long + 1)) % cycle
     rows = np.arange(win.shape[0])[:, None]
     k0 = excess[rows, aidx[None, :], where[None, :]]
