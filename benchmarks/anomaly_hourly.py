@@ -134,6 +134,7 @@ def build_panel(n_series: int, seed: int, days: int = DAYS, inject: bool = True)
         return df[~np.isnan(df["y"])].reset_index(drop=True)  # missing hours are absent rows
 
     lab = pd.DataFrame(labels, columns=["series", "start", "end", "kind", "magnitude"])
+    lab = lab.astype({"series": np.int64, "start": np.int64, "end": np.int64})
     lab["unique_id"] = ids[lab["series"]]
     lab["start_ds"] = ds[lab["start"]]
     lab["end_ds"] = ds[lab["end"]]
