@@ -490,7 +490,10 @@ def score_matrix(
     nonneg = (n_neg == 0) & (n_hist > 0)
     # Mostly zero where the series sells at all (see counts.sparse_at); a series that is zero only
     # when closed (weekends, nights) is not intermittent.
-    intermittent = sparse_at(hist, acols, cad)
+    intermittent = np.zeros(n_hist.shape, dtype=bool)
+    with_zeros = np.flatnonzero((_rolling_count(hist == 0, acols + 1, cad.long) > 0).any(axis=1))
+    if len(with_zeros):  # a series without a zero in the long window is not sparse
+        intermittent[with_zeros] = sparse_at(hist[with_zeros], acols, cad)
     exp_pos = np.fmax(expected_m, 0.0)
     with np.errstate(invalid="ignore"):
         hist_pos = np.where(hist >= 0, hist, np.nan)
