@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from pipelines.anomaly.errors import AnomalyInputError
@@ -168,15 +167,6 @@ def parse_freq(freq: str | pd.Timedelta) -> int:
         raise AnomalyInputError(
             f"`freq` must be a fixed duration such as 'D', 'h' or '15min', got {freq!r}"
         ) from err
-
-
-def infer_period_ns(stamps: np.ndarray) -> int:
-    """The coarsest period (dividing a day) that every timestamp (int64 ns since 1970) falls on.
-
-    Midnight timestamps give one day; otherwise the greatest common divisor of the times of day.
-    """
-    tod = np.unique(np.mod(stamps, _DAY_NS))
-    return int(np.gcd.reduce(np.concatenate([[_DAY_NS], tod]).astype(np.int64)))
 
 
 def required_history(freq: str | pd.Timedelta = "D") -> pd.Timedelta:

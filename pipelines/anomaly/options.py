@@ -28,8 +28,9 @@ class ScoreOptions:
             The values are identical to a full scoring as long as the input holds at least
             :data:`pipelines.anomaly.model.REQUIRED_HISTORY_DAYS` days before ``only_after`` (for other
             periods :func:`pipelines.anomaly.required_history`).
-        end: if set, every series is extended with absent (missing) days up to this date, so a feed
-            that stopped reporting shows up as ``missing``; by default a series ends at its last row.
+        end: if set, every series is extended with absent (missing) periods up to the period holding
+            this timestamp (the day, for daily series), so a feed that stopped reporting shows up as
+            ``missing``; by default a series ends at its last row.
         min_history: number of valid past values a series needs before any value can be an alarm.
         n_jobs: processes used to score chunks of series (1 = in this process).
         chunk_size: series per chunk (bounds memory: about 1 GB per 1,000 two-year daily series);
