@@ -1,11 +1,15 @@
-"""Anomaly scoring of daily metric series and of order lines.
+"""Anomaly scoring of metric series (daily, hourly or finer) and of order lines.
 
 Public API:
-    score: causal per-day scores, bands and reasons for many ``unique_id, ds, y`` series at once.
-    build_incidents: group consecutive anomalous days of a series into one incident each.
+    score: causal per-period scores, bands and reasons for many ``unique_id, ds, y`` series at once;
+        sparse non-negative series (a few orders a year) are scored by a count model, points that
+        analysts marked as expected can be left out of the baseline (``feedback``).
+    build_incidents: group consecutive anomalous periods of a series into one incident each.
     score_records: price, discount, quantity and duplicate anomalies on order lines.
+    required_history: history an incremental run needs before its first scored period.
 """
 
+from pipelines.anomaly.cadence import required_history
 from pipelines.anomaly.errors import AnomalyInputError
 from pipelines.anomaly.incidents import build_incidents
 from pipelines.anomaly.metric import score
@@ -21,6 +25,7 @@ __all__ = [
     "RecordOptions",
     "ScoreOptions",
     "build_incidents",
+    "required_history",
     "score",
     "score_records",
 ]

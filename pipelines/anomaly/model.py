@@ -1,12 +1,16 @@
-"""Numeric core of the metric scorer on a dense (series x day) matrix.
+"""Numeric core of the metric scorer on a dense (series x period) matrix.
 
-Model ``causal-robust-decomposition`` (every statistic of day ``t`` reads only days before ``t``):
+Model ``causal-robust-decomposition`` (every statistic of period ``t`` reads only periods before
+``t``). Window lengths come from the series' :class:`~pipelines.anomaly.cadence.Cadence`; the figures
+below are those of daily series (hourly and finer series: see ``cadence.py``):
 
-* level ``B_t``: median of the last 28 days (4 of each weekday, so weekday-neutral);
-* weekday offset ``O_t``: median over the last 8 same weekdays ``s`` of ``y_s - B_s``. Because ``B``
+* level ``B_t``: median of the last 28 days (4 of each weekday, so weekday-neutral); for series
+  sampled several times a day, the 5%-trimmed mean of the last week, refreshed at midnight;
+* seasonal offset ``O_t``: median over the last 8 same weekdays ``s`` of ``y_s - B_s`` (hourly:
+  the same hour of the week, or of the day while fewer than two weeks are known). Because ``B``
   trails by two weeks, the offset also absorbs that lag under a local linear trend;
-* yearly correction ``Y_t``: median of last year's residuals ``y_s - B_s - O_s`` over the 29 days around
-  ``t - 364`` (same weekday alignment), shrunk to 0 unless it is clearly non-zero;
+* yearly correction ``Y_t`` (daily series): median of last year's residuals ``y_s - B_s - O_s`` over
+  the 29 days around ``t - 364`` (same weekday alignment), shrunk to 0 unless it is clearly non-zero;
 * ``expected = B + O + Y`` (additive). A multiplicative variant ``B * O' * (1 + Y')`` uses medians of
   ratios ``y_s / B_s`` instead of differences, since weekday and yearly effects of most business series
   scale with the level;
@@ -14,25 +18,31 @@ Model ``causal-robust-decomposition`` (every statistic of day ``t`` reads only d
   likelihood (``log scale - mean log h'(y)``): the additive expectation on the original scale, or the
   multiplicative one on a variance-stabilised scale ``h(y) - h(expected)`` with Anscombe's square root
   ``2 sqrt(y + 3/8)`` (Poisson-like counts) or ``log1p`` (multiplicative, right-skewed noise);
-  non-negative series only. Bands are ``h^-1(h(expected) -/+ half-width)``, so they are asymmetric;
+  non-negative series only. Bands are ``h^-1(h(expected) -/+ half-width)``, so they are asymmetric,
+  and never reach below zero for a series without negative values;
 * residual scale: the larger of IQR / 1.349 and the 5-95% range / 3.29 of the chosen residuals of the
   last 56 days (both estimate a Gaussian sigma; the second guards against heavy tails), floored at one
-  unit for count series (so ordinary zeros and ones never alarm). Intermittent count series (mostly
-  zeros) are scored with a predictive negative binomial of the last 56 days instead (see
-  ``_CountModel``); other intermittent series treat a value up to the recent maximum as ordinary. The model choice, the scale
-  and the yearly term move slowly and are computed once a week, at a fixed weekday (calendar-anchored,
-  so a run over any range of days gives the same values);
+  unit for count series (so ordinary zeros and ones never alarm). The model choice, the scale and the
+  yearly term move slowly and are computed once a week, at a fixed weekday (calendar-anchored, so a
+  run over any range of days gives the same values);
 * point score: one minus the two-sided Student-t tail probability of ``z = (y - expected) / scale``,
   with degrees of freedom from the number of residuals (0.37 per residual, the efficiency of IQR,
   times Bartlett's ``(1 - rho^2) / (1 + rho^2)`` for lag-1 autocorrelated residuals), so short or
-  autocorrelated histories get wide bands;
-* level shift: a scan over the last 2..14 days of standardised sums of z (variance corrected for the
-  lag-1 autocorrelation of the residuals of the 56 days before the weekly anchor), with Siegmund's
-  tail approximation for the
-  maximum over window lengths; the start of the best window is reported as "since".
+  autocorrelated histories get wide bands. Whole-number non-negative series take at least the tail
+  of a Poisson law around the expected value (low counts are discrete), and a zero at least the rate
+  of unexplained zeros (stock-outs, closures) of its weekday over the last year;
+* sparse non-negative series (mostly zero where they sell at all, see ``counts.sparse_at``) are
+  scored by the compound count model of ``counts.py`` instead (model ``causal-compound-count``);
+* level shift: a scan over the last 2..14 days of standardised sums of Gaussian-equivalent z
+  (variance corrected for the lag-1 autocorrelation of the residuals of the 56 days before the weekly
+  anchor), with Siegmund's tail approximation for the maximum over window lengths; the start of the
+  best window is reported as "since".
 
-Known-event days are left out of the history. Missing days are flagged when the series reported on at
-least 90% of the previous 28 days.
+Scores are per day: for series sampled several times a day, one minus the periods per day times the
+period's two-sided tail probability (a Bonferroni bound), so the thresholds keep their meaning.
+Known-event periods (and points marked as expected by analysts) are left out of the history. Missing
+periods are flagged when the series reported on at least 90% of the previous 28 days (hourly: the
+previous week).
 """
 
 from __future__ import annotations
@@ -43,19 +53,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from pipelines.anomaly.windows import lagged_windows, quantile_sorted, sorted_count, windows_at
+from pipelines.anomaly.cadence import DAILY, Cadence
+from pipelines.anomaly.counts import CompoundCounts, shrink_rate, sparse_at
+from pipelines.anomaly.windows import quantile_sorted, sorted_count, windows_at
 
 MODEL_LABEL = "causal-robust-decomposition"
+COUNT_MODEL_LABEL = "causal-compound-count"
 
-_LEVEL_DAYS = 28
-_WEEKS = 8
-_YEAR = 364
-_YEAR_HALF_WIDTH = 14
-_SCALE_DAYS = 56
-_SELECT_DAYS = 168
-_SCAN_DAYS = 14
-_MISSING_WINDOW = 28
-_MISSING_PRESENT_FRACTION = 0.9
 _IQR_TO_SD = 1.349
 _Q90_RANGE_TO_SD = 3.2897
 _MAD_EFFICIENCY = 0.37
@@ -64,16 +68,13 @@ _MAX_RHO = 0.8
 _SHIFT_MIN_POINT_Z = 1.0
 _YEARLY_MIN_COUNT = 15
 _YEARLY_SHRINK_SE = 2.0
-_INTERMITTENT_ZERO_FRACTION = 0.5
 _INTERMITTENT_MAX_Z = 3.0
+_MISSING_PRESENT_FRACTION = 0.9
 
-#: Days of history before ``t`` that any statistic at ``t`` reads. An incremental run must be given at
-#: least this many days before its first output day to reproduce a full run exactly.
-REQUIRED_HISTORY_DAYS = (
-    # shift scan + model-selection window + weekly anchors of the scale and yearly terms + yearly
-    # window + weekday offsets + level window
-    _SCAN_DAYS + _SELECT_DAYS + 1 + 2 * 7 + _YEAR + _YEAR_HALF_WIDTH + 7 * _WEEKS + _LEVEL_DAYS
-)
+#: Days of history before ``t`` that any statistic at ``t`` reads, for daily series. An incremental
+#: run must be given at least this many days before its first output day to reproduce a full run
+#: exactly (see :func:`pipelines.anomaly.cadence.required_history` for other periods).
+REQUIRED_HISTORY_DAYS = DAILY.required_history
 
 KIND_NONE, KIND_SPIKE, KIND_DIP, KIND_SHIFT, KIND_MISSING = 0, 1, 2, 3, 4
 KIND_LABELS: dict[int, str | None] = {
@@ -96,6 +97,8 @@ class MatrixScores:
     is_anomaly: np.ndarray
     kind: np.ndarray
     shift_start: np.ndarray
+    tail: np.ndarray  # one-sided probability of a value at least this far out (NaN = no value)
+    count_model: np.ndarray  # True where the sparse count model scored the value
 
 
 def two_sided_score(z: np.ndarray, dof: np.ndarray) -> np.ndarray:
@@ -155,13 +158,14 @@ def _selection_criterion(
     hist_pos: np.ndarray,
     acols: np.ndarray,
     log_dh: _Fn | None,
+    n_select: int,
 ) -> np.ndarray:
     """Negative Box-Cox profile log-likelihood per residual, ``log(scale) - mean(log h'(y))``.
 
     ``scale`` is the mean absolute deviation from the median (efficient and robust enough to compare
-    models) of the residuals ``rh`` over the last ``_SELECT_DAYS`` days before each anchor column.
+    models) of the residuals ``rh`` over the last ``n_select`` periods before each anchor column.
     """
-    win = windows_at(rh, acols, 0, _SELECT_DAYS)
+    win = windows_at(rh, acols, 0, n_select)
     n = np.count_nonzero(~np.isnan(win), axis=-1)
     centre = quantile_sorted(*sorted_count(win), 0.5)
     mad = np.nan_to_num(np.abs(win - centre[..., None])).sum(axis=-1) / np.maximum(n, 1)
@@ -169,65 +173,9 @@ def _selection_criterion(
         jac = np.zeros_like(mad)
     else:
         used = np.where(np.isnan(rh), 0.0, log_dh(np.nan_to_num(hist_pos)))
-        jac = windows_at(used, acols, 0, _SELECT_DAYS).sum(axis=-1) / np.maximum(n, 1)
+        jac = windows_at(used, acols, 0, n_select).sum(axis=-1) / np.maximum(n, 1)
     with np.errstate(divide="ignore"):
         return np.where(n > 0, np.log(mad) - jac, np.nan)
-
-
-@dataclass(frozen=True)
-class _CountModel:
-    """Predictive negative binomial of a count, fitted at weekly anchors to the last 56 days.
-
-    Mean ``(S + 1/2) / n`` (sum ``S`` of ``n`` days; the Poisson-gamma predictive with Jeffreys'
-    prior) and variance ``max(sample variance, mean) * (1 + 1/n)`` (over-dispersion, plus the
-    uncertainty of the mean). With no over-dispersion this is exactly the Poisson-gamma predictive
-    ``NB(S + 1/2, n / (n + 1))``, so an all-zero history still allows an occasional unit.
-    Arrays are (series, z columns).
-    """
-
-    r: np.ndarray
-    p: np.ndarray
-    mean: np.ndarray
-
-    @classmethod
-    def fit(cls, hist: np.ndarray, acols: np.ndarray, aidx: np.ndarray) -> _CountModel:
-        win = windows_at(hist, acols, 0, _SCALE_DAYS)
-        n = np.count_nonzero(~np.isnan(win), axis=-1)
-        total = np.nansum(win, axis=-1)
-        nn = np.maximum(n, 1)
-        sample_mean = total / nn
-        ss = np.nansum((win - sample_mean[..., None]) ** 2, axis=-1)
-        mean = (total + 0.5) / nn
-        var = np.fmax(ss / np.maximum(n - 1, 1), mean) * (1.0 + 1.0 / nn)
-        r = mean * mean / (var - mean)
-        p = mean / var
-        return cls(r=r[:, aidx], p=p[:, aidx], mean=mean[:, aidx])
-
-    def score(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Two-sided tail score and mid-p probability integral transform of counts ``y``."""
-        with np.errstate(invalid="ignore"):
-            x = np.where(np.isnan(y), 0.0, np.round(np.fmax(y, 0.0))).astype(np.int64)
-            xs = np.maximum(x, 1).astype(np.float64)
-            # Negative binomial tails via the regularised incomplete beta function (r need not be an
-            # integer): P(Y <= k) = I_p(r, k + 1) and P(Y >= k) = I_(1-p)(k, r) for k >= 1.
-            upper = np.where(x <= 0, 1.0, special.betainc(xs, self.r, 1.0 - self.p))  # P(Y >= x)
-            lower = special.betainc(self.r, x + 1.0, self.p)  # P(Y <= x)
-            below = np.where(x <= 0, 0.0, special.betainc(self.r, xs, self.p))  # P(Y <= x - 1)
-        point = 1.0 - np.minimum(1.0, 2.0 * np.minimum(upper, lower))
-        pit = 0.5 * (below + lower)
-        nan = np.isnan(y)
-        return np.where(nan, np.nan, point), np.where(nan, np.nan, pit)
-
-    def band(self, threshold: float, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean and the central ``threshold`` interval of the counts, for columns from ``first`` on."""
-        from scipy import stats
-
-        r, p = self.r[:, first:], self.p[:, first:]
-        tail = (1.0 - threshold) / 2.0
-        with np.errstate(invalid="ignore"):
-            lower = stats.nbinom.ppf(tail, r, p)
-            upper = stats.nbinom.ppf(1.0 - tail, r, p)
-        return self.mean[:, first:], lower, upper
 
 
 def _lag1_autocorrelation(win: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -279,92 +227,250 @@ def _span(a: int, b: int) -> np.ndarray:
     return np.arange(a, b, dtype=np.intp)
 
 
-def _anchors(cols: np.ndarray, day_of_col0: int) -> np.ndarray:
-    """Weekly anchor of each column: the latest earlier column falling on a Thursday.
+def _anchors(cols: np.ndarray, period_of_col0: int, cad: Cadence) -> np.ndarray:
+    """Anchor of each column: the latest earlier column whose period number is ``anchor_phase``
+    modulo ``anchor_every`` (a Thursday for daily series, the last period of a day otherwise).
 
-    Slow-moving statistics (residual scale, yearly correction) are computed once per week at the
-    anchor; being tied to the calendar, they are the same whatever range of days is scored.
+    Slow-moving statistics (residual scale, model choice, yearly correction, count model) are computed
+    once per anchor; being tied to the calendar, they are the same whatever range is scored.
     """
     prev = cols - 1
-    return prev - (day_of_col0 + prev) % 7
+    return prev - (period_of_col0 + prev - cad.anchor_phase) % cad.anchor_every
+
+
+def _level_at(hist: np.ndarray, cols: np.ndarray, period_of_col0: int, cad: Cadence) -> np.ndarray:
+    """Level of the ``cad.level`` periods before the last refresh, at each column.
+
+    Daily series: the median of the 28 days before ``t`` (refreshed every day). Series sampled
+    several times a day: the mean of the last week without its lowest and highest ``cad.level_trim``
+    share, refreshed at midnight; a median of all hours of the week would be a night value, zero for
+    a business-hours series, leaving no level for the seasonal ratios.
+    """
+    bound = cols - (period_of_col0 + cols) % cad.level_step
+    ucols, inv = np.unique(bound, return_inverse=True)
+    if not cad.level_trim:
+        med, _ = _median_at(hist, ucols, 1, cad.level)
+        return med[:, inv.ravel()]
+    s, c = sorted_count(windows_at(hist, ucols, 1, cad.level), in_place=True)
+    cut = np.floor(cad.level_trim * c).astype(np.intp)
+    pos = np.arange(s.shape[-1])
+    keep = (pos >= cut[..., None]) & (pos < (c - cut)[..., None])
+    n = keep.sum(axis=-1)
+    with np.errstate(invalid="ignore"):
+        level = np.where(n > 0, np.where(keep, s, 0.0).sum(axis=-1) / np.maximum(n, 1), np.nan)
+    return level[:, inv.ravel()]
+
+
+def _seasonal(x: np.ndarray, cols: np.ndarray, cad: Cadence, default: float) -> tuple[np.ndarray, np.ndarray]:
+    """Median of ``x`` over the last ``offset_cycles`` same positions of the longest seasonal cycle
+    with at least two values (weekday for daily series; period of the week, else of the day,
+    otherwise), ``default`` where no cycle has two. Also returns whether the value is finite and set."""
+    out = np.full((x.shape[0], len(cols)), default)
+    found = np.zeros(out.shape, dtype=bool)
+    for cycle in reversed(cad.cycles):
+        med, n = _median_at(x, cols, cycle, cad.offset_cycles, cycle)
+        use = (n >= 2) & np.isfinite(med)
+        out = np.where(use, med, out)
+        found |= use
+    return out, found
 
 
 def _expected_at(
-    hist: np.ndarray, cols: np.ndarray, pad: int, day_of_col0: int
+    hist: np.ndarray, cols: np.ndarray, pad: int, period_of_col0: int, cad: Cadence
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expected values of padded history ``hist`` at padded columns ``cols``: additive ``B + O + Y``
     and multiplicative ``B * O' * (1 + Y')``."""
-    anchor = _anchors(cols, day_of_col0)
+    anchor = _anchors(cols, period_of_col0, cad)
     ycols, yidx = np.unique(anchor, return_inverse=True)
-    year_cols = np.unique(
-        (ycols[:, None] + 1 - _YEAR + np.arange(-_YEAR_HALF_WIDTH, _YEAR_HALF_WIDTH + 1)[None, :]).ravel()
-    )
-    year_cols = year_cols[year_cols >= pad]
-    base_cols = np.union1d(cols, year_cols)
-    level_cols = np.unique((base_cols[:, None] - 7 * np.arange(0, _WEEKS + 1)[None, :]).ravel())
+    base_cols = cols
+    if cad.year:
+        half = cad.year_half
+        year_cols = np.unique((ycols[:, None] + 1 - cad.year + np.arange(-half, half + 1)[None, :]).ravel())
+        year_cols = year_cols[year_cols >= pad]
+        base_cols = np.union1d(cols, year_cols)
+    lags = np.unique(np.concatenate([c * np.arange(0, cad.offset_cycles + 1) for c in cad.cycles]))
+    level_cols = np.unique((base_cols[:, None] - lags[None, :]).ravel())
     level_cols = level_cols[level_cols >= pad]
     level = np.full(hist.shape, np.nan)
-    level[:, level_cols], _ = _median_at(hist, level_cols, 1, _LEVEL_DAYS)
-    offset, n_off = _median_at(hist - level, base_cols, 7, _WEEKS, 7)
+    level[:, level_cols] = _level_at(hist, level_cols, period_of_col0, cad)
+    offset, _ = _seasonal(hist - level, base_cols, cad, 0.0)
     base = np.full(hist.shape, np.nan)
-    base[:, base_cols] = level[:, base_cols] + np.where(n_off >= 2, offset, 0.0)
-    resid0 = hist - base
-    win = windows_at(resid0, ycols, _YEAR - _YEAR_HALF_WIDTH - 1, 2 * _YEAR_HALF_WIDTH + 1)
-    s, c = sorted_count(win, in_place=True)
-    yearly = quantile_sorted(s, c, 0.5)
-    sd = (quantile_sorted(s, c, 0.75) - quantile_sorted(s, c, 0.25)) / _IQR_TO_SD
-    se = _YEARLY_SHRINK_SE * 1.2533 * sd / np.sqrt(np.maximum(c, 1))
-    yearly = np.sign(yearly) * np.maximum(np.abs(yearly) - se, 0.0)
-    yearly = np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly), yearly, 0.0)
-    additive = base[:, cols] + yearly[:, yidx.ravel()]
+    base[:, base_cols] = level[:, base_cols] + offset
+    if cad.year:
+        yearly = _yearly(hist - base, ycols, cad)
+        additive = base[:, cols] + yearly[:, yidx.ravel()]
+    else:
+        additive = base[:, cols]
 
-    # Multiplicative variant: the same level times weekday and yearly ratios. The level (a median) is
+    # Multiplicative variant: the same level times seasonal and yearly ratios. The level (a median) is
     # the same on any monotone scale; weekday effects of many business series scale with the level.
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(level > 0, hist / level, np.nan)
-    factor, n_fac = _median_at(ratio, base_cols, 7, _WEEKS, 7)
+    factor, _ = _seasonal(ratio, base_cols, cad, 1.0)
     base_m = np.full(hist.shape, np.nan)
-    base_m[:, base_cols] = level[:, base_cols] * np.where((n_fac >= 2) & np.isfinite(factor), factor, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel0 = np.where(base_m > 0, hist / base_m, np.nan)
-    win = windows_at(rel0, ycols, _YEAR - _YEAR_HALF_WIDTH - 1, 2 * _YEAR_HALF_WIDTH + 1)
-    s, c = sorted_count(win, in_place=True)
-    yearly_m = quantile_sorted(s, c, 0.5) - 1.0
-    sd = (quantile_sorted(s, c, 0.75) - quantile_sorted(s, c, 0.25)) / _IQR_TO_SD
-    se = _YEARLY_SHRINK_SE * 1.2533 * sd / np.sqrt(np.maximum(c, 1))
-    yearly_m = np.sign(yearly_m) * np.maximum(np.abs(yearly_m) - se, 0.0)
-    yearly_m = np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly_m), yearly_m, 0.0)
-    multiplicative = base_m[:, cols] * (1.0 + yearly_m[:, yidx.ravel()])
+    base_m[:, base_cols] = level[:, base_cols] * factor
+    if cad.year:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel0 = np.where(base_m > 0, hist / base_m, np.nan)
+        yearly_m = _yearly(rel0, ycols, cad, centre=1.0)
+        multiplicative = base_m[:, cols] * (1.0 + yearly_m[:, yidx.ravel()])
+    else:
+        multiplicative = base_m[:, cols]
     return additive, multiplicative
 
 
+def _yearly(resid: np.ndarray, ycols: np.ndarray, cad: Cadence, centre: float = 0.0) -> np.ndarray:
+    """Yearly correction at anchors ``ycols``: median of last year's residuals around ``t - year``,
+    shrunk towards 0 by twice its standard error, 0 unless enough residuals exist."""
+    half = cad.year_half
+    win = windows_at(resid, ycols, cad.year - half - 1, 2 * half + 1)
+    s, c = sorted_count(win, in_place=True)
+    yearly = quantile_sorted(s, c, 0.5) - centre
+    sd = (quantile_sorted(s, c, 0.75) - quantile_sorted(s, c, 0.25)) / _IQR_TO_SD
+    se = _YEARLY_SHRINK_SE * 1.2533 * sd / np.sqrt(np.maximum(c, 1))
+    yearly = np.sign(yearly) * np.maximum(np.abs(yearly) - se, 0.0)
+    return np.where((c >= _YEARLY_MIN_COUNT) & np.isfinite(yearly), yearly, 0.0)
+
+
+def _poisson_floor(
+    y: np.ndarray, mu: np.ndarray, tail: np.ndarray, pit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tail and PIT of counts ``y`` no further out than under a Poisson law of mean ``mu``."""
+    k = np.round(np.fmax(y, 0.0))
+    below = special.pdtr(k - 1.0, mu)  # P(Y < y), 0 for y = 0
+    at_most = special.pdtr(k, mu)  # P(Y <= y)
+    mid = 0.5 * (below + at_most)
+    low = y <= mu
+    tail = np.where(low, np.fmax(tail, at_most), np.fmax(tail, 1.0 - below))
+    pit = np.where(low, np.fmax(pit, np.fmin(mid, 0.5)), np.fmin(pit, np.fmax(mid, 0.5)))
+    return tail, pit
+
+
+def _per_day(score: np.ndarray, cad: Cadence) -> np.ndarray:
+    """Score of a period turned into a score per day: ``1 - min(1, periods per day * (1 - score))``
+    (a Bonferroni bound over the day's periods; unchanged for daily series)."""
+    if cad.per_day == 1:
+        return score
+    return 1.0 - np.fmin(1.0, cad.per_day * (1.0 - score))
+
+
+def _zero_rate(
+    hist: np.ndarray,
+    acols: np.ndarray,
+    aidx: np.ndarray,
+    cols: np.ndarray,
+    discrete: np.ndarray,
+    cad: Cadence,
+) -> np.ndarray:
+    """Rate of unexplained zeros (stock-outs, outages) in the same position of the longest seasonal
+    cycle (the same weekday, or hour of the week) over the ``cad.long`` periods up to each anchor.
+
+    Zeros are counted beyond those a Poisson count around the position's median explains (for
+    whole-number series: a quiet night hour is zero now and then by chance). The position's rate is
+    shrunk towards the rate over the "open" positions (fewer than half zeros, so a closed weekend
+    does not count) at the same time of day, see :func:`counts.shrink_rate`; without unexplained
+    zeros it is 0 and the model alone decides.
+    """
+    cycle = cad.cycles[0]
+    win = windows_at(hist, acols, 0, cad.long)  # a copy (advanced indexing)
+    by_pos = np.moveaxis(win.reshape(win.shape[0], win.shape[1], cad.long // cycle, cycle), 2, -1)
+    zeros = (by_pos == 0).sum(axis=-1)
+    valid = (~np.isnan(by_pos)).sum(axis=-1)
+    srt, cnt = sorted_count(by_pos)
+    median = np.nan_to_num(quantile_sorted(srt, cnt, 0.5))
+    with np.errstate(over="ignore"):
+        chance = np.where(discrete[..., None], valid * np.exp(-np.fmax(median, 0.0)), 0.0)
+    excess = np.fmax(zeros - chance, 0.0)
+    # Pool over the open positions at the same time of day (every weekday of a daily series; the
+    # same hour on every weekday of an hourly one: a night's zeros say nothing about the afternoon).
+    open_ = 2 * zeros < valid
+    group = (cycle // cad.cycles[-1], cad.cycles[-1]) if len(cad.cycles) > 1 else (1, cycle)
+
+    def by_time_of_day(a: np.ndarray) -> np.ndarray:
+        return np.where(open_, a, 0.0).reshape(*a.shape[:2], *group).sum(axis=2)
+
+    pooled = np.fmax(by_time_of_day(zeros) - by_time_of_day(chance), 0.0) / np.fmax(
+        by_time_of_day(valid), 1.0
+    )
+    where = (cols - (acols[aidx] - cad.long + 1)) % cycle
+    rows = np.arange(win.shape[0])[:, None]
+    k0 = excess[rows, aidx[None, :], where[None, :]]
+    n = valid[rows, aidx[None, :], where[None, :]]
+    base = (
+        pooled[rows, aidx[None, :], (where % group[1])[None, :]]
+        if len(cad.cycles) > 1
+        else pooled[:, aidx, 0]
+    )
+    return np.where(base > 0, shrink_rate(k0, n, base), 0.0)
+
+
+def _shift_scan(
+    zg: np.ndarray, rho: np.ndarray, zo: int, k: int, n_scan: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best standardised sum of ``zg`` over the last 2..``n_scan`` periods for the last ``k`` columns.
+
+    The variance of a sum of ``j`` values is corrected for lag-1 autocorrelation ``rho``. Returns the
+    length - 1 of the best window (the shift started that many periods ago) and its statistic; the
+    earliest of equal statistics wins. Loops over window lengths so memory stays (series x k).
+    """
+    n_series = zg.shape[0]
+    zpad = np.concatenate([np.full((n_series, n_scan + 1), np.nan), zg], axis=1)
+    off = n_scan + 1 + zo
+    sums = np.zeros((n_series, k))
+    nval = np.zeros((n_series, k))
+    best = np.zeros((n_series, k), dtype=np.intp)
+    best_stat = np.zeros((n_series, k))
+    for j in range(n_scan):
+        cell = zpad[:, off - j : off - j + k]
+        sums += np.nan_to_num(cell)
+        nval += ~np.isnan(cell)
+        if j == 0:
+            continue
+        var = nval * (1 + rho) / (1 - rho) - 2 * rho * (1 - rho**nval) / (1 - rho) ** 2
+        stat = np.where(nval >= 2, sums / np.sqrt(np.maximum(var, 1.0)), 0.0)
+        better = np.abs(stat) > np.abs(best_stat)
+        best = np.where(better, j, best)
+        best_stat = np.where(better, stat, best_stat)
+    return best, best_stat
+
+
 def score_matrix(
-    y: np.ndarray, event: np.ndarray, start: int, *, day0: int, threshold: float, min_history: int
+    y: np.ndarray,
+    event: np.ndarray,
+    start: int,
+    *,
+    day0: int,
+    threshold: float,
+    min_history: int,
+    cadence: Cadence = DAILY,
 ) -> MatrixScores:
     """Score columns ``[start, T)`` of ``y`` (NaN = no value) using only earlier columns.
 
     Args:
-        y: (series, days) values.
-        day0: day number (days since 1970-01-01) of column 0.
-        event: (series, days) True on known-event days (never alarms, excluded from history).
+        y: (series, periods) values.
+        day0: period number (periods since 1970-01-01 00:00; days for daily series) of column 0.
+        event: (series, periods) True on known-event periods (never alarm, excluded from history).
         start: first output column.
         threshold: score threshold of ``is_anomaly``.
         min_history: valid history values needed before alarms.
+        cadence: the sampling period and the windows of the model.
     """
+    cad = cadence
     n_series, n_days = y.shape
-    pad = REQUIRED_HISTORY_DAYS + 1
+    pad = cad.required_history + 1
     yp = np.concatenate([np.full((n_series, pad), np.nan), y], axis=1)
     evp = np.concatenate([np.zeros((n_series, pad), dtype=bool), event], axis=1)
     hist = np.where(evp, np.nan, yp)
     out_cols = _span(start + pad, n_days + pad)
-    z_cols = _span(max(start + pad - _SCAN_DAYS + 1, pad), n_days + pad)
-    # The first z column's weekly anchor is up to 7 days earlier and reads _SELECT_DAYS residuals.
-    exp_cols = _span(max(z_cols[0] - 7 - _SELECT_DAYS, pad) if len(z_cols) else pad, n_days + pad)
+    z_cols = _span(max(start + pad - cad.scan + 1, pad), n_days + pad)
+    # The first z column's anchor is up to anchor_every periods earlier and reads cad.select residuals.
+    first_exp = z_cols[0] - cad.anchor_every - cad.select if len(z_cols) else pad
+    exp_cols = _span(max(first_exp, pad), n_days + pad)
 
     expected = np.full(yp.shape, np.nan)
     expected_m = np.full(yp.shape, np.nan)
     if len(exp_cols):
-        expected[:, exp_cols], expected_m[:, exp_cols] = _expected_at(hist, exp_cols, pad, day0 - pad)
+        expected[:, exp_cols], expected_m[:, exp_cols] = _expected_at(hist, exp_cols, pad, day0 - pad, cad)
     resid = hist - expected
 
     # Residuals are measured on a variance-stabilised scale h(y) - h(expected), with the model chosen
@@ -375,14 +481,19 @@ def score_matrix(
     # is stable and does not favour whichever model happens to underestimate the recent scale.
     # Residual scale: two quantile-based Gaussian sigma estimates (IQR / 1.349 and the 5-95% range /
     # 3.29) of the chosen residuals; the larger one guards against heavy tails.
-    acols, aidx = np.unique(_anchors(z_cols, day0 - pad), return_inverse=True)
+    acols, aidx = np.unique(_anchors(z_cols, day0 - pad, cad), return_inverse=True)
     aidx = aidx.ravel()
-    n_hist = _rolling_count(~np.isnan(hist), acols + 1, _SCALE_DAYS)
-    n_int = _rolling_count(hist == np.round(hist), acols + 1, _SCALE_DAYS)
-    n_zero = _rolling_count(hist == 0, acols + 1, _SCALE_DAYS)
-    n_neg = _rolling_count(hist < 0, acols + 1, _SELECT_DAYS)
+    n_hist = _rolling_count(~np.isnan(hist), acols + 1, cad.scale)
+    n_int = _rolling_count(hist == np.round(hist), acols + 1, cad.scale)
+    n_neg = _rolling_count(hist < 0, acols + 1, cad.select)
     counts = (n_hist > 0) & (n_int == n_hist)
-    intermittent = n_zero >= _INTERMITTENT_ZERO_FRACTION * np.maximum(n_hist, 1)
+    nonneg = (n_neg == 0) & (n_hist > 0)
+    # Mostly zero where the series sells at all (see counts.sparse_at); a series that is zero only
+    # when closed (weekends, nights) is not intermittent.
+    intermittent = np.zeros(n_hist.shape, dtype=bool)
+    with_zeros = np.flatnonzero((_rolling_count(hist == 0, acols + 1, cad.long) > 0).any(axis=1))
+    if len(with_zeros):  # a series without a zero in the long window is not sparse
+        intermittent[with_zeros] = sparse_at(hist[with_zeros], acols, cad)
     exp_pos = np.fmax(expected_m, 0.0)
     with np.errstate(invalid="ignore"):
         hist_pos = np.where(hist >= 0, hist, np.nan)
@@ -394,7 +505,7 @@ def score_matrix(
     rhos_shift: list[np.ndarray] = []
     for t, (h, log_dh) in enumerate(_CANDIDATES):
         rh = resid if h is None else h(hist_pos) - h(exp_pos)
-        win = windows_at(rh, acols, 0, _SCALE_DAYS)
+        win = windows_at(rh, acols, 0, cad.scale)
         s, n_res = sorted_count(win)
         q = {pr: quantile_sorted(s, n_res, pr) for pr in (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)}
         rhos.append(_lag1_autocorrelation(win, q[0.5]))
@@ -402,7 +513,7 @@ def score_matrix(
         # a slowly drifting series does not read as a level shift.
         rhos_shift.append(_lag1_autocorrelation(win, np.zeros_like(q[0.5])))
         sc = np.fmax((q[0.75] - q[0.25]) / _IQR_TO_SD, (q[0.95] - q[0.05]) / _Q90_RANGE_TO_SD)
-        c = _selection_criterion(rh, hist_pos, acols, log_dh)
+        c = _selection_criterion(rh, hist_pos, acols, log_dh, cad.select)
         if t > 0:
             # Other models must explain (almost) the same days as the additive identity model.
             ok = ~intermittent & (sc > 0) & (n_res >= n_res_all[0] - 1)
@@ -444,34 +555,57 @@ def score_matrix(
         yz_pos = np.fmax(yz, 0.0)
     z = np.choose(tz, [yz - exp_z if h is None else h(yz_pos) - h(e_pos) for h, _ in _CANDIDATES]) / scale
     point = two_sided_score(z, dof)
+    tail = special.stdtr(dof, -np.abs(z))
     # Level shift: standardised sums of Gaussian-equivalent z over the last 2..14 days, with the
     # variance of the sums corrected for the lag-1 autocorrelation of the residuals (rho_shift).
     pit = special.stdtr(dof, z)
-    # Intermittent count series (mostly zeros, whole numbers): tail probabilities of a count model.
-    nb = (counts & intermittent)[:, aidx]
-    count_model = _CountModel.fit(hist, acols, aidx) if nb.any() else None
-    if count_model is not None:
-        c_point, c_pit = count_model.score(yz)
-        point = np.where(nb, c_point, point)
-        pit = np.where(nb, c_pit, pit)
+    sparse = (intermittent & nonneg)[:, aidx]
+    # A whole-number series is never more surprising than a Poisson count around the expected value
+    # (the least dispersed count law): this bounds the Gaussian tails of low counts.
+    whole = (counts & nonneg)[:, aidx] & ~sparse & np.isfinite(yz) & (exp_z > 0)
+    if whole.any():
+        tail[whole], pit[whole] = _poisson_floor(yz[whole], exp_z[whole], tail[whole], pit[whole])
+        point = np.where(whole, 1.0 - np.fmin(1.0, 2.0 * tail), point)
+        z = np.where(whole, special.ndtri(np.clip(pit, 1e-300, 1 - 1e-16)), z)
+    # A zero of a non-negative series is at least as likely as unexplained zeros were in the same
+    # position of the week over the long window (stock-outs, closures): the model's tail is mixed
+    # with that rate.
+    with np.errstate(invalid="ignore"):
+        zero_cells = (yz == 0) & nonneg[:, aidx] & ~sparse
+    zero_rows = np.flatnonzero(zero_cells.any(axis=1))
+    if len(zero_rows):
+        rate = _zero_rate(hist[zero_rows], acols, aidx, z_cols, counts[zero_rows], cad)
+        on = zero_cells[zero_rows]
+        z_tail = rate + (1.0 - rate) * tail[zero_rows]
+        z_pit = 0.5 * rate + (1.0 - rate) * pit[zero_rows]
+        for arr, new in ((point, 1.0 - np.fmin(1.0, 2.0 * z_tail)), (tail, z_tail), (pit, z_pit)):
+            arr[zero_rows] = np.where(on, new, arr[zero_rows])
+        z[zero_rows] = np.where(on, special.ndtri(np.clip(z_pit, 1e-300, 1 - 1e-16)), z[zero_rows])
+    # Sparse non-negative series (mostly zeros): tail probabilities of a compound count model of how
+    # often the series is non-zero and how large its non-zero values are (see counts.py).
+    sparse_rows = np.flatnonzero(sparse.any(axis=1))
+    compound = None
+    if len(sparse_rows):
+        compound = CompoundCounts.fit(hist[sparse_rows], acols, aidx, z_cols, counts[sparse_rows], cad)
+        c_point, c_tail, c_pit = compound.score(yz[sparse_rows])
+        on = sparse[sparse_rows]
+        for arr, new in ((point, c_point), (tail, c_tail), (pit, c_pit)):
+            arr[sparse_rows] = np.where(on, new, arr[sparse_rows])
+        with np.errstate(invalid="ignore"):
+            c_z = special.ndtri(np.clip(c_pit, 1e-300, 1 - 1e-16))
+        z[sparse_rows] = np.where(on, c_z, z[sparse_rows])
     zg = np.clip(special.ndtri(np.clip(pit, 1e-300, 1 - 1e-16)), -_Z_CLIP, _Z_CLIP)
     zg = np.where(np.isnan(z) | evp[:, z_cols], np.nan, zg)
     k = len(out_cols)
     zo = len(z_cols) - k
-    zpad = np.concatenate([np.full((n_series, _SCAN_DAYS + 1), np.nan), zg], axis=1)
-    off = _SCAN_DAYS + 1 + zo
-    rho = rho_shift[:, zo:]
-    scan = lagged_windows(zpad, off, off + k, 0, _SCAN_DAYS)[..., ::-1]
-    sums = np.cumsum(np.nan_to_num(scan), axis=-1)
-    nval = np.cumsum(~np.isnan(scan), axis=-1)
-    r = rho[..., None]
-    var = nval * (1 + r) / (1 - r) - 2 * r * (1 - r**nval) / (1 - r) ** 2
-    stat = np.where(nval >= 2, sums / np.sqrt(np.maximum(var, 1.0)), 0.0)
-    stat[..., 0] = 0.0
-    best = np.argmax(np.abs(stat), axis=-1)
-    best_stat = np.take_along_axis(stat, best[..., None], axis=-1)[..., 0]
-    shift = shift_score(best_stat, _SCAN_DAYS / 2.0)
+    best, best_stat = _shift_scan(zg, rho_shift[:, zo:], zo, k, cad.scan)
+    shift = shift_score(best_stat, cad.scan / 2.0)
 
+    if cad.per_day > 1:
+        # Several periods a day: scores are per day (a value this unusual at any of the day's
+        # periods), so thresholds and severities keep their daily meaning.
+        point = _per_day(point, cad)
+        shift = _per_day(shift, cad)
     zt, pt = z[:, zo:], point[:, zo:]
     yt, evt = yp[:, out_cols], evp[:, out_cols]
     missing = np.isnan(yt)
@@ -483,13 +617,12 @@ def score_matrix(
     kind = np.where(score >= threshold, kind, KIND_NONE)
     shift_start = np.where(is_shift, out_cols[None, :] - pad - best, -1)
 
-    recent = windows_at(yp, out_cols, 1, _MISSING_WINDOW)
-    present = np.count_nonzero(~np.isnan(recent), axis=-1)
+    present = _rolling_count(~np.isnan(yp), out_cols, cad.missing)
     n_valid = n_hist[:, zo:]
-    n_missing = _SCALE_DAYS - n_valid
-    # Probability that a day is missing, estimated from the last 56 days (Jeffreys prior).
-    miss_score = 1.0 - (n_missing + 0.5) / (_SCALE_DAYS + 1.0)
-    usual_reporter = present >= _MISSING_PRESENT_FRACTION * _MISSING_WINDOW
+    n_missing = cad.scale - n_valid
+    # Probability that a period is missing, estimated from the scale window (Jeffreys prior).
+    miss_score = _per_day(1.0 - (n_missing + 0.5) / (cad.scale + 1.0), cad)
+    usual_reporter = present >= _MISSING_PRESENT_FRACTION * cad.missing
     score = np.where(missing, np.where(usual_reporter, miss_score, 0.0), score)
     kind = np.where(missing, np.where(usual_reporter, KIND_MISSING, KIND_NONE), kind).astype(np.int8)
     enough = (n_valid >= min_history) & (n_res[:, zo:] >= 7)
@@ -497,12 +630,14 @@ def score_matrix(
     half = t_quantile(dof[:, zo:], threshold) * scale[:, zo:]
     exp_out = exp_z[:, zo:]
     lower, upper = _band(exp_out, half, tz[:, zo:])
-    if count_model is not None:
-        nb_out = nb[:, zo:]
-        c_mean, c_lower, c_upper = count_model.band(threshold, zo)
-        exp_out = np.where(nb_out, c_mean, exp_out)
-        lower = np.where(nb_out, c_lower, lower)
-        upper = np.where(nb_out, c_upper, upper)
+    # A series without negative values never has a band reaching below zero.
+    lower = np.where(nonneg[:, aidx][:, zo:], np.fmax(lower, 0.0), lower)
+    on_out = sparse[:, zo:]
+    if compound is not None:
+        c_mean, c_lower, c_upper = compound.band(threshold, zo)
+        on = on_out[sparse_rows]
+        for arr, new in ((exp_out, c_mean), (lower, c_lower), (upper, c_upper)):
+            arr[sparse_rows] = np.where(on, new, arr[sparse_rows])
     return MatrixScores(
         expected=exp_out,
         lower=lower,
@@ -511,4 +646,6 @@ def score_matrix(
         is_anomaly=is_anom,
         kind=kind,
         shift_start=shift_start,
+        tail=tail[:, zo:],
+        count_model=on_out,
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipelines.anomaly.cadence import cadence_for, parse_freq
 from pipelines.anomaly.errors import AnomalyInputError
 
 #: Default alert threshold on ``score``. A score is one minus the two-sided tail probability of the
@@ -25,12 +26,18 @@ class ScoreOptions:
         threshold: minimum ``score`` for ``is_anomaly`` (see :data:`DEFAULT_THRESHOLD`).
         only_after: if set, return only rows with ``ds > only_after`` (incremental nightly scoring).
             The values are identical to a full scoring as long as the input holds at least
-            :data:`pipelines.anomaly.model.REQUIRED_HISTORY_DAYS` days before ``only_after``.
-        end: if set, every series is extended with absent (missing) days up to this date, so a feed
-            that stopped reporting shows up as ``missing``; by default a series ends at its last row.
+            :data:`pipelines.anomaly.model.REQUIRED_HISTORY_DAYS` days before ``only_after`` (for other
+            periods :func:`pipelines.anomaly.required_history`).
+        end: if set, every series is extended with absent (missing) periods up to the period holding
+            this timestamp (the day, for daily series), so a feed that stopped reporting shows up as
+            ``missing``; by default a series ends at its last row.
         min_history: number of valid past values a series needs before any value can be an alarm.
         n_jobs: processes used to score chunks of series (1 = in this process).
-        chunk_size: series per chunk (bounds memory: about 1 GB per 1,000 two-year series).
+        chunk_size: series per chunk (bounds memory: about 1 GB per 1,000 two-year daily series);
+            series sampled several times a day are scored in chunks of ``chunk_size * 7 /
+            periods per day`` series.
+        freq: sampling period of the series, e.g. "D", "h" or "15min"; inferred from ``df.ds`` when
+            None (midnight timestamps: daily).
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -39,6 +46,7 @@ class ScoreOptions:
     min_history: int = 14
     n_jobs: int = 1
     chunk_size: int = 500
+    freq: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -52,6 +60,8 @@ class ScoreOptions:
             raise AnomalyInputError(f"`n_jobs` must be >= 1, got {self.n_jobs!r}")
         if self.chunk_size < 1:
             raise AnomalyInputError(f"`chunk_size` must be >= 1, got {self.chunk_size!r}")
+        if self.freq is not None:
+            cadence_for(parse_freq(self.freq))
 
 
 @dataclass(frozen=True)
