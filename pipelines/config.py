@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from pipelines.contracts import DATASETS
+from pipelines.contracts import DATASETS, VALUE_SETS
 from pipelines.errors import ConfigError
 from pipelines.schedule import ScheduleSpec, parse_schedule
 
@@ -29,6 +29,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 READERS = ("auto", "generic", "copy", "mysql_client", "sscursor")
+CASTS = ("string", "integer", "number", "date", "timestamp", "boolean")
 FORECAST_LEVELS = (80, 95)  # the interval columns of seam_forecasts: yhat_lo_80 ... yhat_hi_95
 
 
@@ -55,6 +56,8 @@ class TableSpec:
     quarantine: bool = False  # row-level `error` failures go to a quarantine file, the rest continue
     quarantine_max_share: float = 0.05  # more bad rows than this is a broken feed: the gate fails
     suite: str = "default"  # "default" (the packaged suite), "none", or the path of a suite file
+    constants: dict[str, Any] = field(default_factory=dict)  # canonical column -> a value for every row
+    casts: dict[str, str] = field(default_factory=dict)  # canonical column -> the kind it is cast to
     reader: str = "auto"  # auto | generic | a dialect's fast reader (copy, mysql_client, sscursor)
     streams: int | None = None  # parallel key-range streams where the reader supports them; None: auto
 
@@ -201,6 +204,7 @@ class Config:
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     quality: QualitySpec = field(default_factory=QualitySpec)
     retention: RetentionSpec = field(default_factory=RetentionSpec)
+    value_sets: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(VALUE_SETS))
 
     def source(self, name: str) -> SourceSpec:
         for s in self.sources:
@@ -282,8 +286,10 @@ def _check_url(url: str, key: str) -> None:
 def _table(name: str, data: Any, key: str, base: Path) -> TableSpec:
     r = _Reader(data, key)
     dataset = r.get("dataset", name)
-    if dataset not in DATASETS:
-        raise ConfigError(f"{r.sub('dataset')}: unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
+    if dataset == "none":  # landed as it is, under the table's own name
+        dataset = name
+    _name(dataset, r.sub("dataset"))
+    canonical = dataset in DATASETS
     table, query = r.get("table"), r.get("query")
     if table and query:
         raise ConfigError(f"{key}: give either `table` or `query`, not both")
@@ -295,14 +301,14 @@ def _table(name: str, data: Any, key: str, base: Path) -> TableSpec:
     columns = r.get("columns", {})
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
         raise ConfigError(f"{r.sub('columns')}: expected a mapping canonical_name: source_column")
-    spec_cols = set(DATASETS[dataset].names)
+    spec_cols = set(DATASETS[dataset].names) if canonical else set(columns)
     bad = sorted(set(columns) - spec_cols)
     if bad:
         raise ConfigError(
             f"{r.sub('columns')}: {bad} are not columns of dataset {dataset!r}; its columns are "
             f"{sorted(spec_cols)}"
         )
-    cursor = r.get("cursor", DATASETS[dataset].cursor)
+    cursor = r.get("cursor", DATASETS[dataset].cursor if canonical else None)
     if mode == "incremental" and not cursor:
         raise ConfigError(f"{key}: mode 'incremental' needs `cursor` (e.g. updated_at)")
     fresh = r.get("freshness")
@@ -316,7 +322,7 @@ def _table(name: str, data: Any, key: str, base: Path) -> TableSpec:
         fr.done()
         if not cursor:
             raise ConfigError(f"{key}: `freshness` needs a `cursor` column to measure the age of the data")
-    suite = r.get("suite", "default")
+    suite = r.get("suite", "default" if canonical else "none")  # a landed table: its own suite, if any
     if not isinstance(suite, str) or not suite:
         raise ConfigError(
             f"{r.sub('suite')}: expected 'default', 'none' or the path of a suite file, got {suite!r}"
@@ -329,6 +335,29 @@ def _table(name: str, data: Any, key: str, base: Path) -> TableSpec:
     streams = r.get("streams", "auto")
     if streams not in ("auto", 1, 2):
         raise ConfigError(f"{r.sub('streams')}: expected 'auto', 1 or 2, got {streams!r}")
+    constants = r.get("constants", {})
+    if not isinstance(constants, dict) or not all(
+        isinstance(v, str | int | float | bool) for v in constants.values()
+    ):
+        raise ConfigError(
+            f"{r.sub('constants')}: expected a mapping canonical_column: value (a string or a number)"
+        )
+    casts = r.get("casts", {})
+    if not isinstance(casts, dict) or not all(v in CASTS for v in casts.values()):
+        raise ConfigError(
+            f"{r.sub('casts')}: expected a mapping canonical_column: kind, kinds {sorted(CASTS)}"
+        )
+    for what, names in (("constants", constants), ("casts", casts)):
+        unknown = sorted(set(names) - spec_cols) if canonical else []
+        if unknown:
+            raise ConfigError(
+                f"{r.sub(what)}: {unknown} are not columns of dataset {dataset!r}; its columns are {sorted(spec_cols)}"
+            )
+    both = sorted(set(constants) & set(columns))
+    if both:
+        raise ConfigError(
+            f"{key}: {both} are given both a source column (`columns:`) and a constant; keep one"
+        )
     spec = TableSpec(
         name=_name(name, key),
         dataset=dataset,
@@ -343,6 +372,8 @@ def _table(name: str, data: Any, key: str, base: Path) -> TableSpec:
         quarantine=bool(r.get("quarantine", False)),
         quarantine_max_share=float(r.get("quarantine_max_share", 0.05)),
         suite=suite,
+        constants=dict(constants),
+        casts=dict(casts),
         reader=reader,
         streams=None if streams == "auto" else int(streams),
     )
@@ -514,6 +545,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         scale=scale,
         schedule=parse_schedule(r.get("schedule")),
         quality=_quality(r.get("quality", {})),
+        value_sets=_value_sets(r.get("value_sets", {})),
     )
     r.done()
     return cfg
@@ -571,6 +603,20 @@ def _timezone(value: Any) -> str:
 
     business_zone(str(value))  # raises ConfigError naming the key
     return str(value)
+
+
+def _value_sets(raw: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise ConfigError("value_sets: expected a mapping name: [allowed values]")
+    unknown = sorted(set(raw) - set(VALUE_SETS))
+    if unknown:
+        raise ConfigError(f"value_sets: unknown sets {unknown}; known: {sorted(VALUE_SETS)}")
+    out = dict(VALUE_SETS)
+    for name, values in raw.items():
+        if not isinstance(values, list) or not values or not all(isinstance(v, str | int) for v in values):
+            raise ConfigError(f"value_sets.{name}: expected a non-empty list of values, got {values!r}")
+        out[name] = tuple(str(v) for v in values)
+    return out
 
 
 def _quality(raw: Any) -> QualitySpec:

@@ -22,6 +22,104 @@ class Column:
     name: str
     kind: Kind
     required: bool = True
+    meaning: str = ""
+    values: str | None = None  # the config key (value_sets.<name>) of its allowed values
+
+
+# Allowed values of the columns that have a closed set, by their `value_sets:` config key, with
+# the defaults a config may replace (`value_sets: {currencies: [EUR, USD]}`).
+VALUE_SETS: dict[str, tuple[str, ...]] = {
+    "currencies": ("EUR", "GBP", "USD", "CHF", "SEK", "DKK", "NOK", "PLN"),
+    "order_statuses": ("open", "shipped", "returned", "cancelled"),
+    "opportunity_stages": (
+        "prospecting",
+        "qualification",
+        "proposal",
+        "negotiation",
+        "closed_won",
+        "closed_lost",
+    ),
+    "ticket_priorities": ("low", "normal", "high", "urgent"),
+}
+
+# What each column means, for the people mapping a source onto it (the README's reference).
+MEANINGS: dict[str, dict[str, str]] = {
+    "order_lines": {
+        "order_id": "the order's identifier",
+        "line_no": "the line's number within its order (with order_id, the key)",
+        "order_date": "the day the order was placed",
+        "customer_id": "the ordering customer (customers.customer_id)",
+        "warehouse": "the warehouse (or store, or ship-from location) that fulfils the line",
+        "channel": "sales channel (web, store, phone, ...)",
+        "sku": "the product (products.sku)",
+        "quantity": "units ordered",
+        "returned_quantity": "units returned (net demand = quantity - returned_quantity)",
+        "unit_price": "price charged per unit, NET of any discount, in the line's currency",
+        "discount": "the discount given, as a share of the list price in [0, 1] (informational)",
+        "currency": "ISO 4217 code of unit_price",
+        "status": "the line's state; cancelled lines are not demand",
+        "updated_at": "when the line last changed (the extraction cursor and freshness)",
+    },
+    "products": {
+        "sku": "the product's identifier",
+        "name": "its name, as planners know it",
+        "category": "the product group the report and accuracy totals use",
+        "list_price": "list price per unit (to catch lines priced 20x off)",
+        "updated_at": "when the product last changed",
+    },
+    "warehouses": {"warehouse": "the location's code", "name": "its name", "region": "its region"},
+    "customers": {
+        "customer_id": "the customer's identifier",
+        "name": "its name",
+        "region": "its region",
+        "segment": "its segment",
+        "updated_at": "when the customer last changed",
+    },
+    "promotions": {
+        "promo_id": "the promotion's identifier",
+        "sku": "the promoted product (products.sku)",
+        "start_date": "first day of the promotion",
+        "end_date": "last day of the promotion (inclusive)",
+        "discount": "its discount, as a share of the list price in [0, 1]",
+    },
+    "stockouts": {
+        "sku": "the product out of stock",
+        "warehouse": "where",
+        "day": "the day it was out of stock (demand that day is censored)",
+    },
+    "accounts": {
+        "account_id": "the CRM account's identifier",
+        "name": "its name",
+        "erp_customer_id": "the same company's customers.customer_id in the ERP, if known",
+        "industry": "its industry",
+        "updated_at": "when the account last changed",
+    },
+    "opportunities": {
+        "opportunity_id": "the opportunity's identifier",
+        "account_id": "its account (accounts.account_id)",
+        "stage": "its sales stage",
+        "amount": "its value",
+        "currency": "ISO 4217 code of amount",
+        "close_date": "expected or actual close day",
+        "created_at": "when it was created (the pipeline-value metric counts it that day)",
+        "updated_at": "when it last changed",
+    },
+    "tickets": {
+        "ticket_id": "the support ticket's identifier",
+        "account_id": "its account (accounts.account_id)",
+        "opened_at": "when it was opened (the tickets metric counts it that day)",
+        "priority": "its priority",
+        "status": "its state",
+        "subject": "its subject line",
+        "updated_at": "when it last changed",
+    },
+}
+_VALUES = {
+    ("order_lines", "currency"): "currencies",
+    ("order_lines", "status"): "order_statuses",
+    ("opportunities", "stage"): "opportunity_stages",
+    ("tickets", "priority"): "ticket_priorities",
+}
 
 
 @dataclass(frozen=True)
@@ -53,8 +151,22 @@ def _cols(*spec: str) -> tuple[Column, ...]:
     return tuple(out)
 
 
+def _described(d: Dataset) -> Dataset:
+    cols = tuple(
+        Column(
+            c.name,
+            c.kind,
+            c.required,
+            MEANINGS.get(d.name, {}).get(c.name, ""),
+            _VALUES.get((d.name, c.name)),
+        )
+        for c in d.columns
+    )
+    return Dataset(d.name, cols, d.key, d.cursor)
+
+
 DATASETS: dict[str, Dataset] = {
-    d.name: d
+    d.name: _described(d)
     for d in (
         Dataset(
             "order_lines",
@@ -155,6 +267,16 @@ DATASETS: dict[str, Dataset] = {
         ),
     )
 }
+
+
+def contract_of(name: str) -> Dataset:
+    """The contract of a dataset: the canonical one, or, for a table landed under a name of its own
+    (`dataset: payments`, `dataset: none`), an open one: no columns required, no key."""
+    return DATASETS.get(name) or Dataset(name, (), ())
+
+
+def is_canonical(name: str) -> bool:
+    return name in DATASETS
 
 
 def get_dataset(name: str) -> Dataset:

@@ -93,10 +93,22 @@ def mariadb_database() -> Iterator[Callable[[], str]]:
     admin.dispose()
 
 
+# the tables of a lean night: every kind of step, fewer tasks (tests that run many nights)
+LEAN_TABLES = {"erp": ("order_lines", "products", "customers"), "crm": ("tickets",)}
+
+
 def write_config(
-    path: Path, *, erp_env: str, crm_env: str, lake: Path, reports: Path, overrides: dict | None = None
+    path: Path,
+    *,
+    erp_env: str,
+    crm_env: str,
+    lake: Path,
+    reports: Path,
+    overrides: dict | None = None,
+    lean: bool = False,
 ) -> Path:
-    """A copy of the demo config whose sources come from environment variables."""
+    """A copy of the demo config whose sources come from environment variables (`lean`: only
+    `LEAN_TABLES`, and the anomaly metrics they feed)."""
     cfg = yaml.safe_load((ROOT / "config" / "demo.yml").read_text())
     cfg["lake"] = str(lake)
     cfg["sources"]["erp"].pop("url")
@@ -106,6 +118,11 @@ def write_config(
     cfg["report"] = {"directory": str(reports)}
     cfg["forecast"]["horizon"] = 14
     cfg["anomaly"]["history_days"] = 200
+    if lean:
+        for name, keep in LEAN_TABLES.items():
+            tables = cfg["sources"][name]["tables"]
+            cfg["sources"][name]["tables"] = {t: v for t, v in tables.items() if t in keep}
+        cfg["anomaly"]["metrics"] = ["demand", "revenue", "tickets"]
     for key, value in (overrides or {}).items():
         cfg[key] = value
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -116,7 +133,9 @@ def write_config(
 def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Generate the small demo into the given ERP/CRM URLs and return a config file for it."""
 
-    def make(erp_url: str | None = None, crm_url: str | None = None, size: DemoSize = SMALL) -> Path:
+    def make(
+        erp_url: str | None = None, crm_url: str | None = None, size: DemoSize = SMALL, *, lean: bool = False
+    ) -> Path:
         erp_url = erp_url or f"sqlite:///{tmp_path / 'erp.db'}"
         crm_url = crm_url or f"sqlite:///{tmp_path / 'crm.db'}"
         generate(erp_url, crm_url, size)
@@ -129,6 +148,7 @@ def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., P
             crm_env=f"SEAM_CRM_URL_{tag}",
             lake=tmp_path / "lake",
             reports=tmp_path / "reports",
+            lean=lean,
         )
 
     return make

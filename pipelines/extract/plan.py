@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
 from pipelines.config import SourceSpec, TableSpec
-from pipelines.contracts import get_dataset
+from pipelines.contracts import contract_of
 from pipelines.errors import ConfigError
 from pipelines.extract.ranges import split_key
 from pipelines.extract.schema import QUERY_TYPES, arrow_type
@@ -54,7 +54,7 @@ def build_plan(
             "watermark": lower,
         }
         needed = {k: v for k, v in binds.items() if f":{k}" in spec.query}
-        kinds = {c.name: c.kind for c in get_dataset(spec.dataset).columns}
+        kinds = {c.name: c.kind for c in contract_of(spec.dataset).columns}
         probe = conn.execute(sa.text(f"SELECT * FROM ({spec.query}) q WHERE 1 = 0"), needed)
         names = list(probe.keys())
         probe.close()

@@ -25,13 +25,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from pipelines import __version__
-from pipelines.config import Config, source_url
+from pipelines.config import Config, TableSpec, source_url
+from pipelines.contracts import DATASETS
 from pipelines.db import Adapter, adapter_for, connect, describe_db_error, is_transient, make_engine
 from pipelines.errors import ConfigError, SourceUnavailableError
 from pipelines.extract.drift import check_drift, schema_to_json
 from pipelines.extract.plan import TablePlan, build_plan, check_mapping, compiled
 from pipelines.extract.ranges import build_ranges
 from pipelines.extract.schema import schema_from, to_batch, widen
+from pipelines.extract.shape import Shaper
 from pipelines.lake import Lake
 from pipelines.lake.store import COMPRESSION
 from pipelines.run_context import night_bounds
@@ -82,15 +84,18 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
     try:
         with connect(engine, what=f"source {source.name!r}") as conn:
             plan = build_plan(conn, source, spec, lower, night)
+            check_mapping(source.name, spec, plan)
+            _check_required(where, spec, [*plan.types, *spec.constants])
+            shaper = Shaper.of(spec, where)
             previous = _previous_schema(lake, source.name, spec.name, run_date)
             known = all(t is not None for t in plan.types.values())
             schema: pa.Schema | None = schema_from(plan.types, [], plan.nullable) if known else None
-            if schema is not None:
-                # Before a single row is read: drift fails the table with nothing written.
-                warnings = check_drift(previous, schema, where=where)
-            check_mapping(source.name, spec, plan)
             if schema is not None and spec.query is None:
                 reader = adapter.choose_reader(conn, schema, spec.reader)
+            if schema is not None:
+                schema = shaper.schema(schema) if shaper else schema
+                # Before a single row is read: drift fails the table with nothing written.
+                warnings = check_drift(previous, schema, where=where)
             ranges: list[Any] = [plan.stmt]
             if (
                 adapter.parallel_streams(reader)
@@ -103,7 +108,10 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                 # Writing on a separate thread was measured (400k rows, PG and MariaDB): no gain.
                 writer: pq.ParquetWriter | None = None
                 try:
-                    for batch in _batches(conn, adapter, plan, schema, reader, ranges):
+                    read_schema = schema_from(plan.types, [], plan.nullable) if known else None
+                    for batch in _batches(conn, adapter, plan, read_schema, reader, ranges):
+                        if shaper:
+                            batch = shaper.batch(batch)[0]
                         if writer is None:
                             if schema is None:
                                 schema = batch.schema
@@ -117,6 +125,7 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                     if writer is None:  # no rows at all: still a valid, empty partition
                         if schema is None:
                             schema = schema_from(plan.types, [], plan.nullable)
+                            schema = shaper.schema(schema) if shaper else schema
                             warnings = check_drift(previous, schema, where=where)
                         writer = pq.ParquetWriter(staged.data_file, schema, compression=COMPRESSION)
                 finally:
@@ -179,6 +188,23 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
         seconds,
         tuple(warnings),
     )
+
+
+def _check_required(where: str, spec: TableSpec, names: list[str]) -> None:
+    """Every column the dataset's contract requires must be there (mapped, or a constant), before
+    anything is read: a missing one is a mapping to add, not a quality failure tomorrow."""
+    if spec.dataset not in DATASETS:
+        return
+    missing = [c.name for c in DATASETS[spec.dataset].columns if c.required and c.name not in names]
+    if missing:
+        example = missing[0]
+        raise ConfigError(
+            f"{where} ({spec.dataset}): required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(f'`{m}`' for m in missing)} {'are' if len(missing) > 1 else 'is'} missing; map "
+            f"{'them' if len(missing) > 1 else 'it'} with `columns:` ({example}: <source column>), alias "
+            f"{'them' if len(missing) > 1 else 'it'} in the `query:`, or give a constant "
+            f"(`constants: {{{example}: ...}}`). The columns of {spec.dataset} are in the README's contract reference."
+        )
 
 
 def _batches(

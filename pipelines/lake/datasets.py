@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.config import Config
-from pipelines.contracts import conform_frame, get_dataset
+from pipelines.contracts import conform_frame, contract_of
 from pipelines.errors import MissingInputError
 from pipelines.lake.store import Lake
 
@@ -35,7 +35,7 @@ def read_dataset(
     (pyarrow DNF) are pushed down to the Parquet files, so a shard reads only its rows.
     """
     source, spec = cfg.provider(dataset)
-    ds = get_dataset(dataset)
+    ds = contract_of(dataset)
     lake = Lake(cfg.lake)
     if spec.mode == "snapshot":
         if run_date not in lake.table_days(source.name, spec.name):
@@ -55,14 +55,14 @@ def read_dataset(
             promote_options="default",
         )
     df = table.to_pandas(date_as_object=False)
-    if spec.mode == "incremental" and len(df):
+    if spec.mode == "incremental" and len(df) and ds.key:  # a landed table has no key: every row stays
         df = df.sort_values(ds.cursor or list(ds.key), kind="stable").drop_duplicates(
             list(ds.key), keep="last"
         )
     df = df.reset_index(drop=True)
     if exclude_quarantined:
         bad = lake.read_quarantine(dataset, run_date)
-        if bad is not None and len(bad):
+        if bad is not None and len(bad) and ds.key:
             key = list(ds.key)
             bad_keys = pd.MultiIndex.from_frame(bad[key].astype(str))
             df = df[~pd.MultiIndex.from_frame(df[key].astype(str)).isin(bad_keys)].reset_index(drop=True)

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.config import Config
-from pipelines.contracts import conform_frame, get_dataset
+from pipelines.contracts import conform_frame, contract_of
 from pipelines.errors import ConfigError, MissingInputError, QualityGateError
 from pipelines.lake import Lake, dataset_files, read_dataset
 from pipelines.quality.batches import BATCH_ROWS, BatchSource, SuiteRun, iter_positions
@@ -240,7 +240,7 @@ def validate_dataset(
     """
     t0 = time.perf_counter()
     spec = cfg.provider(dataset)[1]
-    contract = get_dataset(dataset)
+    contract = contract_of(dataset)
     source = dataset_source(cfg, dataset, run_date)
     names = source.schema.names
     checks = RowChecks(
@@ -255,7 +255,7 @@ def validate_dataset(
         products = _reference(cfg, "products", run_date, missing)
         if products is not None and "list_price" in products.columns:
             checks.prices = products.set_index("sku")["list_price"]
-    suite = _night_suite(cfg, dataset, run_date, expectations_dir, missing)
+    suite = _night_suite(cfg, dataset, run_date, expectations_dir, missing, names)
     rows = source.num_rows
     run = (
         SuiteRun(dataset, suite, source, contract, with_rows=spec.quarantine, batch_rows=batch_rows)
@@ -324,19 +324,27 @@ def _reference(cfg: Config, dataset: str, run_date: date, missing: list[str]) ->
 
 
 def _night_suite(
-    cfg: Config, dataset: str, run_date: date, directory: Path | None, missing: list[str]
+    cfg: Config, dataset: str, run_date: date, directory: Path | None, missing: list[str], columns: list[str]
 ) -> dict[str, Any] | None:
-    """The dataset's suite with its suite parameters filled for tonight.
+    """The dataset's suite as it runs tonight.
 
-    A parameter `<dataset>__<column>` is the set of that column's values in tonight's snapshot of
-    the dataset (referential integrity across datasets).  Expectations whose parameter names a
-    dataset that is not configured, or not in the lake tonight (noted in `missing`), are left out.
+    - Suite parameters are filled: a config value set (`value_sets.<name>`, e.g. `currencies`),
+      or `<dataset>__<column>`, that column's values in tonight's snapshot of the dataset
+      (referential integrity across datasets).  Expectations whose parameter names a dataset that is
+      not configured, or not in the lake tonight (noted in `missing`), are left out.
+    - Optional columns are optional: expectations on an optional column the source does not have
+      are left out.
+    - Required means not null: every required column of the contract gets a critical not-null check.
     """
     suite = load_suite(dataset, cfg.provider(dataset)[1].suite, directory)
     if not suite:
         return None
+    contract = contract_of(dataset)
     values: dict[str, Any] = {}
     for name in suite_parameters(suite):
+        if name in cfg.value_sets:
+            values[name] = list(cfg.value_sets[name])
+            continue
         ref_ds, sep, ref_col = name.partition("__")
         if not sep:
             raise ConfigError(
@@ -350,10 +358,27 @@ def _night_suite(
                     f"suite {suite.get('name')}: suite parameter {name!r}: {ref_ds} has no column {ref_col!r}"
                 )
             values[name] = set(found[ref_col].dropna().unique())
+    absent = {c.name for c in contract.columns if not c.required and c.name not in columns}
     kept = [
         e
         for e in suite.get("expectations", [])
         if all(_parameter_name(v) in (None, *values) for v in (e.get("kwargs") or {}).values())
+        and (e.get("kwargs") or {}).get("column") not in absent
+    ]
+    not_null = {
+        (e.get("kwargs") or {}).get("column")
+        for e in kept
+        if e.get("type") == "expect_column_values_to_not_be_null"
+    }
+    kept += [
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": c.name},
+            "severity": "critical",
+            "meta": {"notes": "required by the dataset's contract (pipelines/contracts.py)"},
+        }
+        for c in contract.columns
+        if c.required and c.name in columns and c.name not in not_null
     ]
     return resolve_parameters({**suite, "expectations": kept}, values)
 
@@ -373,7 +398,7 @@ def run_suite_batched(
     in the same pass as its own checks).
     """
     run = SuiteRun(
-        dataset, suite_json, source, get_dataset(dataset), with_rows=with_rows, batch_rows=batch_rows
+        dataset, suite_json, source, contract_of(dataset), with_rows=with_rows, batch_rows=batch_rows
     )
     for batch, offset in iter_positions(source, run.columns, batch_rows):
         run.add_batch(batch, offset)
@@ -461,7 +486,7 @@ def quarantine(
         return results
     positions = sorted(bad)
     table = source.take(positions, BATCH_ROWS)
-    frame = conform_frame(table.to_pandas(date_as_object=False), get_dataset(dataset))
+    frame = conform_frame(table.to_pandas(date_as_object=False), contract_of(dataset))
     frame.insert(0, "_seam_row", positions)
     frame["quarantine_reason"] = ["; ".join(bad[i]) for i in positions]
     folder = lake.write_quarantine(

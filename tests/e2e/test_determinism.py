@@ -33,7 +33,9 @@ def _checksums(config: Path) -> dict[tuple[str, str], str]:
 def test_a_night_is_bit_identical_across_processes(demo_env, tmp_path: Path) -> None:
     runs = []
     for n, (seed, processes) in enumerate((("1", 1), ("2", 2))):
-        config = demo_env(f"sqlite:///{tmp_path / f'erp{n}.db'}", f"sqlite:///{tmp_path / f'crm{n}.db'}")
+        config = demo_env(
+            f"sqlite:///{tmp_path / f'erp{n}.db'}", f"sqlite:///{tmp_path / f'crm{n}.db'}", lean=True
+        )
         raw = yaml.safe_load(config.read_text())
         raw["lake"], raw["report"] = str(tmp_path / f"lake{n}"), {"directory": str(tmp_path / f"reports{n}")}
         raw["scale"] = {"processes_per_task": processes}

@@ -111,6 +111,13 @@ def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, **table: 
                         "dataset": "order_lines",
                         "table": "lines",
                         "columns": {"quantity": "quantity"},
+                        # the test table lacks these required columns of order_lines
+                        "constants": {
+                            "customer_id": "C1",
+                            "warehouse": "W1",
+                            "currency": "EUR",
+                            "status": "open",
+                        },
                         **table,
                     }
                 },
@@ -203,7 +210,7 @@ def test_timestamp_with_zone_is_utc_in_arrow(pg_database, tmp_path, monkeypatch)
             "INSERT INTO lines VALUES ('a', 1, 1.5, '2026-11-21 23:30:00-05'), ('b', 1, NULL, NULL)"
         )
     engine.dispose()
-    cfg = _config(tmp_path, monkeypatch, url)
+    cfg = _config(tmp_path, monkeypatch, url, dataset="none")  # a table of its own shape, landed as it is
     extract_table(cfg, "erp", "lines", DAY2)
     folder = Lake(cfg.lake).table_partition("erp", "lines", DAY2)
     table = ds.dataset(folder / "part-00000.parquet").to_table().sort_by("order_id")
@@ -237,7 +244,7 @@ def test_the_night_is_the_business_day_in_the_configured_zone_across_dst(
             value = aware if column_type == "timestamptz" else local
             conn.execute(sa.text("INSERT INTO lines VALUES (:o, 1, :v)"), {"o": order_id, "v": value})
     engine.dispose()
-    cfg = _config(tmp_path, monkeypatch, url, as_of="updated_at", columns={})
+    cfg = _config(tmp_path, monkeypatch, url, as_of="updated_at", columns={}, dataset="none")
     cfg = replace(cfg, timezone="Europe/Berlin")
     extract_table(cfg, "erp", "lines", date(2026, 3, 29))
     got = Lake(cfg.lake).read_table("erp", "lines", date(2026, 3, 29)).column("order_id").to_pylist()
@@ -387,7 +394,8 @@ def die(*args, **kwargs):
 
 ex.widen = die
 raw = {"lake": str(lake), "sources": {"erp": {"url_env": "SEAM_TEST_EXTRACT_URL", "tables": {"lines": {
-    "dataset": "order_lines", "table": "lines", "mode": "incremental", "cursor": "updated_at"}}}}}
+    "dataset": "order_lines", "table": "lines", "mode": "incremental", "cursor": "updated_at",
+    "constants": {"customer_id": "C1", "warehouse": "W1", "currency": "EUR", "status": "open"}}}}}}
 ex.extract_table(parse_config(raw, base=lake), "erp", "lines", date(2026, 11, 22))
 """
 KILL_ROWS = 3000
@@ -501,7 +509,7 @@ def test_mariadb_split_extraction_equals_one_stream(mariadb_database, tmp_path, 
             "sources": {
                 "erp": {
                     "url_env": "SEAM_TEST_EXTRACT_URL",
-                    "tables": {"keyed": {"dataset": "order_lines", "table": "keyed"}},
+                    "tables": {"keyed": {"dataset": "none", "table": "keyed"}},  # landed as it is
                 }
             },
         }
@@ -536,9 +544,7 @@ def test_a_typo_in_a_query_is_a_config_error_naming_the_query(backend, tmp_path,
         "sources": {
             "erp": {
                 "url_env": "SEAM_TEST_EXTRACT_URL",
-                "tables": {
-                    "lines": {"dataset": "order_lines", "query": f"SELECT order_id, quantiy FROM {table}"}
-                },
+                "tables": {"lines": {"dataset": "none", "query": f"SELECT order_id, quantiy FROM {table}"}},
             }
         },
     }
@@ -547,3 +553,31 @@ def test_a_typo_in_a_query_is_a_config_error_naming_the_query(backend, tmp_path,
         extract_table(cfg, "erp", "lines", DAY2)
     assert "quantiy" in str(err.value) and not err.value.transient
     assert not any(cfg.lake.rglob("*.parquet"))
+
+
+def test_a_missing_required_column_is_refused_before_anything_is_read(backend, tmp_path, monkeypatch):
+    _, url = backend
+    _create(url, [_row(0, datetime(2026, 11, 21, 10))])
+    cfg = _config(
+        tmp_path, monkeypatch, url, constants={"customer_id": "C1", "warehouse": "W1", "status": "open"}
+    )
+    with pytest.raises(ConfigError) as err:
+        extract_table(cfg, "erp", "lines", DAY2)
+    assert str(err.value).startswith(
+        "erp.lines (order_lines): required column `currency` is missing; map it with"
+    )
+    assert "`constants: {currency: ...}`" in str(err.value)
+    assert not any(cfg.lake.rglob("*.parquet"))
+
+
+def test_constants_and_casts_fix_a_source_without_a_query(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    _create(url, [_row(i, datetime(2026, 11, 21, 10, i)) for i in range(4)])
+    cfg = _config(tmp_path, monkeypatch, url, casts={"line_no": "number"})
+    extract_table(cfg, "erp", "lines", DAY2)
+    got = Lake(cfg.lake).read_table("erp", "lines", DAY2)
+    assert (
+        got.schema.field("line_no").type == pa.float64() and got.schema.field("currency").type == pa.string()
+    )
+    assert set(got.column("currency").to_pylist()) == {"EUR"} and got.num_rows == 4
+    assert Lake(cfg.lake).table_manifest("erp", "lines", DAY2)["schema"][-1]["name"] == "status"

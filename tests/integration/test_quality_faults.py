@@ -101,6 +101,24 @@ FAULTS = {
         "order_lines",
         "expect_column_values_to_be_in_set(currency)",
     ),
+    "null prices": (  # `between` ignores NULLs: a required column is checked for them on its own
+        "erp",
+        [
+            *_unconstrain("sales_order_lines"),
+            "UPDATE sales_order_lines SET unit_price = NULL WHERE order_id % 3 = 0",
+        ],
+        "order_lines",
+        "expect_column_values_to_not_be_null(unit_price)",
+    ),
+    "null quantities": (
+        "erp",
+        [
+            *_unconstrain("sales_order_lines"),
+            "UPDATE sales_order_lines SET qty = NULL WHERE order_id % 30 = 0",
+        ],
+        "order_lines",
+        "expect_column_values_to_not_be_null(quantity)",
+    ),
     "empty table": ("erp", ["PRAGMA foreign_keys=OFF", "DELETE FROM products"], "products", "row_count"),
     "accounts without ERP customer": (
         "crm",
@@ -109,6 +127,22 @@ FAULTS = {
         "expect_column_values_to_be_in_set(erp_customer_id)",
     ),
 }
+
+
+def test_value_sets_come_from_the_config(night_before):
+    """A currency the config allows passes; the default set would have refused it."""
+    from dataclasses import replace
+
+    cfg = night_before
+    _inject(
+        source_url(cfg.source("erp")), ["UPDATE sales_orders SET currency = 'JPY' WHERE order_id % 70 = 0"]
+    )
+    run_extract(cfg, RunContext(NIGHT))
+    with pytest.raises(QualityGateError, match=r"expect_column_values_to_be_in_set\(currency\)"):
+        run_validate(cfg, RunContext(NIGHT), dataset="order_lines")
+    sets = {**cfg.value_sets, "currencies": (*cfg.value_sets["currencies"], "JPY")}
+    results = run_validate(replace(cfg, value_sets=sets), RunContext(NIGHT), dataset="order_lines")
+    assert not [r for r in results if not r.success and r.severity == "error"]
 
 
 def _inject(url: str, statements: list[str]) -> None:

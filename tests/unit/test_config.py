@@ -40,8 +40,8 @@ def test_example_config_for_postgres_and_mariadb_is_valid():
             "['colour'] are not columns of dataset 'products'",
         ),
         (
-            lambda c: c["sources"]["erp"]["tables"]["products"].update(dataset="nope"),
-            "unknown dataset 'nope'",
+            lambda c: c["sources"]["erp"]["tables"]["products"].update(dataset="Not A Name"),
+            "dataset: 'Not A Name' must be lower-case letters, digits and _",
         ),
         (lambda c: c["forecast"].update(horizon=0), "forecast.horizon must be an integer >= 1, got 0"),
         (
@@ -138,3 +138,21 @@ def test_quality_rules_are_settings_with_defaults(tmp_path):
         ConfigError, match=r"quality.future_dates: expected one of \['error', 'warn', 'off'\]"
     ):
         parse_config({**base, "quality": {"future_dates": "maybe"}}, base=tmp_path)
+
+
+def test_a_table_outside_the_canonical_datasets_is_landed_as_it_is(tmp_path):
+    raw = {
+        "sources": {
+            "erp": {
+                "url": "sqlite:///x.db",
+                "tables": {
+                    "payments": {"columns": {"paid_at": "payment_ts"}},
+                    "audit_log": {"dataset": "none", "suite": "my_suite.json"},
+                },
+            }
+        }
+    }
+    cfg = parse_config(raw, base=tmp_path)
+    payments, audit = cfg.source("erp").table("payments"), cfg.source("erp").table("audit_log")
+    assert (payments.dataset, payments.suite, payments.cursor) == ("payments", "none", None)
+    assert audit.dataset == "audit_log" and audit.suite == str(tmp_path / "my_suite.json")
