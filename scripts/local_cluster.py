@@ -220,6 +220,23 @@ class LocalCluster:
             engine.dispose()
         return state
 
+    def run_spans(self, dag_id: str, nights: list[str]) -> list[tuple[Any, Any]]:
+        """(start, end) of the run of each night, in the order given."""
+        engine = sa.create_engine(self.meta_url)
+        try:
+            with engine.connect() as conn:
+                return [
+                    tuple(
+                        conn.exec_driver_sql(
+                            "SELECT start_date, end_date FROM dag_run WHERE dag_id = %(dag)s AND logical_date = %(d)s",
+                            {"dag": dag_id, "d": f"{night}T00:00:00+00:00"},
+                        ).one()
+                    )
+                    for night in nights
+                ]
+        finally:
+            engine.dispose()
+
     def task_instances(self, dag_id: str) -> list[dict[str, Any]]:
         """Every task instance of `dag_id`: task_id, map_index, hostname, state, start, end, duration."""
         engine = sa.create_engine(self.meta_url)

@@ -5,6 +5,7 @@ workers and the results must equal those of a single-process run of the same nig
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +64,25 @@ def test_celery_run_on_two_workers_equals_the_single_process_run(demo_env, pg_da
         # the load's Asset scheduled the downstream DAG, which ran
         consumer = cluster.wait_any("asset_consumer", timeout=300)
         assert consumer == "success", f"asset_consumer: {consumer}; logs: {cluster.tail()}"
+        # the README's backfill, as written: two earlier nights, one at a time
+        earlier = [str(NIGHT - timedelta(days=2)), str(NIGHT - timedelta(days=1))]
+        cluster.airflow(
+            "backfill",
+            "create",
+            "--dag-id",
+            "seam_nightly",
+            "--from-date",
+            earlier[0],
+            "--to-date",
+            earlier[1],
+            "--max-active-runs",
+            "1",
+        )
+        assert [cluster.wait("seam_nightly", d, timeout=900) for d in earlier] == ["success", "success"], (
+            cluster.tail()
+        )
+        spans = cluster.run_spans("seam_nightly", earlier)
+        assert spans[0][1] <= spans[1][0], f"the backfill ran nights at once: {spans}"
         hosts = {
             (t["task_id"], t["hostname"])
             for t in cluster.task_instances("seam_nightly")
