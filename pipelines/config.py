@@ -92,8 +92,22 @@ class ForecastSpec:
 
 
 @dataclass(frozen=True)
+class CustomMetric:
+    """An anomaly metric of the config's own (`anomaly.custom_metrics`): per entity and day, an
+    aggregate of one dataset."""
+
+    name: str
+    dataset: str
+    date: str  # the column whose day a row counts on
+    aggregate: Literal["count", "sum", "mean", "nunique"]
+    column: str | None  # what is summed, averaged or counted distinctly (None for count)
+    entity: tuple[str, ...]  # the columns that make a series (empty: one series)
+
+
+@dataclass(frozen=True)
 class AnomalySpec:
     metrics: tuple[str, ...] = ("demand", "revenue", "order_count", "tickets", "pipeline_value")
+    custom: tuple[CustomMetric, ...] = ()
     window_days: int = 7
     history_days: int = 730
     thresholds: dict[str, float] = field(
@@ -226,6 +240,15 @@ class Config:
 
     def has_dataset(self, dataset: str) -> bool:
         return any(t.dataset == dataset for s in self.sources for t in s.tables)
+
+    def metric_datasets(self) -> dict[str, str]:
+        """Every anomaly metric scored tonight (built-in ones of `anomaly.metrics`, and the custom
+        ones) and the dataset it comes from."""
+        from pipelines.series import METRIC_DATASETS
+
+        out = {m: METRIC_DATASETS[m] for m in self.anomaly.metrics}
+        out.update({c.name: c.dataset for c in self.anomaly.custom})
+        return out
 
 
 def parse_duration(value: Any, key: str) -> timedelta:
@@ -477,13 +500,17 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         history_days=_positive_int(ar.get("history_days", 730), "anomaly.history_days"),
         thresholds=dict(ar.get("thresholds", defaults.thresholds)),
         holidays=tuple((str(k), str(v)) for k, v in holidays_raw.items()),
+        custom=_custom_metrics(ar.get("custom_metrics", {}), sources),
     )
     ar.done()
     from pipelines.series import METRIC_DATASETS
 
     unknown = sorted(set(anomaly.metrics) - set(METRIC_DATASETS))
     if unknown:
-        raise ConfigError(f"anomaly.metrics: unknown metrics {unknown}; known: {sorted(METRIC_DATASETS)}")
+        raise ConfigError(
+            f"anomaly.metrics: unknown metrics {unknown}; known: {sorted(METRIC_DATASETS)} "
+            f"(define others under anomaly.custom_metrics)"
+        )
     res = _Reader(r.get("results", {}), "results")
     results = ResultsSpec(
         ledger=res.get("ledger", source_of("order_lines", first)),
@@ -603,6 +630,50 @@ def _timezone(value: Any) -> str:
 
     business_zone(str(value))  # raises ConfigError naming the key
     return str(value)
+
+
+_AGGREGATES = ("count", "sum", "mean", "nunique")
+
+
+def _custom_metrics(raw: Any, sources: tuple[SourceSpec, ...]) -> tuple[CustomMetric, ...]:
+    """`anomaly.custom_metrics: {name: {dataset, date, value, entity}}`; value is `count` or
+    `{sum|mean|nunique: column}`."""
+    from pipelines.series import METRIC_DATASETS
+
+    if not isinstance(raw, dict):
+        raise ConfigError("anomaly.custom_metrics: expected a mapping name: {dataset, date, value, entity}")
+    datasets = {t.dataset for s in sources for t in s.tables}
+    out = []
+    for name, spec in raw.items():
+        key = f"anomaly.custom_metrics.{name}"
+        _name(name, key)
+        if name in METRIC_DATASETS:
+            raise ConfigError(f"{key}: {name!r} is a built-in metric; choose another name")
+        m = _Reader(spec, key)
+        dataset = m.get("dataset", required=True)
+        if dataset not in datasets:
+            raise ConfigError(
+                f"{key}.dataset: {dataset!r} is not a configured dataset; configured: {sorted(datasets)}"
+            )
+        value = m.get("value", "count")
+        aggregate: Literal["count", "sum", "mean", "nunique"]
+        if value == "count":
+            aggregate, column = "count", None
+        elif isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _AGGREGATES[1:]:
+            aggregate, column = next(iter(value.items()))
+        else:
+            raise ConfigError(
+                f"{key}.value: expected count, or one of {{sum|mean|nunique: column}}, got {value!r}"
+            )
+        entity = m.get("entity", [])
+        entity = [entity] if isinstance(entity, str) else entity
+        if not isinstance(entity, list) or not all(isinstance(e, str) for e in entity):
+            raise ConfigError(f"{key}.entity: expected a column or a list of columns")
+        out.append(
+            CustomMetric(name, dataset, str(m.get("date", required=True)), aggregate, column, tuple(entity))
+        )
+        m.done()
+    return tuple(out)
 
 
 def _value_sets(raw: Any) -> dict[str, tuple[str, ...]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,5 +127,31 @@ def build_metric_series(metric: str, data: pd.DataFrame, *, end: date, history_d
     fill = np.nan if metric in ("revenue", "order_count") else 0.0
     out = _fill_calendar(df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=fill)
     out["metric"] = metric
+    out["entity"] = out["unique_id"].str.split(METRIC_SEP, n=1).str[1]
+    return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+
+
+def build_custom_series(metric: Any, data: pd.DataFrame, *, end: date, history_days: int) -> pd.DataFrame:
+    """A custom anomaly metric (`pipelines.config.CustomMetric`) as a long frame, like
+    `build_metric_series`: the aggregate per entity and day; days without rows count 0 for counts
+    and sums, and are missing (not zero) for means and distinct counts."""
+    missing = [c for c in (metric.date, metric.column, *metric.entity) if c and c not in data.columns]
+    if missing:
+        raise DataError(
+            f"anomaly.custom_metrics.{metric.name}: dataset {metric.dataset!r} has no columns {missing}; "
+            f"it has {list(data.columns)}"
+        )
+    end_ts = pd.Timestamp(end)
+    start_ts = end_ts - pd.Timedelta(days=history_days - 1)
+    rows = data.assign(day=pd.to_datetime(data[metric.date]).dt.normalize())
+    rows["entity"] = rows[list(metric.entity)].astype(str).agg("|".join, axis=1) if metric.entity else "all"
+    grouped = rows.groupby(["entity", "day"])
+    g = grouped.size() if metric.aggregate == "count" else getattr(grouped[metric.column], metric.aggregate)()
+    df = g.rename("y").reset_index().rename(columns={"day": "ds"})
+    df = df[(df["ds"] >= start_ts) & (df["ds"] <= end_ts)]
+    df["unique_id"] = metric.name + METRIC_SEP + df["entity"].astype(str)
+    fill = 0.0 if metric.aggregate in ("count", "sum") else np.nan
+    out = _fill_calendar(df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=fill)
+    out["metric"] = metric.name
     out["entity"] = out["unique_id"].str.split(METRIC_SEP, n=1).str[1]
     return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)

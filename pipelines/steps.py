@@ -31,7 +31,7 @@ from pipelines.load import LoadResult, load_batch, load_forecast_accuracy
 from pipelines.quality import CheckResult, blocked_datasets, read_quality, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
-from pipelines.series import METRIC_DATASETS, build_demand_series, build_metric_series
+from pipelines.series import METRIC_DATASETS, build_custom_series, build_demand_series, build_metric_series
 from pipelines.sharding import plan_shards, sku_filter
 from pipelines.state import (
     Holder,
@@ -288,14 +288,15 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
     from pipelines.anomaly.rows import build_record_rows, build_score_rows
 
     with tracked(cfg, ctx, f"score:{shard}") as out:
+        metrics = cfg.metric_datasets()
+        custom = {c.name: c for c in cfg.anomaly.custom}
         usable = [
             m
-            for m in cfg.anomaly.metrics
-            if cfg.has_dataset(METRIC_DATASETS[m])
-            and not blocked_datasets(cfg, ctx.run_date, [METRIC_DATASETS[m]])
+            for m, ds in metrics.items()
+            if cfg.has_dataset(ds) and not blocked_datasets(cfg, ctx.run_date, [ds])
         ]
         if not usable:
-            require_datasets(cfg, ctx, "score", [METRIC_DATASETS[m] for m in cfg.anomaly.metrics])
+            require_datasets(cfg, ctx, "score", sorted(set(metrics.values())))
         t0 = time.perf_counter()
         shards = shard_plan(lake, "anomalies", ctx.run_date)
         window_start = pd.Timestamp(ctx.run_date) - pd.Timedelta(days=cfg.anomaly.window_days)
@@ -308,14 +309,15 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
                 build_metric_series("demand", lines, end=ctx.run_date, history_days=cfg.anomaly.history_days)
             )
         for metric in (m for m in usable if m != "demand" and shard == 0):
-            dataset = METRIC_DATASETS[metric]
+            dataset = metrics[metric]
             if dataset not in cache:
                 cache[dataset] = read_dataset(cfg, dataset, ctx.run_date)
-            frames.append(
-                build_metric_series(
-                    metric, cache[dataset], end=ctx.run_date, history_days=cfg.anomaly.history_days
-                )
+            build = (
+                partial(build_custom_series, custom[metric])
+                if metric in custom
+                else partial(build_metric_series, metric)
             )
+            frames.append(build(cache[dataset], end=ctx.run_date, history_days=cfg.anomaly.history_days))
         parts = []
         n_series = 0
         if frames:
@@ -342,7 +344,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             )
             parts.append(build_score_rows(scored, run_date=ctx.run_date, thresholds=thresholds))
             out.rows_in = len(series)
-        if shard == 0 and "order_lines" in {METRIC_DATASETS[m] for m in usable}:
+        if shard == 0 and "order_lines" in {metrics[m] for m in usable if m in METRIC_DATASETS}:
             lines = cache.get("order_lines")
             if lines is None:
                 lines = read_dataset(cfg, "order_lines", ctx.run_date)
@@ -393,7 +395,9 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
             batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
         scores = lake.read_output("anomalies", d)
         if scores is not None:
-            owner = {m: cfg.provider(ds)[0].name for m, ds in METRIC_DATASETS.items() if cfg.has_dataset(ds)}
+            owner = {
+                m: cfg.provider(ds)[0].name for m, ds in cfg.metric_datasets().items() if cfg.has_dataset(ds)
+            }
             source_of = scores["metric"].map(lambda m: owner.get(m, cfg.provider("order_lines")[0].name))
             for src in sorted({s.name for s in cfg.sources}):
                 batches.append((src, "seam_anomaly_scores", scores[source_of == src]))

@@ -203,3 +203,34 @@ def test_sharded_night_equals_the_single_shard_night(demo_env):
         a = single[cols].sort_values(cols[:4]).reset_index(drop=True)
         b = sharded[cols].sort_values(cols[:4]).reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def test_a_landed_table_and_custom_metrics_run_through_the_night(demo_env):
+    import yaml
+
+    path = demo_env(lean=True)
+    raw = yaml.safe_load(path.read_text())
+    # a raw ERP table none of the canonical datasets describes, landed as it is
+    raw["sources"]["erp"]["tables"]["sales_orders"] = {"dataset": "none", "freshness": None}
+    raw["sources"]["erp"]["tables"]["sales_orders"].pop("freshness")
+    raw["anomaly"]["custom_metrics"] = {
+        "orders_by_channel": {
+            "dataset": "sales_orders",
+            "date": "created_at",
+            "value": "count",
+            "entity": "channel",
+        },
+        "tickets_by_priority": {"dataset": "tickets", "date": "opened_at", "entity": ["priority"]},
+    }
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path)
+    run_all(cfg, RunContext(NIGHT))
+    assert NIGHT in Lake(cfg.lake).table_days("erp", "sales_orders")
+    erp = dump_results(source_url(cfg.source("erp")))["seam_anomaly_scores"]
+    crm = dump_results(source_url(cfg.source("crm")))["seam_anomaly_scores"]
+    channels = set(erp.loc[erp.metric == "orders_by_channel", "entity"])
+    in_source = set(_read(cfg, "SELECT DISTINCT channel FROM sales_orders")["channel"])
+    assert channels and channels <= in_source  # one series per channel of the raw table
+    assert len(crm[crm.metric == "tickets_by_priority"]) > 0  # scores go to the dataset's own database
+    quality = dump_results(source_url(cfg.source("erp")))["seam_data_quality_results"]
+    assert {"row_count"} <= set(quality.loc[quality.dataset == "sales_orders", "check_name"])
