@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from pipelines.contracts import DATASETS, VALUE_SETS
 from pipelines.errors import ConfigError
@@ -295,11 +293,12 @@ def _name(value: Any, key: str) -> str:
 
 
 def _check_url(url: str, key: str) -> None:
-    try:
-        parsed = make_url(url)
-    except ArgumentError as err:
-        raise ConfigError(f"{key}: not a valid SQLAlchemy URL ({err})") from None
-    if parsed.password:
+    from pipelines.db.engines import parse_url
+
+    parsed = parse_url(url, what=key)
+    if parsed.password or any(
+        k.lower() in ("password", "passwd", "pwd", "sslpassword") for k in parsed.query
+    ):
         raise ConfigError(
             f"{key}: the URL contains a password; never put secrets in the config file. "
             f"Use `url_env: SOME_VARIABLE` (an environment variable holding the URL) or `conn_id`."

@@ -60,7 +60,9 @@ class StepOutcome:
 def night_lock(cfg: Config, ctx: RunContext) -> Iterator[None]:
     """Hold the night for this run while the block runs (re-entrant: a lock this run already holds
     is kept, and released by whoever took it)."""
-    engine = make_engine(results_url(cfg.source(cfg.results.ledger)), write=True)
+    engine = make_engine(
+        results_url(cfg.source(cfg.results.ledger)), write=True, what=f"source {cfg.results.ledger!r}"
+    )
     holder = Holder.here(ctx.run_id)
     try:
         require_migrated(engine, what=f"source {cfg.results.ledger!r}")
@@ -81,7 +83,9 @@ def tracked(cfg: Config, ctx: RunContext, step: str) -> Iterator[StepOutcome]:
     skipped or failed with the error.  Each try of a step is a new attempt; all are kept."""
     outcome = StepOutcome()
     with night_lock(cfg, ctx):
-        engine = make_engine(results_url(cfg.source(cfg.results.ledger)), write=True)
+        engine = make_engine(
+            results_url(cfg.source(cfg.results.ledger)), write=True, what=f"source {cfg.results.ledger!r}"
+        )
         started = datetime.now(UTC)
         attempt = next_attempt(engine, ctx.run_date, step)
 
@@ -144,7 +148,7 @@ def run_migrate(cfg: Config) -> dict[str, list[str]]:
     """Create or upgrade the result tables in every database that receives results."""
     applied = {}
     for name in result_databases(cfg):
-        engine = make_engine(results_url(cfg.source(name)), write=True)
+        engine = make_engine(results_url(cfg.source(name)), write=True, what=f"source {name!r}")
         try:
             applied[name] = migrate(engine)
         finally:
@@ -415,7 +419,7 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
             batches.append((cfg.results.forecasts, "seam_actuals", demand[0]))
         results = []
         for src, table, frame in batches:
-            engine = make_engine(results_url(cfg.source(src)), write=True)
+            engine = make_engine(results_url(cfg.source(src)), write=True, what=f"source {src!r}")
             try:
                 results.append(load_batch(engine, table, d, frame))
             finally:

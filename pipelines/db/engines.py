@@ -20,30 +20,48 @@ from pipelines.errors import ConfigError, SourceUnavailableError
 log = logging.getLogger(__name__)
 
 
+_SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token", "sslpassword")
+
+
 def safe_url(url: str | sa.URL) -> str:
-    """The URL with its password masked, fit for logs and error messages."""
+    """The URL with its password (and any password-like query parameter) masked, for logs and errors."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
-        return "<invalid URL>"
+        return "<a URL that cannot be parsed>"
+    query = {k: ("***" if k.lower() in _SECRET_PARAMS else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
-def make_engine(url: str, *, write: bool = False) -> Engine:
-    """Create an engine for `url`; raises ConfigError for a malformed URL.
+def parse_url(url: str, *, what: str) -> sa.URL:
+    """Parse a SQLAlchemy URL; a failure, or a password with an unencoded `@` or `:` that made the
+    parser split it wrongly, is a ConfigError that shows nothing of the URL."""
+    fix = (
+        f"the URL for {what} cannot be parsed; percent-encode special characters in the password "
+        f"(@ as %40, : as %3A, / as %2F) and check the form dialect+driver://user:password@host:port/database"
+    )
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(fix) from None
+    if any(ch in (parsed.host or "") for ch in "@:/") or "@" in (parsed.username or ""):
+        raise ConfigError(fix)
+    return parsed
+
+
+def make_engine(url: str, *, write: bool = False, what: str = "a database") -> Engine:
+    """Create an engine for `url`; raises ConfigError for a malformed URL (naming nothing of it).
 
     `write` marks the login that writes results back: only it gets the bulk-load options
     (MariaDB's LOCAL INFILE), a reading login never does.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError as err:
-        raise ConfigError(f"not a valid SQLAlchemy URL: {err}") from None
+    parsed = parse_url(url, what=what)
     adapter = adapter_for_backend(parsed.get_backend_name())
     kwargs: dict[str, object] = {"pool_pre_ping": True, "connect_args": adapter.connect_args(write=write)}
     try:
         engine = sa.create_engine(parsed, **kwargs)
-    except (ArgumentError, ImportError) as err:
-        raise ConfigError(f"cannot create an engine for {safe_url(url)}: {err}") from None
+    except (ArgumentError, ImportError, ValueError) as err:
+        raise ConfigError(f"cannot create an engine for {safe_url(url)}: {type(err).__name__}") from None
     adapter.prepare_engine(engine)
     return engine
 

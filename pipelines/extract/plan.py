@@ -80,6 +80,15 @@ def build_plan(
     nullable = {reverse.get(c.name, c.name): bool(c.nullable) for c in table.columns}
     sel = sa.select(*cols)
     bound_col = spec.as_of or (spec.cursor if spec.mode == "incremental" else None)
+    for setting, name in (
+        ("as_of", spec.as_of),
+        ("cursor", spec.cursor if spec.mode == "incremental" else None),
+    ):
+        if name and spec.columns.get(name, name) not in names:
+            raise ConfigError(
+                f"sources.{source.name}.tables.{spec.name}.{setting}: column {name!r} is not in table "
+                f"{spec.table!r} (it has {names}); name a canonical column the table has, mapped with `columns:`"
+            )
     if bound_col and not missing:
         column = table.c[spec.columns.get(bound_col, bound_col)]
         aware = isinstance(column.type, sa.DateTime) and bool(column.type.timezone)

@@ -74,7 +74,7 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
     if spec.mode == "incremental":
         wm = watermark_before(lake, source.name, spec.name, run_date)
         lower = wm - spec.lookback if wm is not None else None
-    engine = make_engine(source_url(source))
+    engine = make_engine(source_url(source), what=f"source {source.name!r}")
     adapter = adapter_for(engine)
     rows = 0
     warnings: list[str] = []

@@ -136,7 +136,7 @@ class Lake:
             staged = StagedPartition(tmp)
             yield staged
             _replace_folder(tmp, final)
-        _write_json(self._meta(source, table, day), staged.manifest)
+            _write_json(self._meta(source, table, day), staged.manifest)
 
     # --- what is there, and removing it ------------------------------------------------------
     def datasets(self) -> list[tuple[str, str]]:
@@ -169,16 +169,18 @@ class Lake:
     @contextmanager
     def staging(self) -> Iterator[Path]:
         """A private folder in `<lake>/_staging` (same filesystem: renames out of it are atomic);
-        removed when the block ends, whatever happens.  Staging of writers that died is swept first."""
+        removed when the block ends, whatever happens.  Staging of writers that died is swept first.
+        A full disk or a read-only lake is a ConfigError naming the lake (`lake:` in the config)."""
         base = Path(self.root) / _STAGING
-        base.mkdir(parents=True, exist_ok=True)
-        self.sweep_staging()
-        tmp = base / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with writable(Path(self.root), "the lake (`lake:` in the config)"):
+            base.mkdir(parents=True, exist_ok=True)
+            self.sweep_staging()
+            tmp = base / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+            try:
+                yield tmp
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def sweep_staging(self) -> list[Path]:
         """Remove staging left by processes that died (on this host), or older than a day."""
@@ -222,7 +224,10 @@ class Lake:
     ) -> Path:
         """One shard of a night's output, atomically; returns the night's output folder."""
         rows = self._write_file(frame, self._shard_file(output, run_date, shard))
-        _write_json(self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"), {"rows": rows, **manifest})
+        with writable(Path(self.root), "the lake (`lake:` in the config)"):
+            _write_json(
+                self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"), {"rows": rows, **manifest}
+            )
         return self.output_partition(output, run_date)
 
     def read_shard(self, output: str, run_date: date, shard: int) -> pd.DataFrame:
@@ -289,7 +294,7 @@ class Lake:
             pq.write_table(table, tmp / final.name, compression=COMPRESSION)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / final.name, final)
-        _fsync_dir(final.parent)
+            _fsync_dir(final.parent)
         return table.num_rows
 
     # --- run-state files ----------------------------------------------------------------------
@@ -298,13 +303,36 @@ class Lake:
 
     def write_state(self, kind: str, source: str, table: str, state: dict[str, Any]) -> None:
         """Replace a state file atomically."""
-        _write_json(self._state_file(kind, source, table), state)
+        with writable(Path(self.root), "the lake (`lake:` in the config)"):
+            _write_json(self._state_file(kind, source, table), state)
 
     def _state_file(self, kind: str, source: str, table: str) -> Path:
         return Path(self.root) / _STATE / kind / source / f"{table}.json"
 
 
 # --- files ------------------------------------------------------------------------------------
+@contextmanager
+def writable(path: Path, what: str = "the lake") -> Iterator[None]:
+    """Turn a full disk, a read-only file system or missing permissions into one clear ConfigError
+    naming the path and the fix (exit code 2), instead of an OSError traceback."""
+    import errno
+
+    from pipelines.errors import ConfigError
+
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free disk space there, or point the setting at a larger disk"
+        elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "make it writable for this user, or point the setting at a writable folder"
+        elif err.errno in (errno.ENOTDIR, errno.EEXIST):
+            fix = "it (or a folder on its way) is a file; point the setting at a folder"
+        else:
+            raise
+        raise ConfigError(f"cannot write {what} at {path}: {err.strerror}; {fix}") from None
+
+
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     """A frame as written to the lake: no partition column, dates as DATE."""
     table = pa.Table.from_pandas(frame.drop(columns=[KEY], errors="ignore"), preserve_index=False)

@@ -59,7 +59,9 @@ def load_forecast_accuracy(
         categories = read_dataset(cfg, "products", run_date)[["sku", "category"]]
     else:
         log.warning("forecast accuracy for %s: no usable products dataset, so no category rows", run_date)
-    engine = make_engine(results_url(cfg.source(cfg.results.forecasts)), write=True)
+    engine = make_engine(
+        results_url(cfg.source(cfg.results.forecasts)), write=True, what=f"source {cfg.results.forecasts!r}"
+    )
     try:
         archive = read_forecast_archive(engine, start, end)
         frame = build_forecast_accuracy(archive, actuals, history, categories, run_date=run_date)

@@ -32,7 +32,7 @@ def forecast_chart(history: pd.DataFrame, fc: pd.DataFrame, title: str) -> str:
     ax.fill_between(t, fc["yhat_lo_95"], fc["yhat_hi_95"], color="#9cf", alpha=0.5, label="95%")
     ax.fill_between(t, fc["yhat_lo_80"], fc["yhat_hi_80"], color="#58c", alpha=0.5, label="80%")
     ax.plot(t, fc["yhat"], color="#036", lw=1.5, label="forecast")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=9, parse_math=False)  # names from the ERP are text, never mathtext
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper left", ncols=4, frameon=False)
     _date_axis(ax)
@@ -50,7 +50,7 @@ def anomaly_chart(series: pd.DataFrame, ds: pd.Timestamp, lower: float, upper: f
     point = series[series["ds"] == ds]
     ax.scatter(point["ds"], point["y"], color="#c22", zorder=3, s=18)
     ax.axhspan(lower, upper, color="#9c9", alpha=0.3)
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=8, parse_math=False)
     ax.tick_params(labelsize=6)
     _date_axis(ax)
     return _png(fig)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +22,7 @@ from pipelines.config import Config
 from pipelines.contracts import empty_frame
 from pipelines.errors import MissingInputError
 from pipelines.lake import Lake, read_dataset
+from pipelines.lake.store import writable
 from pipelines.quality import blocked_datasets, read_quality
 from pipelines.quality.gate import docs_project
 from pipelines.quality.gx import docs_index
@@ -175,19 +177,33 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         docs=_docs_link(cfg, d),
     )
     out_dir = cfg.report.directory / d.isoformat()
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
+    with writable(cfg.report.directory, "the report (`report.directory` in the config)"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _render(out_dir, context)
+    log.info("report run_date=%s path=%s", d, path)
+    return path
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _plain(value: Any) -> Any:
+    """The text report's finalizer: control characters from the source data are dropped."""
+    return _CONTROL.sub("", value) if isinstance(value, str) else value
+
+
+def _render(out_dir: Path, context: dict[str, Any]) -> None:
     for name, autoescape in (("report.html", True), ("report.txt", False)):
         env = jinja2.Environment(
             loader=jinja2.PackageLoader("pipelines.report", "templates"),
             autoescape=autoescape,
             undefined=jinja2.StrictUndefined,
+            finalize=None if autoescape else _plain,
         )
         tmp = out_dir / f".{name}.tmp"
         tmp.write_text(env.get_template(f"{name}.j2").render(**context), encoding="utf-8")
         tmp.replace(out_dir / name)
-    log.info("report run_date=%s path=%s", d, path)
-    return path
 
 
 _NO_LINES = empty_frame("order_lines")

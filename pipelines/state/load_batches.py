@@ -38,7 +38,7 @@ def record_batch(conn: Connection, table_name: str, run_date: date, checksum: st
 def last_loaded_night(cfg: Config, table_name: str) -> date | None:
     """The newest night whose batch of `table_name` is in its results database (None: never)."""
     name = cfg.results.forecasts if table_name in ("seam_forecasts", "seam_actuals") else cfg.results.ledger
-    engine = make_engine(results_url(cfg.source(name)))
+    engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
     try:
         with connect(engine, what=f"the results database of {name!r}") as conn:
             if not sa.inspect(conn).has_table("seam_load_batches"):

@@ -17,7 +17,7 @@ from importlib.resources.abc import Traversable
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.db import adapter_for, safe_url
+from pipelines.db import adapter_for, connect, safe_url
 from pipelines.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def migrate(engine: Engine) -> list[str]:
     adapter = adapter_for(engine)
     pending = migration_files(adapter.name)
     applied: list[str] = []
-    with engine.connect() as conn, conn.begin(), adapter.migration_lock(conn):
+    with connect(engine, what="the results database") as conn, conn.begin(), adapter.migration_lock(conn):
         conn.execute(
             sa.text(
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version VARCHAR(64) NOT NULL PRIMARY KEY, "
@@ -78,7 +78,7 @@ def migrate(engine: Engine) -> list[str]:
 def pending_migrations(engine: Engine) -> list[str]:
     """Versions not yet applied to the database (all of them when it was never migrated)."""
     wanted = [_version(f) for f in migration_files(adapter_for(engine).name)]
-    with engine.connect() as conn:
+    with connect(engine, what="the results database") as conn:
         if not sa.inspect(conn).has_table(MIGRATIONS_TABLE):
             return wanted
         done = {r[0] for r in conn.execute(sa.text(f"SELECT version FROM {MIGRATIONS_TABLE}"))}

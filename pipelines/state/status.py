@@ -46,7 +46,7 @@ def read_ledger(
 ) -> tuple[pd.DataFrame, set[date]]:
     """Ledger rows of the given nights (or the last `days` nights that have rows), and the nights
     currently locked by a run."""
-    engine = make_engine(results_url(cfg.source(cfg.results.ledger)))
+    engine = make_engine(results_url(cfg.source(cfg.results.ledger)), what=f"source {cfg.results.ledger!r}")
     try:
         with connect(engine, what="the run ledger") as conn:
             inspector = sa.inspect(conn)

@@ -581,3 +581,13 @@ def test_constants_and_casts_fix_a_source_without_a_query(tmp_path, monkeypatch)
     )
     assert set(got.column("currency").to_pylist()) == {"EUR"} and got.num_rows == 4
     assert Lake(cfg.lake).table_manifest("erp", "lines", DAY2)["schema"][-1]["name"] == "status"
+
+
+def test_as_of_naming_a_missing_column_is_a_config_error(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    _create(url, [_row(0, datetime(2026, 11, 21, 10))])
+    cfg = _config(tmp_path, monkeypatch, url, as_of="shipped_at")
+    with pytest.raises(
+        ConfigError, match=r"tables\.lines\.as_of: column 'shipped_at' is not in table 'lines'"
+    ):
+        extract_table(cfg, "erp", "lines", DAY2)
