@@ -34,7 +34,7 @@ def choose_differencing(y: np.ndarray) -> int:
     return int(pvalue < 0.05)
 
 
-def _coefs_and_derivatives(x: np.ndarray) -> tuple[list[float], list[list[float]]]:
+def _coefs_and_derivatives(values: list[float]) -> tuple[list[float], list[list[float]]]:
     """Unconstrained values -> coefficients of a stationary polynomial (Jones, 1980), and the
     derivatives d coef_i / d x_k.
 
@@ -42,7 +42,6 @@ def _coefs_and_derivatives(x: np.ndarray) -> tuple[list[float], list[list[float]
     recursion, so every estimate is stationary (for AR) or invertible (for MA, sign-flipped).
     Python floats: these vectors have at most a few elements, where numpy's overhead dominates.
     """
-    values = x.tolist()
     coefs: list[float] = []
     grads: list[list[float]] = []  # grads[i][k] = d coefs[i] / d x[k]
     for k, value in enumerate(values):
@@ -61,9 +60,18 @@ def _coefs_and_derivatives(x: np.ndarray) -> tuple[list[float], list[list[float]
     return coefs, grads
 
 
+def _pacf_to_coefs(values: list[float]) -> list[float]:
+    """The coefficients of `_coefs_and_derivatives` without the derivatives (the fast path)."""
+    coefs: list[float] = []
+    for value in values:
+        r = BOUND * math.tanh(value)
+        coefs = [c - r * b for c, b in zip(coefs, coefs[::-1], strict=True)] + [r]
+    return coefs
+
+
 def _to_coefs(x: np.ndarray) -> np.ndarray:
     """Coefficients of the stationary polynomial for unconstrained `x` (see above)."""
-    return np.array(_coefs_and_derivatives(x)[0], dtype=np.float64)
+    return np.array(_pacf_to_coefs(x.tolist()), dtype=np.float64)
 
 
 def _residuals(z: np.ndarray, ar: np.ndarray, ma: np.ndarray) -> np.ndarray:
@@ -90,33 +98,40 @@ def _arma_forecast(z: np.ndarray, e: np.ndarray, ar: np.ndarray, ma: np.ndarray,
 def _fit_order(z: np.ndarray, p: int, q: int) -> tuple[np.ndarray, np.ndarray, float]:
     """CSS estimate of ARMA(p, q) on the demeaned (differenced) series; returns ar, ma, aic."""
     burn = max(p, q)
-    last: dict[str, np.ndarray] = {}
+    n = len(z) - burn
+    cache: dict[str, tuple[list[float], np.ndarray]] = {}  # the last x and its residuals
 
     def resid(x: np.ndarray) -> np.ndarray:
-        e = _residuals(z, _to_coefs(x[:p]), -_to_coefs(x[p:]))
-        last["x"], last["e"] = x.copy(), e
+        values = x.tolist()
+        ar, ma = _pacf_to_coefs(values[:p]), _pacf_to_coefs(values[p:])
+        e: np.ndarray = lfilter([1.0, *(-a for a in ar)], [1.0, *(-m for m in ma)], z)
+        cache["last"] = (values, e)
         return e[burn:]
 
     def jac(x: np.ndarray, _r: np.ndarray) -> np.ndarray:
         """d e_t / d x: e = A(L) z / B(L), so d e_t / d ar_i = -(z / B)_(t-i) and
         d e_t / d ma_j = -(e / B)_(t-j); then the chain rule through `_coefs_and_derivatives`."""
-        ar, d_ar = _coefs_and_derivatives(x[:p])
-        ma_pos, d_ma_pos = _coefs_and_derivatives(x[p:])
-        ma = np.array([-c for c in ma_pos])
-        e = last["e"] if "x" in last and np.array_equal(last["x"], x) else _residuals(z, np.array(ar), ma)
-        denom = np.append(1.0, ma)
-        out = np.zeros((p + q, len(z) - burn))
-        for lags, source, grads, sign in ((p, z, d_ar, 1.0), (q, e, d_ma_pos, -1.0)):
+        values = x.tolist()
+        if "last" not in cache or cache["last"][0] != values:
+            resid(x)  # normally kept from the step just accepted
+        e = cache["last"][1]
+        _ar, d_ar = _coefs_and_derivatives(values[:p])
+        ma_pos, d_ma_pos = _coefs_and_derivatives(values[p:])
+        denom = [1.0, *(-c for c in ma_pos)]
+        out = np.empty((p + q, n))
+        row = 0
+        # ma = -ma_pos, hence the sign of the moving-average block
+        for lags, source, grads, sign in ((p, z, d_ar, -1.0), (q, e, d_ma_pos, 1.0)):
             if not lags:
                 continue
             filtered = lfilter([1.0], denom, source)
-            for i in range(lags):  # d e_t / d coef_(i+1) = -filtered_(t-i-1); ma = -ma_pos
-                shifted = -filtered[burn - i - 1 : len(z) - i - 1]
-                offset = 0 if source is z else p
-                for k in range(lags):
-                    weight = sign * grads[i][k]
-                    if weight != 0.0:
-                        out[offset + k] += weight * shifted
+            shifted = [filtered[burn - i - 1 : len(z) - i - 1] for i in range(lags)]
+            for k in range(lags):
+                total = (sign * grads[0][k]) * shifted[0]
+                for i in range(1, lags):
+                    total = total + (sign * grads[i][k]) * shifted[i]
+                out[row + k] = total
+            row += lags
         return out
 
     # hitting max_evals still leaves a usable estimate

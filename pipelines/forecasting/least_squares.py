@@ -6,8 +6,9 @@ collinear columns, e.g. an ARMA(2, 2) with nearly cancelling roots); scipy 1.18 
 (scipy PR #24323). The value read is whatever the heap holds after that array, so the same series
 got slightly different parameters in two processes, or twice in one process, and now and then a
 different optimum (valgrind: "Invalid read of size 8 ... 0 bytes after a block", in
-enorm <- qrfac <- LMDIF). This solver does the same job with element-wise numpy operations,
-pairwise sums and a small elimination in Python, so the same inputs always give the same bits.
+enorm <- qrfac <- LMDIF). This solver does the same job with numpy's own sum-of-products loops
+(not BLAS, whose summation order may depend on threads) and a direct solve of an n x n system,
+so the same inputs always give the same bits.
 """
 
 from __future__ import annotations
@@ -26,37 +27,32 @@ _LAMBDA0, _LAMBDA_MIN, _LAMBDA_MAX = 1e-3, 1e-12, 1e16
 
 
 def _sum_products(a: np.ndarray, b: np.ndarray) -> float:
-    # numpy's pairwise sum: a fixed order for a given length, unlike a BLAS dot product
-    return float(np.sum(a * b))
+    # numpy's own sum-of-products loop (not BLAS): a fixed order for a given length
+    return float(np.einsum("i,i->", a, b))
 
 
-def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
-    """Gaussian elimination with partial pivoting on a small system; None when singular."""
+def _solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """Solution of a small linear system; None when singular.
+
+    One and two unknowns (most ARMA orders) in closed form, larger systems by LU.
+    """
     n = len(rhs)
-    rows = [[*row, value] for row, value in zip(matrix, rhs, strict=True)]
-    for col in range(n):
-        pivot = col
-        for i in range(col + 1, n):
-            if abs(rows[i][col]) > abs(rows[pivot][col]):
-                pivot = i
-        if not abs(rows[pivot][col]) > _TINY:
+    if n == 1:
+        a, b = float(matrix[0, 0]), float(rhs[0])
+        return np.array([b / a]) if a != 0.0 and math.isfinite(b / a) else None
+    if n == 2:
+        (a, b), (c, d) = matrix.tolist()
+        e, f = rhs.tolist()
+        det = a * d - b * c
+        if det == 0.0 or not math.isfinite(det):
             return None
-        rows[col], rows[pivot] = rows[pivot], rows[col]
-        top = rows[col]
-        for i in range(col + 1, n):
-            row = rows[i]
-            factor = row[col] / top[col]
-            if factor != 0.0:
-                for k in range(col + 1, n + 1):
-                    row[k] -= factor * top[k]
-    out = [0.0] * n
-    for i in range(n - 1, -1, -1):
-        row = rows[i]
-        acc = row[n]
-        for k in range(i + 1, n):
-            acc -= row[k] * out[k]
-        out[i] = acc / row[i]
-    return out
+        out = np.array([(e * d - b * f) / det, (a * f - e * c) / det])
+    else:
+        try:
+            out = np.linalg.solve(matrix, rhs)
+        except np.linalg.LinAlgError:
+            return None
+    return out if np.all(np.isfinite(out)) else None
 
 
 def _jacobian(fun: Residuals, x: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -101,18 +97,17 @@ def fit_least_squares(
             evals += n
         else:
             jacobian = np.asarray(jac(x, r), dtype=np.float64)
-        # pairwise sums along the last axis: a fixed order for a given length, unlike BLAS
-        gram = (jacobian[:, None, :] * jacobian[None, :, :]).sum(axis=2).tolist()
-        grad = (-(jacobian * r[None, :]).sum(axis=1)).tolist()
-        scale = [max(gram[a][a], _TINY) for a in range(n)]
-        accepted: tuple[np.ndarray, np.ndarray, float, list[float]] | None = None
+        # numpy's own sum-of-products loops (not BLAS): a fixed order of the terms
+        gram = np.einsum("ik,jk->ij", jacobian, jacobian)
+        grad = -np.einsum("ik,k->i", jacobian, r)
+        scale = np.maximum(np.diagonal(gram), _TINY)
+        accepted: tuple[np.ndarray, np.ndarray, float, np.ndarray] | None = None
         while accepted is None and evals < budget and lam <= _LAMBDA_MAX:
-            damped = [[gram[a][b] + (lam * scale[a] if a == b else 0.0) for b in range(n)] for a in range(n)]
-            step = _solve(damped, grad)
+            step = _solve(gram + np.diag(lam * scale), grad)
             if step is None:
                 lam *= 4.0
                 continue
-            trial = x + np.array(step)
+            trial = x + step
             r_trial = np.asarray(fun(trial), dtype=np.float64)
             evals += 1
             ssq_trial = _sum_products(r_trial, r_trial)
@@ -126,8 +121,9 @@ def fit_least_squares(
         reduction = (ssq - ssq_trial) / ssq
         x, r, ssq = trial, r_trial, ssq_trial
         lam = max(lam / 3.0, _LAMBDA_MIN)
-        step_norm = math.sqrt(sum(scale[a] * step[a] ** 2 for a in range(n)))
-        x_norm = math.sqrt(sum(scale[a] * float(x[a]) ** 2 for a in range(n)))
+        weights = scale.tolist()
+        step_norm = math.sqrt(sum(w * v * v for w, v in zip(weights, step.tolist(), strict=True)))
+        x_norm = math.sqrt(sum(w * v * v for w, v in zip(weights, x.tolist(), strict=True)))
         if reduction <= ftol or step_norm <= xtol * (x_norm + xtol):
             break
     return x
