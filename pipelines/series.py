@@ -30,12 +30,21 @@ def _net_lines(order_lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fill_calendar(
-    df: pd.DataFrame, end: pd.Timestamp, *, start: pd.Timestamp | None = None, fill: float = 0.0
+    df: pd.DataFrame,
+    end: pd.Timestamp,
+    *,
+    start: pd.Timestamp | None = None,
+    fill: float = 0.0,
+    first: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Add every day from each series' first day (or `start`) to `end`, with `y = fill`."""
+    """Add every day from each series' first day (or `start`) to `end`, with `y = fill`.
+
+    `first` (indexed by `unique_id`) overrides each series' first day, e.g. with an earlier day
+    on which the series could already have sold.
+    """
     if df.empty:
         return df
-    first = df.groupby("unique_id", sort=True)["ds"].min()
+    first = df.groupby("unique_id", sort=True)["ds"].min() if first is None else first.sort_index()
     if start is not None:
         first = first.clip(lower=start)
     n_days = ((end - first).dt.days + 1).clip(lower=1).to_numpy()
@@ -53,14 +62,21 @@ def build_demand_series(
 ) -> pd.DataFrame:
     """Net units per SKU x warehouse per day: `unique_id, ds, y, censored, sku, warehouse`.
 
-    Net of returns and cancellations; every day from the series' first sale (or the start
-    of the window) to `end` is present (zero-filled); stock-out days are `censored`.
+    Net of returns and cancellations; stock-out days are `censored`.  Every day from the SKU's
+    first sale *anywhere* (in any warehouse, up to `end`), or from the start of the window when
+    that is later, to `end` is present, zero-filled.  A series therefore starts when its product
+    could first have sold there, not at its own first sale: a warehouse that sold a product once
+    in a long history has one order in a long series, not one order on day one of a short one
+    (which made every sparse series look like daily demand).  Pass all warehouses of a SKU
+    together (a shard of SKUs does).
     """
     check_frame(order_lines, "order_lines", stage="build_demand_series")
     end_ts = pd.Timestamp(end)
     start_ts = end_ts - pd.Timedelta(days=history_days - 1)
     lines = _net_lines(order_lines)
-    lines = lines[(lines["day"] >= start_ts) & (lines["day"] <= end_ts)]
+    lines = lines[lines["day"] <= end_ts]
+    sku_first = lines.groupby("sku", sort=True)["day"].min()
+    lines = lines[lines["day"] >= start_ts]
     daily = (
         lines.groupby(["sku", "warehouse", "day"], sort=True)["net"]
         .sum()
@@ -68,7 +84,9 @@ def build_demand_series(
         .rename(columns={"day": "ds", "net": "y"})
     )
     daily["unique_id"] = daily["sku"] + SEP + daily["warehouse"]
-    out = _fill_calendar(daily[["unique_id", "ds", "y"]], end_ts, start=start_ts)
+    ids = daily.drop_duplicates("unique_id")
+    first = pd.Series(ids["sku"].map(sku_first).to_numpy(), index=ids["unique_id"].to_numpy())
+    out = _fill_calendar(daily[["unique_id", "ds", "y"]], end_ts, start=start_ts, first=first)
     out["censored"] = False
     if stockouts is not None and len(stockouts):
         so = stockouts.assign(

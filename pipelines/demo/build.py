@@ -5,12 +5,17 @@ lifted by promotions and cut to zero by stock-outs.  Orders have returns,
 cancellations, late-arriving rows and later updates (`updated_at`).  Labelled
 anomalies (spikes, dips, level shifts, missing days, mispriced lines, ticket
 bursts) are injected and returned in `seam_demo_labels`.
+
+`DemoSize(demand="sparse")` builds a trading company's order book instead: many
+SKU x warehouse series with a handful of lumpy orders each, products launched
+during the history, no stock-out records and no trading at weekends.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -86,7 +91,12 @@ _SUBJECTS = (
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How big the demo is.  Defaults: about 2 years x 200 SKUs x 5 warehouses."""
+    """How big the demo is.  Defaults: about 2 years x 200 SKUs x 5 warehouses.
+
+    `demand="sparse"` replaces the busy retail demand with a sparse wholesale order book
+    (`sparse_orders_per_series` order lines per SKU x warehouse over the history on average,
+    weekdays only); everything else about the tables is the same.
+    """
 
     days: int = 730
     skus: int = 200
@@ -95,12 +105,20 @@ class DemoSize:
     end_date: date = DEFAULT_END
     seed: int = 42
     anomalies: bool = True
+    demand: Literal["dense", "sparse"] = "dense"
+    sparse_orders_per_series: float = 6.0
 
     def __post_init__(self) -> None:
         for name, low in (("days", 60), ("skus", 1), ("warehouses", 1), ("customers", 1)):
             value = getattr(self, name)
             if value < low:
                 raise ConfigError(f"demo size: --{name} must be >= {low}, got {value}")
+        if self.demand not in ("dense", "sparse"):
+            raise ConfigError(f"demo size: demand must be 'dense' or 'sparse', got {self.demand!r}")
+        if not self.sparse_orders_per_series > 0:
+            raise ConfigError(
+                f"demo size: sparse_orders_per_series must be > 0, got {self.sparse_orders_per_series}"
+            )
 
     @property
     def start_date(self) -> date:
@@ -111,50 +129,78 @@ def _ts(days: pd.DatetimeIndex | pd.Series, hours: np.ndarray) -> pd.Series:
     return pd.Series(pd.to_datetime(days) + pd.to_timedelta(np.round(hours * 3600), unit="s"))
 
 
-def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
-    """All ERP tables (and `seam_demo_labels`) as DataFrames keyed by table name."""
-    rng = np.random.default_rng(size.seed)
-    start = pd.Timestamp(size.start_date)
-    days = pd.date_range(start, periods=size.days, freq="D")
+@dataclass(frozen=True)
+class _Demand:
+    """Expected order lines per SKU x warehouse x day and what goes with them.
+
+    `lam` times `lines_per_rate` is the Poisson mean of order lines per series-day; `line_size`
+    (per SKU) is the mean units of a line for lumpy sizes, None for 1 + Poisson(1) units.
+    """
+
+    lam: np.ndarray
+    promo_disc: np.ndarray
+    promotions: pd.DataFrame
+    stock_outs: pd.DataFrame
+    labels: list[tuple]
+    lines_per_rate: float
+    line_size: np.ndarray | None = None
+
+
+SPARSE_WEEKDAYS = np.array([1.25, 1.05, 1.0, 1.1, 0.85, 0.0, 0.0])  # Mon..Sun, no weekend trade
+
+
+def _sparse_demand(
+    rng: np.random.Generator, size: DemoSize, days: pd.DatetimeIndex, products: pd.DataFrame
+) -> _Demand:
+    """A wholesaler's order book: few, lumpy order lines per SKU x warehouse, weekdays only.
+
+    SKU popularity and warehouse (market) size are log-normal, so a few series carry most of
+    the volume and many have one or two lines; a third of the SKUs are launched during the
+    history (nothing sells before); a mild yearly cycle; line sizes are lumpy (negative binomial,
+    a per-SKU mean of 3 to 60 units).  Scaled so that a series has `sparse_orders_per_series`
+    lines over the history on average.  No promotions, stock-outs or injected demand anomalies.
+    """
     n_days, n_sku, n_wh = size.days, size.skus, size.warehouses
-
-    wh = pd.DataFrame(
-        {
-            "warehouse_code": [f"WH{i + 1:02d}" for i in range(n_wh)],
-            "name": [f"{_WORDS[i % len(_WORDS)]} Distribution Centre" for i in range(n_wh)],
-            "region": [REGIONS[i % len(REGIONS)] for i in range(n_wh)],
-        }
-    )
-    cat_idx = rng.integers(0, len(CATEGORIES), n_sku)
-    list_price = np.round(np.exp(rng.normal(np.log(12), 0.8, n_sku)), 2)
-    products = pd.DataFrame(
-        {
-            "sku": [f"SKU-{i + 1:04d}" for i in range(n_sku)],
-            "product_name": [
-                f"{_WORDS[i % len(_WORDS)]} {_ITEMS[(i // 3) % len(_ITEMS)]} {i + 1}" for i in range(n_sku)
-            ],
-            "category": [CATEGORIES[c] for c in cat_idx],
-            "list_price": list_price,
-            "created_at": start - pd.Timedelta(days=30),
-            "updated_at": _ts(pd.DatetimeIndex([start] * n_sku), rng.uniform(0, 24, n_sku)),
-        }
-    )
-    seg = rng.choice(len(SEGMENTS), size.customers, p=[0.5, 0.3, 0.2])
-    customers = pd.DataFrame(
-        {
-            "customer_id": np.arange(1, size.customers + 1),
-            "customer_name": [
-                f"{_WORDS[i % len(_WORDS)]} {_WORDS[(i * 7 + 3) % len(_WORDS)]} {i + 1} Ltd"
-                for i in range(size.customers)
-            ],
-            "region": [REGIONS[i] for i in rng.integers(0, len(REGIONS), size.customers)],
-            "segment": [SEGMENTS[s] for s in seg],
-            "created_at": start - pd.Timedelta(days=60),
-            "updated_at": start - pd.Timedelta(days=60),
-        }
+    dow = days.dayofweek.to_numpy()
+    doy = days.dayofyear.to_numpy()
+    popularity = np.exp(rng.normal(0.0, 0.9, n_sku))
+    market = np.exp(rng.normal(0.0, 0.8, n_wh))
+    launched = np.where(rng.random(n_sku) < 1 / 3, rng.integers(0, int(n_days * 0.8), n_sku), 0)
+    yearly = 1 + 0.25 * np.cos(2 * np.pi * (doy - rng.uniform(0, 365)) / 365.25)
+    day = SPARSE_WEEKDAYS[dow] * yearly  # (day,)
+    alive = np.arange(n_days)[None, :] >= launched[:, None]  # (sku, day)
+    shape = popularity[:, None, None] * market[None, :, None] * (day[None, :] * alive)[:, None, :]
+    lam = shape * (size.sparse_orders_per_series * n_sku * n_wh / shape.sum())
+    line_size = np.exp(rng.uniform(np.log(3.0), np.log(60.0), n_sku))
+    return _Demand(
+        lam=lam,
+        promo_disc=np.zeros((n_sku, n_days)),
+        promotions=pd.DataFrame(columns=["promo_id", "sku", "start_date", "end_date", "discount_rate"]),
+        stock_outs=pd.DataFrame(columns=["sku", "warehouse_code", "stockout_date"]),
+        labels=[],
+        lines_per_rate=1.0,
+        line_size=line_size,
     )
 
-    # --- daily demand rate per series (sku x warehouse) -------------------------------------------
+
+def _lumpy_sizes(rng: np.random.Generator, mean: np.ndarray) -> np.ndarray:
+    """Units per order line: 1 + negative binomial with the given means (dispersion 1.5)."""
+    shape = 1.5
+    extra = np.maximum(mean - 1.0, 1e-9)
+    out: np.ndarray = 1 + rng.negative_binomial(shape, shape / (shape + extra))
+    return out
+
+
+def _dense_demand(
+    rng: np.random.Generator,
+    size: DemoSize,
+    days: pd.DatetimeIndex,
+    cat_idx: np.ndarray,
+    products: pd.DataFrame,
+    wh: pd.DataFrame,
+) -> _Demand:
+    """Busy retail demand: weekly profile, yearly cycle, trend, promotions, anomalies, stock-outs."""
+    n_days, n_sku, n_wh = size.days, size.skus, size.warehouses
     t = np.arange(n_days)
     doy = days.dayofyear.to_numpy()
     dow = days.dayofweek.to_numpy()
@@ -219,14 +265,69 @@ def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
         so_rows.append((sku_ids[s], wh_ids[w], days[d].date()))
     stock_outs = pd.DataFrame(so_rows, columns=["sku", "warehouse_code", "stockout_date"])
     lam = np.where(stock, 0.0, lam)
+    return _Demand(lam, promo_disc, promotions, stock_outs, labels, lines_per_rate=0.5)
+
+
+def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
+    """All ERP tables (and `seam_demo_labels`) as DataFrames keyed by table name."""
+    rng = np.random.default_rng(size.seed)
+    start = pd.Timestamp(size.start_date)
+    days = pd.date_range(start, periods=size.days, freq="D")
+    n_days, n_sku, n_wh = size.days, size.skus, size.warehouses
+
+    wh = pd.DataFrame(
+        {
+            "warehouse_code": [f"WH{i + 1:02d}" for i in range(n_wh)],
+            "name": [f"{_WORDS[i % len(_WORDS)]} Distribution Centre" for i in range(n_wh)],
+            "region": [REGIONS[i % len(REGIONS)] for i in range(n_wh)],
+        }
+    )
+    cat_idx = rng.integers(0, len(CATEGORIES), n_sku)
+    list_price = np.round(np.exp(rng.normal(np.log(12), 0.8, n_sku)), 2)
+    products = pd.DataFrame(
+        {
+            "sku": [f"SKU-{i + 1:04d}" for i in range(n_sku)],
+            "product_name": [
+                f"{_WORDS[i % len(_WORDS)]} {_ITEMS[(i // 3) % len(_ITEMS)]} {i + 1}" for i in range(n_sku)
+            ],
+            "category": [CATEGORIES[c] for c in cat_idx],
+            "list_price": list_price,
+            "created_at": start - pd.Timedelta(days=30),
+            "updated_at": _ts(pd.DatetimeIndex([start] * n_sku), rng.uniform(0, 24, n_sku)),
+        }
+    )
+    seg = rng.choice(len(SEGMENTS), size.customers, p=[0.5, 0.3, 0.2])
+    customers = pd.DataFrame(
+        {
+            "customer_id": np.arange(1, size.customers + 1),
+            "customer_name": [
+                f"{_WORDS[i % len(_WORDS)]} {_WORDS[(i * 7 + 3) % len(_WORDS)]} {i + 1} Ltd"
+                for i in range(size.customers)
+            ],
+            "region": [REGIONS[i] for i in rng.integers(0, len(REGIONS), size.customers)],
+            "segment": [SEGMENTS[s] for s in seg],
+            "created_at": start - pd.Timedelta(days=60),
+            "updated_at": start - pd.Timedelta(days=60),
+        }
+    )
+
+    # --- daily demand rate per series (sku x warehouse) -------------------------------------------
+    if size.demand == "sparse":
+        demand = _sparse_demand(rng, size, days, products)
+    else:
+        demand = _dense_demand(rng, size, days, cat_idx, products, wh)
+    lam, promo_disc, promotions, labels = demand.lam, demand.promo_disc, demand.promotions, demand.labels
+    sku_ids = products.sku.to_numpy()
+    wh_ids = wh.warehouse_code.to_numpy()
+    warm = min(120, n_days // 3)
 
     # --- order lines ---------------------------------------------------------------------------
-    n_lines = rng.poisson(lam / 2.0)  # lines per series-day; each line 1 + Poisson(1) units
+    n_lines = rng.poisson(lam * demand.lines_per_rate)  # order lines per series-day
     s_idx, w_idx, d_idx = np.nonzero(n_lines)
     reps = n_lines[s_idx, w_idx, d_idx]
     s_l, w_l, d_l = np.repeat(s_idx, reps), np.repeat(w_idx, reps), np.repeat(d_idx, reps)
     n = len(s_l)
-    qty = 1 + rng.poisson(1.0, n)
+    qty = 1 + rng.poisson(1.0, n) if demand.line_size is None else _lumpy_sizes(rng, demand.line_size[s_l])
     # Group lines into orders: per (day, warehouse), shuffled, geometric order sizes (mean 2 lines).
     order_key = rng.random(n)
     perm = np.lexsort((order_key, w_l, d_l))
@@ -313,9 +414,39 @@ def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
         "sales_orders": orders,
         "sales_order_lines": lines,
         "promotions": promotions,
-        "stock_outs": stock_outs,
+        "stock_outs": demand.stock_outs,
         "seam_demo_labels": _labels_frame(labels, "erp"),
     }
+
+
+def build_order_lines(erp: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The demo's order lines in the canonical `order_lines` shape, without a database.
+
+    The same rows and names as the `order_lines` query of `config/demo.yml` (lines joined to their
+    orders), with `order_date` as datetime64; for benchmarks and tests that skip extraction.
+    """
+    orders = erp["sales_orders"][
+        ["order_id", "order_date", "customer_id", "warehouse_code", "channel", "currency"]
+    ]
+    lines = erp["sales_order_lines"].merge(orders, on="order_id", how="inner", validate="many_to_one")
+    return pd.DataFrame(
+        {
+            "order_id": lines["order_id"].astype(str),
+            "line_no": lines["line_no"].astype("int64"),
+            "order_date": pd.to_datetime(lines["order_date"]),
+            "customer_id": lines["customer_id"].astype(str),
+            "warehouse": lines["warehouse_code"].astype(str),
+            "channel": lines["channel"].astype(str),
+            "sku": lines["sku"].astype(str),
+            "quantity": lines["qty"].astype(float),
+            "returned_quantity": lines["returned_qty"].astype(float),
+            "unit_price": lines["unit_price"].astype(float),
+            "discount": lines["discount_rate"].astype(float),
+            "currency": lines["currency"].astype(str),
+            "status": lines["line_status"].astype(str),
+            "updated_at": pd.to_datetime(lines["updated_at"]),
+        }
+    )
 
 
 def _inject_demand(

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.forecasting.blas import limit_blas_threads, set_blas_threads
+from pipelines.forecasting.calendar import SeriesCalendar, build_calendars
 from pipelines.forecasting.intervals import fit_multipliers
 from pipelines.forecasting.options import ForecastOptions, build_options, future_index
 from pipelines.forecasting.selection import SeriesResult, fit_predict_series
@@ -65,7 +66,12 @@ def forecast(
         the error), and the components `level`, `trend` (on the seasonally adjusted scale) and
         `seasonal` (its contribution to yhat), NaN where the chosen model has none.
         Forecasts and bounds are finite, bounds are ordered, and series with a non-negative
-        history are clipped at 0.
+        history are clipped at 0. For daily and sub-daily data, periods of the week in which no
+        series of `history` ever had demand (a business closed at weekends) are forecast as 0
+        with 0 bounds, and intermittent and low-volume forecasts follow the weekly profile of the
+        series, shrunk towards the panel's (see `pipelines.forecasting.calendar`).
+        The output is bit-identical for the same history in any row order, in any process and
+        with any number of worker processes.
 
     Raises:
         ForecastInputError: the history or an argument violates the input contract.
@@ -86,10 +92,13 @@ def run_forecast(
     check_history(history)
     build_options(freq)  # validates freq with a clear error
     series = build_series(history, freq)
-    results = _fit_all(series, h, options)
+    calendars = build_calendars(series, freq, options.season_lengths) if options.calendar else None
+    results = _fit_all(series, calendars, h, options)
+    # pooled in order of unique_id, not of the input rows
+    by_id = sorted(range(len(series)), key=lambda i: series[i].unique_id)
     multipliers = {
-        group: fit_multipliers([r.scores for r in results if r.group == group], h, lvls)
-        for group in {r.group for r in results}
+        group: fit_multipliers([results[i].scores for i in by_id if results[i].group == group], h, lvls)
+        for group in sorted({r.group for r in results})
     }
     out = build_output(series, results, multipliers, h, freq, lvls)
     out["ds"] = localize_like(pd.DatetimeIndex(out["ds"]), history)
@@ -105,20 +114,32 @@ def run_forecast(
     return out
 
 
-def _fit_batch(batch: list[np.ndarray], horizon: int, options: ForecastOptions) -> list[SeriesResult]:
-    return [fit_predict_series(y, horizon, options) for y in batch]
+Task = tuple[np.ndarray, SeriesCalendar | None]
 
 
-def _fit_all(series: list[SeriesInput], horizon: int, options: ForecastOptions) -> list[SeriesResult]:
-    """Fit every series, in worker processes when there are enough of them."""
-    arrays = [s.y for s in series]
-    jobs = min(options.resolved_jobs(), max(1, len(arrays) // max(1, options.batch_size // 4)))
-    if jobs <= 1 or len(arrays) < options.serial_below:
+def _fit_batch(batch: list[Task], horizon: int, options: ForecastOptions) -> list[SeriesResult]:
+    return [fit_predict_series(y, horizon, options, calendar) for y, calendar in batch]
+
+
+def _fit_all(
+    series: list[SeriesInput],
+    calendars: list[SeriesCalendar] | None,
+    horizon: int,
+    options: ForecastOptions,
+) -> list[SeriesResult]:
+    """Fit every series, in worker processes when there are enough of them.
+
+    A series' result depends on its own values and calendar only, so how the series are split
+    into batches and processes does not change it.
+    """
+    tasks: list[Task] = [(s.y, calendars[i] if calendars else None) for i, s in enumerate(series)]
+    jobs = min(options.resolved_jobs(), max(1, len(tasks) // max(1, options.batch_size // 4)))
+    if jobs <= 1 or len(tasks) < options.serial_below:
         with limit_blas_threads(1):
-            return _fit_batch(arrays, horizon, options)
+            return _fit_batch(tasks, horizon, options)
     # batches small enough to balance the load, large enough to amortise pickling
-    size = max(1, min(options.batch_size, -(-len(arrays) // (jobs * 4))))
-    batches = [arrays[i : i + size] for i in range(0, len(arrays), size)]
+    size = max(1, min(options.batch_size, -(-len(tasks) // (jobs * 4))))
+    batches = [tasks[i : i + size] for i in range(0, len(tasks), size)]
     with ProcessPoolExecutor(max_workers=jobs, initializer=set_blas_threads) as pool:
         parts = pool.map(_fit_batch, batches, [horizon] * len(batches), [options] * len(batches))
         return [r for part in parts for r in part]

@@ -4,18 +4,20 @@ statsmodels' state-space ARIMA costs 0.05-0.4 s per fit (exact likelihood, Kalma
 alone would exceed the stage's throughput budget; CSS with the residual recursion done by
 `scipy.signal.lfilter` gives essentially the same forecasts on the series lengths used here in a
 few milliseconds. Orders come from a small fixed set, d from a KPSS test (as auto.arima does),
-and the order with the lowest AIC wins.
+and the order with the lowest AIC wins. The sum of squares is minimised by our own
+Levenberg-Marquardt (`least_squares`), not scipy's `leastsq`, whose results were not reproducible.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
-from scipy.optimize import leastsq
 from scipy.signal import lfilter
 from statsmodels.tsa.stattools import kpss
 
+from pipelines.forecasting.least_squares import fit_least_squares
 from pipelines.forecasting.models import ModelForecast, rmse
 
 ORDERS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (2, 2))
@@ -32,17 +34,44 @@ def choose_differencing(y: np.ndarray) -> int:
     return int(pvalue < 0.05)
 
 
-def _to_coefs(x: np.ndarray) -> np.ndarray:
-    """Unconstrained values -> coefficients of a stationary polynomial (Jones, 1980).
+def _coefs_and_derivatives(values: list[float]) -> tuple[list[float], list[list[float]]]:
+    """Unconstrained values -> coefficients of a stationary polynomial (Jones, 1980), and the
+    derivatives d coef_i / d x_k.
 
     Partial autocorrelations BOUND * tanh(x) are turned into AR coefficients by the Durbin-Levinson
     recursion, so every estimate is stationary (for AR) or invertible (for MA, sign-flipped).
+    Python floats: these vectors have at most a few elements, where numpy's overhead dominates.
     """
-    pacf = BOUND * np.tanh(x)
-    coefs = pacf[:1].copy()
-    for r in pacf[1:]:
-        coefs = np.append(coefs - r * coefs[::-1], r)
+    coefs: list[float] = []
+    grads: list[list[float]] = []  # grads[i][k] = d coefs[i] / d x[k]
+    for k, value in enumerate(values):
+        t = math.tanh(value)
+        r = BOUND * t
+        dr = [0.0] * len(values)
+        dr[k] = BOUND * (1.0 - t * t)
+        coefs, grads = (
+            [c - r * b for c, b in zip(coefs, reversed(coefs), strict=True)] + [r],
+            [
+                [gc - dr_k * b - r * gb for gc, dr_k, gb in zip(g_c, dr, g_b, strict=True)]
+                for g_c, b, g_b in zip(grads, reversed(coefs), reversed(grads), strict=True)
+            ]
+            + [dr],
+        )
+    return coefs, grads
+
+
+def _pacf_to_coefs(values: list[float]) -> list[float]:
+    """The coefficients of `_coefs_and_derivatives` without the derivatives (the fast path)."""
+    coefs: list[float] = []
+    for value in values:
+        r = BOUND * math.tanh(value)
+        coefs = [c - r * b for c, b in zip(coefs, coefs[::-1], strict=True)] + [r]
     return coefs
+
+
+def _to_coefs(x: np.ndarray) -> np.ndarray:
+    """Coefficients of the stationary polynomial for unconstrained `x` (see above)."""
+    return np.array(_pacf_to_coefs(x.tolist()), dtype=np.float64)
 
 
 def _residuals(z: np.ndarray, ar: np.ndarray, ma: np.ndarray) -> np.ndarray:
@@ -69,15 +98,46 @@ def _arma_forecast(z: np.ndarray, e: np.ndarray, ar: np.ndarray, ma: np.ndarray,
 def _fit_order(z: np.ndarray, p: int, q: int) -> tuple[np.ndarray, np.ndarray, float]:
     """CSS estimate of ARMA(p, q) on the demeaned (differenced) series; returns ar, ma, aic."""
     burn = max(p, q)
+    n = len(z) - burn
+    cache: dict[str, tuple[list[float], np.ndarray]] = {}  # the last x and its residuals
 
     def resid(x: np.ndarray) -> np.ndarray:
-        return _residuals(z, _to_coefs(x[:p]), -_to_coefs(x[p:]))[burn:]
+        values = x.tolist()
+        ar, ma = _pacf_to_coefs(values[:p]), _pacf_to_coefs(values[p:])
+        e: np.ndarray = lfilter([1.0, *(-a for a in ar)], [1.0, *(-m for m in ma)], z)
+        cache["last"] = (values, e)
+        return e[burn:]
 
-    # MINPACK's own finite differences: far less Python overhead than least_squares
-    with warnings.catch_warnings():  # hitting maxfev still leaves a usable estimate
-        warnings.simplefilter("ignore")
-        x, *_ = leastsq(resid, np.full(p + q, 0.1), xtol=1e-6, ftol=1e-8, maxfev=200 * (p + q + 1))
-    x = np.atleast_1d(x)
+    def jac(x: np.ndarray, _r: np.ndarray) -> np.ndarray:
+        """d e_t / d x: e = A(L) z / B(L), so d e_t / d ar_i = -(z / B)_(t-i) and
+        d e_t / d ma_j = -(e / B)_(t-j); then the chain rule through `_coefs_and_derivatives`."""
+        values = x.tolist()
+        if "last" not in cache or cache["last"][0] != values:
+            resid(x)  # normally kept from the step just accepted
+        e = cache["last"][1]
+        _ar, d_ar = _coefs_and_derivatives(values[:p])
+        ma_pos, d_ma_pos = _coefs_and_derivatives(values[p:])
+        denom = [1.0, *(-c for c in ma_pos)]
+        out = np.empty((p + q, n))
+        row = 0
+        # ma = -ma_pos, hence the sign of the moving-average block
+        for lags, source, grads, sign in ((p, z, d_ar, -1.0), (q, e, d_ma_pos, 1.0)):
+            if not lags:
+                continue
+            filtered = lfilter([1.0], denom, source)
+            shifted = [filtered[burn - i - 1 : len(z) - i - 1] for i in range(lags)]
+            for k in range(lags):
+                total = (sign * grads[0][k]) * shifted[0]
+                for i in range(1, lags):
+                    total = total + (sign * grads[i][k]) * shifted[i]
+                out[row + k] = total
+            row += lags
+        return out
+
+    # hitting max_evals still leaves a usable estimate
+    x = fit_least_squares(
+        resid, np.full(p + q, 0.1), jac=jac, xtol=1e-6, ftol=1e-8, max_evals=200 * (p + q + 1)
+    )
     e = resid(x)
     n_eff = len(z) - burn
     sse = max(float(np.dot(e, e)), 1e-300)

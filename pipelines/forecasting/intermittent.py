@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.signal import lfilter
 
 from pipelines.forecasting.models import ModelFn, ModelForecast, rmse
 
@@ -34,33 +35,53 @@ def classify_demand(y: np.ndarray) -> str:
 
 
 def _croston_path(y: np.ndarray, alpha: float) -> np.ndarray:
-    """Croston rates z/p available after y[:t], t = 0..n (before the first demand: its rate)."""
+    """Croston rates z/p available after y[:t], t = 0..n (before the first demand: the initial rate).
+
+    The size starts at the mean demand size and the interval at the mean interval over the whole
+    history, len(y) / number of demands: the gap before the first demand and the one still running
+    after the last count too. Starting the interval at 1 (or at the first demand's position) made
+    one order in a long history a daily rate of that order's size.
+    """
     nz = np.flatnonzero(y > 0)
     if nz.size == 0:
         return np.zeros(len(y) + 1)
-    rates = np.empty(nz.size)
-    z, p = float(y[nz[0]]), float(nz[0] + 1)
+    rates = np.empty(nz.size + 1)
+    z, p = float(np.mean(y[nz])), len(y) / nz.size
     rates[0] = z / p
-    for k in range(1, nz.size):
-        z += alpha * (float(y[nz[k]]) - z)
-        p += alpha * (float(nz[k] - nz[k - 1]) - p)
-        rates[k] = z / p
-    last = np.searchsorted(nz, np.arange(len(y) + 1) - 1, side="right") - 1
-    out: np.ndarray = rates[np.maximum(last, 0)]
+    previous = -1
+    for k, index in enumerate(nz.tolist()):
+        z += alpha * (float(y[index]) - z)
+        p += alpha * (float(index - previous) - p)
+        previous = index
+        rates[k + 1] = z / p
+    # rate after y[:t] = rate after the demands at indices < t
+    seen = np.searchsorted(nz, np.arange(len(y) + 1) - 1, side="right")
+    out: np.ndarray = rates[seen]
+    return out
+
+
+def _smooth(x: np.ndarray, alpha: float, start: float) -> np.ndarray:
+    """Simple exponential smoothing levels after each value of `x`, from level `start`."""
+    if x.size == 0:
+        return np.empty(0)
+    out: np.ndarray = lfilter([alpha], [1.0, alpha - 1.0], x, zi=[(1.0 - alpha) * start])[0]
     return out
 
 
 def _tsb_path(y: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    out = np.empty(len(y) + 1)
+    """TSB rates (demand probability x size) available after y[:t], t = 0..n.
+
+    The probability is smoothed every period, the size at demands only; both start from their
+    means over the whole history.
+    """
     nz = y > 0
-    prob = float(nz.mean()) if len(y) else 0.0
-    size = float(y[nz].mean()) if nz.any() else 0.0
-    out[0] = prob * size
-    for t, value in enumerate(y):
-        prob += beta * (float(nz[t]) - prob)
-        if nz[t]:
-            size += alpha * (value - size)
-        out[t + 1] = prob * size
+    prob0 = float(nz.mean()) if len(y) else 0.0
+    size0 = float(y[nz].mean()) if nz.any() else 0.0
+    prob = _smooth(nz.astype(np.float64), beta, prob0)
+    sizes = np.concatenate([[size0], _smooth(y[nz].astype(np.float64), alpha, size0)])
+    out = np.empty(len(y) + 1)
+    out[0] = prob0 * size0
+    out[1:] = prob * sizes[np.cumsum(nz)]
     return out
 
 
@@ -83,11 +104,16 @@ def build_croston(variant: str) -> ModelFn:
 
     The smoothing parameter (shared by size and interval, or by size and probability for TSB) is
     chosen from a small grid by in-sample one-step MSE; SBA scales Croston by (1 - alpha / 2).
+    TSB smooths the probability with at most the series' demand frequency (demands / periods):
+    its memory is then at least one mean interval between demands, so one demand after a long
+    silence does not turn into a high daily probability (with 0.3, an order yesterday after two
+    idle years was forecast as 30% of that order every day).
     """
 
     def path(y: np.ndarray, alpha: float) -> np.ndarray:
         if variant == "tsb":
-            return _tsb_path(y, alpha, alpha)
+            frequency = float(np.count_nonzero(y > 0)) / len(y) if len(y) else 0.0
+            return _tsb_path(y, alpha, min(alpha, frequency))
         rate = _croston_path(y, alpha)
         return rate * (1.0 - alpha / 2.0) if variant == "sba" else rate
 

@@ -32,6 +32,10 @@ class ForecastOptions:
         min_seasons_kept: lower bound on the kept history, in the longest integer season.
         batch_size: series per task sent to a worker process.
         serial_below: run serially when there are fewer series than this.
+        calendar: use the business's week (see `calendar`): periods in which the whole panel never
+            had demand are forecast as 0, and intermittent and low-volume forecasts follow the
+            weekly profile. Only for frequencies with a weekly (or daily) cycle among the
+            season lengths.
     """
 
     season_lengths: tuple[float, ...] = ()
@@ -44,6 +48,7 @@ class ForecastOptions:
     min_seasons_kept: int = 3
     batch_size: int = 64
     serial_below: int = 40
+    calendar: bool = True
 
     def __post_init__(self) -> None:
         checks = {

@@ -117,7 +117,7 @@ def check_history(history: object) -> pd.DataFrame:
     return history
 
 
-def _fixed_step(offset: BaseOffset) -> pd.Timedelta | None:
+def fixed_step(offset: BaseOffset) -> pd.Timedelta | None:
     """Constant spacing of `offset` when it has one (ticks, days, weeks), else None."""
     if isinstance(offset, Tick):
         return pd.Timedelta(offset)
@@ -139,7 +139,7 @@ def _off_grid_error(uid: object, bad: object, first: object, freq: str) -> Forec
 def _grid_positions(frame: pd.DataFrame, offset: BaseOffset, freq: str) -> np.ndarray:
     """Position of each row on its series' regular grid (rows sorted by series then ds)."""
     first = frame.groupby("unique_id", sort=False)["ds"].transform("min")
-    step = _fixed_step(offset)
+    step = fixed_step(offset)
     if step is not None:
         delta = (frame["ds"] - first).to_numpy()
         pos = delta // step.to_timedelta64()

@@ -11,13 +11,18 @@ import pytest
 
 from pipelines.forecasting import (
     ForecastInputError,
+    arima,
     build_options,
     forecast,
     run_forecast,
     selection,
 )
-from pipelines.forecasting.intermittent import classify_demand
+from pipelines.forecasting.arima import ORDERS as ARIMA_ORDERS
+from pipelines.forecasting.calendar import choose_cycle
+from pipelines.forecasting.intermittent import build_croston, classify_demand
+from pipelines.forecasting.least_squares import fit_least_squares
 from pipelines.forecasting.options import infer_season_lengths
+from pipelines.forecasting.selection import compress_periods
 
 BOUNDS = ("yhat_lo_95", "yhat_lo_80", "yhat", "yhat_hi_80", "yhat_hi_95")
 
@@ -317,3 +322,167 @@ def test_bad_inputs_raise_clear_errors(make: object, kwargs: dict[str, object], 
     args: dict[str, object] = {"horizon": 3, "freq": "D", **kwargs}
     with pytest.raises(ForecastInputError, match=message):
         forecast(make(), **args)  # type: ignore[operator, arg-type]
+
+
+# --- sparse demand and the business's week -------------------------------------------------------
+
+
+def _weekday_panel(n_series: int, days: int, prob: float, seed: int) -> dict[str, np.ndarray]:
+    """Lumpy demand on weekdays only (the panel starts on a Monday)."""
+    rng = np.random.default_rng(seed)
+    weekday = (np.arange(days) % 7) < 5
+    return {
+        f"sku{i}": np.where(weekday & (rng.random(days) < prob), rng.poisson(6, days) + 1, 0).astype(float)
+        for i in range(n_series)
+    }
+
+
+@pytest.mark.parametrize("position", [0, 350, 699])
+@pytest.mark.parametrize("variant", ["croston", "sba", "tsb"])
+def test_one_order_in_a_long_history_gives_a_small_rate(variant: str, position: int) -> None:
+    y = np.zeros(700)
+    y[position] = 70.0
+    fc = build_croston(variant)(y, 28)
+    # the order spread over the history is 0.1 a day; it used to be forecast as ~70 a day
+    assert (fc.mean >= 0).all()
+    assert fc.mean.max() <= 0.2
+    assert np.all(np.isfinite(fc.replay(y[:400], 7)))
+
+
+def test_croston_starts_from_the_mean_interval_of_the_whole_history() -> None:
+    y = np.zeros(100)
+    y[[9, 59]] = 10.0  # two demands in 100 periods: mean interval 50, size 10
+    fc = build_croston("croston")(y, 1)
+    assert 0.1 < fc.mean[0] < 0.4  # about 10 / 50, never 10 / 1
+
+
+def test_sparse_series_in_a_long_history_are_not_forecast_as_daily_demand() -> None:
+    values = _weekday_panel(20, 700, 0.3, seed=21)
+    one = np.zeros(700)
+    one[0] = 70.0
+    values["one_order"] = one
+    hist = _frame(values)
+    out = forecast(hist, horizon=28, freq="D")
+    _check_contract(out, hist, 28)
+    assert out.loc[out["unique_id"] == "one_order", "yhat"].sum() < 5.0  # was 31 a day
+
+
+def test_weekdays_the_business_never_trades_get_zero_forecasts_and_bounds() -> None:
+    hist = _frame(_weekday_panel(12, 420, 0.4, seed=22))
+    out = forecast(hist, horizon=21, freq="D")
+    _check_contract(out, hist, 21)
+    weekend = out["ds"].dt.day_of_week >= 5
+    assert (out.loc[weekend, list(BOUNDS)] == 0).all().all()
+    assert (out.loc[~weekend, "yhat"] > 0).all()
+    assert (out.loc[~weekend, "yhat_hi_95"] > out.loc[~weekend, "yhat"]).all()
+
+
+def test_one_series_alone_does_not_close_a_weekday() -> None:
+    y = np.zeros(420)
+    y[[14, 71, 150, 232, 301, 388]] = 5.0  # six orders, all on Mondays: not evidence enough
+    hist = _frame({"rare": y})
+    out = forecast(hist, horizon=14, freq="D")
+    _check_contract(out, hist, 14)
+    assert (out["yhat"] > 0).all()
+
+
+def test_sparse_forecasts_follow_the_pooled_weekday_profile() -> None:
+    rng = np.random.default_rng(23)
+    days = 560
+    dow = np.arange(days) % 7
+    prob = np.array([0.6, 0.15, 0.15, 0.15, 0.15, 0.0, 0.0])[dow]  # Mondays are busy
+    values = {
+        f"sku{i}": np.where(rng.random(days) < prob, rng.poisson(4, days) + 1, 0).astype(float)
+        for i in range(25)
+    }
+    sparse = np.zeros(days)
+    sparse[[100, 233, 401]] = [8.0, 5.0, 9.0]  # three orders, on a Tuesday, a Thursday, a Friday
+    values["sparse"] = sparse
+    hist = _frame(values)
+    out = forecast(hist, horizon=14, freq="D")
+    _check_contract(out, hist, 14)
+    s = out[out["unique_id"] == "sparse"].set_index(
+        out.loc[out["unique_id"] == "sparse", "ds"].dt.day_of_week
+    )
+    by_day = s.groupby(level=0)["yhat"].mean()
+    assert by_day[0] == by_day.max() > 1.5 * by_day[[1, 2, 3, 4]].max()
+    assert by_day[[5, 6]].sum() == 0
+
+
+def test_hourly_data_closed_at_night_gets_zero_forecasts_at_night() -> None:
+    rng = np.random.default_rng(24)
+    n = 24 * 7 * 6
+    hour = np.arange(n) % 24
+    open_hours = (hour >= 8) & (hour < 18)
+    values = {
+        f"store{i}": np.where(open_hours, rng.poisson(3 + 2 * np.sin(hour / 3.0), n), 0).astype(float)
+        for i in range(6)
+    }
+    hist = _frame(values, freq="h")
+    out = forecast(hist, horizon=48, freq="h")
+    _check_contract(out, hist, 48, "h")
+    night = (out["ds"].dt.hour < 8) | (out["ds"].dt.hour >= 18)
+    assert (out.loc[night, list(BOUNDS)] == 0).all().all()
+    assert (out.loc[~night, "yhat"] > 0.2).all()
+
+
+def test_calendar_cycles_follow_the_frequency() -> None:
+    assert choose_cycle("D", (7.0, 365.25), span=400) == 7
+    assert choose_cycle("h", (24.0, 168.0), span=24 * 7 * 5) == 168
+    assert choose_cycle("h", (24.0, 168.0), span=24 * 10) == 24
+    assert choose_cycle("W-SUN", (52.0,), span=500) is None  # weekly data: no week inside a period
+    assert choose_cycle("MS", (12.0,), span=100) is None
+    assert choose_cycle("D", (), span=400) is None  # no seasonality asked for
+
+
+def test_season_lengths_are_counted_in_open_periods() -> None:
+    weekdays = np.array([True] * 5 + [False] * 2)
+    assert compress_periods((7.0, 365.25), weekdays) == pytest.approx((5.0, 365.25 * 5 / 7))
+    hours = np.zeros(168, dtype=bool)
+    for day in range(6):  # Monday to Saturday, 9:00 to 17:00
+        hours[day * 24 + 9 : day * 24 + 17] = True
+    assert compress_periods((24.0, 168.0), hours) == (8.0, 48.0)
+
+
+def test_the_calendar_can_be_switched_off() -> None:
+    hist = _frame(_weekday_panel(12, 420, 0.4, seed=22))
+    out = run_forecast(hist, 14, "D", (80, 95), build_options("D", calendar=False, n_jobs=1))
+    weekend = out["ds"].dt.day_of_week >= 5
+    assert (out.loc[weekend, "yhat"] > 0).any()
+
+
+def test_least_squares_solver_finds_the_minimum_and_repeats_it_exactly() -> None:
+    t = np.linspace(0.0, 4.0, 60)
+    y = 3.0 * np.exp(-0.7 * t) + 0.5 + 0.01 * np.sin(7 * t)
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        return x[0] * np.exp(-x[1] * t) + x[2] - y
+
+    first = fit_least_squares(resid, np.array([1.0, 0.1, 0.0]), xtol=1e-10, ftol=1e-14)
+    again = fit_least_squares(resid, np.array([1.0, 0.1, 0.0]), xtol=1e-10, ftol=1e-14)
+    assert first.tobytes() == again.tobytes()
+    assert first == pytest.approx([3.0, 0.7, 0.5], abs=0.02)
+
+
+@pytest.mark.parametrize(("p", "q"), ARIMA_ORDERS)
+def test_arima_jacobian_matches_finite_differences(p: int, q: int) -> None:
+    rng = np.random.default_rng(25)
+    z = np.convolve(rng.normal(size=300), [1.0, 0.5, 0.2])[:300]
+    seen: dict[str, object] = {}
+
+    def spy(fun: object, x0: np.ndarray, **kwargs: object) -> np.ndarray:
+        seen["fun"], seen["jac"] = fun, kwargs["jac"]
+        return x0
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(arima, "fit_least_squares", spy)
+        arima._fit_order(z, p, q)
+    fun, jac = seen["fun"], seen["jac"]
+    x = rng.normal(0, 0.5, p + q)
+    analytic = jac(x, fun(x))  # type: ignore[operator]
+    numeric = np.empty_like(analytic)
+    for k in range(p + q):
+        step = np.zeros(p + q)
+        step[k] = 1e-6
+        numeric[k] = (fun(x + step) - fun(x - step)) / 2e-6  # type: ignore[operator]
+    assert np.abs(analytic - numeric).max() <= 1e-6 * np.abs(numeric).max()

@@ -74,3 +74,33 @@ def test_order_count_marks_days_without_rows_as_missing():
     assert revenue.set_index("unique_id").loc["revenue:W2", "y"] == 20.0
     with pytest.raises(DataError, match="unknown anomaly metric"):
         build_metric_series("weather", LINES, end=pd.Timestamp("2026-11-04").date(), history_days=30)
+
+
+SPREAD = _lines(
+    [
+        ("10", 1, "2026-10-01", "c1", "W1", "A", 5.0, 0.0, 2.0, "EUR", "shipped", "2026-10-01"),
+        ("11", 1, "2026-10-20", "c2", "W2", "A", 70.0, 0.0, 2.0, "EUR", "shipped", "2026-10-20"),
+        ("12", 1, "2026-10-25", "c2", "W3", "A", 3.0, 0.0, 2.0, "EUR", "cancelled", "2026-10-25"),
+        ("13", 1, "2026-10-28", "c3", "W1", "B", 1.0, 0.0, 9.0, "EUR", "shipped", "2026-10-28"),
+    ]
+)
+
+
+def test_series_start_at_the_skus_first_sale_in_any_warehouse():
+    s = build_demand_series(SPREAD, None, end=pd.Timestamp("2026-11-05").date(), history_days=60)
+    a_w2 = s[s.unique_id == "A|W2"].set_index("ds")["y"]
+    # A first sold on 1 October (in W1): W2's one order is one order in 36 days, not on day one
+    assert a_w2.index.min() == pd.Timestamp("2026-10-01")
+    assert a_w2.sum() == 70.0 and (a_w2 > 0).sum() == 1
+    assert s[s.unique_id == "A|W1"].ds.min() == pd.Timestamp("2026-10-01")
+    assert "A|W3" not in set(s.unique_id)  # a cancelled line is not a sale
+    assert s[s.unique_id == "B|W1"].ds.min() == pd.Timestamp("2026-10-28")  # B is new
+    assert (s.groupby("unique_id").ds.max() == pd.Timestamp("2026-11-05")).all()
+
+
+def test_series_start_is_clipped_to_the_history_window():
+    s = build_demand_series(SPREAD, None, end=pd.Timestamp("2026-11-05").date(), history_days=25)
+    # A sold before the window (1 October), so every A series starts at the window's first day
+    assert s[s.unique_id == "A|W2"].ds.min() == pd.Timestamp("2026-10-12")
+    assert "A|W1" not in set(s.unique_id)  # its only sale is before the window
+    assert len(s[s.unique_id == "A|W2"]) == 25

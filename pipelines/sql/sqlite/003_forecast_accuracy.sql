@@ -1,5 +1,5 @@
 -- seam forecast accuracy, version 3 (SQLite).  Purely additive; safe to run again.
--- seam_forecast_accuracy: filled by each night's load (pipelines/accuracy.py).  The night run_date
+-- seam_forecast_accuracy: filled by each night's load (pipelines/forecasting/accuracy.py, pipelines/load/accuracy.py).  The night run_date
 -- scores the archived forecasts (seam_forecasts, every night kept) whose target dates are in the
 -- actuals window it loads (the last horizon + 7 days), one row per level, entity and lag_days
 -- (target_date - forecast run_date):
