@@ -23,6 +23,7 @@ from pipelines.forecasting.validation import (
     check_history,
     localize_like,
 )
+from pipelines.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -134,15 +135,23 @@ def _fit_all(
     """
     tasks: list[Task] = [(s.y, calendars[i] if calendars else None) for i, s in enumerate(series)]
     jobs = min(options.resolved_jobs(), max(1, len(tasks) // max(1, options.batch_size // 4)))
+    progress = Progress("forecast", len(tasks))
+    results: list[SeriesResult] = []
     if jobs <= 1 or len(tasks) < options.serial_below:
         with limit_blas_threads(1):
-            return _fit_batch(tasks, horizon, options)
-    # batches small enough to balance the load, large enough to amortise pickling
-    size = max(1, min(options.batch_size, -(-len(tasks) // (jobs * 4))))
-    batches = [tasks[i : i + size] for i in range(0, len(tasks), size)]
-    with ProcessPoolExecutor(max_workers=jobs, initializer=set_blas_threads) as pool:
-        parts = pool.map(_fit_batch, batches, [horizon] * len(batches), [options] * len(batches))
-        return [r for part in parts for r in part]
+            for task in tasks:
+                results += _fit_batch([task], horizon, options)
+                progress.add()
+    else:
+        # batches small enough to balance the load, large enough to amortise pickling
+        size = max(1, min(options.batch_size, -(-len(tasks) // (jobs * 4))))
+        batches = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        with ProcessPoolExecutor(max_workers=jobs, initializer=set_blas_threads) as pool:
+            for part in pool.map(_fit_batch, batches, [horizon] * len(batches), [options] * len(batches)):
+                results += part
+                progress.add(len(part))
+    progress.finish()
+    return results
 
 
 def _level_name(level: float) -> str:
