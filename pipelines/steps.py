@@ -37,12 +37,14 @@ from pipelines.state import (
     Holder,
     StepRecord,
     acquire_night,
+    forecast_week,
     migrate,
     next_attempt,
     record_step,
     release_night,
     require_migrated,
     shard_plan,
+    write_forecast_week,
 )
 
 log = logging.getLogger(__name__)
@@ -202,11 +204,64 @@ def run_validate(cfg: Config, ctx: RunContext, *, dataset: str | None = None) ->
 
 
 def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
-    """Decide tonight's shards of forecasting and scoring (what the DAG maps over)."""
+    """Decide tonight's shards of forecasting and scoring (what the DAG maps over).
+
+    With more than one shard, the plan also records the business's week (closed days, the pooled
+    weekly profile) estimated from every shard's series, one shard in memory at a time: each
+    forecasting shard uses it, so a series' forecast does not depend on how the night is sharded.
+    """
     with tracked(cfg, ctx, "plan") as out:
         shards = plan_shards(cfg, ctx.run_date)
+        if shards > 1:
+            write_forecast_week(Lake(cfg.lake), ctx.run_date, _panel_week(cfg, ctx, shards))
         out.rows_out = shards
     return list(range(shards))
+
+
+def _forecast_options(cfg: Config, freq: str) -> Any:
+    from pipelines.forecasting import build_options
+
+    options = build_options(freq)
+    if cfg.scale.processes_per_task is not None:
+        options = replace(options, n_jobs=cfg.scale.processes_per_task)
+    return options
+
+
+def _forecast_freq(cfg: Config) -> str:
+    return "D" if cfg.forecast.freq == "D" else "W-SUN"
+
+
+def _shard_history(
+    cfg: Config, ctx: RunContext, mine: list[tuple[str, str, list[Any]]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shard's daily demand series and its history at the forecast frequency."""
+    from pipelines.forecasting.inputs import build_history
+
+    lines = read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)
+    stockouts = (
+        read_dataset(cfg, "stockouts", ctx.run_date, filters=mine) if cfg.has_dataset("stockouts") else None
+    )
+    series = build_demand_series(lines, stockouts, end=ctx.run_date, history_days=cfg.forecast.history_days)
+    history, _ = build_history(series, cfg.forecast.freq)
+    return series, history
+
+
+def _panel_week(cfg: Config, ctx: RunContext, shards: int) -> dict[str, Any] | None:
+    """The week of the whole night's panel, gathered shard by shard (None: no weekly cycle)."""
+    from pipelines.forecasting.calendar import WeekStats
+    from pipelines.forecasting.validation import build_series
+
+    freq = _forecast_freq(cfg)
+    options = _forecast_options(cfg, freq)
+    stats = WeekStats(freq, options.season_lengths)
+    if not options.calendar or not stats.needed:
+        return None
+    for shard in range(shards):
+        mine = sku_filter(cfg, ctx.run_date, shard, shards)
+        if mine is not None:
+            stats.add(build_series(_shard_history(cfg, ctx, mine)[1], freq))
+    week = stats.finish()
+    return week.to_dict() if week is not None else None
 
 
 def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
@@ -217,9 +272,8 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
             run_forecast(cfg, ctx, shard=k)
         return lake.output_partition("forecasts", ctx.run_date)
     # heavy (statsmodels): import when used
-    from pipelines.forecasting import build_options
     from pipelines.forecasting import run_forecast as forecast_series
-    from pipelines.forecasting.inputs import build_history
+    from pipelines.forecasting.calendar import PanelWeek
     from pipelines.forecasting.rows import build_forecast_rows
 
     with tracked(cfg, ctx, f"forecast:{shard}") as out:
@@ -230,21 +284,15 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
         frame = pd.DataFrame(columns=list(RESULT_TABLES["seam_forecasts"].columns))
         n_series = 0
         if mine is not None:
-            lines = read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)
-            stockouts = (
-                read_dataset(cfg, "stockouts", ctx.run_date, filters=mine)
-                if cfg.has_dataset("stockouts")
-                else None
-            )
-            series = build_demand_series(
-                lines, stockouts, end=ctx.run_date, history_days=cfg.forecast.history_days
-            )
+            # one shard of several: the week of the whole night (see run_plan)
+            week_data = forecast_week(lake, ctx.run_date) if shards > 1 else None
+            week = PanelWeek.from_dict(week_data) if week_data is not None else None
+            series, history = _shard_history(cfg, ctx, mine)
             n_series = int(series["unique_id"].nunique())
-            history, freq = build_history(series, cfg.forecast.freq)
-            options = build_options(freq)
-            if cfg.scale.processes_per_task is not None:
-                options = replace(options, n_jobs=cfg.scale.processes_per_task)
-            fc = forecast_series(history, cfg.forecast.horizon, freq, cfg.forecast.levels, options)
+            freq = _forecast_freq(cfg)
+            fc = forecast_series(
+                history, cfg.forecast.horizon, freq, cfg.forecast.levels, _forecast_options(cfg, freq), week
+            )
             frame = build_forecast_rows(
                 fc, run_date=ctx.run_date, model_version=model_version(cfg), levels=cfg.forecast.levels
             )

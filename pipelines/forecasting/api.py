@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.forecasting.blas import limit_blas_threads, set_blas_threads
-from pipelines.forecasting.calendar import SeriesCalendar, build_calendars
+from pipelines.forecasting.calendar import PanelWeek, SeriesCalendar, build_calendars
 from pipelines.forecasting.intervals import fit_multipliers
 from pipelines.forecasting.options import ForecastOptions, build_options, future_index
 from pipelines.forecasting.selection import SeriesResult, fit_predict_series
@@ -86,14 +86,20 @@ def run_forecast(
     freq: str,
     levels: Sequence[float],
     options: ForecastOptions,
+    week: PanelWeek | None = None,
 ) -> pd.DataFrame:
-    """`forecast` with explicit options (season lengths, workers, backtest windows, clipping)."""
+    """`forecast` with explicit options (season lengths, workers, backtest windows, clipping).
+
+    `week` is the week of the whole panel when `history` is one shard of it (see
+    `pipelines.forecasting.calendar.WeekStats`): with it, a series' point forecast does not depend
+    on which other series share its shard. Without it, the week is estimated from `history`.
+    """
     started = time.perf_counter()
     h, lvls = check_arguments(horizon, levels)
     check_history(history)
     build_options(freq)  # validates freq with a clear error
     series = build_series(history, freq)
-    calendars = build_calendars(series, freq, options.season_lengths) if options.calendar else None
+    calendars = build_calendars(series, freq, options.season_lengths, week) if options.calendar else None
     results = _fit_all(series, calendars, h, options)
     # pooled in order of unique_id, not of the input rows
     by_id = sorted(range(len(series)), key=lambda i: series[i].unique_id)

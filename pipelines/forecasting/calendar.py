@@ -113,37 +113,153 @@ def _first_phases(series: Sequence[SeriesInput], step: pd.Timedelta, period: int
     return out
 
 
+@dataclass(frozen=True)
+class PanelWeek:
+    """The panel's share of the week: what every series' calendar is built against.
+
+    Attributes:
+        period: phases in the cycle.
+        closed: (P,) phases in which the panel never trades.
+        pool: (P,) pooled share of demand per phase (0 on closed phases, sums to 1).
+        prior_demands: demands the pooled profile is worth in a series' own profile.
+    """
+
+    period: int
+    closed: np.ndarray
+    pool: np.ndarray
+    prior_demands: float
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form; floats keep every bit (JSON writes their shortest exact repr)."""
+        return {
+            "period": self.period,
+            "closed": [bool(c) for c in self.closed],
+            "pool": [float(v) for v in self.pool],
+            "prior_demands": self.prior_demands if np.isfinite(self.prior_demands) else "inf",
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> PanelWeek:
+        period = int(data["period"])  # type: ignore[call-overload]
+        closed = np.array(data["closed"], dtype=bool)
+        pool = np.array(data["pool"], dtype=np.float64)
+        if closed.shape != (period,) or pool.shape != (period,):
+            raise ValueError(f"panel week: closed and pool must have {period} phases")
+        return cls(period, closed, pool, float(data["prior_demands"]))  # type: ignore[arg-type]
+
+
+class WeekStats:
+    """The figures the panel week is estimated from, gathered over batches of series.
+
+    A night forecast in shards adds every shard's series here first, so that each shard's
+    calendars are built against the week of the whole panel and a series' forecast does not
+    depend on which other series share its shard.
+    """
+
+    def __init__(self, freq: str, season_lengths: Sequence[float]) -> None:
+        self.freq = freq
+        self.season_lengths = tuple(season_lengths)
+        self.step = fixed_step(to_offset(freq))
+        self.first: int | None = None
+        self.last: int | None = None
+        self.ids: list[str] = []
+        # per candidate period: the phase statistics of each batch, rows in order of `ids`
+        self.batches: dict[int, list[_PhaseStats]] = {p: [] for p in self._candidates()}
+
+    def _candidates(self) -> list[int]:
+        """Periods of every cycle the frequency could use (the span decides at the end)."""
+        if self.step is None or self.step <= pd.Timedelta(0):
+            return []
+        seasons = {round(p) for p in self.season_lengths if float(p).is_integer()}
+        ratios = [cycle / self.step for cycle in CYCLES]
+        return [round(r) for r in ratios if r >= 2 and float(r).is_integer() and round(r) in seasons]
+
+    @property
+    def needed(self) -> bool:
+        """Whether the frequency can have a weekly cycle at all (else `finish` is None)."""
+        return bool(self.batches)
+
+    def add(self, series: Sequence[SeriesInput]) -> None:
+        """Gather a batch of series (each unique_id in one batch only)."""
+        if not self.batches or self.step is None or not series:
+            return
+        step_ns = self.step.value
+        start = min(s.last_ds.value - (len(s.y) - 1) * step_ns for s in series)
+        end = max(s.last_ds.value for s in series)
+        self.first = start if self.first is None else min(self.first, start)
+        self.last = end if self.last is None else max(self.last, end)
+        self.ids += [s.unique_id for s in series]
+        for period, batches in self.batches.items():
+            first = _first_phases(series, self.step, period)
+            stats = _PhaseStats.empty(len(series), period)
+            for i, s in enumerate(series):
+                stats.add(i, s.y, int(first[i]))
+            batches.append(stats)
+
+    def span(self) -> int:
+        """Periods the panel covers."""
+        if self.first is None or self.last is None or self.step is None:
+            return 0
+        return int((self.last - self.first) // self.step.value) + 1
+
+    def finish(self) -> PanelWeek | None:
+        """The panel week, or None when the frequency or the span has no weekly cycle.
+
+        Raises:
+            ValueError: a series was added twice.
+        """
+        if self.first is None:
+            return None
+        period = choose_cycle(self.freq, self.season_lengths, self.span())
+        if period is None or period not in self.batches:
+            return None
+        ids = np.array(self.ids, dtype=object)
+        order = np.argsort(ids, kind="stable")
+        if len(ids) > 1 and (ids[order][1:] == ids[order][:-1]).any():
+            raise ValueError("panel week: a series was added twice (each unique_id in one batch only)")
+        stats = _PhaseStats.stack(self.batches[period]).take(order)
+        closed = _closed_phases(stats.counts.sum(axis=0), stats.nonzero.sum(axis=0), self.season_lengths)
+        pool, prior = _pool(stats, closed)
+        return PanelWeek(period, closed, pool, prior)
+
+
+def panel_week(series: Sequence[SeriesInput], freq: str, season_lengths: Sequence[float]) -> PanelWeek | None:
+    """The week of one panel of series (see `WeekStats` for panels gathered in batches)."""
+    stats = WeekStats(freq, season_lengths)
+    stats.add(series)
+    return stats.finish()
+
+
 def build_calendars(
-    series: Sequence[SeriesInput], freq: str, season_lengths: Sequence[float]
+    series: Sequence[SeriesInput],
+    freq: str,
+    season_lengths: Sequence[float],
+    week: PanelWeek | None = None,
 ) -> list[SeriesCalendar] | None:
     """One calendar per series (same order), or None when the frequency has no weekly cycle.
 
-    Pooled figures are summed over the series in order of `unique_id`, so they do not depend on
-    the order of the input rows.
+    `week` is the panel's week (`WeekStats`); without it, it is estimated from `series`. Pooled
+    figures are summed over the series in order of `unique_id`, so they do not depend on the
+    order of the input rows, and a series' calendar depends only on its own values and the week.
     """
     if not series:
         return None
+    if week is None:
+        week = panel_week(series, freq, season_lengths)
     step = fixed_step(to_offset(freq))
-    if step is None:
+    if week is None or step is None:
         return None
-    step_ns = step.value
-    starts = [s.last_ds.value - (len(s.y) - 1) * step_ns for s in series]
-    span = (max(s.last_ds.value for s in series) - min(starts)) // step_ns + 1
-    period = choose_cycle(freq, season_lengths, int(span))
-    if period is None:
-        return None
-    order = sorted(range(len(series)), key=lambda i: series[i].unique_id)
-    first = _first_phases(series, step, period)
-    stats = _PhaseStats.empty(len(series), period)
-    for row, i in enumerate(order):
-        stats.add(row, series[i].y, first[i])
-    closed = _closed_phases(stats.counts.sum(axis=0), stats.nonzero.sum(axis=0), season_lengths)
-    factors = _series_factors(stats, closed)
-    out: list[SeriesCalendar | None] = [None] * len(series)
-    for row, i in enumerate(order):
-        end_phase = int((first[i] + len(series[i].y)) % period)
-        out[i] = SeriesCalendar(factors[row], end_phase)
-    return [c for c in out if c is not None]
+    first = _first_phases(series, step, week.period)
+    stats = _PhaseStats.empty(len(series), week.period)
+    for i, s in enumerate(series):
+        stats.add(i, s.y, int(first[i]))
+    factors = _series_factors(stats, week)
+    return [
+        SeriesCalendar(factors[i], int((first[i] + len(s.y)) % week.period)) for i, s in enumerate(series)
+    ]
+
+
+_STAT_FIELDS = ("counts", "observed", "nonzero", "volume", "demands", "square")
 
 
 @dataclass
@@ -169,6 +285,15 @@ class _PhaseStats:
             np.zeros(n_series, dtype=np.int64),
             np.zeros(n_series),
         )
+
+    @classmethod
+    def stack(cls, rows: Sequence[_PhaseStats]) -> _PhaseStats:
+        """The statistics of several series, one row each, in the given order."""
+        return cls(*(np.concatenate([getattr(r, f) for r in rows]) for f in _STAT_FIELDS))
+
+    def take(self, order: np.ndarray) -> _PhaseStats:
+        """The rows in the given order."""
+        return _PhaseStats(*(getattr(self, f)[order] for f in _STAT_FIELDS))
 
     def add(self, row: int, y: np.ndarray, first_phase: int) -> None:
         period = self.counts.shape[1]
@@ -235,8 +360,17 @@ def _own_shares(stats: _PhaseStats, closed: np.ndarray) -> np.ndarray:
     return share
 
 
-def _series_factors(stats: _PhaseStats, closed: np.ndarray) -> np.ndarray:
-    """Per series: P x (own shares shrunk towards the pooled shares), mean 1 over the phases.
+def _usable_shares(stats: _PhaseStats, closed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Own shares (0 rows where unusable) and effective demands (0 where unusable) per series."""
+    share = _own_shares(stats, closed)
+    usable = np.isfinite(share).all(axis=1)
+    own = np.where(usable[:, None], share, 0.0)
+    demands = np.where(usable, stats.effective_demands(), 0.0)
+    return own, demands
+
+
+def _pool(stats: _PhaseStats, closed: np.ndarray) -> tuple[np.ndarray, float]:
+    """The pooled shares and the demands they are worth in a series' profile.
 
     The pool is the series' shares weighted by their effective demands (capped), with a little
     even spread mixed in. A series' own shares get the weight m / (m + K), m its effective
@@ -246,21 +380,25 @@ def _series_factors(stats: _PhaseStats, closed: np.ndarray) -> np.ndarray:
     period = len(closed)
     open_count = int((~closed).sum())
     even = np.where(closed, 0.0, 1.0 / max(open_count, 1))
-    share = _own_shares(stats, closed)
-    usable = np.isfinite(share).all(axis=1)
-    own = np.where(usable[:, None], share, 0.0)
-    demands = np.where(usable, stats.effective_demands(), 0.0)
+    own, demands = _usable_shares(stats, closed)
     weight = np.minimum(demands, POOL_CAP_PER_PHASE * period)
     prior = POOL_PRIOR_PER_PHASE * period
     pool = ((own * weight[:, None]).sum(axis=0) + prior * even) / (weight.sum() + prior)
     pool = np.where(closed, 0.0, np.maximum(pool, POOL_FLOOR * even))
     pool = pool / pool.sum()
-    k = _prior_demands(own, demands, usable & (demands >= 1.0), pool, closed)
+    k = _prior_demands(own, demands, demands >= 1.0, pool, closed)
+    return pool, k
+
+
+def _series_factors(stats: _PhaseStats, week: PanelWeek) -> np.ndarray:
+    """Per series: P x (own shares shrunk towards the pooled shares), mean 1 over the phases."""
+    own, demands = _usable_shares(stats, week.closed)
+    k = week.prior_demands
     with np.errstate(divide="ignore", invalid="ignore"):
         own_weight = np.where(demands > 0, demands / (demands + k), 0.0)[:, None]
-    mixed = own_weight * own + (1.0 - own_weight) * pool[None, :]
-    mixed = np.where(closed[None, :], 0.0, mixed)
-    out: np.ndarray = period * mixed / mixed.sum(axis=1, keepdims=True)
+    mixed = own_weight * own + (1.0 - own_weight) * week.pool[None, :]
+    mixed = np.where(week.closed[None, :], 0.0, mixed)
+    out: np.ndarray = week.period * mixed / mixed.sum(axis=1, keepdims=True)
     return out
 
 

@@ -216,6 +216,20 @@ class Lake:
         plan = _read_json(self._meta(OUTPUTS, output, run_date))
         return int(plan["shards"]) if plan and "shards" in plan else None
 
+    def annotate_shard_plan(self, output: str, run_date: date, key: str, value: Any) -> None:
+        """Add a figure every shard of the night needs (JSON) to the night's shard plan."""
+        path = self._meta(OUTPUTS, output, run_date)
+        plan = _read_json(path)
+        if not plan or "shards" not in plan:
+            raise ValueError(f"no shard plan for {output} on {run_date} to annotate")
+        with writable(Path(self.root), "the lake (`lake:` in the config)"):
+            _write_json(path, {**plan, key: value})
+
+    def shard_plan_notes(self, output: str, run_date: date) -> dict[str, Any]:
+        """Everything the night's shard plan says besides the shard count."""
+        plan = _read_json(self._meta(OUTPUTS, output, run_date)) or {}
+        return {k: v for k, v in plan.items() if k not in ("shards", KEY)}
+
     def _shard_file(self, output: str, run_date: date, shard: int) -> Path:
         return self.output_partition(output, run_date) / f"part-shard-{shard:05d}.parquet"
 

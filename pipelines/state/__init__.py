@@ -7,6 +7,8 @@ Public functions:
                                                               own transaction
     watermark_before / commit_watermark                       incremental extraction watermarks
     write_shard_plan / shard_plan                             tonight's shard counts
+    write_forecast_week / forecast_week                       the night's panel week, for every
+                                                              forecasting shard
     acquire_night / release_night / next_attempt              one run of a night at a time, every
                                                               attempt kept (`seam_night_locks`)
     read_status / summarize / format_status                   what happened each night: `seam
@@ -19,7 +21,13 @@ from pipelines.state.ledger import StepRecord, peak_rss_mb, record_step
 from pipelines.state.load_batches import last_loaded_night, loaded_checksum, record_batch
 from pipelines.state.migrations import migrate, migration_files, pending_migrations, require_migrated
 from pipelines.state.nights import Holder, NightRunningError, acquire_night, next_attempt, release_night
-from pipelines.state.shard_plans import SHARDED_OUTPUTS, shard_plan, write_shard_plan
+from pipelines.state.shard_plans import (
+    SHARDED_OUTPUTS,
+    forecast_week,
+    shard_plan,
+    write_forecast_week,
+    write_shard_plan,
+)
 from pipelines.state.status import (
     NightScope,
     expected_steps,
@@ -40,6 +48,7 @@ __all__ = [
     "acquire_night",
     "commit_watermark",
     "expected_steps",
+    "forecast_week",
     "format_status",
     "last_loaded_night",
     "loaded_checksum",
@@ -58,5 +67,6 @@ __all__ = [
     "shard_plan",
     "summarize",
     "watermark_before",
+    "write_forecast_week",
     "write_shard_plan",
 ]

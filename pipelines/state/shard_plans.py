@@ -1,8 +1,10 @@
-"""Shard plans: how many shards a night's forecasts and anomaly scores come in."""
+"""Shard plans: how many shards a night's forecasts and anomaly scores come in, and the panel
+figures every forecasting shard shares (the business's week)."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pipelines.errors import MissingInputError
 from pipelines.lake import Lake
@@ -24,3 +26,19 @@ def shard_plan(lake: Lake, output: str, run_date: date) -> int:
             f"no shard plan for {output} on {run_date}; run the plan step (or `seam forecast`) first"
         )
     return shards
+
+
+def write_forecast_week(lake: Lake, run_date: date, week: dict[str, Any] | None) -> None:
+    """Record the week of the whole night's panel (None: the frequency has no weekly cycle)."""
+    lake.annotate_shard_plan("forecasts", run_date, "week", week)
+
+
+def forecast_week(lake: Lake, run_date: date) -> dict[str, Any] | None:
+    """The week of the night's panel; raises when the plan step has not recorded it."""
+    notes = lake.shard_plan_notes("forecasts", run_date)
+    if "week" not in notes:
+        raise MissingInputError(
+            f"the shard plan for forecasts on {run_date} has no panel week; run the plan step first"
+        )
+    week: dict[str, Any] | None = notes["week"]
+    return week

@@ -143,3 +143,22 @@ def test_the_whole_lake_is_one_hive_dataset_for_duckdb_and_polars(tmp_path):
         .sort("a")
     )
     assert frame["a"].to_list() == [1, 2, 9] and frame.schema["run_date"] == pl.Date
+
+
+def test_the_panel_week_travels_with_the_shard_plan_and_a_new_plan_drops_it(tmp_path):
+    from pipelines.state import forecast_week, write_forecast_week
+
+    lake = Lake(tmp_path)
+    with pytest.raises(ValueError, match="no shard plan"):
+        write_forecast_week(lake, DAY, {"period": 7})
+    lake.write_shard_plan("forecasts", DAY, 3)
+    with pytest.raises(MissingInputError, match="run the plan step"):
+        forecast_week(lake, DAY)
+    write_forecast_week(lake, DAY, None)  # no weekly cycle is an answer too
+    assert forecast_week(lake, DAY) is None
+    write_forecast_week(lake, DAY, {"period": 7, "pool": [0.25, 0.75]})
+    assert forecast_week(lake, DAY) == {"period": 7, "pool": [0.25, 0.75]}
+    assert lake.read_shard_plan("forecasts", DAY) == 3
+    lake.write_shard_plan("forecasts", DAY, 3)  # re-planning the night forgets the old week
+    with pytest.raises(MissingInputError):
+        forecast_week(lake, DAY)
