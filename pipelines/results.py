@@ -98,6 +98,23 @@ FORECAST_ACCURACY = _table(
     _c("first_run_date", sa.Date()),
     _c("last_run_date", sa.Date()),
 )
+ANOMALY_INCIDENTS = _table(
+    "seam_anomaly_incidents",
+    _c("incident_id", sa.String(32), key=True),
+    _c("metric", sa.String(32)),
+    _c("entity", sa.String(128)),
+    _c("start_ds", sa.Date()),
+    _c("end_ds", sa.Date()),
+    _c("peak_ds", sa.Date()),
+    _c("peak_score", sa.Float()),
+    _c("severity", sa.String(16)),
+    _c("kind", sa.String(16)),
+    _c("status", sa.String(8)),
+    _c("points", sa.Integer()),
+    _c("first_night", sa.Date()),
+    _c("last_night", sa.Date()),
+    _c("reason", _TEXT, null=True),
+)
 # run state (written by `pipelines.state`, not through `load_batch`)
 RUN_LEDGER = _table(
     "seam_run_ledger",
@@ -159,6 +176,7 @@ RESULT_TABLES: dict[str, ResultTable] = {
         ResultTable(DATA_QUALITY_RESULTS),
         ResultTable(ACTUALS, night=None),
         ResultTable(FORECAST_ACCURACY),
+        ResultTable(ANOMALY_INCIDENTS, night=None),
     )
 }
 DATE_COLUMNS = frozenset(

@@ -28,6 +28,7 @@ from pipelines.extract import ExtractResult, extract_table
 from pipelines.lake import Lake, read_dataset
 from pipelines.lake.migrate import migrate_layout
 from pipelines.load import LoadResult, load_batch, load_forecast_accuracy
+from pipelines.load.incidents import load_incidents
 from pipelines.quality import CheckResult, blocked_datasets, read_quality, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
@@ -431,7 +432,8 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
 
 
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
-    """Write the night's forecasts, anomaly scores, quality results, actuals and accuracy back, exactly once.
+    """Write the night's forecasts, anomaly scores and incidents, quality results, actuals and accuracy
+    back, exactly once.
 
     Forecast accuracy (`seam_forecast_accuracy`) is computed after the forecasts and actuals are
     loaded, from the archive in the forecasts' database, for the target dates of tonight's actuals.
@@ -470,6 +472,16 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
             engine = make_engine(results_url(cfg.source(src)), write=True, what=f"source {src!r}")
             try:
                 results.append(load_batch(engine, table, d, frame))
+                if table == "seam_anomaly_scores":  # tonight's incidents, merged with the stored ones
+                    results.append(
+                        load_incidents(
+                            engine,
+                            d,
+                            frame,
+                            thresholds=cfg.anomaly.thresholds,
+                            window_days=cfg.anomaly.window_days,
+                        )
+                    )
             finally:
                 engine.dispose()
         scored = load_forecast_accuracy(cfg, d, *demand) if demand is not None else None

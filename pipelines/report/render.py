@@ -141,19 +141,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
                         name=cat,
                     )
                 )
-    top_anomalies = []
-    if len(anomalies):
-        flagged = anomalies[anomalies["is_anomaly"]].copy()
-        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-        flagged["rank"] = flagged["severity"].map(rank).fillna(4)
-        flagged = flagged.sort_values(["rank", "score", "ds"], ascending=[True, False, False])
-        for r in flagged.head(cfg.report.top_anomalies).itertuples(index=False):
-            img = None
-            if r.metric == "demand":
-                s = demand[demand["unique_id"] == r.entity][["ds", "y"]].tail(60)
-                if len(s) and pd.notna(r.lower_bound) and pd.notna(r.upper_bound):
-                    img = anomaly_chart(s, pd.Timestamp(r.ds), r.lower_bound, r.upper_bound, f"{r.entity}")
-            top_anomalies.append({**r._asdict(), "img": img, "label": labels(r.metric, r.entity)})
+    top_anomalies = _top_incidents(cfg, anomalies, anomalies_from or d, demand, labels)
     context = dict(
         problems=problems,
         title=cfg.report.title,
@@ -165,6 +153,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         category_charts=category_charts,
         anomalies=top_anomalies,
         n_anomalies=int(anomalies["is_anomaly"].sum()) if len(anomalies) else 0,
+        n_incidents=len(top_anomalies),
         quality=quality.to_dict("records"),
         checks_failed=int((~quality["success"].astype(bool)).sum()),
         models=sorted(forecasts["model"].unique()) if len(forecasts) else [],
@@ -207,6 +196,55 @@ def _render(out_dir: Path, context: dict[str, Any]) -> None:
 
 
 _NO_LINES = empty_frame("order_lines")
+
+
+def _top_incidents(
+    cfg: Config, anomalies: pd.DataFrame, night: date, demand: pd.DataFrame, labels: Any
+) -> list[dict[str, Any]]:
+    """Tonight's incidents (consecutive anomalous days of a series), worst first: severity, then peak
+    score; each with its peak day's value, band and reason, and a chart for demand series."""
+    if not len(anomalies) or not anomalies["is_anomaly"].astype(bool).any():
+        return []
+    from pipelines.anomaly.tracking import tonight_incidents
+
+    incidents = tonight_incidents(anomalies, run_date=night, thresholds=cfg.anomaly.thresholds)
+    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    incidents = incidents.assign(rank=incidents["severity"].map(rank).fillna(4))
+    incidents = incidents.sort_values(["rank", "peak_score", "end_ds"], ascending=[True, False, False])
+    peaks = anomalies.assign(ds=pd.to_datetime(anomalies["ds"])).set_index(["metric", "entity", "ds"])
+    out = []
+    for inc in incidents.head(cfg.report.top_anomalies).itertuples(index=False):
+        peak = peaks.loc[(inc.metric, inc.entity, pd.Timestamp(inc.peak_ds))]
+        if isinstance(peak, pd.DataFrame):
+            peak = peak.iloc[0]
+        img = None
+        if inc.metric == "demand":
+            s = demand[demand["unique_id"] == inc.entity][["ds", "y"]].tail(60)
+            if len(s) and pd.notna(peak["lower_bound"]) and pd.notna(peak["upper_bound"]):
+                img = anomaly_chart(
+                    s, pd.Timestamp(inc.peak_ds), peak["lower_bound"], peak["upper_bound"], inc.entity
+                )
+        days = (pd.Timestamp(inc.end_ds) - pd.Timestamp(inc.start_ds)).days + 1
+        out.append(
+            {
+                "severity": inc.severity,
+                "metric": inc.metric,
+                "entity": inc.entity,
+                "label": labels(inc.metric, inc.entity),
+                "start": pd.Timestamp(inc.start_ds),
+                "end": pd.Timestamp(inc.end_ds),
+                "days": days,
+                "status": inc.status,
+                "ds": pd.Timestamp(inc.peak_ds),
+                "value": float(peak["value"]) if pd.notna(peak["value"]) else float("nan"),
+                "lower_bound": float(peak["lower_bound"]) if pd.notna(peak["lower_bound"]) else float("nan"),
+                "upper_bound": float(peak["upper_bound"]) if pd.notna(peak["upper_bound"]) else float("nan"),
+                "score": float(inc.peak_score),
+                "reason": peak["reason"],
+                "img": img,
+            }
+        )
+    return out
 
 
 def _docs_link(cfg: Config, d: date) -> str | None:
