@@ -13,6 +13,7 @@ from pipelines.errors import DataError
 
 SEP = "|"
 METRIC_SEP = ":"
+_ESCAPE = "\\"
 METRIC_DATASETS = {
     "demand": "order_lines",
     "revenue": "order_lines",
@@ -20,6 +21,26 @@ METRIC_DATASETS = {
     "tickets": "tickets",
     "pipeline_value": "opportunities",
 }
+
+
+def join_keys(*parts: pd.Series) -> pd.Series:
+    """One text id for a composite key (a series' `unique_id`, a demand anomaly's `entity`).
+
+    The parts are joined by `|` with `\\` and `|` inside a part escaped, so two different keys
+    never give the same id ("A|B" + "C" is `A\\|B|C`, "A" + "B|C" is `A|B\\|C`), and keys without
+    those characters read as before (`SKU1|WH1`). Ids are never split back into keys: the key
+    columns travel beside them.
+    """
+    escaped = [
+        p.astype(str)
+        .str.replace(_ESCAPE, _ESCAPE * 2, regex=False)
+        .str.replace(SEP, _ESCAPE + SEP, regex=False)
+        for p in parts
+    ]
+    out = escaped[0]
+    for part in escaped[1:]:
+        out = out + SEP + part
+    return out
 
 
 def _net_lines(order_lines: pd.DataFrame) -> pd.DataFrame:
@@ -83,34 +104,37 @@ def build_demand_series(
         .reset_index()
         .rename(columns={"day": "ds", "net": "y"})
     )
-    daily["unique_id"] = daily["sku"] + SEP + daily["warehouse"]
+    daily["unique_id"] = join_keys(daily["sku"], daily["warehouse"])
     ids = daily.drop_duplicates("unique_id")
     first = pd.Series(ids["sku"].map(sku_first).to_numpy(), index=ids["unique_id"].to_numpy())
     out = _fill_calendar(daily[["unique_id", "ds", "y"]], end_ts, start=start_ts, first=first)
     out["censored"] = False
     if stockouts is not None and len(stockouts):
         so = stockouts.assign(
-            unique_id=stockouts["sku"] + SEP + stockouts["warehouse"],
+            unique_id=join_keys(stockouts["sku"], stockouts["warehouse"]),
             ds=pd.to_datetime(stockouts["day"]).dt.normalize(),
         )
         flag = out.set_index(["unique_id", "ds"]).index.isin(so.set_index(["unique_id", "ds"]).index)
         out["censored"] = flag
-    parts = out["unique_id"].str.split(SEP, n=1, expand=True)
-    out["sku"], out["warehouse"] = parts[0], parts[1]
+    if out.empty:
+        out = out.assign(sku=pd.Series(dtype=object), warehouse=pd.Series(dtype=object))
+    else:
+        out = out.merge(ids[["unique_id", "sku", "warehouse"]], on="unique_id", how="left")
     return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
 
 
 def build_metric_series(metric: str, data: pd.DataFrame, *, end: date, history_days: int) -> pd.DataFrame:
-    """One anomaly metric as a long frame `unique_id ('<metric>:<entity>'), ds, y, metric, entity`."""
+    """One anomaly metric as a long frame `unique_id ('<metric>:<entity>'), ds, y, metric, entity`.
+
+    Demand series (entity: `join_keys(sku, warehouse)`) also carry their `sku` and `warehouse`.
+    """
     end_ts = pd.Timestamp(end)
     start_ts = end_ts - pd.Timedelta(days=history_days - 1)
     if metric == "demand":
         lines = _net_lines(data)
-        g = (
-            lines.assign(entity=lines["sku"] + SEP + lines["warehouse"])
-            .groupby(["entity", "day"])["net"]
-            .sum()
-        )
+        lines = lines.assign(entity=join_keys(lines["sku"], lines["warehouse"]))
+        keys = lines.drop_duplicates("entity")[["entity", "sku", "warehouse"]]
+        g = lines.groupby(["entity", "day"])["net"].sum()
     elif metric == "revenue":
         lines = _net_lines(data)
         # unit_price is the price charged per unit, after any discount
@@ -144,8 +168,15 @@ def build_metric_series(metric: str, data: pd.DataFrame, *, end: date, history_d
     # A warehouse with no orders at all on a day means rows are missing, not that sales were zero.
     fill = np.nan if metric in ("revenue", "order_count") else 0.0
     out = _fill_calendar(df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=fill)
-    out["metric"] = metric
-    out["entity"] = out["unique_id"].str.split(METRIC_SEP, n=1).str[1]
+    return _with_keys(out, df, metric, keys if metric == "demand" else None)
+
+
+def _with_keys(out: pd.DataFrame, df: pd.DataFrame, metric: str, keys: pd.DataFrame | None) -> pd.DataFrame:
+    """Add `metric` and `entity` (and the demand keys) to the filled series, by id, not by parsing it."""
+    entity = df[["unique_id", "entity"]].drop_duplicates("unique_id")
+    if keys is not None:
+        entity = entity.merge(keys, on="entity", how="left")
+    out = out.assign(metric=metric).merge(entity.astype({"entity": str}), on="unique_id", how="left")
     return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
 
 
@@ -162,7 +193,7 @@ def build_custom_series(metric: Any, data: pd.DataFrame, *, end: date, history_d
     end_ts = pd.Timestamp(end)
     start_ts = end_ts - pd.Timedelta(days=history_days - 1)
     rows = data.assign(day=pd.to_datetime(data[metric.date]).dt.normalize())
-    rows["entity"] = rows[list(metric.entity)].astype(str).agg("|".join, axis=1) if metric.entity else "all"
+    rows["entity"] = join_keys(*(rows[c] for c in metric.entity)) if metric.entity else "all"
     grouped = rows.groupby(["entity", "day"])
     g = grouped.size() if metric.aggregate == "count" else getattr(grouped[metric.column], metric.aggregate)()
     df = g.rename("y").reset_index().rename(columns={"day": "ds"})
@@ -170,6 +201,4 @@ def build_custom_series(metric: Any, data: pd.DataFrame, *, end: date, history_d
     df["unique_id"] = metric.name + METRIC_SEP + df["entity"].astype(str)
     fill = 0.0 if metric.aggregate in ("count", "sum") else np.nan
     out = _fill_calendar(df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=fill)
-    out["metric"] = metric.name
-    out["entity"] = out["unique_id"].str.split(METRIC_SEP, n=1).str[1]
-    return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    return _with_keys(out, df, metric.name, None)

@@ -295,7 +295,11 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
                 history, cfg.forecast.horizon, freq, cfg.forecast.levels, _forecast_options(cfg, freq), week
             )
             frame = build_forecast_rows(
-                fc, run_date=ctx.run_date, model_version=model_version(cfg), levels=cfg.forecast.levels
+                fc,
+                series,
+                run_date=ctx.run_date,
+                model_version=model_version(cfg),
+                levels=cfg.forecast.levels,
             )
             out.rows_in = len(series)
         share = float(frame["fallback"].mean()) if len(frame) else 0.0
@@ -377,7 +381,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             series = pd.concat(frames, ignore_index=True)
             n_series = int(series["unique_id"].nunique())
             events = build_events(
-                series["unique_id"],
+                series,
                 holidays=cfg.anomaly.holidays,
                 promotions=read_dataset(cfg, "promotions", ctx.run_date)
                 if cfg.has_dataset("promotions")
@@ -395,7 +399,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
                     n_jobs=cfg.scale.processes_per_task or ScoreOptions.n_jobs,
                 ),
             )
-            parts.append(build_score_rows(scored, run_date=ctx.run_date, thresholds=thresholds))
+            parts.append(build_score_rows(scored, series, run_date=ctx.run_date, thresholds=thresholds))
             out.rows_in = len(series)
         if shard == 0 and "order_lines" in {metrics[m] for m in usable if m in METRIC_DATASETS}:
             lines = cache.get("order_lines")

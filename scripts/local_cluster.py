@@ -71,9 +71,11 @@ class LocalCluster:
         self.dags.mkdir(parents=True, exist_ok=True)
         for dag_file in (*sorted((ROOT / "dags").glob("*.py")), *extra_dags):
             shutil.copy(dag_file, self.dags / dag_file.name)
-        # only triggered nights run, no scheduled one beside them
+        # the config's daily timetable stays (a backfill needs one); the scheduler creates no
+        # scheduled night of its own ([scheduler] use_job_schedule below), so only triggered and
+        # backfilled nights run
         raw = yaml.safe_load(Path(config).read_text())
-        raw["schedule"] = {**(raw.get("schedule") or {}), "cron": "none"}
+        raw["schedule"] = {**(raw.get("schedule") or {}), "cron": "0 0 * * *", "catchup": False}
         # beside the original, so that its relative paths mean the same
         config = Path(config).parent / f".{Path(config).stem}-cluster-{port}.yml"
         config.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -94,6 +96,7 @@ class LocalCluster:
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "SEAM_CONFIG": str(config),
             "PYTHONPATH": str(ROOT),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipelines.series import join_keys
+
 
 def build_events(
-    series_ids: pd.Series,
+    series: pd.DataFrame,
     *,
     holidays: tuple[tuple[str, str], ...] = (),
     promotions: pd.DataFrame | None = None,
@@ -16,8 +18,8 @@ def build_events(
 
     Holidays apply to every series (`unique_id` None); promotions (`sku, start_date, end_date`) to
     the demand series of their SKU; stock-outs (`sku, warehouse, day`) to that demand series, whose
-    low sales on such a day are censored, not anomalous.  `series_ids` are the scored series'
-    `unique_id`s (`<metric>:<entity>`, demand entities `sku|warehouse`).
+    low sales on such a day are censored, not anomalous.  `series` holds the scored series'
+    `unique_id, metric` and, for demand, `sku` (as `pipelines.series.build_metric_series` builds them).
     """
     rows = [
         pd.DataFrame(
@@ -29,12 +31,11 @@ def build_events(
         )
     ]
     if promotions is not None and len(promotions):
-        demand_ids = series_ids[series_ids.str.startswith("demand:")].drop_duplicates()
-        sku_of = demand_ids.str.split(":", n=1).str[1].str.split("|", n=1).str[0]
-        ids = pd.DataFrame({"unique_id": demand_ids.to_numpy(), "sku": sku_of.to_numpy()})
+        demand = series[series["metric"] == "demand"] if "sku" in series else series.iloc[:0]
+        ids = demand[["unique_id", "sku"]].drop_duplicates("unique_id") if len(demand) else None
         for p in promotions.itertuples(index=False):
             days = pd.date_range(p.start_date, p.end_date, freq="D")
-            for_sku = ids.loc[ids["sku"] == p.sku, "unique_id"].to_numpy()
+            for_sku = ids.loc[ids["sku"] == p.sku, "unique_id"].to_numpy() if ids is not None else []
             if len(for_sku) and len(days):
                 rows.append(
                     pd.DataFrame(
@@ -49,10 +50,7 @@ def build_events(
         rows.append(
             pd.DataFrame(
                 {
-                    "unique_id": "demand:"
-                    + stockouts["sku"].astype(str)
-                    + "|"
-                    + stockouts["warehouse"].astype(str),
+                    "unique_id": "demand:" + join_keys(stockouts["sku"], stockouts["warehouse"]),
                     "ds": pd.to_datetime(stockouts["day"]).dt.normalize(),
                     "event": "stock-out",
                 }

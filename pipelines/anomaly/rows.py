@@ -16,15 +16,21 @@ def severity_of(scores: pd.Series, thresholds: dict[str, float], flagged: pd.Ser
     return sev
 
 
-def build_score_rows(scored: pd.DataFrame, *, run_date: date, thresholds: dict[str, float]) -> pd.DataFrame:
-    """Rows of `seam_anomaly_scores` from `score`'s output (`unique_id` is `<metric>:<entity>`)."""
-    metric_entity = scored["unique_id"].str.split(":", n=1, expand=True)
+def build_score_rows(
+    scored: pd.DataFrame, keys: pd.DataFrame, *, run_date: date, thresholds: dict[str, float]
+) -> pd.DataFrame:
+    """Rows of `seam_anomaly_scores` from `score`'s output; `keys` maps each `unique_id` to its
+    `metric` and `entity` (the series frame's columns: ids are never parsed back into keys)."""
+    names = keys[["unique_id", "metric", "entity"]].drop_duplicates("unique_id").set_index("unique_id")
+    metric_entity = names.reindex(scored["unique_id"].to_numpy())
+    if metric_entity.isna().any().any():
+        raise ValueError("build_score_rows: scored series without metric and entity in `keys`")
     flagged = scored["is_anomaly"].astype(bool)
     return pd.DataFrame(
         {
             "run_date": pd.Timestamp(run_date),
-            "metric": metric_entity[0],
-            "entity": metric_entity[1],
+            "metric": metric_entity["metric"].to_numpy(),
+            "entity": metric_entity["entity"].to_numpy(),
             "ds": scored["ds"],
             "value": scored["y"],
             "expected": scored["expected"],

@@ -15,6 +15,8 @@ from datetime import date
 
 import pandas as pd
 
+from pipelines.series import join_keys
+
 COLUMNS = (
     "incident_id",
     "metric",
@@ -43,20 +45,23 @@ def tonight_incidents(scores: pd.DataFrame, *, run_date: date, thresholds: dict[
     if flagged_series.empty:
         return pd.DataFrame(columns=list(COLUMNS))
     rows = scores.merge(flagged_series, on=["metric", "entity"])
-    rows = rows.assign(unique_id=rows["metric"] + "\x1f" + rows["entity"], kind=rows["kind"].fillna("spike"))
+    # a stable, unambiguous id per (metric, entity) (incident ids derive from it), mapped back
+    # through `pairs`, never parsed
+    rows = rows.assign(unique_id=join_keys(rows["metric"], rows["entity"]), kind=rows["kind"].fillna("spike"))
+    pairs = rows.drop_duplicates("unique_id").set_index("unique_id")[["metric", "entity"]]
     rows = rows.assign(reason=rows["reason"].fillna(""))
     found = build_incidents(
         rows[["unique_id", "ds", "score", "is_anomaly", "kind", "reason"]], thresholds=thresholds
     )
     if found.empty:
         return pd.DataFrame(columns=list(COLUMNS))
-    parts = found["unique_id"].str.split("\x1f", n=1, expand=True)
+    pair = pairs.loc[found["unique_id"].to_numpy()]
     night = pd.Timestamp(run_date)
     return pd.DataFrame(
         {
             "incident_id": found["incident_id"],
-            "metric": parts[0],
-            "entity": parts[1],
+            "metric": pair["metric"].to_numpy(),
+            "entity": pair["entity"].to_numpy(),
             "start_ds": pd.to_datetime(found["start"]).dt.normalize(),
             "end_ds": pd.to_datetime(found["end"]).dt.normalize(),
             "peak_ds": pd.to_datetime(found["peak_ds"]).dt.normalize(),

@@ -28,7 +28,7 @@ import pandas as pd
 
 from pipelines.errors import DataError
 from pipelines.results import RESULT_TABLES
-from pipelines.series import build_demand_series
+from pipelines.series import build_demand_series, join_keys
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def build_forecast_accuracy(
     pts["scaled_error"] = pts["abs_error"] / pts["scale"]
     pts["in_80"] = ((pts["actual"] >= pts["yhat_lo_80"]) & (pts["actual"] <= pts["yhat_hi_80"])).astype(float)
     pts["in_95"] = ((pts["actual"] >= pts["yhat_lo_95"]) & (pts["actual"] <= pts["yhat_hi_95"])).astype(float)
-    entities = {"series": pts["sku"] + "|" + pts["warehouse"], "all": pd.Series("all", index=pts.index)}
+    entities = {"series": join_keys(pts["sku"], pts["warehouse"]), "all": pd.Series("all", index=pts.index)}
     if categories is not None:
         category = pts["sku"].map(dict(zip(categories["sku"], categories["category"], strict=True)))
         if category.isna().any():

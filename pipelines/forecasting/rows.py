@@ -11,14 +11,23 @@ EXPLAINED = ("weights", "backtest_error", "fallback_reason", "level", "trend", "
 
 
 def build_forecast_rows(
-    fc: pd.DataFrame, *, run_date: date, model_version: str, levels: tuple[int, int] = (80, 95)
+    fc: pd.DataFrame,
+    keys: pd.DataFrame,
+    *,
+    run_date: date,
+    model_version: str,
+    levels: tuple[int, int] = (80, 95),
 ) -> pd.DataFrame:
     """Rows of `seam_forecasts` (entity keys, bounds, model, explanation) from `forecast`'s output.
 
-    `fc.unique_id` is `sku|warehouse` as built by `pipelines.series.build_demand_series`.
+    `keys` maps each `unique_id` to its `sku` and `warehouse` (the columns of
+    `pipelines.series.build_demand_series`): ids are never parsed back into keys.
     """
     lo, hi = levels
-    parts = fc["unique_id"].str.split("|", n=1, expand=True)
+    parts = keys[["unique_id", "sku", "warehouse"]].drop_duplicates("unique_id").set_index("unique_id")
+    parts = parts.reindex(fc["unique_id"].to_numpy())
+    if parts.isna().any().any():
+        raise ValueError("build_forecast_rows: forecast series without sku and warehouse in `keys`")
     explain_cols = [c for c in EXPLAINED if c in fc.columns]
     explanation = (
         fc[explain_cols].apply(
@@ -34,8 +43,8 @@ def build_forecast_rows(
     return pd.DataFrame(
         {
             "run_date": pd.Timestamp(run_date),
-            "sku": parts[0],
-            "warehouse": parts[1],
+            "sku": parts["sku"].to_numpy(),
+            "warehouse": parts["warehouse"].to_numpy(),
             "target_date": pd.to_datetime(fc["ds"]),
             "yhat": fc["yhat"].astype(float),
             "yhat_lo_80": fc[f"yhat_lo_{lo}"].astype(float),

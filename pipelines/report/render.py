@@ -91,7 +91,6 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     products = _optional(lambda: read_dataset(cfg, "products", d)) if cfg.has_dataset("products") else None
     names = dict(zip(products["sku"], products["name"], strict=True)) if products is not None else {}
 
-    labels = entity_labels(cfg, d, names)
     ledger, locked = read_ledger(cfg, nights=[d])
     problems = build_problems(
         summarize(cfg, ledger, locked - {d}) if len(ledger) else pd.DataFrame(),
@@ -101,7 +100,19 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     if lines is None:
         lines = _NO_LINES
     demand = build_demand_series(lines, None, end=d, history_days=120)
-    demand["sku"] = demand["unique_id"].str.split("|").str[0]
+    demand_keys = demand.drop_duplicates("unique_id")
+    labels = entity_labels(
+        cfg,
+        d,
+        names,
+        dict(
+            zip(
+                demand_keys["unique_id"],
+                zip(demand_keys["sku"], demand_keys["warehouse"], strict=True),
+                strict=True,
+            )
+        ),
+    )
     sku_hist = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
     charts: list[dict[str, Any]] = []
     category_charts: list[dict[str, Any]] = []
@@ -299,16 +310,21 @@ def group_chart(
     }
 
 
-def entity_labels(cfg: Config, d: date, product_names: dict[str, str]) -> Any:
-    """A function (metric, entity) -> the name a business reader recognises."""
+def entity_labels(
+    cfg: Config, d: date, product_names: dict[str, str], demand_keys: dict[str, tuple[str, str]]
+) -> Any:
+    """A function (metric, entity) -> the name a business reader recognises.
+
+    `demand_keys` maps a demand series' entity to its (sku, warehouse).
+    """
     accounts: dict[str, str] = {}
     if cfg.has_dataset("accounts"):
         acc = read_dataset(cfg, "accounts", d)
         accounts = dict(zip(acc["account_id"], acc["name"], strict=True))
 
     def label(metric: str, entity: str) -> str:
-        if metric == "demand" and "|" in entity:
-            sku, wh = entity.split("|", 1)
+        if metric == "demand" and entity in demand_keys:
+            sku, wh = demand_keys[entity]
             return f"{product_names.get(sku, sku)} ({sku}) at {wh}"
         if metric in ("tickets", "pipeline_value"):
             return f"{accounts.get(entity, entity)} ({entity})"

@@ -60,6 +60,7 @@ def test_nightly_dag_on_embedded_sqlite(demo_env, tmp_path):
     assert set(ledger["seam_load_batches"].table_name) == {
         "seam_forecasts",
         "seam_anomaly_scores",
+        "seam_anomaly_incidents",
         "seam_data_quality_results",
         "seam_actuals",
         "seam_forecast_accuracy",
