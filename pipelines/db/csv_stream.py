@@ -42,13 +42,17 @@ def parse_csv(
 
     `quoted`: PostgreSQL's CSV, where NULL is an empty unquoted field and '' a quoted empty one.
     Otherwise tab-separated client output where NULL is the word NULL and strings are read as
-    text (`fix` then turns each batch's marked strings back into values).
+    text (`fix` then turns each batch's marked strings back into values).  Empty lines are rows
+    (a one-column row that is NULL, or '' where no mark is needed), never skipped.
     """
     if quoted:
-        null_values, parse = [""], pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+        null_values = [""]
+        parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False)
     else:
         null_values = ["NULL"]
-        parse = pcsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False)
+        parse = pcsv.ParseOptions(
+            delimiter=delimiter, quote_char=False, escape_char=False, ignore_empty_lines=False
+        )
     convert = pcsv.ConvertOptions(
         column_types={f.name: f.type for f in schema},
         null_values=null_values,

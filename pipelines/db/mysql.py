@@ -9,6 +9,7 @@ tab-separated), parsed by pyarrow in blocks; without a client binary, pymysql's 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import os
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -152,9 +153,14 @@ def _client() -> str | None:
     return shutil.which("mariadb") or shutil.which("mysql")
 
 
+def _texty(field: pa.Field) -> bool:
+    """A column the client prints as escaped text: strings, and bytes (printed raw, escaped alike)."""
+    return pa.types.is_string(field.type) or pa.types.is_binary(field.type)
+
+
 def _marked(field: pa.Field) -> bool:
-    """A nullable string column: its values carry the mark so that NULL and 'NULL' differ."""
-    return pa.types.is_string(field.type) and field.nullable
+    """A nullable string or bytes column: its values carry the mark so that NULL and 'NULL' differ."""
+    return _texty(field) and field.nullable
 
 
 def _client_select(sql: str, schema: pa.Schema) -> str:
@@ -227,9 +233,13 @@ def _client_batches(url: URL, query: str, schema: pa.Schema) -> Iterator[pa.Reco
         os.close(options_fd)
     assert proc.stdout is not None
     try:
-        with open(proc.stdout.fileno(), "rb", buffering=1 << 20, closefd=False) as stream:
+        with open(proc.stdout.fileno(), "rb", buffering=1 << 20, closefd=False) as stdout:
             yield from parse_csv(
-                stream, schema, delimiter="\t", quoted=False, fix=lambda b: _unmark_strings(b, schema)
+                _CarriageReturnsEscaped(stdout),
+                schema,
+                delimiter="\t",
+                quoted=False,
+                fix=lambda b: _unmark_strings(b, schema),
             )
         proc.stdout.close()
         rc = proc.wait()
@@ -256,6 +266,47 @@ def _client_batches(url: URL, query: str, schema: pa.Schema) -> Iterator[pa.Reco
             proc.stderr.close()
 
 
+class _CarriageReturnsEscaped(io.RawIOBase):
+    """The client's output with every raw carriage return written as the escape `\\r`.
+
+    In --batch mode the client escapes tab, newline, backslash and NUL inside values but prints a
+    carriage return as it is, and Arrow's CSV parser ends a row at any CR: a value with a CR would
+    split its row.  The client never prints a CR of its own and a CR byte is never part of a
+    multi-byte UTF-8 character, so each one is a value's, and `\\r` is undone by `_unescape` like
+    the client's own escapes (an escaped backslash followed by `r` is `\\\\r`: no ambiguity).
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """`size` bytes, fewer only at the end (Arrow's block reader relies on full reads)."""
+        if size is None or size < 0:
+            rest = self._pending + self._escaped(self._raw.read())
+            self._pending = b""
+            return rest
+        while len(self._pending) < size:
+            chunk = self._raw.read(size - len(self._pending))
+            if not chunk:
+                break
+            self._pending += self._escaped(chunk)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    @staticmethod
+    def _escaped(chunk: bytes) -> bytes:
+        return chunk.replace(b"\r", b"\\r") if b"\r" in chunk else chunk
+
+
 _UNESCAPE = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\", "r": "\r", "b": "\b", "Z": "\x1a"}
 
 
@@ -272,20 +323,38 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
+def _unescape_bytes(value: bytes) -> bytes:
+    # latin-1 maps each byte to one character and back, and every escape is ASCII
+    return _unescape(value.decode("latin-1")).encode("latin-1")
+
+
+def _drop_mark_bytes(col: pa.Array) -> pa.Array:
+    """Each bytes value without its first byte (the mark)."""
+    # The stop is the longest value: pyarrow 26's binary_slice fails ("Negative buffer resize")
+    # on arrays of several values when the stop is left open or is huge.
+    longest = pc.max(pc.binary_length(col)).as_py() or 0
+    return pc.binary_slice(col, 1, longest + 1)
+
+
 def _unmark_strings(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """NULLs of marked columns, the mark dropped, the client's backslash escapes undone (per value:
-    rare).  In a marked column NULL is the bare word NULL and every value starts with the mark."""
+    rare).  In a marked column NULL is the bare word NULL and every value starts with the mark.
+    Bytes columns get the same treatment, byte for byte."""
     cols = []
     for field, col in zip(schema, batch.columns, strict=True):
-        if pa.types.is_string(field.type):
+        if _texty(field):
+            binary = pa.types.is_binary(field.type)
             if _marked(field):
-                col = pc.if_else(pc.equal(col, "NULL"), None, pc.utf8_slice_codeunits(col, 1))
+                null_word = pa.scalar(b"NULL" if binary else "NULL", type=field.type)
+                rest = _drop_mark_bytes(col) if binary else pc.utf8_slice_codeunits(col, 1)
+                col = pc.if_else(pc.equal(col, null_word), None, rest)
             has_escape = pc.match_substring(col, "\\")
             if pc.any(has_escape).as_py():
+                undo = _unescape_bytes if binary else _unescape
                 values = col.to_pylist()
                 flags = has_escape.to_pylist()
                 col = pa.array(
-                    [_unescape(v) if f else v for v, f in zip(values, flags, strict=True)], type=field.type
+                    [undo(v) if f else v for v, f in zip(values, flags, strict=True)], type=field.type
                 )
         cols.append(col)
     return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)

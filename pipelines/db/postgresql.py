@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from pipelines.db.base import Adapter
 from pipelines.db.csv_stream import csv_chunks, csv_readable, parse_csv
+from pipelines.errors import DataError
 
 PUMP_BYTES = 1 << 20
 _MIGRATION_LOCK = zlib.crc32(b"seam_schema_migrations")
@@ -37,12 +38,16 @@ class PostgresAdapter(Adapter):
     def stream(
         self, conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema, reader: str
     ) -> Iterator[pa.RecordBatch]:
-        """`COPY (SELECT ...) TO STDOUT (FORMAT csv)`, parsed by pyarrow in streaming blocks."""
+        """`COPY (SELECT ...) TO STDOUT (FORMAT csv)`, parsed by pyarrow in streaming blocks.
+
+        bytea arrives as its hex text (`\\x0aff`) and is decoded back to the exact bytes."""
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
             # COPY prints timestamptz in the session zone; UTC makes the text unambiguous for Arrow.
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
+            # bytea in hex whatever the server's default: the one text form decoded below
+            cur.execute("SET LOCAL bytea_output = 'hex'")
             with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params or None) as copy:
                 # A thread pumps COPY's chunks into a pipe that Arrow reads natively, so receiving
                 # and parsing overlap on two cores instead of taking turns on the GIL.
@@ -67,7 +72,8 @@ class PostgresAdapter(Adapter):
                 thread.start()
                 try:
                     with open(read_fd, "rb", buffering=1 << 20, closefd=False) as stream:
-                        yield from parse_csv(stream, schema, delimiter=",", quoted=True)
+                        fix = _bytea_decoder(schema)
+                        yield from parse_csv(stream, schema, delimiter=",", quoted=True, fix=fix)
                 finally:
                     os.close(read_fd)
                     thread.join()
@@ -97,3 +103,31 @@ class PostgresAdapter(Adapter):
         # released when the caller's transaction ends; PostgreSQL's DDL is transactional
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         yield
+
+
+def _bytea_decoder(schema: pa.Schema) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
+    """A batch fix that turns COPY's hex text of bytea (`\\x` and two digits a byte) into bytes;
+    None when the schema has no binary column."""
+    binary = [i for i, f in enumerate(schema) if pa.types.is_binary(f.type)]
+    if not binary:
+        return None
+
+    def decode(batch: pa.RecordBatch) -> pa.RecordBatch:
+        cols = list(batch.columns)
+        for i in binary:
+            values = [_from_hex(v, schema[i].name) for v in cols[i].to_pylist()]
+            cols[i] = pa.array(values, type=pa.binary())
+        return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+    return decode
+
+
+def _from_hex(value: bytes | None, column: str) -> bytes | None:
+    if value is None:
+        return None
+    if not value.startswith(b"\\x"):
+        raise DataError(
+            f"column {column!r}: COPY sent bytea as {value[:20]!r}, not in hex form (\\x...); "
+            f"read this table with `reader: generic`"
+        )
+    return bytes.fromhex(value[2:].decode("ascii"))

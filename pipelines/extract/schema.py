@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from sqlalchemy.sql.sqltypes import _Binary
 
 from pipelines.errors import DataError
 
@@ -33,7 +34,7 @@ def arrow_type(col_type: sa.types.TypeEngine[Any]) -> pa.DataType:
         return pa.date32()
     if isinstance(t, sa.Time):
         return pa.time64("us")
-    if isinstance(t, sa.LargeBinary):
+    if isinstance(t, _Binary):  # bytea, BLOB of every size, BINARY, VARBINARY: bytes, not text
         return pa.binary()
     return pa.string()
 
