@@ -23,8 +23,8 @@ demo: install data/demo/erp.db  ## build the SQLite demo and run the nightly DAG
 	@. scripts/airflow-env.sh && mkdir -p "$$AIRFLOW_HOME" && $(BIN)/airflow db migrate >/dev/null
 	@. scripts/airflow-env.sh && $(BIN)/python scripts/run_dag.py --date $(DATE)
 
-test: install  ## run the whole test suite
-	$(BIN)/python -m pytest
+test: install  ## run the whole test suite (on every core; the Airflow deployments first)
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 test-fast: install  ## the unit and DAG-integrity tests only: no server, no pipeline run
 	$(BIN)/python -m pytest -m "not server and not integration and not e2e"

@@ -71,14 +71,14 @@ class LocalCluster:
         self.dags.mkdir(parents=True, exist_ok=True)
         for dag_file in (*sorted((ROOT / "dags").glob("*.py")), *extra_dags):
             shutil.copy(dag_file, self.dags / dag_file.name)
-        # the config's daily timetable stays (a backfill needs one); the scheduler creates no
-        # scheduled night of its own ([scheduler] use_job_schedule below), so only triggered and
-        # backfilled nights run
+        # only triggered nights run, no scheduled one beside them (see backfills_only for backfills)
         raw = yaml.safe_load(Path(config).read_text())
-        raw["schedule"] = {**(raw.get("schedule") or {}), "cron": "0 0 * * *", "catchup": False}
+        raw["schedule"] = {**(raw.get("schedule") or {}), "cron": "none"}
+        self.raw_config = raw
         # beside the original, so that its relative paths mean the same
         config = Path(config).parent / f".{Path(config).stem}-cluster-{port}.yml"
         config.write_text(yaml.safe_dump(raw, sort_keys=False))
+        self.config = config
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
@@ -96,13 +96,13 @@ class LocalCluster:
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
             "SEAM_CONFIG": str(config),
             "PYTHONPATH": str(ROOT),
             **(extra_env or {}),
         }
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> LocalCluster:
@@ -126,16 +126,66 @@ class LocalCluster:
         return res.stdout
 
     def _spawn(self, name: str, *args: str, extra: dict[str, str] | None = None) -> None:
-        out = (self.logs / f"{name}.log").open("w")
-        self._procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                env={**self.env, **(extra or {})},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        out = (self.logs / f"{name}.log").open("a")
+        self._procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args],
+            env={**self.env, **(extra or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+
+    def _halt(self, procs: list[subprocess.Popen[bytes]]) -> None:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+
+    def backfills_only(self, cron: str = "0 0 * * *") -> None:
+        """Give the nightly DAG its daily timetable (a backfill needs one) without scheduled nights.
+
+        The scheduler is restarted with `[scheduler] use_job_schedule = False`: from now on it creates
+        no run of its own (neither scheduled nor Asset-triggered), and only triggered and backfilled
+        nights run. The DAG processor re-parses the DAG with the new config within seconds; call
+        `backfill`, which waits for that.
+        """
+        self._halt([self._procs.pop("scheduler")])
+        self._spawn("scheduler", "scheduler", extra={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})
+        self.raw_config["schedule"] = {**self.raw_config["schedule"], "cron": cron, "catchup": False}
+        self.config.write_text(yaml.safe_dump(self.raw_config, sort_keys=False))
+        for dag_file in self.dags.glob("*.py"):
+            dag_file.touch()
+
+    def backfill(
+        self, dag_id: str, first: str, last: str, max_active_runs: int = 1, timeout: float = 180
+    ) -> None:
+        """`airflow backfill create` as the README writes it, once the DAG's timetable allows backfills."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.airflow(
+                    "backfill",
+                    "create",
+                    "--dag-id",
+                    dag_id,
+                    "--from-date",
+                    first,
+                    "--to-date",
+                    last,
+                    "--max-active-runs",
+                    str(max_active_runs),
+                )
+                return
+            except RuntimeError as err:
+                # only the DAG processor not having re-parsed the new timetable yet is waited for
+                if "non-periodic schedule" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(5)
 
     def start(self, parse_timeout: float = 240) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -166,15 +216,7 @@ class LocalCluster:
             time.sleep(5)
 
     def stop(self) -> None:
-        for p in self._procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self._procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
+        self._halt(list(self._procs.values()))
         self._procs.clear()
 
     def tail(self, chars: int = 1500) -> dict[str, str]:
