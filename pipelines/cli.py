@@ -107,7 +107,9 @@ def _override_parser(sub: Any) -> None:
     what = add.add_mutually_exclusive_group(required=True)
     what.add_argument("--value", type=float, help="units per day that replace the forecast")
     what.add_argument(
-        "--change", type=_change, help="relative change: 0.2 or 20%% (+20 %%), -0.5 or -50%% (half)"
+        "--change",
+        type=_change,
+        help="relative change: 0.2 or 20%% (+20 %%); negative with '=': --change=-50%% (half)",
     )
     add.add_argument("--author", required=True)
     add.add_argument("--reason", required=True)
