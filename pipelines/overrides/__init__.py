@@ -13,6 +13,8 @@ Public functions:
                                                            the night's whole stage: final rows,
                                                            active and skipped overrides, notes
     summarize_overrides(final, overrides)                  each override's rows and effect on units
+    read_value_added(engine) -> build_value_added(by_lag)    forecast value added by lag week:
+                                                           naive vs statistical vs final
     read_overrides / insert_overrides / expire_overrides / read_forecast_series
                                                            `seam_forecast_overrides` in a results
                                                            database (planners' input, not a result)
@@ -24,13 +26,20 @@ the target dates start_date .. end_date; `value` replaces the forecast (units/da
 the night) the final forecast is last night's final forecast, whatever changed since.
 """
 
-from pipelines.overrides.apply import Adjusted, adjust_forecasts, build_final_forecast, summarize_overrides
+from pipelines.overrides.apply import (
+    Adjusted,
+    adjust_forecasts,
+    build_final_forecast,
+    build_value_added,
+    summarize_overrides,
+)
 from pipelines.overrides.rules import OVERRIDE_COLUMNS, check_new_overrides, split_stored_overrides
 from pipelines.overrides.store import (
     expire_overrides,
     insert_overrides,
     read_forecast_series,
     read_overrides,
+    read_value_added,
 )
 
 __all__ = [
@@ -38,11 +47,13 @@ __all__ = [
     "Adjusted",
     "adjust_forecasts",
     "build_final_forecast",
+    "build_value_added",
     "check_new_overrides",
     "expire_overrides",
     "insert_overrides",
     "read_forecast_series",
     "read_overrides",
+    "read_value_added",
     "split_stored_overrides",
     "summarize_overrides",
 ]

@@ -135,3 +135,24 @@ def adjust_forecasts(
         inside = final[final["target_date"] <= fence_end][KEY].merge(keys, on=KEY)
         fenced = len(inside)
     return Adjusted(final, summarize_overrides(final, valid), skipped, fenced)
+
+
+def build_value_added(by_lag: pd.DataFrame, *, week: int = 7) -> pd.DataFrame:
+    """Forecast value added per lag week (lags 1-7, 8-14, ...) from per-lag sums
+    (`read_value_added`): WAPE and bias of the naive, statistical and final forecasts and the
+    deltas (`fva_statistical` = WAPE naive - statistical, `fva_final` = WAPE statistical - final;
+    > 0: the step made the forecast better)."""
+    if by_lag.empty:
+        return pd.DataFrame()
+    start = ((by_lag["lag_days"] - 1) // week) * week + 1
+    g = by_lag.assign(lags=start.astype(str) + "-" + (start + week - 1).astype(str), first=start)
+    s = g.groupby(["first", "lags"], as_index=False).sum(numeric_only=True).sort_values("first")
+    actual = s["sum_actual"].where(s["sum_actual"] != 0)
+    out = pd.DataFrame({"lags": s["lags"], "n_points": s["n_points"].astype(int)})
+    out["n_overridden"] = s["n_overridden"].astype(int)
+    for kind in ("naive", "statistical", "final"):
+        out[f"wape_{kind}"] = s[f"sum_abs_error_{kind}"] / actual
+        out[f"bias_{kind}"] = (s[f"sum_{kind}"] - s["sum_actual"]) / actual
+    out["fva_statistical"] = out["wape_naive"] - out["wape_statistical"]
+    out["fva_final"] = out["wape_statistical"] - out["wape_final"]
+    return out.reset_index(drop=True)

@@ -103,3 +103,29 @@ def _plain(value: object) -> object:
     if isinstance(value, pd.Timestamp):
         return value.date()
     return value
+
+
+VALUE_ADDED_SUMS = (
+    "n_points",
+    "n_overridden",
+    "sum_actual",
+    "sum_naive",
+    "sum_statistical",
+    "sum_final",
+    "sum_abs_error_naive",
+    "sum_abs_error_statistical",
+    "sum_abs_error_final",
+)
+
+
+def read_value_added(engine: Engine) -> pd.DataFrame:
+    """`seam_v_forecast_value_added` summed over every series, per lag_days (its sums only)."""
+    sums = ", ".join(f"SUM({c}) AS {c}" for c in VALUE_ADDED_SUMS)
+    with connect(engine, what="the forecasts' database") as conn:
+        df = pd.read_sql(
+            sa.text(
+                f"SELECT lag_days, {sums} FROM seam_v_forecast_value_added GROUP BY lag_days ORDER BY lag_days"
+            ),
+            conn,
+        )
+    return df.astype(float).assign(lag_days=lambda d: d["lag_days"].astype(int))

@@ -203,6 +203,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         anomalies_from=anomalies_from,
         blocked=blocked_datasets(cfg, d, sorted({t.dataset for s in cfg.sources for t in s.tables})),
         docs=_docs_link(cfg, d),
+        value_added=_value_added(cfg),
         overrides=build_override_section(lake.output_notes("final_forecasts", forecasts_from))
         if forecasts_from
         else None,
@@ -287,6 +288,29 @@ def _top_incidents(
             }
         )
     return out
+
+
+def _value_added(cfg: Config) -> list[dict[str, Any]]:
+    """Forecast value added by lag week, from `seam_v_forecast_value_added` in the forecasts'
+    database (empty when it cannot be read: the report goes out anyway)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipelines.config import results_url
+    from pipelines.db import make_engine
+    from pipelines.errors import SeamError
+    from pipelines.overrides import build_value_added, read_value_added
+
+    name = cfg.results.forecasts
+    try:
+        engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
+        try:
+            table = build_value_added(read_value_added(engine))
+        finally:
+            engine.dispose()
+    except (SeamError, SQLAlchemyError) as err:
+        log.warning("report: no forecast value added: %s", str(err)[:300])
+        return []
+    return [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in table.to_dict("records")]
 
 
 def _docs_link(cfg: Config, d: date) -> str | None:

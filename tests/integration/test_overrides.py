@@ -404,7 +404,17 @@ def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, ca
     assert "#1 SKU-0001 x WH01" in section and "= 55 units/day" in section and "by ann: trade fair" in section
     assert "#2 SKU-0002 x all warehouses" in section and "+50%" in section
     assert "SKIPPED #3 SKU-9999 x WH01 by sql: unknown series" in section and "SKIPPED #4" in section
+    # forecast value added: last night's lag-1 forecasts of tonight now have actuals
+    fva = text[text.index("FORECAST VALUE ADDED") : text.index("DATA QUALITY")]
+    assert "lags 1-7: 12 points (0 overridden), WAPE " in fva
+    with sa.create_engine(url).connect() as conn:
+        view = pd.read_sql(sa.text("SELECT * FROM seam_v_forecast_value_added"), conn)
+    assert len(view) == 12 and (view.lag_days == 1).all() and (view.n_points == 1).all()
+    assert (view.fva_wape_final.fillna(0) == 0).all()  # no override reached a scored day yet
+    expected = (view.sum_abs_error_naive - view.sum_abs_error_statistical) / view.sum_actual
+    assert ((view.fva_wape_statistical - expected).abs().fillna(0) < 1e-9).all()
     html = report.read_text()
+    assert "<h2>Forecast value added</h2>" in html
     assert "<h2>Planner overrides</h2>" in html and "trade fair" in html and "Skipped as invalid" in html
     # the load ran on tonight's final forecast: a second night's run changes nothing
     run_all(cfg, RunContext(NIGHT))
