@@ -233,3 +233,33 @@ def test_adjust_reports_effects_totals_and_skipped():
     )
     (skipped,) = notes["skipped"]
     assert skipped["override_id"] == 2 and "unknown series" in skipped["problem"]
+
+
+def test_value_added_by_lag_week():
+    from pipelines.overrides import build_value_added
+
+    by_lag = pd.DataFrame(
+        {
+            "lag_days": [1, 2, 8],
+            "n_points": [2.0, 2.0, 1.0],
+            "n_overridden": [1.0, 0.0, 0.0],
+            "sum_actual": [10.0, 10.0, 0.0],
+            "sum_naive": [14.0, 6.0, 3.0],
+            "sum_statistical": [12.0, 9.0, 1.0],
+            "sum_final": [11.0, 9.0, 1.0],
+            "sum_abs_error_naive": [4.0, 4.0, 3.0],
+            "sum_abs_error_statistical": [2.0, 1.0, 1.0],
+            "sum_abs_error_final": [1.0, 1.0, 1.0],
+        }
+    )
+    out = build_value_added(by_lag).set_index("lags")
+    assert list(out.index) == ["1-7", "8-14"]
+    week = out.loc["1-7"]
+    assert week.n_points == 4 and week.n_overridden == 1
+    assert week.wape_naive == pytest.approx(0.4) and week.wape_statistical == pytest.approx(0.15)
+    assert week.wape_final == pytest.approx(0.1) and week.bias_final == pytest.approx(0.0)
+    assert week.fva_statistical == pytest.approx(0.25) and week.fva_final == pytest.approx(0.05)
+    assert (
+        out.loc["8-14"].isna()[["wape_final", "fva_final"]].all()
+    )  # no actual demand: undefined, not infinite
+    assert build_value_added(by_lag.iloc[:0]).empty
