@@ -2,8 +2,9 @@
 ### seam_nightly
 
 Every night: snapshot the ERP and CRM tables into the Parquet lake, check that the data is
-fresh and sound, forecast demand and score anomalies, write the results back into the
-databases, and render and send the report.
+fresh and sound, forecast demand and score anomalies, apply the planners' overrides
+(`seam_forecast_overrides`) to make the final forecast, write the results back into the
+databases, and render and send the report (with tonight's overrides and their effect).
 
 * **Config**: the YAML file named by the environment variable `SEAM_CONFIG`
   (default `config/demo.yml` next to this repository's `dags/` folder). Its `schedule:` key sets
@@ -176,6 +177,23 @@ def seam_nightly() -> None:
         cfg, run = _night()
         return str(run_forecast(cfg, run, shard=shard))
 
+    @task
+    @_fail_fast
+    def adjust() -> dict[str, Any]:
+        """The final forecast: the planners' overrides in force tonight (listed in the task log and
+        the returned summary), inside the time fence last night's final forecast."""
+        from pipelines.steps import run_adjust
+
+        notes = run_adjust(*_night())
+        return {
+            "active": [
+                f"#{o['override_id']} {o['sku']} x {o['warehouse'] or 'all'}" for o in notes["active"]
+            ],
+            "skipped": [f"#{o['override_id']}: {o['problem']}" for o in notes["skipped"]],
+            "units_statistical": round(notes["units_statistical"], 1),
+            "units_final": round(notes["units_final"], 1),
+        }
+
     @task(map_index_template="shard {{ shard }}")
     @_fail_fast
     def score(shard: int) -> str:
@@ -235,7 +253,10 @@ def seam_nightly() -> None:
     checked = validate.expand(dataset=names)
     shards = plan()
     checked >> shards
-    outputs = [forecast.expand(shard=shards), score.expand(shard=shards)]
+    forecasts = forecast.expand(shard=shards)
+    adjusted = adjust()
+    forecasts >> adjusted
+    outputs = [adjusted, score.expand(shard=shards)]
     loaded = load()
     outputs >> loaded
     rendered = report()
@@ -245,7 +266,20 @@ def seam_nightly() -> None:
     pruned = prune()
     sent >> pruned
     final = verdict()
-    [first, tables, extracted, names, checked, shards, *outputs, loaded, rendered, sent, pruned] >> final
+    [
+        first,
+        tables,
+        extracted,
+        names,
+        checked,
+        shards,
+        forecasts,
+        *outputs,
+        loaded,
+        rendered,
+        sent,
+        pruned,
+    ] >> final
 
 
 seam_nightly()

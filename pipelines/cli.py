@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "validate": "run the data-quality checks",
         "forecast": "forecast demand",
         "score": "score anomalies",
+        "adjust": "the final forecast: tonight's forecasts with the planners' overrides",
         "load": "write results back into the databases",
         "report": "render the nightly report",
         "send-report": "e-mail the night's report to notifications.report_to",
@@ -81,10 +82,71 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(pr)
     pr.add_argument("--date", type=_date, default=None, help="the night to count from (default: today)")
     pr.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    _override_parser(sub)
     un = sub.add_parser("unlock", help="release a night left locked by a run that is gone")
     _config_arg(un)
     un.add_argument("--date", required=True, type=_date)
     return p
+
+
+def _override_parser(sub: Any) -> None:
+    ov = sub.add_parser(
+        "override",
+        help="planners' overrides of the forecast (table seam_forecast_overrides)",
+        description="Add, list, remove or import planners' overrides. A batch is checked whole: one bad "
+        "row (unknown series, overlapping dates, negative quantity, date in the past) and nothing is written.",
+    )
+    ops = ov.add_subparsers(dest="override_command", required=True)
+    today = "the day past dates count from (default: today's date)"
+    add = ops.add_parser("add", help="add one override")
+    _config_arg(add)
+    add.add_argument("--sku", required=True)
+    add.add_argument("--warehouse", default=None, help="default: the SKU in every warehouse")
+    add.add_argument("--from", dest="start_date", required=True, type=_date, help="first target date")
+    add.add_argument("--to", dest="end_date", required=True, type=_date, help="last target date")
+    what = add.add_mutually_exclusive_group(required=True)
+    what.add_argument("--value", type=float, help="units per day that replace the forecast")
+    what.add_argument(
+        "--change",
+        type=_change,
+        help="relative change: 0.2 or 20%% (+20 %%); negative with '=': --change=-50%% (half)",
+    )
+    add.add_argument("--author", required=True)
+    add.add_argument("--reason", required=True)
+    add.add_argument("--expires", type=_date, default=None, help="the last night it applies")
+    add.add_argument("--today", type=_date, default=None, help=today)
+    ls = ops.add_parser("list", help="the overrides in force (or all with --all)")
+    _config_arg(ls)
+    ls.add_argument("--all", action="store_true", help="also expired and removed ones")
+    ls.add_argument("--today", type=_date, default=None, help=today)
+    rm = ops.add_parser("remove", help="stop overrides from applying (their rows stay, for tracing)")
+    _config_arg(rm)
+    rm.add_argument("ids", nargs="+", type=int)
+    rm.add_argument("--today", type=_date, default=None, help=today)
+    imp = ops.add_parser("import", help="add every override of a CSV file, all or nothing")
+    _config_arg(imp)
+    imp.add_argument("file", type=Path, help="columns: " + ", ".join(CSV_COLUMNS))
+    imp.add_argument("--today", type=_date, default=None, help=today)
+
+
+CSV_COLUMNS = (
+    "sku",
+    "warehouse",
+    "start_date",
+    "end_date",
+    "value",
+    "relative_change",
+    "author",
+    "reason",
+    "expires_on",
+)
+
+
+def _change(text: str) -> float:
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a relative change: {text!r}; use e.g. 0.2 or 20%") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +216,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"{len(result.data_docs)} Data Docs files"
         )
         return 0
+    if args.command == "override":
+        return _override(cfg, args)
     if args.command == "unlock":
         from pipelines.config import results_url
         from pipelines.db import make_engine
@@ -182,6 +246,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(steps.run_forecast(cfg, ctx))
     elif args.command == "score":
         print(steps.run_score(cfg, ctx))
+    elif args.command == "adjust":
+        notes = steps.run_adjust(cfg, ctx)
+        print(
+            f"final forecast: {len(notes['active'])} override(s) applied to {notes['rows_overridden']} rows, "
+            f"{len(notes['skipped'])} skipped, {notes['fenced_rows']} rows inside the time fence; units "
+            f"{notes['units_statistical']:.1f} statistical -> {notes['units_final']:.1f} final"
+        )
     elif args.command == "load":
         for loaded in steps.run_load(cfg, ctx):
             print(f"{loaded.table}: {loaded.rows} rows {'(already loaded)' if loaded.skipped else 'loaded'}")
@@ -191,6 +262,110 @@ def _dispatch(args: argparse.Namespace) -> int:
         sent = steps.run_send_report(cfg, ctx)
         print("sent" if sent else "no recipients configured (notifications.report_to)")
     return 0
+
+
+def _override(cfg: Any, args: argparse.Namespace) -> int:
+    """`seam override add|list|remove|import` against the forecasts' results database."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from pipelines.config import results_url
+    from pipelines.db import make_engine
+    from pipelines.errors import ConfigError
+    from pipelines.overrides import (
+        check_new_overrides,
+        expire_overrides,
+        insert_overrides,
+        read_forecast_series,
+        read_overrides,
+    )
+
+    today = args.today or date.today()
+    name = cfg.results.forecasts
+    engine = make_engine(results_url(cfg.source(name)), write=True, what=f"source {name!r}")
+    try:
+        op = args.override_command
+        if op == "list":
+            stored = read_overrides(engine)
+            if not args.all:
+                day = pd.Timestamp(today)
+                stored = stored[
+                    (stored["expires_on"].isna() | (stored["expires_on"] >= day))
+                    & (stored["end_date"] >= day)
+                ]
+            print(_override_table(stored))
+            return 0
+        if op == "remove":
+            missing = expire_overrides(engine, args.ids, last_night=today - timedelta(days=1))
+            if missing:
+                raise ConfigError(
+                    f"no override with id {missing}; see `seam override list --all`; nothing was removed"
+                )
+            print(f"removed {len(args.ids)} override(s): {args.ids} (not applied from tonight's run on)")
+            return 0
+        if op == "add":
+            rows = pd.DataFrame(
+                [
+                    {
+                        "sku": args.sku,
+                        "warehouse": args.warehouse,
+                        "start_date": args.start_date,
+                        "end_date": args.end_date,
+                        "value": args.value,
+                        "relative_change": args.change,
+                        "author": args.author,
+                        "reason": args.reason,
+                        "expires_on": args.expires,
+                    }
+                ]
+            )
+        else:
+            rows = _read_override_csv(args.file)
+        checked = check_new_overrides(
+            rows, series=read_forecast_series(engine), existing=read_overrides(engine), today=today
+        )
+        ids = insert_overrides(engine, checked, created_at=datetime.now(UTC))
+        print(f"added {len(ids)} override(s): ids {ids}")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _read_override_csv(path: Path) -> Any:
+    import pandas as pd
+
+    from pipelines.errors import ConfigError
+
+    try:
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ConfigError(f"cannot read overrides from {path}: {err}") from None
+    unknown = sorted(set(rows.columns) - set(CSV_COLUMNS))
+    missing = sorted({"sku", "start_date", "end_date", "author", "reason"} - set(rows.columns))
+    if unknown or missing:
+        raise ConfigError(
+            f"{path}: columns must be among {list(CSV_COLUMNS)}; missing {missing}, unknown {unknown}; "
+            f"nothing was written"
+        )
+    if not len(rows):
+        raise ConfigError(f"{path} has no override rows; nothing was written")
+    return rows
+
+
+def _override_table(rows: Any) -> str:
+    if not len(rows):
+        return "no overrides"
+    lines = []
+    for r in rows.itertuples(index=False):
+        effect = f"= {r.value:g}/day" if r.value == r.value else f"{r.relative_change:+.0%}"
+        expires = f" expires {r.expires_on.date()}" if r.expires_on == r.expires_on else ""
+        lines.append(
+            f"#{r.override_id}  {r.sku} x {r.warehouse or 'all warehouses'}  "
+            f"{r.start_date.date()}..{r.end_date.date()}  {effect}  by {r.author} "
+            f"at {r.created_at:%Y-%m-%d %H:%M}{expires}: {r.reason}"
+        )
+    return "\n".join(lines)
 
 
 def _nights(args: argparse.Namespace) -> list[date]:

@@ -87,6 +87,9 @@ class ForecastSpec:
     levels: tuple[int, int] = (80, 95)
     history_days: int = 730
     max_fallback_share: float = 0.2
+    # the first N target dates after the night keep last night's final forecast (planners' overrides
+    # made since do not move them); 0: no fence
+    time_fence_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -480,6 +483,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         levels=tuple(fr.get("levels", [80, 95])) if isinstance(fr.get("levels", []), list) else (0, 0),
         history_days=_positive_int(fr.get("history_days", 730), "forecast.history_days"),
         max_fallback_share=float(fr.get("max_fallback_share", 0.2)),
+        time_fence_days=_non_negative_int(fr.get("time_fence_days", 0), "forecast.time_fence_days"),
     )
     fr.done()
     if tuple(forecast.levels) != FORECAST_LEVELS:
@@ -742,6 +746,12 @@ def _alert_channel(raw: Any, key: str) -> AlertChannel:
 def _positive_int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{key} must be an integer >= 0 (0: none), got {value!r}")
     return value
 
 

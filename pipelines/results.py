@@ -42,6 +42,9 @@ FORECASTS = _table(
     _c("explanation", _TEXT, null=True),
     _c("fallback", sa.Boolean()),
     _c("training_snapshot_date", sa.Date()),
+    # version 6: the final forecast (yhat with the planners' overrides in force) and their ids
+    _c("yhat_final", sa.Float(), null=True),
+    _c("override_ids", _TEXT, null=True),
 )
 ANOMALY_SCORES = _table(
     "seam_anomaly_scores",
@@ -114,6 +117,21 @@ ANOMALY_INCIDENTS = _table(
     _c("first_night", sa.Date()),
     _c("last_night", sa.Date()),
     _c("reason", _TEXT, null=True),
+)
+# planners' input (written by planners and `seam override`, read by the nightly adjust step)
+FORECAST_OVERRIDES = _table(
+    "seam_forecast_overrides",
+    _c("override_id", sa.Integer(), key=True),
+    _c("sku", sa.String(64)),
+    _c("warehouse", sa.String(64), null=True),
+    _c("start_date", sa.Date()),
+    _c("end_date", sa.Date()),
+    _c("value", sa.Float(), null=True),
+    _c("relative_change", sa.Float(), null=True),
+    _c("author", sa.String(128)),
+    _c("reason", _TEXT),
+    _c("created_at", sa.DateTime(timezone=True)),
+    _c("expires_on", sa.Date(), null=True),
 )
 # run state (written by `pipelines.state`, not through `load_batch`)
 RUN_LEDGER = _table(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from datetime import date as date_type
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ import pandas as pd
 from pipelines import __version__
 from pipelines.config import Config, results_url
 from pipelines.db import make_engine
-from pipelines.errors import ConfigError, DataError, RunFailedError, SeamError, StepSkipped
+from pipelines.errors import (
+    ConfigError,
+    DataError,
+    MissingInputError,
+    RunFailedError,
+    SeamError,
+    StepSkipped,
+)
 from pipelines.extract import ExtractResult, extract_table
 from pipelines.lake import Lake, read_dataset
 from pipelines.lake.migrate import migrate_layout
@@ -329,6 +337,92 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
     return path
 
 
+FINAL_OUTPUT = "final_forecasts"
+
+
+def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    """The night's final forecast: tonight's statistical forecasts with the planners' overrides in
+    force (read from `seam_forecast_overrides` in the forecasts' database and checked again), frozen
+    inside `forecast.time_fence_days`.  Writes the lake output `final_forecasts`, which the load
+    writes to `seam_forecasts`; returns its notes (totals, active and skipped overrides)."""
+    from pipelines.load import batch_checksum
+    from pipelines.overrides import adjust_forecasts, read_overrides
+
+    lake = Lake(cfg.lake)
+    d = ctx.run_date
+    with tracked(cfg, ctx, "adjust") as out:
+        forecasts = lake.read_output("forecasts", d)
+        if forecasts is None:
+            raise MissingInputError(
+                f"no complete forecasts for {d} in {lake.output_partition('forecasts', d)}; "
+                f"run `seam forecast --date {d}` first"
+            )
+        name = cfg.results.forecasts
+        engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
+        try:
+            stored = read_overrides(engine)
+        finally:
+            engine.dispose()
+        before = lake.latest_complete_output(FINAL_OUTPUT, d - timedelta(days=1))
+        adjusted = adjust_forecasts(
+            forecasts,
+            stored,
+            before[1] if before else None,
+            run_date=d,
+            fence_days=cfg.forecast.time_fence_days,
+        )
+        for row in adjusted.skipped.itertuples(index=False):
+            log.warning(
+                "data quality: override #%d (%s x %s, by %s) skipped tonight: %s",
+                row.override_id,
+                row.sku,
+                row.warehouse or "all warehouses",
+                row.author,
+                row.problem,
+            )
+        notes = adjusted.notes()
+        notes["statistical_checksum"] = batch_checksum(forecasts, RESULT_TABLES["seam_forecasts"].key)
+        notes["previous_night"] = before[0].isoformat() if before else None
+        lake.write_output(FINAL_OUTPUT, d, adjusted.final, notes=notes)
+        out.rows_in, out.rows_out = len(forecasts), len(adjusted.final)
+        log.info(
+            "adjust run_date=%s overrides_active=%d overrides_skipped=%d rows_overridden=%d fenced_rows=%d "
+            "units_statistical=%.1f units_final=%.1f",
+            d,
+            len(adjusted.active),
+            len(adjusted.skipped),
+            notes["rows_overridden"],
+            adjusted.fenced_rows,
+            notes["units_statistical"],
+            notes["units_final"],
+        )
+    return notes
+
+
+def _final_forecasts(lake: Lake, d: date_type) -> pd.DataFrame | None:
+    """The night's rows of `seam_forecasts`: the final forecast when the adjust step made it from
+    tonight's forecasts; the statistical one with no final forecast (NULL) when it did not."""
+    from pipelines.load import batch_checksum
+
+    forecasts = lake.read_output("forecasts", d)
+    if forecasts is None:
+        return None
+    final = lake.read_output(FINAL_OUTPUT, d)
+    notes = lake.output_notes(FINAL_OUTPUT, d) or {}
+    if final is not None and notes.get("statistical_checksum") == batch_checksum(
+        forecasts, RESULT_TABLES["seam_forecasts"].key
+    ):
+        return final
+    log.warning(
+        "load %s: no final forecast made from tonight's forecasts (%s); loading the statistical "
+        "forecast with yhat_final NULL; run `seam adjust --date %s` and load again",
+        d,
+        "it is older than them" if final is not None else "the adjust step has not run",
+        d,
+    )
+    return forecasts.assign(yhat_final=float("nan"), override_ids=None)
+
+
 def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
     """Score the metric series and order lines for anomalies over the night's window.
 
@@ -436,7 +530,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
 
 
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
-    """Write the night's forecasts, anomaly scores and incidents, quality results, actuals and accuracy
+    """Write the night's forecasts (final, from the adjust step), anomaly scores and incidents, quality results, actuals and accuracy
     back, exactly once.
 
     Forecast accuracy (`seam_forecast_accuracy`) is computed after the forecasts and actuals are
@@ -448,7 +542,7 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
     with tracked(cfg, ctx, "load") as out:
         d = ctx.run_date
         batches: list[tuple[str, str, pd.DataFrame]] = []
-        forecasts = lake.read_output("forecasts", d)
+        forecasts = _final_forecasts(lake, d)
         if forecasts is not None:
             batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
         scores = lake.read_output("anomalies", d)
@@ -601,6 +695,8 @@ def run_all(cfg: Config, ctx: RunContext) -> Path:
         for step in (run_forecast, run_score):
             for shard in shards:
                 attempt(f"{step.__name__.removeprefix('run_')}:{shard}", partial(step, cfg, ctx, shard=shard))
+        if shards and not any(name.startswith("forecast:") for name, _ in failures):
+            attempt("adjust", partial(run_adjust, cfg, ctx))
         attempt("load", partial(run_load, cfg, ctx))
         path = attempt("report", partial(run_report, cfg, ctx))
         attempt("send_report", partial(run_send_report, cfg, ctx))  # after the load: a send undoes nothing

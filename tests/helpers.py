@@ -32,6 +32,8 @@ def check_results(cfg: Config) -> None:
     assert (fc.yhat_lo_95 <= fc.yhat_lo_80).all() and (fc.yhat_lo_80 <= fc.yhat).all()
     assert (fc.yhat <= fc.yhat_hi_80).all() and (fc.yhat_hi_80 <= fc.yhat_hi_95).all()
     assert fc.model.str.len().gt(0).all() and fc.model_version.str.startswith("seam-").all()
+    # the adjust step ran: a final forecast on every row, equal to the statistical one without overrides
+    assert (fc.yhat_final == fc.yhat).all() and fc.override_ids.isna().all()
     scores = erp["seam_anomaly_scores"]
     assert {"demand", "revenue", "order_count"} <= set(scores.metric)
     assert scores.score.between(0, 1).all()

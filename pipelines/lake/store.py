@@ -258,6 +258,19 @@ class Lake:
             return None
         return pd.concat([self.read_shard(output, run_date, k) for k in range(shards)], ignore_index=True)
 
+    def write_output(
+        self, output: str, run_date: date, frame: pd.DataFrame, *, notes: dict[str, Any]
+    ) -> Path:
+        """A night's output that comes in one piece (one shard), with `notes` (JSON) in its plan."""
+        self.write_shard_plan(output, run_date, 1)
+        self.annotate_shard_plan(output, run_date, "notes", notes)
+        return self.write_shard(output, run_date, 0, frame, manifest={"shards": 1})
+
+    def output_notes(self, output: str, run_date: date) -> dict[str, Any] | None:
+        """The `notes` of a one-piece output (`write_output`), or None."""
+        notes = self.shard_plan_notes(output, run_date).get("notes")
+        return dict(notes) if isinstance(notes, dict) else None
+
     def output_days(self, output: str) -> list[date]:
         return self._days(OUTPUTS, output)
 

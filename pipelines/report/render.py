@@ -75,6 +75,34 @@ def build_headlines(lines: pd.DataFrame, forecasts: pd.DataFrame | None, run_dat
     ]
 
 
+def build_override_section(notes: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report's planner-overrides section from the adjust step's notes (None: no final
+    forecast for the night): totals statistical versus final, each active override with its
+    effect, and the overrides skipped as invalid."""
+    if notes is None:
+        return None
+    stat, final = notes["units_statistical"], notes["units_final"]
+    active = sorted(notes["active"], key=lambda o: -abs(o.get("units_change") or 0.0))
+    return {
+        "units_statistical": stat,
+        "units_final": final,
+        "change": (final - stat) / stat if stat else None,
+        "rows_overridden": notes["rows_overridden"],
+        "fenced_rows": notes["fenced_rows"],
+        "active": [
+            {
+                **o,
+                "what": f"= {o['value']:g} units/day"
+                if o.get("value") is not None
+                else f"{o['relative_change']:+.0%}",
+                "where": o["warehouse"] or "all warehouses",
+            }
+            for o in active
+        ],
+        "skipped": notes["skipped"],
+    }
+
+
 def write_report(cfg: Config, ctx: RunContext) -> Path:
     """Render the report of one night into `<report.directory>/<run_date>/report.html`."""
     d = ctx.run_date
@@ -175,6 +203,10 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         anomalies_from=anomalies_from,
         blocked=blocked_datasets(cfg, d, sorted({t.dataset for s in cfg.sources for t in s.tables})),
         docs=_docs_link(cfg, d),
+        value_added=_value_added(cfg),
+        overrides=build_override_section(lake.output_notes("final_forecasts", forecasts_from))
+        if forecasts_from
+        else None,
     )
     out_dir = cfg.report.directory / d.isoformat()
     path = out_dir / "report.html"
@@ -256,6 +288,29 @@ def _top_incidents(
             }
         )
     return out
+
+
+def _value_added(cfg: Config) -> list[dict[str, Any]]:
+    """Forecast value added by lag week, from `seam_v_forecast_value_added` in the forecasts'
+    database (empty when it cannot be read: the report goes out anyway)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipelines.config import results_url
+    from pipelines.db import make_engine
+    from pipelines.errors import SeamError
+    from pipelines.overrides import build_value_added, read_value_added
+
+    name = cfg.results.forecasts
+    try:
+        engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
+        try:
+            table = build_value_added(read_value_added(engine))
+        finally:
+            engine.dispose()
+    except (SeamError, SQLAlchemyError) as err:
+        log.warning("report: no forecast value added: %s", str(err)[:300])
+        return []
+    return [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in table.to_dict("records")]
 
 
 def _docs_link(cfg: Config, d: date) -> str | None:

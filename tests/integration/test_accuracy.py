@@ -69,6 +69,8 @@ def _archive_rows(forecasts: pd.DataFrame) -> pd.DataFrame:
         explanation=None,
         fallback=False,
         training_snapshot_date=forecasts["run_date"],
+        yhat_final=forecasts["yhat"],
+        override_ids=None,
     )
 
 

@@ -34,6 +34,7 @@ def grant_block(name: str, *, db: str, suffix: str, owner: str) -> list[str]:
     sql = re.sub(r"\berp\b", db, text.group(1)).replace("erp_owner", owner)
     sql = re.sub(r"\bseam_load\b", f"seam_load_{suffix}", sql)  # not seam_load_batches
     sql = re.sub(r"\bseam_extract\b", f"seam_extract_{suffix}", sql)
+    sql = re.sub(r"\bseam_planner\b", f"seam_planner_{suffix}", sql)
     return [s.strip() for s in sql.split(";") if s.strip()]
 
 

@@ -55,6 +55,8 @@ def night(run_date: date, skus: int, seed: int, yhat: float | None = None) -> pd
     grid["explanation"] = np.where(rng.random(len(grid)) < 0.2, None, 'a "quoted", text\\n')
     grid["fallback"] = rng.random(len(grid)) < 0.3
     grid["training_snapshot_date"] = pd.Timestamp(run_date)
+    grid["yhat_final"] = y
+    grid["override_ids"] = None
     return grid
 
 

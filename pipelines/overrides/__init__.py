@@ -1,0 +1,59 @@
+"""Overrides stage: planners adjust the statistical forecast; each night produces the final forecast.
+
+Public functions:
+    check_new_overrides(rows, *, series, existing, today)   refuse a batch of new overrides whole
+                                                           (unknown series, overlaps, negative
+                                                           quantities, past dates): DataError
+    split_stored_overrides(stored, *, series, run_date)     the stored overrides in force tonight,
+                                                           and those skipped with the reason
+    build_final_forecast(forecasts, overrides, previous, *, run_date, fence_days)
+                                                           statistical rows -> rows with
+                                                           `yhat_final` and `override_ids`
+    adjust_forecasts(forecasts, stored, previous, *, run_date, fence_days) -> Adjusted
+                                                           the night's whole stage: final rows,
+                                                           active and skipped overrides, notes
+    summarize_overrides(final, overrides)                  each override's rows and effect on units
+    read_value_added(engine) -> build_value_added(by_lag)    forecast value added by lag week:
+                                                           naive vs statistical vs final
+    read_overrides / insert_overrides / expire_overrides / read_forecast_series
+                                                           `seam_forecast_overrides` in a results
+                                                           database (planners' input, not a result)
+
+Contract: an override covers one SKU in one warehouse (or, warehouse NULL, in every warehouse) for
+the target dates start_date .. end_date; `value` replaces the forecast (units/day) and
+`relative_change` multiplies it by (1 + relative_change).  At most one override applies to a row
+(overlaps are refused or skipped).  Inside the time fence (the first `fence_days` target dates after
+the night) the final forecast is last night's final forecast, whatever changed since.
+"""
+
+from pipelines.overrides.apply import (
+    Adjusted,
+    adjust_forecasts,
+    build_final_forecast,
+    build_value_added,
+    summarize_overrides,
+)
+from pipelines.overrides.rules import OVERRIDE_COLUMNS, check_new_overrides, split_stored_overrides
+from pipelines.overrides.store import (
+    expire_overrides,
+    insert_overrides,
+    read_forecast_series,
+    read_overrides,
+    read_value_added,
+)
+
+__all__ = [
+    "OVERRIDE_COLUMNS",
+    "Adjusted",
+    "adjust_forecasts",
+    "build_final_forecast",
+    "build_value_added",
+    "check_new_overrides",
+    "expire_overrides",
+    "insert_overrides",
+    "read_forecast_series",
+    "read_overrides",
+    "read_value_added",
+    "split_stored_overrides",
+    "summarize_overrides",
+]

@@ -1,0 +1,158 @@
+"""The final forecast: the statistical forecast with the overrides in force, frozen inside the
+time fence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.overrides.rules import split_stored_overrides
+
+KEY = ["sku", "warehouse", "target_date"]
+
+
+def build_final_forecast(
+    forecasts: pd.DataFrame,
+    overrides: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    *,
+    run_date: date,
+    fence_days: int,
+) -> pd.DataFrame:
+    """`forecasts` (rows of `seam_forecasts`, statistical) plus `yhat_final` and `override_ids`.
+
+    `overrides`: the valid overrides in force (`split_stored_overrides`), at most one per row; a
+    `value` replaces `yhat`, a `relative_change` multiplies it by (1 + relative_change).
+    `previous`: the latest earlier night's final rows (`sku, warehouse, target_date, yhat_final,
+    override_ids`) or None; for target dates up to run_date + fence_days the final forecast (and
+    its override ids) is the previous one where it has the row.
+    """
+    out = forecasts.copy()
+    out["target_date"] = pd.to_datetime(out["target_date"])
+    final = out["yhat"].astype(float).to_numpy(copy=True)
+    ids = np.full(len(out), None, dtype=object)
+    for o in overrides.sort_values("override_id").itertuples(index=False):
+        hit = (
+            (out["sku"] == o.sku).to_numpy()
+            & ((out["warehouse"] == o.warehouse).to_numpy() if o.warehouse is not None else True)
+            & (out["target_date"] >= o.start_date).to_numpy()
+            & (out["target_date"] <= o.end_date).to_numpy()
+        )
+        final[hit] = o.value if not pd.isna(o.value) else final[hit] * (1.0 + o.relative_change)
+        tag = str(int(o.override_id))
+        ids[hit] = [tag if cur is None else f"{cur},{tag}" for cur in ids[hit]]
+    out["yhat_final"] = final
+    out["override_ids"] = ids
+    if fence_days > 0 and previous is not None and len(previous):
+        fence_end = pd.Timestamp(run_date) + pd.Timedelta(days=fence_days)
+        prev = previous[[*KEY, "yhat_final", "override_ids"]].assign(
+            target_date=lambda p: pd.to_datetime(p["target_date"])
+        )
+        merged = out[KEY].merge(prev, on=KEY, how="left", validate="one_to_one")
+        frozen = (out["target_date"] <= fence_end).to_numpy() & merged["yhat_final"].notna().to_numpy()
+        out.loc[frozen, "yhat_final"] = merged.loc[frozen, "yhat_final"].to_numpy()
+        out.loc[frozen, "override_ids"] = [
+            None if v is None or pd.isna(v) else str(v) for v in merged.loc[frozen, "override_ids"]
+        ]
+    return out
+
+
+def summarize_overrides(final: pd.DataFrame, overrides: pd.DataFrame) -> pd.DataFrame:
+    """One row per override in `overrides`: the final rows it shaped tonight (`rows`) and its
+    effect on the units forecast over them (`units_statistical`, `units_final`, `units_change`)."""
+    tagged = final[["override_ids", "yhat", "yhat_final"]].dropna(subset=["override_ids"])
+    tagged = tagged.assign(override_id=tagged["override_ids"].str.split(",")).explode("override_id")
+    tagged["override_id"] = tagged["override_id"].astype(int)
+    effect = tagged.groupby("override_id").agg(
+        rows=("yhat", "size"), units_statistical=("yhat", "sum"), units_final=("yhat_final", "sum")
+    )
+    out = overrides.merge(effect, left_on="override_id", right_index=True, how="left")
+    out["rows"] = out["rows"].fillna(0).astype(int)
+    out[["units_statistical", "units_final"]] = out[["units_statistical", "units_final"]].fillna(0.0)
+    out["units_change"] = out["units_final"] - out["units_statistical"]
+    return out.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    """A night's final forecast and what shaped it."""
+
+    final: pd.DataFrame  # rows of seam_forecasts with yhat_final and override_ids
+    active: pd.DataFrame  # the overrides applied tonight, with `summarize_overrides`' effect columns
+    skipped: pd.DataFrame  # stored overrides in force but invalid, with `problem`
+    fenced_rows: int  # rows whose final forecast is last night's (inside the time fence)
+
+    def notes(self) -> dict[str, Any]:
+        """A JSON-able summary for the report and the DAG: totals, active and skipped overrides."""
+        f = self.final
+        return {
+            "units_statistical": float(f["yhat"].sum()),
+            "units_final": float(f["yhat_final"].sum()),
+            "rows_overridden": int(f["override_ids"].notna().sum()),
+            "fenced_rows": self.fenced_rows,
+            "active": [_jsonable(r) for r in self.active.to_dict("records")],
+            "skipped": [_jsonable(r) for r in self.skipped.to_dict("records")],
+        }
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            out[k] = None
+        elif isinstance(v, pd.Timestamp):
+            out[k] = v.isoformat() if k == "created_at" else v.date().isoformat()
+        elif isinstance(v, np.integer):
+            out[k] = int(v)
+        elif isinstance(v, np.floating):
+            out[k] = float(v)
+        else:
+            out[k] = v
+    return out
+
+
+def adjust_forecasts(
+    forecasts: pd.DataFrame,
+    stored: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    *,
+    run_date: date,
+    fence_days: int,
+) -> Adjusted:
+    """Check the stored overrides against tonight's series, apply the valid ones in force and
+    freeze the time fence (see `build_final_forecast`)."""
+    series = forecasts[["sku", "warehouse"]].drop_duplicates()
+    valid, skipped = split_stored_overrides(stored, series=series, run_date=run_date)
+    final = build_final_forecast(forecasts, valid, previous, run_date=run_date, fence_days=fence_days)
+    fenced = 0
+    if fence_days > 0 and previous is not None and len(previous):
+        fence_end = pd.Timestamp(run_date) + pd.Timedelta(days=fence_days)
+        keys = previous[KEY].assign(target_date=pd.to_datetime(previous["target_date"]))
+        inside = final[final["target_date"] <= fence_end][KEY].merge(keys, on=KEY)
+        fenced = len(inside)
+    return Adjusted(final, summarize_overrides(final, valid), skipped, fenced)
+
+
+def build_value_added(by_lag: pd.DataFrame, *, week: int = 7) -> pd.DataFrame:
+    """Forecast value added per lag week (lags 1-7, 8-14, ...) from per-lag sums
+    (`read_value_added`): WAPE and bias of the naive, statistical and final forecasts and the
+    deltas (`fva_statistical` = WAPE naive - statistical, `fva_final` = WAPE statistical - final;
+    > 0: the step made the forecast better)."""
+    if by_lag.empty:
+        return pd.DataFrame()
+    start = ((by_lag["lag_days"] - 1) // week) * week + 1
+    g = by_lag.assign(lags=start.astype(str) + "-" + (start + week - 1).astype(str), first=start)
+    s = g.groupby(["first", "lags"], as_index=False).sum(numeric_only=True).sort_values("first")
+    actual = s["sum_actual"].where(s["sum_actual"] != 0)
+    out = pd.DataFrame({"lags": s["lags"], "n_points": s["n_points"].astype(int)})
+    out["n_overridden"] = s["n_overridden"].astype(int)
+    for kind in ("naive", "statistical", "final"):
+        out[f"wape_{kind}"] = s[f"sum_abs_error_{kind}"] / actual
+        out[f"bias_{kind}"] = (s[f"sum_{kind}"] - s["sum_actual"]) / actual
+    out["fva_statistical"] = out["wape_naive"] - out["wape_statistical"]
+    out["fva_final"] = out["wape_statistical"] - out["wape_final"]
+    return out.reset_index(drop=True)

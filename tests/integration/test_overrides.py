@@ -1,0 +1,568 @@
+"""Planner overrides for real: `seam override` against SQLite, a night with overrides producing the
+final forecast with traced ids, the time fence, the report section, and the planners' login of
+docs/grants.md on PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from pipelines.cli import main
+from pipelines.config import load_config, source_url
+from pipelines.db import make_engine
+from pipelines.errors import DataError
+from pipelines.load import load_batch
+from pipelines.overrides import (
+    adjust_forecasts,
+    check_new_overrides,
+    insert_overrides,
+    read_forecast_series,
+    read_overrides,
+)
+from pipelines.run_context import RunContext
+from pipelines.state import migrate
+from pipelines.steps import run_all, run_migrate
+from tests.conftest import NIGHT, write_config
+from tests.integration.test_load import _end_sessions, grant_block
+from tests.integration.test_load_reliability import night
+
+pytestmark = pytest.mark.integration
+TODAY = "2026-11-22"
+
+
+@pytest.fixture
+def planner_db(tmp_path, monkeypatch):
+    """A migrated config (the demo's, on empty databases) whose forecasts' database holds one night
+    of forecasts (S0000..S0002 x W1, W2) and no overrides."""
+    tag = uuid.uuid4().hex[:6].upper()
+    monkeypatch.setenv(f"SEAM_ERP_{tag}", f"sqlite:///{tmp_path / 'erp.db'}")
+    monkeypatch.setenv(f"SEAM_CRM_{tag}", f"sqlite:///{tmp_path / 'crm.db'}")
+    path = write_config(
+        tmp_path / "seam.yml",
+        erp_env=f"SEAM_ERP_{tag}",
+        crm_env=f"SEAM_CRM_{tag}",
+        lake=tmp_path / "lake",
+        reports=tmp_path / "reports",
+    )
+    cfg = load_config(path)
+    run_migrate(cfg)
+    engine = make_engine(source_url(cfg.source("erp")), write=True)
+    load_batch(engine, "seam_forecasts", NIGHT, night(NIGHT, 3, seed=1))
+    engine.dispose()
+    return path, cfg
+
+
+def seam(*args: str) -> int:
+    return main(list(args))
+
+
+def stored(cfg) -> pd.DataFrame:
+    engine = make_engine(source_url(cfg.source("erp")))
+    try:
+        return read_overrides(engine)
+    finally:
+        engine.dispose()
+
+
+def add(path: Path, *args: str) -> int:
+    return seam("override", "add", "--config", str(path), "--today", TODAY, "--author", "ann", *args)
+
+
+def test_add_list_remove(planner_db, capsys):
+    path, cfg = planner_db
+    assert (
+        add(
+            path,
+            "--sku",
+            "S0000",
+            "--warehouse",
+            "W1",
+            "--from",
+            "2026-11-24",
+            "--to",
+            "2026-11-30",
+            "--value",
+            "40",
+            "--reason",
+            "trade fair",
+        )
+        == 0
+    )
+    assert (
+        add(
+            path,
+            "--sku",
+            "S0001",
+            "--from",
+            "2026-11-24",
+            "--to",
+            "2026-12-02",
+            "--change=-25%",
+            "--reason",
+            "recall",
+            "--expires",
+            "2026-11-28",
+        )
+        == 0
+    )
+    assert "added 1 override(s): ids [1]" in capsys.readouterr().out
+    rows = stored(cfg)
+    assert list(rows.override_id) == [1, 2]
+    assert rows.loc[1, "relative_change"] == pytest.approx(-0.25) and rows.loc[1, "warehouse"] is None
+    assert (
+        rows.loc[0, "value"] == 40
+        and rows.loc[0, "author"] == "ann"
+        and rows.loc[0, "reason"] == "trade fair"
+    )
+    assert rows.created_at.notna().all() and rows.loc[1, "expires_on"] == pd.Timestamp("2026-11-28")
+    assert seam("override", "list", "--config", str(path), "--today", TODAY) == 0
+    out = capsys.readouterr().out
+    assert "#1  S0000 x W1  2026-11-24..2026-11-30  = 40/day  by ann" in out and "trade fair" in out
+    assert "#2  S0001 x all warehouses" in out and "-25%" in out and "expires 2026-11-28" in out
+    assert seam("override", "remove", "--config", str(path), "--today", TODAY, "1") == 0
+    assert seam("override", "list", "--config", str(path), "--today", TODAY) == 0
+    out = capsys.readouterr().out
+    assert "#1 " not in out and "#2 " in out
+    assert seam("override", "list", "--config", str(path), "--today", TODAY, "--all") == 0
+    assert "#1 " in capsys.readouterr().out  # kept, so forecasts it shaped stay traceable
+    # a removed override no longer blocks a new one on its dates
+    assert (
+        add(
+            path,
+            "--sku",
+            "S0000",
+            "--warehouse",
+            "W1",
+            "--from",
+            "2026-11-25",
+            "--to",
+            "2026-11-26",
+            "--value",
+            "1",
+            "--reason",
+            "r",
+        )
+        == 0
+    )
+    assert seam("override", "remove", "--config", str(path), "--today", TODAY, "2", "99") == 2
+    assert "no override with id [99]" in capsys.readouterr().err
+    assert stored(cfg).loc[1, "expires_on"] == pd.Timestamp("2026-11-28")  # nothing removed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--sku", "NOPE", "--from", "2026-11-24", "--to", "2026-11-25", "--value", "1"),
+            "unknown SKU 'NOPE'",
+        ),
+        (
+            (
+                "--sku",
+                "S0000",
+                "--warehouse",
+                "W7",
+                "--from",
+                "2026-11-24",
+                "--to",
+                "2026-11-25",
+                "--value",
+                "1",
+            ),
+            "unknown series SKU 'S0000' x warehouse 'W7'",
+        ),
+        (
+            ("--sku", "S0000", "--from", "2026-11-30", "--to", "2026-12-01", "--value", "1"),
+            "overlaps override #1 S0000 x W1",
+        ),
+        (
+            ("--sku", "S0002", "--from", "2026-11-24", "--to", "2026-11-25", "--value", "-5"),
+            "value must be a quantity >= 0",
+        ),
+        (
+            ("--sku", "S0002", "--from", "2026-11-24", "--to", "2026-11-25", "--change=-120%"),
+            "must be >= -1",
+        ),
+        (
+            ("--sku", "S0002", "--from", "2026-11-20", "--to", "2026-11-25", "--value", "1"),
+            "start_date 2026-11-20 is in the past",
+        ),
+        (
+            ("--sku", "S0002", "--from", "2026-11-26", "--to", "2026-11-25", "--value", "1"),
+            "end_date 2026-11-25 is before start_date",
+        ),
+    ],
+)
+def test_bad_rows_are_refused_with_exit_4_and_nothing_written(planner_db, capsys, args, message):
+    path, cfg = planner_db
+    assert (
+        add(
+            path,
+            "--sku",
+            "S0000",
+            "--warehouse",
+            "W1",
+            "--from",
+            "2026-11-24",
+            "--to",
+            "2026-11-30",
+            "--value",
+            "40",
+            "--reason",
+            "r",
+        )
+        == 0
+    )
+    assert add(path, *args, "--reason", "r") == 4
+    err = capsys.readouterr().err
+    assert message in err and "nothing was written" in err and "Traceback" not in err
+    assert list(stored(cfg).override_id) == [1]
+
+
+def test_usage_errors_exit_2(planner_db, capsys, tmp_path):
+    path, _ = planner_db
+    with pytest.raises(SystemExit) as ex:  # argparse: value and change are exclusive, one is required
+        add(
+            path,
+            "--sku",
+            "S0000",
+            "--from",
+            "2026-11-24",
+            "--to",
+            "2026-11-25",
+            "--value",
+            "1",
+            "--change",
+            "0.1",
+            "--reason",
+            "r",
+        )
+    assert ex.value.code == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,qty\nS0000,1\n")
+    assert seam("override", "import", "--config", str(path), "--today", TODAY, str(bad)) == 2
+    assert (
+        "missing ['author', 'end_date', 'reason', 'start_date'], unknown ['qty']" in capsys.readouterr().err
+    )
+
+
+def test_import_is_all_or_nothing(planner_db, capsys, tmp_path):
+    path, cfg = planner_db
+    header = "sku,warehouse,start_date,end_date,value,relative_change,author,reason,expires_on\n"
+    good = [
+        "S0000,W1,2026-11-24,2026-11-27,12,,ann,fair,\n",
+        'S0000,W2,2026-11-24,2026-11-27,,0.3,ann,"promo, mailing",2026-11-26\n',
+        "S0001,,2026-11-24,2026-12-05,,-0.1,bob,price up,\n",
+    ]
+    bad = [
+        *good,
+        "S0002,W1,2026-11-24,2026-11-25,-4,,carl,typo,\n",
+        "S0001,W2,2026-11-30,2026-12-01,3,,dan,overlap,\n",
+    ]
+    csv = tmp_path / "overrides.csv"
+    csv.write_text(header + "".join(bad))
+    assert seam("override", "import", "--config", str(path), "--today", TODAY, str(csv)) == 4
+    err = capsys.readouterr().err
+    assert "2 of 5 override(s) refused, nothing was written" in err
+    assert "row 4 (S0002 x W1" in err and "row 5 (S0001 x W2" in err and "overlaps row 3 of this batch" in err
+    assert stored(cfg).empty
+    csv.write_text(header + "".join(good))
+    assert seam("override", "import", "--config", str(path), "--today", TODAY, str(csv)) == 0
+    rows = stored(cfg)
+    assert list(rows.reason) == ["fair", "promo, mailing", "price up"] and rows.warehouse.isna().tolist() == [
+        False,
+        False,
+        True,
+    ]
+
+
+def test_the_database_refuses_what_its_checks_see(planner_db):
+    _, cfg = planner_db
+    engine = make_engine(source_url(cfg.source("erp")), write=True)
+    insert = (
+        "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, relative_change, author, reason) "
+        "VALUES ('S0000', 'W1', '2026-11-24', '2026-11-25', {v}, {c}, 'sql', 'r')"
+    )
+    for v, c in (("-1", "NULL"), ("NULL", "NULL"), ("1", "0.5"), ("NULL", "-2")):
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.exec_driver_sql(insert.format(v=v, c=c))
+    engine.dispose()
+
+
+def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, caplog):
+    path = demo_env(lean=True)
+    raw = yaml.safe_load(path.read_text())
+    raw["forecast"]["time_fence_days"] = 3
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg = load_config(path)
+    before = NIGHT - timedelta(days=1)
+    run_all(cfg, RunContext(before))
+    url = source_url(cfg.source("erp"))
+    erp = sa.create_engine(url)
+    # made after last night's run: a planner with the CLI, and two bad rows written with plain SQL
+    day = lambda n: (NIGHT + timedelta(days=n)).isoformat()  # noqa: E731
+    assert (
+        add(
+            path,
+            "--sku",
+            "SKU-0001",
+            "--warehouse",
+            "WH01",
+            "--from",
+            day(1),
+            "--to",
+            day(8),
+            "--value",
+            "55",
+            "--reason",
+            "trade fair",
+        )
+        == 0
+    )
+    assert (
+        add(
+            path,
+            "--sku",
+            "SKU-0002",
+            "--from",
+            day(2),
+            "--to",
+            day(20),
+            "--change",
+            "+50%",
+            "--reason",
+            "promo",
+        )
+        == 0
+    )
+    with erp.begin() as conn:
+        for sku, wh in (("SKU-9999", "'WH01'"), ("SKU-0001", "NULL")):
+            conn.exec_driver_sql(
+                "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, author, reason) "
+                f"VALUES ('{sku}', {wh}, '{day(5)}', '{day(6)}', 1, 'sql', 'by hand')"
+            )
+    with caplog.at_level(logging.WARNING, logger="pipelines.steps"):
+        report = run_all(cfg, RunContext(NIGHT))
+    warnings = [r.getMessage() for r in caplog.records if "data quality: override" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "override #3 (SKU-9999 x WH01, by sql) skipped tonight: unknown series" in warnings[0]
+    assert (
+        "override #4 (SKU-0001 x all warehouses, by sql) skipped tonight: overlaps override #1" in warnings[1]
+    )
+    with erp.connect() as conn:
+        fc = pd.read_sql(
+            sa.text("SELECT * FROM seam_forecasts ORDER BY run_date, sku, warehouse, target_date"), conn
+        )
+        status = dict(
+            conn.execute(
+                sa.text("SELECT step, status FROM seam_run_ledger WHERE run_date = :d"), {"d": NIGHT}
+            ).all()
+        )
+    erp.dispose()
+    assert status["adjust"] == "success"
+    fc["target_date"] = pd.to_datetime(fc["target_date"])
+    fc["run_date"] = pd.to_datetime(fc["run_date"]).dt.date
+    last, tonight = fc[fc.run_date == before], fc[fc.run_date == NIGHT]
+    assert last.override_ids.isna().all() and (last.yhat_final == last.yhat).all()
+    key = ["sku", "warehouse", "target_date"]
+    both = tonight.merge(
+        last[[*key, "yhat_final", "override_ids"]], on=key, suffixes=("", "_last"), how="left"
+    )
+    fence_end = pd.Timestamp(NIGHT + timedelta(days=3))
+    fenced, free = both[both.target_date <= fence_end], both[both.target_date > fence_end]
+    # inside the fence: last night's final forecast, whatever was overridden since
+    assert len(fenced) == 12 * 3
+    assert (fenced.yhat_final == fenced.yhat_final_last).all() and fenced.override_ids.isna().all()
+    assert not (
+        fenced.yhat_final == fenced.yhat
+    ).all()  # tonight's statistical forecast moved; the final did not
+    a = free[(free.sku == "SKU-0001") & (free.warehouse == "WH01")].set_index("target_date")
+    assert (a.loc[: day(8), "yhat_final"] == 55.0).all() and (a.loc[: day(8), "override_ids"] == "1").all()
+    assert (
+        a.loc[day(9) :, "override_ids"].isna().all()
+        and (a.loc[day(9) :, "yhat_final"] == a.loc[day(9) :, "yhat"]).all()
+    )
+    b = free[free.sku == "SKU-0002"]
+    assert len(b) == 2 * (cfg.forecast.horizon - 3)
+    assert (b.override_ids == "2").all() and (b.yhat_final - b.yhat * 1.5).abs().max() < 1e-9
+    rest = free[
+        ~free.sku.isin(["SKU-0001", "SKU-0002"]) | ((free.sku == "SKU-0001") & (free.warehouse == "WH02"))
+    ]
+    assert rest.override_ids.isna().all() and (rest.yhat_final == rest.yhat).all()
+    # the report: totals, each override with its effect, the skipped rows
+    text = (report.parent / "report.txt").read_text()
+    section = text[text.index("PLANNER OVERRIDES") : text.index("DATA QUALITY")]
+    assert "2 override(s) in force on" in section and "rows frozen by the time fence" in section
+    assert "#1 SKU-0001 x WH01" in section and "= 55 units/day" in section and "by ann: trade fair" in section
+    assert "#2 SKU-0002 x all warehouses" in section and "+50%" in section
+    assert "SKIPPED #3 SKU-9999 x WH01 by sql: unknown series" in section and "SKIPPED #4" in section
+    # forecast value added: last night's lag-1 forecasts of tonight now have actuals
+    fva = text[text.index("FORECAST VALUE ADDED") : text.index("DATA QUALITY")]
+    assert "lags 1-7: 12 points (0 overridden), WAPE " in fva
+    with sa.create_engine(url).connect() as conn:
+        view = pd.read_sql(sa.text("SELECT * FROM seam_v_forecast_value_added"), conn)
+    assert len(view) == 12 and (view.lag_days == 1).all() and (view.n_points == 1).all()
+    assert (view.fva_wape_final.fillna(0) == 0).all()  # no override reached a scored day yet
+    expected = (view.sum_abs_error_naive - view.sum_abs_error_statistical) / view.sum_actual
+    assert ((view.fva_wape_statistical - expected).abs().fillna(0) < 1e-9).all()
+    html = report.read_text()
+    assert "<h2>Forecast value added</h2>" in html
+    assert "<h2>Planner overrides</h2>" in html and "trade fair" in html and "Skipped as invalid" in html
+    # the load ran on tonight's final forecast: a second night's run changes nothing
+    run_all(cfg, RunContext(NIGHT))
+    again = sa.create_engine(url)
+    with again.connect() as conn:
+        fc2 = pd.read_sql(
+            sa.text("SELECT * FROM seam_forecasts ORDER BY run_date, sku, warehouse, target_date"), conn
+        )
+    again.dispose()
+    fc2["target_date"] = pd.to_datetime(fc2["target_date"])
+    fc2["run_date"] = pd.to_datetime(fc2["run_date"]).dt.date
+    pd.testing.assert_frame_equal(fc, fc2)
+
+
+def _planner_check(load_url: str, planner_url: str) -> None:
+    """As the load login: migrate and load a night; as the planner: add overrides, be refused
+    everything else; as the night: read them back, checked, and load the final forecast."""
+    load = make_engine(load_url, write=True)
+    migrate(load)  # (PostgreSQL: already done, before the table grants)
+    fc = night(NIGHT, 3, seed=2)
+    load_batch(load, "seam_forecasts", NIGHT, fc)
+    planner = make_engine(planner_url, write=True)
+    new = pd.DataFrame(
+        [
+            {
+                "sku": "S0000",
+                "warehouse": "W1",
+                "start_date": "2026-11-24",
+                "end_date": "2026-11-26",
+                "value": 9.5,
+                "author": "ann",
+                "reason": "fair",
+            },
+            {
+                "sku": "S0001",
+                "warehouse": None,
+                "start_date": "2026-11-25",
+                "end_date": "2026-12-30",
+                "relative_change": -0.5,
+                "author": "ann",
+                "reason": "recall",
+            },
+        ]
+    )
+    checked = check_new_overrides(
+        new, series=read_forecast_series(planner), existing=read_overrides(planner), today=NIGHT
+    )
+    assert insert_overrides(planner, checked, created_at=datetime.now(UTC)) == [1, 2]
+    with pytest.raises(DataError, match="overlaps override #2"):
+        check_new_overrides(
+            new.iloc[1:], series=read_forecast_series(planner), existing=read_overrides(planner), today=NIGHT
+        )
+    with planner.begin() as conn:  # plain SQL, as the README shows
+        conn.exec_driver_sql(
+            "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, author, reason) "
+            "VALUES ('S0002', 'W9', '2026-11-24', '2026-11-25', 3, 'bob', 'wrong warehouse')"
+        )
+    for forbidden in (
+        "UPDATE seam_forecasts SET yhat = 0",
+        "DELETE FROM seam_run_ledger",
+        "CREATE TABLE seam_x (i int)",
+    ):
+        with pytest.raises(sa.exc.DBAPIError, match=r"denied|permission"), planner.begin() as conn:
+            conn.exec_driver_sql(forbidden)
+    planner.dispose()
+    stored = read_overrides(load)
+    assert list(stored.override_id) == [1, 2, 3] and stored.created_at.notna().all()
+    adjusted = adjust_forecasts(fc, stored, None, run_date=NIGHT, fence_days=0)
+    assert list(adjusted.skipped.override_id) == [3] and "unknown series" in adjusted.skipped.problem.iloc[0]
+    load_batch(load, "seam_forecasts", NIGHT, adjusted.final)
+    with load.connect() as conn:
+        got = pd.read_sql(
+            sa.text(
+                "SELECT sku, warehouse, target_date, yhat, yhat_final, override_ids FROM seam_v_latest_forecast"
+            ),
+            conn,
+        )
+    load.dispose()
+    got["target_date"] = pd.to_datetime(got["target_date"])
+    s0 = got[
+        (got.sku == "S0000") & (got.warehouse == "W1") & got.target_date.between("2026-11-24", "2026-11-26")
+    ]
+    assert len(s0) == 3 and (s0.yhat_final == 9.5).all() and (s0.override_ids == "1").all()
+    s1 = got[(got.sku == "S0001") & (got.target_date >= "2026-11-25")]
+    assert (
+        len(s1) == 2 * 12
+        and (s1.override_ids == "2").all()
+        and ((s1.yhat_final - s1.yhat * 0.5).abs() < 1e-9).all()
+    )
+    assert got[got.override_ids.isna()].eval("yhat_final == yhat").all()
+
+
+def test_planner_grants_postgresql(pg_database):
+    url = pg_database()
+    parsed = sa.make_url(url)
+    suffix = uuid.uuid4().hex[:8]
+    load_role, planner_role = f"seam_load_{suffix}", f"seam_planner_{suffix}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    as_role = lambda r: parsed.set(username=r, password=f"pw_{suffix}").render_as_string(hide_password=False)  # noqa: E731
+    try:
+        with admin.connect() as conn:
+            for block in ("postgresql-load", "postgresql-planner"):
+                for stmt in grant_block(
+                    block, db=parsed.database or "", suffix=suffix, owner=parsed.username or ""
+                ):
+                    conn.exec_driver_sql(stmt.replace("'change-me'", f"'pw_{suffix}'"))
+                    if stmt.startswith("CREATE ROLE seam_load"):
+                        conn.exec_driver_sql(f"GRANT {load_role} TO CURRENT_USER")
+        load = make_engine(as_role(load_role), write=True)
+        migrate(load)
+        with load.begin() as conn:  # the table grants, by the table's owner once it exists
+            for stmt in grant_block(
+                "postgresql-planner-tables", db=parsed.database or "", suffix=suffix, owner=""
+            ):
+                conn.exec_driver_sql(stmt)
+        load.dispose()
+        _planner_check(as_role(load_role), as_role(planner_role))
+    finally:
+        admin.dispose()
+        server = sa.create_engine(os.environ["SEAM_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+        with server.connect() as conn:
+            for role in (planner_role, load_role):
+                _end_sessions(conn, role)
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {planner_role}")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {load_role}")
+        server.dispose()
+
+
+def test_planner_grants_mariadb(mariadb_database):
+    url = mariadb_database()
+    parsed = sa.make_url(url)
+    suffix = uuid.uuid4().hex[:8]
+    users = [f"seam_load_{suffix}", f"seam_planner_{suffix}"]
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    as_user = lambda u: parsed.set(username=u, password=f"pw_{suffix}").render_as_string(hide_password=False)  # noqa: E731
+    try:
+        with admin.connect() as conn:
+            for block in ("mysql-load", "mysql-planner"):
+                if block == "mysql-planner":  # after the migration, as docs/grants.md says
+                    load = make_engine(as_user(users[0]), write=True)
+                    migrate(load)
+                    load.dispose()
+                for stmt in grant_block(block, db=parsed.database or "", suffix=suffix, owner=""):
+                    conn.exec_driver_sql(stmt.replace("'change-me'", f"'pw_{suffix}'").replace("%", "%%"))
+        _planner_check(as_user(users[0]), as_user(users[1]))
+    finally:
+        with admin.connect() as conn:
+            for user in users:
+                conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
+        admin.dispose()

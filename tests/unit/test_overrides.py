@@ -1,0 +1,265 @@
+"""Planner overrides: the rules, the final forecast, the time fence (pure functions, tiny frames)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from pipelines.errors import DataError
+from pipelines.overrides import (
+    adjust_forecasts,
+    build_final_forecast,
+    check_new_overrides,
+    split_stored_overrides,
+)
+
+NIGHT = date(2026, 11, 22)
+SERIES = pd.DataFrame({"sku": ["A", "A", "B"], "warehouse": ["W1", "W2", "W1"]})
+
+
+def forecasts(days: int = 10, yhat: float = 10.0) -> pd.DataFrame:
+    rows = [
+        {"run_date": pd.Timestamp(NIGHT), "sku": s, "warehouse": w, "target_date": t, "yhat": yhat}
+        for s, w in zip(SERIES["sku"], SERIES["warehouse"], strict=True)
+        for t in pd.date_range(pd.Timestamp(NIGHT) + pd.Timedelta(days=1), periods=days)
+    ]
+    return pd.DataFrame(rows)
+
+
+def override(
+    i: int,
+    sku: str = "A",
+    warehouse: str | None = "W1",
+    start: str = "2026-11-25",
+    end: str = "2026-11-28",
+    **kw,
+):
+    row = {
+        "override_id": i,
+        "sku": sku,
+        "warehouse": warehouse,
+        "start_date": start,
+        "end_date": end,
+        "value": None,
+        "relative_change": None,
+        "author": "ann",
+        "reason": "why",
+        "created_at": pd.Timestamp("2026-11-20", tz="UTC"),
+        "expires_on": None,
+    }
+    row.update(kw)
+    return row
+
+
+def stored(*rows: dict) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+def test_value_replaces_change_multiplies_and_ids_trace_each_row():
+    valid, skipped = split_stored_overrides(
+        stored(override(1, value=50.0), override(2, sku="B", warehouse=None, relative_change=-0.5)),
+        series=SERIES,
+        run_date=NIGHT,
+    )
+    assert skipped.empty
+    final = build_final_forecast(forecasts(), valid, None, run_date=NIGHT, fence_days=0)
+    a1 = final[(final.sku == "A") & (final.warehouse == "W1")].set_index("target_date")
+    assert (a1.loc["2026-11-25":"2026-11-28", "yhat_final"] == 50.0).all()
+    assert (a1.loc["2026-11-25":"2026-11-28", "override_ids"] == "1").all()
+    assert (a1.loc["2026-11-23":"2026-11-24", "yhat_final"] == 10.0).all()
+    assert a1.loc["2026-11-23":"2026-11-24", "override_ids"].isna().all()
+    b = final[final.sku == "B"].set_index("target_date")
+    assert (b.loc["2026-11-25":"2026-11-28", "yhat_final"] == 5.0).all()
+    assert (b.loc["2026-11-25":"2026-11-28", "override_ids"] == "2").all()
+    assert (final["yhat"] == 10.0).all()  # the statistical forecast is kept
+
+
+def test_time_fence_keeps_last_nights_final_forecast():
+    valid, _ = split_stored_overrides(
+        stored(override(1, start="2026-11-23", end="2026-11-30", value=50.0)), series=SERIES, run_date=NIGHT
+    )
+    previous = forecasts().assign(target_date=lambda f: f["target_date"], yhat_final=7.0, override_ids=None)
+    previous.loc[previous.target_date == pd.Timestamp("2026-11-24"), "override_ids"] = "9"
+    final = build_final_forecast(forecasts(), valid, previous, run_date=NIGHT, fence_days=3)
+    a1 = final[(final.sku == "A") & (final.warehouse == "W1")].set_index("target_date")
+    assert list(a1.loc["2026-11-23":"2026-11-25", "yhat_final"]) == [7.0, 7.0, 7.0]  # frozen
+    assert list(a1.loc["2026-11-23":"2026-11-25", "override_ids"].fillna("-")) == ["-", "9", "-"]
+    assert (a1.loc["2026-11-26":"2026-11-30", "yhat_final"] == 50.0).all()  # outside the fence
+    # without a previous final forecast there is nothing to freeze
+    first = build_final_forecast(forecasts(), valid, None, run_date=NIGHT, fence_days=3)
+    assert (
+        (
+            first[(first.sku == "A") & (first.warehouse == "W1")]
+            .set_index("target_date")
+            .loc["2026-11-23", "yhat_final"]
+        )
+        == 50.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (override(3, sku="Z", value=1.0), "unknown series SKU 'Z'"),
+        (override(3, sku="Z", warehouse=None, value=1.0), "unknown SKU 'Z'"),
+        (override(3, warehouse="W9", value=1.0), "unknown series SKU 'A' x warehouse 'W9'"),
+        (override(3, value=-1.0), "value must be a quantity >= 0"),
+        (override(3, relative_change=-1.5), "must be >= -1"),
+        (override(3, value=1.0, relative_change=0.1), "exactly one of value"),
+        (override(3), "exactly one of value"),
+        (override(3, start="2026-11-28", end="2026-11-25", value=1.0), "is before start_date"),
+        (override(3, author="", value=1.0), "author is empty"),
+        (
+            override(3, warehouse=None, start="2026-11-27", end="2026-12-01", value=1.0),
+            "overlaps override #1",
+        ),
+    ],
+)
+def test_invalid_stored_rows_are_skipped_with_the_reason(row, problem):
+    valid, skipped = split_stored_overrides(
+        stored(override(1, value=50.0), row), series=SERIES, run_date=NIGHT
+    )
+    assert list(valid.override_id) == [1]
+    assert list(skipped.override_id) == [3] and problem in skipped.problem.iloc[0]
+
+
+def test_expired_and_finished_overrides_are_not_in_force():
+    rows = stored(
+        override(1, value=1.0, expires_on="2026-11-21"),
+        override(2, sku="B", start="2026-11-01", end="2026-11-22", value=1.0),
+        override(3, warehouse="W2", value=1.0, expires_on="2026-11-22"),
+    )
+    valid, skipped = split_stored_overrides(rows, series=SERIES, run_date=NIGHT)
+    assert list(valid.override_id) == [3] and skipped.empty
+
+
+def test_new_overrides_are_refused_whole_naming_every_bad_row():
+    new = pd.DataFrame(
+        [
+            {
+                "sku": "A",
+                "warehouse": "W2",
+                "start_date": "2026-11-25",
+                "end_date": "2026-11-26",
+                "value": 3,
+                "author": "bob",
+                "reason": "ok",
+            },
+            {
+                "sku": "A",
+                "warehouse": None,
+                "start_date": "2026-11-26",
+                "end_date": "2026-11-27",
+                "value": 3,
+                "author": "bob",
+                "reason": "x",
+            },
+            {
+                "sku": "B",
+                "warehouse": "W1",
+                "start_date": "2026-11-10",
+                "end_date": "2026-11-27",
+                "value": 3,
+                "author": "bob",
+                "reason": "x",
+            },
+            {
+                "sku": "B",
+                "warehouse": "W2",
+                "start_date": "2026-11-25",
+                "end_date": "2026-11-27",
+                "value": -3,
+                "author": "bob",
+                "reason": "x",
+            },
+        ]
+    )
+    existing = stored(override(1, value=50.0))
+    with pytest.raises(DataError) as err:
+        check_new_overrides(new, series=SERIES, existing=existing, today=NIGHT)
+    text = str(err.value)
+    assert "3 of 4 override(s) refused, nothing was written" in text
+    assert "row 2" in text and "overlaps override #1" in text
+    assert "row 3" in text and "in the past" in text
+    assert "row 4" in text and "unknown series" in text and "quantity >= 0" in text
+    assert "  row 1 (" not in text  # row 1 is fine (row 2 overlaps it too)
+    ok = check_new_overrides(new.iloc[:1], series=SERIES, existing=existing, today=NIGHT)
+    assert len(ok) == 1
+
+
+def test_rows_of_one_batch_may_not_overlap_each_other():
+    new = pd.DataFrame(
+        [
+            {
+                "sku": "B",
+                "warehouse": "W1",
+                "start_date": "2026-11-25",
+                "end_date": "2026-11-26",
+                "relative_change": 0.1,
+                "author": "a",
+                "reason": "r",
+            },
+            {
+                "sku": "B",
+                "warehouse": None,
+                "start_date": "2026-11-26",
+                "end_date": "2026-11-28",
+                "relative_change": 0.1,
+                "author": "a",
+                "reason": "r",
+            },
+        ]
+    )
+    with pytest.raises(DataError, match=r"row 2 .*overlaps row 1 of this batch"):
+        check_new_overrides(new, series=SERIES, existing=stored(override(1, value=1.0)).iloc[:0], today=NIGHT)
+
+
+def test_adjust_reports_effects_totals_and_skipped():
+    adjusted = adjust_forecasts(
+        forecasts(),
+        stored(override(1, value=50.0), override(2, sku="Z", value=1.0)),
+        None,
+        run_date=NIGHT,
+        fence_days=2,
+    )
+    notes = adjusted.notes()
+    assert notes["rows_overridden"] == 4 and notes["fenced_rows"] == 0
+    assert notes["units_final"] - notes["units_statistical"] == pytest.approx(4 * 40.0)
+    (active,) = notes["active"]
+    assert (
+        active["override_id"] == 1 and active["rows"] == 4 and active["units_change"] == pytest.approx(160.0)
+    )
+    (skipped,) = notes["skipped"]
+    assert skipped["override_id"] == 2 and "unknown series" in skipped["problem"]
+
+
+def test_value_added_by_lag_week():
+    from pipelines.overrides import build_value_added
+
+    by_lag = pd.DataFrame(
+        {
+            "lag_days": [1, 2, 8],
+            "n_points": [2.0, 2.0, 1.0],
+            "n_overridden": [1.0, 0.0, 0.0],
+            "sum_actual": [10.0, 10.0, 0.0],
+            "sum_naive": [14.0, 6.0, 3.0],
+            "sum_statistical": [12.0, 9.0, 1.0],
+            "sum_final": [11.0, 9.0, 1.0],
+            "sum_abs_error_naive": [4.0, 4.0, 3.0],
+            "sum_abs_error_statistical": [2.0, 1.0, 1.0],
+            "sum_abs_error_final": [1.0, 1.0, 1.0],
+        }
+    )
+    out = build_value_added(by_lag).set_index("lags")
+    assert list(out.index) == ["1-7", "8-14"]
+    week = out.loc["1-7"]
+    assert week.n_points == 4 and week.n_overridden == 1
+    assert week.wape_naive == pytest.approx(0.4) and week.wape_statistical == pytest.approx(0.15)
+    assert week.wape_final == pytest.approx(0.1) and week.bias_final == pytest.approx(0.0)
+    assert week.fva_statistical == pytest.approx(0.25) and week.fva_final == pytest.approx(0.05)
+    assert (
+        out.loc["8-14"].isna()[["wape_final", "fva_final"]].all()
+    )  # no actual demand: undefined, not infinite
+    assert build_value_added(by_lag.iloc[:0]).empty
