@@ -8,8 +8,8 @@ forecast comes from its peers instead, the established series of the same produc
 - level: the peers' median recent level (their mean over their last `min_history` periods), shrunk
   towards the series' own observed rate by how much history it has (empirical Bayes, as in a
   Poisson-gamma model): own weight E / (E + k), E its observed periods (weighted by the week's
-  profile), k the peers' demand dispersion (variance / mean of a period) times their median level
-  over the variance of the peers' true levels, and k grows by as much as the series' own sales are
+  profile), k the peers' demand dispersion (variance / mean of a period) times their mean level
+  over the (robust) variance of the peers' true levels, and k grows by as much as the series' own sales are
   lumpier than the peers'. One early big order moves the level a little, a few weeks of steady
   sales move it all the way;
 - weekly shape: the profile of the series' warehouse (every established series there), shrunk
@@ -46,6 +46,8 @@ KEY_COLUMNS = ("unique_id", "category", "warehouse")
 MIN_PEERS_IN_WAREHOUSE = 3
 # Peers needed to estimate how much their levels differ; with fewer, they differ by 100%.
 MIN_PEERS_FOR_SPREAD = 5
+# Interquartile range of a normal distribution in standard deviations.
+IQR_PER_SD = 1.349
 # Smallest relative spread of the peers' levels (a category is never taken as all alike).
 MIN_LEVEL_CV = 0.1
 # Bounds of the periods of own history the peers' level is worth (k in E / (E + k)), in
@@ -281,7 +283,13 @@ class PeerStats:
 
 
 def _group(values: list[tuple[float, float]], window: int) -> PeerGroup:
-    """Level, spread and worth of one set of peers (in the order of their unique_id)."""
+    """Level, spread and worth of one set of peers (in the order of their unique_id).
+
+    The spread of the peers' true levels is robust (interquartile range, less the window means'
+    own sampling noise): a few best sellers must not make the peers look so different that a new
+    series' first order outweighs them, and a category where most series sell nothing in a window
+    (sparse demand) is a strong prior towards little.
+    """
     levels = np.array([v[0] for v in values])
     dispersions = np.array([v[1] for v in values])
     dispersions = dispersions[np.isfinite(dispersions) & (dispersions > 0)]
@@ -289,12 +297,13 @@ def _group(values: list[tuple[float, float]], window: int) -> PeerGroup:
     median = float(np.median(levels))
     mean = float(np.mean(levels))
     if len(levels) >= MIN_PEERS_FOR_SPREAD:
-        # the window means vary by the true levels' spread plus their own sampling noise
-        between = float(np.var(levels, ddof=1)) - dispersion * mean / window
+        q1, q3 = np.quantile(levels, [0.25, 0.75])
+        between = float((q3 - q1) / IQR_PER_SD) ** 2 - dispersion * mean / window
     else:
         between = mean**2
     between = max(between, (MIN_LEVEL_CV * mean) ** 2)
-    prior = dispersion * median / between if between > 0 else MIN_PRIOR
+    # Poisson-gamma: a prior of mean m and variance v is worth m / v periods of Poisson counts
+    prior = dispersion * mean / between if between > 0 else MIN_PRIOR
     prior = float(np.clip(prior, MIN_PRIOR, MAX_PRIOR_HISTORIES * window))
     return PeerGroup(median, between, dispersion, prior, len(levels))
 
