@@ -90,6 +90,9 @@ class ForecastSpec:
     # the first N target dates after the night keep last night's final forecast (planners' overrides
     # made since do not move them); 0: no fence
     time_fence_days: int = 0
+    # a series with less history than this (days since its SKU first sold) is a new product,
+    # forecast from its category's established series (pipelines.forecasting.peers)
+    new_product_days: int = 28
 
 
 @dataclass(frozen=True)
@@ -484,8 +487,15 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         history_days=_positive_int(fr.get("history_days", 730), "forecast.history_days"),
         max_fallback_share=float(fr.get("max_fallback_share", 0.2)),
         time_fence_days=_non_negative_int(fr.get("time_fence_days", 0), "forecast.time_fence_days"),
+        new_product_days=_positive_int(fr.get("new_product_days", 28), "forecast.new_product_days"),
     )
     fr.done()
+    if forecast.new_product_days >= forecast.history_days:
+        raise ConfigError(
+            f"forecast.new_product_days must be less than forecast.history_days "
+            f"({forecast.history_days}), got {forecast.new_product_days}: with it every series would be "
+            "forecast as a new product; lower forecast.new_product_days (default 28)"
+        )
     if tuple(forecast.levels) != FORECAST_LEVELS:
         raise ConfigError(
             f"forecast.levels: seam_forecasts stores the 80% and 95% intervals (columns yhat_lo_80 ... "

@@ -46,6 +46,7 @@ from pipelines.state import (
     Holder,
     StepRecord,
     acquire_night,
+    forecast_peers,
     forecast_week,
     migrate,
     next_attempt,
@@ -53,6 +54,7 @@ from pipelines.state import (
     release_night,
     require_migrated,
     shard_plan,
+    write_forecast_peers,
     write_forecast_week,
 )
 
@@ -216,13 +218,16 @@ def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
     """Decide tonight's shards of forecasting and scoring (what the DAG maps over).
 
     With more than one shard, the plan also records the business's week (closed days, the pooled
-    weekly profile) estimated from every shard's series, one shard in memory at a time: each
-    forecasting shard uses it, so a series' forecast does not depend on how the night is sharded.
+    weekly profile) and the new products' peers (per category and warehouse), estimated from every
+    shard's series, one shard in memory at a time: each forecasting shard uses them, so a series'
+    forecast does not depend on how the night is sharded.
     """
     with tracked(cfg, ctx, "plan") as out:
         shards = plan_shards(cfg, ctx.run_date)
         if shards > 1:
-            write_forecast_week(Lake(cfg.lake), ctx.run_date, _panel_week(cfg, ctx, shards))
+            week, peers = _panel_figures(cfg, ctx, shards)
+            write_forecast_week(Lake(cfg.lake), ctx.run_date, week)
+            write_forecast_peers(Lake(cfg.lake), ctx.run_date, peers)
         out.rows_out = shards
     return list(range(shards))
 
@@ -230,7 +235,9 @@ def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
 def _forecast_options(cfg: Config, freq: str) -> Any:
     from pipelines.forecasting import build_options
 
-    options = build_options(freq)
+    # new_product_days in periods of the forecast frequency (whole weeks rounded up)
+    periods = cfg.forecast.new_product_days if freq == "D" else -(-cfg.forecast.new_product_days // 7)
+    options = build_options(freq, new_product_periods=periods)
     if cfg.scale.processes_per_task is not None:
         options = replace(options, n_jobs=cfg.scale.processes_per_task)
     return options
@@ -255,22 +262,38 @@ def _shard_history(
     return series, history
 
 
-def _panel_week(cfg: Config, ctx: RunContext, shards: int) -> dict[str, Any] | None:
-    """The week of the whole night's panel, gathered shard by shard (None: no weekly cycle)."""
+def _categories(cfg: Config, ctx: RunContext) -> pd.DataFrame | None:
+    """The products' `sku, category` (None: no usable products dataset tonight)."""
+    if not cfg.has_dataset("products") or blocked_datasets(cfg, ctx.run_date, ["products"]):
+        log.warning("forecast %s: no usable products dataset, so new products have no peers", ctx.run_date)
+        return None
+    return read_dataset(cfg, "products", ctx.run_date)[["sku", "category"]]
+
+
+def _panel_figures(cfg: Config, ctx: RunContext, shards: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The week (None: no weekly cycle) and the new products' peers of the whole night's panel,
+    gathered shard by shard."""
+    from pipelines.forecasting import PeerStats
     from pipelines.forecasting.calendar import WeekStats
+    from pipelines.forecasting.peers import build_peer_keys
     from pipelines.forecasting.validation import build_series
 
     freq = _forecast_freq(cfg)
     options = _forecast_options(cfg, freq)
     stats = WeekStats(freq, options.season_lengths)
-    if not options.calendar or not stats.needed:
-        return None
+    with_week = options.calendar and stats.needed
+    peers = PeerStats(freq, options.new_product_periods)
+    products = _categories(cfg, ctx)
     for shard in range(shards):
         mine = sku_filter(cfg, ctx.run_date, shard, shards)
         if mine is not None:
-            stats.add(build_series(_shard_history(cfg, ctx, mine)[1], freq))
-    week = stats.finish()
-    return week.to_dict() if week is not None else None
+            series, history = _shard_history(cfg, ctx, mine)
+            inputs = build_series(history, freq)
+            if with_week:
+                stats.add(inputs)
+            peers.add(inputs, build_peer_keys(series, products))
+    week = stats.finish() if with_week else None
+    return (week.to_dict() if week is not None else None), peers.finish(week).to_dict()
 
 
 def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
@@ -281,8 +304,10 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
             run_forecast(cfg, ctx, shard=k)
         return lake.output_partition("forecasts", ctx.run_date)
     # heavy (statsmodels): import when used
+    from pipelines.forecasting import Peers
     from pipelines.forecasting import run_forecast as forecast_series
     from pipelines.forecasting.calendar import PanelWeek
+    from pipelines.forecasting.peers import PeerProfiles, build_peer_keys
     from pipelines.forecasting.rows import build_forecast_rows
 
     with tracked(cfg, ctx, f"forecast:{shard}") as out:
@@ -296,11 +321,14 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
             # one shard of several: the week of the whole night (see run_plan)
             week_data = forecast_week(lake, ctx.run_date) if shards > 1 else None
             week = PanelWeek.from_dict(week_data) if week_data is not None else None
+            profiles = PeerProfiles.from_dict(forecast_peers(lake, ctx.run_date)) if shards > 1 else None
             series, history = _shard_history(cfg, ctx, mine)
+            peers = Peers(build_peer_keys(series, _categories(cfg, ctx)), profiles)
             n_series = int(series["unique_id"].nunique())
             freq = _forecast_freq(cfg)
+            options = _forecast_options(cfg, freq)
             fc = forecast_series(
-                history, cfg.forecast.horizon, freq, cfg.forecast.levels, _forecast_options(cfg, freq), week
+                history, cfg.forecast.horizon, freq, cfg.forecast.levels, options, week, peers
             )
             frame = build_forecast_rows(
                 fc,

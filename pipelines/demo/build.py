@@ -96,6 +96,10 @@ class DemoSize:
     `demand="sparse"` replaces the busy retail demand with a sparse wholesale order book
     (`sparse_orders_per_series` order lines per SKU x warehouse over the history on average,
     weekdays only); everything else about the tables is the same.
+
+    `late_launches` is the share of SKUs launched in the last `launch_days` days (each on a day
+    drawn evenly from them; nothing sells before): the new products of the forecast. 0 (default)
+    leaves the demo exactly as without it.
     """
 
     days: int = 730
@@ -107,6 +111,8 @@ class DemoSize:
     anomalies: bool = True
     demand: Literal["dense", "sparse"] = "dense"
     sparse_orders_per_series: float = 6.0
+    late_launches: float = 0.0
+    launch_days: int = 56
 
     def __post_init__(self) -> None:
         for name, low in (("days", 60), ("skus", 1), ("warehouses", 1), ("customers", 1)):
@@ -118,6 +124,11 @@ class DemoSize:
         if not self.sparse_orders_per_series > 0:
             raise ConfigError(
                 f"demo size: sparse_orders_per_series must be > 0, got {self.sparse_orders_per_series}"
+            )
+        if not 0.0 <= self.late_launches <= 1.0 or not 1 <= self.launch_days < self.days:
+            raise ConfigError(
+                f"demo size: late_launches must be in [0, 1] and launch_days in [1, days), got "
+                f"{self.late_launches} and {self.launch_days}"
             )
 
     @property
@@ -181,6 +192,21 @@ def _sparse_demand(
         lines_per_rate=1.0,
         line_size=line_size,
     )
+
+
+def _launch_late(size: DemoSize, lam: np.ndarray) -> np.ndarray:
+    """`lam` (sku, warehouse, day) with `late_launches` of the SKUs selling only from a day in the
+    last `launch_days` days (own generator: the rest of the demo is drawn as without launches)."""
+    rng = np.random.default_rng([size.seed, 1])
+    n_sku, n_days = lam.shape[0], lam.shape[2]
+    count = max(1, round(size.late_launches * n_sku))
+    chosen = rng.choice(n_sku, count, replace=False)
+    launch = n_days - rng.integers(1, size.launch_days + 1, count)
+    alive = np.ones_like(lam, dtype=bool)
+    for sku, day in zip(chosen, launch, strict=True):
+        alive[sku, :, :day] = False
+    out: np.ndarray = np.where(alive, lam, 0.0)
+    return out
 
 
 def _lumpy_sizes(rng: np.random.Generator, mean: np.ndarray) -> np.ndarray:
@@ -317,6 +343,8 @@ def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
     else:
         demand = _dense_demand(rng, size, days, cat_idx, products, wh)
     lam, promo_disc, promotions, labels = demand.lam, demand.promo_disc, demand.promotions, demand.labels
+    if size.late_launches > 0:
+        lam = _launch_late(size, lam)
     sku_ids = products.sku.to_numpy()
     wh_ids = wh.warehouse_code.to_numpy()
     warm = min(120, n_days // 3)

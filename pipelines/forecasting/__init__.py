@@ -1,11 +1,21 @@
 """Forecasting stage: per-series model selection, combination and calibrated intervals.
 
 `forecast(history, horizon, freq, levels)` is the stage's contract; `run_forecast` takes a
-`ForecastOptions` for callers that need to tune it.
+`ForecastOptions` for callers that need to tune it, and `Peers` (categories and warehouses of the
+series) with which a series with a short history is forecast from its peers (`peers`).
 """
 
 from pipelines.forecasting.api import forecast, run_forecast
 from pipelines.forecasting.errors import ForecastInputError
 from pipelines.forecasting.options import ForecastOptions, build_options
+from pipelines.forecasting.peers import Peers, PeerStats
 
-__all__ = ["ForecastInputError", "ForecastOptions", "build_options", "forecast", "run_forecast"]
+__all__ = [
+    "ForecastInputError",
+    "ForecastOptions",
+    "PeerStats",
+    "Peers",
+    "build_options",
+    "forecast",
+    "run_forecast",
+]

@@ -7,14 +7,22 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from pipelines.forecasting.blas import limit_blas_threads, set_blas_threads
-from pipelines.forecasting.calendar import PanelWeek, SeriesCalendar, build_calendars
+from pipelines.forecasting.calendar import PanelWeek, SeriesCalendar, build_calendars, panel_week
 from pipelines.forecasting.intervals import fit_multipliers
 from pipelines.forecasting.options import ForecastOptions, build_options, future_index
+from pipelines.forecasting.peers import (
+    Peers,
+    build_peer_profiles,
+    find_new_products,
+    fit_new_product,
+    note_without_peers,
+)
 from pipelines.forecasting.selection import SeriesResult, fit_predict_series
 from pipelines.forecasting.validation import (
     SeriesInput,
@@ -39,6 +47,7 @@ OUTPUT_COLUMNS = (
     "level",
     "trend",
     "seasonal",
+    "new_product",
 )
 
 
@@ -65,7 +74,8 @@ def forecast(
         chosen forecast, RMSSE for intermittent series, NaN when the history is too short for a
         backtest), `fallback` / `fallback_reason` (a model failed and a simpler one was used, with
         the error), and the components `level`, `trend` (on the seasonally adjusted scale) and
-        `seasonal` (its contribution to yhat), NaN where the chosen model has none.
+        `seasonal` (its contribution to yhat), NaN where the chosen model has none; `new_product`
+        is None here (see `run_forecast`'s `peers`).
         Forecasts and bounds are finite, bounds are ordered, and series with a non-negative
         history are clipped at 0. For daily and sub-daily data, periods of the week in which no
         series of `history` ever had demand (a business closed at weekends) are forecast as 0
@@ -87,20 +97,28 @@ def run_forecast(
     levels: Sequence[float],
     options: ForecastOptions,
     week: PanelWeek | None = None,
+    peers: Peers | None = None,
 ) -> pd.DataFrame:
     """`forecast` with explicit options (season lengths, workers, backtest windows, clipping).
 
     `week` is the week of the whole panel when `history` is one shard of it (see
     `pipelines.forecasting.calendar.WeekStats`): with it, a series' point forecast does not depend
     on which other series share its shard. Without it, the week is estimated from `history`.
+
+    `peers` (the series' categories and warehouses, see `pipelines.forecasting.peers`) turns on
+    the forecast of new products: a series with less than `options.new_product_periods` periods
+    of history is forecast from its peers, and its `new_product` column says how (None for the
+    other series). Without `peers`, every series is forecast from its own history.
     """
     started = time.perf_counter()
     h, lvls = check_arguments(horizon, levels)
     check_history(history)
     build_options(freq)  # validates freq with a clear error
     series = build_series(history, freq)
+    if peers is not None and options.calendar and week is None and series:
+        week = panel_week(series, freq, options.season_lengths)
     calendars = build_calendars(series, freq, options.season_lengths, week) if options.calendar else None
-    results = _fit_all(series, calendars, h, options)
+    results = _fit_with_peers(series, calendars, h, options, freq, week, peers)
     # pooled in order of unique_id, not of the input rows
     by_id = sorted(range(len(series)), key=lambda i: series[i].unique_id)
     multipliers = {
@@ -122,6 +140,38 @@ def run_forecast(
 
 
 Task = tuple[np.ndarray, SeriesCalendar | None]
+
+
+def _fit_with_peers(
+    series: list[SeriesInput],
+    calendars: list[SeriesCalendar] | None,
+    horizon: int,
+    options: ForecastOptions,
+    freq: str,
+    week: PanelWeek | None,
+    peers: Peers | None,
+) -> list[SeriesResult]:
+    """Every series' result: new products from their peers, the others (and new products without
+    peers but with sales) from their own history."""
+    if peers is None:
+        return _fit_all(series, calendars, horizon, options)
+    profiles = peers.profiles or build_peer_profiles(
+        series, peers.keys, freq, options.new_product_periods, week
+    )
+    new = find_new_products(series, peers.keys, profiles, calendars)
+    done: dict[int, SeriesResult] = {}
+    for i, product in new.items():
+        cal = calendars[i] if calendars is not None else None
+        fitted = fit_new_product(series[i].y, horizon, product, cal, options.nonnegative)
+        if fitted is not None:
+            done[i] = fitted
+    rest = [i for i in range(len(series)) if i not in done]
+    fitted_rest = _fit_all(
+        [series[i] for i in rest], [calendars[i] for i in rest] if calendars else None, horizon, options
+    )
+    for i, result in zip(rest, fitted_rest, strict=True):
+        done[i] = replace(result, new_product=note_without_peers(new[i])) if i in new else result
+    return [done[i] for i in range(len(series))]
 
 
 def _fit_batch(batch: list[Task], horizon: int, options: ForecastOptions) -> list[SeriesResult]:
@@ -210,4 +260,5 @@ def build_output(
             if n
             else np.empty(0)
         )
+    cols["new_product"] = np.repeat(np.array([r.new_product for r in results], dtype=object), horizon)
     return pd.DataFrame(cols)

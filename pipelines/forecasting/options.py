@@ -36,6 +36,9 @@ class ForecastOptions:
             had demand are forecast as 0, and intermittent and low-volume forecasts follow the
             weekly profile. Only for frequencies with a weekly (or daily) cycle among the
             season lengths.
+        new_product_periods: with peers (`run_forecast(..., peers=...)`), a series with less
+            history than this many periods is a new product, forecast from its peers (see
+            `peers`); without peers this has no effect.
     """
 
     season_lengths: tuple[float, ...] = ()
@@ -49,6 +52,7 @@ class ForecastOptions:
     batch_size: int = 64
     serial_below: int = 40
     calendar: bool = True
+    new_product_periods: int = 28
 
     def __post_init__(self) -> None:
         checks = {
@@ -58,13 +62,14 @@ class ForecastOptions:
             "max_history": self.max_history >= 8,
             "batch_size": self.batch_size >= 1,
             "n_jobs": self.n_jobs is None or self.n_jobs >= 1,
+            "new_product_periods": self.new_product_periods >= 1,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ForecastInputError(
                     f"ForecastOptions.{name} is out of range, got {getattr(self, name)!r}; expected "
                     "backtest_windows >= 0, 1 <= min_combine <= combine_top, max_history >= 8, "
-                    "batch_size >= 1 and n_jobs None or >= 1"
+                    "batch_size >= 1, n_jobs None or >= 1 and new_product_periods >= 1"
                 )
         if any(p <= 1 for p in self.season_lengths):
             raise ForecastInputError(

@@ -7,7 +7,16 @@ from datetime import date
 
 import pandas as pd
 
-EXPLAINED = ("weights", "backtest_error", "fallback_reason", "level", "trend", "seasonal")
+EXPLAINED = ("weights", "backtest_error", "fallback_reason", "level", "trend", "seasonal", "new_product")
+# keys left out of a row's explanation when empty (a regular series' explanation is unchanged)
+OMITTED_WHEN_EMPTY = ("new_product",)
+
+
+def _explain(row: pd.Series) -> str:
+    values = {k: (None if pd.isna(v) else v) if not isinstance(v, str) else v for k, v in row.items()}
+    return json.dumps(
+        {k: v for k, v in values.items() if v is not None or k not in OMITTED_WHEN_EMPTY}, default=str
+    )
 
 
 def build_forecast_rows(
@@ -20,6 +29,9 @@ def build_forecast_rows(
 ) -> pd.DataFrame:
     """Rows of `seam_forecasts` (entity keys, bounds, model, explanation) from `forecast`'s output.
 
+    The explanation is a JSON object of the `EXPLAINED` columns; a new product's has `new_product`
+    (how its forecast was made from its peers, or why it is 0).
+
     `keys` maps each `unique_id` to its `sku` and `warehouse` (the columns of
     `pipelines.series.build_demand_series`): ids are never parsed back into keys.
     """
@@ -29,17 +41,7 @@ def build_forecast_rows(
     if parts.isna().any().any():
         raise ValueError("build_forecast_rows: forecast series without sku and warehouse in `keys`")
     explain_cols = [c for c in EXPLAINED if c in fc.columns]
-    explanation = (
-        fc[explain_cols].apply(
-            lambda r: json.dumps(
-                {k: (None if pd.isna(v) else v) if not isinstance(v, str) else v for k, v in r.items()},
-                default=str,
-            ),
-            axis=1,
-        )
-        if explain_cols
-        else None
-    )
+    explanation = fc[explain_cols].apply(_explain, axis=1) if explain_cols else None
     return pd.DataFrame(
         {
             "run_date": pd.Timestamp(run_date),

@@ -67,6 +67,7 @@ class SeriesResult:
     fallback_reason: str | None = None
     nonnegative: bool = False
     components: dict[str, np.ndarray] = field(default_factory=dict)
+    new_product: str | None = None  # how a series with a short history was forecast (see `peers`)
 
     def last_steps(self, horizon: int) -> SeriesResult:
         """The same result restricted to its last `horizon` steps."""

@@ -9,6 +9,7 @@ Public functions:
     write_shard_plan / shard_plan                             tonight's shard counts
     write_forecast_week / forecast_week                       the night's panel week, for every
                                                               forecasting shard
+    write_forecast_peers / forecast_peers                     the night's new-product peers, idem
     acquire_night / release_night / next_attempt              one run of a night at a time, every
                                                               attempt kept (`seam_night_locks`)
     read_status / summarize / format_status                   what happened each night: `seam
@@ -23,8 +24,10 @@ from pipelines.state.migrations import migrate, migration_files, pending_migrati
 from pipelines.state.nights import Holder, NightRunningError, acquire_night, next_attempt, release_night
 from pipelines.state.shard_plans import (
     SHARDED_OUTPUTS,
+    forecast_peers,
     forecast_week,
     shard_plan,
+    write_forecast_peers,
     write_forecast_week,
     write_shard_plan,
 )
@@ -48,6 +51,7 @@ __all__ = [
     "acquire_night",
     "commit_watermark",
     "expected_steps",
+    "forecast_peers",
     "forecast_week",
     "format_status",
     "last_loaded_night",
@@ -67,6 +71,7 @@ __all__ = [
     "shard_plan",
     "summarize",
     "watermark_before",
+    "write_forecast_peers",
     "write_forecast_week",
     "write_shard_plan",
 ]

@@ -1,5 +1,5 @@
 """Shard plans: how many shards a night's forecasts and anomaly scores come in, and the panel
-figures every forecasting shard shares (the business's week)."""
+figures every forecasting shard shares (the business's week, the new products' peers)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,19 @@ def forecast_week(lake: Lake, run_date: date) -> dict[str, Any] | None:
         )
     week: dict[str, Any] | None = notes["week"]
     return week
+
+
+def write_forecast_peers(lake: Lake, run_date: date, peers: dict[str, Any]) -> None:
+    """Record the new products' peers gathered over the whole night's panel."""
+    lake.annotate_shard_plan("forecasts", run_date, "peers", peers)
+
+
+def forecast_peers(lake: Lake, run_date: date) -> dict[str, Any]:
+    """The night's peers of new products; raises when the plan step has not recorded them."""
+    notes = lake.shard_plan_notes("forecasts", run_date)
+    if "peers" not in notes:
+        raise MissingInputError(
+            f"the shard plan for forecasts on {run_date} has no new-product peers; run the plan step first"
+        )
+    peers: dict[str, Any] = notes["peers"]
+    return peers

@@ -234,3 +234,36 @@ def test_a_landed_table_and_custom_metrics_run_through_the_night(demo_env):
     assert len(crm[crm.metric == "tickets_by_priority"]) > 0  # scores go to the dataset's own database
     quality = dump_results(source_url(cfg.source("erp")))["seam_data_quality_results"]
     assert {"row_count"} <= set(quality.loc[quality.dataset == "sales_orders", "check_name"])
+
+
+def test_new_products_get_the_same_forecast_in_one_or_two_shards(demo_env):
+    """SKUs launched in the last 20 days are forecast from their category's established series,
+    explained as `new_product`; the plan step's peers make two shards forecast them as one does."""
+    import json
+    from dataclasses import replace
+
+    from pipelines.config import ScaleSpec
+    from pipelines.sharding import night_skus, shard_of
+    from pipelines.steps import run_forecast, run_validate
+    from tests.conftest import SMALL
+
+    size = replace(SMALL, skus=14, days=120, late_launches=0.3, launch_days=20)
+    one = replace(load_config(demo_env(size=size)), scale=ScaleSpec(shards=1))
+    run_migrate(one)
+    run_extract(one, RunContext(NIGHT))
+    run_validate(one, RunContext(NIGHT))
+    results = {}
+    for shards in (1, 2):
+        cfg = replace(one, scale=ScaleSpec(shards=shards))
+        run_forecast(cfg, RunContext(NIGHT))
+        results[shards] = Lake(cfg.lake).read_output("forecasts", NIGHT)
+    assert len({shard_of(s, 2) for s in night_skus(one, NIGHT)}) == 2
+    single = results[1]
+    notes = single["explanation"].map(lambda e: json.loads(e).get("new_product"))
+    from_peers = single[notes.str.contains("median level", na=False)]
+    assert from_peers["sku"].nunique() >= 2 and (from_peers["yhat"] > 0).any()
+    assert (single.loc[notes.isna(), "model"] != "new_product").all()
+    cols = ["run_date", "sku", "warehouse", "target_date", "yhat", "model", "explanation"]
+    a = single[cols].sort_values(cols[:4]).reset_index(drop=True)
+    b = results[2][cols].sort_values(cols[:4]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)

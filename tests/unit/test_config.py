@@ -45,6 +45,18 @@ def test_example_config_for_postgres_and_mariadb_is_valid():
         ),
         (lambda c: c["forecast"].update(horizon=0), "forecast.horizon must be an integer >= 1, got 0"),
         (
+            lambda c: c["forecast"].update(new_product_days=0),
+            "forecast.new_product_days must be an integer >= 1, got 0",
+        ),
+        (
+            lambda c: c["forecast"].update(new_product_days="4 weeks"),
+            "forecast.new_product_days must be an integer >= 1, got '4 weeks'",
+        ),
+        (
+            lambda c: c["forecast"].update(new_product_days=800, history_days=730),
+            "forecast.new_product_days must be less than forecast.history_days (730), got 800",
+        ),
+        (
             lambda c: c.update(scale={"processes_per_task": 0}),
             "scale.processes_per_task must be an integer >= 1, got 0",
         ),
