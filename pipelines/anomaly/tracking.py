@@ -145,7 +145,7 @@ def select_alerts(alertable: pd.DataFrame, labels: pd.DataFrame, *, severities: 
     inc = inc.assign(
         start_ds=pd.to_datetime(inc["start_ds"]),
         end_ds=pd.to_datetime(inc["end_ds"]),
-        alerted_severity=inc["incident_id"].map(best).map(names),
+        alerted_severity=[names.get(int(best[i])) for i in inc["incident_id"]],
     )
     inc = inc.assign(label=match_labels(inc, labels))
     now = inc["severity"].map(lambda s: _RANK.get(str(s), 0))

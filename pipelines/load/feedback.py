@@ -95,6 +95,8 @@ def write_label(
                     f"SELECT incident_id, metric, entity FROM seam_v_open_incidents"
                 )
             values = dict(found)
+            for col in ("start_ds", "end_ds"):  # SQLite hands dates back as text
+                values[col] = pd.Timestamp(values[col]).date()
         else:
             seen = conn.execute(
                 sa.text(
