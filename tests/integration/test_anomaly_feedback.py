@@ -216,3 +216,40 @@ def test_an_incident_labelled_false_positive_is_not_alerted(make_cfg, smtp_serve
     )
     assert run_incident_alerts(cfg, RunContext(N1), incident_sender(cfg)) == 0
     assert len(inbox.messages) == before
+
+
+def test_a_night_after_labels_leaves_them_out_of_its_scores_and_reports_them(demo_env) -> None:
+    from pipelines.lake import Lake
+    from pipelines.steps import run_all, run_report, run_score
+    from tests.conftest import NIGHT
+
+    cfg = load_config(demo_env(lean=True))
+    ctx = RunContext(NIGHT)
+    run_all(cfg, ctx)
+    assert "no labels yet" in (cfg.report.directory / str(NIGHT) / "report.txt").read_text()
+    scores = Lake(cfg.lake).read_output("anomalies", NIGHT)
+    demand = scores[scores["metric"] == "demand"].sort_values(["entity", "ds"])
+    entity, day = demand["entity"].iloc[0], pd.Timestamp(demand["ds"].iloc[-1]).date()
+    fp = LabelTarget(metric="demand", entity=entity, ds=day)
+    run_label(cfg, fp, label="false_positive", author="ana", note="a stock count", valid_from=NIGHT)
+    other = store_night(cfg, NIGHT, [NIGHT])  # an incident of another series, confirmed
+    run_label(
+        cfg, LabelTarget(incident_id=other), label="confirmed", author="bo", note=None, valid_from=NIGHT
+    )
+    run_score(cfg, ctx)  # the night again, with the labels in force on it
+    again = Lake(cfg.lake).read_output("anomalies", NIGHT)
+    row = again[
+        (again["metric"] == "demand")
+        & (again["entity"] == entity)
+        & (pd.to_datetime(again["ds"]).dt.date == day)
+    ]
+    assert len(row) == 1 and not bool(row["is_anomaly"].iloc[0]) and "analyst" in str(row["reason"].iloc[0])
+    run_report(cfg, ctx)
+    text = (cfg.report.directory / str(NIGHT) / "report.txt").read_text()
+    section = text[text.index("ANALYSTS' FEEDBACK") :]
+    assert (
+        "2 labelled: 0 expected, 1 false positive, 1 confirmed, 0 fixed; precision from labels 50%" in section
+    )
+    assert "confirmed, not yet fixed: demand SKU-1|WH1" in section
+    html = (cfg.report.directory / str(NIGHT) / "report.html").read_text()
+    assert "Confirmed, not yet fixed" in html and "precision" in html.lower()
