@@ -26,6 +26,8 @@ exponential backoff. Whatever failed, the load, the report and its e-mail still 
 there is, and the report says first what went wrong; then the last task, `verdict`, sends one
 alert listing every failed task (e-mail, Slack or Teams, from `notifications.alerts`) and fails
 the run. The load emits the Airflow Assets of the result tables only when it succeeded.
+After the load, `alert_incidents` sends the night's new and escalated anomaly incidents, one message
+per channel of `notifications.incident_alerts`, never the same incident twice.
 """
 
 from __future__ import annotations
@@ -210,6 +212,14 @@ def seam_nightly() -> None:
 
         return sum(r.rows for r in run_load(*_night()))
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @_fail_fast
+    def alert_incidents() -> int:
+        """Send the night's new and escalated incidents to notifications.incident_alerts, once each."""
+        from pipelines.airflow.tasks import alert_incidents as send
+
+        return send(get_current_context(), _config())
+
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[REPORT_ASSET])
     @_fail_fast
     def report() -> str:
@@ -259,6 +269,8 @@ def seam_nightly() -> None:
     outputs = [adjusted, score.expand(shard=shards)]
     loaded = load()
     outputs >> loaded
+    alerted = alert_incidents()
+    loaded >> alerted
     rendered = report()
     loaded >> rendered
     sent = send_report()
@@ -276,6 +288,7 @@ def seam_nightly() -> None:
         forecasts,
         *outputs,
         loaded,
+        alerted,
         rendered,
         sent,
         pruned,

@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     un = sub.add_parser("unlock", help="release a night left locked by a run that is gone")
     _config_arg(un)
     un.add_argument("--date", required=True, type=_date)
+    from pipelines.cli_anomaly import add_anomaly_commands
+
+    add_anomaly_commands(sub, _config_arg, _date)
     return p
 
 
@@ -232,6 +235,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "run":
         return _run_nights(cfg, _nights(args))
+    if args.command == "anomaly":
+        from pipelines.cli_anomaly import run_anomaly_command
+
+        return run_anomaly_command(args, cfg)
     ctx = RunContext(run_date=args.date)
     if args.command == "extract":
         for r in steps.run_extract(cfg, ctx, source=args.source, table=args.table):

@@ -194,6 +194,14 @@ class AlertChannel:
 
 
 @dataclass(frozen=True)
+class IncidentAlertRule:
+    """Where incidents of one severity go (`notifications.incident_alerts`): a channel as for alerts."""
+
+    severity: str
+    target: AlertChannel
+
+
+@dataclass(frozen=True)
 class NotifySpec:
     """Who gets the nightly report and the alerts, and through which servers."""
 
@@ -201,6 +209,7 @@ class NotifySpec:
     sender: str = "seam@localhost"
     report_to: tuple[str, ...] = ()
     alerts: tuple[AlertChannel, ...] = ()
+    incident_alerts: tuple[IncidentAlertRule, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -559,6 +568,13 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     else:
         lake_path, retention = lake_raw, RetentionSpec()
     notifications = _notifications(r.get("notifications", {}))
+    severities = [*anomaly.thresholds, "low"]
+    for i, rule in enumerate(notifications.incident_alerts):
+        if rule.severity not in severities:
+            raise ConfigError(
+                f"notifications.incident_alerts[{i}].severity: expected one of {severities} (the names of "
+                f"anomaly.thresholds, or low), got {rule.severity!r}"
+            )
     sc = _Reader(r.get("scale", {}), "scale")
     shards = sc.get("shards", "auto")
     scale = ScaleSpec(
@@ -619,6 +635,10 @@ def _notifications(raw: Any) -> NotifySpec:
     alerts = [
         _alert_channel(c, f"notifications.alerts[{i}]") for i, c in enumerate(n.get("alerts", []) or [])
     ]
+    incident_alerts = [
+        _incident_alert(c, f"notifications.incident_alerts[{i}]")
+        for i, c in enumerate(n.get("incident_alerts", []) or [])
+    ]
     legacy = _addresses(n.get("alerts_to", []), "notifications.alerts_to")
     if legacy:
         alerts.append(AlertChannel("email", legacy))
@@ -633,6 +653,7 @@ def _notifications(raw: Any) -> NotifySpec:
         sender=str(n.get("sender", "seam@localhost")),
         report_to=_addresses(n.get("report_to", []), "notifications.report_to"),
         alerts=tuple(alerts),
+        incident_alerts=tuple(incident_alerts),
     )
     n.done()
     return spec
@@ -751,6 +772,18 @@ def _alert_channel(raw: Any, key: str) -> AlertChannel:
         )
     c.done()
     return AlertChannel(kind, to, conn_id)
+
+
+def _incident_alert(raw: Any, key: str) -> IncidentAlertRule:
+    if not isinstance(raw, dict) or "severity" not in raw:
+        raise ConfigError(
+            f"{key}: expected a mapping with `severity` and a channel, e.g. "
+            f"{{severity: critical, channel: slack, conn_id: slack_incidents}}"
+        )
+    severity = raw["severity"]
+    if not isinstance(severity, str):
+        raise ConfigError(f"{key}.severity: expected a severity name, got {severity!r}")
+    return IncidentAlertRule(severity, _alert_channel({k: v for k, v in raw.items() if k != "severity"}, key))
 
 
 def _positive_int(value: Any, key: str) -> int:

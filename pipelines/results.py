@@ -133,6 +133,28 @@ FORECAST_OVERRIDES = _table(
     _c("created_at", sa.DateTime(timezone=True)),
     _c("expires_on", sa.Date(), null=True),
 )
+ANOMALY_INCIDENT_ALERTS = _table(
+    "seam_anomaly_incident_alerts",
+    _c("incident_id", sa.String(32), key=True),
+    _c("severity", sa.String(16), key=True),
+    _c("alerted_night", sa.Date()),
+    _c("channels", sa.String(255)),
+)
+# analysts' input (written by `seam anomaly label` or plain SQL, not through `load_batch`)
+ANOMALY_FEEDBACK = _table(
+    "seam_anomaly_feedback",
+    _c("feedback_id", sa.Integer(), key=True),
+    _c("incident_id", sa.String(32), null=True),
+    _c("metric", sa.String(32), null=True),
+    _c("entity", sa.String(128), null=True),
+    _c("start_ds", sa.Date(), null=True),
+    _c("end_ds", sa.Date(), null=True),
+    _c("label", sa.String(32)),
+    _c("author", sa.String(128)),
+    _c("note", _TEXT, null=True),
+    _c("created_at", sa.DateTime(timezone=True)),
+    _c("valid_from", sa.Date(), null=True),
+)
 # run state (written by `pipelines.state`, not through `load_batch`)
 RUN_LEDGER = _table(
     "seam_run_ledger",
@@ -195,6 +217,7 @@ RESULT_TABLES: dict[str, ResultTable] = {
         ResultTable(ACTUALS, night=None),
         ResultTable(FORECAST_ACCURACY),
         ResultTable(ANOMALY_INCIDENTS, night=None),
+        ResultTable(ANOMALY_INCIDENT_ALERTS, night=None),
     )
 }
 DATE_COLUMNS = frozenset(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import date as date_type
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines import __version__
-from pipelines.config import Config, results_url
+from pipelines.config import AlertChannel, Config, results_url
 from pipelines.db import make_engine
 from pipelines.errors import (
     ConfigError,
@@ -30,12 +30,14 @@ from pipelines.errors import (
     MissingInputError,
     RunFailedError,
     SeamError,
+    SourceUnavailableError,
     StepSkipped,
 )
 from pipelines.extract import ExtractResult, extract_table
 from pipelines.lake import Lake, read_dataset
 from pipelines.lake.migrate import migrate_layout
 from pipelines.load import LoadResult, load_batch, load_forecast_accuracy
+from pipelines.load.feedback import LabelTarget, read_all_labels
 from pipelines.load.incidents import load_incidents
 from pipelines.quality import CheckResult, blocked_datasets, read_quality, validate_dataset
 from pipelines.results import RESULT_TABLES
@@ -154,6 +156,59 @@ def require_datasets(cfg: Config, ctx: RunContext, step: str, datasets: list[str
 def result_databases(cfg: Config) -> list[str]:
     """The sources whose databases receive results (every source: anomaly scores go to their owner)."""
     return sorted({s.name for s in cfg.sources})
+
+
+def anomaly_database(cfg: Config, metric: str) -> str:
+    """The source whose database holds a metric's anomaly scores, incidents and labels (the one
+    that feeds its dataset; order-line checks go with the order lines)."""
+    datasets = cfg.metric_datasets()
+    dataset = datasets.get(metric)
+    if dataset is not None and cfg.has_dataset(dataset):
+        return cfg.provider(dataset)[0].name
+    return cfg.provider("order_lines")[0].name
+
+
+def run_label(
+    cfg: Config, target: LabelTarget, *, label: str, author: str, note: str | None, valid_from: date
+) -> tuple[str, int]:
+    """Write one analyst label into the database that holds its incident or series; returns
+    (source, feedback_id).  Bad input raises `FeedbackError` and writes nothing."""
+    from pipelines.anomaly.feedback import FeedbackError, check_label
+    from pipelines.load.feedback import find_incident, write_label
+
+    check_label(label, author)
+    target.check()
+    if target.incident_id is not None:
+        holders = []
+        for name in result_databases(cfg):
+            engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
+            try:
+                if find_incident(engine, target.incident_id) is not None:
+                    holders.append(name)
+            finally:
+                engine.dispose()
+        if not holders:
+            raise FeedbackError(
+                f"unknown incident {target.incident_id!r}: no results database of {cfg.path} holds it; "
+                f"list open incidents with SELECT incident_id, metric, entity FROM seam_v_open_incidents"
+            )
+        source = holders[0]
+    else:
+        metric = str(target.metric)
+        if metric not in cfg.metric_datasets() and not metric.startswith("order_line_"):
+            raise FeedbackError(
+                f"unknown metric {metric!r}; the config scores {sorted(cfg.metric_datasets())} "
+                f"(and order_line_* checks)"
+            )
+        source = anomaly_database(cfg, metric)
+    engine = make_engine(results_url(cfg.source(source)), write=True, what=f"source {source!r}")
+    try:
+        require_migrated(engine, what=f"source {source!r}")
+        return source, write_label(
+            engine, target, label=label, author=author, note=note, valid_from=valid_from
+        )
+    finally:
+        engine.dispose()
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -515,6 +570,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             scored = score(
                 series[["unique_id", "ds", "y"]],
                 events=events,
+                feedback=_feedback_points(cfg, ctx, series),
                 options=ScoreOptions(
                     only_after=window_start,
                     end=pd.Timestamp(ctx.run_date),
@@ -557,6 +613,25 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
     return lake.output_partition("anomalies", ctx.run_date)
 
 
+def _feedback_points(cfg: Config, ctx: RunContext, series: pd.DataFrame) -> pd.DataFrame | None:
+    """`unique_id, ds` of the days analysts labelled expected or false positive, as of the night."""
+    from pipelines.anomaly.feedback import baseline_exclusions
+
+    labels = read_all_labels(cfg, ctx.run_date)
+    if labels.empty:
+        return None
+    days = baseline_exclusions(labels)
+    keys = series[["unique_id", "metric", "entity"]].drop_duplicates("unique_id")
+    points = days.merge(keys, on=["metric", "entity"])[["unique_id", "ds"]]
+    log.info(
+        "score run_date=%s labels=%d days left out of the baselines=%d",
+        ctx.run_date,
+        len(labels),
+        len(points),
+    )
+    return points if len(points) else None
+
+
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
     """Write the night's forecasts (final, from the adjust step), anomaly scores and incidents, quality results, actuals and accuracy
     back, exactly once.
@@ -575,10 +650,7 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
             batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
         scores = lake.read_output("anomalies", d)
         if scores is not None:
-            owner = {
-                m: cfg.provider(ds)[0].name for m, ds in cfg.metric_datasets().items() if cfg.has_dataset(ds)
-            }
-            source_of = scores["metric"].map(lambda m: owner.get(m, cfg.provider("order_lines")[0].name))
+            source_of = scores["metric"].map({m: anomaly_database(cfg, m) for m in scores["metric"].unique()})
             for src in sorted({s.name for s in cfg.sources}):
                 batches.append((src, "seam_anomaly_scores", scores[source_of == src]))
         quality = read_quality(cfg, d)
@@ -617,6 +689,83 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         out.rows_out = sum(r.rows for r in results if not r.skipped)
         out.checksum = hashlib.sha256("".join(r.checksum for r in results).encode()).hexdigest()
     return results
+
+
+IncidentSender = Callable[[AlertChannel, str, tuple[str, ...]], bool]
+
+
+def run_incident_alerts(cfg: Config, ctx: RunContext, send: IncidentSender) -> int:
+    """Tell `notifications.incident_alerts` about the night's new and escalated incidents: ONE
+    message per channel listing them, through `send(channel, subject, lines)` (the Airflow
+    notifiers, `pipelines.airflow.alerts.send_incidents`).  An incident whose message reached a
+    channel is recorded in `seam_anomaly_incident_alerts` and never alerted again at that severity;
+    ones labelled expected or false positive are not alerted.  Returns how many incidents went out.
+    """
+    from pipelines.anomaly.tracking import select_alerts
+    from pipelines.load.feedback import read_alertable, read_labels, record_alerted
+
+    rules = cfg.notifications.incident_alerts
+    if not rules:
+        return 0
+    wanted = {r.severity for r in rules}
+    found: list[pd.DataFrame] = []
+    for name in result_databases(cfg):
+        engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
+        try:
+            picked = select_alerts(
+                read_alertable(engine, ctx.run_date), read_labels(engine, ctx.run_date), severities=wanted
+            )
+            found.append(picked.assign(source=name))
+        finally:
+            engine.dispose()
+    incidents = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+    if incidents.empty:
+        log.info("incident alerts night=%s: nothing new", ctx.run_date)
+        return 0
+    channels: dict[AlertChannel, set[str]] = {}
+    for rule in rules:
+        channels.setdefault(rule.target, set()).add(rule.severity)
+    reached: dict[str, list[str]] = {}
+    for channel, severities in channels.items():
+        mine = incidents[incidents["severity"].isin(severities)]
+        if mine.empty:
+            continue
+        subject = f"[seam] night {ctx.run_date}: {len(mine)} new or escalated incident(s)"
+        if send(channel, subject, tuple(_incident_line(r, ctx.run_date) for r in mine.to_dict("records"))):
+            for i in mine["incident_id"]:
+                reached.setdefault(str(i), []).append(channel.channel)
+    sent = incidents[incidents["incident_id"].isin(reached)]
+    for name, rows in sent.groupby("source"):
+        engine = make_engine(results_url(cfg.source(str(name))), write=True, what=f"source {name!r}")
+        try:
+            record_alerted(
+                engine,
+                ctx.run_date,
+                rows.assign(channels=rows["incident_id"].map(lambda i: ",".join(sorted(set(reached[i]))))),
+            )
+        finally:
+            engine.dispose()
+    log.info("incident alerts night=%s: %d of %d incident(s) sent", ctx.run_date, len(sent), len(incidents))
+    if len(sent) < len(incidents):
+        raise SourceUnavailableError(
+            f"night {ctx.run_date}: {len(incidents) - len(sent)} incident alert(s) reached no channel; "
+            f"the task's retry sends them (the ones already sent are not repeated)"
+        )
+    return len(sent)
+
+
+def _incident_line(r: dict[str, Any], night: date) -> str:
+    if isinstance(r["alerted_severity"], str):
+        news = f"escalated from {r['alerted_severity']}"
+    elif pd.Timestamp(r["first_night"]).date() == night:
+        news = "new tonight"
+    else:
+        news = "open since night " + str(pd.Timestamp(r["first_night"]).date())
+    return (
+        f"{str(r['severity']).upper()} {r['metric']} {r['entity']}: {r['reason'] or r['kind']} "
+        f"(days {pd.Timestamp(r['start_ds']).date()} to {pd.Timestamp(r['end_ds']).date()}, {news}, "
+        f"incident {r['incident_id']})"
+    )
 
 
 def run_report(cfg: Config, ctx: RunContext) -> Path:

@@ -6,6 +6,8 @@ Channels (`notifications.alerts` in the config):
 - `slack`: `SlackWebhookNotifier` of the Slack provider, through a Slack Incoming Webhook connection;
 - `teams`: `TeamsWebhookNotifier` (below), through an HTTP connection whose password (or host) is
   the Microsoft Teams incoming webhook URL.
+The same notifiers carry the night's new and escalated anomaly incidents to the channels of
+`notifications.incident_alerts` (`incident_sender`, used by `pipelines.steps.run_incident_alerts`).
 Secrets stay in Airflow connections (`AIRFLOW_CONN_*`) or the environment, never in the file.
 A channel that cannot be reached is logged; the others still get the alert.
 """
@@ -17,7 +19,7 @@ import json
 import logging
 import os
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,3 +152,21 @@ def send_alert(cfg: Config, alert: Alert, channels: Sequence[AlertChannel] | Non
         except Exception as err:  # one broken channel must not keep the alert from the others
             log.error("could not send the alert %r to %s: %s", alert.subject, channel.channel, err)
     return delivered
+
+
+def incident_sender(cfg: Config) -> Callable[[AlertChannel, str, tuple[str, ...]], bool]:
+    """`send(channel, subject, lines)` for `pipelines.steps.run_incident_alerts`: one message, one
+    channel, through the notifier of that channel; True when the channel took it."""
+
+    def send(channel: AlertChannel, subject: str, lines: tuple[str, ...]) -> bool:
+        alert = Alert(
+            subject=subject,
+            lines=lines,
+            footer=(
+                "Not a problem? Say so, and it is neither alerted again nor learnt as normal: "
+                "seam anomaly label --incident ID --label false_positive (or expected) --author NAME"
+            ),
+        )
+        return send_alert(cfg, alert, [channel]) == 1
+
+    return send

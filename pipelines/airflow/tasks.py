@@ -103,6 +103,16 @@ def begin_night(context: Any, config: Path) -> dict[str, list[str]]:
     return applied
 
 
+def alert_incidents(context: Any, config: Path) -> int:
+    """After the load: one message per channel of `notifications.incident_alerts` listing the
+    night's new and escalated incidents (never the same incident twice)."""
+    from pipelines.airflow.alerts import incident_sender
+    from pipelines.steps import run_incident_alerts
+
+    cfg, run = night(context, config)
+    return run_incident_alerts(cfg, run, incident_sender(cfg))
+
+
 def _task_states(context: Any) -> dict[str, str]:
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 

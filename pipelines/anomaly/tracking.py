@@ -118,3 +118,43 @@ def merge_incidents(stored: pd.DataFrame, tonight: pd.DataFrame, *, run_date: da
         out.append({**e, "status": "closed"})  # tonight's scoring does not carry it on: it is over
     frame = pd.DataFrame(out, columns=list(COLUMNS))
     return frame.drop_duplicates("incident_id", keep="first").reset_index(drop=True)
+
+
+def select_alerts(alertable: pd.DataFrame, labels: pd.DataFrame, *, severities: set[str]) -> pd.DataFrame:
+    """The incidents to alert tonight, one row each, worst first.
+
+    Args:
+        alertable: open incidents tonight touched, with ``alerted_severity`` (one row per severity
+            they were alerted at, None when never alerted), as `pipelines.load.feedback.read_alertable`
+            returns them.
+        labels: the labels in force tonight (`pipelines.anomaly.feedback.build_labels`).
+        severities: the severities some channel takes (`notifications.incident_alerts`).
+
+    An incident is alerted when its severity is one of `severities` and it was never alerted at
+    that severity or a higher one (new tonight, or escalated), unless analysts labelled it
+    ``expected`` or ``false_positive``.
+    """
+    from pipelines.anomaly.feedback import QUIET_LABELS, match_labels
+
+    if alertable.empty:
+        return alertable.assign(label=pd.Series([], dtype=object))
+    rank = alertable["alerted_severity"].map(lambda s: _RANK.get(s, 0) if isinstance(s, str) else 0)
+    best = rank.groupby(alertable["incident_id"]).max()
+    names = {v: k for k, v in _RANK.items()}
+    inc = alertable.drop_duplicates("incident_id").reset_index(drop=True)
+    inc = inc.assign(
+        start_ds=pd.to_datetime(inc["start_ds"]),
+        end_ds=pd.to_datetime(inc["end_ds"]),
+        alerted_severity=[names.get(int(best[i])) for i in inc["incident_id"]],
+    )
+    inc = inc.assign(label=match_labels(inc, labels))
+    now = inc["severity"].map(lambda s: _RANK.get(str(s), 0))
+    keep = (
+        inc["severity"].isin(severities)
+        & (now > inc["incident_id"].map(best).fillna(0))
+        & ~inc["label"].isin(QUIET_LABELS)
+    )
+    out = inc[keep].assign(_rank=now[keep])
+    return (
+        out.sort_values(["_rank", "peak_score"], ascending=False).drop(columns="_rank").reset_index(drop=True)
+    )

@@ -180,7 +180,10 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
                         name=cat,
                     )
                 )
-    top_anomalies = _top_incidents(cfg, anomalies, anomalies_from or d, demand, labels)
+    feedback = _feedback(cfg, d)
+    top_anomalies, n_quiet = _top_incidents(
+        cfg, anomalies, anomalies_from or d, demand, labels, feedback["labels"] if feedback else None
+    )
     context = dict(
         problems=problems,
         title=cfg.report.title,
@@ -193,6 +196,8 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         anomalies=top_anomalies,
         n_anomalies=int(anomalies["is_anomaly"].sum()) if len(anomalies) else 0,
         n_incidents=len(top_anomalies),
+        n_quiet=n_quiet,
+        feedback=feedback,
         quality=quality.to_dict("records"),
         checks_failed=int((~quality["success"].astype(bool)).sum()),
         models=sorted(forecasts["model"].unique()) if len(forecasts) else [],
@@ -241,16 +246,64 @@ def _render(out_dir: Path, context: dict[str, Any]) -> None:
 _NO_LINES = empty_frame("order_lines")
 
 
+def _feedback(cfg: Config, d: date) -> dict[str, Any] | None:
+    """Analysts' labels in force on night `d`: counts, precision from labels, the confirmed problems
+    not yet fixed.  None (the report says labels are unavailable) when a results database cannot
+    be read: the report goes out whatever failed."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipelines.anomaly.feedback import summarize_labels
+    from pipelines.errors import SeamError
+    from pipelines.load.feedback import read_all_labels
+
+    try:
+        labels = read_all_labels(cfg, d)
+    except (SeamError, SQLAlchemyError) as err:
+        log.warning("report: analysts' labels unavailable: %s", err)
+        return None
+    confirmed = labels[labels["label"] == "confirmed"] if len(labels) else labels
+    return {
+        "labels": labels,
+        "summary": summarize_labels(labels) if len(labels) else None,
+        "confirmed": [
+            {
+                "metric": r.metric,
+                "entity": r.entity,
+                "start": r.start_ds,
+                "end": r.end_ds,
+                "author": r.author,
+                "incident_id": r.incident_id,
+            }
+            for r in confirmed.itertuples(index=False)
+        ],
+    }
+
+
 def _top_incidents(
-    cfg: Config, anomalies: pd.DataFrame, night: date, demand: pd.DataFrame, labels: Any
-) -> list[dict[str, Any]]:
+    cfg: Config,
+    anomalies: pd.DataFrame,
+    night: date,
+    demand: pd.DataFrame,
+    labels: Any,
+    feedback: pd.DataFrame | None,
+) -> tuple[list[dict[str, Any]], int]:
     """Tonight's incidents (consecutive anomalous days of a series), worst first: severity, then peak
-    score; each with its peak day's value, band and reason, and a chart for demand series."""
+    score; each with its peak day's value, band and reason, and a chart for demand series.  Incidents
+    analysts labelled expected or false positive are left out (and counted: the second value);
+    others carry their label."""
     if not len(anomalies) or not anomalies["is_anomaly"].astype(bool).any():
-        return []
+        return [], 0
+    from pipelines.anomaly.feedback import QUIET_LABELS, match_labels
     from pipelines.anomaly.tracking import tonight_incidents
 
     incidents = tonight_incidents(anomalies, run_date=night, thresholds=cfg.anomaly.thresholds)
+    said = (
+        match_labels(incidents, feedback)
+        if feedback is not None and len(feedback)
+        else pd.Series(None, index=incidents.index, dtype=object)
+    )
+    quiet = said.isin(QUIET_LABELS)
+    incidents = incidents.assign(feedback=said)[~quiet]
     rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     incidents = incidents.assign(rank=incidents["severity"].map(rank).fillna(4))
     incidents = incidents.sort_values(["rank", "peak_score", "end_ds"], ascending=[True, False, False])
@@ -285,9 +338,10 @@ def _top_incidents(
                 "score": float(inc.peak_score),
                 "reason": peak["reason"],
                 "img": img,
+                "feedback": inc.feedback if isinstance(inc.feedback, str) else None,
             }
         )
-    return out
+    return out, int(quiet.sum())
 
 
 def _value_added(cfg: Config) -> list[dict[str, Any]]:
