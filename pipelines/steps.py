@@ -453,10 +453,11 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
             batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
         scores = lake.read_output("anomalies", d)
         if scores is not None:
+            # a metric's scores go to its dataset's source (`results.forecasts` for a union of several)
             owner = {
-                m: cfg.provider(ds)[0].name for m, ds in cfg.metric_datasets().items() if cfg.has_dataset(ds)
+                m: cfg.results_source(ds) for m, ds in cfg.metric_datasets().items() if cfg.has_dataset(ds)
             }
-            source_of = scores["metric"].map(lambda m: owner.get(m, cfg.provider("order_lines")[0].name))
+            source_of = scores["metric"].map(lambda m: owner.get(m, cfg.results_source("order_lines")))
             for src in sorted({s.name for s in cfg.sources}):
                 batches.append((src, "seam_anomaly_scores", scores[source_of == src]))
         quality = read_quality(cfg, d)

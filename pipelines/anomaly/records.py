@@ -38,6 +38,7 @@ from pipelines.anomaly.model import t_quantile, two_sided_score
 from pipelines.anomaly.options import RecordOptions
 from pipelines.anomaly.reasons import format_number
 from pipelines.anomaly.windows import quantile_sorted, sorted_count
+from pipelines.contracts import source_local_ids
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +252,8 @@ def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = 
     t0 = time.perf_counter()
     opts = options or RecordOptions()
     lines = _validate(order_lines)
+    # a union of sources: order 1001 of each source is its own order (ids and duplicates)
+    lines = lines.assign(order_id=source_local_ids(lines, "order_id"))
     day = lines["order_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
     sku = pd.factorize(lines["sku"])[0]
     cust = pd.factorize(lines["customer_id"])[0]
