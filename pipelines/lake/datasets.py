@@ -276,7 +276,8 @@ def _unify(
             families = {"number"}
         if len(families) > 1:
             (w1, f1, t1) = found[0]
-            w2, f2, t2 = next(x for x in found if x[1] != f1)
+            # name another source's table where there is one (a source may also drift between nights)
+            w2, f2, t2 = min((x for x in found if x[1] != f1), key=lambda x: x[0] == w1)
             raise SchemaConflictError(
                 f"dataset {dataset!r}: column {column!r} is {t1} ({f1}) in {w1} but {t2} ({f2}) in {w2}; "
                 f"the union of the sources needs one type: cast it in one of them (`casts: {{{column}: ...}}` "
