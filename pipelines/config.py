@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pipelines.contracts import DATASETS, VALUE_SETS
+from pipelines.contracts import DATASETS, IDENTIFIERS, VALUE_SETS
 from pipelines.errors import ConfigError
 from pipelines.schedule import ScheduleSpec, parse_schedule
 
@@ -217,6 +217,19 @@ class NotifySpec:
 
 
 @dataclass(frozen=True)
+class UnionSpec:
+    """How a dataset fed by several sources is read (`union:` in the config).
+
+    `qualify_keys`: the identifiers (`sku`, `order_id`, ...; see `pipelines.contracts.IDENTIFIERS`)
+    whose values are local to each source.  Their columns are read as `<source>:<value>`, so the
+    same code in two sources is two entities.  Identifiers not named are global: the same SKU in
+    two sources is one product, and its demand adds up.
+    """
+
+    qualify_keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     lake: Path
@@ -232,6 +245,7 @@ class Config:
     quality: QualitySpec = field(default_factory=QualitySpec)
     retention: RetentionSpec = field(default_factory=RetentionSpec)
     value_sets: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(VALUE_SETS))
+    union: UnionSpec = field(default_factory=UnionSpec)
 
     def source(self, name: str) -> SourceSpec:
         for s in self.sources:
@@ -240,16 +254,28 @@ class Config:
         known = ", ".join(s.name for s in self.sources)
         raise ConfigError(f"unknown source {name!r}; the config defines: {known}")
 
+    def providers(self, dataset: str) -> tuple[tuple[SourceSpec, TableSpec], ...]:
+        """Every (source, table) that feeds a dataset, in config order (at most one per source).
+
+        A dataset fed by several sources is read as their union (`pipelines.lake.read_dataset`)."""
+        found = tuple((s, t) for s in self.sources for t in s.tables if t.dataset == dataset)
+        if not found:
+            raise ConfigError(
+                f"no table in the config provides dataset {dataset!r}; add one under sources.<name>.tables "
+                f"with `dataset: {dataset}`"
+            )
+        return found
+
     def provider(self, dataset: str) -> tuple[SourceSpec, TableSpec]:
-        """The (source, table) that feeds a canonical dataset."""
-        for s in self.sources:
-            for t in s.tables:
-                if t.dataset == dataset:
-                    return s, t
-        raise ConfigError(
-            f"no table in the config provides dataset {dataset!r}; add one under sources.<name>.tables "
-            f"with `dataset: {dataset}`"
-        )
+        """The first (source, table) feeding a dataset: the one whose dataset-wide settings (`suite`,
+        `quarantine`) hold for the union.  Readers use `providers`, which gives them all."""
+        return self.providers(dataset)[0]
+
+    def results_source(self, dataset: str) -> str:
+        """The source whose database receives the results derived from a dataset (its anomaly
+        scores): its only source, or `results.forecasts` when several sources feed it."""
+        found = self.providers(dataset)
+        return found[0][0].name if len(found) == 1 else self.results.forecasts
 
     def has_dataset(self, dataset: str) -> bool:
         return any(t.dataset == dataset for s in self.sources for t in s.tables)
@@ -472,14 +498,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     if not isinstance(sources_raw, dict) or not sources_raw:
         raise ConfigError("config.sources: expected a mapping of source name -> settings")
     sources = tuple(_source(n, v, f"sources.{n}", base) for n, v in sources_raw.items())
-    seen: set[str] = set()
-    for s in sources:
-        for t in s.tables:
-            if t.dataset in seen:
-                raise ConfigError(
-                    f"sources.{s.name}.tables.{t.name}: dataset {t.dataset!r} is provided twice"
-                )
-            seen.add(t.dataset)
+    _check_unions(sources)
 
     def source_of(dataset: str, default: str) -> str:
         for s in sources:
@@ -602,9 +621,61 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         schedule=parse_schedule(r.get("schedule")),
         quality=_quality(r.get("quality", {})),
         value_sets=_value_sets(r.get("value_sets", {})),
+        union=_union(r.get("union", {})),
     )
     r.done()
     return cfg
+
+
+# Settings of a table that hold for its whole dataset: every source of a union must agree on them.
+_DATASET_WIDE = ("suite", "quarantine", "quarantine_max_share")
+
+
+def _check_unions(sources: tuple[SourceSpec, ...]) -> None:
+    """A dataset may be fed by several sources (read as their union), by at most one table of each;
+    the sources must agree on the dataset-wide settings."""
+    first: dict[str, tuple[SourceSpec, TableSpec]] = {}
+    for s in sources:
+        mine: dict[str, str] = {}
+        for t in s.tables:
+            if t.dataset in mine:
+                raise ConfigError(
+                    f"sources.{s.name}.tables.{t.name}: dataset {t.dataset!r} is already provided by "
+                    f"sources.{s.name}.tables.{mine[t.dataset]}; a source feeds a dataset with one table "
+                    f"(union two tables in its `query:`)"
+                )
+            mine[t.dataset] = t.name
+            if t.dataset not in first:
+                first[t.dataset] = (s, t)
+                continue
+            s0, t0 = first[t.dataset]
+            for key in _DATASET_WIDE:
+                if getattr(t, key) != getattr(t0, key):
+                    raise ConfigError(
+                        f"sources.{s.name}.tables.{t.name}.{key}: {getattr(t, key)!r} differs from "
+                        f"sources.{s0.name}.tables.{t0.name}.{key} ({getattr(t0, key)!r}); both feed "
+                        f"dataset {t.dataset!r}, which is checked as one union: give them the same {key}"
+                    )
+
+
+def _union(raw: Any) -> UnionSpec:
+    """`union: {qualify_keys: false | true | [identifier, ...]}`."""
+    u = _Reader(raw, "union")
+    value = u.get("qualify_keys", False)
+    u.done()
+    if value is True:
+        return UnionSpec(frozenset(IDENTIFIERS))
+    if value is False:
+        return UnionSpec()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f"union.qualify_keys: expected true, false or a list of identifiers, got {value!r}; "
+            f"identifiers: {sorted(IDENTIFIERS)}"
+        )
+    unknown = sorted(set(value) - set(IDENTIFIERS))
+    if unknown:
+        raise ConfigError(f"union.qualify_keys: unknown identifiers {unknown}; known: {sorted(IDENTIFIERS)}")
+    return UnionSpec(frozenset(value))
 
 
 def _addresses(value: Any, key: str) -> tuple[str, ...]:

@@ -269,6 +269,60 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
+# The column every union read carries: the source a row came from (the lake's own partition key).
+SOURCE = "source"
+
+# Identifiers: the entity ids a dataset column holds, and every (dataset, column) holding them.
+# `union.qualify_keys` names identifiers whose values are local to each source; those columns are
+# read as `<source>:<value>` everywhere, so references between datasets still match.
+# (`accounts.erp_customer_id` links the CRM to the ERP, another source: it is never qualified.)
+IDENTIFIERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "sku": (("products", "sku"), ("order_lines", "sku"), ("promotions", "sku"), ("stockouts", "sku")),
+    "warehouse": (("warehouses", "warehouse"), ("order_lines", "warehouse"), ("stockouts", "warehouse")),
+    "customer_id": (("customers", "customer_id"), ("order_lines", "customer_id")),
+    "order_id": (("order_lines", "order_id"),),
+    "promo_id": (("promotions", "promo_id"),),
+    "account_id": (("accounts", "account_id"), ("opportunities", "account_id"), ("tickets", "account_id")),
+    "opportunity_id": (("opportunities", "opportunity_id"),),
+    "ticket_id": (("tickets", "ticket_id"),),
+}
+
+# Entity datasets: one row per identifier (their key).  In a union whose identifier is not qualified,
+# the same key in two sources is the same entity, described once (by the first source listing it).
+ENTITIES: dict[str, str] = {
+    "products": "sku",
+    "warehouses": "warehouse",
+    "customers": "customer_id",
+    "accounts": "account_id",
+}
+
+
+def identifier_columns(dataset: str, qualified: frozenset[str]) -> tuple[str, ...]:
+    """The columns of `dataset` that hold one of the `qualified` identifiers."""
+    return tuple(col for ident in sorted(qualified) for ds, col in IDENTIFIERS[ident] if ds == dataset)
+
+
+def source_local_ids(df: pd.DataFrame, column: str) -> pd.Series:
+    """The values of an id column as one text id across a union: `<source>:<value>` when the frame
+    holds rows of several sources (order 1001 of two ERPs is two orders), the values as they are
+    otherwise.  Values a qualified read already prefixed (`union.qualify_keys`) are kept."""
+    values = df[column].astype(str)
+    if SOURCE not in df.columns or df[SOURCE].nunique() < 2:
+        return df[column]
+    prefix = df[SOURCE].astype(str) + ":"
+    done = pd.Series(
+        [v.startswith(p) for v, p in zip(values, prefix, strict=True)], index=df.index, dtype=bool
+    )
+    return values.where(done, prefix + values)
+
+
+def row_key(df: pd.DataFrame, ds: Dataset) -> list[str]:
+    """The columns that identify a row of `df`: the dataset's key, preceded by `source` when the frame
+    is a union of several sources (two sources may each have an order 1001: two different rows)."""
+    key = list(ds.key)
+    return [SOURCE, *key] if key and SOURCE in df.columns and df[SOURCE].nunique() > 1 else key
+
+
 def contract_of(name: str) -> Dataset:
     """The contract of a dataset: the canonical one, or, for a table landed under a name of its own
     (`dataset: payments`, `dataset: none`), an open one: no columns required, no key."""
@@ -316,7 +370,7 @@ def check_frame(df: pd.DataFrame, dataset: str | Dataset, *, stage: str) -> None
             raise DataError(
                 f"{stage}: column {ds.name}.{col.name} should be {col.kind}, got dtype {df[col.name].dtype}"
             )
-    key = list(ds.key)
+    key = row_key(df, ds)
     nulls = df[key].isna().any(axis=1)
     if nulls.any():
         raise DataError(f"{stage}: dataset {ds.name!r} has {int(nulls.sum())} rows with a null key {key}")

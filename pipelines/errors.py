@@ -50,6 +50,10 @@ class SchemaDriftError(DataError):
     """A source table changed shape in a way that breaks the pipeline."""
 
 
+class SchemaConflictError(DataError):
+    """The sources of one dataset give a column different types: their union has no one type."""
+
+
 class QualityGateError(DataError):
     """An `error`-severity data-quality check failed."""
 

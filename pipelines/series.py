@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.contracts import check_frame
+from pipelines.contracts import check_frame, source_local_ids
 from pipelines.errors import DataError
 
 SEP = "|"
@@ -145,7 +145,9 @@ def build_metric_series(metric: str, data: pd.DataFrame, *, end: date, history_d
         )
     elif metric == "order_count":
         lines = _net_lines(data)
-        g = lines.assign(entity=lines["warehouse"]).groupby(["entity", "day"])["order_id"].nunique()
+        # in a union of sources, order 1001 of each source is its own order
+        orders = lines.assign(entity=lines["warehouse"], order_id=source_local_ids(lines, "order_id"))
+        g = orders.groupby(["entity", "day"])["order_id"].nunique()
     elif metric == "tickets":
         g = (
             data.assign(entity=data["account_id"], day=data["opened_at"].dt.normalize())

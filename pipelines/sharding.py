@@ -11,12 +11,10 @@ import zlib
 from datetime import date
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.config import Config
-from pipelines.errors import MissingInputError
-from pipelines.lake import Lake
+from pipelines.lake import Lake, read_source_nights
 from pipelines.state import write_shard_plan
 
 
@@ -25,23 +23,12 @@ def shard_of(key: object, shards: int) -> int:
     return zlib.crc32(str(key).encode()) % shards
 
 
-def _order_line_tables(cfg: Config, run_date: date, columns: list[str]) -> list[pa.Table]:
-    source, spec = cfg.provider("order_lines")
-    lake = Lake(cfg.lake)
-    days = lake.table_days(source.name, spec.name)
-    if run_date not in days:
-        raise MissingInputError(
-            f"no order-lines snapshot for {run_date}; run `seam extract --date {run_date}` first"
-        )
-    wanted = [run_date] if spec.mode == "snapshot" else [d for d in days if d <= run_date]
-    return [lake.read_table(source.name, spec.name, d, columns=columns) for d in wanted]
-
-
 def night_skus(cfg: Config, run_date: date) -> list[Any]:
-    """Distinct SKUs of the night's order lines (reads one column only)."""
+    """Distinct SKUs of the night's order lines, of every source (reads one column only)."""
     values: set[Any] = set()
-    for table in _order_line_tables(cfg, run_date, ["sku"]):
-        values.update(pc.unique(table.column("sku")).to_pylist())
+    for part in read_source_nights(cfg, "order_lines", run_date, columns=["sku"]):
+        for table in part.nights:
+            values.update(pc.unique(table.column("sku")).to_pylist())
     return sorted((v for v in values if v is not None), key=str)
 
 
@@ -50,9 +37,9 @@ def plan_shards(cfg: Config, run_date: date) -> int:
     if cfg.scale.shards:
         shards = cfg.scale.shards
     else:
-        n_series = 0
-        for table in _order_line_tables(cfg, run_date, ["sku", "warehouse"]):
-            n_series = max(n_series, table.group_by(["sku", "warehouse"]).aggregate([]).num_rows)
+        n_series = 0  # per source, its largest night; summed over the sources (an upper bound)
+        for part in read_source_nights(cfg, "order_lines", run_date, columns=["sku", "warehouse"]):
+            n_series += max(t.group_by(["sku", "warehouse"]).aggregate([]).num_rows for t in part.nights)
         shards = max(1, math.ceil(n_series / cfg.scale.series_per_shard))
     write_shard_plan(Lake(cfg.lake), run_date, shards)
     return shards

@@ -160,12 +160,12 @@ def result_databases(cfg: Config) -> list[str]:
 
 def anomaly_database(cfg: Config, metric: str) -> str:
     """The source whose database holds a metric's anomaly scores, incidents and labels (the one
-    that feeds its dataset; order-line checks go with the order lines)."""
-    datasets = cfg.metric_datasets()
-    dataset = datasets.get(metric)
+    that feeds its dataset, `results.forecasts` for a union of several; order-line checks go with
+    the order lines)."""
+    dataset = cfg.metric_datasets().get(metric)
     if dataset is not None and cfg.has_dataset(dataset):
-        return cfg.provider(dataset)[0].name
-    return cfg.provider("order_lines")[0].name
+        return cfg.results_source(dataset)
+    return cfg.results_source("order_lines")
 
 
 def run_label(

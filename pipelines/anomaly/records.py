@@ -38,6 +38,7 @@ from pipelines.anomaly.model import t_quantile, two_sided_score
 from pipelines.anomaly.options import RecordOptions
 from pipelines.anomaly.reasons import format_number
 from pipelines.anomaly.windows import quantile_sorted, sorted_count
+from pipelines.contracts import SOURCE, source_local_ids
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ def _validate(lines: object) -> pd.DataFrame:
     out["order_date"] = dates.dt.normalize()
     for col in ("order_id", "sku", "customer_id"):
         out[col] = out[col].astype(str)
+    # a union of sources: order 1001 of each source is its own order (keys, ids and duplicates)
+    if SOURCE in lines.columns:
+        out["order_id"] = source_local_ids(out.assign(**{SOURCE: lines[SOURCE]}), "order_id")
     dup = out.duplicated(["order_id", "line_no"])
     if dup.any():
         first = out.loc[dup].iloc[0]

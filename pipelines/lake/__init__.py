@@ -4,8 +4,11 @@ Public API:
     Lake(root)                     every read and write of the lake (source-table partitions,
                                    sharded stage outputs and their plans, quality results,
                                    quarantine, run-state files, staging and its sweep)
-    read_dataset(cfg, dataset, d)  a canonical dataset as of a night, conformed to its contract
-    dataset_files(cfg, dataset, d) the Parquet files of a snapshot dataset (streamed readers)
+    read_dataset(cfg, dataset, d)  a canonical dataset as of a night, conformed to its contract:
+                                   the union of every source feeding it, with a `source` column
+    read_source_nights(cfg, ds, d) each source's Arrow tables of a dataset's night (a few columns,
+                                   pushed-down filters), checked to agree on types
+    dataset_files(cfg, dataset, d) the Parquet files of a single-source snapshot (streamed readers)
 
 Contract: one Hive layout (`source=`, `table=`, `run_date=` on every file, never repeated inside
 it, dates as DATE); nothing outside this package builds a lake path or names a lake file;
@@ -14,7 +17,7 @@ written.  See `pipelines.lake.store` for the layout and the README for reading i
 Polars, Spark and pandas.
 """
 
-from pipelines.lake.datasets import dataset_files, read_dataset
+from pipelines.lake.datasets import SourceNights, dataset_files, read_dataset, read_source_nights
 from pipelines.lake.store import Lake, read_partition
 
-__all__ = ["Lake", "dataset_files", "read_dataset", "read_partition"]
+__all__ = ["Lake", "SourceNights", "dataset_files", "read_dataset", "read_partition", "read_source_nights"]

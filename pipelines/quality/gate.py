@@ -24,9 +24,10 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.config import Config
-from pipelines.contracts import conform_frame, contract_of
+from pipelines.contracts import SOURCE, conform_frame, contract_of
 from pipelines.errors import ConfigError, MissingInputError, QualityGateError
 from pipelines.lake import Lake, dataset_files, read_dataset
 from pipelines.quality.batches import BATCH_ROWS, BatchSource, SuiteRun, iter_positions
@@ -40,34 +41,45 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS = list(RESULT_TABLES["seam_data_quality_results"].columns)
 
 
-def check_freshness(cfg: Config, dataset: str, newest: Any, run_date: date) -> list[CheckResult]:
-    """The newest cursor value (`newest`, None without rows) must be within `freshness.max_age`."""
-    source, spec = cfg.provider(dataset)
-    if spec.freshness is None or not spec.cursor:
-        return []
+def check_freshness(cfg: Config, dataset: str, newest: dict[str, Any], run_date: date) -> list[CheckResult]:
+    """Each source's newest cursor value (`newest[source]`, None without rows) must be within its
+    `freshness.max_age`.  A dataset fed by several sources gets one check per source
+    (`freshness(<source>)`): one stale source is never hidden by a fresh one."""
+    providers = cfg.providers(dataset)
     end = night_bounds(run_date, cfg.timezone).end
-    limit = spec.freshness.max_age
-    if newest is None or pd.isna(newest):
-        age_txt, ok = "no rows", False
-    else:
-        # aware cursors are compared in the business zone's wall-clock time, like naive ones
-        newest_naive = (
-            newest.tz_convert(business_zone(cfg.timezone)).tz_localize(None) if newest.tzinfo else newest
+    results = []
+    for source, spec in providers:
+        if spec.freshness is None or not spec.cursor:
+            continue
+        limit = spec.freshness.max_age
+        value = newest.get(source.name)
+        if value is None or pd.isna(value):
+            age_txt, ok = "no rows", False
+        else:
+            # aware cursors are compared in the business zone's wall-clock time, like naive ones
+            newest_naive = (
+                value.tz_convert(business_zone(cfg.timezone)).tz_localize(None) if value.tzinfo else value
+            )
+            age = pd.Timestamp(end) - newest_naive
+            ok = age <= pd.Timedelta(limit)
+            age_txt = f"newest {spec.cursor} {newest_naive:%Y-%m-%d %H:%M}, age {_fmt_age(age)}"
+        results.append(
+            CheckResult(
+                dataset,
+                _per_source("freshness", source.name, len(providers)),
+                spec.freshness.severity,
+                bool(ok),
+                age_txt,
+                f"age <= {_fmt_age(pd.Timedelta(limit))} (sources.{source.name}.tables.{spec.name}"
+                f".freshness.max_age)",
+            )
         )
-        age = pd.Timestamp(end) - newest_naive
-        ok = age <= pd.Timedelta(limit)
-        age_txt = f"newest {spec.cursor} {newest_naive:%Y-%m-%d %H:%M}, age {_fmt_age(age)}"
-    return [
-        CheckResult(
-            dataset,
-            "freshness",
-            spec.freshness.severity,
-            bool(ok),
-            age_txt,
-            f"age <= {_fmt_age(pd.Timedelta(limit))} (sources.{source.name}.tables.{spec.name}"
-            f".freshness.max_age)",
-        )
-    ]
+    return results
+
+
+def _per_source(check: str, source: str, sources: int) -> str:
+    """A check's name: as it was for a single source, `<check>(<source>)` in a union."""
+    return check if sources == 1 else f"{check}({source})"
 
 
 def _fmt_age(td: pd.Timedelta) -> str:
@@ -75,35 +87,84 @@ def _fmt_age(td: pd.Timedelta) -> str:
     return f"{hours / 24:.1f}d" if hours >= 48 else f"{hours:.1f}h"
 
 
-def check_volume(cfg: Config, dataset: str, rows: int, run_date: date) -> list[CheckResult]:
-    """Row count against the median of the trailing snapshots (a half-loaded table fails)."""
-    source, spec = cfg.provider(dataset)
-    if spec.mode != "snapshot":
-        return []
+def check_volume(cfg: Config, dataset: str, rows: dict[str, int], run_date: date) -> list[CheckResult]:
+    """Each snapshot source's row count tonight (`rows[source]`) against the median of its trailing
+    snapshots (a half-loaded table fails).  In a union, one check per source (`row_volume(<source>)`)."""
+    providers = cfg.providers(dataset)
     lake = Lake(cfg.lake)
     rule = cfg.quality
-    earlier = [d for d in lake.table_days(source.name, spec.name) if d < run_date][-rule.volume_window :]
-    counts = []
-    for d in earlier:
-        m = lake.table_manifest(source.name, spec.name, d)
-        if m and "rows" in m:
-            counts.append(int(m["rows"]))
-    results = [CheckResult(dataset, "row_count", "error", rows > 0, f"{rows} rows", "at least 1 row")]
-    if counts:
-        ref = float(pd.Series(counts).median())
-        ok = rows >= rule.volume_min_ratio * ref
+    results = []
+    for source, spec in providers:
+        if spec.mode != "snapshot":
+            continue
+        n = rows.get(source.name, 0)
+        earlier = [d for d in lake.table_days(source.name, spec.name) if d < run_date][-rule.volume_window :]
+        counts = []
+        for d in earlier:
+            m = lake.table_manifest(source.name, spec.name, d)
+            if m and "rows" in m:
+                counts.append(int(m["rows"]))
         results.append(
             CheckResult(
                 dataset,
-                "row_volume",
+                _per_source("row_count", source.name, len(providers)),
                 "error",
-                bool(ok),
-                f"{rows} rows",
-                f">= {rule.volume_min_ratio:.0%} of the median {ref:.0f} of the last {len(counts)} snapshots "
-                f"(quality.volume)",
+                n > 0,
+                f"{n} rows",
+                "at least 1 row",
             )
         )
+        if counts:
+            ref = float(pd.Series(counts).median())
+            ok = n >= rule.volume_min_ratio * ref
+            results.append(
+                CheckResult(
+                    dataset,
+                    _per_source("row_volume", source.name, len(providers)),
+                    "error",
+                    bool(ok),
+                    f"{n} rows",
+                    f">= {rule.volume_min_ratio:.0%} of the median {ref:.0f} of the last {len(counts)} snapshots "
+                    f"(quality.volume)",
+                )
+            )
     return results
+
+
+def _source_counts(cfg: Config, dataset: str, source: BatchSource, run_date: date) -> dict[str, int]:
+    """Rows per source tonight: the whole read for a single source; in a union, each source's
+    partition as extracted (its manifest), before entities listed by an earlier source are dropped."""
+    providers = cfg.providers(dataset)
+    if len(providers) == 1:
+        return {providers[0][0].name: source.num_rows}
+    lake, out = Lake(cfg.lake), {}
+    for src, spec in providers:
+        m = lake.table_manifest(src.name, spec.name, run_date) or {}
+        out[src.name] = int(m["rows"]) if "rows" in m else _rows_of(source, src.name)
+    return out
+
+
+def _rows_of(source: BatchSource, name: str) -> int:
+    table = source.read_columns([SOURCE])
+    return int(pc.sum(pc.equal(table.column(0), name)).as_py() or 0)
+
+
+def _newest_by_source(cfg: Config, dataset: str, source: BatchSource, newest: Any) -> dict[str, Any]:
+    """Each source's newest cursor value: `newest` (seen by the row checks) for a single source;
+    in a union, per source from the rows in memory."""
+    providers = cfg.providers(dataset)
+    if len(providers) == 1:
+        return {providers[0][0].name: newest}
+    out: dict[str, Any] = {}
+    names = source.schema.names
+    for src, spec in providers:
+        if spec.freshness is None or not spec.cursor or spec.cursor not in names or not source.num_rows:
+            continue
+        table = source.read_columns([SOURCE, spec.cursor])
+        mine = table.filter(pc.equal(table.column(SOURCE), src.name)).column(spec.cursor).to_pandas()
+        value = pd.to_datetime(mine).max() if len(mine) else None
+        out[src.name] = None if value is None or pd.isna(value) else value
+    return out
 
 
 def run_suite(
@@ -214,11 +275,12 @@ def resolve_parameters(suite_json: dict[str, Any], parameters: dict[str, Any]) -
 def dataset_source(cfg: Config, dataset: str, run_date: date) -> BatchSource:
     """The night's rows of a dataset, in `read_dataset` order, without reading them yet.
 
-    Snapshots are streamed from their Parquet files.  Incremental datasets keep the newest
-    version of each key over all partitions, which needs them whole: they are read as before.
+    Single-source snapshots are streamed from their Parquet files.  Incremental datasets keep the
+    newest version of each key over all partitions, and a union of several sources is checked for
+    types and entities across them: both need the rows whole, and are read with `read_dataset`.
     """
-    _, spec = cfg.provider(dataset)
-    if spec.mode != "snapshot":
+    providers = cfg.providers(dataset)
+    if len(providers) > 1 or providers[0][1].mode != "snapshot":  # a union is read whole, in memory
         df = read_dataset(cfg, dataset, run_date, conform=False, exclude_quarantined=False)
         return BatchSource(table=pa.Table.from_pandas(df, preserve_index=False))
     return BatchSource(files=dataset_files(cfg, dataset, run_date))
@@ -268,8 +330,10 @@ def validate_dataset(
         if run is not None:
             run.add_batch(batch, offset)
     results = (
-        check_volume(cfg, dataset, rows, run_date)
-        + check_freshness(cfg, dataset, checks.newest if rows else None, run_date)
+        check_volume(cfg, dataset, _source_counts(cfg, dataset, source, run_date), run_date)
+        + check_freshness(
+            cfg, dataset, _newest_by_source(cfg, dataset, source, checks.newest if rows else None), run_date
+        )
         + checks.event_results(run_date)
         + checks.price_results()
         + [
@@ -365,6 +429,8 @@ def _night_suite(
         if all(_parameter_name(v) in (None, *values) for v in (e.get("kwargs") or {}).values())
         and (e.get("kwargs") or {}).get("column") not in absent
     ]
+    if len(cfg.providers(dataset)) > 1:
+        kept = [_unique_per_source(e) for e in kept]
     not_null = {
         (e.get("kwargs") or {}).get("column")
         for e in kept
@@ -381,6 +447,18 @@ def _night_suite(
         if c.required and c.name in columns and c.name not in not_null
     ]
     return resolve_parameters({**suite, "expectations": kept}, values)
+
+
+def _unique_per_source(expectation: dict[str, Any]) -> dict[str, Any]:
+    """In a union, rows of two sources never clash (order 1001 of each ERP is two orders): a
+    uniqueness expectation holds per source, i.e. on (`source`, its columns)."""
+    kind, kwargs = expectation.get("type"), dict(expectation.get("kwargs") or {})
+    if kind == "expect_column_values_to_be_unique":
+        kwargs["column_list"] = [SOURCE, kwargs.pop("column")]
+        return {**expectation, "type": "expect_compound_columns_to_be_unique", "kwargs": kwargs}
+    if kind == "expect_compound_columns_to_be_unique":
+        return {**expectation, "kwargs": {**kwargs, "column_list": [SOURCE, *kwargs["column_list"]]}}
+    return expectation
 
 
 def run_suite_batched(

@@ -1,3 +1,4 @@
+import copy
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,63 @@ def test_a_table_outside_the_canonical_datasets_is_landed_as_it_is(tmp_path):
     payments, audit = cfg.source("erp").table("payments"), cfg.source("erp").table("audit_log")
     assert (payments.dataset, payments.suite, payments.cursor) == ("payments", "none", None)
     assert audit.dataset == "audit_log" and audit.suite == str(tmp_path / "my_suite.json")
+
+
+def _two_erps() -> dict:
+    raw = _demo()
+    erp = raw["sources"].pop("erp")
+    raw["sources"] = {
+        "erp_eu": erp,
+        "erp_us": {**copy.deepcopy(erp), "url": "sqlite:///us.db"},
+        "crm": raw["sources"]["crm"],
+    }
+    raw["results"] = {"ledger": "erp_eu", "forecasts": "erp_eu"}
+    return raw
+
+
+def test_two_sources_may_feed_one_dataset(tmp_path):
+    cfg = parse_config(_two_erps(), base=tmp_path)
+    assert [s.name for s, _ in cfg.providers("order_lines")] == ["erp_eu", "erp_us"]
+    assert cfg.provider("order_lines")[0].name == "erp_eu"  # the dataset-wide settings' table
+    assert cfg.results_source("order_lines") == "erp_eu"  # a union's results: results.forecasts
+    assert cfg.results_source("tickets") == "crm"
+    assert cfg.union.qualify_keys == frozenset()  # by default, the same key is the same entity
+
+
+@pytest.mark.parametrize(
+    ("value", "qualified"),
+    [(False, set()), (["sku", "order_id"], {"sku", "order_id"}), (True, {"sku", "order_id", "warehouse"})],
+)
+def test_union_qualify_keys(tmp_path, value, qualified):
+    cfg = parse_config({**_two_erps(), "union": {"qualify_keys": value}}, base=tmp_path)
+    assert qualified <= cfg.union.qualify_keys and (value is not False or not cfg.union.qualify_keys)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda c: c["sources"]["erp_us"]["tables"].update(more_lines={"dataset": "order_lines"}),
+            "sources.erp_us.tables.more_lines: dataset 'order_lines' is already provided by "
+            "sources.erp_us.tables.order_lines",
+        ),
+        (
+            lambda c: c["sources"]["erp_us"].update(
+                tables={**c["sources"]["erp_us"]["tables"], "products": {"quarantine": True}}
+            ),
+            "sources.erp_us.tables.products.quarantine: True differs from sources.erp_eu.tables.products",
+        ),
+        (lambda c: c.update(union={"qualify_keys": ["colour"]}), "union.qualify_keys: unknown identifiers"),
+        (
+            lambda c: c.update(union={"qualify_keys": "yes"}),
+            "union.qualify_keys: expected true, false or a list",
+        ),
+        (lambda c: c.update(union={"qualify": True}), "union: unknown keys ['qualify']"),
+    ],
+)
+def test_bad_union_names_the_key(mutate, message, tmp_path):
+    raw = _two_erps()
+    mutate(raw)
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, base=tmp_path)
+    assert message in str(err.value)
