@@ -701,6 +701,7 @@ def run_incident_alerts(cfg: Config, ctx: RunContext, send: IncidentSender) -> i
     channel is recorded in `seam_anomaly_incident_alerts` and never alerted again at that severity;
     ones labelled expected or false positive are not alerted.  Returns how many incidents went out.
     """
+    from pipelines.anomaly.notices import incident_notices
     from pipelines.anomaly.tracking import select_alerts
     from pipelines.load.feedback import read_alertable, read_labels, record_alerted
 
@@ -722,18 +723,11 @@ def run_incident_alerts(cfg: Config, ctx: RunContext, send: IncidentSender) -> i
     if incidents.empty:
         log.info("incident alerts night=%s: nothing new", ctx.run_date)
         return 0
-    channels: dict[AlertChannel, set[str]] = {}
-    for rule in rules:
-        channels.setdefault(rule.target, set()).add(rule.severity)
     reached: dict[str, list[str]] = {}
-    for channel, severities in channels.items():
-        mine = incidents[incidents["severity"].isin(severities)]
-        if mine.empty:
-            continue
-        subject = f"[seam] night {ctx.run_date}: {len(mine)} new or escalated incident(s)"
-        if send(channel, subject, tuple(_incident_line(r, ctx.run_date) for r in mine.to_dict("records"))):
-            for i in mine["incident_id"]:
-                reached.setdefault(str(i), []).append(channel.channel)
+    for notice in incident_notices(incidents, rules, ctx.run_date):
+        if send(notice.channel, notice.subject, notice.lines):
+            for i in notice.incident_ids:
+                reached.setdefault(i, []).append(notice.channel.channel)
     sent = incidents[incidents["incident_id"].isin(reached)]
     for name, rows in sent.groupby("source"):
         engine = make_engine(results_url(cfg.source(str(name))), write=True, what=f"source {name!r}")
@@ -752,20 +746,6 @@ def run_incident_alerts(cfg: Config, ctx: RunContext, send: IncidentSender) -> i
             f"the task's retry sends them (the ones already sent are not repeated)"
         )
     return len(sent)
-
-
-def _incident_line(r: dict[str, Any], night: date) -> str:
-    if isinstance(r["alerted_severity"], str):
-        news = f"escalated from {r['alerted_severity']}"
-    elif pd.Timestamp(r["first_night"]).date() == night:
-        news = "new tonight"
-    else:
-        news = "open since night " + str(pd.Timestamp(r["first_night"]).date())
-    return (
-        f"{str(r['severity']).upper()} {r['metric']} {r['entity']}: {r['reason'] or r['kind']} "
-        f"(days {pd.Timestamp(r['start_ds']).date()} to {pd.Timestamp(r['end_ds']).date()}, {news}, "
-        f"incident {r['incident_id']})"
-    )
 
 
 def run_report(cfg: Config, ctx: RunContext) -> Path:
