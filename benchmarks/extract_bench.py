@@ -160,7 +160,12 @@ def worker(kind: str, mode: str) -> None:
         from datetime import date
 
         lake = Path(os.environ["SEAM_BENCH_LAKE"])
-        table: dict[str, object] = {"dataset": "order_lines", "table": "order_lines"}
+        # the canonical order lines; the generated table has no currency column
+        table: dict[str, object] = {
+            "dataset": "order_lines",
+            "table": "order_lines",
+            "constants": {"currency": "EUR"},
+        }
         if mode == "incremental":
             table.update(mode="incremental", cursor="updated_at")
         # the table settings `reader:` and `streams:`, chosen per measured variant
