@@ -144,6 +144,10 @@ class MySQLAdapter(Adapter):
             )
         try:
             yield
+            # Each migration's DDL commits the one before, but the row recording the last one
+            # would be committed only after the lock is released: a process waiting for the lock
+            # would not see it and apply that migration again.  Commit while holding the lock.
+            conn.exec_driver_sql("COMMIT")
         finally:
             conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": _MIGRATION_LOCK})
 

@@ -59,7 +59,7 @@ def test_celery_run_on_two_workers_equals_the_single_process_run(demo_env, pg_da
     with cluster:
         cluster.airflow("dags", "unpause", "asset_consumer")
         cluster.trigger("seam_nightly", str(NIGHT))
-        state = cluster.wait("seam_nightly", str(NIGHT), timeout=900)
+        state = cluster.wait("seam_nightly", str(NIGHT), timeout=2400)
         assert state == "success", f"run state {state}; logs: {cluster.tail()}"
         # the load's Asset scheduled the downstream DAG, which ran
         consumer = cluster.wait_any("asset_consumer", timeout=300)
@@ -68,7 +68,7 @@ def test_celery_run_on_two_workers_equals_the_single_process_run(demo_env, pg_da
         earlier = [str(NIGHT - timedelta(days=2)), str(NIGHT - timedelta(days=1))]
         cluster.backfills_only()
         cluster.backfill("seam_nightly", earlier[0], earlier[1], max_active_runs=1)
-        assert [cluster.wait("seam_nightly", d, timeout=900) for d in earlier] == ["success", "success"], (
+        assert [cluster.wait("seam_nightly", d, timeout=2400) for d in earlier] == ["success", "success"], (
             cluster.tail()
         )
         spans = cluster.run_spans("seam_nightly", earlier)
