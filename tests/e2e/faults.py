@@ -15,12 +15,13 @@ from datetime import date
 from typing import Any
 
 import pipelines.anomaly
+import pipelines.overrides
 import pipelines.report
 import pipelines.steps
 from pipelines.errors import ConfigError, LoadError, QualityGateError
 
 INJECTED = "injected failure"
-STEPS = ("extract", "validate", "plan", "forecast", "score", "load", "report", "send_report")
+STEPS = ("extract", "validate", "plan", "forecast", "adjust", "score", "load", "report", "send_report")
 
 
 def _raise(error: Exception) -> Callable[..., Any]:
@@ -44,7 +45,7 @@ def _only(original: Callable[..., Any], error: Exception, value: str) -> Callabl
 def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
     """(module, attribute, replacement) that make `step` fail with a permanent error (no Airflow
     retry, so nothing waits): one table's extraction, one dataset's validation, the plan, every
-    forecast shard, every score shard, the load, the report, the e-mail."""
+    forecast shard, the planners' adjustments, every score shard, the load, the report, the e-mail."""
     s = pipelines.steps
     return {
         "extract": [
@@ -59,6 +60,7 @@ def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
         ],
         "plan": [(s, "plan_shards", _raise(ConfigError(f"{INJECTED} in plan")))],
         "forecast": [(s, "build_demand_series", _raise(ConfigError(f"{INJECTED} in forecast")))],
+        "adjust": [(pipelines.overrides, "adjust_forecasts", _raise(ConfigError(f"{INJECTED} in adjust")))],
         "score": [(pipelines.anomaly, "score", _raise(ConfigError(f"{INJECTED} in score")))],
         "load": [(s, "load_batch", _raise(LoadError(f"{INJECTED} in load")))],
         "report": [(pipelines.report, "write_report", _raise(ConfigError(f"{INJECTED} in report")))],
