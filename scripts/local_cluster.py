@@ -91,6 +91,9 @@ class LocalCluster:
                 drivername="postgresql+psycopg_async"
             ).render_as_string(hide_password=False),
             "AIRFLOW__CELERY__BROKER_URL": broker_url,
+            # a queue of its own: workers of another deployment on the same broker (another test
+            # run, a leftover of a killed one) never take this one's tasks
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"seam_cluster_{port}",
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.meta_url,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API__PORT": str(port),

@@ -36,10 +36,13 @@ def redis_url() -> str:
 
 
 def _forecasts(cfg) -> pd.DataFrame:
+    """The forecasts made on NIGHT (the distributed deployment also ran two backfilled nights)."""
     engine = sa.create_engine(source_url(cfg.source("erp")))
     with engine.connect() as conn:
         df = pd.read_sql(sa.text("SELECT * FROM seam_forecasts"), conn)
     engine.dispose()
+    df = df[pd.to_datetime(df["run_date"]).dt.date == NIGHT]
+    assert len(df), f"no forecasts of the night {NIGHT}"
     return df.sort_values(["sku", "warehouse", "target_date"]).reset_index(drop=True)
 
 
