@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from datetime import date as date_type
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -482,7 +481,7 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     return notes
 
 
-def _final_forecasts(lake: Lake, d: date_type) -> pd.DataFrame | None:
+def _final_forecasts(lake: Lake, d: date) -> pd.DataFrame | None:
     """The night's rows of `seam_forecasts`: the final forecast when the adjust step made it from
     tonight's forecasts; the statistical one with no final forecast (NULL) when it did not."""
     from pipelines.load import batch_checksum
