@@ -41,7 +41,7 @@ from pipelines.load.incidents import load_incidents
 from pipelines.quality import CheckResult, blocked_datasets, read_quality, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
-from pipelines.series import METRIC_DATASETS, build_custom_series, build_demand_series, build_metric_series
+from pipelines.series import METRIC_DATASETS, build_demand_series
 from pipelines.sharding import plan_shards, sku_filter
 from pipelines.state import (
     Holder,
@@ -516,9 +516,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         for k in run_plan(cfg, ctx):
             run_score(cfg, ctx, shard=k)
         return lake.output_partition("anomalies", ctx.run_date)
-    from pipelines.anomaly import ScoreOptions, score, score_records
-    from pipelines.anomaly.events import build_events
-    from pipelines.anomaly.rows import build_record_rows, build_score_rows
+    from pipelines.anomaly.nightly import MetricInput, NightContext, score_night
 
     with tracked(cfg, ctx, f"score:{shard}") as out:
         metrics = cfg.metric_datasets()
@@ -532,71 +530,45 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             require_datasets(cfg, ctx, "score", sorted(set(metrics.values())))
         t0 = time.perf_counter()
         shards = shard_plan(lake, "anomalies", ctx.run_date)
-        window_start = pd.Timestamp(ctx.run_date) - pd.Timedelta(days=cfg.anomaly.window_days)
-        thresholds = cfg.anomaly.thresholds
-        frames, cache = [], {}
+        inputs: list[MetricInput] = []
+        cache: dict[str, pd.DataFrame] = {}
         mine = sku_filter(cfg, ctx.run_date, shard, shards) if "demand" in usable else None
         if mine is not None:
-            lines = read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)
-            frames.append(
-                build_metric_series("demand", lines, end=ctx.run_date, history_days=cfg.anomaly.history_days)
-            )
+            inputs.append(MetricInput("demand", read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)))
         for metric in (m for m in usable if m != "demand" and shard == 0):
             dataset = metrics[metric]
             if dataset not in cache:
                 cache[dataset] = read_dataset(cfg, dataset, ctx.run_date)
-            build = (
-                partial(build_custom_series, custom[metric])
-                if metric in custom
-                else partial(build_metric_series, metric)
-            )
-            frames.append(build(cache[dataset], end=ctx.run_date, history_days=cfg.anomaly.history_days))
-        parts = []
-        n_series = 0
-        if frames:
-            series = pd.concat(frames, ignore_index=True)
-            n_series = int(series["unique_id"].nunique())
-            events = build_events(
-                series,
-                holidays=cfg.anomaly.holidays,
-                promotions=read_dataset(cfg, "promotions", ctx.run_date)
-                if cfg.has_dataset("promotions")
-                else None,
-                stockouts=read_dataset(cfg, "stockouts", ctx.run_date)
-                if cfg.has_dataset("stockouts")
-                else None,
-            )
-            scored = score(
-                series[["unique_id", "ds", "y"]],
-                events=events,
-                feedback=_feedback_points(cfg, ctx, series),
-                options=ScoreOptions(
-                    only_after=window_start,
-                    end=pd.Timestamp(ctx.run_date),
-                    n_jobs=cfg.scale.processes_per_task or ScoreOptions.n_jobs,
-                ),
-            )
-            parts.append(build_score_rows(scored, series, run_date=ctx.run_date, thresholds=thresholds))
-            out.rows_in = len(series)
+            inputs.append(MetricInput(metric, cache[dataset], custom.get(metric)))
+        lines = None
         if shard == 0 and "order_lines" in {metrics[m] for m in usable if m in METRIC_DATASETS}:
             lines = cache.get("order_lines")
             if lines is None:
                 lines = read_dataset(cfg, "order_lines", ctx.run_date)
-            rec = score_records(lines)
-            rec = rec[(rec["is_anomaly"]) & (pd.to_datetime(rec["order_date"]) > window_start)]
-            parts.append(build_record_rows(rec, run_date=ctx.run_date, thresholds=thresholds))
-        parts = [p for p in parts if len(p)]
-        frame = (
-            pd.concat(parts, ignore_index=True)
-            if parts
-            else pd.DataFrame(columns=list(RESULT_TABLES["seam_anomaly_scores"].columns))
+        night = score_night(
+            inputs,
+            lines,
+            NightContext(
+                run_date=ctx.run_date,
+                window_days=cfg.anomaly.window_days,
+                history_days=cfg.anomaly.history_days,
+                thresholds=cfg.anomaly.thresholds,
+                holidays=cfg.anomaly.holidays,
+                promotions=partial(_optional_dataset, cfg, "promotions", ctx.run_date),
+                stockouts=partial(_optional_dataset, cfg, "stockouts", ctx.run_date),
+                labels=partial(read_all_labels, cfg, ctx.run_date),
+                n_jobs=cfg.scale.processes_per_task or NightContext.n_jobs,
+            ),
         )
+        frame = night.rows
+        if night.rows_in is not None:
+            out.rows_in = night.rows_in
         lake.write_shard(
             "anomalies",
             ctx.run_date,
             shard,
             frame,
-            manifest={"series": n_series, "shard": shard, "shards": shards},
+            manifest={"series": night.series, "shard": shard, "shards": shards},
         )
         out.rows_out = len(frame)
         log.info(
@@ -604,7 +576,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             ctx.run_date,
             shard,
             shards,
-            n_series,
+            night.series,
             len(frame),
             int(frame["is_anomaly"].astype(bool).sum()),
             time.perf_counter() - t0,
@@ -612,23 +584,9 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
     return lake.output_partition("anomalies", ctx.run_date)
 
 
-def _feedback_points(cfg: Config, ctx: RunContext, series: pd.DataFrame) -> pd.DataFrame | None:
-    """`unique_id, ds` of the days analysts labelled expected or false positive, as of the night."""
-    from pipelines.anomaly.feedback import baseline_exclusions
-
-    labels = read_all_labels(cfg, ctx.run_date)
-    if labels.empty:
-        return None
-    days = baseline_exclusions(labels)
-    keys = series[["unique_id", "metric", "entity"]].drop_duplicates("unique_id")
-    points = days.merge(keys, on=["metric", "entity"])[["unique_id", "ds"]]
-    log.info(
-        "score run_date=%s labels=%d days left out of the baselines=%d",
-        ctx.run_date,
-        len(labels),
-        len(points),
-    )
-    return points if len(points) else None
+def _optional_dataset(cfg: Config, dataset: str, d: date) -> pd.DataFrame | None:
+    """The night's rows of a dataset the config may not have (None when it has not)."""
+    return read_dataset(cfg, dataset, d) if cfg.has_dataset(dataset) else None
 
 
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:

@@ -7,6 +7,8 @@ Public API:
     build_incidents: group consecutive anomalous periods of a series into one incident each.
     score_records: price, discount, quantity and duplicate anomalies on order lines.
     required_history: history an incremental run needs before its first scored period.
+    score_night (``pipelines.anomaly.nightly``): one shard of the nightly ``score`` step, from the
+        datasets' rows to rows of ``seam_anomaly_scores``.
 """
 
 from pipelines.anomaly.cadence import required_history

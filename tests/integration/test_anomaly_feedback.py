@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from pipelines.anomaly.nightly import feedback_points
 from pipelines.cli import main
 from pipelines.config import Config, load_config, results_url
 from pipelines.db import make_engine
 from pipelines.load.feedback import LabelTarget, read_all_labels
 from pipelines.load.incidents import load_incidents
 from pipelines.run_context import RunContext
-from pipelines.steps import _feedback_points, run_incident_alerts, run_label, run_migrate
+from pipelines.steps import run_incident_alerts, run_label, run_migrate
 from tests.conftest import write_config
 from tests.unit.test_incidents_tracking import TH, _scores
 
@@ -144,8 +145,8 @@ def test_a_label_counts_from_its_night_on_and_the_view_counts_labels(make_cfg, c
         {"unique_id": "u1", "metric": "demand", "entity": "SKU-1|WH1", "ds": [pd.Timestamp(N1)]}
     )
     # a backfill of night N1 (the label was written later) scores without it; N2 and later use it
-    assert _feedback_points(cfg, RunContext(N1), series) is None
-    later = _feedback_points(cfg, RunContext(N3), series)
+    assert feedback_points(read_all_labels(cfg, N1), series) is None
+    later = feedback_points(read_all_labels(cfg, N3), series)
     assert later is not None and later["ds"].dt.date.tolist() == [N1 - timedelta(days=1), N1]
     assert set(later["unique_id"]) == {"u1"}
     engine = erp(cfg)
