@@ -167,6 +167,9 @@ class ScaleSpec:
     # worker, scoring one process.  Set 1 when a worker runs several tasks at once (Celery
     # concurrency), so that its task slots share the cores instead of each claiming all of them.
     processes_per_task: int | None = None
+    # Task slots of the deployment (Celery workers x concurrency): the shard count is rounded up
+    # to a multiple of it, so each round of tasks fills every slot.  None: no rounding.
+    worker_slots: int | None = None
 
 
 @dataclass(frozen=True)
@@ -603,6 +606,11 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
             None
             if sc.get("processes_per_task", "auto") == "auto"
             else _positive_int(sc.get("processes_per_task"), "scale.processes_per_task")
+        ),
+        worker_slots=(
+            None
+            if sc.get("worker_slots", None) is None
+            else _positive_int(sc.get("worker_slots"), "scale.worker_slots")
         ),
     )
     sc.done()

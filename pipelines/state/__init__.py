@@ -6,7 +6,7 @@ Public functions:
     loaded_checksum(conn, ...) / record_batch(conn, ...)      `seam_load_batches`, on the load's
                                                               own transaction
     watermark_before / commit_watermark                       incremental extraction watermarks
-    write_shard_plan / shard_plan                             tonight's shard counts
+    write_shard_plan / shard_plan / shard_assignment          tonight's shards and their SKUs
     write_forecast_week / forecast_week                       the night's panel week, for every
                                                               forecasting shard
     write_forecast_peers / forecast_peers                     the night's new-product peers, idem
@@ -26,6 +26,7 @@ from pipelines.state.shard_plans import (
     SHARDED_OUTPUTS,
     forecast_peers,
     forecast_week,
+    shard_assignment,
     shard_plan,
     write_forecast_peers,
     write_forecast_week,
@@ -68,6 +69,7 @@ __all__ = [
     "record_step",
     "release_night",
     "require_migrated",
+    "shard_assignment",
     "shard_plan",
     "summarize",
     "watermark_before",

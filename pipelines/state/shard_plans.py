@@ -12,10 +12,24 @@ from pipelines.lake import Lake
 SHARDED_OUTPUTS = ("forecasts", "anomalies")
 
 
-def write_shard_plan(lake: Lake, run_date: date, shards: int) -> None:
-    """Declare tonight's shard count for every sharded output (drops shards of an older plan)."""
+def write_shard_plan(
+    lake: Lake, run_date: date, shards: int, assignment: list[list[Any]] | None = None
+) -> None:
+    """Declare tonight's shard count for every sharded output (drops shards of an older plan), and
+    which SKUs each shard holds (`assignment[k]`: the SKUs of shard k)."""
+    if assignment is not None and len(assignment) != shards:
+        raise ValueError(f"a plan of {shards} shards with an assignment of {len(assignment)}")
     for output in SHARDED_OUTPUTS:
         lake.write_shard_plan(output, run_date, shards)
+    if assignment is not None:
+        lake.annotate_shard_plan("forecasts", run_date, "skus", assignment)
+
+
+def shard_assignment(lake: Lake, run_date: date) -> list[list[Any]] | None:
+    """The SKUs of each shard of the night, or None for a plan recorded without them (its SKUs
+    are sharded by hash: `pipelines.sharding.shard_of`)."""
+    skus: list[list[Any]] | None = lake.shard_plan_notes("forecasts", run_date).get("skus")
+    return skus
 
 
 def shard_plan(lake: Lake, output: str, run_date: date) -> int:

@@ -176,7 +176,8 @@ def test_sharded_night_equals_the_single_shard_night(demo_env):
 
     from pipelines.config import ScaleSpec
     from pipelines.lake import Lake
-    from pipelines.sharding import night_skus, shard_of
+    from pipelines.sharding import night_skus
+    from pipelines.state import shard_assignment
     from pipelines.steps import run_forecast, run_score, run_validate
 
     one = replace(load_config(demo_env()), scale=ScaleSpec(shards=1))
@@ -190,10 +191,12 @@ def test_sharded_night_equals_the_single_shard_night(demo_env):
         run_score(cfg, RunContext(NIGHT))
         results[shards] = [Lake(cfg.lake).read_output(out, NIGHT) for out in ("forecasts", "anomalies")]
         if shards == 3:
+            assigned = shard_assignment(Lake(cfg.lake), NIGHT)
+            assert assigned is not None and all(assigned)  # every SKU in one shard, none empty
+            assert sorted(s for skus in assigned for s in skus) == night_skus(cfg, NIGHT)
             for k in range(3):  # each shard holds exactly its own SKUs
                 part = Lake(cfg.lake).read_shard("forecasts", NIGHT, k)
-                assert {shard_of(s, 3) for s in part["sku"]} <= {k}
-            assert len({shard_of(s, 3) for s in night_skus(cfg, NIGHT)}) > 1
+                assert set(part["sku"]) == set(assigned[k])
     # Point forecasts and anomaly scores are per series, so sharding cannot change them.  (Forecast
     # intervals are calibrated on the backtest errors of the series computed together, so they
     # depend on the shard's composition; the DAG and `seam run` use the same plan.)
@@ -243,7 +246,8 @@ def test_new_products_get_the_same_forecast_in_one_or_two_shards(demo_env):
     from dataclasses import replace
 
     from pipelines.config import ScaleSpec
-    from pipelines.sharding import night_skus, shard_of
+    from pipelines.lake import Lake
+    from pipelines.state import shard_assignment
     from pipelines.steps import run_forecast, run_validate
     from tests.conftest import SMALL
 
@@ -257,7 +261,8 @@ def test_new_products_get_the_same_forecast_in_one_or_two_shards(demo_env):
         cfg = replace(one, scale=ScaleSpec(shards=shards))
         run_forecast(cfg, RunContext(NIGHT))
         results[shards] = Lake(cfg.lake).read_output("forecasts", NIGHT)
-    assert len({shard_of(s, 2) for s in night_skus(one, NIGHT)}) == 2
+    assigned = shard_assignment(Lake(one.lake), NIGHT)
+    assert assigned is not None and len(assigned) == 2 and all(assigned)
     single = results[1]
     notes = single["explanation"].map(lambda e: json.loads(e).get("new_product"))
     from_peers = single[notes.str.contains("median level", na=False)]
