@@ -76,6 +76,9 @@ def forecast_frame(rows: int, *, shift: float = 0.0, seed: int = 0) -> pd.DataFr
     df["explanation"] = np.where(rng.random(n) < 0.2, None, "seasonal week, trend up")
     df["fallback"] = rng.random(n) < 0.05
     df["training_snapshot_date"] = pd.Timestamp(NIGHT)
+    # the adjust step's final forecast: the statistical one where no planner override applies
+    df["yhat_final"] = np.where(rng.random(n) < 0.02, np.round(y * 1.1, 1), y)
+    df["override_ids"] = None
     return df[COLS]
 
 
@@ -99,7 +102,7 @@ def peak_mb() -> float:
 def child(url: str, parquet: str, shift: float, truncate: bool) -> None:
     df = pd.read_parquet(parquet)
     if shift:
-        for c in ("yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"):
+        for c in ("yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95", "yhat_final"):
             df[c] = df[c] + shift
     engine = make_engine(url, write=True)
     if truncate:
