@@ -30,7 +30,7 @@ from pipelines.state import shard_assignment, write_shard_plan
 # Relative cost of one series: a regular series (a sale on at least 1/REGULAR_ADI of its days, the
 # demand classification's cut) is fitted by the model combination, about 8x the time of an
 # intermittent one (measured with `forecast` on 365-day series: 120-190 ms against 15-20 ms); both
-# grow with the history up to about a year.
+# grow with the history up to about a year, a 20-day series costing about half a 365-day one.
 REGULAR_ADI = 1.32
 REGULAR_WEIGHT = 8.0
 FULL_HISTORY_DAYS = 365
@@ -56,7 +56,7 @@ def series_cost(sale_days: int, history_days: int) -> float:
     in `history_days` days since its SKU's first sale."""
     history = max(history_days, 1)
     weight = REGULAR_WEIGHT if sale_days * REGULAR_ADI >= history else 1.0
-    return weight * (0.3 + 0.7 * min(history, FULL_HISTORY_DAYS) / FULL_HISTORY_DAYS)
+    return weight * (0.5 + 0.5 * min(history, FULL_HISTORY_DAYS) / FULL_HISTORY_DAYS)
 
 
 def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int]:

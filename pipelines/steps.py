@@ -596,7 +596,7 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
     Forecast accuracy (`seam_forecast_accuracy`) is computed after the forecasts and actuals are
     loaded, from the archive in the forecasts' database, for the target dates of tonight's actuals.
     """
-    from pipelines.forecasting.accuracy import build_actuals
+    from pipelines.forecasting.accuracy import night_actuals
 
     lake = Lake(cfg.lake)
     with tracked(cfg, ctx, "load") as out:
@@ -613,10 +613,10 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         quality = read_quality(cfg, d)
         if len(quality):
             batches.append((cfg.results.ledger, "seam_data_quality_results", quality))
-        demand: tuple[pd.DataFrame, pd.DataFrame] | None = None
+        demand: tuple[pd.DataFrame, pd.Series] | None = None
         if not blocked_datasets(cfg, d, ["order_lines"]):
-            demand = build_actuals(
-                read_dataset(cfg, "order_lines", d),
+            demand = night_actuals(
+                _lines_by_shard(cfg, d),
                 run_date=d,
                 horizon=cfg.forecast.horizon,
                 history_days=cfg.forecast.history_days,
@@ -646,6 +646,20 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         out.rows_out = sum(r.rows for r in results if not r.skipped)
         out.checksum = hashlib.sha256("".join(r.checksum for r in results).encode()).hexdigest()
     return results
+
+
+def _lines_by_shard(cfg: Config, d: date) -> Iterator[pd.DataFrame]:
+    """The night's order lines, one shard of the night's plan at a time (all of them when the
+    night has no plan: its forecast step has not run)."""
+    try:
+        shards = shard_plan(Lake(cfg.lake), "forecasts", d)
+    except MissingInputError:
+        yield read_dataset(cfg, "order_lines", d)
+        return
+    for k in range(shards):
+        mine = sku_filter(cfg, d, k, shards)
+        if mine is not None:
+            yield read_dataset(cfg, "order_lines", d, filters=mine)
 
 
 IncidentSender = Callable[[AlertChannel, str, tuple[str, ...]], bool]

@@ -21,6 +21,7 @@ series and day; `lag_days = target_date - run_date`.  Per level (`series`: entit
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 import numpy as np
@@ -92,24 +93,31 @@ def build_mase_scale(history: pd.DataFrame) -> pd.Series:
 def build_forecast_accuracy(
     forecasts: pd.DataFrame,
     actuals: pd.DataFrame,
-    history: pd.DataFrame,
+    history: pd.DataFrame | None,
     categories: pd.DataFrame | None,
     *,
     run_date: date,
+    scale: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Rows of `seam_forecast_accuracy` for the night `run_date` (see the module docstring).
 
     `forecasts`: archived forecasts (`FORECAST_COLUMNS`); `actuals`: `sku, warehouse, ds, actual`
     of the window; `history`: `sku, warehouse, ds, y`, the daily demand before the window (for the
-    MASE scale); `categories`: `sku, category` (None: no `category` rows).  Forecasts without an
-    actual are not scored.  Returns one row per level, entity and lag, sorted.
+    MASE scale), or None and `scale`, the scales themselves (`build_mase_scale` of that history,
+    as `night_actuals` gives them); `categories`: `sku, category` (None: no `category` rows).
+    Forecasts without an actual are not scored.  Returns one row per level, entity and lag, sorted.
     """
-    for name, df in (("forecasts", forecasts), ("actuals", actuals), ("history", history)):
+    if (history is None) == (scale is None):
+        raise ValueError("build_forecast_accuracy: pass either `history` or `scale`")
+    for name, df in (("forecasts", forecasts), ("actuals", actuals)):
         _check(df, name)
+    if history is not None:
+        _check(history, "history")
     if categories is not None:
         _check(categories, "categories")
     if (
-        len(history)
+        history is not None
+        and len(history)
         and len(actuals)
         and pd.to_datetime(history["ds"]).max() >= pd.to_datetime(actuals["ds"]).min()
     ):
@@ -129,7 +137,9 @@ def build_forecast_accuracy(
     pts = pts.sort_values(["sku", "warehouse", "run_date", "target_date"], kind="stable", ignore_index=True)
     if pts.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
-    pts = pts.merge(build_mase_scale(history).reset_index(), on=["sku", "warehouse"], how="left")
+    scales = build_mase_scale(history) if history is not None else scale
+    assert scales is not None
+    pts = pts.merge(scales.rename("scale").reset_index(), on=["sku", "warehouse"], how="left")
     pts["lag_days"] = (pts["target_date"] - pts["run_date"]).dt.days.astype("int64")
     pts["abs_error"] = (pts["actual"] - pts["yhat"]).abs()
     pts["abs_actual"] = pts["actual"].abs()
@@ -202,3 +212,35 @@ def build_actuals(
     ).reset_index(drop=True)
     history = series.loc[~in_window, ["sku", "warehouse", "ds", "y"]].reset_index(drop=True)
     return actuals, history
+
+
+def night_actuals(
+    shards: Iterable[pd.DataFrame], *, run_date: date, horizon: int, history_days: int
+) -> tuple[pd.DataFrame, pd.Series]:
+    """`build_actuals` of a night's order lines given one shard of SKUs at a time (every warehouse
+    of a SKU in the same shard), so that one shard's lines are in memory, not the night's:
+    `(actuals, scale)`, the rows of `seam_actuals` in `build_actuals`' order and the MASE scale of
+    every series (`build_mase_scale` of its history)."""
+    actuals: list[pd.DataFrame] = []
+    scales: list[pd.Series] = []
+    for lines in shards:
+        shard_actuals, history = build_actuals(
+            lines, run_date=run_date, horizon=horizon, history_days=history_days
+        )
+        actuals.append(shard_actuals)
+        scales.append(build_mase_scale(history))
+    if not actuals:  # a night without order lines
+        empty = pd.DataFrame(
+            {
+                "sku": pd.Series(dtype=object),
+                "warehouse": pd.Series(dtype=object),
+                "ds": pd.Series(dtype="datetime64[ns]"),
+                "actual": pd.Series(dtype=float),
+            }
+        )
+        index = pd.MultiIndex.from_arrays([[], []], names=["sku", "warehouse"])
+        return empty, pd.Series(dtype=float, index=index, name="scale")
+    out = pd.concat(actuals, ignore_index=True)
+    order = pd.DataFrame({"id": join_keys(out["sku"], out["warehouse"]), "ds": out["ds"]})
+    out = out.loc[order.sort_values(["id", "ds"], kind="stable").index].reset_index(drop=True)
+    return out, pd.concat(scales)

@@ -36,13 +36,13 @@ def read_forecast_archive(engine: Engine, start: date, end: date) -> pd.DataFram
 
 
 def load_forecast_accuracy(
-    cfg: Config, run_date: date, actuals: pd.DataFrame, history: pd.DataFrame
+    cfg: Config, run_date: date, actuals: pd.DataFrame, scale: pd.Series
 ) -> LoadResult | None:
     """Score the archived forecasts of the night's actuals window and load `seam_forecast_accuracy`.
 
     Reads `seam_forecasts` from the forecasts' results database (`results.forecasts`), so run it
-    after that night's forecasts and actuals are loaded; `actuals` and `history` as from
-    `pipelines.forecasting.accuracy.build_actuals`.  The night's rows are replaced in one transaction.  Weekly
+    after that night's forecasts and actuals are loaded; `actuals` and `scale` (the series' MASE
+    scales) as from `pipelines.forecasting.accuracy.night_actuals`.  The night's rows are replaced in one transaction.  Weekly
     forecasts (`forecast.freq: W`) are not scored against daily actuals: None, with a warning.
     """
     if cfg.forecast.freq != "D":
@@ -64,7 +64,7 @@ def load_forecast_accuracy(
     )
     try:
         archive = read_forecast_archive(engine, start, end)
-        frame = build_forecast_accuracy(archive, actuals, history, categories, run_date=run_date)
+        frame = build_forecast_accuracy(archive, actuals, None, categories, run_date=run_date, scale=scale)
         result = load_batch(engine, "seam_forecast_accuracy", run_date, frame)
     finally:
         engine.dispose()

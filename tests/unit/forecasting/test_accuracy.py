@@ -199,3 +199,21 @@ def test_the_window_is_the_last_horizon_plus_seven_days():
     assert accuracy_window(NIGHT, 14) == (date(2025, 12, 27), NIGHT)
     with pytest.raises(DataError, match="`horizon` must be >= 1, got 0"):
         accuracy_window(NIGHT, 0)
+
+
+def test_actuals_built_one_shard_at_a_time_equal_the_whole_night():
+    from pipelines.demo import DemoSize
+    from pipelines.demo.build import build_erp, build_order_lines
+    from pipelines.forecasting.accuracy import build_actuals, night_actuals
+
+    lines = build_order_lines(build_erp(DemoSize(days=120, skus=12, warehouses=3, seed=3)))
+    night = lines["order_date"].max().date()
+    whole, history = build_actuals(lines, run_date=night, horizon=14, history_days=60)
+    skus = sorted(lines["sku"].unique())
+    shards = [lines[lines["sku"].isin(skus[k::3])] for k in (2, 0, 1)]  # any order of shards
+    actuals, scale = night_actuals(iter(shards), run_date=night, horizon=14, history_days=60)
+    pd.testing.assert_frame_equal(actuals, whole)
+    pd.testing.assert_series_equal(scale.sort_index(), build_mase_scale(history).sort_index())
+    assert len(whole) and scale.notna().any()
+    none, no_scale = night_actuals(iter([]), run_date=night, horizon=14, history_days=60)
+    assert none.empty and no_scale.empty
