@@ -1,0 +1,321 @@
+"""Alerts reach Slack and Microsoft Teams: the real notifiers post to a real (local) HTTP webhook
+server through Airflow connections defined in the environment, and the tests read what it got.
+Run alerts and incident alerts, severity routing, once per incident, and what a channel that
+answers HTTP 500 or cannot be reached does to the outcome."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipelines.config import Config, load_config, results_url
+from pipelines.db import make_engine
+from pipelines.errors import DeliveryError, SourceUnavailableError
+from pipelines.load import load_batch
+from pipelines.load.incidents import load_incidents
+from pipelines.run_context import RunContext
+from pipelines.steps import run_incident_alerts, run_migrate
+from tests.conftest import write_config
+from tests.unit.test_incidents_tracking import TH, _scores
+
+NIGHT = date(2026, 11, 20)
+
+
+@dataclass
+class Webhooks:
+    """What a local webhook server received, per path, and the status each path answers."""
+
+    port: int
+    posts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    status: dict[str, int] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+
+@pytest.fixture
+def webhooks() -> Iterator[Webhooks]:
+    hooks = Webhooks(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            path = self.path.strip("/")
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            code = hooks.status.get(path, 200)
+            if code == 200:
+                hooks.posts.setdefault(path, []).append(json.loads(body))
+            answer = b"ok" if code == 200 else b"internal_error"
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    hooks.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield hooks
+    server.shutdown()
+    server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def connections(monkeypatch: pytest.MonkeyPatch, **urls: str) -> dict[str, str]:
+    """Airflow connections from the environment, as a deployment defines them: a Slack Incoming
+    Webhook connection (URL in its password) or an HTTP connection for Teams."""
+    ids = {}
+    for name, url in urls.items():
+        conn_id = f"seam_test_{name}_{uuid.uuid4().hex[:6]}"
+        kind = "slackwebhook" if name.startswith("slack") else "http"
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": kind, "password": url})
+        )
+        ids[name] = conn_id
+    return ids
+
+
+def make_cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notifications: dict) -> Config:
+    monkeypatch.setenv("SEAM_CH_ERP", f"sqlite:///{tmp_path / 'erp.db'}")
+    monkeypatch.setenv("SEAM_CH_CRM", f"sqlite:///{tmp_path / 'crm.db'}")
+    cfg = load_config(
+        write_config(
+            tmp_path / "seam.yml",
+            erp_env="SEAM_CH_ERP",
+            crm_env="SEAM_CH_CRM",
+            lake=tmp_path / "lake",
+            reports=tmp_path / "reports",
+            overrides={"notifications": notifications},
+        )
+    )
+    run_migrate(cfg)
+    return cfg
+
+
+def store_incidents(cfg: Config) -> dict[str, str]:
+    """Tonight's scores with one critical incident (SKU-1|WH1) and one medium one (SKU-2|WH1);
+    returns {entity: incident id}."""
+    critical = _scores(NIGHT, [NIGHT])
+    medium = critical.assign(
+        entity="SKU-2|WH1", score=critical["score"].where(~critical["is_anomaly"], 0.9996)
+    )
+    scores = pd.concat([critical, medium], ignore_index=True)
+    engine = make_engine(results_url(cfg.source("erp")), write=True)
+    try:
+        load_incidents(engine, NIGHT, scores, thresholds=TH, window_days=7)
+        rows = scores.assign(
+            value=1.0, expected=1.0, lower_bound=0.0, upper_bound=2.0, severity=None, model="m"
+        )
+        load_batch(engine, "seam_anomaly_scores", NIGHT, rows)
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text("SELECT entity, incident_id, severity FROM seam_anomaly_incidents")
+            ).all()
+    finally:
+        engine.dispose()
+    assert {(e, s) for e, _, s in found} == {("SKU-1|WH1", "critical"), ("SKU-2|WH1", "medium")}
+    return {e: i for e, i, _ in found}
+
+
+def alerted(cfg: Config) -> list[tuple[str, str, str]]:
+    engine = make_engine(results_url(cfg.source("erp")))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT incident_id, severity, channels FROM seam_anomaly_incident_alerts")
+            )
+            return sorted((str(i), str(s), str(c)) for i, s, c in rows)
+    finally:
+        engine.dispose()
+
+
+def card_texts(post: dict[str, Any]) -> list[str]:
+    """The text blocks of a Teams webhook message, after checking it is the envelope Teams takes:
+    a `message` with one Adaptive Card attachment."""
+    assert post["type"] == "message"
+    (attachment,) = post["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
+    assert all(b["type"] == "TextBlock" and isinstance(b["text"], str) and b["wrap"] for b in card["body"])
+    return [b["text"] for b in card["body"]]
+
+
+def test_a_failed_night_alert_reaches_slack_and_teams_once_with_its_log_links(
+    webhooks, tmp_path, monkeypatch
+):
+    from pipelines.airflow.alerts import Alert, send_alert
+
+    ids = connections(monkeypatch, slack=webhooks.url("slack"), teams=webhooks.url("teams"))
+    cfg = make_cfg(
+        tmp_path,
+        monkeypatch,
+        {
+            "alerts": [
+                {"channel": "slack", "conn_id": ids["slack"]},
+                {"channel": "teams", "conn_id": ids["teams"]},
+            ]
+        },
+    )
+    log_url = "http://localhost:8080/dags/seam_nightly/runs/scheduled__2026-11-20/tasks/load"
+    alert = Alert(  # as the DAG's verdict writes it
+        subject="[seam] night 2026-11-20 failed (seam_nightly, run scheduled__2026-11-20)",
+        lines=("load: failed (LoadError: the <orders> table refused 3 rows & more)", "report: not run"),
+        links=(("load", log_url),),
+        footer="Fix the cause, then re-run the failed tasks",
+    )
+    assert send_alert(cfg, alert) == 2
+    (slack,) = webhooks.posts["slack"]
+    text = slack["text"]
+    assert text.startswith("*[seam] night 2026-11-20 failed (seam_nightly, run scheduled__2026-11-20)*")
+    assert "\u2022 load: failed (LoadError: the &lt;orders&gt; table refused 3 rows &amp; more)" in text
+    assert "\u2022 report: not run" in text
+    assert f"<{log_url}|load>" in text  # a Slack link to the task's log page
+    (teams,) = webhooks.posts["teams"]
+    texts = card_texts(teams)
+    assert texts[0] == alert.subject
+    assert "- load: failed (LoadError: the <orders> table refused 3 rows & more)" in texts
+    assert "- report: not run" in texts
+    assert f"[load]({log_url})" in texts
+
+
+def test_incident_alerts_go_to_the_channels_of_their_severity_once(webhooks, tmp_path, monkeypatch):
+    from pipelines.airflow.alerts import incident_sender
+
+    ids = connections(monkeypatch, slack=webhooks.url("slack"), teams=webhooks.url("teams"))
+    cfg = make_cfg(
+        tmp_path,
+        monkeypatch,
+        {
+            "incident_alerts": [
+                {"severity": "critical", "channel": "slack", "conn_id": ids["slack"]},
+                {"severity": "critical", "channel": "teams", "conn_id": ids["teams"]},
+                {"severity": "medium", "channel": "teams", "conn_id": ids["teams"]},
+            ]
+        },
+    )
+    incidents = store_incidents(cfg)
+    assert run_incident_alerts(cfg, RunContext(NIGHT), incident_sender(cfg)) == 2
+    (slack,) = webhooks.posts["slack"]  # critical only: the medium incident is not on Slack
+    assert "1 new or escalated incident" in slack["text"]
+    assert "CRITICAL demand SKU-1|WH1" in slack["text"] and incidents["SKU-1|WH1"] in slack["text"]
+    assert "SKU-2|WH1" not in slack["text"]
+    (teams,) = webhooks.posts["teams"]  # one message listing both
+    texts = card_texts(teams)
+    assert "2 new or escalated incident" in texts[0]
+    assert any(t.startswith("- CRITICAL demand SKU-1|WH1") and incidents["SKU-1|WH1"] in t for t in texts)
+    assert any(t.startswith("- MEDIUM demand SKU-2|WH1") and incidents["SKU-2|WH1"] in t for t in texts)
+    assert alerted(cfg) == sorted(
+        [(incidents["SKU-1|WH1"], "critical", "slack,teams"), (incidents["SKU-2|WH1"], "medium", "teams")]
+    )
+    assert run_incident_alerts(cfg, RunContext(NIGHT), incident_sender(cfg)) == 0  # a re-run sends nothing
+    assert (len(webhooks.posts["slack"]), len(webhooks.posts["teams"])) == (1, 1)
+
+
+@pytest.mark.parametrize("broken", ["slack", "teams"])
+@pytest.mark.parametrize("fault", ["http 500", "unreachable"])
+def test_an_incident_alert_no_channel_took_fails_the_step_and_the_retry_sends_it(
+    broken, fault, webhooks, tmp_path, monkeypatch, caplog
+):
+    from pipelines.airflow.alerts import incident_sender
+    from pipelines.state import read_ledger
+
+    url = webhooks.url(broken) if fault == "http 500" else f"http://127.0.0.1:{_free_port()}/{broken}"
+    ids = connections(monkeypatch, **{broken: url})
+    cfg = make_cfg(
+        tmp_path,
+        monkeypatch,
+        {"incident_alerts": [{"severity": "critical", "channel": broken, "conn_id": ids[broken]}]},
+    )
+    incidents = store_incidents(cfg)
+    webhooks.status[broken] = 500
+    with caplog.at_level(logging.ERROR), pytest.raises(SourceUnavailableError) as failed:
+        run_incident_alerts(cfg, RunContext(NIGHT), incident_sender(cfg))
+    message = str(failed.value)
+    assert f"{broken} (connection {ids[broken]}) missed 1 incident(s)" in message
+    assert ("500" in message) if fault == "http 500" else ("refused" in message.lower())
+    assert "reached no channel" in message
+    assert f"incident alert '[seam] night {NIGHT}: 1 new or escalated incident(s)' to {broken}" in caplog.text
+    assert url not in caplog.text and url not in message  # the webhook URL is the secret
+    assert alerted(cfg) == []  # not recorded: the retry sends it
+    ledger, _ = read_ledger(cfg, nights=[NIGHT])
+    (step,) = ledger[ledger["step"] == "alert_incidents"].itertuples()
+    assert step.status == "failed" and "missed 1 incident(s)" in step.error
+    if fault == "http 500":  # the channel is back: the retry delivers, once
+        webhooks.status[broken] = 200
+        assert run_incident_alerts(cfg, RunContext(NIGHT), incident_sender(cfg)) == 1
+        (post,) = webhooks.posts[broken]
+        assert incidents["SKU-1|WH1"] in json.dumps(post)
+        assert [a[1:] for a in alerted(cfg)] == [("critical", broken)]
+
+
+def test_a_channel_that_missed_incidents_others_took_fails_the_step_without_retry(
+    webhooks, tmp_path, monkeypatch
+):
+    from pipelines.airflow.alerts import incident_sender
+
+    ids = connections(monkeypatch, slack=webhooks.url("slack"), teams=webhooks.url("teams"))
+    cfg = make_cfg(
+        tmp_path,
+        monkeypatch,
+        {
+            "incident_alerts": [
+                {"severity": "critical", "channel": "slack", "conn_id": ids["slack"]},
+                {"severity": "critical", "channel": "teams", "conn_id": ids["teams"]},
+            ]
+        },
+    )
+    store_incidents(cfg)
+    webhooks.status["teams"] = 500
+    with pytest.raises(DeliveryError) as failed:
+        run_incident_alerts(cfg, RunContext(NIGHT), incident_sender(cfg))
+    assert f"teams (connection {ids['teams']}) missed 1 incident(s)" in str(failed.value)
+    assert "HTTP 500" in str(failed.value)
+    assert len(webhooks.posts["slack"]) == 1
+    assert [a[1:] for a in alerted(cfg)] == [("critical", "slack")]  # recorded with the channel it reached
+
+
+def test_a_run_alert_a_channel_refused_is_logged_and_the_others_get_it(
+    webhooks, tmp_path, monkeypatch, caplog
+):
+    from pipelines.airflow.alerts import Alert, send_alert
+
+    ids = connections(monkeypatch, slack=webhooks.url("slack"), teams=webhooks.url("teams"))
+    cfg = make_cfg(
+        tmp_path,
+        monkeypatch,
+        {
+            "alerts": [
+                {"channel": "slack", "conn_id": ids["slack"]},
+                {"channel": "teams", "conn_id": ids["teams"]},
+            ]
+        },
+    )
+    webhooks.status["slack"] = 500
+    with caplog.at_level(logging.ERROR):
+        assert send_alert(cfg, Alert(subject="[seam] night 2026-11-20 failed", lines=("load: failed",))) == 1
+    assert "could not send the alert '[seam] night 2026-11-20 failed' to slack" in caplog.text
+    assert f"(connection {ids['slack']})" in caplog.text and "500" in caplog.text
+    assert webhooks.url("slack") not in caplog.text
+    assert "slack" not in webhooks.posts and len(webhooks.posts["teams"]) == 1
