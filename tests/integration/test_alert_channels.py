@@ -319,3 +319,67 @@ def test_a_run_alert_a_channel_refused_is_logged_and_the_others_get_it(
     assert f"(connection {ids['slack']})" in caplog.text and "500" in caplog.text
     assert webhooks.url("slack") not in caplog.text
     assert "slack" not in webhooks.posts and len(webhooks.posts["teams"]) == 1
+
+
+def test_seam_run_sends_the_nights_incident_alerts_once_and_one_alert_when_the_night_fails(
+    demo_env, webhooks, monkeypatch, capsys
+):
+    import yaml
+
+    from pipelines import cli
+    from tests.conftest import NIGHT as DEMO_NIGHT
+    from tests.e2e.faults import INJECTED, faults
+
+    ids = connections(monkeypatch, slack=webhooks.url("slack"), teams=webhooks.url("teams"))
+    path = demo_env(lean=True)
+    spike = make_engine(f"sqlite:///{path.parent / 'erp.db'}", write=True)
+    with spike.begin() as conn:  # tonight, one order line of 500 units of a product that sells a few a day
+        conn.execute(
+            sa.text(
+                "INSERT INTO sales_order_lines VALUES ((SELECT max(order_id) FROM sales_orders "
+                "WHERE order_date = :night), 99, 'SKU-0001', 500, 5.89, 0, 0, 'open', :at)"
+            ),
+            {"night": str(DEMO_NIGHT), "at": f"{DEMO_NIGHT} 12:00:00"},
+        )
+    spike.dispose()
+    raw = yaml.safe_load(path.read_text())
+    raw["notifications"] = {
+        "alerts": [{"channel": "teams", "conn_id": ids["teams"]}],
+        "incident_alerts": [
+            {"severity": s, "channel": "slack", "conn_id": ids["slack"]}
+            for s in ("critical", "high", "medium")
+        ],
+    }
+    path.write_text(yaml.safe_dump(raw))
+    run = ["run", "--config", str(path), "--date", str(DEMO_NIGHT)]
+    assert cli.main(run) == 0, capsys.readouterr().err
+    (post,) = webhooks.posts["slack"]
+    assert f"[seam] night {DEMO_NIGHT}: " in post["text"] and "new or escalated incident(s)" in post["text"]
+    cfg = load_config(path)
+    sent = [a for src in ("erp", "crm") for a in _alerted_in(cfg, src)]
+    assert sent and all(incident in post["text"] for incident, _ in sent)  # the message names each
+    assert "teams" not in webhooks.posts  # the night succeeded: no run alert
+    assert cli.main(run) == 0  # the same night again: its incidents are not alerted twice
+    assert len(webhooks.posts["slack"]) == 1
+    for module, attr, replacement in faults("report"):
+        monkeypatch.setattr(module, attr, replacement)
+    assert cli.main(run) == 2
+    assert len(webhooks.posts["slack"]) == 1
+    (alert,) = webhooks.posts["teams"]  # one run alert naming the failed step
+    texts = card_texts(alert)
+    assert texts[0] == f"[seam] night {DEMO_NIGHT} failed (seam run)"
+    assert f"- report: failed (ConfigError: {INJECTED} in report)" in texts
+
+
+def _alerted_in(cfg: Config, source: str) -> list[tuple[str, str]]:
+    engine = make_engine(results_url(cfg.source(source)))
+    try:
+        with engine.connect() as conn:
+            return [
+                (str(i), str(s))
+                for i, s in conn.execute(
+                    sa.text("SELECT incident_id, severity FROM seam_anomaly_incident_alerts")
+                )
+            ]
+    finally:
+        engine.dispose()
