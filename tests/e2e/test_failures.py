@@ -1,6 +1,6 @@
 """A failure in any kind of task makes the night fail visibly: the DAG run is `failed`, `seam run`
-exits non-zero, exactly one alert reaches the (real, local) SMTP server, and the report starts by
-naming the failure.  Failures are injected by a test fixture (`tests/e2e/faults.py`)."""
+exits non-zero, each sends exactly one alert to the (real, local) SMTP server, and the report
+starts by naming the failure.  Failures are injected by a test fixture (`tests/e2e/faults.py`)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def night_env(tmp_path_factory: pytest.TempPathFactory, smtp_server) -> dict:
         "sender": "seam@example.com",
         "report_to": ["planning@example.com"],
         "alerts": [{"channel": "email", "to": ["oncall@example.com"]}],
+        "incident_alerts": [{"severity": "critical", "channel": "email", "to": ["incidents@example.com"]}],
     }
     config = write_config(
         tmp / "seam.yml",
@@ -49,8 +50,13 @@ def night_env(tmp_path_factory: pytest.TempPathFactory, smtp_server) -> dict:
     return {"config": config, "tmp": tmp}
 
 
-def _alerts(inbox, night) -> list:
-    return [m for _, m in inbox.messages if m["Subject"].startswith(f"[seam] night {night} failed")]
+def _alerts(inbox, night, by: str = "(seam_nightly, run") -> list:
+    """The run alerts of `night` sent by the DAG (or by `seam run`)."""
+    return [
+        m
+        for _, m in inbox.messages
+        if m["Subject"].startswith(f"[seam] night {night} failed") and by in m["Subject"]
+    ]
 
 
 def _body(message) -> str:
@@ -59,8 +65,14 @@ def _body(message) -> str:
 
 
 @pytest.fixture(scope="module")
-def dag_results(night_env, smtp_server) -> dict[str, tuple[str, str]]:
-    """Every step's failure through Airflow, in one process (Airflow starts once)."""
+def dag_results(night_env, smtp_server, request) -> dict[str, tuple[str, str]]:
+    """The failure of every selected step (`-k`) through Airflow, in one process (Airflow starts once)."""
+    chosen = [
+        item.callspec.params["step"]
+        for item in request.session.items
+        if getattr(item, "originalname", "")
+        == "test_a_failed_task_fails_the_run_alerts_once_and_the_report_says_so"
+    ]
     home = night_env["tmp"] / "airflow"
     env = {
         **os.environ,
@@ -74,7 +86,7 @@ def dag_results(night_env, smtp_server) -> dict[str, tuple[str, str]]:
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
     )
-    cases = [f"{step}:{night}" for step, night in NIGHTS.items()]
+    cases = [f"{step}:{night}" for step, night in NIGHTS.items() if step in chosen]
     res = subprocess.run(
         [sys.executable, "-m", "tests.e2e.faults", *cases],
         env=env,
@@ -89,7 +101,7 @@ def dag_results(night_env, smtp_server) -> dict[str, tuple[str, str]]:
         if line.startswith("RESULT "):
             _, step, _, state, failed = line.split(" ", 4)
             out[step] = (state, failed)
-    assert set(out) == set(STEPS), res.stdout[-3000:]
+    assert set(out) == set(chosen), res.stdout[-3000:]
     return out
 
 
@@ -118,7 +130,11 @@ def test_a_failed_task_fails_the_run_alerts_once_and_the_report_says_so(
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_seam_run_exits_non_zero_naming_the_failed_step(step, night_env, monkeypatch, capsys):
+def test_seam_run_exits_non_zero_naming_the_failed_step_and_alerts_once(
+    step, night_env, smtp_server, monkeypatch, capsys
+):
+    inbox, _ = smtp_server
+    before = len(_alerts(inbox, NIGHT, by="(seam run)"))
     for module, attr, replacement in faults(step):
         monkeypatch.setattr(module, attr, replacement)
     cfg = yaml.safe_load(Path(night_env["config"]).read_text())
@@ -130,3 +146,6 @@ def test_seam_run_exits_non_zero_naming_the_failed_step(step, night_env, monkeyp
     err = capsys.readouterr().err
     assert code == (4 if step in ("validate", "load") else 2), err
     assert f"{INJECTED} in {step}" in err and "step(s) did not succeed" in err
+    sent = _alerts(inbox, NIGHT, by="(seam run)")[before:]
+    assert len(sent) == 1, [m["Subject"] for m in sent]  # exactly one alert for the failed night
+    assert f"{step}" in _body(sent[0]) and f"{INJECTED} in {step}" in _body(sent[0])
