@@ -8,12 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,51 +25,16 @@ from pipelines.load import load_batch
 from pipelines.load.incidents import load_incidents
 from pipelines.run_context import RunContext
 from pipelines.steps import run_incident_alerts, run_migrate
-from tests.conftest import write_config
+from tests.conftest import Webhooks, serving_webhooks, write_config
 from tests.unit.test_incidents_tracking import TH, _scores
 
 NIGHT = date(2026, 11, 20)
 
 
-@dataclass
-class Webhooks:
-    """What a local webhook server received, per path, and the status each path answers."""
-
-    port: int
-    posts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    status: dict[str, int] = field(default_factory=dict)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
-
-
 @pytest.fixture
 def webhooks() -> Iterator[Webhooks]:
-    hooks = Webhooks(port=0)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            path = self.path.strip("/")
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            code = hooks.status.get(path, 200)
-            if code == 200:
-                hooks.posts.setdefault(path, []).append(json.loads(body))
-            answer = b"ok" if code == 200 else b"internal_error"
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hooks.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield hooks
-    server.shutdown()
-    server.server_close()
+    with serving_webhooks() as hooks:
+        yield hooks
 
 
 def _free_port() -> int:
