@@ -3,7 +3,7 @@
 Channels (`notifications.alerts` in the config):
 - `email`: `SmtpNotifier` of the SMTP provider, through the Airflow SMTP connection `conn_id`, or,
   without one, a connection made from `notifications.smtp` (login from its environment variables);
-- `slack`: `SlackWebhookNotifier` of the Slack provider, through a Slack Incoming Webhook connection
+- `slack`: `SlackWebhookNotifier` of the Slack provider (`SlackNotifier`, below), through a Slack Incoming Webhook connection
   (conn_type `slackwebhook`, the webhook URL in its password), as Slack `mrkdwn` text;
 - `teams`: `TeamsWebhookNotifier` (below), through an HTTP connection whose password (or host) is
   the Microsoft Teams webhook URL (a Workflows "When a Teams webhook request is received" flow, or
@@ -28,8 +28,11 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import BaseNotifier, Connection
 
 from pipelines.anomaly.notices import channel_name
@@ -41,6 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _DERIVED_SMTP = "seam_smtp"
+_SLACK_CLIENT_LOG = logging.getLogger(f"{__name__}.slack_sdk")
+# slack_sdk logs the webhook URL (the secret) when it sends (DEBUG) and retries (INFO): its client
+# gets a logger of its own that keeps only warnings and errors (they carry no URL)
+_SLACK_CLIENT_LOG.setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,21 @@ def adaptive_card(alert: Alert) -> dict[str, Any]:
         "body": body,
         "msteams": {"width": "Full"},
     }
+
+
+class SlackNotifier(SlackWebhookNotifier):
+    """The Slack provider's `SlackWebhookNotifier`, whose client logs through a logger that never
+    prints the webhook URL (the provider hands the client the hook's own logger, which does)."""
+
+    @cached_property
+    def hook(self) -> SlackWebhookHook:
+        return SlackWebhookHook(
+            slack_webhook_conn_id=self.slack_webhook_conn_id,
+            proxy=self.proxy,
+            timeout=self.timeout,
+            retry_handlers=self.retry_handlers,
+            logger=_SLACK_CLIENT_LOG,
+        )
 
 
 class TeamsWebhookNotifier(BaseNotifier):
@@ -212,9 +234,7 @@ def notifier_for(channel: AlertChannel, alert: Alert, spec: NotifySpec) -> BaseN
             html_content=alert.html(),
         )
     if channel.channel == "slack":
-        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-
-        return SlackWebhookNotifier(slack_webhook_conn_id=str(channel.conn_id), text=slack_text(alert))
+        return SlackNotifier(slack_webhook_conn_id=str(channel.conn_id), text=slack_text(alert))
     return TeamsWebhookNotifier(teams_webhook_conn_id=str(channel.conn_id), card=adaptive_card(alert))
 
 

@@ -72,7 +72,7 @@ def night_env(tmp_path_factory: pytest.TempPathFactory, smtp_server, slack) -> d
         lake=tmp / "lake",
         reports=tmp / "reports",
         overrides={"notifications": notifications, "schedule": {"start_date": "2026-01-01"}},
-        lean=True,  # every kind of task, fewer of them: eight nights through Airflow stay affordable
+        lean=True,  # every kind of task, fewer of them: ten nights through Airflow stay affordable
     )
     return {"config": config, "tmp": tmp}
 
