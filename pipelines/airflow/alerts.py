@@ -296,7 +296,12 @@ def send_night_failed(cfg: Config, night: date, error: BaseException) -> int:
     `notifications.alerts`, one line per step that did not succeed (from the ledger, as the DAG's
     verdict says it), or the error itself when the ledger has nothing.  Returns how many channels
     took it; the ones that did not are logged."""
-    lines = problem_lines(cfg, night) or [f"{type(error).__name__}: {error}"]
+    try:
+        lines = problem_lines(cfg, night)
+    except Exception as err:  # the ledger's database may be what failed: alert with the error itself
+        log.error("night %s: could not read the run ledger for the alert: %s", night, err)
+        lines = []
+    lines = lines or [f"{type(error).__name__}: {error}"]
     alert = Alert(
         subject=f"[seam] night {night} failed (seam run)",
         lines=tuple(lines),

@@ -100,10 +100,8 @@ def deliver_notices(
     failed: list[tuple[IncidentNotice, str]] = []
     for notice in notices:
         try:
-            ok, error = (
-                bool(send(notice.channel, notice.subject, notice.lines)),
-                "it did not take the message",
-            )
+            ok = bool(send(notice.channel, notice.subject, notice.lines))
+            error = "" if ok else "the channel did not take the message"
         except Exception as err:  # any channel's failure is reported below, never dropped
             ok, error = False, f"{type(err).__name__}: {str(err)[:300]}"
         if ok:

@@ -341,3 +341,26 @@ def _alerted_in(cfg: Config, source: str) -> list[tuple[str, str]]:
             ]
     finally:
         engine.dispose()
+
+
+def test_seam_run_alerts_even_when_the_ledger_database_is_down(webhooks, tmp_path, monkeypatch, capsys):
+    from pipelines import cli
+
+    ids = connections(monkeypatch, teams=webhooks.url("teams"))
+    monkeypatch.setenv("SEAM_DOWN_ERP", f"postgresql+psycopg://seam:secret@127.0.0.1:{_free_port()}/erp")
+    monkeypatch.setenv("SEAM_DOWN_CRM", f"sqlite:///{tmp_path / 'crm.db'}")
+    path = write_config(
+        tmp_path / "seam.yml",
+        erp_env="SEAM_DOWN_ERP",
+        crm_env="SEAM_DOWN_CRM",
+        lake=tmp_path / "lake",
+        reports=tmp_path / "reports",
+        overrides={"notifications": {"alerts": [{"channel": "teams", "conn_id": ids["teams"]}]}},
+    )
+    code = cli.main(["run", "--config", str(path), "--date", "2026-11-20"])
+    assert code == 3, capsys.readouterr().err
+    (alert,) = webhooks.posts["teams"]  # one alert, saying what failed, though the ledger cannot be read
+    texts = card_texts(alert)
+    assert texts[0] == "[seam] night 2026-11-20 failed (seam run)"
+    assert any(t.startswith("- SourceUnavailableError: ") for t in texts), texts
+    assert not any("secret" in t for t in texts)
