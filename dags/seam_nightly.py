@@ -27,7 +27,8 @@ there is, and the report says first what went wrong; then the last task, `verdic
 alert listing every failed task (e-mail, Slack or Teams, from `notifications.alerts`) and fails
 the run. The load emits the Airflow Assets of the result tables only when it succeeded.
 After the load, `alert_incidents` sends the night's new and escalated anomaly incidents, one message
-per channel of `notifications.incident_alerts`, never the same incident twice.
+per channel of `notifications.incident_alerts`, never the same incident twice; the report follows
+it, so it says when they did not go out.
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ def seam_nightly() -> None:
     alerted = alert_incidents()
     loaded >> alerted
     rendered = report()
-    loaded >> rendered
+    [loaded, alerted] >> rendered  # the report says whether tonight's incident alerts went out
     sent = send_report()
     rendered >> sent
     pruned = prune()

@@ -391,18 +391,37 @@ def _nights(args: argparse.Namespace) -> list[date]:
 
 def _run_nights(cfg: Any, nights: list[date]) -> int:
     """Run nights oldest first; a failed night does not stop the later ones (each is independent
-    and idempotent); exits with the first failure's code after naming every failed night."""
+    and idempotent); exits with the first failure's code after naming every failed night.
+
+    As the DAG does, each night's incidents go to `notifications.incident_alerts`, and a failed
+    night sends one alert to `notifications.alerts` (through `pipelines.airflow.alerts`, imported
+    only when the config has such channels)."""
     from pipelines.run_context import RunContext
     from pipelines.steps import run_all
 
+    send_incidents = None
+    if cfg.notifications.incident_alerts:
+        from pipelines.airflow.alerts import incident_sender
+
+        send_incidents = incident_sender(cfg)
     failed: list[tuple[date, SeamError]] = []
     for night in nights:
         try:
-            path = run_all(cfg, RunContext(run_date=night))
+            path = run_all(cfg, RunContext(run_date=night), send_incidents)
             print(f"night {night}: done; report at {path}")
         except SeamError as err:
             print(f"night {night}: failed: {err}", file=sys.stderr)
             failed.append((night, err))
+            if cfg.notifications.alerts:
+                from pipelines.airflow.alerts import send_night_failed
+
+                sent = send_night_failed(cfg, night, err)
+                if sent < len(cfg.notifications.alerts):
+                    print(
+                        f"night {night}: the failure alert reached {sent} of "
+                        f"{len(cfg.notifications.alerts)} channel(s); the log says why",
+                        file=sys.stderr,
+                    )
     if not failed:
         return 0
     if len(nights) > 1:

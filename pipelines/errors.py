@@ -7,6 +7,7 @@ call path may try again, with backoff) and the CLI's `exit_code`:
 |---------------------------|-----------|------|----------------------------------------------------------|
 | `ConfigError`             | no        | 2    | the config file, the environment or the command line     |
 | `SourceUnavailableError`  | yes       | 3    | a database or mail server could not be reached           |
+| `DeliveryError`           | no        | 3    | an alert reached some of its channels, not all           |
 | `DataError` and subclasses| no        | 4    | the data breaks a contract or a quality gate             |
 | `MissingInputError`       | no        | 4    | an input another step should have written is not there   |
 | `LoadError`               | no        | 4    | a database refused the night's rows                      |
@@ -37,6 +38,13 @@ class SourceUnavailableError(SeamError):
     """A database could not be reached or refused the login; may succeed on retry."""
 
     transient = True
+    exit_code = 3
+
+
+class DeliveryError(SeamError):
+    """An alert reached some of its channels but not every one; a retry would repeat it to the
+    ones that took it, so it is not retried: the message names the channels that missed it."""
+
     exit_code = 3
 
 

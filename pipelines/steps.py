@@ -26,6 +26,7 @@ from pipelines.db import make_engine
 from pipelines.errors import (
     ConfigError,
     DataError,
+    DeliveryError,
     MissingInputError,
     RunFailedError,
     SeamError,
@@ -668,11 +669,13 @@ IncidentSender = Callable[[AlertChannel, str, tuple[str, ...]], bool]
 def run_incident_alerts(cfg: Config, ctx: RunContext, send: IncidentSender) -> int:
     """Tell `notifications.incident_alerts` about the night's new and escalated incidents: ONE
     message per channel listing them, through `send(channel, subject, lines)` (the Airflow
-    notifiers, `pipelines.airflow.alerts.send_incidents`).  An incident whose message reached a
+    notifiers, `pipelines.airflow.alerts.incident_sender`).  An incident whose message reached a
     channel is recorded in `seam_anomaly_incident_alerts` and never alerted again at that severity;
-    ones labelled expected or false positive are not alerted.  Returns how many incidents went out.
-    """
-    from pipelines.anomaly.notices import incident_notices
+    ones labelled expected or false positive are not alerted.  Recorded in the run ledger as
+    `alert_incidents`.  Returns how many incidents went out; raises `SourceUnavailableError` when
+    some reached no channel (a retry sends them), `DeliveryError` when a channel missed some that
+    another one took."""
+    from pipelines.anomaly.notices import deliver_notices, incident_notices
     from pipelines.anomaly.tracking import select_alerts
     from pipelines.load.feedback import read_alertable, read_labels, record_alerted
 
@@ -680,42 +683,51 @@ def run_incident_alerts(cfg: Config, ctx: RunContext, send: IncidentSender) -> i
     if not rules:
         return 0
     wanted = {r.severity for r in rules}
-    found: list[pd.DataFrame] = []
-    for name in result_databases(cfg):
-        engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
-        try:
-            picked = select_alerts(
-                read_alertable(engine, ctx.run_date), read_labels(engine, ctx.run_date), severities=wanted
-            )
-            found.append(picked.assign(source=name))
-        finally:
-            engine.dispose()
-    incidents = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
-    if incidents.empty:
-        log.info("incident alerts night=%s: nothing new", ctx.run_date)
-        return 0
-    reached: dict[str, list[str]] = {}
-    for notice in incident_notices(incidents, rules, ctx.run_date):
-        if send(notice.channel, notice.subject, notice.lines):
-            for i in notice.incident_ids:
-                reached.setdefault(i, []).append(notice.channel.channel)
-    sent = incidents[incidents["incident_id"].isin(reached)]
-    for name, rows in sent.groupby("source"):
-        engine = make_engine(results_url(cfg.source(str(name))), write=True, what=f"source {name!r}")
-        try:
-            record_alerted(
-                engine,
-                ctx.run_date,
-                rows.assign(channels=rows["incident_id"].map(lambda i: ",".join(sorted(set(reached[i]))))),
-            )
-        finally:
-            engine.dispose()
-    log.info("incident alerts night=%s: %d of %d incident(s) sent", ctx.run_date, len(sent), len(incidents))
-    if len(sent) < len(incidents):
-        raise SourceUnavailableError(
-            f"night {ctx.run_date}: {len(incidents) - len(sent)} incident alert(s) reached no channel; "
-            f"the task's retry sends them (the ones already sent are not repeated)"
+    with tracked(cfg, ctx, "alert_incidents") as out:
+        found: list[pd.DataFrame] = []
+        for name in result_databases(cfg):
+            engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
+            try:
+                picked = select_alerts(
+                    read_alertable(engine, ctx.run_date), read_labels(engine, ctx.run_date), severities=wanted
+                )
+                found.append(picked.assign(source=name))
+            finally:
+                engine.dispose()
+        incidents = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+        if incidents.empty:
+            log.info("incident alerts night=%s: nothing new", ctx.run_date)
+            return 0
+        out.rows_in = len(incidents)
+        delivery = deliver_notices(incident_notices(incidents, rules, ctx.run_date), send)
+        reached = delivery.reached
+        sent = incidents[incidents["incident_id"].isin(reached)]
+        for name, rows in sent.groupby("source"):
+            engine = make_engine(results_url(cfg.source(str(name))), write=True, what=f"source {name!r}")
+            try:
+                record_alerted(
+                    engine,
+                    ctx.run_date,
+                    rows.assign(
+                        channels=rows["incident_id"].map(lambda i: ",".join(sorted(set(reached[i]))))
+                    ),
+                )
+            finally:
+                engine.dispose()
+        out.rows_out = len(sent)
+        log.info(
+            "incident alerts night=%s: %d of %d incident(s) sent", ctx.run_date, len(sent), len(incidents)
         )
+        if delivery.undelivered(incidents["incident_id"]):
+            raise SourceUnavailableError(
+                f"{delivery.problem(ctx.run_date)}; {len(incidents) - len(sent)} incident(s) reached no channel: "
+                f"the retry sends them (the ones already sent are not repeated)"
+            )
+        if delivery.failed:
+            raise DeliveryError(
+                f"{delivery.problem(ctx.run_date)}; every incident reached another channel and is recorded as "
+                f"alerted, so they are not sent again: fix the channel, and read them in seam_v_open_incidents"
+            )
     return len(sent)
 
 
@@ -793,10 +805,11 @@ def run_prune(cfg: Config, ctx: RunContext, *, dry_run: bool = False) -> PruneRe
     return result
 
 
-def run_all(cfg: Config, ctx: RunContext) -> Path:
+def run_all(cfg: Config, ctx: RunContext, send_incidents: IncidentSender | None = None) -> Path:
     """Every step of the night in order (the CLI's `seam run`), like the DAG: a failed step does not
     stop the others that can still run, the report is written and sent, and then the run fails with
-    `RunFailedError` naming every failed step (exit code of the first).  Returns the report's path."""
+    `RunFailedError` naming every failed step (exit code of the first).  With `send_incidents`, the
+    night's incidents are alerted after the load (`run_incident_alerts`).  Returns the report's path."""
     run_migrate(cfg)
     failures: list[tuple[str, BaseException]] = []
 
@@ -826,6 +839,8 @@ def run_all(cfg: Config, ctx: RunContext) -> Path:
         if shards and not any(name.startswith("forecast:") for name, _ in failures):
             attempt("adjust", partial(run_adjust, cfg, ctx))
         attempt("load", partial(run_load, cfg, ctx))
+        if send_incidents is not None:
+            attempt("alert_incidents", partial(run_incident_alerts, cfg, ctx, send_incidents))
         path = attempt("report", partial(run_report, cfg, ctx))
         attempt("send_report", partial(run_send_report, cfg, ctx))  # after the load: a send undoes nothing
         attempt("prune", partial(run_prune, cfg, ctx))

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from email import message_from_bytes
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +183,48 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
     controller.start()
     yield inbox, port
     controller.stop()
+
+
+@dataclass
+class Webhooks:
+    """What a local webhook server received (the JSON bodies POSTed, per path), and the HTTP
+    status each path answers (200 when not set; only 200 records the body)."""
+
+    port: int
+    posts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    status: dict[str, int] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+
+@contextmanager
+def serving_webhooks() -> Iterator[Webhooks]:
+    """A real HTTP server on a free local port standing in for Slack and Teams webhooks."""
+    hooks = Webhooks(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            path = self.path.strip("/")
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            code = hooks.status.get(path, 200)
+            if code == 200:
+                hooks.posts.setdefault(path, []).append(json.loads(body))
+            answer = b"ok" if code == 200 else b"internal_error"
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    hooks.port = int(server.server_address[1])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hooks
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -136,21 +136,17 @@ def _log_url(ti: Any, task: str) -> str:
 
 def _ledger_problems(cfg: Config, run: RunContext, scope: Any) -> list[str]:
     """Release the night, then say in one line per step what did not succeed (from the ledger)."""
+    from pipelines.airflow.alerts import problem_lines
     from pipelines.db import make_engine
-    from pipelines.state import Holder, night_problems, read_ledger, release_night, summarize
+    from pipelines.state import Holder, release_night
 
     engine = make_engine(results_url(cfg.source(cfg.results.ledger)), write=True)
     try:
         release_night(engine, run.run_date, Holder.here(run.run_id))
     finally:
         engine.dispose()
-    ledger, locked = read_ledger(cfg, nights=[run.run_date])
-    if ledger.empty:
-        return [f"no step of night {run.run_date} recorded anything in the run ledger"]
-    problems = night_problems(summarize(cfg, ledger, locked - {run.run_date}, scope))
-    return [
-        f"{p.step}: {p.status}" + (f" ({str(p.error)[:300]})" if isinstance(p.error, str) and p.error else "")
-        for p in problems.itertuples(index=False)
+    return problem_lines(cfg, run.run_date, scope) or [
+        f"no step of night {run.run_date} recorded anything in the run ledger"
     ]
 
 

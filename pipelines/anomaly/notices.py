@@ -3,6 +3,8 @@ incidents of the severities routed to it (`notifications.incident_alerts`)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import AlertChannel, IncidentAlertRule
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,54 @@ def incident_line(r: dict[str, Any], night: date) -> str:
         f"(days {pd.Timestamp(r['start_ds']).date()} to {pd.Timestamp(r['end_ds']).date()}, {news}, "
         f"incident {r['incident_id']})"
     )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of the night's notices: the channels each incident reached, and the notices
+    whose channel did not take them, with the error."""
+
+    reached: dict[str, list[str]]
+    failed: list[tuple[IncidentNotice, str]]
+
+    def undelivered(self, incident_ids: Iterable[str]) -> list[str]:
+        """The incidents no channel took (a retry may still send them)."""
+        return [i for i in incident_ids if i not in self.reached]
+
+    def problem(self, night: date) -> str:
+        """One sentence naming each channel that failed, its error and how many incidents it missed."""
+        return f"night {night}: incident alerts did not reach every channel: " + "; ".join(
+            f"{channel_name(n.channel)} missed {len(n.incident_ids)} incident(s) ({error})"
+            for n, error in self.failed
+        )
+
+
+def channel_name(channel: AlertChannel) -> str:
+    """`email to a@x`, `slack (connection slack_alerts)`: a channel in a message, never a secret."""
+    if channel.channel == "email":
+        return "email to " + ", ".join(channel.to)
+    return f"{channel.channel} (connection {channel.conn_id})"
+
+
+def deliver_notices(
+    notices: list[IncidentNotice], send: Callable[[AlertChannel, str, tuple[str, ...]], bool]
+) -> Delivery:
+    """Hand each notice to `send(channel, subject, lines)` (True: the channel took it; an exception
+    or False: it did not).  A failed channel is logged at ERROR and does not stop the others."""
+    reached: dict[str, list[str]] = {}
+    failed: list[tuple[IncidentNotice, str]] = []
+    for notice in notices:
+        try:
+            ok = bool(send(notice.channel, notice.subject, notice.lines))
+            error = "" if ok else "the channel did not take the message"
+        except Exception as err:  # any channel's failure is reported below, never dropped
+            ok, error = False, f"{type(err).__name__}: {str(err)[:300]}"
+        if ok:
+            for i in notice.incident_ids:
+                reached.setdefault(i, []).append(notice.channel.channel)
+        else:
+            log.error(
+                "incident alert %r to %s failed: %s", notice.subject, channel_name(notice.channel), error
+            )
+            failed.append((notice, error))
+    return Delivery(reached, failed)

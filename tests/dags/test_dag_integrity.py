@@ -67,7 +67,7 @@ def test_nightly_task_graph(dagbag):
         "adjust": ["forecast"],
         "load": ["adjust", "score"],
         "alert_incidents": ["load"],
-        "report": ["load"],
+        "report": ["alert_incidents", "load"],
         "send_report": ["report"],
         "prune": ["send_report"],
         "verdict": everything,

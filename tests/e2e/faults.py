@@ -15,13 +15,25 @@ from datetime import date
 from typing import Any
 
 import pipelines.anomaly
+import pipelines.load.feedback
 import pipelines.overrides
 import pipelines.report
 import pipelines.steps
 from pipelines.errors import ConfigError, LoadError, QualityGateError
 
 INJECTED = "injected failure"
-STEPS = ("extract", "validate", "plan", "forecast", "adjust", "score", "load", "report", "send_report")
+STEPS = (
+    "extract",
+    "validate",
+    "plan",
+    "forecast",
+    "adjust",
+    "score",
+    "load",
+    "alert_incidents",
+    "report",
+    "send_report",
+)
 
 
 def _raise(error: Exception) -> Callable[..., Any]:
@@ -45,7 +57,8 @@ def _only(original: Callable[..., Any], error: Exception, value: str) -> Callabl
 def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
     """(module, attribute, replacement) that make `step` fail with a permanent error (no Airflow
     retry, so nothing waits): one table's extraction, one dataset's validation, the plan, every
-    forecast shard, the planners' adjustments, every score shard, the load, the report, the e-mail."""
+    forecast shard, the planners' adjustments, every score shard, the load, the incident alerts (their
+    incidents cannot be read), the report, the e-mail."""
     s = pipelines.steps
     return {
         "extract": [
@@ -63,6 +76,13 @@ def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
         "adjust": [(pipelines.overrides, "adjust_forecasts", _raise(ConfigError(f"{INJECTED} in adjust")))],
         "score": [(pipelines.anomaly, "score", _raise(ConfigError(f"{INJECTED} in score")))],
         "load": [(s, "load_batch", _raise(LoadError(f"{INJECTED} in load")))],
+        "alert_incidents": [
+            (
+                pipelines.load.feedback,
+                "read_alertable",
+                _raise(ConfigError(f"{INJECTED} in alert_incidents")),
+            )
+        ],
         "report": [(pipelines.report, "write_report", _raise(ConfigError(f"{INJECTED} in report")))],
         "send_report": [
             (pipelines.report, "send_message", _raise(ConfigError(f"{INJECTED} in send_report")))
