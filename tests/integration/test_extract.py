@@ -637,3 +637,19 @@ def test_a_decimal_column_a_query_adds_lands_as_a_number(backend, tmp_path, monk
     got = _read(cfg, DAY2)
     assert Lake(cfg.lake).read_table("erp", "lines", DAY2).schema.field("gross_price").type == pa.float64()
     assert got["gross_price"].tolist() == [float(r["unit_price"]) * 2 for r in rows]
+
+
+def test_an_untyped_null_bind_in_a_postgres_query_names_the_fix(pg_database, tmp_path, monkeypatch):
+    """`:watermark IS NULL` is NULL on the first night; PostgreSQL cannot type it without a CAST."""
+    url = pg_database()
+    _create(url, [_row(i, datetime(2026, 11, 21, 10, i)) for i in range(3)])
+    query = "SELECT * FROM lines WHERE (:watermark IS NULL OR updated_at >= :watermark)"
+    cfg = _config(tmp_path, monkeypatch, url, table=None, query=query, mode="incremental")
+    with pytest.raises(ConfigError, match=r"write CAST\(:watermark AS TIMESTAMP\)") as err:
+        extract_table(cfg, "erp", "lines", DAY2)
+    assert "fix sources.erp.tables.lines.query" in str(err.value)
+    cast = "CAST(:watermark AS TIMESTAMP)"
+    cfg = _config(
+        tmp_path, monkeypatch, url, table=None, query=query.replace(":watermark", cast), mode="incremental"
+    )
+    assert extract_table(cfg, "erp", "lines", DAY2).rows == 3
