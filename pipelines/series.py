@@ -106,7 +106,12 @@ def build_demand_series(
     )
     daily["unique_id"] = join_keys(daily["sku"], daily["warehouse"])
     ids = daily.drop_duplicates("unique_id")
-    first = pd.Series(ids["sku"].map(sku_first).to_numpy(), index=ids["unique_id"].to_numpy())
+    # no lines at all (a report of a night whose order lines could not be read): no series
+    first = (
+        pd.Series(ids["sku"].map(sku_first).to_numpy(), index=ids["unique_id"].to_numpy())
+        if len(ids)
+        else None
+    )
     out = _fill_calendar(daily[["unique_id", "ds", "y"]], end_ts, start=start_ts, first=first)
     out["censored"] = False
     if stockouts is not None and len(stockouts):

@@ -29,7 +29,13 @@ NIGHT = date(2026, 11, 22)
 SMALL = DemoSize(days=200, skus=6, warehouses=2, customers=40, end_date=NIGHT, seed=7)
 
 
-SERVER_FIXTURES = {"pg_database", "mariadb_database", "redis_url"}
+SERVER_FIXTURES = {
+    "pg_database",
+    "mariadb_database",
+    "pg_database_module",
+    "mariadb_database_module",
+    "redis_url",
+}
 SERVER_PARAMS = {"postgresql", "mariadb", "mysql"}
 
 
@@ -56,9 +62,8 @@ def _server_url(var: str, what: str) -> str:
     return url
 
 
-@pytest.fixture
-def pg_database() -> Iterator[Callable[[], str]]:
-    """Factory of fresh, uniquely named PostgreSQL databases; all dropped after the test."""
+@contextmanager
+def _pg_databases() -> Iterator[Callable[[], str]]:
     admin_url = _server_url("SEAM_TEST_POSTGRES_URL", "PostgreSQL")
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     created: list[str] = []
@@ -70,16 +75,17 @@ def pg_database() -> Iterator[Callable[[], str]]:
         created.append(name)
         return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
-    yield make
-    with admin.connect() as conn:
-        for name in created:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for name in created:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
-@pytest.fixture
-def mariadb_database() -> Iterator[Callable[[], str]]:
-    """Factory of fresh, uniquely named MariaDB databases; all dropped after the test."""
+@contextmanager
+def _mariadb_databases() -> Iterator[Callable[[], str]]:
     admin_url = _server_url("SEAM_TEST_MARIADB_URL", "MariaDB")
     admin = sa.create_engine(admin_url)
     created: list[str] = []
@@ -91,11 +97,41 @@ def mariadb_database() -> Iterator[Callable[[], str]]:
         created.append(name)
         return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
-    yield make
-    with admin.begin() as conn:
-        for name in created:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.dispose()
+    try:
+        yield make
+    finally:
+        with admin.begin() as conn:
+            for name in created:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[Callable[[], str]]:
+    """Factory of fresh, uniquely named PostgreSQL databases; all dropped after the test."""
+    with _pg_databases() as make:
+        yield make
+
+
+@pytest.fixture
+def mariadb_database() -> Iterator[Callable[[], str]]:
+    """Factory of fresh, uniquely named MariaDB databases; all dropped after the test."""
+    with _mariadb_databases() as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def pg_database_module() -> Iterator[Callable[[], str]]:
+    """`pg_database` for a module whose tests share one scenario (e.g. several nights)."""
+    with _pg_databases() as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def mariadb_database_module() -> Iterator[Callable[[], str]]:
+    """`mariadb_database` for a module whose tests share one scenario."""
+    with _mariadb_databases() as make:
+        yield make
 
 
 # the tables of a lean night: every kind of step, fewer tasks (tests that run many nights)

@@ -61,6 +61,12 @@ class Adapter:
         return url
 
     # --- extraction ------------------------------------------------------------------------
+    def query_error_hint(self, err: BaseException) -> str:
+        """A hint for a configured `query:` the database refused, for refusals peculiar to the
+        dialect ("" when there is none)."""
+        del err
+        return ""
+
     def choose_reader(self, conn: Connection, schema: pa.Schema, requested: str = "auto") -> str:
         """The reader for a SELECT of `schema`: `requested` if the dialect offers it, the fastest
         one that can read these types for "auto", else "generic"."""

@@ -30,6 +30,16 @@ class PostgresAdapter(Adapter):
         del write
         return {"connect_timeout": 10}
 
+    def query_error_hint(self, err: BaseException) -> str:
+        # 42P08 ambiguous_parameter, 42P18 indeterminate_datatype: a bind PostgreSQL cannot type,
+        # e.g. `:watermark IS NULL` (NULL on the first night) with nothing to compare it with
+        if getattr(getattr(err, "orig", err), "sqlstate", None) in ("42P08", "42P18"):
+            return (
+                " (PostgreSQL cannot tell the type of a bind used only with IS NULL: write "
+                "CAST(:watermark AS TIMESTAMP) and the like)"
+            )
+        return ""
+
     def pick_reader(self, conn: Connection, schema: pa.Schema, requested: str) -> str:
         if conn.dialect.driver == "psycopg" and (requested == "copy" or csv_readable(schema)):
             return "copy"

@@ -73,11 +73,10 @@ def build_plan(
     conn.rollback()  # end the catalogue transaction: the data is read in a fresh snapshot
     names = [c.name for c in table.columns]
     missing = sorted(set(spec.columns.values()) - set(names))
-    cols = [c.label(reverse.get(c.name, c.name)) for c in table.columns]
-    types: dict[str, pa.DataType | None] = {
-        reverse.get(c.name, c.name): arrow_type(c.type) for c in table.columns
-    }
-    nullable = {reverse.get(c.name, c.name): bool(c.nullable) for c in table.columns}
+    read = [c for c in table.columns if not _renamed_over(c.name, spec.columns)]
+    cols = [c.label(reverse.get(c.name, c.name)) for c in read]
+    types: dict[str, pa.DataType | None] = {reverse.get(c.name, c.name): arrow_type(c.type) for c in read}
+    nullable = {reverse.get(c.name, c.name): bool(c.nullable) for c in read}
     sel = sa.select(*cols)
     bound_col = spec.as_of or (spec.cursor if spec.mode == "incremental" else None)
     for setting, name in (
@@ -96,6 +95,13 @@ def build_plan(
     if spec.mode == "incremental" and lower is not None and spec.cursor and not missing:
         sel = sel.where(table.c[spec.columns.get(spec.cursor, spec.cursor)] >= lower)
     return TablePlan(sel, {}, types, nullable, missing, names, split_key(table))
+
+
+def _renamed_over(name: str, columns: dict[str, str]) -> bool:
+    """A source column whose name the `columns:` mapping gives to another source column (e.g.
+    `region: sales_area` on a table that has a `region` of its own) is replaced by it and not read:
+    two columns of one name cannot be landed.  A column the mapping renames itself is still read."""
+    return name in columns and columns[name] != name and name not in columns.values()
 
 
 def check_mapping(source: str, spec: TableSpec, plan: TablePlan) -> None:

@@ -68,13 +68,25 @@ def to_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:
     arrays = []
     for field, values in zip(schema, columns, strict=True):
         try:
-            arrays.append(pa.array(values, type=field.type, from_pandas=True))
+            arrays.append(_array(values, field.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as err:
             raise DataError(
                 f"column {field.name!r}: values do not fit the declared type {field.type} ({err}); "
                 f"the source column may have been retyped"
             ) from None
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _array(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
+    """The values as an Arrow array of `typ`.  A query's DECIMAL/NUMERIC column whose kind the
+    contract does not declare is typed float64 (`schema_from`) but arrives as `Decimal` objects,
+    which Arrow does not convert to a float directly: they are read as decimals and cast."""
+    try:
+        return pa.array(values, type=typ, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        if not pa.types.is_floating(typ):
+            raise
+        return pc.cast(pa.array(values, from_pandas=True), typ)
 
 
 def widen(low: Any, high: Any, arr: pa.Array) -> tuple[Any, Any]:

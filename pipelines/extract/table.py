@@ -155,7 +155,8 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
             raise SourceUnavailableError(f"extracting {where} failed: {describe_db_error(err)}") from None
         what = "query" if spec.query is not None else "table"
         raise ConfigError(
-            f"extracting {where} failed: the database refused the {what}: {describe_db_error(err)}; "
+            f"extracting {where} failed: the database refused the {what}: {describe_db_error(err)}"
+            f"{adapter.query_error_hint(err) if spec.query is not None else ''}; "
             f"fix sources.{source.name}.tables.{spec.name}.{what} (or its `columns:`) in the config"
         ) from None
     finally:

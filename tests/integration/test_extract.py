@@ -591,3 +591,65 @@ def test_as_of_naming_a_missing_column_is_a_config_error(tmp_path, monkeypatch):
         ConfigError, match=r"tables\.lines\.as_of: column 'shipped_at' is not in table 'lines'"
     ):
         extract_table(cfg, "erp", "lines", DAY2)
+
+
+def test_a_column_renamed_over_is_replaced_by_the_mapped_one(backend, tmp_path, monkeypatch):
+    """`region: sales_area` on a table with a `region` of its own: the mapped column wins, once."""
+    _, url = backend
+    engine = sa.create_engine(url)
+    sites = sa.Table(
+        "sites",
+        sa.MetaData(),
+        sa.Column("site_code", sa.String(5), primary_key=True),
+        sa.Column("region", sa.String(10), nullable=False),  # an obsolete code
+        sa.Column("sales_area", sa.String(10), nullable=False),
+        sa.Column("name", sa.String(20), nullable=True),
+    )
+    with engine.begin() as conn:
+        sites.create(conn)
+        conn.execute(
+            sites.insert(),
+            [{"site_code": f"W{i}", "region": f"R{i}", "sales_area": "Nord"} for i in range(3)],
+        )
+    engine.dispose()
+    monkeypatch.setenv("SEAM_TEST_EXTRACT_URL", url)
+    table = {"table": "sites", "columns": {"warehouse": "site_code", "region": "sales_area"}}
+    raw = {
+        "lake": str(tmp_path / "lake"),
+        "sources": {"erp": {"url_env": "SEAM_TEST_EXTRACT_URL", "tables": {"warehouses": table}}},
+    }
+    cfg = parse_config(raw, base=tmp_path)
+    assert extract_table(cfg, "erp", "warehouses", DAY2).rows == 3
+    got = Lake(cfg.lake).read_table("erp", "warehouses", DAY2)
+    assert got.schema.names == ["warehouse", "region", "name"]
+    assert got.column("region").to_pylist() == ["Nord"] * 3
+
+
+def test_a_decimal_column_a_query_adds_lands_as_a_number(backend, tmp_path, monkeypatch):
+    """A NUMERIC column the contract does not know (the driver gives `Decimal`s) lands as float64."""
+    kind, url = backend
+    table = "`lines`" if kind == "mariadb" else "lines"
+    rows = [_row(i, datetime(2026, 11, 21, 10, i)) for i in range(5)]
+    _create(url, rows)
+    query = f"SELECT l.*, l.unit_price * 2 AS gross_price FROM {table} l WHERE l.updated_at < :run_end"
+    cfg = _config(tmp_path, monkeypatch, url, table=None, query=query)
+    extract_table(cfg, "erp", "lines", DAY2)
+    got = _read(cfg, DAY2)
+    assert Lake(cfg.lake).read_table("erp", "lines", DAY2).schema.field("gross_price").type == pa.float64()
+    assert got["gross_price"].tolist() == [float(r["unit_price"]) * 2 for r in rows]
+
+
+def test_an_untyped_null_bind_in_a_postgres_query_names_the_fix(pg_database, tmp_path, monkeypatch):
+    """`:watermark IS NULL` is NULL on the first night; PostgreSQL cannot type it without a CAST."""
+    url = pg_database()
+    _create(url, [_row(i, datetime(2026, 11, 21, 10, i)) for i in range(3)])
+    query = "SELECT * FROM lines WHERE (:watermark IS NULL OR updated_at >= :watermark)"
+    cfg = _config(tmp_path, monkeypatch, url, table=None, query=query, mode="incremental")
+    with pytest.raises(ConfigError, match=r"write CAST\(:watermark AS TIMESTAMP\)") as err:
+        extract_table(cfg, "erp", "lines", DAY2)
+    assert "fix sources.erp.tables.lines.query" in str(err.value)
+    cast = "CAST(:watermark AS TIMESTAMP)"
+    cfg = _config(
+        tmp_path, monkeypatch, url, table=None, query=query.replace(":watermark", cast), mode="incremental"
+    )
+    assert extract_table(cfg, "erp", "lines", DAY2).rows == 3

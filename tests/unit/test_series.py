@@ -37,6 +37,15 @@ LINES = _lines(
 )
 
 
+def test_no_order_lines_give_no_demand_series():
+    """The report of a night whose order lines could not be read builds its demand from none."""
+    from pipelines.contracts import empty_frame
+
+    for empty in (LINES.iloc[:0], empty_frame("order_lines")):
+        s = build_demand_series(empty, None, end=pd.Timestamp("2026-11-05").date(), history_days=30)
+        assert s.empty and {"unique_id", "ds", "y", "sku", "warehouse"} <= set(s.columns)
+
+
 def test_demand_is_net_of_returns_and_cancellations_and_zero_filled():
     s = build_demand_series(LINES, None, end=pd.Timestamp("2026-11-05").date(), history_days=30)
     a = s[s.unique_id == "A|W1"].set_index("ds")["y"]
