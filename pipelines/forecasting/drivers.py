@@ -285,9 +285,11 @@ def find_episodes(uid: str, y: np.ndarray, values: np.ndarray, period: int) -> l
             if total_b <= 0:
                 continue
             total_y = float(y[idx].sum())
-            smooth = 0.5 * total_b / idx.size  # half a period's baseline: a sale-less run stays finite
             # relative variance of the run's total; x1.25 for the baseline's own error
-            obs_var = rel * float(np.sum(base[idx] ** 2)) / total_b**2 * 1.25
+            spread = rel * float(np.sum(base[idx] ** 2))
+            obs_var = spread / total_b**2 * 1.25
+            # half the total's variance over its mean (0.5 for counts): a sale-less run stays finite
+            smooth = 0.5 * spread / total_b
             out.append(
                 Episode(
                     series=uid,
