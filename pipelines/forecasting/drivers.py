@@ -347,12 +347,13 @@ def fit_prior(episodes: Sequence[Episode]) -> DriverPrior:
     )
 
 
-def _note(kind: Kind, share: float, depth: float, uplift: float) -> str:
+def _note(kind: Kind, share: float, depth: float, uplift: float | None) -> str:
     part = "" if share >= 0.999 else f" on {share:.0%} of the period"
-    if kind == "promotion":
-        off = f" {depth:.0%} off" if depth > 0 else ""
-        return f"promotion{off}{part}: x{uplift:.2f} expected uplift"
-    return f"holiday{part}: x{uplift:.2f} expected effect"
+    what = f"promotion {depth:.0%} off" if kind == "promotion" and depth > 0 else kind
+    if uplift is None:
+        return f"{what}{part}: no effect known (no {kind} in the history of any series)"
+    effect = "uplift" if kind == "promotion" else "effect"
+    return f"{what}{part}: x{uplift:.2f} expected {effect}"
 
 
 def fit_series_effect(
@@ -374,9 +375,14 @@ def fit_series_effect(
     for col, kind in columns:
         p: KindPrior = getattr(prior, kind)
         share = values[:, col]
-        if p.episodes == 0 or not (share > 0).any():
+        if not (share > 0).any():
             continue
         depth = values[:, 1] if kind == "promotion" else np.zeros(len(values))
+        if p.episodes == 0:  # nothing to learn the effect from: the forecast says so, unchanged
+            for k in np.flatnonzero(share[n_hist:] > 0):
+                text = _note(kind, float(share[n_hist + k]), float(depth[n_hist + k]), None)
+                notes[k] = text if notes[k] is None else f"{notes[k]}; {text}"
+            continue
         mine = [e for e in episodes if e.kind == kind]
         s2 = max(p.episode_var, OBS_VAR_BOUNDS[0])
         u, post_var = 0.0, p.series_var

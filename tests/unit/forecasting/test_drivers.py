@@ -208,3 +208,17 @@ def test_the_driver_frame_of_demand_series_daily_and_weekly():
     assert w.loc["2026-11-29", "promotion"] == pytest.approx(2 / 7)
     assert w.loc["2026-11-29", "holiday"] == pytest.approx(1 / 7)
     assert w.loc["2026-11-29", "discount"] == pytest.approx(0.25)
+
+
+def test_a_planned_promotion_without_any_past_one_leaves_the_forecast_and_says_why():
+    panel = reference_panel()
+    first_day = panel["ds"].max() + pd.Timedelta(days=1)
+    planned = pd.DataFrame(
+        {"unique_id": "smooth0", "ds": pd.date_range(first_day, periods=3), "promotion": 1.0, "discount": 0.3}
+    )
+    out = forecast(panel, HORIZON, "D", drivers=planned)
+    plain = forecast(panel, HORIZON, "D")
+    pd.testing.assert_series_equal(out["yhat"], plain["yhat"], check_exact=True)
+    notes = out.loc[out["unique_id"] == "smooth0", "drivers"].to_numpy()
+    assert notes[0] == "promotion 30% off: no effect known (no promotion in the history of any series)"
+    assert notes[3] is None or notes[3] != notes[3]
