@@ -8,10 +8,12 @@ driver. It covers the history and the horizon: the ERP knows its promotions ahea
 The effect is multiplicative. Each promotion (a run of promoted periods) and each holiday of a
 series' history is compared with the series' baseline around it (the local level of the
 undisturbed periods, times the series' phase of the shortest cycle, e.g. the day of the week):
-its log ratio is one observation of the driver's log uplift. The panel's uplift (an intercept
-and a slope in the depth, fitted by weighted least squares) is the prior; a series' own uplift is
-shrunk towards it by empirical Bayes (random effects, variances by moments), so a series with a
-single promotion gets mostly the panel's uplift and one with many gets mostly its own.
+a series' episodes of one kind together give its log ratio of totals (a ratio of totals, not a
+mean of log ratios, which small totals bias low), one observation of its log uplift. The panel's
+uplift (an intercept and a slope in the depth, fitted by weighted least squares on the series)
+is the prior; a series' own uplift is shrunk towards it by empirical Bayes (random effects,
+variances by moments), so a series with a single promotion gets mostly the panel's uplift and
+one with many gets mostly its own.
 
 `fit_effects` returns, per series, the uplift of each history period (the history is divided by
 it before the base models are fitted, so promoted periods do not distort the baseline) and of
@@ -117,6 +119,9 @@ class Episode:
     depth: float  # mean discount (0 for holidays)
     log_ratio: float  # log(observed / baseline)
     obs_var: float  # sampling variance of log_ratio
+    observed: float  # the run's total
+    baseline: float  # its baseline's total
+    spread: float  # the variance of its total at the baseline
 
 
 @dataclass(frozen=True)
@@ -300,42 +305,85 @@ def find_episodes(uid: str, y: np.ndarray, values: np.ndarray, period: int) -> l
                     depth=float(depth[idx].mean()) if kind == "promotion" else 0.0,
                     log_ratio=float(np.log((total_y + smooth) / (total_b + smooth))),
                     obs_var=float(np.clip(obs_var, *OBS_VAR_BOUNDS)),
+                    observed=total_y,
+                    baseline=total_b,
+                    spread=spread,
                 )
             )
     return out
 
 
+@dataclass(frozen=True)
+class _Pooled:
+    """A series' episodes of one kind together: its log ratio of totals (far less biased than
+    a mean of log ratios when totals are small), with its variance, exposure, depth and count."""
+
+    log_ratio: float
+    obs_var: float
+    exposure: float
+    depth: float
+    episodes: int
+
+
+def _pool(episodes: Sequence[Episode]) -> _Pooled:
+    base = np.array([e.baseline for e in episodes])
+    weights = base / base.sum()
+    total_y, total_b = float(sum(e.observed for e in episodes)), float(base.sum())
+    spread = float(sum(e.spread for e in episodes))
+    smooth = 0.5 * spread / total_b  # half the total's variance over its mean (0.5 for counts)
+    return _Pooled(
+        log_ratio=float(np.log((total_y + smooth) / (total_b + smooth))),
+        obs_var=float(np.clip(1.25 * spread / total_b**2, *OBS_VAR_BOUNDS)),
+        exposure=float(weights @ np.array([e.exposure for e in episodes])),
+        depth=float(weights @ np.array([e.depth for e in episodes])),
+        episodes=len(episodes),
+    )
+
+
+def _episode_var(episodes: list[Episode]) -> float:
+    """Moment estimate of the variance of a series' episodes' log uplifts around its own: their
+    spread within series beyond their sampling variance."""
+    by_series: dict[str, list[Episode]] = {}
+    for e in episodes:
+        by_series.setdefault(e.series, []).append(e)
+    squares, dof, noise = 0.0, 0, []
+    for eps in by_series.values():
+        if len(eps) < 2:
+            continue
+        res = np.array([e.log_ratio / e.exposure for e in eps if e.exposure > 0])
+        squares += float(np.sum((res - res.mean()) ** 2))
+        dof += len(res) - 1
+        noise += [e.obs_var / e.exposure**2 for e in eps if e.exposure > 0]
+    if dof <= 0:
+        return EPISODE_VAR_START
+    return max(0.0, squares / dof - float(np.mean(noise)))
+
+
 def _fit_kind(episodes: list[Episode]) -> KindPrior:
     """The panel's effect of one kind from its episodes (sorted: the result does not depend on
-    the order in which they were gathered)."""
+    the order in which they were gathered): weighted least squares of the series' pooled log
+    ratios on exposure and depth, with the between-series variance by moments."""
     if not episodes:
         return KindPrior()
     eps = sorted(episodes, key=lambda e: (e.series, e.start))
-    x = np.array([e.exposure for e in eps])
-    d = np.array([e.depth for e in eps])
-    r = np.array([e.log_ratio for e in eps])
-    v = np.array([e.obs_var for e in eps])
-    ids = np.array([e.series for e in eps])
-    _, code = np.unique(ids, return_inverse=True)
+    s2 = _episode_var(eps)
+    groups: dict[str, list[Episode]] = {}
+    for e in eps:
+        groups.setdefault(e.series, []).append(e)
+    pooled = [_pool(g) for g in groups.values()]
+    x = np.array([p.exposure for p in pooled])
+    d = np.array([p.depth for p in pooled])
+    r = np.array([p.log_ratio for p in pooled])
+    noise = np.array([p.obs_var for p in pooled]) + x**2 * s2 / np.array([p.episodes for p in pooled])
     depth = float(np.average(d, weights=x)) if x.sum() > 0 else 0.0
-    s2, tau2 = EPISODE_VAR_START, SERIES_VAR_FLOOR
-    a, b = 0.0, 0.0
-    for _ in range(3):
-        w = 1.0 / (v + s2 + tau2)
-        design = np.column_stack([x, x * (d - depth)])
+    design = np.column_stack([x, x * (d - depth)])
+    tau2, a, b = SERIES_VAR_FLOOR, 0.0, 0.0
+    for _ in range(4):
+        w = 1.0 / (noise + x**2 * tau2)
         gram = design.T @ (w[:, None] * design) + np.diag([1e-9, 1.0 / SLOPE_PRIOR_VAR])
         a, b = (float(c) for c in np.linalg.solve(gram, design.T @ (w * r)))
-        res = (r - design @ np.array([a, b])) / np.where(x > 0, x, 1.0)
-        counts = np.bincount(code)
-        sums = np.bincount(code, weights=res)
-        means = sums / counts
-        multi = counts[code] >= 2
-        if multi.any():
-            dev = res[multi] - means[code[multi]]
-            within = float(np.sum(dev**2)) / float(np.sum(counts[counts >= 2] - 1))
-            s2 = max(0.0, within - float(np.mean(v[multi])))
-        noise = np.bincount(code, weights=v + s2) / counts**2  # variance of each series' mean
-        tau2 = max(SERIES_VAR_FLOOR, float(np.mean(means**2 - noise)))
+        res = r - design @ np.array([a, b])
+        tau2 = max(SERIES_VAR_FLOOR, float(np.mean((res**2 - noise) / np.maximum(x, 1e-9) ** 2)))
     return KindPrior(a, b, depth, s2, tau2, len(eps))
 
 
@@ -387,13 +435,11 @@ def fit_series_effect(
         s2 = max(p.episode_var, OBS_VAR_BOUNDS[0])
         u, post_var = 0.0, p.series_var
         if mine:
-            x = np.array([e.exposure for e in mine])
-            res = np.array([e.log_ratio for e in mine]) - x * (
-                p.log_uplift + p.slope * (np.array([e.depth for e in mine]) - p.depth)
-            )
-            w = 1.0 / (np.array([e.obs_var for e in mine]) + s2)
-            precision = float(np.sum(w * x**2)) + 1.0 / p.series_var
-            u = float(np.sum(w * x * res)) / precision
+            pooled = _pool(mine)
+            res = pooled.log_ratio - pooled.exposure * (p.log_uplift + p.slope * (pooled.depth - p.depth))
+            w = 1.0 / (pooled.obs_var + pooled.exposure**2 * s2 / pooled.episodes)
+            precision = w * pooled.exposure**2 + 1.0 / p.series_var
+            u = w * pooled.exposure * res / precision
             post_var = 1.0 / precision
         per_unit = p.log_uplift + p.slope * (depth - p.depth) + u  # log uplift of a full period
         effect = share * per_unit
