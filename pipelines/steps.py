@@ -275,9 +275,9 @@ def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
 
     With more than one shard, the plan also records the business's week (closed days, the pooled
     weekly profile), the new products' peers (per category and warehouse) and the demand drivers'
-    effects (promotions, holidays), estimated from every
-    shard's series, one shard in memory at a time: each forecasting shard uses them, so a series'
-    forecast does not depend on how the night is sharded.
+    effects (promotions, holidays), estimated from every shard's series, one shard in memory at a
+    time: each forecasting shard uses them, so a series' forecast does not depend on how the night
+    is sharded.
     """
     with tracked(cfg, ctx, "plan") as out:
         shards = plan_shards(cfg, ctx.run_date)
