@@ -19,6 +19,10 @@ one with many gets mostly its own.
 it before the base models are fitted, so promoted periods do not distort the baseline) and of
 each future period (the base forecast is multiplied by it), with the variance of the future log
 uplift (it widens the intervals on promotion days) and an explanation.
+
+The base models are selected, combined and their intervals calibrated on backtests of the history
+without the drivers' effect; the uplift's own uncertainty enters the intervals through the
+variance of its log (delta method), not through those backtests.
 """
 
 from __future__ import annotations
