@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -93,6 +93,13 @@ class ForecastSpec:
     # a series with less history than this (days since its SKU first sold) is a new product,
     # forecast from its category's established series (pipelines.forecasting.peers)
     new_product_days: int = 28
+    # known-future demand drivers the forecast includes (pipelines.forecasting.drivers); the
+    # default, resolved on load: promotions when a promotions dataset exists, holidays when
+    # anomaly.holidays lists some
+    drivers: tuple[Literal["promotions", "holidays"], ...] = ()
+
+
+FORECAST_DRIVERS = ("promotions", "holidays")
 
 
 @dataclass(frozen=True)
@@ -520,6 +527,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         time_fence_days=_non_negative_int(fr.get("time_fence_days", 0), "forecast.time_fence_days"),
         new_product_days=_positive_int(fr.get("new_product_days", 28), "forecast.new_product_days"),
     )
+    drivers_raw = fr.get("drivers")
     fr.done()
     if forecast.new_product_days >= forecast.history_days:
         raise ConfigError(
@@ -547,6 +555,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         custom=_custom_metrics(ar.get("custom_metrics", {}), sources),
     )
     ar.done()
+    forecast = replace(forecast, drivers=_forecast_drivers(drivers_raw, sources, anomaly))
     from pipelines.series import METRIC_DATASETS
 
     unknown = sorted(set(anomaly.metrics) - set(METRIC_DATASETS))
@@ -875,6 +884,33 @@ def _non_negative_int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{key} must be an integer >= 0 (0: none), got {value!r}")
     return value
+
+
+def _forecast_drivers(raw: Any, sources: tuple[SourceSpec, ...], anomaly: AnomalySpec) -> tuple[Any, ...]:
+    """`forecast.drivers`, validated; absent: promotions when a source has the promotions
+    dataset, holidays when anomaly.holidays lists some."""
+    has_promotions = any(t.dataset == "promotions" for s in sources for t in s.tables)
+    if raw is None:
+        default = (["promotions"] if has_promotions else []) + (["holidays"] if anomaly.holidays else [])
+        return tuple(default)
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ConfigError(
+            f"forecast.drivers: expected a list of {list(FORECAST_DRIVERS)} (or [] for none), got {raw!r}"
+        )
+    unknown = sorted(set(raw) - set(FORECAST_DRIVERS))
+    if unknown:
+        raise ConfigError(f"forecast.drivers: unknown drivers {unknown}; known: {list(FORECAST_DRIVERS)}")
+    if "promotions" in raw and not has_promotions:
+        raise ConfigError(
+            "forecast.drivers lists 'promotions' but no source table has the promotions dataset; add "
+            "one (columns sku, start_date, end_date, discount) or remove 'promotions' from forecast.drivers"
+        )
+    if "holidays" in raw and not anomaly.holidays:
+        raise ConfigError(
+            "forecast.drivers lists 'holidays' but anomaly.holidays is empty; list the holidays there "
+            "(YYYY-MM-DD: name) or remove 'holidays' from forecast.drivers"
+        )
+    return tuple(dict.fromkeys(raw))
 
 
 def _choice(value: Any, allowed: tuple[str, ...], key: str) -> Any:

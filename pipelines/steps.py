@@ -48,6 +48,7 @@ from pipelines.state import (
     Holder,
     StepRecord,
     acquire_night,
+    forecast_drivers,
     forecast_peers,
     forecast_week,
     migrate,
@@ -56,6 +57,7 @@ from pipelines.state import (
     release_night,
     require_migrated,
     shard_plan,
+    write_forecast_drivers,
     write_forecast_peers,
     write_forecast_week,
 )
@@ -273,16 +275,18 @@ def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
     """Decide tonight's shards of forecasting and scoring (what the DAG maps over).
 
     With more than one shard, the plan also records the business's week (closed days, the pooled
-    weekly profile) and the new products' peers (per category and warehouse), estimated from every
-    shard's series, one shard in memory at a time: each forecasting shard uses them, so a series'
-    forecast does not depend on how the night is sharded.
+    weekly profile), the new products' peers (per category and warehouse) and the demand drivers'
+    effects (promotions, holidays), estimated from every shard's series, one shard in memory at a
+    time: each forecasting shard uses them, so a series' forecast does not depend on how the night
+    is sharded.
     """
     with tracked(cfg, ctx, "plan") as out:
         shards = plan_shards(cfg, ctx.run_date)
         if shards > 1:
-            week, peers = _panel_figures(cfg, ctx, shards)
+            week, peers, drivers = _panel_figures(cfg, ctx, shards)
             write_forecast_week(Lake(cfg.lake), ctx.run_date, week)
             write_forecast_peers(Lake(cfg.lake), ctx.run_date, peers)
+            write_forecast_drivers(Lake(cfg.lake), ctx.run_date, drivers)
         out.rows_out = shards
     return list(range(shards))
 
@@ -325,10 +329,30 @@ def _categories(cfg: Config, ctx: RunContext) -> pd.DataFrame | None:
     return read_dataset(cfg, "products", ctx.run_date)[["sku", "category"]]
 
 
-def _panel_figures(cfg: Config, ctx: RunContext, shards: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The week (None: no weekly cycle) and the new products' peers of the whole night's panel,
-    gathered shard by shard."""
-    from pipelines.forecasting import PeerStats
+def _driver_frame(cfg: Config, ctx: RunContext, series: pd.DataFrame) -> pd.DataFrame | None:
+    """The forecaster's demand drivers of the shard's series (None: `forecast.drivers` is empty)."""
+    from pipelines.forecasting.inputs import build_driver_frame
+
+    if not cfg.forecast.drivers:
+        return None
+    promotions = None
+    if "promotions" in cfg.forecast.drivers:
+        if blocked_datasets(cfg, ctx.run_date, ["promotions"]):
+            log.warning(
+                "forecast %s: the promotions failed their quality gate, so no promotion drivers", ctx.run_date
+            )
+        else:
+            promotions = read_dataset(cfg, "promotions", ctx.run_date)
+    holidays = cfg.anomaly.holidays if "holidays" in cfg.forecast.drivers else ()
+    return build_driver_frame(series, promotions=promotions, holidays=holidays, freq=cfg.forecast.freq)
+
+
+def _panel_figures(
+    cfg: Config, ctx: RunContext, shards: int
+) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any] | None]:
+    """The week (None: no weekly cycle), the new products' peers and the demand drivers' effects
+    (None: no drivers) of the whole night's panel, gathered shard by shard."""
+    from pipelines.forecasting import DriverStats, PeerStats
     from pipelines.forecasting.calendar import WeekStats
     from pipelines.forecasting.peers import build_peer_keys
     from pipelines.forecasting.validation import build_series
@@ -338,6 +362,7 @@ def _panel_figures(cfg: Config, ctx: RunContext, shards: int) -> tuple[dict[str,
     stats = WeekStats(freq, options.season_lengths)
     with_week = options.calendar and stats.needed
     peers = PeerStats(freq, options.new_product_periods)
+    drivers = DriverStats(freq, options.season_lengths)
     products = _categories(cfg, ctx)
     for shard in range(shards):
         mine = sku_filter(cfg, ctx.run_date, shard, shards)
@@ -347,8 +372,12 @@ def _panel_figures(cfg: Config, ctx: RunContext, shards: int) -> tuple[dict[str,
             if with_week:
                 stats.add(inputs)
             peers.add(inputs, build_peer_keys(series, products))
+            frame = _driver_frame(cfg, ctx, series)
+            if frame is not None:
+                drivers.add(inputs, frame)
     week = stats.finish() if with_week else None
-    return (week.to_dict() if week is not None else None), peers.finish(week).to_dict()
+    prior = drivers.finish().to_dict() if cfg.forecast.drivers else None
+    return (week.to_dict() if week is not None else None), peers.finish(week).to_dict(), prior
 
 
 def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
@@ -359,7 +388,7 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
             run_forecast(cfg, ctx, shard=k)
         return lake.output_partition("forecasts", ctx.run_date)
     # heavy (statsmodels): import when used
-    from pipelines.forecasting import Peers
+    from pipelines.forecasting import DriverPrior, Drivers, Peers
     from pipelines.forecasting import run_forecast as forecast_series
     from pipelines.forecasting.calendar import PanelWeek
     from pipelines.forecasting.peers import PeerProfiles, build_peer_keys
@@ -377,13 +406,18 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
             week_data = forecast_week(lake, ctx.run_date) if shards > 1 else None
             week = PanelWeek.from_dict(week_data) if week_data is not None else None
             profiles = PeerProfiles.from_dict(forecast_peers(lake, ctx.run_date)) if shards > 1 else None
+            prior = forecast_drivers(lake, ctx.run_date) if shards > 1 else None
             series, history = _shard_history(cfg, ctx, mine)
+            known = _driver_frame(cfg, ctx, series)
+            drivers = (
+                Drivers(known, DriverPrior.from_dict(prior) if prior else None) if known is not None else None
+            )
             peers = Peers(build_peer_keys(series, _categories(cfg, ctx)), profiles)
             n_series = int(series["unique_id"].nunique())
             freq = _forecast_freq(cfg)
             options = _forecast_options(cfg, freq)
             fc = forecast_series(
-                history, cfg.forecast.horizon, freq, cfg.forecast.levels, options, week, peers
+                history, cfg.forecast.horizon, freq, cfg.forecast.levels, options, week, peers, drivers
             )
             frame = build_forecast_rows(
                 fc,

@@ -266,6 +266,7 @@ def _dense_demand(
             promo_lift[s, a : b + 1] = rng.uniform(1.4, 2.2)
             promo_disc[s, a : b + 1] = rate
             promo_rows.append((pid, products.sku[s], days[a].date(), days[b].date(), rate))
+    promo_rows += _planned_promotions(size, products.sku.to_numpy(), promo_disc, days, pid)
     promotions = pd.DataFrame(
         promo_rows, columns=["promo_id", "sku", "start_date", "end_date", "discount_rate"]
     )
@@ -292,6 +293,40 @@ def _dense_demand(
     stock_outs = pd.DataFrame(so_rows, columns=["sku", "warehouse_code", "stockout_date"])
     lam = np.where(stock, 0.0, lam)
     return _Demand(lam, promo_disc, promotions, stock_outs, labels, lines_per_rate=0.5)
+
+
+PLANNED_DAYS = 90  # how far ahead the ERP knows its promotions
+
+
+def _planned_promotions(
+    size: DemoSize, skus: np.ndarray, promo_disc: np.ndarray, days: pd.DatetimeIndex, last_id: int
+) -> list[tuple]:
+    """Promotions the ERP has planned after the last day (the same rate, lengths and depths as the
+    history's), so a night's forecast horizon holds some; none starts before a running one ends.
+    Own generator: the rest of the demo is drawn as without them."""
+    rng = np.random.default_rng([size.seed, 2])
+    end = days[-1]
+    rows = []
+    for s, sku in enumerate(skus):
+        running = np.flatnonzero(promo_disc[s] > 0)
+        free = 1 if not running.size or running[-1] < len(days) - 1 else 2 + int(rng.integers(0, 7))
+        for a in sorted(int(rng.integers(free, PLANNED_DAYS)) for _ in range(rng.poisson(PLANNED_DAYS / 90))):
+            if a < free:
+                continue
+            length = int(rng.integers(7, 15))
+            last_id += 1
+            start = (end + pd.Timedelta(days=a)).date()
+            rows.append(
+                (
+                    last_id,
+                    sku,
+                    start,
+                    start + timedelta(days=length - 1),
+                    float(np.round(rng.uniform(0.1, 0.3), 2)),
+                )
+            )
+            free = a + length
+    return rows
 
 
 def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:

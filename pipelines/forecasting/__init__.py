@@ -2,15 +2,20 @@
 
 `forecast(history, horizon, freq, levels)` is the stage's contract; `run_forecast` takes a
 `ForecastOptions` for callers that need to tune it, and `Peers` (categories and warehouses of the
-series) with which a series with a short history is forecast from its peers (`peers`).
+series) with which a series with a short history is forecast from its peers (`peers`), and
+`Drivers` (promotions and holidays known ahead, see `drivers`) whose effect the forecast includes.
 """
 
 from pipelines.forecasting.api import forecast, run_forecast
+from pipelines.forecasting.drivers import DriverPrior, Drivers, DriverStats
 from pipelines.forecasting.errors import ForecastInputError
 from pipelines.forecasting.options import ForecastOptions, build_options
 from pipelines.forecasting.peers import Peers, PeerStats
 
 __all__ = [
+    "DriverPrior",
+    "DriverStats",
+    "Drivers",
     "ForecastInputError",
     "ForecastOptions",
     "PeerStats",

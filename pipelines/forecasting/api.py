@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipelines.forecasting.blas import limit_blas_threads, set_blas_threads
 from pipelines.forecasting.calendar import PanelWeek, SeriesCalendar, build_calendars, panel_week
+from pipelines.forecasting.drivers import Drivers, apply_effect, fit_effects
 from pipelines.forecasting.intervals import fit_multipliers
 from pipelines.forecasting.options import ForecastOptions, build_options, future_index
 from pipelines.forecasting.peers import (
@@ -56,6 +57,7 @@ def forecast(
     horizon: int,
     freq: str,
     levels: Sequence[float] = (80, 95),
+    drivers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecast every series of a long history `horizon` periods ahead with prediction intervals.
 
@@ -65,6 +67,13 @@ def forecast(
         horizon: number of future periods (>= 1).
         freq: pandas frequency of `ds` ('D', 'W-SUN', 'h', ...); it sets the seasonal periods.
         levels: interval levels in percent, each in (0, 100).
+        drivers: optional known-future drivers, a long frame `unique_id, ds` and any of
+            `promotion` (share of the period on promotion, in [0, 1]), `discount` (its depth, in
+            [0, 1]) and `holiday` (share of the period that is a holiday), covering the history
+            and the horizon (see `pipelines.forecasting.drivers`). Their effect is fitted on the
+            history (removed from it before the base models are fitted) and applied on the
+            horizon; the output then has a `drivers` column explaining it (None where no driver).
+            None (default): the output is exactly that of the forecaster without drivers.
 
     Returns:
         One row per series and future period (series in order of first appearance):
@@ -87,7 +96,14 @@ def forecast(
     Raises:
         ForecastInputError: the history or an argument violates the input contract.
     """
-    return run_forecast(history, horizon, freq, levels, build_options(freq))
+    return run_forecast(
+        history,
+        horizon,
+        freq,
+        levels,
+        build_options(freq),
+        drivers=Drivers(drivers) if drivers is not None else None,
+    )
 
 
 def run_forecast(
@@ -98,6 +114,7 @@ def run_forecast(
     options: ForecastOptions,
     week: PanelWeek | None = None,
     peers: Peers | None = None,
+    drivers: Drivers | None = None,
 ) -> pd.DataFrame:
     """`forecast` with explicit options (season lengths, workers, backtest windows, clipping).
 
@@ -109,6 +126,11 @@ def run_forecast(
     the forecast of new products: a series with less than `options.new_product_periods` periods
     of history is forecast from its peers, and its `new_product` column says how (None for the
     other series). Without `peers`, every series is forecast from its own history.
+
+    `drivers` (the driver frame and, when `history` is one shard of the panel, the panel's
+    effects, see `pipelines.forecasting.drivers`) turns on known-future drivers and the `drivers`
+    column. The calendars and new products' peers are estimated from the history as it is; the
+    base models are fitted on the history without the drivers' effect.
     """
     started = time.perf_counter()
     h, lvls = check_arguments(horizon, levels)
@@ -118,7 +140,11 @@ def run_forecast(
     if peers is not None and options.calendar and week is None and series:
         week = panel_week(series, freq, options.season_lengths)
     calendars = build_calendars(series, freq, options.season_lengths, week) if options.calendar else None
-    results = _fit_with_peers(series, calendars, h, options, freq, week, peers)
+    effects = fit_effects(series, drivers, h, freq, options.season_lengths) if drivers is not None else None
+    base = [replace(s, y=s.y / e.history) for s, e in zip(series, effects, strict=True)] if effects else None
+    results = _fit_with_peers(series, calendars, h, options, freq, week, peers, base)
+    if effects:
+        results = [apply_effect(r, e) for r, e in zip(results, effects, strict=True)]
     # pooled in order of unique_id, not of the input rows
     by_id = sorted(range(len(series)), key=lambda i: series[i].unique_id)
     multipliers = {
@@ -127,6 +153,8 @@ def run_forecast(
     }
     out = build_output(series, results, multipliers, h, freq, lvls)
     out["ds"] = localize_like(pd.DatetimeIndex(out["ds"]), history)
+    if effects is not None:
+        out["drivers"] = np.array([note for e in effects for note in e.notes], dtype=object)
     logger.info(
         "forecast: %d series, %d rows in, %d rows out, horizon %d, %d fallbacks, %.1fs",
         len(series),
@@ -150,11 +178,14 @@ def _fit_with_peers(
     freq: str,
     week: PanelWeek | None,
     peers: Peers | None,
+    base: list[SeriesInput] | None = None,
 ) -> list[SeriesResult]:
     """Every series' result: new products from their peers, the others (and new products without
-    peers but with sales) from their own history."""
+    peers but with sales) from their own history (`base`: the history the models are fitted on,
+    when it differs from `series`, on which new products and their peers are found)."""
+    fit = base if base is not None else series
     if peers is None:
-        return _fit_all(series, calendars, horizon, options)
+        return _fit_all(fit, calendars, horizon, options)
     profiles = peers.profiles or build_peer_profiles(
         series, peers.keys, freq, options.new_product_periods, week
     )
@@ -167,7 +198,7 @@ def _fit_with_peers(
             done[i] = fitted
     rest = [i for i in range(len(series)) if i not in done]
     fitted_rest = _fit_all(
-        [series[i] for i in rest], [calendars[i] for i in rest] if calendars else None, horizon, options
+        [fit[i] for i in rest], [calendars[i] for i in rest] if calendars else None, horizon, options
     )
     for i, result in zip(rest, fitted_rest, strict=True):
         done[i] = replace(result, new_product=note_without_peers(new[i])) if i in new else result

@@ -7,9 +7,18 @@ from datetime import date
 
 import pandas as pd
 
-EXPLAINED = ("weights", "backtest_error", "fallback_reason", "level", "trend", "seasonal", "new_product")
+EXPLAINED = (
+    "weights",
+    "backtest_error",
+    "fallback_reason",
+    "level",
+    "trend",
+    "seasonal",
+    "new_product",
+    "drivers",
+)
 # keys left out of a row's explanation when empty (a regular series' explanation is unchanged)
-OMITTED_WHEN_EMPTY = ("new_product",)
+OMITTED_WHEN_EMPTY = ("new_product", "drivers")
 
 
 def _explain(row: pd.Series) -> str:
@@ -30,7 +39,8 @@ def build_forecast_rows(
     """Rows of `seam_forecasts` (entity keys, bounds, model, explanation) from `forecast`'s output.
 
     The explanation is a JSON object of the `EXPLAINED` columns; a new product's has `new_product`
-    (how its forecast was made from its peers, or why it is 0).
+    (how its forecast was made from its peers, or why it is 0); a row with a known-future driver
+    has `drivers` (e.g. "promotion 20% off: x1.70 expected uplift").
 
     `keys` maps each `unique_id` to its `sku` and `warehouse` (the columns of
     `pipelines.series.build_demand_series`): ids are never parsed back into keys.

@@ -10,6 +10,8 @@ Public functions:
     write_forecast_week / forecast_week                       the night's panel week, for every
                                                               forecasting shard
     write_forecast_peers / forecast_peers                     the night's new-product peers, idem
+    write_forecast_drivers / forecast_drivers                 the night's demand drivers' effects,
+                                                              idem
     acquire_night / release_night / next_attempt              one run of a night at a time, every
                                                               attempt kept (`seam_night_locks`)
     read_status / summarize / format_status                   what happened each night: `seam
@@ -24,10 +26,12 @@ from pipelines.state.migrations import migrate, migration_files, pending_migrati
 from pipelines.state.nights import Holder, NightRunningError, acquire_night, next_attempt, release_night
 from pipelines.state.shard_plans import (
     SHARDED_OUTPUTS,
+    forecast_drivers,
     forecast_peers,
     forecast_week,
     shard_assignment,
     shard_plan,
+    write_forecast_drivers,
     write_forecast_peers,
     write_forecast_week,
     write_shard_plan,
@@ -52,6 +56,7 @@ __all__ = [
     "acquire_night",
     "commit_watermark",
     "expected_steps",
+    "forecast_drivers",
     "forecast_peers",
     "forecast_week",
     "format_status",
@@ -73,6 +78,7 @@ __all__ = [
     "shard_plan",
     "summarize",
     "watermark_before",
+    "write_forecast_drivers",
     "write_forecast_peers",
     "write_forecast_week",
     "write_shard_plan",

@@ -1,5 +1,6 @@
 """Shard plans: how many shards a night's forecasts and anomaly scores come in, and the panel
-figures every forecasting shard shares (the business's week, the new products' peers)."""
+figures every forecasting shard shares (the business's week, the new products' peers, the
+demand drivers' effects)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,19 @@ def forecast_peers(lake: Lake, run_date: date) -> dict[str, Any]:
         )
     peers: dict[str, Any] = notes["peers"]
     return peers
+
+
+def write_forecast_drivers(lake: Lake, run_date: date, prior: dict[str, Any] | None) -> None:
+    """Record the demand drivers' effects fitted over the whole night's panel (None: no drivers)."""
+    lake.annotate_shard_plan("forecasts", run_date, "drivers", prior)
+
+
+def forecast_drivers(lake: Lake, run_date: date) -> dict[str, Any] | None:
+    """The night's demand drivers' effects; raises when the plan step has not recorded them."""
+    notes = lake.shard_plan_notes("forecasts", run_date)
+    if "drivers" not in notes:
+        raise MissingInputError(
+            f"the shard plan for forecasts on {run_date} has no demand drivers' effects; run the plan step first"
+        )
+    prior: dict[str, Any] | None = notes["drivers"]
+    return prior

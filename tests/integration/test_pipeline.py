@@ -206,6 +206,17 @@ def test_sharded_night_equals_the_single_shard_night(demo_env):
         a = single[cols].sort_values(cols[:4]).reset_index(drop=True)
         b = sharded[cols].sort_values(cols[:4]).reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    # the demo's planned promotions are in the horizon, the panel's uplift on them in both
+    promoted = [
+        {
+            tuple(r)
+            for r in f.loc[
+                f["explanation"].str.contains("expected uplift"), ["sku", "target_date", "explanation"]
+            ].to_numpy()
+        }
+        for f in (results[1][0], results[3][0])
+    ]
+    assert promoted[0] and promoted[0] == promoted[1]
 
 
 def test_a_landed_table_and_custom_metrics_run_through_the_night(demo_env):

@@ -24,6 +24,15 @@ def test_demo_config_loads_with_paths_relative_to_the_file():
     assert cfg.provider("stockouts")[1].columns == {"warehouse": "warehouse_code", "day": "stockout_date"}
 
 
+def test_forecast_drivers_default_to_the_promotions_and_holidays_there_are(tmp_path):
+    assert load_config(ROOT / "config" / "demo.yml").forecast.drivers == ("promotions", "holidays")
+    raw = _demo()
+    del raw["sources"]["erp"]["tables"]["promotions"]
+    assert parse_config(raw, base=tmp_path).forecast.drivers == ("holidays",)
+    raw["forecast"]["drivers"] = []
+    assert parse_config(raw, base=tmp_path).forecast.drivers == ()
+
+
 def test_example_config_for_postgres_and_mariadb_is_valid():
     cfg = load_config(ROOT / "config" / "example-postgres-mariadb.yml")
     assert {s.name for s in cfg.sources} == {"erp", "crm"}
@@ -56,6 +65,22 @@ def test_example_config_for_postgres_and_mariadb_is_valid():
         (
             lambda c: c["forecast"].update(new_product_days=800, history_days=730),
             "forecast.new_product_days must be less than forecast.history_days (730), got 800",
+        ),
+        (
+            lambda c: c["forecast"].update(drivers=["promotions", "weather"]),
+            "forecast.drivers: unknown drivers ['weather']; known: ['promotions', 'holidays']",
+        ),
+        (lambda c: c["forecast"].update(drivers="promotions"), "forecast.drivers: expected a list"),
+        (
+            lambda c: (
+                c["sources"]["erp"]["tables"].pop("promotions"),
+                c["forecast"].update(drivers=["promotions"]),
+            ),
+            "forecast.drivers lists 'promotions' but no source table has the promotions dataset",
+        ),
+        (
+            lambda c: (c["anomaly"].pop("holidays"), c["forecast"].update(drivers=["holidays"])),
+            "forecast.drivers lists 'holidays' but anomaly.holidays is empty",
         ),
         (
             lambda c: c.update(scale={"processes_per_task": 0}),

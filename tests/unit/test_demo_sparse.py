@@ -39,7 +39,11 @@ def test_the_default_demo_is_unchanged():
     assert (len(lines), len(erp["sales_orders"])) == (3971, 2122)
     assert float(lines.qty.sum()) == 7886.0
     assert float(lines.unit_price.sum()) == pytest.approx(124842.73, abs=1e-6)
-    assert (len(erp["stock_outs"]), len(erp["promotions"]), len(erp["seam_demo_labels"])) == (71, 18, 29)
+    promotions = erp["promotions"]
+    past = promotions[pd.to_datetime(promotions.start_date) <= pd.Timestamp(DemoSize.end_date)]
+    assert (len(erp["stock_outs"]), len(past), len(erp["seam_demo_labels"])) == (71, 18, 29)
+    # besides, the promotions the ERP has planned for the next weeks (the forecast's drivers)
+    assert len(promotions) - len(past) == 4
 
 
 def test_order_lines_match_the_demo_query_columns():
