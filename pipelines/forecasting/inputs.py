@@ -15,13 +15,14 @@ def build_history(series: pd.DataFrame, freq: Literal["D", "W"]) -> tuple[pd.Dat
     if freq == "D":
         return history, "D"
     weekly = (
-        history.set_index("ds")
+        history.astype({"censored": "int8"})
+        .set_index("ds")
         .groupby("unique_id")
         .resample("W-SUN")
-        .agg({"y": "sum", "censored": "any"})
+        .agg({"y": "sum", "censored": "max"})
         .reset_index()
     )
-    return weekly, "W-SUN"
+    return weekly.assign(censored=weekly["censored"].fillna(0).astype(bool)), "W-SUN"
 
 
 def build_driver_frame(

@@ -283,3 +283,17 @@ def test_new_products_get_the_same_forecast_in_one_or_two_shards(demo_env):
     a = single[cols].sort_values(cols[:4]).reset_index(drop=True)
     b = results[2][cols].sort_values(cols[:4]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def test_weekly_forecasts_run_through_the_night(demo_env):
+    """`forecast.freq: W`: Sunday-ending weeks of the daily demand, forecast and loaded."""
+    from dataclasses import replace
+
+    cfg = load_config(demo_env(lean=True))
+    cfg = replace(cfg, forecast=replace(cfg.forecast, freq="W", horizon=4))
+    run_all(cfg, RunContext(NIGHT))
+    forecasts = dump_results(source_url(cfg.source("erp")))["seam_forecasts"]
+    targets = pd.to_datetime(forecasts["target_date"])
+    assert len(forecasts) and (targets.dt.dayofweek == 6).all()  # weeks end on Sunday
+    assert targets.nunique() == 4 and targets.min() > pd.Timestamp(NIGHT)
+    assert (forecasts["yhat"] >= 0).all()
