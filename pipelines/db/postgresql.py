@@ -17,6 +17,20 @@ from pipelines.db.csv_stream import csv_chunks, csv_readable, parse_csv
 from pipelines.errors import DataError
 
 PUMP_BYTES = 1 << 20
+# Arrow types of a query's result columns by type OID, as the generic path reads their values:
+# bool, int2/4/8 and oid, float4/8, numeric, date, timestamp, timestamptz, time, text-like, bytea.
+# Other types (json, uuid, arrays, intervals, ...) are not described: the generic path reads them.
+_OID_TYPES: dict[int, pa.DataType] = {
+    16: pa.bool_(),
+    **dict.fromkeys((20, 21, 23, 26), pa.int64()),
+    **dict.fromkeys((700, 701, 1700), pa.float64()),
+    1082: pa.date32(),
+    1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"),
+    1083: pa.time64("us"),
+    **dict.fromkeys((18, 19, 25, 1042, 1043), pa.string()),
+    17: pa.binary(),
+}
 _MIGRATION_LOCK = zlib.crc32(b"seam_schema_migrations")
 
 
@@ -35,6 +49,10 @@ class PostgresAdapter(Adapter):
             return "copy"
         return "generic"
 
+    def query_types(self, cursor: Any) -> list[pa.DataType | None]:
+        """From the type OIDs of the result description (psycopg's `type_code`)."""
+        return [_OID_TYPES.get(column.type_code) for column in cursor.description or ()]
+
     def stream(
         self, conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema, reader: str
     ) -> Iterator[pa.RecordBatch]:
@@ -48,6 +66,10 @@ class PostgresAdapter(Adapter):
             cur.execute("SET LOCAL TIME ZONE 'UTC'")
             # bytea in hex whatever the server's default: the one text form decoded below
             cur.execute("SET LOCAL bytea_output = 'hex'")
+            if not params:
+                # psycopg merges COPY's parameters client-side and leaves the text alone without
+                # any: undo the `%%` that SQLAlchemy wrote for each literal `%` (`LIKE 'A%'`).
+                sql = sql.replace("%%", "%")
             with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params or None) as copy:
                 # A thread pumps COPY's chunks into a pipe that Arrow reads natively, so receiving
                 # and parsing overlap on two cores instead of taking turns on the GIL.
