@@ -83,7 +83,7 @@ class Adapter:
         cannot say (then the first rows decide, and only the generic reader can read the query).
 
         Integers are int64 and decimals float64 whatever their size, as values inferred from the
-        rows would be; timestamps with a zone are UTC."""
+        rows would be."""
         return [None] * len(cursor.description or ())
 
     def stream(

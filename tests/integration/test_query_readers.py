@@ -173,7 +173,8 @@ def test_a_joined_query_reads_like_the_generic_path_type_for_type(source, tmp_pa
     assert types["updated_at"] == pa.timestamp("us")
     assert types["note"] == types["label"] == types["a_label"] == pa.string()
     if kind == "postgresql":
-        assert types["paid"] == pa.bool_() and types["placed_at"] == pa.timestamp("us", tz="UTC")
+        # the session's zone, as the driver's values had it (the instants are UTC either way)
+        assert types["paid"] == pa.bool_() and types["placed_at"].tz is not None
     else:  # BOOLEAN is TINYINT(1); TIMESTAMP is read in the session's zone, without one
         assert types["paid"] == pa.int64() and types["placed_at"] == pa.timestamp("us")
 
@@ -302,3 +303,41 @@ def test_the_demo_order_lines_query_takes_the_bulk_path_with_the_same_parquet(
         got[reader] = (res.rows, table.sort_by([("order_id", "ascending"), ("line_no", "ascending")]))
     assert got["auto"][0] == got["generic"][0] > 1000
     assert got["auto"][1].equals(got["generic"][1], check_metadata=True)
+
+
+def test_a_query_depending_on_the_session_zone_reads_alike_in_a_zone_west_of_utc(
+    pg_database, tmp_path, monkeypatch
+):
+    """COPY leaves the server's session zone alone: `::date` and `::timestamp` of a timestamptz,
+    and a wall-clock bind against one, mean what they mean on the generic path (New York here)."""
+    url = pg_database()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER DATABASE \"{engine.url.database}\" SET TimeZone = 'America/New_York'")
+        conn.exec_driver_sql("CREATE TABLE events (id integer PRIMARY KEY, at timestamptz)")
+        conn.exec_driver_sql(
+            "INSERT INTO events VALUES (1, '2026-11-22 02:30:00+00'), (2, '2026-11-22 23:59:59.999999-05'), "
+            "(3, '2026-11-23 04:00:00+00'), (4, NULL), (5, '1850-01-01 12:00:00 America/New_York'), "
+            "(6, '2026-11-23 06:00:00+00')"
+        )
+    engine.dispose()
+    query = (
+        "SELECT id, at, at::date AS day, at::timestamp AS wall, current_setting('TimeZone') AS zone "
+        "FROM events WHERE at < :run_end OR at IS NULL"
+    )
+    got = {}
+    for reader in ("generic", "auto"):
+        cfg = _config(
+            tmp_path, monkeypatch, url, f"lake-{reader}", dataset="none", query=query, reader=reader
+        )
+        extract_table(cfg, "src", "q", DAY2)
+        got[reader] = _read(cfg, DAY2, ["id"])
+    (generic, _), (fast, fman) = got["generic"], got["auto"]
+    assert fman["method"] == "copy"
+    _same(generic, fast)
+    rows = {r["id"]: r for r in fast.to_pylist()}
+    # run_end (midnight, wall clock) is 05:00 UTC in New York: 04:00 UTC is before it, 06:00 not
+    assert set(rows) == {1, 2, 3, 4, 5}
+    assert rows[1]["day"] == date(2026, 11, 21) and rows[1]["zone"] == "America/New_York"
+    assert rows[2]["wall"] == datetime(2026, 11, 22, 23, 59, 59, 999999)
+    assert rows[1]["at"] == datetime(2026, 11, 22, 2, 30, tzinfo=UTC)
