@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -409,12 +410,18 @@ def _sscursor_batches(
     try:
         cur.execute(sql, params if params is not None else ())  # formatted: `%%` back to `%`
         while rows := cur.fetchmany(BATCH_ROWS):
-            arrays = [
-                pa.array(col, type=f.type) for f, col in zip(schema, zip(*rows, strict=True), strict=True)
-            ]
+            arrays = [_array(col, f) for f, col in zip(schema, zip(*rows, strict=True), strict=True)]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     finally:
         cur.close()
+
+
+def _array(values: Sequence[Any], field: pa.Field) -> pa.Array:
+    """One column of driver values; a query's DECIMAL is read as float64: each Decimal rounded to
+    the nearest float, as the generic path does (Arrow's decimal-to-double cast is not exact)."""
+    if pa.types.is_floating(field.type) and any(isinstance(v, Decimal) for v in values):
+        values = [None if v is None else float(v) for v in values]
+    return pa.array(values, type=field.type)
 
 
 # --- LOAD DATA ------------------------------------------------------------------------------
