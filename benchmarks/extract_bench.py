@@ -391,7 +391,7 @@ def measure(urls: dict[str, str], reps: int, pandas_reps: int, alternatives: boo
     return results
 
 
-def measure_query(urls: dict[str, str], reps: int) -> dict:
+def measure_query(urls: dict[str, str], reps: int, generic_reps: int) -> dict:
     """The demo's order_lines query: the clients, seam's fast path and its generic path, interleaved."""
     py = sys.executable
     me = str(Path(__file__).resolve())
@@ -406,7 +406,9 @@ def measure_query(urls: dict[str, str], reps: int) -> dict:
                 methods: list[tuple[str, list[str], dict[str, str], int | None]] = [
                     ("client", argv, cenv, subprocess.DEVNULL)
                 ]
-                for name, reader in (("seam", "auto"), ("seam_generic", "generic")):
+                for name, reader in (("seam", "auto"), ("seam_generic", "generic"))[
+                    : 2 if rep < generic_reps else 1
+                ]:
                     lake = tmp / f"lake-{db}-{name}-{rep}"
                     wenv = {**env, "SEAM_BENCH_LAKE": str(lake), "SEAM_BENCH_READER": reader}
                     methods.append((name, [py, me, "--worker", "seam", "--mode", "query"], wenv, None))
@@ -503,6 +505,12 @@ def main() -> None:
         action="store_true",
         help="instead: the demo's order_lines query (a join) over --rows lines: seam, its generic path, the clients",
     )
+    ap.add_argument(
+        "--generic-reps",
+        type=int,
+        default=3,
+        help="--query: repetitions of seam's generic path (the slow reference), at most --reps",
+    )
     ap.add_argument("--out", type=Path)
     ap.add_argument("--worker", choices=["seam", "pandas"], help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="snapshot", help=argparse.SUPPRESS)
@@ -519,7 +527,7 @@ def main() -> None:
         else:
             fill_databases(urls, rows, index=not args.memory_rows)
         if args.query:
-            results = measure_query(urls, args.reps)
+            results = measure_query(urls, args.reps, args.generic_reps)
         elif args.memory_rows:
             results = measure_memory(urls, args.reps)
         else:

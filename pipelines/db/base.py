@@ -86,6 +86,11 @@ class Adapter:
         rows would be."""
         return [None] * len(cursor.description or ())
 
+    def query_not_null(self, cursor: Any) -> list[bool]:
+        """For each column of a described query: True when the database says it is never NULL
+        (a fast reader may then skip its NULL-safe handling); False where it cannot say."""
+        return [False] * len(cursor.description or ())
+
     def stream(
         self, conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema, reader: str
     ) -> Iterator[pa.RecordBatch]:

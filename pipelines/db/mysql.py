@@ -57,6 +57,7 @@ _FIELD_TYPES: dict[int, pa.DataType] = {
 }
 _TEXT_FIELDS = {15, 245, 249, 250, 251, 252, 253, 254}
 _BINARY_CHARSET = 63
+_NOT_NULL_FLAG = 1
 
 
 class MySQLAdapter(Adapter):
@@ -94,6 +95,14 @@ class MySQLAdapter(Adapter):
             else:
                 out.append(_FIELD_TYPES.get(field.type_code))
         return out
+
+    def query_not_null(self, cursor: Any) -> list[bool]:
+        """The NOT NULL flag of each result field: the server's own, which outer joins, unions
+        and expressions clear wherever a NULL can appear."""
+        fields = getattr(getattr(cursor, "_result", None), "fields", None)
+        if fields is None:
+            return super().query_not_null(cursor)
+        return [bool(field.flags & _NOT_NULL_FLAG) for field in fields]
 
     def stream(
         self, conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema, reader: str

@@ -38,6 +38,7 @@ class TablePlan:
     # A query's columns as the database describes them: what a fast reader parses, cast to
     # `types` afterwards (None: a table, read as `types`; a None type: the database cannot say).
     described: dict[str, pa.DataType | None] | None = None
+    described_nullable: dict[str, bool] | None = None  # False: the database says never NULL
 
 
 def build_plan(
@@ -68,7 +69,10 @@ def build_plan(
         # Described, not run: the planner sees that no row can pass.
         probe = conn.execute(sa.text(f"SELECT * FROM ({spec.query}) q WHERE 1 = 0"), needed)
         names = list(probe.keys())
-        described = dict(zip(names, adapter_for(conn).query_types(probe.cursor), strict=True))
+        adapter = adapter_for(conn)
+        described = dict(zip(names, adapter.query_types(probe.cursor), strict=True))
+        not_null = adapter.query_not_null(probe.cursor)
+        described_nullable = {n: not nn for n, nn in zip(names, not_null, strict=True)}
         probe.close()
         conn.rollback()
         # decimals are read as floats (SQLAlchemy's Float turns the driver's Decimal into float)
@@ -78,7 +82,9 @@ def build_plan(
             if kinds.get(n) in QUERY_TYPES:
                 sa_types[n], qtypes[n] = QUERY_TYPES[kinds[n]]
         stmt = sa.text(spec.query).bindparams(**needed).columns(**sa_types)
-        return TablePlan(stmt, needed, qtypes, {}, [], names, described=described)
+        # The partition's columns stay nullable, as they always were for queries; the described
+        # nullability only spares a fast reader its NULL-safe marks.
+        return TablePlan(stmt, needed, qtypes, {}, [], names, None, described, described_nullable)
     assert spec.table is not None  # the config gives a table or a query
     try:
         table = sa.Table(spec.table, sa.MetaData(), schema=source.schema, autoload_with=conn)

@@ -92,9 +92,10 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
             schema: pa.Schema | None = schema_from(plan.types, [], plan.nullable) if known else None
             # what a fast reader parses: the table's types, or the query's columns as described
             wire_types = plan.types if plan.described is None else plan.described
+            wire_nullable = plan.nullable if plan.described_nullable is None else plan.described_nullable
             wire: pa.Schema | None = None
             if schema is not None and all(t is not None for t in wire_types.values()):
-                wire = schema_from(wire_types, [], plan.nullable)
+                wire = schema_from(wire_types, [], wire_nullable)
                 reader = adapter.choose_reader(conn, wire, spec.reader)
             if schema is not None:
                 schema = shaper.schema(schema) if shaper else schema

@@ -32,20 +32,20 @@ DDL = {
            paid boolean, note text)""",
         """CREATE TABLE items (order_id integer NOT NULL, line_no smallint NOT NULL, qty numeric(12, 3),
            price numeric(20, 6), weight real, ratio double precision, big bigint, label varchar(200),
-           updated_at timestamp(6) NOT NULL, PRIMARY KEY (order_id, line_no))""",
+           updated_at timestamp(6) NOT NULL, sku varchar(40) NOT NULL, PRIMARY KEY (order_id, line_no))""",
     ],
     "mariadb": [
         """CREATE TABLE orders (order_id integer PRIMARY KEY, placed_on date NOT NULL, placed_at timestamp(6) NULL,
            paid boolean, note text)""",
         """CREATE TABLE items (order_id integer NOT NULL, line_no smallint NOT NULL, qty numeric(12, 3),
            price numeric(20, 6), weight float, ratio double, big bigint, label varchar(200),
-           updated_at datetime(6) NOT NULL, PRIMARY KEY (order_id, line_no))""",
+           updated_at datetime(6) NOT NULL, sku varchar(40) NOT NULL, PRIMARY KEY (order_id, line_no))""",
     ],
 }
 # a join, a computed decimal, a literal `%` in a statement (with and without binds)
 QUERY = """
 SELECT l.order_id, l.line_no, o.placed_on, o.placed_at, o.paid, o.note, l.qty, l.price, l.weight,
-       l.ratio, l.big, l.label, l.updated_at, l.qty * 2 AS doubled,
+       l.ratio, l.big, l.label, l.updated_at, l.sku, l.qty * 2 AS doubled,
        CASE WHEN l.label LIKE 'a%' THEN 'a%' ELSE NULL END AS a_label
 FROM items l JOIN orders o ON o.order_id = l.order_id
 """
@@ -66,7 +66,7 @@ HOSTILE += ["", "  spaced  ", "a%b", "%%", "\\", "\\\\t", "😀 é 中", "a,b;c|
 
 def _orders() -> list[dict[str, Any]]:
     out = []
-    for i in range(1, 25):
+    for i in range(1, 28):  # orders 25-27 have no items
         out.append(
             {
                 "order_id": i,
@@ -99,6 +99,7 @@ def _lines(updated: datetime, orders: range = range(1, 25), per: int = 3) -> lis
                     "big": None if k % 8 == 0 else (2**62 + k) * (-1 if k % 3 else 1),
                     "label": None if k % 6 == 0 else HOSTILE[k % len(HOSTILE)],
                     "updated_at": updated + timedelta(minutes=k, microseconds=k),
+                    "sku": HOSTILE[(k + 3) % len(HOSTILE)],  # NOT NULL: the word NULL among them
                 }
             )
     return out
@@ -346,3 +347,32 @@ def test_a_query_depending_on_the_session_zone_reads_alike_in_a_zone_west_of_utc
     assert rows[1]["day"] == date(2026, 11, 21) and rows[1]["zone"] == "America/New_York"
     assert rows[2]["wall"] == datetime(2026, 11, 22, 23, 59, 59, 999999)
     assert rows[1]["at"] == datetime(2026, 11, 22, 2, 30, tzinfo=UTC)
+
+
+def test_an_outer_join_nulls_a_not_null_column_and_the_word_null_stays_a_string(
+    source, tmp_path, monkeypatch
+):
+    """MariaDB describes an inner join's NOT NULL columns as such (read without the NULL-safe
+    mark) and clears the flag where an outer join can make them NULL."""
+    kind, url, _ = source
+    query = (
+        "SELECT o.order_id, l.line_no, l.sku, l.updated_at, o.note FROM orders o "
+        "LEFT JOIN items l ON l.order_id = o.order_id AND l.line_no = 1"
+    )
+    got = {}
+    for name, q in (("outer", query), ("inner", query.replace("LEFT JOIN", "JOIN"))):
+        for reader in ("generic", "auto"):
+            cfg = _config(
+                tmp_path, monkeypatch, url, f"lake-{name}-{reader}", dataset="none", query=q, reader=reader
+            )
+            extract_table(cfg, "src", "q", DAY2)
+            got[name, reader] = _read(cfg, DAY2, ["order_id"])
+    for name in ("outer", "inner"):
+        (generic, _), (fast, manifest) = got[name, "generic"], got[name, "auto"]
+        assert manifest["method"] == FAST[kind]
+        _same(generic, fast)
+    skus = got["outer", "auto"][0].column("sku").to_pylist()
+    assert skus[-3:] == [None, None, None] and "NULL" in skus  # orders 25-27 have no items
+    assert (
+        got["inner", "auto"][0].num_rows == 24 and "NULL" in got["inner", "auto"][0].column("sku").to_pylist()
+    )
