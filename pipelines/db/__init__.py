@@ -5,7 +5,8 @@ Public functions:
     connect(engine, what=...)                    a connection; unreachable servers raise
                                                  `SourceUnavailableError` (transient)
     adapter_for(engine | conn | url) -> Adapter  the dialect's adapter (PostgreSQL, MariaDB/MySQL,
-                                                 SQLite, or the generic one): fast readers, bulk
+                                                 SQLite, or the generic one): fast readers, the
+                                                 types of a query's result columns, bulk
                                                  insert, replace-night, upsert, timestamps,
                                                  migration lock
     is_transient(err), sqlstate_of, error_number transient or permanent: raised as such, retried

@@ -83,6 +83,20 @@ class Adapter:
         del conn, schema, requested
         return "generic"
 
+    def query_types(self, cursor: Any) -> list[pa.DataType | None]:
+        """Arrow types of the columns of a query the DBAPI `cursor` has just described (a probe
+        that returns no rows), as the generic path would read its values; None where the dialect
+        cannot say (then the first rows decide, and only the generic reader can read the query).
+
+        Integers are int64 and decimals float64 whatever their size, as values inferred from the
+        rows would be."""
+        return [None] * len(cursor.description or ())
+
+    def query_not_null(self, cursor: Any) -> list[bool]:
+        """For each column of a described query: True when the database says it is never NULL
+        (a fast reader may then skip its NULL-safe handling); False where it cannot say."""
+        return [False] * len(cursor.description or ())
+
     def stream(
         self, conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema, reader: str
     ) -> Iterator[pa.RecordBatch]:

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -43,6 +44,22 @@ _MIGRATION_LOCK = "seam_schema_migrations"
 _TRANSIENT_CLIENT = {1040, 1044, 1045, 1049, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013}
 
 
+# Arrow types of a query's result columns by the protocol's field type, as pymysql's values are
+# read: integers and YEAR, FLOAT/DOUBLE and DECIMAL, DATE, DATETIME/TIMESTAMP, TIME (a duration),
+# and text or bytes by the column's character set (63: binary).  BIT, ENUM/SET codes, NULL and
+# others are not described: the generic path reads them.
+_FIELD_TYPES: dict[int, pa.DataType] = {
+    **dict.fromkeys((1, 2, 3, 8, 9, 13), pa.int64()),
+    **dict.fromkeys((0, 4, 5, 246), pa.float64()),
+    **dict.fromkeys((10, 14), pa.date32()),
+    **dict.fromkeys((7, 12), pa.timestamp("us")),
+    11: pa.duration("us"),
+}
+_TEXT_FIELDS = {15, 245, 249, 250, 251, 252, 253, 254}
+_BINARY_CHARSET = 63
+_NOT_NULL_FLAG = 1
+
+
 class MySQLAdapter(Adapter):
     name: ClassVar[str] = "mysql"
     writes_results: ClassVar[bool] = True
@@ -62,6 +79,30 @@ class MySQLAdapter(Adapter):
         if not csv_readable(schema):
             return "generic"
         return "mysql_client" if _client() else "sscursor"
+
+    def query_types(self, cursor: Any) -> list[pa.DataType | None]:
+        """From the result's field packets (pymysql keeps them with the type and character set
+        that decide between text and bytes); without them, nothing is described."""
+        fields = getattr(getattr(cursor, "_result", None), "fields", None)
+        if fields is None:
+            return super().query_types(cursor)
+        out: list[pa.DataType | None] = []
+        for field in fields:
+            if field.type_code in _TEXT_FIELDS:
+                # a bare NULL is a binary column of length 0: text, as in PostgreSQL
+                binary = field.charsetnr == _BINARY_CHARSET and field.length > 0
+                out.append(pa.binary() if binary else pa.string())
+            else:
+                out.append(_FIELD_TYPES.get(field.type_code))
+        return out
+
+    def query_not_null(self, cursor: Any) -> list[bool]:
+        """The NOT NULL flag of each result field: the server's own, which outer joins, unions
+        and expressions clear wherever a NULL can appear."""
+        fields = getattr(getattr(cursor, "_result", None), "fields", None)
+        if fields is None:
+            return super().query_not_null(cursor)
+        return [bool(field.flags & _NOT_NULL_FLAG) for field in fields]
 
     def stream(
         self, conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema, reader: str
@@ -174,8 +215,10 @@ def _client_select(sql: str, schema: pa.Schema) -> str:
     saves the server a CONCAT and the reader a slice per value).
     """
     cols = ", ".join(
-        f"CONCAT('{_STRING_MARK}', q.`{f.name}`) AS `{f.name}`" if _marked(f) else f"q.`{f.name}`"
+        f"CONCAT('{_STRING_MARK}', q.`{n}`) AS `{n}`" if _marked(f) else f"q.`{n}`"
         for f in schema
+        # a name's backticks doubled, its `%` doubled like the statement's own (they are formatted)
+        for n in [f.name.replace("`", "``").replace("%", "%%")]
     )
     return f"SELECT {cols} FROM ({sql}) AS q"
 
@@ -185,7 +228,8 @@ def _inline(conn: Connection, sql: str, params: Any, schema: pa.Schema) -> str:
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        query: str = cur.mogrify(_client_select(sql, schema), params or None)
+        # Always formatted, with no parameters too: that turns SQLAlchemy's `%%` back into `%`.
+        query: str = cur.mogrify(_client_select(sql, schema), params if params is not None else ())
     return query
 
 
@@ -373,14 +417,20 @@ def _sscursor_batches(
     assert raw is not None
     cur = raw.cursor(pymysql.cursors.SSCursor)
     try:
-        cur.execute(sql, params or None)
+        cur.execute(sql, params if params is not None else ())  # formatted: `%%` back to `%`
         while rows := cur.fetchmany(BATCH_ROWS):
-            arrays = [
-                pa.array(col, type=f.type) for f, col in zip(schema, zip(*rows, strict=True), strict=True)
-            ]
+            arrays = [_array(col, f) for f, col in zip(schema, zip(*rows, strict=True), strict=True)]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     finally:
         cur.close()
+
+
+def _array(values: Sequence[Any], field: pa.Field) -> pa.Array:
+    """One column of driver values; a query's DECIMAL is read as float64: each Decimal rounded to
+    the nearest float, as the generic path does (Arrow's decimal-to-double cast is not exact)."""
+    if pa.types.is_floating(field.type) and any(isinstance(v, Decimal) for v in values):
+        values = [None if v is None else float(v) for v in values]
+    return pa.array(values, type=field.type)
 
 
 # --- LOAD DATA ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -17,6 +18,19 @@ from pipelines.db.csv_stream import csv_chunks, csv_readable, parse_csv
 from pipelines.errors import DataError
 
 PUMP_BYTES = 1 << 20
+# Arrow types of a query's result columns by type OID, as the generic path reads their values:
+# bool, int2/4/8 and oid, float4/8, numeric, date, timestamp, timestamptz, time, text-like, bytea.
+# Other types (json, uuid, arrays, intervals, ...) are not described: the generic path reads them.
+_OID_TYPES: dict[int, pa.DataType] = {
+    16: pa.bool_(),
+    **dict.fromkeys((20, 21, 23, 26), pa.int64()),
+    **dict.fromkeys((700, 701, 1700), pa.float64()),
+    1082: pa.date32(),
+    1114: pa.timestamp("us"),
+    1083: pa.time64("us"),
+    **dict.fromkeys((18, 19, 25, 1042, 1043), pa.string()),
+    17: pa.binary(),
+}
 _MIGRATION_LOCK = zlib.crc32(b"seam_schema_migrations")
 
 
@@ -45,19 +59,34 @@ class PostgresAdapter(Adapter):
             return "copy"
         return "generic"
 
+    def query_types(self, cursor: Any) -> list[pa.DataType | None]:
+        """From the type OIDs of the result description (psycopg's `type_code`).
+
+        A timestamp with a zone carries the session's zone, as the driver's values do (their
+        instants are UTC in Arrow either way): the type a query's partitions always had."""
+        zone = pa.array([datetime(2000, 1, 1, tzinfo=cursor.connection.info.timezone)]).type
+        types = {**_OID_TYPES, 1184: pa.timestamp("us", tz=zone.tz)}
+        return [types.get(column.type_code) for column in cursor.description or ()]
+
     def stream(
         self, conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema, reader: str
     ) -> Iterator[pa.RecordBatch]:
         """`COPY (SELECT ...) TO STDOUT (FORMAT csv)`, parsed by pyarrow in streaming blocks.
 
-        bytea arrives as its hex text (`\\x0aff`) and is decoded back to the exact bytes."""
+        bytea arrives as its hex text (`\\x0aff`) and is decoded back to the exact bytes.
+        Timestamps with a zone are printed as UTC wall-clock time (`AT TIME ZONE 'UTC'`), not in
+        the session's zone, which stays the server's: a query's expressions that depend on it
+        (`::date` of a timestamptz, a wall-clock bind against one) give what the generic path gets."""
+        sql, wire = _utc_text(sql, schema)
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
-            # COPY prints timestamptz in the session zone; UTC makes the text unambiguous for Arrow.
-            cur.execute("SET LOCAL TIME ZONE 'UTC'")
             # bytea in hex whatever the server's default: the one text form decoded below
             cur.execute("SET LOCAL bytea_output = 'hex'")
+            if not params:
+                # psycopg merges COPY's parameters client-side and leaves the text alone without
+                # any: undo the `%%` that SQLAlchemy wrote for each literal `%` (`LIKE 'A%'`).
+                sql = sql.replace("%%", "%")
             with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params or None) as copy:
                 # A thread pumps COPY's chunks into a pipe that Arrow reads natively, so receiving
                 # and parsing overlap on two cores instead of taking turns on the GIL.
@@ -83,7 +112,8 @@ class PostgresAdapter(Adapter):
                 try:
                     with open(read_fd, "rb", buffering=1 << 20, closefd=False) as stream:
                         fix = _bytea_decoder(schema)
-                        yield from parse_csv(stream, schema, delimiter=",", quoted=True, fix=fix)
+                        for batch in parse_csv(stream, wire, delimiter=",", quoted=True, fix=fix):
+                            yield batch if wire is schema else batch.cast(schema)
                 finally:
                     os.close(read_fd)
                     thread.join()
@@ -113,6 +143,26 @@ class PostgresAdapter(Adapter):
         # released when the caller's transaction ends; PostgreSQL's DDL is transactional
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         yield
+
+
+def _utc_text(sql: str, schema: pa.Schema) -> tuple[str, pa.Schema]:
+    """The SELECT with its timestamptz columns as UTC wall-clock text, and the schema Arrow parses
+    (those columns without their zone: cast back afterwards).  Unchanged without such columns."""
+    zoned = [pa.types.is_timestamp(f.type) and f.type.tz is not None for f in schema]
+    if not any(zoned):
+        return sql, schema
+
+    def name(f: pa.Field) -> str:  # quoted; `%` doubled like the statement's own
+        return '"' + f.name.replace('"', '""').replace("%", "%%") + '"'
+
+    cols = ", ".join(
+        f"q.{name(f)} AT TIME ZONE 'UTC' AS {name(f)}" if z else f"q.{name(f)}"
+        for f, z in zip(schema, zoned, strict=True)
+    )
+    wire = pa.schema(
+        [f.with_type(pa.timestamp(f.type.unit)) if z else f for f, z in zip(schema, zoned, strict=True)]
+    )
+    return f"SELECT {cols} FROM ({sql}) AS q", wire
 
 
 def _bytea_decoder(schema: pa.Schema) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:

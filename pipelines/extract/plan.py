@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,10 +14,14 @@ from sqlalchemy.exc import NoSuchTableError
 
 from pipelines.config import SourceSpec, TableSpec
 from pipelines.contracts import contract_of
+from pipelines.db import adapter_for
 from pipelines.errors import ConfigError
 from pipelines.extract.ranges import split_key
 from pipelines.extract.schema import QUERY_TYPES, arrow_type
 from pipelines.run_context import NightBounds
+
+# the bind names SQLAlchemy's text() finds (`:name`, not `::cast` or `\:`)
+_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?![:\w])")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,10 @@ class TablePlan:
     missing: list[str]  # source columns of the `columns:` mapping absent from the table
     table_columns: list[str]
     split_on: sa.Column[Any] | None = None  # a single integer primary key: can be read in ranges
+    # A query's columns as the database describes them: what a fast reader parses, cast to
+    # `types` afterwards (None: a table, read as `types`; a None type: the database cannot say).
+    described: dict[str, pa.DataType | None] | None = None
+    described_nullable: dict[str, bool] | None = None  # False: the database says never NULL
 
 
 def build_plan(
@@ -41,8 +50,9 @@ def build_plan(
     by the night's end in the column's own terms (wall-clock time for columns without a zone, the
     UTC instant for columns with one).  A query gets the binds `:run_start`, `:run_end` (wall
     clock), `:run_start_utc`, `:run_end_utc` and `:watermark`; its columns that the canonical
-    dataset declares as number/date/timestamp get those types, the others are inferred from the
-    first rows (None here).
+    dataset declares as number/date/timestamp get those types, the others the type the database
+    describes for them (`Adapter.query_types`, without reading a row), or where it cannot say,
+    the type of the first rows' values (None here).
     """
     reverse = {src: canon for canon, src in spec.columns.items()}
     if spec.query is not None:
@@ -53,15 +63,28 @@ def build_plan(
             "run_end_utc": night.end_utc,
             "watermark": lower,
         }
-        needed = {k: v for k, v in binds.items() if f":{k}" in spec.query}
+        named = set(_BIND.findall(spec.query))
+        needed = {k: v for k, v in binds.items() if k in named}
         kinds = {c.name: c.kind for c in contract_of(spec.dataset).columns}
+        # Described, not run: the planner sees that no row can pass.
         probe = conn.execute(sa.text(f"SELECT * FROM ({spec.query}) q WHERE 1 = 0"), needed)
         names = list(probe.keys())
+        adapter = adapter_for(conn)
+        described = dict(zip(names, adapter.query_types(probe.cursor), strict=True))
+        not_null = adapter.query_not_null(probe.cursor)
+        described_nullable = {n: not nn for n, nn in zip(names, not_null, strict=True)}
         probe.close()
         conn.rollback()
-        sa_types = {n: QUERY_TYPES[kinds[n]][0] for n in names if kinds.get(n) in QUERY_TYPES}
-        qtypes = {n: QUERY_TYPES[kinds[n]][1] if kinds.get(n) in QUERY_TYPES else None for n in names}
-        return TablePlan(sa.text(spec.query).columns(**sa_types), needed, qtypes, {}, [], names)
+        # decimals are read as floats (SQLAlchemy's Float turns the driver's Decimal into float)
+        sa_types = {n: sa.Float() for n, t in described.items() if t == pa.float64()}
+        qtypes = dict(described)
+        for n in names:
+            if kinds.get(n) in QUERY_TYPES:
+                sa_types[n], qtypes[n] = QUERY_TYPES[kinds[n]]
+        stmt = sa.text(spec.query).bindparams(**needed).columns(**sa_types)
+        # The partition's columns stay nullable, as they always were for queries; the described
+        # nullability only spares a fast reader its NULL-safe marks.
+        return TablePlan(stmt, needed, qtypes, {}, [], names, None, described, described_nullable)
     assert spec.table is not None  # the config gives a table or a query
     try:
         table = sa.Table(spec.table, sa.MetaData(), schema=source.schema, autoload_with=conn)

@@ -28,7 +28,7 @@ from pipelines import __version__
 from pipelines.config import Config, TableSpec, source_url
 from pipelines.contracts import DATASETS
 from pipelines.db import Adapter, adapter_for, connect, describe_db_error, is_transient, make_engine
-from pipelines.errors import ConfigError, SourceUnavailableError
+from pipelines.errors import ConfigError, DataError, SourceUnavailableError
 from pipelines.extract.drift import check_drift, schema_to_json
 from pipelines.extract.plan import TablePlan, build_plan, check_mapping, compiled
 from pipelines.extract.ranges import build_ranges
@@ -90,8 +90,13 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
             previous = _previous_schema(lake, source.name, spec.name, run_date)
             known = all(t is not None for t in plan.types.values())
             schema: pa.Schema | None = schema_from(plan.types, [], plan.nullable) if known else None
-            if schema is not None and spec.query is None:
-                reader = adapter.choose_reader(conn, schema, spec.reader)
+            # what a fast reader parses: the table's types, or the query's columns as described
+            wire_types = plan.types if plan.described is None else plan.described
+            wire_nullable = plan.nullable if plan.described_nullable is None else plan.described_nullable
+            wire: pa.Schema | None = None
+            if schema is not None and all(t is not None for t in wire_types.values()):
+                wire = schema_from(wire_types, [], wire_nullable)
+                reader = adapter.choose_reader(conn, wire, spec.reader)
             if schema is not None:
                 schema = shaper.schema(schema) if shaper else schema
                 # Before a single row is read: drift fails the table with nothing written.
@@ -109,7 +114,7 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                 writer: pq.ParquetWriter | None = None
                 try:
                     read_schema = schema_from(plan.types, [], plan.nullable) if known else None
-                    for batch in _batches(conn, adapter, plan, read_schema, reader, ranges):
+                    for batch in _batches(conn, adapter, plan, (read_schema, wire), reader, ranges):
                         if shaper:
                             batch = shaper.batch(batch)[0]
                         if writer is None:
@@ -212,20 +217,26 @@ def _batches(
     conn: Connection,
     adapter: Adapter,
     plan: TablePlan,
-    schema: pa.Schema | None,
+    schemas: tuple[pa.Schema | None, pa.Schema | None],
     reader: str,
     ranges: list[Any],
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of the plan's rows: the dialect's fast reader (over key ranges on parallel
-    streams when there are several), or SQLAlchemy streaming."""
-    if len(ranges) > 1:
-        assert schema is not None
-        yield from adapter.stream_parallel(conn, [compiled(conn, stmt) for stmt in ranges], schema, reader)
-        return
+    streams when there are several), or SQLAlchemy streaming.
+
+    `schemas`: the batches' schema (None: from the first rows) and what a fast reader parses
+    (a query's columns as the database describes them), cast to the former."""
+    schema, wire = schemas
     if reader != "generic":
-        assert schema is not None
-        sql, params = compiled(conn, plan.stmt)
-        yield from adapter.stream(conn, sql, params, schema, reader)
+        assert schema is not None and wire is not None
+        if len(ranges) > 1:
+            statements = [compiled(conn, stmt) for stmt in ranges]
+            batches = adapter.stream_parallel(conn, statements, wire, reader)
+        else:
+            sql, params = compiled(conn, plan.stmt)
+            batches = adapter.stream(conn, sql, params, wire, reader)
+        for batch in batches:
+            yield batch if wire == schema else _cast(batch, schema)
         return
     result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(plan.stmt, plan.binds)
     batch_schema = schema
@@ -233,6 +244,18 @@ def _batches(
         if batch_schema is None:
             batch_schema = schema_from(plan.types, chunk, plan.nullable)
         yield to_batch(chunk, batch_schema)
+
+
+def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch of a query's described types as the types the dataset declares (number, date,
+    timestamp), as the generic path converts them."""
+    try:
+        return batch.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise DataError(
+            f"the query's columns do not convert to the types the dataset declares ({err}); "
+            f"cast them in the `query:`, or read it with `reader: generic`"
+        ) from None
 
 
 def _previous_schema(lake: Lake, source: str, table: str, run_date: date) -> list[dict[str, Any]] | None:

@@ -1,5 +1,6 @@
 """Every bulk reader survives any byte: PostgreSQL's COPY and MariaDB's client stream and SSCursor
-return, row for row, what the generic SQLAlchemy path returns, and that is what was written.
+return, row for row, what the generic SQLAlchemy path returns, and that is what was written; for
+a table and for a query (a join) over it.
 
 Hostile text is generated (hypothesis, derandomized: the same examples on every run): every
 control character, tab, newline, carriage return, backslashes, quotes, `\\N`, the word NULL,
@@ -50,6 +51,10 @@ PROPERTY = settings(
 CONTROL = [chr(i) for i in range(1, 32)] + ["\x7f"]
 NASTY = ["\\", "\\N", "\\\\", "\\n", "\\t", "\\r", "NULL", "null", "~", "~NULL", '"', "'", "`", ",", ";", "|"]
 NASTY += ["\r\n", "\n\r", " ", "\u00a0", "\u2028", "\u0085", "\ufeff", "😀", "👩‍👩‍👧", "é", "ß", "中"]
+
+
+# the table through a query: its columns' types are the ones the database describes for the result
+QUERY = "SELECT h.id, h.t, h.n, h.b, h.bn FROM hostile h JOIN hostile k ON k.id = h.id WHERE k.n LIKE '%'"
 
 
 def texts(*, nul: bool, long: bool = True) -> st.SearchStrategy[str]:
@@ -121,15 +126,17 @@ class Source:
             conn.execute(self.table.insert(), rows)
         return rows
 
-    def read(self, reader: str) -> tuple[pa.Table, dict[str, Any]]:
-        """The extracted partition (sorted by id) and its manifest."""
-        lake = self.tmp_path / f"lake-{reader}"
+    def read(self, reader: str, *, query: bool = False) -> tuple[pa.Table, dict[str, Any]]:
+        """The extracted partition (sorted by id) and its manifest; of the table, or of a query
+        joining it to itself."""
+        lake = self.tmp_path / f"lake-{reader}{'-query' if query else ''}"
+        what = {"query": QUERY} if query else {"table": "hostile"}
         raw = {
             "lake": str(lake),
             "sources": {
                 "src": {
                     "url_env": self.env,
-                    "tables": {"hostile": {"dataset": "none", "table": "hostile", "reader": reader}},
+                    "tables": {"hostile": {"dataset": "none", "reader": reader, **what}},
                 }
             },
         }
@@ -144,14 +151,16 @@ class Source:
         self.engine.dispose()
 
 
-def _check_readers(source: Source, written: list[dict[str, Any]], fast: list[str]) -> None:
-    generic, manifest = source.read("generic")
+def _check_readers(
+    source: Source, written: list[dict[str, Any]], fast: list[str], *, query: bool = False
+) -> None:
+    generic, manifest = source.read("generic", query=query)
     assert manifest["method"] == "generic"
     assert generic.to_pylist() == sorted(written, key=lambda r: r["id"])
     assert pa.types.is_binary(generic.schema.field("b").type)
     assert pa.types.is_binary(generic.schema.field("bn").type)
     for reader in fast:
-        got, manifest = source.read(reader)
+        got, manifest = source.read(reader, query=query)
         assert manifest["method"] == reader
         assert got.schema == generic.schema, reader
         for i, (want, have) in enumerate(zip(generic.to_pylist(), got.to_pylist(), strict=True)):
@@ -206,6 +215,20 @@ KNOWN_MARIADB = [*KNOWN, {"t": "nul\x00inside\x00", "n": "\x00", "b": b"\x00", "
 def test_mariadb_readers_read_hostile_rows_like_the_generic_path(mariadb_source, values):
     # ids 600k apart: from three rows on, the client reads two key ranges on parallel streams
     _check_readers(mariadb_source, mariadb_source.write(values, spread=600_000), ["mysql_client", "sscursor"])
+
+
+@given(values=rows(nul=False))
+@example(values=KNOWN)
+@PROPERTY
+def test_postgresql_copy_reads_a_hostile_query_like_the_generic_path(pg_source, values):
+    _check_readers(pg_source, pg_source.write(values), ["copy"], query=True)
+
+
+@given(values=rows(nul=True))
+@example(values=KNOWN_MARIADB)
+@PROPERTY
+def test_mariadb_readers_read_a_hostile_query_like_the_generic_path(mariadb_source, values):
+    _check_readers(mariadb_source, mariadb_source.write(values), ["mysql_client", "sscursor"], query=True)
 
 
 def test_postgresql_text_refuses_nul_and_invalid_utf8_with_nothing_written(pg_source):
