@@ -4,7 +4,8 @@
 failure to its smallest row set), so it affords tens of examples. Here the same strategies
 (hypothesis, derandomized: the same rows on every run) generate a few thousand rows without
 drawing a database round trip for each: they are written into one table, every reader extracts it
-once, and each row is compared with what the generic path read and with what was written. A
+once as a table and once through a query, and each row is compared with what the generic path
+read and with what was written. A
 failure names the row and its values; re-running that row through `test_reader_bytes.py` shrinks it.
 """
 
@@ -46,19 +47,21 @@ def corpus(*, nul: bool, n: int = ROWS) -> list[dict[str, Any]]:
 
 
 def _compare(source: Source, written: list[dict[str, Any]], readers: list[str]) -> None:
-    generic, manifest = source.read("generic")
-    assert manifest["method"] == "generic"
     want = sorted(written, key=lambda r: r["id"])
-    got = generic.to_pylist()
-    assert len(got) == len(want)
-    for w, g in zip(want, got, strict=True):
-        assert g == w, f"generic: row id {w['id']} read back as {g!r}, written {w!r}"
-    for reader in readers:
-        table, manifest = source.read(reader)
-        assert manifest["method"] == reader
-        assert table.schema == generic.schema, reader
-        for w, g in zip(got, table.to_pylist(), strict=True):
-            assert g == w, f"{reader}: row id {w['id']} read as {g!r}; the generic path read {w!r}"
+    for query in (False, True):  # the table, and a query joining it to itself
+        generic, manifest = source.read("generic", query=query)
+        assert manifest["method"] == "generic"
+        got = generic.to_pylist()
+        assert len(got) == len(want)
+        for w, g in zip(want, got, strict=True):
+            assert g == w, f"generic: row id {w['id']} read back as {g!r}, written {w!r}"
+        for reader in readers:
+            table, manifest = source.read(reader, query=query)
+            what = f"{reader}{' (query)' if query else ''}"
+            assert manifest["method"] == reader, what
+            assert table.schema == generic.schema, what
+            for w, g in zip(got, table.to_pylist(), strict=True):
+                assert g == w, f"{what}: row id {w['id']} read as {g!r}; the generic path read {w!r}"
 
 
 @pytest.fixture
