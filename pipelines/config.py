@@ -72,6 +72,9 @@ class SourceSpec:
     write_url: str | None = None
     write_url_env: str | None = None
     write_conn_id: str | None = None
+    # `results.schema`: where seam's result tables live in this source's database (None: the
+    # results login's own default schema or database)
+    results_schema: str | None = None
 
     def table(self, name: str) -> TableSpec:
         for t in self.tables:
@@ -571,6 +574,15 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         schema=res.get("schema"),
     )
     res.done()
+    if results.schema is not None:
+        if not isinstance(results.schema, str) or not re.fullmatch(
+            r"[A-Za-z_][A-Za-z0-9_]{0,62}", results.schema
+        ):
+            raise ConfigError(
+                f"results.schema: {results.schema!r} is not a plain schema name; use letters, digits "
+                f"and _ (e.g. seam), starting with a letter"
+            )
+        sources = tuple(replace(s, results_schema=results.schema) for s in sources)
     names = {s.name for s in sources}
     for key, value in (("results.ledger", results.ledger), ("results.forecasts", results.forecasts)):
         if value not in names:
@@ -937,10 +949,11 @@ def source_url(source: SourceSpec) -> str:
     return connection_url(source.conn_id)
 
 
-def results_url(source: SourceSpec) -> str:
-    """URL of the login that writes results into this source's database (default: the reading one)."""
+def results_url(source: SourceSpec, *, in_schema: bool = True) -> str:
+    """URL of the login that writes results into this source's database (default: the reading one),
+    in `results.schema` when the config sets one (`in_schema=False`: outside it, to create it)."""
     if source.write_url or source.write_url_env or source.write_conn_id:
-        return source_url(
+        url = source_url(
             SourceSpec(
                 source.name,
                 source.write_url,
@@ -950,4 +963,14 @@ def results_url(source: SourceSpec) -> str:
                 source.tables,
             )
         )
-    return source_url(source)
+    else:
+        url = source_url(source)
+    if not in_schema or source.results_schema is None:
+        return url
+    from sqlalchemy.engine import make_url
+
+    from pipelines.db.engines import SCHEMA_PARAM, parse_url
+
+    parse_url(url, what=f"source {source.name!r}")  # a malformed URL says so, naming nothing of it
+    parsed = make_url(url).update_query_dict({SCHEMA_PARAM: source.results_schema})
+    return parsed.render_as_string(hide_password=False)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipelines import __version__
 from pipelines.config import AlertChannel, Config, results_url
-from pipelines.db import make_engine
+from pipelines.db import create_results_schema, make_engine
 from pipelines.errors import (
     ConfigError,
     DataError,
@@ -218,6 +218,10 @@ def run_migrate(cfg: Config) -> dict[str, list[str]]:
     """Create or upgrade the result tables in every database that receives results."""
     applied = {}
     for name in result_databases(cfg):
+        if cfg.results.schema is not None:
+            create_results_schema(
+                results_url(cfg.source(name), in_schema=False), cfg.results.schema, what=f"source {name!r}"
+            )
         engine = make_engine(results_url(cfg.source(name)), write=True, what=f"source {name!r}")
         try:
             applied[name] = migrate(engine)

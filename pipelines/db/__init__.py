@@ -4,6 +4,8 @@ Public functions:
     make_engine(url, write=False) -> Engine      the only way seam creates engines
     connect(engine, what=...)                    a connection; unreachable servers raise
                                                  `SourceUnavailableError` (transient)
+    create_results_schema(url, schema, what=...) the schema of the result tables
+                                                 (`results.schema`), made by `seam migrate`
     adapter_for(engine | conn | url) -> Adapter  the dialect's adapter (PostgreSQL, MariaDB/MySQL,
                                                  SQLite, or the generic one): fast readers, the
                                                  types of a query's result columns, bulk
@@ -18,13 +20,21 @@ Contract: code outside this package never branches on the dialect's name; it ask
 
 from pipelines.db.adapters import adapter_for
 from pipelines.db.base import Adapter
-from pipelines.db.engines import connect, describe_db_error, make_engine, quote, safe_url
+from pipelines.db.engines import (
+    connect,
+    create_results_schema,
+    describe_db_error,
+    make_engine,
+    quote,
+    safe_url,
+)
 from pipelines.db.errors import error_number, is_transient, sqlstate_of
 
 __all__ = [
     "Adapter",
     "adapter_for",
     "connect",
+    "create_results_schema",
     "describe_db_error",
     "error_number",
     "is_transient",

@@ -51,6 +51,19 @@ class Adapter:
     def prepare_engine(self, engine: Engine) -> None:
         del engine
 
+    def in_schema(self, url: sa.URL, schema: str) -> sa.URL:
+        """The URL of a login whose unqualified names (seam's result tables) live in `schema`
+        (`results.schema`)."""
+        raise ConfigError(
+            f"results.schema: {self.name} has no schemas seam can put its result tables in; remove "
+            f"results.schema (the tables go into the database itself)"
+        )
+
+    def create_schema(self, engine: Engine, schema: str) -> None:
+        """Create `schema` if it does not exist (`seam migrate`, with `results.schema`), through a
+        login of the database that is not yet in it."""
+        self.in_schema(engine.url, schema)
+
     def create_container(self, url: str) -> None:
         """Make sure the place a new database lives in exists (a file database's folder)."""
         del url

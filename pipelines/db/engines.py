@@ -49,6 +49,11 @@ def parse_url(url: str, *, what: str) -> sa.URL:
     return parsed
 
 
+# A URL query parameter naming the schema of seam's result tables (`results.schema`); `make_engine`
+# takes it out and asks the dialect's adapter how its login gets there.
+SCHEMA_PARAM = "seam_schema"
+
+
 def make_engine(url: str, *, write: bool = False, what: str = "a database") -> Engine:
     """Create an engine for `url`; raises ConfigError for a malformed URL (naming nothing of it).
 
@@ -57,6 +62,9 @@ def make_engine(url: str, *, write: bool = False, what: str = "a database") -> E
     """
     parsed = parse_url(url, what=what)
     adapter = adapter_for_backend(parsed.get_backend_name())
+    schema = parsed.query.get(SCHEMA_PARAM)
+    if isinstance(schema, str):  # results.schema (pipelines.config.results_url)
+        parsed = adapter.in_schema(parsed.difference_update_query([SCHEMA_PARAM]), schema)
     kwargs: dict[str, object] = {"pool_pre_ping": True, "connect_args": adapter.connect_args(write=write)}
     try:
         engine = sa.create_engine(parsed, **kwargs)
@@ -64,6 +72,30 @@ def make_engine(url: str, *, write: bool = False, what: str = "a database") -> E
         raise ConfigError(f"cannot create an engine for {safe_url(url)}: {type(err).__name__}") from None
     adapter.prepare_engine(engine)
     return engine
+
+
+def create_results_schema(url: str, schema: str, *, what: str) -> None:
+    """Create the schema of seam's result tables (`results.schema`) through the results login of
+    `url` (outside that schema), if it does not exist.  A refusal is a ConfigError saying how to
+    create it instead; a lost connection is transient."""
+    from pipelines.db.errors import is_transient
+
+    engine = make_engine(url, write=True, what=what)
+    adapter = adapter_for_backend(engine.dialect.name)
+    try:
+        adapter.create_schema(engine, schema)
+    except DBAPIError as err:
+        if is_transient(err):
+            raise SourceUnavailableError(
+                f"cannot connect to {what} at {safe_url(engine.url)}: {describe_db_error(err)}"
+            ) from None
+        raise ConfigError(
+            f"results.schema: cannot create {schema!r} in {what}: {describe_db_error(err)}; create it "
+            f"as the database's owner and give the results login its use (docs/grants.md), or let "
+            f"the results login create it"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def describe_db_error(err: BaseException) -> str:

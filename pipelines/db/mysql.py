@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 
 from pipelines.db.base import Adapter, Checkpoint, no_checkpoint
 from pipelines.db.csv_stream import csv_chunks, csv_readable, parse_csv
@@ -69,6 +69,14 @@ class MySQLAdapter(Adapter):
     def connect_args(self, *, write: bool) -> dict[str, object]:
         # LOCAL INFILE only for the login that loads results: a reading login never sends files
         return {"connect_timeout": 10, "local_infile": write}
+
+    def in_schema(self, url: sa.URL, schema: str) -> sa.URL:
+        # a MariaDB schema is a database on the same server
+        return url.set(database=schema)
+
+    def create_schema(self, engine: Engine, schema: str) -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {self.quote(conn, schema)}")
 
     # --- extraction ------------------------------------------------------------------------
     def pick_reader(self, conn: Connection, schema: pa.Schema, requested: str) -> str:

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from pipelines.db.base import Adapter
 from pipelines.db.csv_stream import csv_chunks, csv_readable, parse_csv
@@ -43,6 +44,16 @@ class PostgresAdapter(Adapter):
     def connect_args(self, *, write: bool) -> dict[str, object]:
         del write
         return {"connect_timeout": 10}
+
+    def in_schema(self, url: sa.URL, schema: str) -> sa.URL:
+        # the session's search_path: unqualified names are created and found in the schema
+        given = url.query.get("options") or ""
+        options = " ".join([*([given] if isinstance(given, str) else given), f"-csearch_path={schema}"])
+        return url.update_query_dict({"options": options.strip()})
+
+    def create_schema(self, engine: Engine, schema: str) -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {self.quote(conn, schema)}")
 
     def query_error_hint(self, err: BaseException) -> str:
         # 42P08 ambiguous_parameter, 42P18 indeterminate_datatype: a bind PostgreSQL cannot type,
