@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "score": "score anomalies",
         "adjust": "the final forecast: tonight's forecasts with the planners' overrides",
         "load": "write results back into the databases",
+        "alert-incidents": "send the night's new and escalated incidents to notifications.incident_alerts",
         "report": "render the nightly report",
         "send-report": "e-mail the night's report to notifications.report_to",
     }
@@ -263,6 +264,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "load":
         for loaded in steps.run_load(cfg, ctx):
             print(f"{loaded.table}: {loaded.rows} rows {'(already loaded)' if loaded.skipped else 'loaded'}")
+    elif args.command == "alert-incidents":
+        if not cfg.notifications.incident_alerts:
+            print("no incident alerts configured (notifications.incident_alerts)")
+        else:
+            from pipelines.airflow.alerts import incident_sender
+
+            print(f"{steps.run_incident_alerts(cfg, ctx, incident_sender(cfg))} incident(s) alerted")
     elif args.command == "report":
         print(steps.run_report(cfg, ctx))
     elif args.command == "send-report":

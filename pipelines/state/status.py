@@ -36,9 +36,8 @@ def expected_steps(cfg: Config, shards: int | None, scope: NightScope = NightSco
     steps.append("plan")
     steps += [f"{kind}:{k}" for kind in ("forecast", "score") for k in range(shards or 0)]
     steps += ["adjust"] if shards else []
-    steps += ["load", "report"] + (
-        ["send_report"] if cfg.notifications.report_to and scope.send_report else []
-    )
+    steps += ["load"] + (["alert_incidents"] if cfg.notifications.incident_alerts else [])
+    steps += ["report"] + (["send_report"] if cfg.notifications.report_to and scope.send_report else [])
     return steps
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 # imported at collection: importing Airflow configures its logging, which would drop the handler
 # of a test's caplog that is already set up
 from pipelines.airflow.alerts import Alert, incident_sender, send_alert
-from pipelines.config import Config, load_config, results_url
+from pipelines.config import Config, NotifySpec, load_config, results_url
 from pipelines.db import make_engine
 from pipelines.errors import DeliveryError, SourceUnavailableError
 from pipelines.load import load_batch
@@ -319,6 +321,18 @@ def test_seam_run_sends_the_nights_incident_alerts_once_and_one_alert_when_the_n
     assert "teams" not in webhooks.posts  # the night succeeded: no run alert
     assert cli.main(run) == 0  # the same night again: its incidents are not alerted twice
     assert len(webhooks.posts["slack"]) == 1
+    step = ["alert-incidents", "--config", str(path), "--date", str(DEMO_NIGHT)]
+    capsys.readouterr()
+    assert cli.main(step) == 0  # the step on its own, as a night run step by step does
+    assert "0 incident(s) alerted" in capsys.readouterr().out and len(webhooks.posts["slack"]) == 1
+    status = ["status", "--config", str(path)]
+    assert cli.main(status) == 0
+    shown = capsys.readouterr().out
+    assert f"{DEMO_NIGHT}: OK (" in shown and re.search(r"\n\s+alert_incidents\s+success", shown)
+    from pipelines.state.status import expected_steps  # a complete night has the step, when alerts are set
+
+    assert "alert_incidents" in expected_steps(cfg, 1)
+    assert "alert_incidents" not in expected_steps(replace(cfg, notifications=NotifySpec()), 1)
     for module, attr, replacement in faults("report"):
         monkeypatch.setattr(module, attr, replacement)
     assert cli.main(run) == 2
