@@ -49,6 +49,7 @@ RESULT_ASSETS = [
     Asset(name=f"seam.{table}", uri=f"seam://results/{table}", group="seam")
     for table in (
         "seam_forecasts",
+        "seam_forecasts_hierarchy",
         "seam_anomaly_scores",
         "seam_data_quality_results",
         "seam_actuals",
@@ -196,6 +197,16 @@ def seam_nightly() -> None:
             "units_final": round(notes["units_final"], 1),
         }
 
+    @task
+    @_fail_fast
+    def reconcile() -> dict[str, Any]:
+        """Coherent forecasts of every level (total, category, category x warehouse, SKU, SKU x
+        warehouse), each with its own bands, from all of tonight's forecast shards."""
+        from pipelines.steps import run_reconcile
+
+        notes = run_reconcile(*_night())
+        return {"method": notes["method"], "series": notes["series"], "seconds": notes["seconds"]}
+
     @task(map_index_template="shard {{ shard }}")
     @_fail_fast
     def score(shard: int) -> str:
@@ -266,7 +277,9 @@ def seam_nightly() -> None:
     forecasts = forecast.expand(shard=shards)
     adjusted = adjust()
     forecasts >> adjusted
-    outputs = [adjusted, score.expand(shard=shards)]
+    reconciled = reconcile()
+    forecasts >> reconciled
+    outputs = [adjusted, reconciled, score.expand(shard=shards)]
     loaded = load()
     outputs >> loaded
     alerted = alert_incidents()
