@@ -302,9 +302,10 @@ def _forecast_freq(cfg: Config) -> str:
 
 
 def _shard_history(
-    cfg: Config, ctx: RunContext, mine: list[tuple[str, str, list[Any]]]
+    cfg: Config, ctx: RunContext, mine: list[tuple[str, str, list[Any]]] | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The shard's daily demand series and its history at the forecast frequency."""
+    """The shard's (None: every shard's) daily demand series and its history at the forecast
+    frequency."""
     from pipelines.forecasting.inputs import build_history
 
     lines = read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)

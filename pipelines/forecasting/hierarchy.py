@@ -106,9 +106,9 @@ def build_hierarchy(bottom: pd.DataFrame) -> Hierarchy:
         offset += len(nodes)
     agg = pd.concat(frames, ignore_index=True)
     n_a, n_b = len(agg), len(b)
-    rows = np.concatenate(parents)
-    cols = np.tile(np.arange(n_b), len(parents))
-    a = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_a, n_b))
+    row_of = np.concatenate(parents)
+    col_of = np.tile(np.arange(n_b), len(parents))
+    a = sp.csr_matrix((np.ones(len(row_of)), (row_of, col_of)), shape=(n_a, n_b))
     nodes = pd.concat([agg, b.assign(level=BOTTOM)], ignore_index=True)
     for k in KEYS:
         if k not in nodes:

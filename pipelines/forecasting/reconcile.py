@@ -35,6 +35,7 @@ again from the bottom (bottom-up), so the result stays coherent exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,8 @@ from scipy import stats
 
 # Above this many cells of the dense n x n_a matrix W_h U, use MinT-diagonal (sparse) instead.
 MAX_DENSE = 40_000_000
+
+Solve = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ def _floored(s: np.ndarray) -> np.ndarray:
     return np.maximum(s, 1e-6 * max(1.0, float(s.max(initial=0.0))))
 
 
-def _dense_step(s: np.ndarray, u: sp.csr_matrix, z: np.ndarray, lam: float) -> tuple[np.ndarray, object]:
+def _dense_step(s: np.ndarray, u: sp.csr_matrix, z: np.ndarray, lam: float) -> tuple[np.ndarray, Solve]:
     y = z * (s / np.sqrt(z.shape[0]))  # T x n
     yu = np.asarray((u.T @ y.T).T)  # T x n_a
     wu = lam * np.asarray(u.multiply((s * s)[:, None]).todense()) + (1.0 - lam) * (y.T @ yu)
@@ -161,20 +164,20 @@ def _dense_step(s: np.ndarray, u: sp.csr_matrix, z: np.ndarray, lam: float) -> t
     return wu, lambda rhs: sla.cho_solve(factor, rhs)
 
 
-def _diagonal_step(s: np.ndarray, u: sp.csr_matrix) -> tuple[sp.csr_matrix, object]:
+def _diagonal_step(s: np.ndarray, u: sp.csr_matrix) -> tuple[sp.csr_matrix, Solve]:
     wu = u.multiply((s * s)[:, None]).tocsr()
     m = (u.T @ wu).tocsc()
     lu = spla.splu(m)
     return wu, lu.solve
 
 
-def _quad_diag(wu: np.ndarray | sp.csr_matrix, solve: object, block: int = 2048) -> np.ndarray:
+def _quad_diag(wu: np.ndarray | sp.csr_matrix, solve: Solve, block: int = 2048) -> np.ndarray:
     """diag(WU M^{-1} U'W) = row i: wu_i' M^{-1} wu_i, in blocks of rows (never n x n)."""
     n = wu.shape[0]
     out = np.empty(n)
     for start in range(0, n, block):
-        part = wu[start : start + block]
-        part = part.toarray() if sp.issparse(part) else part
-        x = solve(part.T)  # type: ignore[operator]
+        rows = wu[start : start + block]
+        part = rows.toarray() if isinstance(rows, sp.spmatrix | sp.sparray) else np.asarray(rows)
+        x = solve(part.T)
         out[start : start + block] = np.einsum("ij,ji->i", part, x)
     return out
