@@ -25,7 +25,7 @@ from scipy import stats
 from pipelines.forecasting.api import run_forecast
 from pipelines.forecasting.inputs import build_history
 from pipelines.forecasting.options import ForecastOptions
-from pipelines.forecasting.reconcile import build_bounds, reconcile_mint
+from pipelines.forecasting.reconcile import build_bounds, contain_bounds, reconcile_mint
 from pipelines.series import join_keys
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,10 @@ class HierarchySpec:
     horizon: int
     levels: tuple[float, ...]
     options: ForecastOptions
+    # "own": each node's own calibrated base band, widened to contain its reconciled forecast;
+    # "gaussian": z * the reconciled standard deviation (MinT's variance; too narrow on the demo,
+    # see pipelines.forecasting.reconcile)
+    bands: Literal["own", "gaussian"] = "own"
 
 
 @dataclass
@@ -76,6 +80,9 @@ class HierarchyForecast:
 
     rows: pd.DataFrame
     notes: dict[str, Any] = field(default_factory=dict)
+    # every node's own base forecast and bands before reconciliation (`series_key, target_date,
+    # yhat, yhat_lo_<L>, yhat_hi_<L>`): for benchmarks and diagnostics, not stored
+    base: pd.DataFrame | None = None
 
 
 def series_keys(level: str, keys: pd.DataFrame) -> pd.Series:
@@ -210,8 +217,17 @@ def forecast_hierarchy(
     season = 7 if spec.freq == "D" else 1
     residuals = build_residuals(np.vstack([y_agg, y_bottom]), season, periods=RESIDUAL_PERIODS[spec.freq])
     t2 = time.perf_counter()
-    rec = reconcile_mint(base["yhat"], scales, tree.aggregation, residuals)
-    bounds = build_bounds(rec)
+    gaussian = spec.bands == "gaussian"
+    rec = reconcile_mint(base["yhat"], scales, tree.aggregation, residuals, variances=gaussian)
+    if gaussian:
+        bounds = build_bounds(rec)
+    else:
+        bounds = {
+            lv: contain_bounds(
+                rec.mean, base[f"yhat_lo_{_level_name(lv)}"], base[f"yhat_hi_{_level_name(lv)}"]
+            )
+            for lv in spec.levels
+        }
     seconds_reconcile = time.perf_counter() - t2
 
     h = len(targets)
@@ -222,7 +238,10 @@ def forecast_hierarchy(
     for lv, (lo, hi) in bounds.items():
         out[f"yhat_lo_{_level_name(lv)}"] = lo.ravel()
         out[f"yhat_hi_{_level_name(lv)}"] = hi.ravel()
-    out["method"] = rec.method
+    out["method"] = f"{rec.method}+{'gaussian' if gaussian else 'own'}_bands"
+    before = out[["series_key", "level", *KEYS, "target_date"]].assign(
+        **{c: base[c].ravel() for c in columns}
+    )
     counts = nodes["level"].value_counts()
     notes = {
         "method": rec.method,
@@ -244,7 +263,7 @@ def forecast_hierarchy(
         seconds_forecast,
         seconds_reconcile,
     )
-    return HierarchyForecast(out, notes)
+    return HierarchyForecast(out, notes, before)
 
 
 def _stored_names(levels: tuple[float, ...]) -> dict[str, str]:

@@ -1,0 +1,254 @@
+"""Coverage and accuracy of the reconciled forecast hierarchy on the demo, per level, base vs reconciled.
+
+The demo ERP (``DemoSize()``: 200 SKUs x 5 warehouses, two years of daily demand, in memory) is
+forecast as the nightly run does at ``--origins`` nights, ``--horizon`` days apart, ending
+``--horizon`` days before the last day (each night's holdout is the ``--horizon`` days after it):
+the SKU x warehouse series by `run_forecast` (with new products from their peers), then
+`forecast_hierarchy` (aggregates forecast from their summed history, MinT reconciliation).  On each
+holdout, per level (total, category, category x warehouse, SKU, SKU x warehouse):
+
+- coverage of the 80% / 95% intervals: the level's own base bands, the reconciled bands, and for the
+  aggregates the sum of the SKU x warehouse bands (what the report showed before);
+- WAPE (sum |error| / sum actual) and MASE (mean over series of the mean absolute error scaled by
+  the series' in-sample mean absolute weekly difference) of base and reconciled forecasts;
+- the time of the bottom forecast and of the reconcile stage (aggregates' forecasts + MinT).
+
+Writes ``benchmarks/results/hierarchy.json`` and ``benchmarks/results/hierarchy.md``.
+
+Usage (from the repository root):
+    .venv/bin/python benchmarks/hierarchy.py [--origins 4] [--horizon 28] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.demo import DemoSize, build_erp, build_order_lines
+from pipelines.forecasting import Peers, build_options, run_forecast
+from pipelines.forecasting.hierarchy import LEVEL_KEYS, LEVELS, NO_CATEGORY, HierarchySpec, forecast_hierarchy
+from pipelines.forecasting.inputs import build_history
+from pipelines.forecasting.peers import build_peer_keys
+from pipelines.forecasting.reconcile import contain_bounds
+from pipelines.forecasting.rows import build_forecast_rows
+from pipelines.series import build_demand_series
+
+RESULTS = Path(__file__).resolve().parent / "results"
+log = logging.getLogger(__name__)
+
+
+def level_frame(bottom: pd.DataFrame, level: str, value: str = "y") -> pd.DataFrame:
+    """Bottom rows (`category, sku, warehouse, ds, <value>`) summed to a level's nodes."""
+    keys = list(LEVEL_KEYS[level])
+    return bottom.groupby([*keys, "ds"], as_index=False, dropna=False)[value].sum()
+
+
+def mase_scales(series: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Per node of a level: the in-sample mean absolute weekly difference (MASE's scale)."""
+    keys = list(LEVEL_KEYS[level])
+    hist = level_frame(series, level)
+    if keys:
+        diff = hist.groupby(keys, dropna=False)["y"].diff(7).abs()
+        return hist.assign(d=diff).groupby(keys, as_index=False, dropna=False)["d"].mean()
+    return pd.DataFrame({"d": [hist["y"].diff(7).abs().mean()]})
+
+
+def evaluate(
+    rows: pd.DataFrame,
+    base: pd.DataFrame,
+    bottom_rows: pd.DataFrame,
+    actual: pd.DataFrame,
+    history: pd.DataFrame,
+) -> list[dict[str, object]]:
+    """Per level: coverage and accuracy of base, reconciled (and summed bottom bands) on the holdout."""
+    out = []
+    summed_cols = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
+    for level in LEVELS:
+        keys = list(LEVEL_KEYS[level])
+        act = level_frame(actual, level).rename(columns={"ds": "target_date", "y": "actual"})
+        rec = rows[rows["level"] == level][[*keys, "target_date", *summed_cols]]
+        bas = base[base["level"] == level][[*keys, "target_date", *summed_cols]]
+        summed = bottom_rows.groupby([*keys, "target_date"], as_index=False, dropna=False)[summed_cols].sum()
+        entry: dict[str, object] = {"level": level}
+        scales = mase_scales(history, level)
+        own = rec.merge(bas, on=[*keys, "target_date"], suffixes=("", "_b"))
+        for lv in ("80", "95"):
+            lo, hi = contain_bounds(own["yhat"], own[f"yhat_lo_{lv}_b"], own[f"yhat_hi_{lv}_b"])
+            own[f"yhat_lo_{lv}"], own[f"yhat_hi_{lv}"] = lo, hi
+        variants = (
+            ("base", bas),
+            ("reconciled", rec),
+            ("rec_own_bands", own[[*keys, "target_date", *summed_cols]]),
+            ("summed_bottom", summed),
+        )
+        for name, frame in variants:
+            if name == "summed_bottom" and level == "sku_warehouse":
+                continue
+            on = [*keys, "target_date"]
+            m = frame.merge(act, on=on, how="inner")
+            err = (m["actual"] - m["yhat"]).abs()
+            entry[f"{name}_points"] = len(m)
+            entry[f"{name}_cov80"] = float(
+                ((m["actual"] >= m["yhat_lo_80"]) & (m["actual"] <= m["yhat_hi_80"])).mean()
+            )
+            entry[f"{name}_cov95"] = float(
+                ((m["actual"] >= m["yhat_lo_95"]) & (m["actual"] <= m["yhat_hi_95"])).mean()
+            )
+            entry[f"{name}_wape"] = float(err.sum() / m["actual"].abs().sum())
+            per = m.assign(e=err).groupby(keys, dropna=False)["e"].mean() if keys else pd.Series([err.mean()])
+            sc = scales.set_index(keys)["d"] if keys else scales["d"]
+            ratio = (per / sc.reindex(per.index)) if keys else per / sc.iloc[0]
+            ratio = ratio[np.isfinite(ratio)]
+            entry[f"{name}_mase"] = float(ratio.mean())
+        out.append(entry)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--origins", type=int, default=4)
+    p.add_argument("--horizon", type=int, default=28)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--skus", type=int, default=200)
+    p.add_argument("--warehouses", type=int, default=5)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    size = DemoSize(skus=args.skus, warehouses=args.warehouses)
+    erp = build_erp(size)
+    lines = build_order_lines(erp)
+    products = erp["products"][["sku", "category"]]
+    end = size.end_date
+    everything = build_demand_series(lines, None, end=end, history_days=size.days)
+    everything = everything.assign(
+        category=everything["sku"]
+        .map(dict(zip(products["sku"], products["category"], strict=True)))
+        .fillna(NO_CATEGORY)
+    )
+    options = build_options("D", new_product_periods=28)
+    options = replace(options, n_jobs=args.jobs)
+    # Gaussian bands computed, and the own (default) bands derived from the same run in `evaluate`
+    spec = HierarchySpec("D", args.horizon, (80.0, 95.0), options, bands="gaussian")
+    per_origin, timings = [], []
+    for k in range(args.origins, 0, -1):
+        night = end - timedelta(days=k * args.horizon)
+        series = build_demand_series(
+            lines[lines["order_date"] < pd.Timestamp(night + timedelta(days=1))],
+            None,
+            end=night,
+            history_days=size.days,
+        )
+        history, _ = build_history(series, "D")
+        peers = Peers(build_peer_keys(series, products), None)
+        t0 = time.perf_counter()
+        fc = run_forecast(history, args.horizon, "D", (80, 95), options, None, peers)
+        bottom_seconds = time.perf_counter() - t0
+        bottom = build_forecast_rows(fc, series, run_date=night, model_version="bench", levels=(80, 95))
+        t1 = time.perf_counter()
+        result = forecast_hierarchy(bottom, series, products, spec)
+        reconcile_seconds = time.perf_counter() - t1
+        default_timing = {}
+        if k == 1:  # the nightly default (own bands: MinT means only), timed on the last night
+            t2 = time.perf_counter()
+            nightly = forecast_hierarchy(bottom, series, products, replace(spec, bands="own"))
+            default_timing = {
+                "default_reconcile_seconds": round(time.perf_counter() - t2, 1),
+                "default_mint_seconds": nightly.notes["seconds_reconcile"],
+                "default_method": nightly.notes["method"],
+            }
+        window = everything[
+            (everything["ds"] > pd.Timestamp(night))
+            & (everything["ds"] <= pd.Timestamp(night + timedelta(days=args.horizon)))
+        ]
+        hist = everything[everything["ds"] <= pd.Timestamp(night)]
+        bottom_rows = bottom.assign(
+            category=bottom["sku"]
+            .map(dict(zip(products["sku"], products["category"], strict=True)))
+            .fillna(NO_CATEGORY),
+            target_date=pd.to_datetime(bottom["target_date"]),
+        )
+        rows = result.rows.assign(target_date=pd.to_datetime(result.rows["target_date"]))
+        assert result.base is not None
+        base = result.base.assign(target_date=pd.to_datetime(result.base["target_date"]))
+        for entry in evaluate(rows, base, bottom_rows, window, hist):
+            per_origin.append({"night": night.isoformat(), **entry})
+        timings.append(
+            {
+                "night": night.isoformat(),
+                "bottom_series": int(series["unique_id"].nunique()),
+                "bottom_forecast_seconds": round(bottom_seconds, 1),
+                "reconcile_seconds": round(reconcile_seconds, 1),
+                **{k2: v for k2, v in result.notes.items() if k2 != "series"},
+                "series": result.notes["series"],
+                **default_timing,
+            }
+        )
+        print(json.dumps(timings[-1]), flush=True)
+    frame = pd.DataFrame(per_origin)
+    # pooled over origins: coverage and WAPE weighted by points / actuals are close to these means
+    summary = frame.drop(columns=["night"]).groupby("level", sort=False).mean(numeric_only=True)
+    summary = summary.reindex(list(LEVELS))
+    for col in [c for c in summary.columns if c.endswith("_points")]:
+        summary[col] = frame.groupby("level")[col].sum().reindex(list(LEVELS))
+    out = {
+        "command": "python benchmarks/hierarchy.py " + " ".join(sys.argv[1:]),
+        "size": {"skus": size.skus, "warehouses": size.warehouses, "days": size.days},
+        "horizon": args.horizon,
+        "origins": args.origins,
+        "jobs": args.jobs,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "timings": timings,
+        "per_origin": per_origin,
+        "summary": summary.reset_index().to_dict("records"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "hierarchy.json").write_text(json.dumps(out, indent=1, default=str))
+    md = [
+        "| level | points | cov80 base | cov80 rec | cov80 summed | cov95 base | cov95 rec | cov95 summed | WAPE base | WAPE rec | MASE base | MASE rec |",
+        "|---" * 12 + "|",
+    ]
+    for lv, r in summary.iterrows():
+
+        def f(c: str, pct: bool = True, r: pd.Series = r) -> str:
+            v = r.get(c)
+            return "–" if v is None or pd.isna(v) else (f"{v:.1%}" if pct else f"{v:.3f}")
+
+        md.append(
+            f"| {lv} | {int(r['reconciled_points'])} | {f('base_cov80')} | {f('reconciled_cov80')} | {f('rec_own_bands_cov80')} | {f('summed_bottom_cov80')} | "
+            f"{f('base_cov95')} | {f('reconciled_cov95')} | {f('rec_own_bands_cov95')} | {f('summed_bottom_cov95')} | {f('base_wape')} | {f('reconciled_wape')} | "
+            f"{f('base_mase', False)} | {f('reconciled_mase', False)} |"
+        )
+    md.append("")
+    md.append(
+        "| night | bottom series | bottom forecast s | reconcile s | of which aggregates' forecast s | MinT s | method |"
+    )
+    md.append("|---|---|---|---|---|---|---|")
+    for t in timings:
+        md.append(
+            f"| {t['night']} | {t['bottom_series']} | {t['bottom_forecast_seconds']} | {t['reconcile_seconds']} | {t['seconds_forecast_aggregates']} | {t['seconds_reconcile']} | {t['method']} |"
+        )
+    last = timings[-1]
+    md.append("")
+    md.append(
+        f"Nightly default (own bands, MinT means only) on {last['night']}: reconcile step "
+        f"{last.get('default_reconcile_seconds')} s, of which MinT {last.get('default_mint_seconds')} s; "
+        f"bottom forecast {last['bottom_forecast_seconds']} s."
+    )
+    (RESULTS / "hierarchy.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
