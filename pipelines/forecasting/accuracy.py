@@ -130,12 +130,7 @@ def build_forecast_accuracy(
     if pts.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
     pts = pts.merge(build_mase_scale(history).reset_index(), on=["sku", "warehouse"], how="left")
-    pts["lag_days"] = (pts["target_date"] - pts["run_date"]).dt.days.astype("int64")
-    pts["abs_error"] = (pts["actual"] - pts["yhat"]).abs()
-    pts["abs_actual"] = pts["actual"].abs()
-    pts["scaled_error"] = pts["abs_error"] / pts["scale"]
-    pts["in_80"] = ((pts["actual"] >= pts["yhat_lo_80"]) & (pts["actual"] <= pts["yhat_hi_80"])).astype(float)
-    pts["in_95"] = ((pts["actual"] >= pts["yhat_lo_95"]) & (pts["actual"] <= pts["yhat_hi_95"])).astype(float)
+    pts = _score_points(pts)
     entities = {"series": join_keys(pts["sku"], pts["warehouse"]), "all": pd.Series("all", index=pts.index)}
     if categories is not None:
         category = pts["sku"].map(dict(zip(categories["sku"], categories["category"], strict=True)))
@@ -153,6 +148,93 @@ def build_forecast_accuracy(
     out.insert(0, "run_date", pd.Timestamp(run_date))
     order = out["level"].map({level: i for i, level in enumerate(LEVELS)})
     out = out.assign(_order=order).sort_values(["_order", "entity", "lag_days"], kind="stable")
+    return out[list(ACCURACY_COLUMNS)].reset_index(drop=True)
+
+
+def _score_points(pts: pd.DataFrame) -> pd.DataFrame:
+    """Each point's lag, absolute and scaled error, and whether its bands hold the actual."""
+    pts = pts.copy()
+    pts["lag_days"] = (pts["target_date"] - pts["run_date"]).dt.days.astype("int64")
+    pts["abs_error"] = (pts["actual"] - pts["yhat"]).abs()
+    pts["abs_actual"] = pts["actual"].abs()
+    pts["scaled_error"] = pts["abs_error"] / pts["scale"]
+    pts["in_80"] = ((pts["actual"] >= pts["yhat_lo_80"]) & (pts["actual"] <= pts["yhat_hi_80"])).astype(float)
+    pts["in_95"] = ((pts["actual"] >= pts["yhat_lo_95"]) & (pts["actual"] <= pts["yhat_hi_95"])).astype(float)
+    return pts
+
+
+# the reconciled forecasts of every level of the hierarchy (`seam_forecasts_hierarchy`)
+HIERARCHY_LEVELS = {
+    "total": "hier_total",
+    "category": "hier_category",
+    "category_warehouse": "hier_cat_wh",
+    "sku": "hier_sku",
+    "sku_warehouse": "hier_sku_wh",
+}
+HIERARCHY_COLUMNS = ("run_date", "level", "series_key", "target_date", *FORECAST_COLUMNS[4:])
+
+
+def build_hierarchy_accuracy(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame,
+    categories: pd.DataFrame | None,
+    *,
+    run_date: date,
+) -> pd.DataFrame:
+    """Rows of `seam_forecast_accuracy` for the archived reconciled forecasts of every level
+    (`forecasts`: rows of `seam_forecasts_hierarchy`, `HIERARCHY_COLUMNS`), scored against the
+    actuals summed to each node: levels `hier_total`, `hier_category`, `hier_cat_wh`, `hier_sku`,
+    `hier_sku_wh` (`HIERARCHY_LEVELS`), entity = the node's `series_key`.  MASE's scale is the
+    node's own in-sample mean absolute weekly difference (of the summed history); otherwise the
+    figures are those of the module docstring.  `actuals`, `history`, `categories` as for
+    `build_forecast_accuracy`."""
+    from pipelines.forecasting.hierarchy import LEVEL_KEYS, series_keys
+    from pipelines.forecasting.hierarchy import NO_CATEGORY as NONE
+
+    missing = [c for c in HIERARCHY_COLUMNS if c not in forecasts.columns]
+    if missing:
+        raise DataError(f"build_hierarchy_accuracy: `forecasts` lacks columns {missing}")
+    cat = dict(zip(categories["sku"], categories["category"], strict=True)) if categories is not None else {}
+    act = actuals.assign(ds=pd.to_datetime(actuals["ds"]), category=actuals["sku"].map(cat).fillna(NONE))
+    hist = history.assign(ds=pd.to_datetime(history["ds"]), category=history["sku"].map(cat).fillna(NONE))
+    fc = forecasts[list(HIERARCHY_COLUMNS)].assign(
+        run_date=pd.to_datetime(forecasts["run_date"]), target_date=pd.to_datetime(forecasts["target_date"])
+    )
+    parts = []
+    for level, name in HIERARCHY_LEVELS.items():
+        keys = list(LEVEL_KEYS[level])
+        mine = fc[fc["level"] == level]
+        if mine.empty:
+            continue
+        a = (
+            act.groupby([*keys, "ds"], as_index=False)["actual"].sum()
+            if keys
+            else act.groupby("ds", as_index=False)["actual"].sum()
+        )
+        a = a.assign(series_key=series_keys(level, a)).rename(columns={"ds": "target_date"})
+        h = (
+            hist.groupby([*keys, "ds"], as_index=False)["y"].sum()
+            if keys
+            else hist.groupby("ds", as_index=False)["y"].sum()
+        )
+        h = h.assign(series_key=series_keys(level, h))
+        week_ago = h.assign(ds=h["ds"] + pd.Timedelta(days=SEASON))[["series_key", "ds", "y"]]
+        pairs = h.merge(week_ago.rename(columns={"y": "y_season"}), on=["series_key", "ds"])
+        scale = (pairs["y"] - pairs["y_season"]).abs().groupby(pairs["series_key"]).mean()
+        scale = scale.where(scale > 0).rename("scale").reset_index()
+        pts = mine.merge(a[["series_key", "target_date", "actual"]], on=["series_key", "target_date"])
+        pts = pts.sort_values(["series_key", "run_date", "target_date"], kind="stable", ignore_index=True)
+        if pts.empty:
+            continue
+        pts = _score_points(
+            pts.merge(scale, on="series_key", how="left").assign(actual=lambda f: f["actual"].astype(float))
+        )
+        parts.append(_aggregate(pts.assign(level=name, entity=pts["series_key"])))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(0, "run_date", pd.Timestamp(run_date))
     return out[list(ACCURACY_COLUMNS)].reset_index(drop=True)
 
 

@@ -12,7 +12,13 @@ from sqlalchemy.engine import Engine
 
 from pipelines.config import Config, results_url
 from pipelines.db import make_engine
-from pipelines.forecasting.accuracy import FORECAST_COLUMNS, accuracy_window, build_forecast_accuracy
+from pipelines.forecasting.accuracy import (
+    FORECAST_COLUMNS,
+    HIERARCHY_COLUMNS,
+    accuracy_window,
+    build_forecast_accuracy,
+    build_hierarchy_accuracy,
+)
 from pipelines.lake import read_dataset
 from pipelines.load.batch import LoadResult, load_batch
 from pipelines.quality import blocked_datasets
@@ -35,6 +41,22 @@ def read_forecast_archive(engine: Engine, start: date, end: date) -> pd.DataFram
     return df
 
 
+def read_hierarchy_archive(engine: Engine, start: date, end: date) -> pd.DataFrame:
+    """The archived reconciled forecasts of every level (`seam_forecasts_hierarchy`) whose target
+    date is in [start, end], made before it."""
+    query = sa.text(
+        f"SELECT {', '.join(HIERARCHY_COLUMNS)} FROM seam_forecasts_hierarchy "
+        "WHERE target_date >= :start AND target_date <= :end AND run_date < target_date"
+    ).bindparams(sa.bindparam("start", type_=sa.Date), sa.bindparam("end", type_=sa.Date))
+    with engine.connect() as conn:
+        df = pd.read_sql(query, conn, params={"start": start, "end": end})
+    for c in ("run_date", "target_date"):
+        df[c] = pd.to_datetime(df[c])
+    for c in HIERARCHY_COLUMNS[4:]:
+        df[c] = df[c].astype(float)
+    return df
+
+
 def load_forecast_accuracy(
     cfg: Config, run_date: date, actuals: pd.DataFrame, history: pd.DataFrame
 ) -> LoadResult | None:
@@ -42,7 +64,8 @@ def load_forecast_accuracy(
 
     Reads `seam_forecasts` from the forecasts' results database (`results.forecasts`), so run it
     after that night's forecasts and actuals are loaded; `actuals` and `history` as from
-    `pipelines.forecasting.accuracy.build_actuals`.  The night's rows are replaced in one transaction.  Weekly
+    `pipelines.forecasting.accuracy.build_actuals`.  The reconciled forecasts of every level
+    (`seam_forecasts_hierarchy`) are scored too, as levels `hier_*`.  The night's rows are replaced in one transaction.  Weekly
     forecasts (`forecast.freq: W`) are not scored against daily actuals: None, with a warning.
     """
     if cfg.forecast.freq != "D":
@@ -65,6 +88,10 @@ def load_forecast_accuracy(
     try:
         archive = read_forecast_archive(engine, start, end)
         frame = build_forecast_accuracy(archive, actuals, history, categories, run_date=run_date)
+        levels = read_hierarchy_archive(engine, start, end)
+        if len(levels):  # the reconciled levels (hier_*), when the reconcile step ran
+            scored = build_hierarchy_accuracy(levels, actuals, history, categories, run_date=run_date)
+            frame = pd.concat([frame, scored], ignore_index=True) if len(frame) else scored
         result = load_batch(engine, "seam_forecast_accuracy", run_date, frame)
     finally:
         engine.dispose()
