@@ -8,6 +8,8 @@
 --   yhat_lo_80 .. yhat_hi_95: the node's own 80% / 95% bands (not sums of its children's bands);
 --   method: mint_shrink(lambda=...) or mint_diagonal.
 -- seam_forecasts is unchanged: it keeps the SKU x warehouse statistical and final forecasts.
+-- seam_forecast_accuracy scores these rows too, as levels hier_total, hier_category, hier_cat_wh,
+-- hier_sku and hier_sku_wh (entity: series_key; no schema change).
 CREATE TABLE IF NOT EXISTS seam_forecasts_hierarchy (
     run_date      date             NOT NULL,
     level         varchar(32)      NOT NULL,
