@@ -6,7 +6,7 @@
 --   sku: the SKU in every warehouse); series_key: the node's id (the natural key needs no NULLs);
 --   yhat: reconciled forecast, yhat_base: the level's own (unreconciled) forecast;
 --   yhat_lo_80 .. yhat_hi_95: the node's own 80% / 95% bands (not sums of its children's bands);
---   method: mint_shrink(lambda=...) or mint_diagonal.
+--   method: mint_shrink(lambda=...) or mint_diagonal, then +own_bands (the default) or +gaussian_bands.
 -- seam_forecasts is unchanged: it keeps the SKU x warehouse statistical and final forecasts.
 -- seam_forecast_accuracy scores these rows too, as levels hier_total, hier_category, hier_cat_wh,
 -- hier_sku and hier_sku_wh (entity: series_key; no schema change).

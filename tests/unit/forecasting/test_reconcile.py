@@ -119,3 +119,55 @@ def test_residuals_are_standardised_and_constant_series_are_zero() -> None:
     assert z.shape == (300, 2)
     assert z[:, 0].std() == pytest.approx(1.0)
     assert (z[:, 1] == 0).all()
+
+
+def test_accuracy_of_the_reconciled_levels_by_hand() -> None:
+    from pipelines.forecasting.accuracy import build_hierarchy_accuracy
+    from pipelines.forecasting.hierarchy import series_keys
+
+    night = pd.Timestamp("2026-03-01")
+    day = night + pd.Timedelta(days=1)
+    hist_days = pd.date_range(night - pd.Timedelta(days=13), night)
+    # A/W1 steps from 1 to 3 after a week (weekly difference 2), the others stay at 1
+    history = pd.concat(
+        [
+            pd.DataFrame({"sku": s, "warehouse": w, "ds": hist_days, "y": y})
+            for s, w, y in (
+                ("A", "W1", [1.0] * 7 + [3.0] * 7),
+                ("A", "W2", [1.0] * 14),
+                ("B", "W1", [1.0] * 14),
+            )
+        ],
+        ignore_index=True,
+    )
+    actuals = pd.DataFrame(
+        {"sku": ["A", "A", "B"], "warehouse": ["W1", "W2", "W1"], "ds": [day] * 3, "actual": [2.0, 3.0, 5.0]}
+    )
+    categories = pd.DataFrame({"sku": ["A", "B"], "category": ["x", "y"]})
+    keys = pd.DataFrame({"category": [None, "x"], "sku": [None, None], "warehouse": [None, None]})
+    forecasts = pd.DataFrame(
+        {
+            "run_date": night,
+            "level": ["total", "category"],
+            "series_key": [
+                series_keys("total", keys.iloc[:1]).iloc[0],
+                series_keys("category", keys.iloc[1:]).iloc[0],
+            ],
+            "target_date": day,
+            "yhat": [9.0, 4.0],
+            "yhat_lo_80": [8.0, 3.0],
+            "yhat_hi_80": [11.0, 4.5],
+            "yhat_lo_95": [7.0, 2.0],
+            "yhat_hi_95": [12.0, 6.0],
+        }
+    )
+    out = build_hierarchy_accuracy(forecasts, actuals, history, categories, run_date=day.date())
+    total = out[out["level"] == "hier_total"].iloc[0]
+    cat = out[out["level"] == "hier_category"].iloc[0]
+    assert total["lag_days"] == 1 and total["sum_actual"] == 10.0
+    assert total["wape"] == pytest.approx(0.1) and total["mase"] == pytest.approx(0.5)  # scale 2
+    assert (total["coverage_80"], total["coverage_95"]) == (1.0, 1.0)
+    assert cat["entity"] == forecasts["series_key"].iloc[1] and cat["sum_actual"] == 5.0
+    assert cat["wape"] == pytest.approx(0.2) and cat["mase"] == pytest.approx(0.5)
+    assert (cat["coverage_80"], cat["coverage_95"]) == (0.0, 1.0)
+    assert set(out["level"]) == {"hier_total", "hier_category"}
