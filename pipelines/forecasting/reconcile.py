@@ -111,9 +111,11 @@ def reconcile_mint(
     """Reconcile base forecasts `base` (n x H, aggregates first) of the hierarchy `aggregation`.
 
     `scales[L]` (n x H) is each base forecast's standard deviation implied by its level-L band;
-    the point forecast uses the first level's. `residuals` (T x n, standardised, columns with no
-    variation all 0) give the correlations; None or too big (`max_dense`): MinT-diagonal.
-    Without `variances`, only the means are computed (`sd` is empty).
+    the means use the first level's, averaged over the horizon (one W for every step). With
+    `variances` (Gaussian bands), each level's and step's give diag(W_h - W_h U (U'W_h U)^-1 U'W_h),
+    MinT's variance for that step's W_h; without, `sd` is empty. `residuals` (T x n,
+    standardised, columns with no variation all 0) give the correlations; None or too big
+    (`max_dense`): MinT-diagonal.
     """
     n_a, n_b = aggregation.shape
     n, horizon = base.shape
@@ -123,21 +125,24 @@ def reconcile_mint(
     dense = residuals is not None and n * n_a <= max_dense and residuals.shape[0] >= 3
     lam = shrinkage_intensity(residuals) if dense and residuals is not None else 1.0
     dense = dense and lam < 1.0
-    levels = list(scales) if variances else list(scales)[:1]
-    mean = np.empty_like(base, dtype=float)
-    sd = {lv: np.empty_like(base, dtype=float) for lv in levels} if variances else {}
-    for h in range(horizon):
-        for k, lv in enumerate(levels):
-            s = _floored(scales[lv][:, h])
-            if dense and residuals is not None:
-                wu, solve = _dense_step(s, u, residuals, lam)
-            else:
-                wu, solve = _diagonal_step(s, u)
-            if k == 0:
-                gap = u.T @ base[:, h]  # U'yhat: how far the base forecasts are from coherent
-                mean[:, h] = base[:, h] - np.asarray(wu @ solve(gap)).ravel()
-            if variances:
-                sd[lv][:, h] = np.sqrt(np.maximum(s * s - _quad_diag(wu, solve), 0.0))
+    levels = list(scales)
+    # the means: one W for every step (W_h = k_h W_1, the paper's assumption), its spreads each
+    # series' mean base spread over the horizon (a step with no spread, a closed day, says nothing)
+    s = _floored(np.nanmean(scales[levels[0]], axis=1) if horizon else np.ones(n))
+    wu, solve = _dense_step(s, u, residuals, lam) if dense and residuals is not None else _diagonal_step(s, u)
+    gap = u.T @ base  # U'yhat: how far the base forecasts are from coherent, per step
+    mean = base - np.asarray(wu @ solve(np.asarray(gap))).reshape(base.shape)
+    sd: dict[float, np.ndarray] = {}
+    for lv in levels if variances else []:
+        sd[lv] = np.empty_like(base, dtype=float)
+        for h in range(horizon):
+            s_h = _floored(scales[lv][:, h])
+            wu_h, solve_h = (
+                _dense_step(s_h, u, residuals, lam)
+                if dense and residuals is not None
+                else _diagonal_step(s_h, u)
+            )
+            sd[lv][:, h] = np.sqrt(np.maximum(s_h * s_h - _quad_diag(wu_h, solve_h), 0.0))
     if nonnegative:
         bottom = np.maximum(mean[n_a:], 0.0)
         mean = np.vstack([aggregation @ bottom, bottom])
