@@ -174,6 +174,12 @@ def forecast_hierarchy(
         over are None), and notes (method, shrinkage, series per level, seconds).
     """
     t0 = time.perf_counter()
+    if bottom.empty:  # nothing forecast tonight: no levels either
+        columns = ["series_key", "level", *KEYS, "target_date", "yhat", "yhat_base"]
+        columns += [f"yhat_{s}_{_level_name(lv)}" for lv in spec.levels for s in ("lo", "hi")]
+        return HierarchyForecast(
+            pd.DataFrame(columns=[*columns, "method"]), {"method": None, "series": {}, "seconds": 0.0}
+        )
     keys = bottom[["sku", "warehouse"]].drop_duplicates().sort_values(["sku", "warehouse"])
     cat = dict(zip(categories["sku"], categories["category"], strict=True)) if categories is not None else {}
     keys = keys.assign(category=keys["sku"].map(cat).fillna(NO_CATEGORY).astype(str))

@@ -171,3 +171,13 @@ def test_accuracy_of_the_reconciled_levels_by_hand() -> None:
     assert cat["wape"] == pytest.approx(0.2) and cat["mase"] == pytest.approx(0.5)
     assert (cat["coverage_80"], cat["coverage_95"]) == (0.0, 1.0)
     assert set(out["level"]) == {"hier_total", "hier_category"}
+
+
+def test_a_night_without_forecasts_has_no_levels() -> None:
+    from pipelines.forecasting import build_options
+    from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
+
+    bottom = pd.DataFrame(columns=["sku", "warehouse", "target_date", "yhat", "yhat_lo_80", "yhat_hi_80"])
+    spec = HierarchySpec("D", 7, (80.0, 95.0), build_options("D"))
+    result = forecast_hierarchy(bottom, pd.DataFrame(), None, spec)
+    assert result.rows.empty and {"level", "series_key", "yhat", "yhat_hi_95"} <= set(result.rows.columns)
