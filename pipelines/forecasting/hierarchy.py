@@ -72,6 +72,10 @@ class HierarchySpec:
     # "gaussian": z * the reconciled standard deviation (MinT's variance; too narrow on the demo,
     # see pipelines.forecasting.reconcile)
     bands: Literal["own", "gaussian"] = "own"
+    # "diagonal": MinT-diagonal (W = the base forecasts' variances, from their calibrated bands);
+    # "shrink": plus the shrunk correlation of in-sample reference residuals.  On the demo the
+    # residuals' correlations made the total and categories worse (BENCHMARKS.md), so diagonal.
+    covariance: Literal["diagonal", "shrink"] = "diagonal"
 
 
 @dataclass
@@ -221,7 +225,11 @@ def forecast_hierarchy(
         for lv in spec.levels
     }
     season = 7 if spec.freq == "D" else 1
-    residuals = build_residuals(np.vstack([y_agg, y_bottom]), season, periods=RESIDUAL_PERIODS[spec.freq])
+    residuals = (
+        None
+        if spec.covariance == "diagonal"
+        else build_residuals(np.vstack([y_agg, y_bottom]), season, periods=RESIDUAL_PERIODS[spec.freq])
+    )
     t2 = time.perf_counter()
     gaussian = spec.bands == "gaussian"
     rec = reconcile_mint(base["yhat"], scales, tree.aggregation, residuals, variances=gaussian)
@@ -253,7 +261,7 @@ def forecast_hierarchy(
         "method": rec.method,
         "shrinkage": rec.shrinkage,
         "series": {lv: int(counts.get(lv, 0)) for lv in LEVELS},
-        "residual_periods": int(residuals.shape[0]),
+        "residual_periods": int(residuals.shape[0]) if residuals is not None else 0,
         "seconds_forecast_aggregates": round(seconds_forecast, 2),
         "seconds_reconcile": round(seconds_reconcile, 2),
         "seconds": round(time.perf_counter() - t0, 2),

@@ -107,6 +107,7 @@ def reconcile_mint(
     nonnegative: bool = True,
     variances: bool = True,
     max_dense: int = MAX_DENSE,
+    shrinkage: float | None = None,
 ) -> Reconciled:
     """Reconcile base forecasts `base` (n x H, aggregates first) of the hierarchy `aggregation`.
 
@@ -115,7 +116,7 @@ def reconcile_mint(
     `variances` (Gaussian bands), each level's and step's give diag(W_h - W_h U (U'W_h U)^-1 U'W_h),
     MinT's variance for that step's W_h; without, `sd` is empty. `residuals` (T x n,
     standardised, columns with no variation all 0) give the correlations; None or too big
-    (`max_dense`): MinT-diagonal.
+    (`max_dense`): MinT-diagonal. `shrinkage` fixes lambda instead of estimating it.
     """
     n_a, n_b = aggregation.shape
     n, horizon = base.shape
@@ -124,6 +125,8 @@ def reconcile_mint(
     u = summing_constraints(aggregation)
     dense = residuals is not None and n * n_a <= max_dense and residuals.shape[0] >= 3
     lam = shrinkage_intensity(residuals) if dense and residuals is not None else 1.0
+    if shrinkage is not None and dense:  # a fixed intensity (experiments), not the estimated one
+        lam = shrinkage
     dense = dense and lam < 1.0
     levels = list(scales)
     # the means: one W for every step (W_h = k_h W_1, the paper's assumption), its spreads each
