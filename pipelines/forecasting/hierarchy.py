@@ -4,8 +4,9 @@ Levels, top to bottom: `total`; `category`; `category_warehouse`; `sku` (all war
 `sku_warehouse` (the bottom: the series `run_forecast` forecasts every night).  The history of
 every aggregate is the sum of its bottom series; each aggregate is forecast by the same
 `run_forecast` as the bottom series (base forecasts), and every level is then reconciled with
-MinT (`pipelines.forecasting.reconcile`): children sum to their parents at every level, and each
-level has its own intervals (a sum of quantiles is not a quantile of the sum).
+MinT (`pipelines.forecasting.reconcile`; MinT-diagonal by default, see `HierarchySpec`): children
+sum to their parents at every level, and each level has its own intervals (a sum of quantiles is
+not a quantile of the sum).
 
 `forecast_hierarchy(bottom, series, categories, spec)` is the stage's contract.
 """

@@ -24,7 +24,8 @@ R is the sample correlation of the series' standardised in-sample residuals (a T
 R = Z'Z / T), lambda the Schäfer-Strimmer intensity estimated from the same Z.  R is never formed:
 W_h U = lambda s_h^2 U + (1 - lambda) Y'(Y U) with Y = Z diag(s_h) / sqrt(T) is a low-rank
 product, so memory stays O(n T + n n_a).  Where even that is too costly (`max_dense` cells),
-lambda = 1 (MinT-diagonal, the "WLS with variance scaling" of the paper) and everything is sparse.
+lambda = 1 (MinT-diagonal, the "WLS with variance scaling" of the paper) and everything is sparse;
+without residuals (the nightly default, see `pipelines.forecasting.hierarchy`) likewise.
 
 Intervals: `build_bounds` makes them Gaussian on the reconciled scale, ytilde +- z_L *
 sqrt(diag Var(ytilde)), with s_h from the base forecasts' own calibrated bands at level L
