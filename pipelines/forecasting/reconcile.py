@@ -29,10 +29,10 @@ without residuals (the nightly default, see `pipelines.forecasting.hierarchy`) l
 
 Intervals: `build_bounds` makes them Gaussian on the reconciled scale, ytilde +- z_L *
 sqrt(diag Var(ytilde)), with s_h from the base forecasts' own calibrated bands at level L
-(half-width / z_L).  On the demo they cover far less than nominal at the aggregate levels (49-61 %
+(half-width / z_L).  On the demo they cover far less than nominal at the aggregate levels (32-61 %
 for 80 % bands; BENCHMARKS.md "Forecast hierarchy"): with thousands of series and a year of
-residuals the correlations are shrunk hard towards 0, so the summed bottom forecasts look more
-certain than they are and Var(ytilde) is too small.  `contain_bounds` (the default of
+residuals the correlations are shrunk hard towards 0 (or left out: MinT-diagonal), so the summed
+bottom forecasts look more certain than they are and Var(ytilde) is too small.  `contain_bounds` (the default of
 `pipelines.forecasting.hierarchy`) keeps instead each node's own base band, calibrated on its own
 backtests by the forecaster (split-conformal), widened where needed to contain the reconciled
 forecast: it covers within about 2 points of nominal at every level on the demo.
