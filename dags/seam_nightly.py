@@ -2,7 +2,8 @@
 ### seam_nightly
 
 Every night: snapshot the ERP and CRM tables into the Parquet lake, check that the data is
-fresh and sound, forecast demand and score anomalies, apply the planners' overrides
+fresh and sound, forecast demand and score anomalies, reconcile the forecasts of every level of the
+product hierarchy (total, category, ..., SKU x warehouse), apply the planners' overrides
 (`seam_forecast_overrides`) to make the final forecast, write the results back into the
 databases, and render and send the report (with tonight's overrides and their effect).
 
