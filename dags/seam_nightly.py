@@ -2,7 +2,8 @@
 ### seam_nightly
 
 Every night: snapshot the ERP and CRM tables into the Parquet lake, check that the data is
-fresh and sound, forecast demand and score anomalies, apply the planners' overrides
+fresh and sound, forecast demand and score anomalies, reconcile the forecasts of every level of the
+product hierarchy (total, category, ..., SKU x warehouse), apply the planners' overrides
 (`seam_forecast_overrides`) to make the final forecast, write the results back into the
 databases, and render and send the report (with tonight's overrides and their effect).
 
@@ -50,6 +51,7 @@ RESULT_ASSETS = [
     Asset(name=f"seam.{table}", uri=f"seam://results/{table}", group="seam")
     for table in (
         "seam_forecasts",
+        "seam_forecasts_hierarchy",
         "seam_anomaly_scores",
         "seam_data_quality_results",
         "seam_actuals",
@@ -197,6 +199,16 @@ def seam_nightly() -> None:
             "units_final": round(notes["units_final"], 1),
         }
 
+    @task
+    @_fail_fast
+    def reconcile() -> dict[str, Any]:
+        """Coherent forecasts of every level (total, category, category x warehouse, SKU, SKU x
+        warehouse), each with its own bands, from all of tonight's forecast shards."""
+        from pipelines.steps import run_reconcile
+
+        notes = run_reconcile(*_night())
+        return {"method": notes["method"], "series": notes["series"], "seconds": notes["seconds"]}
+
     @task(map_index_template="shard {{ shard }}")
     @_fail_fast
     def score(shard: int) -> str:
@@ -267,7 +279,9 @@ def seam_nightly() -> None:
     forecasts = forecast.expand(shard=shards)
     adjusted = adjust()
     forecasts >> adjusted
-    outputs = [adjusted, score.expand(shard=shards)]
+    reconciled = reconcile()
+    forecasts >> reconciled
+    outputs = [adjusted, reconciled, score.expand(shard=shards)]
     loaded = load()
     outputs >> loaded
     alerted = alert_incidents()

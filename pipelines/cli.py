@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "validate": "run the data-quality checks",
         "forecast": "forecast demand",
         "score": "score anomalies",
+        "reconcile": "coherent forecasts of every level (total, category, ..., SKU x warehouse)",
         "adjust": "the final forecast: tonight's forecasts with the planners' overrides",
         "load": "write results back into the databases",
         "alert-incidents": "send the night's new and escalated incidents to notifications.incident_alerts",
@@ -254,6 +255,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(steps.run_forecast(cfg, ctx))
     elif args.command == "score":
         print(steps.run_score(cfg, ctx))
+    elif args.command == "reconcile":
+        notes = steps.run_reconcile(cfg, ctx)
+        print(
+            f"forecast hierarchy: {notes['method']}, series per level {notes['series']}, "
+            f"{notes['seconds']:.1f}s"
+        )
     elif args.command == "adjust":
         notes = steps.run_adjust(cfg, ctx)
         print(

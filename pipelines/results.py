@@ -46,6 +46,26 @@ FORECASTS = _table(
     _c("yhat_final", sa.Float(), null=True),
     _c("override_ids", _TEXT, null=True),
 )
+# version 8: every level of the product x warehouse hierarchy, reconciled (children sum to parents);
+# keys a level aggregates over are NULL, `series_key` names the node (the natural key needs no NULLs)
+FORECASTS_HIERARCHY = _table(
+    "seam_forecasts_hierarchy",
+    _c("run_date", sa.Date(), key=True),
+    _c("level", sa.String(32), key=True),
+    _c("series_key", sa.String(255), key=True),
+    _c("target_date", sa.Date(), key=True),
+    _c("category", sa.String(128), null=True),
+    _c("sku", sa.String(64), null=True),
+    _c("warehouse", sa.String(64), null=True),
+    _c("yhat", sa.Float()),
+    _c("yhat_base", sa.Float()),
+    _c("yhat_lo_80", sa.Float()),
+    _c("yhat_hi_80", sa.Float()),
+    _c("yhat_lo_95", sa.Float()),
+    _c("yhat_hi_95", sa.Float()),
+    _c("method", sa.String(64)),
+    _c("model_version", sa.String(64)),
+)
 ANOMALY_SCORES = _table(
     "seam_anomaly_scores",
     _c("run_date", sa.Date(), key=True),
@@ -212,6 +232,7 @@ RESULT_TABLES: dict[str, ResultTable] = {
     t.name: t
     for t in (
         ResultTable(FORECASTS),
+        ResultTable(FORECASTS_HIERARCHY),
         ResultTable(ANOMALY_SCORES),
         ResultTable(DATA_QUALITY_RESULTS),
         ResultTable(ACTUALS, night=None),

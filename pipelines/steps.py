@@ -311,9 +311,10 @@ def _forecast_freq(cfg: Config) -> str:
 
 
 def _shard_history(
-    cfg: Config, ctx: RunContext, mine: list[tuple[str, str, list[Any]]]
+    cfg: Config, ctx: RunContext, mine: list[tuple[str, str, list[Any]]] | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The shard's daily demand series and its history at the forecast frequency."""
+    """The shard's (None: every shard's) daily demand series and its history at the forecast
+    frequency."""
     from pipelines.forecasting.inputs import build_history
 
     lines = read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)
@@ -456,6 +457,66 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
                 f"forecast.max_fallback_share={cfg.forecast.max_fallback_share:.1%}; see `explanation` in {path}"
             )
     return path
+
+
+HIERARCHY_OUTPUT = "forecast_hierarchy"
+
+
+def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    """Coherent forecasts of every level of the product hierarchy (total, category, category x
+    warehouse, SKU, SKU x warehouse) from tonight's forecasts: each aggregate forecast from its summed
+    history, every level reconciled (`pipelines.forecasting.hierarchy`).  Writes the lake output
+    `forecast_hierarchy`, which the load writes to `seam_forecasts_hierarchy`; returns its notes."""
+    from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
+    from pipelines.load import batch_checksum
+
+    lake = Lake(cfg.lake)
+    d = ctx.run_date
+    with tracked(cfg, ctx, "reconcile") as out:
+        require_datasets(cfg, ctx, "reconcile", ["order_lines", "stockouts"])
+        forecasts = lake.read_output("forecasts", d)
+        if forecasts is None:
+            raise MissingInputError(
+                f"no complete forecasts for {d} in {lake.output_partition('forecasts', d)}; "
+                f"run `seam forecast --date {d}` first"
+            )
+        series, _ = _shard_history(cfg, ctx, None)
+        freq = _forecast_freq(cfg)
+        spec = HierarchySpec(
+            cfg.forecast.freq, cfg.forecast.horizon, tuple(cfg.forecast.levels), _forecast_options(cfg, freq)
+        )
+        result = forecast_hierarchy(forecasts, series, _categories(cfg, ctx), spec)
+        rows = result.rows.assign(run_date=pd.Timestamp(d), model_version=model_version(cfg))
+        notes = {
+            **result.notes,
+            "statistical_checksum": batch_checksum(forecasts, RESULT_TABLES["seam_forecasts"].key),
+        }
+        lake.write_output(HIERARCHY_OUTPUT, d, rows, notes=notes)
+        out.rows_in, out.rows_out = len(forecasts), len(rows)
+    return notes
+
+
+def _hierarchy_forecasts(lake: Lake, d: date) -> pd.DataFrame | None:
+    """The night's rows of `seam_forecasts_hierarchy` when the reconcile step made them from
+    tonight's forecasts (None, with a warning, when it did not)."""
+    from pipelines.load import batch_checksum
+
+    forecasts = lake.read_output("forecasts", d)
+    rows = lake.read_output(HIERARCHY_OUTPUT, d)
+    if forecasts is None or rows is None:
+        if forecasts is not None:
+            log.warning("load %s: no forecast hierarchy; run `seam reconcile --date %s` and load again", d, d)
+        return None
+    notes = lake.output_notes(HIERARCHY_OUTPUT, d) or {}
+    if notes.get("statistical_checksum") != batch_checksum(forecasts, RESULT_TABLES["seam_forecasts"].key):
+        log.warning(
+            "load %s: the forecast hierarchy is older than tonight's forecasts and is not loaded; "
+            "run `seam reconcile --date %s` and load again",
+            d,
+            d,
+        )
+        return None
+    return rows
 
 
 FINAL_OUTPUT = "final_forecasts"
@@ -629,13 +690,15 @@ def _optional_dataset(cfg: Config, dataset: str, d: date) -> pd.DataFrame | None
 
 
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
-    """Write the night's forecasts (final, from the adjust step), anomaly scores and incidents, quality results, actuals and accuracy
+    """Write the night's forecasts (final, from the adjust step; every level of the hierarchy, from
+    the reconcile step), anomaly scores and incidents, quality results, actuals and accuracy
     back, exactly once.
 
     Forecast accuracy (`seam_forecast_accuracy`) is computed after the forecasts and actuals are
     loaded, from the archive in the forecasts' database, for the target dates of tonight's actuals.
     """
     from pipelines.forecasting.accuracy import night_actuals
+    from pipelines.load.accuracy import accuracy_categories
 
     lake = Lake(cfg.lake)
     with tracked(cfg, ctx, "load") as out:
@@ -644,6 +707,9 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         forecasts = _final_forecasts(lake, d)
         if forecasts is not None:
             batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
+        hierarchy = _hierarchy_forecasts(lake, d)
+        if hierarchy is not None:
+            batches.append((cfg.results.forecasts, "seam_forecasts_hierarchy", hierarchy))
         scores = lake.read_output("anomalies", d)
         if scores is not None:
             source_of = scores["metric"].map({m: anomaly_database(cfg, m) for m in scores["metric"].unique()})
@@ -652,13 +718,16 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
         quality = read_quality(cfg, d)
         if len(quality):
             batches.append((cfg.results.ledger, "seam_data_quality_results", quality))
-        demand: tuple[pd.DataFrame, pd.Series] | None = None
+        demand: tuple[pd.DataFrame, pd.Series, pd.Series] | None = None
+        categories = None
         if not blocked_datasets(cfg, d, ["order_lines"]):
+            categories = accuracy_categories(cfg, d) if cfg.forecast.freq == "D" else None
             demand = night_actuals(
                 _lines_by_shard(cfg, d),
                 run_date=d,
                 horizon=cfg.forecast.horizon,
                 history_days=cfg.forecast.history_days,
+                categories=categories,
             )
             batches.append((cfg.results.forecasts, "seam_actuals", demand[0]))
         results = []
@@ -678,7 +747,7 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
                     )
             finally:
                 engine.dispose()
-        scored = load_forecast_accuracy(cfg, d, *demand) if demand is not None else None
+        scored = load_forecast_accuracy(cfg, d, *demand, categories) if demand is not None else None
         if scored is not None:
             results.append(scored)
         out.rows_in = sum(len(f) for _, _, f in batches)
@@ -875,6 +944,7 @@ def run_all(cfg: Config, ctx: RunContext, send_incidents: IncidentSender | None 
             for shard in shards:
                 attempt(f"{step.__name__.removeprefix('run_')}:{shard}", partial(step, cfg, ctx, shard=shard))
         if shards and not any(name.startswith("forecast:") for name, _ in failures):
+            attempt("reconcile", partial(run_reconcile, cfg, ctx))
             attempt("adjust", partial(run_adjust, cfg, ctx))
         attempt("load", partial(run_load, cfg, ctx))
         if send_incidents is not None:

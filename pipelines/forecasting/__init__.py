@@ -9,6 +9,7 @@ series) with which a series with a short history is forecast from its peers (`pe
 from pipelines.forecasting.api import forecast, run_forecast
 from pipelines.forecasting.drivers import DriverPrior, Drivers, DriverStats
 from pipelines.forecasting.errors import ForecastInputError
+from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
 from pipelines.forecasting.options import ForecastOptions, build_options
 from pipelines.forecasting.peers import Peers, PeerStats
 
@@ -18,9 +19,11 @@ __all__ = [
     "Drivers",
     "ForecastInputError",
     "ForecastOptions",
+    "HierarchySpec",
     "PeerStats",
     "Peers",
     "build_options",
     "forecast",
+    "forecast_hierarchy",
     "run_forecast",
 ]

@@ -140,12 +140,7 @@ def build_forecast_accuracy(
     scales = build_mase_scale(history) if history is not None else scale
     assert scales is not None
     pts = pts.merge(scales.rename("scale").reset_index(), on=["sku", "warehouse"], how="left")
-    pts["lag_days"] = (pts["target_date"] - pts["run_date"]).dt.days.astype("int64")
-    pts["abs_error"] = (pts["actual"] - pts["yhat"]).abs()
-    pts["abs_actual"] = pts["actual"].abs()
-    pts["scaled_error"] = pts["abs_error"] / pts["scale"]
-    pts["in_80"] = ((pts["actual"] >= pts["yhat_lo_80"]) & (pts["actual"] <= pts["yhat_hi_80"])).astype(float)
-    pts["in_95"] = ((pts["actual"] >= pts["yhat_lo_95"]) & (pts["actual"] <= pts["yhat_hi_95"])).astype(float)
+    pts = _score_points(pts)
     entities = {"series": join_keys(pts["sku"], pts["warehouse"]), "all": pd.Series("all", index=pts.index)}
     if categories is not None:
         category = pts["sku"].map(dict(zip(categories["sku"], categories["category"], strict=True)))
@@ -163,6 +158,89 @@ def build_forecast_accuracy(
     out.insert(0, "run_date", pd.Timestamp(run_date))
     order = out["level"].map({level: i for i, level in enumerate(LEVELS)})
     out = out.assign(_order=order).sort_values(["_order", "entity", "lag_days"], kind="stable")
+    return out[list(ACCURACY_COLUMNS)].reset_index(drop=True)
+
+
+def _score_points(pts: pd.DataFrame) -> pd.DataFrame:
+    """Each point's lag, absolute and scaled error, and whether its bands hold the actual."""
+    pts = pts.copy()
+    pts["lag_days"] = (pts["target_date"] - pts["run_date"]).dt.days.astype("int64")
+    pts["abs_error"] = (pts["actual"] - pts["yhat"]).abs()
+    pts["abs_actual"] = pts["actual"].abs()
+    pts["scaled_error"] = pts["abs_error"] / pts["scale"]
+    pts["in_80"] = ((pts["actual"] >= pts["yhat_lo_80"]) & (pts["actual"] <= pts["yhat_hi_80"])).astype(float)
+    pts["in_95"] = ((pts["actual"] >= pts["yhat_lo_95"]) & (pts["actual"] <= pts["yhat_hi_95"])).astype(float)
+    return pts
+
+
+# the reconciled forecasts of every level of the hierarchy (`seam_forecasts_hierarchy`)
+HIERARCHY_LEVELS = {
+    "total": "hier_total",
+    "category": "hier_category",
+    "category_warehouse": "hier_cat_wh",
+    "sku": "hier_sku",
+    "sku_warehouse": "hier_sku_wh",
+}
+HIERARCHY_COLUMNS = ("run_date", "level", "series_key", "target_date", *FORECAST_COLUMNS[4:])
+
+
+def build_hierarchy_accuracy(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame | None,
+    categories: pd.DataFrame | None,
+    *,
+    run_date: date,
+    node_scale: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Rows of `seam_forecast_accuracy` for the archived reconciled forecasts of every level
+    (`forecasts`: rows of `seam_forecasts_hierarchy`, `HIERARCHY_COLUMNS`), scored against the
+    actuals summed to each node: levels `hier_total`, `hier_category`, `hier_cat_wh`, `hier_sku`,
+    `hier_sku_wh` (`HIERARCHY_LEVELS`), entity = the node's `series_key`.  MASE's scale is the
+    node's own in-sample mean absolute weekly difference (of the summed history); otherwise the
+    figures are those of the module docstring.  `actuals`, `history`, `categories` as for
+    `build_forecast_accuracy`; instead of `history`, `node_scale` may give the scales themselves
+    (per `series_key`, as `night_actuals` gives them)."""
+    from pipelines.forecasting.hierarchy import LEVEL_KEYS, series_keys
+    from pipelines.forecasting.hierarchy import NO_CATEGORY as NONE
+
+    missing = [c for c in HIERARCHY_COLUMNS if c not in forecasts.columns]
+    if missing:
+        raise DataError(f"build_hierarchy_accuracy: `forecasts` lacks columns {missing}")
+    if (history is None) == (node_scale is None):
+        raise ValueError("build_hierarchy_accuracy: pass either `history` or `node_scale`")
+    cat = dict(zip(categories["sku"], categories["category"], strict=True)) if categories is not None else {}
+    act = actuals.assign(ds=pd.to_datetime(actuals["ds"]), category=actuals["sku"].map(cat).fillna(NONE))
+    scales = node_scales([history], categories) if history is not None else node_scale
+    assert scales is not None
+    fc = forecasts[list(HIERARCHY_COLUMNS)].assign(
+        run_date=pd.to_datetime(forecasts["run_date"]), target_date=pd.to_datetime(forecasts["target_date"])
+    )
+    parts = []
+    for level, name in HIERARCHY_LEVELS.items():
+        keys = list(LEVEL_KEYS[level])
+        mine = fc[fc["level"] == level]
+        if mine.empty:
+            continue
+        a = (
+            act.groupby([*keys, "ds"], as_index=False)["actual"].sum()
+            if keys
+            else act.groupby("ds", as_index=False)["actual"].sum()
+        )
+        a = a.assign(series_key=series_keys(level, a)).rename(columns={"ds": "target_date"})
+        scale = scales.rename("scale").rename_axis("series_key").reset_index()
+        pts = mine.merge(a[["series_key", "target_date", "actual"]], on=["series_key", "target_date"])
+        pts = pts.sort_values(["series_key", "run_date", "target_date"], kind="stable", ignore_index=True)
+        if pts.empty:
+            continue
+        pts = _score_points(
+            pts.merge(scale, on="series_key", how="left").assign(actual=lambda f: f["actual"].astype(float))
+        )
+        parts.append(_aggregate(pts.assign(level=name, entity=pts["series_key"])))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(0, "run_date", pd.Timestamp(run_date))
     return out[list(ACCURACY_COLUMNS)].reset_index(drop=True)
 
 
@@ -215,20 +293,28 @@ def build_actuals(
 
 
 def night_actuals(
-    shards: Iterable[pd.DataFrame], *, run_date: date, horizon: int, history_days: int
-) -> tuple[pd.DataFrame, pd.Series]:
+    shards: Iterable[pd.DataFrame],
+    *,
+    run_date: date,
+    horizon: int,
+    history_days: int,
+    categories: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """`build_actuals` of a night's order lines given one shard of SKUs at a time (every warehouse
     of a SKU in the same shard), so that one shard's lines are in memory, not the night's:
-    `(actuals, scale)`, the rows of `seam_actuals` in `build_actuals`' order and the MASE scale of
-    every series (`build_mase_scale` of its history)."""
+    `(actuals, scale, node_scale)`, the rows of `seam_actuals` in `build_actuals`' order, the MASE
+    scale of every series (`build_mase_scale` of its history) and of every node of the forecast
+    hierarchy (`NodeScales`, with the products' `categories`)."""
     actuals: list[pd.DataFrame] = []
     scales: list[pd.Series] = []
+    nodes = NodeScales(categories)
     for lines in shards:
         shard_actuals, history = build_actuals(
             lines, run_date=run_date, horizon=horizon, history_days=history_days
         )
         actuals.append(shard_actuals)
         scales.append(build_mase_scale(history))
+        nodes.add(history)
     if not actuals:  # a night without order lines
         empty = pd.DataFrame(
             {
@@ -239,8 +325,81 @@ def night_actuals(
             }
         )
         index = pd.MultiIndex.from_arrays([[], []], names=["sku", "warehouse"])
-        return empty, pd.Series(dtype=float, index=index, name="scale")
+        return empty, pd.Series(dtype=float, index=index, name="scale"), nodes.result()
     out = pd.concat(actuals, ignore_index=True)
     order = pd.DataFrame({"id": join_keys(out["sku"], out["warehouse"]), "ds": out["ds"]})
     out = out.loc[order.sort_values(["id", "ds"], kind="stable").index].reset_index(drop=True)
-    return out, pd.concat(scales)
+    return out, pd.concat(scales), nodes.result()
+
+
+def _node_history(history: pd.DataFrame, level: str) -> pd.DataFrame:
+    """`series_key, ds, y`: the daily history (`sku, warehouse, category, ds, y`) summed to the
+    nodes of a hierarchy level."""
+    from pipelines.forecasting.hierarchy import LEVEL_KEYS, series_keys
+
+    keys = list(LEVEL_KEYS[level])
+    h = (
+        history.groupby([*keys, "ds"], as_index=False)["y"].sum()
+        if keys
+        else history.groupby("ds", as_index=False)["y"].sum()
+    )
+    return h.assign(series_key=series_keys(level, h))[["series_key", "ds", "y"]]
+
+
+def _weekly_scale(h: pd.DataFrame) -> pd.Series:
+    """Per `series_key`: mean |y_t - y_(t-7)| (NaN where 0 or without a pair), as `build_mase_scale`."""
+    week_ago = h.assign(ds=h["ds"] + pd.Timedelta(days=SEASON))
+    pairs = h.merge(week_ago.rename(columns={"y": "y_season"}), on=["series_key", "ds"])
+    scale = (pairs["y"] - pairs["y_season"]).abs().groupby(pairs["series_key"]).mean()
+    return scale.where(scale > 0).rename("scale")
+
+
+class NodeScales:
+    """MASE scales of the nodes of the forecast hierarchy (by `series_key`), from the daily history
+    (`sku, warehouse, ds, y`) added in parts of whole SKUs (every warehouse of a SKU in the same
+    part, as a shard holds them): SKU and SKU x warehouse nodes are scaled part by part, the nodes
+    above SKUs from their histories summed over the parts (small: categories x days)."""
+
+    def __init__(self, categories: pd.DataFrame | None) -> None:
+        from pipelines.forecasting.hierarchy import LEVEL_KEYS
+
+        self.levels = LEVEL_KEYS
+        self.category = (
+            dict(zip(categories["sku"], categories["category"], strict=True))
+            if categories is not None
+            else {}
+        )
+        self.local: list[pd.Series] = []
+        self.partial: dict[str, list[pd.DataFrame]] = {
+            lv: [] for lv, k in LEVEL_KEYS.items() if "sku" not in k
+        }
+
+    def add(self, history: pd.DataFrame) -> None:
+        from pipelines.forecasting.hierarchy import NO_CATEGORY
+
+        hist = history.assign(
+            ds=pd.to_datetime(history["ds"]), category=history["sku"].map(self.category).fillna(NO_CATEGORY)
+        )
+        for level, keys in self.levels.items():
+            nodes = _node_history(hist, level)
+            if "sku" in keys:
+                self.local.append(_weekly_scale(nodes))
+            else:
+                self.partial[level].append(nodes)
+
+    def result(self) -> pd.Series:
+        above = [
+            _weekly_scale(pd.concat(parts).groupby(["series_key", "ds"], as_index=False)["y"].sum())
+            for parts in self.partial.values()
+            if parts
+        ]
+        scales = [s for s in (*self.local, *above) if len(s)]
+        return pd.concat(scales) if scales else pd.Series(dtype=float, name="scale")
+
+
+def node_scales(histories: Iterable[pd.DataFrame], categories: pd.DataFrame | None) -> pd.Series:
+    """`NodeScales` of the daily history given in parts of whole SKUs (or in one part)."""
+    acc = NodeScales(categories)
+    for history in histories:
+        acc.add(history)
+    return acc.result()

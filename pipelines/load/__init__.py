@@ -4,7 +4,8 @@ Public functions:
     load_batch(engine, table, run_date, frame) -> LoadResult   one result table's night, in one
                                                                transaction, replay-safe
     batch_checksum(frame, key) -> str                          the order-independent checksum
-    load_forecast_accuracy(cfg, run_date, actuals, scale)      score archived forecasts, load them
+    load_forecast_accuracy(cfg, run_date, actuals, scale,      score archived forecasts (every
+                           node_scale, categories)             level of the hierarchy), load them
 
 Contract: batches are complete nights of a table in `pipelines.results`' columns; the dialect's
 bulk path is chosen by `pipelines.db`; `seam_load_batches` is written on the same transaction.

@@ -144,6 +144,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     sku_hist = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
     charts: list[dict[str, Any]] = []
     category_charts: list[dict[str, Any]] = []
+    reconciled = False  # category bands of their own (the reconcile step) or sums of SKU bands
     if len(forecasts):
         top = forecasts.groupby("sku")["yhat"].sum().nlargest(cfg.report.top_skus).index
         for sku in top:
@@ -158,7 +159,13 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
                     name=names.get(sku, sku),
                 )
             )
-        if products is not None:
+        hierarchy = _hierarchy(lake, forecasts_from) if forecasts_from else None
+        if hierarchy is not None:
+            category_charts = _category_charts(
+                hierarchy, _hierarchy(lake, d - timedelta(days=1)), sku_hist, products
+            )
+            reconciled = True
+        elif products is not None:
             category = dict(zip(products["sku"], products["category"], strict=True))
             by_cat = forecasts.assign(category=forecasts["sku"].map(category).fillna("(no category)"))
             prev_cat = (
@@ -193,6 +200,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         headlines=build_headlines(lines, previous_fc, d),
         charts=charts,
         category_charts=category_charts,
+        reconciled=reconciled,
         anomalies=top_anomalies,
         n_anomalies=int(anomalies["is_anomaly"].sum()) if len(anomalies) else 0,
         n_incidents=len(top_anomalies),
@@ -417,6 +425,58 @@ def group_chart(
         "change": change,
         "img": forecast_chart(history[history[column] == value], f, title),
     }
+
+
+def _hierarchy(lake: Lake, night: date) -> pd.DataFrame | None:
+    """The night's reconciled forecasts of every level (the reconcile step's output), or None."""
+    return lake.read_output("forecast_hierarchy", night)
+
+
+def _category_charts(
+    hierarchy: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    sku_hist: pd.DataFrame,
+    products: pd.DataFrame | None,
+) -> list[dict[str, Any]]:
+    """The total and each category, with their own reconciled forecasts and bands (one row per
+    target date each: nothing is summed here)."""
+    category = dict(zip(products["sku"], products["category"], strict=True)) if products is not None else {}
+    hist = sku_hist.assign(category=sku_hist["sku"].map(category).fillna("(no category)"))
+    cat_hist = hist.groupby(["category", "ds"], as_index=False)["y"].sum()
+    total_hist = hist.groupby("ds", as_index=False)["y"].sum().assign(category="(total)")
+
+    def level(frame: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
+        if frame is None:
+            return None
+        rows = frame[frame["level"] == name]
+        return rows.assign(category=rows["category"].fillna("(total)"))
+
+    charts = [
+        group_chart(
+            level(hierarchy, "total"),
+            level(previous, "total"),
+            total_hist,
+            "category",
+            "(total)",
+            "All products (total of every category and warehouse, units/day)",
+            name="All products",
+        )
+    ]
+    cats = level(hierarchy, "category")
+    assert cats is not None
+    for cat in sorted(cats["category"].unique()):
+        charts.append(
+            group_chart(
+                cats,
+                level(previous, "category"),
+                cat_hist,
+                "category",
+                cat,
+                f"{cat} (all SKUs and warehouses, units/day)",
+                name=cat,
+            )
+        )
+    return charts
 
 
 def entity_labels(

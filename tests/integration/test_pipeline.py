@@ -118,6 +118,15 @@ def _assert_accuracy_table(cfg, before) -> None:
         str(NIGHT): len(acc),
     }
     assert (acc.run_date.astype(str) == str(NIGHT)).all()
+    # the reconciled levels (seam_forecasts_hierarchy) are scored beside: every level scores the
+    # same units (last night's forecasts of tonight), the total as one entity
+    hier = acc[acc.level.str.startswith("hier_")]
+    assert set(hier.level) == {"hier_total", "hier_category", "hier_cat_wh", "hier_sku", "hier_sku_wh"}
+    units = hier.groupby("level")["sum_actual"].sum()
+    assert units.to_numpy() == pytest.approx(acc[acc.level == "all"]["sum_actual"].sum())
+    assert (hier[hier.level == "hier_total"]["n_points"] == 1).all()
+    assert (hier.groupby("level")["sum_forecast"].sum().to_numpy() > 0).all()
+    acc = acc[~acc.level.str.startswith("hier_")]
     start = NIGHT - pd.Timedelta(days=cfg.forecast.horizon + 6)
     points = _read(
         cfg,
@@ -167,7 +176,7 @@ def _assert_accuracy_table(cfg, before) -> None:
             assert row.coverage_80 == pytest.approx(inside80.mean())
             assert row.coverage_95 == pytest.approx(inside95.mean())
             assert str(row.first_run_date)[:10] == str(row.last_run_date)[:10] == str(before)
-    latest = _read(cfg, "SELECT * FROM seam_v_forecast_accuracy_latest")
+    latest = _read(cfg, "SELECT * FROM seam_v_forecast_accuracy_latest WHERE level NOT LIKE 'hier%'")
     assert len(latest) == len(acc) and (latest.run_date.astype(str) == str(NIGHT)).all()
 
 

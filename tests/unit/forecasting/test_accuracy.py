@@ -204,16 +204,25 @@ def test_the_window_is_the_last_horizon_plus_seven_days():
 def test_actuals_built_one_shard_at_a_time_equal_the_whole_night():
     from pipelines.demo import DemoSize
     from pipelines.demo.build import build_erp, build_order_lines
-    from pipelines.forecasting.accuracy import build_actuals, night_actuals
+    from pipelines.forecasting.accuracy import build_actuals, night_actuals, node_scales
 
-    lines = build_order_lines(build_erp(DemoSize(days=120, skus=12, warehouses=3, seed=3)))
+    erp = build_erp(DemoSize(days=120, skus=12, warehouses=3, seed=3))
+    lines = build_order_lines(erp)
+    categories = erp["products"][["sku", "category"]]
     night = lines["order_date"].max().date()
     whole, history = build_actuals(lines, run_date=night, horizon=14, history_days=60)
     skus = sorted(lines["sku"].unique())
     shards = [lines[lines["sku"].isin(skus[k::3])] for k in (2, 0, 1)]  # any order of shards
-    actuals, scale = night_actuals(iter(shards), run_date=night, horizon=14, history_days=60)
+    actuals, scale, nodes = night_actuals(
+        iter(shards), run_date=night, horizon=14, history_days=60, categories=categories
+    )
     pd.testing.assert_frame_equal(actuals, whole)
     pd.testing.assert_series_equal(scale.sort_index(), build_mase_scale(history).sort_index())
     assert len(whole) and scale.notna().any()
-    none, no_scale = night_actuals(iter([]), run_date=night, horizon=14, history_days=60)
-    assert none.empty and no_scale.empty
+    # every node of the hierarchy: the same scale from the parts as from the whole history
+    at_once = node_scales([history], categories)
+    pd.testing.assert_series_equal(nodes.sort_index(), at_once.sort_index())
+    levels = {key.split("|", 1)[0] for key in at_once.index}
+    assert levels == {"total", "category", "category_warehouse", "sku", "sku_warehouse"}
+    none, no_scale, no_nodes = night_actuals(iter([]), run_date=night, horizon=14, history_days=60)
+    assert none.empty and no_scale.empty and no_nodes.empty
