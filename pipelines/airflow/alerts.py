@@ -276,14 +276,14 @@ def incident_sender(cfg: Config) -> Callable[[AlertChannel, str, tuple[str, ...]
     return send
 
 
-def problem_lines(cfg: Config, night: date, scope: NightScope | None = None) -> list[str]:
+def problem_lines(cfg: Config, night: date, scope: NightScope | None = None) -> list[str] | None:
     """One line per step of `night` that did not succeed, from the run ledger (`step: status
-    (error)`); empty when the ledger holds nothing of that night."""
+    (error)`; empty: every step succeeded); None when the ledger holds nothing of that night."""
     from pipelines.state import NightScope, night_problems, read_ledger, summarize
 
     ledger, locked = read_ledger(cfg, nights=[night])
     if ledger.empty:
-        return []
+        return None
     problems = night_problems(summarize(cfg, ledger, locked - {night}, scope or NightScope()))
     return [
         f"{p.step}: {p.status}" + (f" ({str(p.error)[:300]})" if isinstance(p.error, str) and p.error else "")
@@ -296,11 +296,12 @@ def send_night_failed(cfg: Config, night: date, error: BaseException) -> int:
     `notifications.alerts`, one line per step that did not succeed (from the ledger, as the DAG's
     verdict says it), or the error itself when the ledger has nothing.  Returns how many channels
     took it; the ones that did not are logged."""
+    lines: list[str] | None
     try:
         lines = problem_lines(cfg, night)
     except Exception as err:  # the ledger's database may be what failed: alert with the error itself
         log.error("night %s: could not read the run ledger for the alert: %s", night, err)
-        lines = []
+        lines = None
     lines = lines or [f"{type(error).__name__}: {error}"]
     alert = Alert(
         subject=f"[seam] night {night} failed (seam run)",

@@ -145,9 +145,12 @@ def _ledger_problems(cfg: Config, run: RunContext, scope: Any) -> list[str]:
         release_night(engine, run.run_date, Holder.here(run.run_id))
     finally:
         engine.dispose()
-    return problem_lines(cfg, run.run_date, scope) or [
-        f"no step of night {run.run_date} recorded anything in the run ledger"
-    ]
+    lines = problem_lines(cfg, run.run_date, scope)
+    return (
+        lines
+        if lines is not None
+        else [f"no step of night {run.run_date} recorded anything in the run ledger"]
+    )
 
 
 def verdict(context: Any, config: Path) -> None:

@@ -59,6 +59,7 @@ def test_nightly_dag_on_embedded_sqlite(demo_env, tmp_path):
     ledger = dump_results(cfg.sources[0].url or os.environ[cfg.source("erp").url_env])
     assert set(ledger["seam_load_batches"].table_name) == {
         "seam_forecasts",
+        "seam_forecasts_hierarchy",
         "seam_anomaly_scores",
         "seam_anomaly_incidents",
         "seam_data_quality_results",
