@@ -172,9 +172,21 @@ def build_metric_series(metric: str, data: pd.DataFrame, *, end: date, history_d
     df = g.rename("y").reset_index().rename(columns={"day": "ds"})
     df = df[(df["ds"] >= start_ts) & (df["ds"] <= end_ts)]
     df["unique_id"] = metric + METRIC_SEP + df["entity"].astype(str)
-    # A warehouse with no orders at all on a day means rows are missing, not that sales were zero.
-    fill = np.nan if metric in ("revenue", "order_count") else 0.0
-    out = _fill_calendar(df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=fill)
+    if metric in ("revenue", "order_count"):
+        # A day on which the order lines have rows, but none of a warehouse, is a day that warehouse
+        # sold nothing: 0 (a quiet warehouse has many). A day without any order line at all is
+        # missing, not zero: NaN, scored as `missing` for series that usually report every day (an
+        # interface that dropped a day); so is a warehouse-day the interface dropped while others
+        # arrived, as a value of 0 far below its usual range.
+        out = _fill_calendar(
+            df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=np.nan
+        )
+        reported = out["ds"].isin(pd.DatetimeIndex(lines["day"].unique()))
+        out.loc[out["y"].isna() & reported, "y"] = 0.0
+    else:
+        out = _fill_calendar(
+            df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=0.0
+        )
     return _with_keys(out, df, metric, keys if metric == "demand" else None)
 
 

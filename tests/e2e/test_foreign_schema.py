@@ -192,12 +192,6 @@ def test_a_single_ordinary_order_of_a_sparse_series_is_not_critical(scenario):
     assert len(ordinary) > 0 and not (ordinary.severity == "critical").any()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: days a sparse warehouse has no order are missing (NaN) for order_count and revenue, "
-    "not 0, so the expected value is the mean of the days with orders and ordinary low days score as a "
-    "critical level shift (order_count L05 on Monday: 1 order, expected 3.5, critical)",
-)
 def test_ordinary_days_of_sparse_warehouses_are_not_critical(scenario):
     scores = _read(
         scenario.erp_url,
@@ -212,7 +206,17 @@ def test_accuracy_rows_from_the_second_night_on(scenario):
     assert scenario.accuracy_rows[NIGHTS[0]] == 0  # nothing forecast before the first night
     assert 0 < scenario.accuracy_rows[NIGHTS[1]] < scenario.accuracy_rows[NIGHTS[2]]
     acc = _read(scenario.erp_url, f"SELECT * FROM seam_forecast_accuracy WHERE run_date = '{NIGHTS[-1]}'")
-    assert set(acc.level) == {"series", "category", "all"} and set(acc.lag_days) == {1, 2}
+    levels = {
+        "series",
+        "category",
+        "all",
+        "hier_total",
+        "hier_category",
+        "hier_cat_wh",
+        "hier_sku",
+        "hier_sku_wh",
+    }
+    assert set(acc.level) == levels and set(acc.lag_days) == {1, 2}  # hier_*: the reconciled hierarchy
 
 
 def test_results_land_in_both_databases_and_the_views_are_queryable(scenario):

@@ -74,11 +74,15 @@ def test_contract_is_checked_first():
         build_demand_series(dup, None, end=pd.Timestamp("2026-11-05").date(), history_days=30)
 
 
-def test_order_count_marks_days_without_rows_as_missing():
+def test_order_count_is_zero_on_days_others_sold_and_missing_on_days_without_rows():
     s = build_metric_series("order_count", LINES, end=pd.Timestamp("2026-11-04").date(), history_days=30)
     w1 = s[s.unique_id == "order_count:W1"].set_index("ds")["y"]
     assert w1[pd.Timestamp("2026-11-01")] == 1
     assert np.isnan(w1[pd.Timestamp("2026-11-02")])  # no rows at all: missing, not zero
+    assert w1[pd.Timestamp("2026-11-04")] == 0  # rows of another warehouse only: W1 sold nothing
+    revenue_w1 = build_metric_series("revenue", LINES, end=pd.Timestamp("2026-11-04").date(), history_days=30)
+    revenue_w1 = revenue_w1[revenue_w1.unique_id == "revenue:W1"].set_index("ds")["y"]
+    assert revenue_w1[pd.Timestamp("2026-11-04")] == 0 and np.isnan(revenue_w1[pd.Timestamp("2026-11-02")])
     revenue = build_metric_series("revenue", LINES, end=pd.Timestamp("2026-11-04").date(), history_days=30)
     assert revenue.set_index("unique_id").loc["revenue:W2", "y"] == 20.0
     with pytest.raises(DataError, match="unknown anomaly metric"):
