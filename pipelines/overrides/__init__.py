@@ -14,6 +14,7 @@ Public functions:
     adjust_forecasts(forecasts, stored, previous, *, run_date, fence_days, categories) -> Adjusted
                                                            the night's whole stage: final rows,
                                                            active and skipped overrides, notes
+    describe_override(row)                                 `#7 category C x WH-A 2026-12-01..2026-12-07`
     summarize_overrides(final, overrides)                  each override's rows and effect on units
     read_value_added(engine) -> build_value_added(by_lag)    forecast value added by lag week:
                                                            naive vs statistical vs final
@@ -41,6 +42,7 @@ from pipelines.overrides.apply import (
     summarize_overrides,
 )
 from pipelines.overrides.rules import OVERRIDE_COLUMNS, check_new_overrides, split_stored_overrides
+from pipelines.overrides.rules import describe as describe_override
 from pipelines.overrides.store import (
     expire_overrides,
     insert_overrides,
@@ -56,6 +58,7 @@ __all__ = [
     "build_final_forecast",
     "build_value_added",
     "check_new_overrides",
+    "describe_override",
     "expire_overrides",
     "insert_overrides",
     "read_forecast_series",

@@ -353,9 +353,13 @@ def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, ca
         report = run_all(cfg, RunContext(NIGHT))
     warnings = [r.getMessage() for r in caplog.records if "data quality: override" in r.getMessage()]
     assert len(warnings) == 2
-    assert "override #3 (SKU-9999 x WH01, by sql) skipped tonight: unknown series" in warnings[0]
     assert (
-        "override #4 (SKU-0001 x all warehouses, by sql) skipped tonight: overlaps override #1" in warnings[1]
+        f"override #3 SKU-9999 x WH01 {day(5)}..{day(6)} (by sql) skipped tonight: unknown series"
+        in warnings[0]
+    )
+    assert (
+        f"override #4 SKU-0001 x all warehouses {day(5)}..{day(6)} (by sql) skipped tonight: overlaps override #1"
+        in warnings[1]
     )
     with erp.connect() as conn:
         fc = pd.read_sql(
