@@ -476,6 +476,32 @@ def _planner_check(load_url: str, planner_url: str) -> None:
             "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, author, reason) "
             "VALUES ('S0002', 'W9', '2026-11-24', '2026-11-25', 3, 'bob', 'wrong warehouse')"
         )
+    # aggregate overrides: category C2 (S0002 in W1 and W2) set to 30/day, checked by the rules;
+    # an unknown category refuses its batch whole
+    with pytest.raises(DataError, match="unknown category 'NOPE'"):
+        check_new_overrides(
+            pd.DataFrame(
+                [_category_row("C2", 30.0), {**_category_row("NOPE", 1.0), "start_date": "2026-12-01"}]
+            ),
+            series=read_forecast_series(planner),
+            existing=read_overrides(planner),
+            today=NIGHT,
+            categories=PLANNER_CATEGORIES,
+        )
+    category = check_new_overrides(
+        pd.DataFrame([_category_row("C2", 30.0)]),
+        series=read_forecast_series(planner),
+        existing=read_overrides(planner),
+        today=NIGHT,
+        categories=PLANNER_CATEGORIES,
+    )
+    assert insert_overrides(planner, category, created_at=datetime.now(UTC)) == [4]
+    with planner.begin() as conn:  # a total override in W2 with plain SQL, as the README shows
+        conn.exec_driver_sql(
+            "INSERT INTO seam_forecast_overrides (sku, category, warehouse, start_date, end_date, "
+            "relative_change, author, reason) VALUES (NULL, NULL, 'W2', '2026-12-03', '2026-12-03', "
+            "0.1, 'bob', 'event')"
+        )
     for forbidden in (
         "UPDATE seam_forecasts SET yhat = 0",
         "DELETE FROM seam_run_ledger",
@@ -485,8 +511,9 @@ def _planner_check(load_url: str, planner_url: str) -> None:
             conn.exec_driver_sql(forbidden)
     planner.dispose()
     stored = read_overrides(load)
-    assert list(stored.override_id) == [1, 2, 3] and stored.created_at.notna().all()
-    adjusted = adjust_forecasts(fc, stored, None, run_date=NIGHT, fence_days=0)
+    assert list(stored.override_id) == [1, 2, 3, 4, 5] and stored.created_at.notna().all()
+    assert stored.loc[3, "category"] == "C2" and stored.loc[3, "sku"] is None
+    adjusted = adjust_forecasts(fc, stored, None, run_date=NIGHT, fence_days=0, categories=PLANNER_CATEGORIES)
     assert list(adjusted.skipped.override_id) == [3] and "unknown series" in adjusted.skipped.problem.iloc[0]
     load_batch(load, "seam_forecasts", NIGHT, adjusted.final)
     with load.connect() as conn:
@@ -505,10 +532,39 @@ def _planner_check(load_url: str, planner_url: str) -> None:
     s1 = got[(got.sku == "S0001") & (got.target_date >= "2026-11-25")]
     assert (
         len(s1) == 2 * 12
-        and (s1.override_ids == "2").all()
+        and (s1.override_ids.where(s1.target_date != "2026-12-03", "2") == "2").all()
+        and (
+            s1[s1.target_date == "2026-12-03"].set_index("warehouse").override_ids.to_dict()
+            == {"W1": "2", "W2": "5,2"}
+        )
         and ((s1.yhat_final - s1.yhat * 0.5).abs() < 1e-9).all()
     )
+    # the category's series sum to the override's value on each of its dates, shared by yhat
+    c2 = got[(got.sku == "S0002") & got.target_date.between("2026-11-28", "2026-11-30")]
+    assert len(c2) == 6 and (c2.override_ids == "4").all()
+    assert (c2.groupby("target_date").yhat_final.sum() - 30.0).abs().max() < 1e-9
+    share = c2.yhat_final / c2.groupby("target_date").yhat_final.transform("sum")
+    assert (share - c2.yhat / c2.groupby("target_date").yhat.transform("sum")).abs().max() < 1e-9
+    w2 = got[(got.warehouse == "W2") & (got.target_date == "2026-12-03")]
+    assert w2.set_index("sku").override_ids.to_dict() == {"S0000": "5", "S0001": "5,2", "S0002": "5"}
+    assert (w2[w2.sku == "S0000"].eval("yhat_final - yhat * 1.1").abs() < 1e-9).all()
     assert got[got.override_ids.isna()].eval("yhat_final == yhat").all()
+
+
+PLANNER_CATEGORIES = pd.DataFrame({"sku": ["S0000", "S0001", "S0002"], "category": ["C1", "C1", "C2"]})
+
+
+def _category_row(category: str, value: float) -> dict:
+    return {
+        "sku": None,
+        "category": category,
+        "warehouse": None,
+        "start_date": "2026-11-28",
+        "end_date": "2026-11-30",
+        "value": value,
+        "author": "ann",
+        "reason": "campaign",
+    }
 
 
 def test_planner_grants_postgresql(pg_database):
