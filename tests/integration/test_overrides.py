@@ -18,7 +18,7 @@ import yaml
 from pipelines.cli import main
 from pipelines.config import load_config, source_url
 from pipelines.db import make_engine
-from pipelines.errors import DataError
+from pipelines.errors import ConfigError, DataError
 from pipelines.load import load_batch
 from pipelines.overrides import (
     adjust_forecasts,
@@ -626,3 +626,62 @@ def test_planner_grants_mariadb(mariadb_database):
             for user in users:
                 conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def results_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'results.db'}"
+    return request.getfixturevalue("pg_database" if request.param == "postgresql" else "mariadb_database")()
+
+
+def test_migration_009_keeps_the_overrides_written_before(results_url, monkeypatch):
+    from pipelines.state import migrations
+
+    everything = migrations.migration_files
+    engine = make_engine(results_url, write=True)
+    try:
+        with monkeypatch.context() as m:  # a database migrated up to version 8
+            m.setattr(migrations, "migration_files", lambda d: [f for f in everything(d) if f.name < "009"])
+            assert migrate(engine)[-1] == "008_forecast_hierarchy"
+        insert = (
+            "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, "
+            "relative_change, author, reason, expires_on) VALUES "
+        )
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                insert + "('S1', 'W1', '2026-12-01', '2026-12-03', 5, NULL, 'ann', 'fair', NULL)"
+            )
+            conn.exec_driver_sql(
+                insert
+                + "('S2', NULL, '2026-12-02', '2026-12-09', NULL, -0.25, 'bob', 'recall', '2026-12-05')"
+            )
+            conn.exec_driver_sql(
+                insert + "('S3', NULL, '2026-12-02', '2026-12-09', 1, NULL, 'x', 'gone', NULL)"
+            )
+            conn.exec_driver_sql("DELETE FROM seam_forecast_overrides WHERE sku = 'S3'")
+        with pytest.raises(ConfigError, match="migration 009_aggregate_overrides"):
+            read_overrides(engine)  # the planners' CLI names the missing migration
+        assert migrate(engine) == ["009_aggregate_overrides"]
+        assert migrate(engine) == []  # applied once
+        rows = read_overrides(engine)
+        assert list(rows.override_id) == [1, 2]
+        assert list(rows.sku) == ["S1", "S2"] and rows.category.isna().all()
+        assert rows.loc[0, "warehouse"] == "W1" and rows.loc[0, "value"] == 5.0
+        assert rows.loc[1, "relative_change"] == -0.25 and rows.loc[1, "expires_on"] == pd.Timestamp(
+            "2026-12-05"
+        )
+        assert list(rows.author) == ["ann", "bob"] and rows.created_at.notna().all()
+        with engine.begin() as conn:  # an aggregate row; the ids go on after the deleted one
+            conn.exec_driver_sql(
+                "INSERT INTO seam_forecast_overrides (category, start_date, end_date, value, author, reason) "
+                "VALUES ('C1', '2026-12-01', '2026-12-03', 50, 'ann', 'campaign')"
+            )
+        assert list(read_overrides(engine).override_id) == [1, 2, 4]
+        with pytest.raises(sa.exc.DBAPIError), engine.begin() as conn:  # a series or a category, not both
+            conn.exec_driver_sql(
+                "INSERT INTO seam_forecast_overrides (sku, category, start_date, end_date, value, author, reason) "
+                "VALUES ('S1', 'C1', '2026-12-11', '2026-12-13', 50, 'ann', 'both')"
+            )
+    finally:
+        engine.dispose()
