@@ -685,3 +685,70 @@ def test_migration_009_keeps_the_overrides_written_before(results_url, monkeypat
             )
     finally:
         engine.dispose()
+
+
+def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env, capsys, tmp_path):
+    from pipelines.steps import product_categories
+
+    path = demo_env(lean=True)
+    cfg = load_config(path)
+    before = NIGHT - timedelta(days=1)
+    run_all(cfg, RunContext(before))
+    url = source_url(cfg.source("erp"))
+    engine = make_engine(url)
+    series = read_forecast_series(engine)
+    engine.dispose()
+    cats = product_categories(cfg, before, without="")
+    assert cats is not None
+    children = series.merge(cats, on="sku")
+    category = children["category"].value_counts().index[0]  # the category with the most series
+    n_children = int((children["category"] == category).sum())
+    assert n_children >= 2
+    day = lambda n: (NIGHT + timedelta(days=n)).isoformat()  # noqa: E731
+    today = ("--today", NIGHT.isoformat())
+    base = ("--from", day(4), "--to", day(6), "--reason", "campaign")
+    run = lambda *a: seam("override", "add", "--config", str(path), *today, "--author", "ann", *a)  # noqa: E731
+    # refused whole, nothing written: an unknown category, a warehouse without series, a total
+    # overlapping the category below
+    assert run("--category", "NO-SUCH-CATEGORY", *base, "--value", "10") == 4
+    assert "unknown category 'NO-SUCH-CATEGORY'" in capsys.readouterr().err
+    assert run("--total", "--warehouse", "WH-NONE", *base, "--value", "10") == 4
+    assert "unknown warehouse 'WH-NONE'" in capsys.readouterr().err
+    assert run("--category", category, *base, "--value", "250") == 0
+    assert "added 1 override(s): ids [1]" in capsys.readouterr().out
+    assert run("--total", *base, "--change", "10%") == 4
+    err = capsys.readouterr().err
+    assert (
+        f"overlaps override #1 category {category} x all warehouses" in err and "nothing was written" in err
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "sku,category,warehouse,start_date,end_date,value,relative_change,author,reason\n"
+        f",,,{day(8)},{day(9)},,0.1,bob,total ok\n"
+        f",NO-SUCH-CATEGORY,,{day(8)},{day(9)},5,,bob,unknown\n"
+    )
+    assert seam("override", "import", "--config", str(path), *today, str(bad)) == 4
+    assert "row 2 (category NO-SUCH-CATEGORY x all warehouses" in capsys.readouterr().err
+    assert list(stored(cfg).override_id) == [1]
+    assert seam("override", "list", "--config", str(path), *today) == 0
+    assert (
+        f"#1  category {category} x all warehouses  {day(4)}..{day(6)}  = 250/day" in capsys.readouterr().out
+    )
+    run_all(cfg, RunContext(NIGHT))
+    with sa.create_engine(url).connect() as conn:
+        fc = pd.read_sql(
+            sa.text(
+                "SELECT sku, warehouse, target_date, yhat, yhat_final, override_ids FROM seam_forecasts "
+                "WHERE run_date = :d"
+            ),
+            conn,
+            params={"d": NIGHT},
+        )
+    fc["target_date"] = pd.to_datetime(fc["target_date"])
+    fc = fc.merge(cats, on="sku", how="left")
+    inside = fc[(fc.category == category) & fc.target_date.between(day(4), day(6))]
+    assert inside.groupby("target_date").size().tolist() == [n_children] * 3
+    assert (inside.groupby("target_date").yhat_final.sum() - 250.0).abs().max() < 1e-6
+    assert (inside.override_ids == "1").all()
+    rest = fc.drop(inside.index)
+    assert rest.override_ids.isna().all() and (rest.yhat_final == rest.yhat).all()
