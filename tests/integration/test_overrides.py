@@ -734,7 +734,11 @@ def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env
     assert (
         f"#1  category {category} x all warehouses  {day(4)}..{day(6)}  = 250/day" in capsys.readouterr().out
     )
-    run_all(cfg, RunContext(NIGHT))
+    report = run_all(cfg, RunContext(NIGHT))
+    text = (report.parent / "report.txt").read_text()
+    section = text[text.index("PLANNER OVERRIDES") : text.index("DATA QUALITY")]
+    assert f"#1 category {category} x all warehouses {day(4)}..{day(6)} = 250 units/day" in section
+    assert f"category {category} · all warehouses" in report.read_text()
     with sa.create_engine(url).connect() as conn:
         fc = pd.read_sql(
             sa.text(
