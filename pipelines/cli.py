@@ -382,7 +382,10 @@ def _read_override_csv(path: Path) -> Any:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ConfigError(f"cannot read overrides from {path}: {err}") from None
     unknown = sorted(set(rows.columns) - set(CSV_COLUMNS))
-    missing = sorted({"sku", "start_date", "end_date", "author", "reason"} - set(rows.columns))
+    required = {"start_date", "end_date", "author", "reason"} | (
+        {"sku"} if "category" not in rows.columns else set()
+    )
+    missing = sorted(required - set(rows.columns))
     if unknown or missing:
         raise ConfigError(
             f"{path}: columns must be among {list(CSV_COLUMNS)}; missing {missing}, unknown {unknown}; "

@@ -730,10 +730,15 @@ def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env
     assert seam("override", "import", "--config", str(path), *today, str(bad)) == 4
     assert "row 2 (category NO-SUCH-CATEGORY x all warehouses" in capsys.readouterr().err
     assert list(stored(cfg).override_id) == [1]
-    assert seam("override", "list", "--config", str(path), *today) == 0
-    assert (
-        f"#1  category {category} x all warehouses  {day(4)}..{day(6)}  = 250/day" in capsys.readouterr().out
+    good = tmp_path / "good.csv"  # a category file needs no sku column
+    good.write_text(
+        f"category,start_date,end_date,value,author,reason\n{category},{day(8)},{day(9)},100,bob,fair\n"
     )
+    assert seam("override", "import", "--config", str(path), *today, str(good)) == 0
+    assert seam("override", "list", "--config", str(path), *today) == 0
+    out = capsys.readouterr().out
+    assert f"#1  category {category} x all warehouses  {day(4)}..{day(6)}  = 250/day" in out
+    assert f"#2  category {category} x all warehouses  {day(8)}..{day(9)}  = 100/day  by bob" in out
     report = run_all(cfg, RunContext(NIGHT))
     text = (report.parent / "report.txt").read_text()
     section = text[text.index("PLANNER OVERRIDES") : text.index("DATA QUALITY")]
@@ -754,5 +759,8 @@ def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env
     assert inside.groupby("target_date").size().tolist() == [n_children] * 3
     assert (inside.groupby("target_date").yhat_final.sum() - 250.0).abs().max() < 1e-6
     assert (inside.override_ids == "1").all()
-    rest = fc.drop(inside.index)
+    later = fc[(fc.category == category) & fc.target_date.between(day(8), day(9))]
+    assert (later.groupby("target_date").yhat_final.sum() - 100.0).abs().max() < 1e-6
+    assert (later.override_ids == "2").all()
+    rest = fc.drop(inside.index).drop(later.index)
     assert rest.override_ids.isna().all() and (rest.yhat_final == rest.yhat).all()
