@@ -41,30 +41,9 @@ def build_final_forecast(
     out = forecasts.copy()
     out["target_date"] = pd.to_datetime(out["target_date"])
     stat = out["yhat"].astype(float).to_numpy(copy=True)
-    final = stat.copy()
-    ids = np.full(len(out), None, dtype=object)
-    if "category" not in overrides.columns:
-        overrides = overrides.assign(category=None)
-    cat_of = {} if categories is None else dict(zip(categories["sku"], categories["category"], strict=True))
-    row_cat = out["sku"].map(cat_of).to_numpy()
-    days = out["target_date"].to_numpy(dtype="datetime64[ns]")
-    ordered = overrides.assign(is_series=[level_of(o) == "series" for o in overrides.itertuples(index=False)])
-    for o in ordered.sort_values(["is_series", "override_id"]).itertuples(index=False):
-        hit = (days >= o.start_date.to_datetime64()) & (days <= o.end_date.to_datetime64())
-        if o.warehouse is not None:
-            hit &= (out["warehouse"] == o.warehouse).to_numpy()
-        if o.is_series:
-            hit &= (out["sku"] == o.sku).to_numpy()
-            final[hit] = o.value if not pd.isna(o.value) else stat[hit] * (1.0 + o.relative_change)
-        else:
-            if o.category is not None:
-                hit &= row_cat == o.category
-            if pd.isna(o.value):
-                final[hit] = stat[hit] * (1.0 + o.relative_change)
-            else:
-                final[hit] = _shares(days[hit], np.clip(stat[hit], 0.0, None)) * o.value
-        tag = str(int(o.override_id))
-        ids[hit] = [tag if cur is None else f"{cur},{tag}" for cur in ids[hit]]
+    final, ids = stat.copy(), np.full(len(out), None, dtype=object)
+    if len(overrides):
+        _apply(out, overrides, categories, stat, final, ids)
     out["yhat_final"] = final
     out["override_ids"] = ids
     if fence_days > 0 and previous is not None and len(previous):
@@ -81,11 +60,57 @@ def build_final_forecast(
     return out
 
 
+def _apply(
+    out: pd.DataFrame,
+    overrides: pd.DataFrame,
+    categories: pd.DataFrame | None,
+    stat: np.ndarray,
+    final: np.ndarray,
+    ids: np.ndarray,
+) -> None:
+    """Write the overrides' effect into `final` and their ids into `ids` (aggregates first)."""
+    if "category" not in overrides.columns:
+        overrides = overrides.assign(category=None)
+    days = out["target_date"].to_numpy(dtype="datetime64[ns]")
+    # integer codes: one comparison per override stays cheap on a night of millions of rows
+    sku_code, sku_of = _codes(out["sku"])
+    wh_code, wh_of = _codes(out["warehouse"])
+    cat_code: np.ndarray = np.full(len(out), -1)
+    cat_index: dict[Any, int] = {}
+    if overrides["category"].notna().any() and categories is not None:
+        cat_code, cat_index = _codes(
+            out["sku"].map(dict(zip(categories["sku"], categories["category"], strict=True)))
+        )
+    ordered = overrides.assign(is_series=[level_of(o) == "series" for o in overrides.itertuples(index=False)])
+    for o in ordered.sort_values(["is_series", "override_id"]).itertuples(index=False):
+        hit = (days >= o.start_date.to_datetime64()) & (days <= o.end_date.to_datetime64())
+        if o.warehouse is not None:
+            hit &= wh_code == wh_of.get(o.warehouse, -2)
+        if o.is_series:
+            hit &= sku_code == sku_of.get(o.sku, -2)
+            final[hit] = o.value if not pd.isna(o.value) else stat[hit] * (1.0 + o.relative_change)
+        else:
+            if o.category is not None:
+                hit &= cat_code == cat_index.get(o.category, -2)
+            if pd.isna(o.value):
+                final[hit] = stat[hit] * (1.0 + o.relative_change)
+            else:
+                final[hit] = _shares(days[hit], np.clip(stat[hit], 0.0, None)) * o.value
+        tag = str(int(o.override_id))
+        ids[hit] = [tag if cur is None else f"{cur},{tag}" for cur in ids[hit]]
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, dict[Any, int]]:
+    """Integer codes of a column (-1: missing) and each value's code."""
+    codes, uniques = pd.factorize(values)
+    return codes, {v: i for i, v in enumerate(uniques)}
+
+
 def _shares(days: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Each row's share of its date's total weight (equal shares on a date whose weights sum to 0)."""
-    frame = pd.DataFrame({"d": days, "w": weights})
-    total = frame.groupby("d")["w"].transform("sum").to_numpy()
-    count = frame.groupby("d")["w"].transform("size").to_numpy()
+    _, day = np.unique(days, return_inverse=True)
+    total = np.bincount(day, weights=weights)[day]
+    count = np.bincount(day)[day]
     return np.where(total > 0, weights / np.where(total > 0, total, 1.0), 1.0 / count)
 
 
