@@ -246,6 +246,9 @@ def test_usage_errors_exit_2(planner_db, capsys, tmp_path):
             "r",
         )
     assert ex.value.code == 2
+    with pytest.raises(SystemExit) as ex:  # one level: a SKU, a category or the total
+        add(path, "--sku", "S0000", "--total", "--from", "2026-11-24", "--to", "2026-11-25", "--value", "1")
+    assert ex.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("sku,qty\nS0000,1\n")
     assert seam("override", "import", "--config", str(path), "--today", TODAY, str(bad)) == 2

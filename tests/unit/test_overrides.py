@@ -338,6 +338,14 @@ def test_aggregate_value_on_a_zero_forecast_is_split_equally():
     assert d.loc[["X", "Y", "Z"], "yhat_final"].tolist() == pytest.approx([30.0, 30.0, 30.0])
 
 
+def test_a_negative_statistical_forecast_gets_no_share():
+    final = adjust(
+        [aggregate(1, value=100.0)], agg_forecasts(yhat={"X": -5.0, "Y": 25.0, "Z": 75.0, "U": 1.0})
+    ).final
+    d = day_rows(final, "2026-11-25")
+    assert d.loc[["X", "Y", "Z"], "yhat_final"].tolist() == pytest.approx([0.0, 25.0, 75.0])
+
+
 def test_aggregate_relative_change_multiplies_every_child():
     final = adjust([aggregate(1, category=None, relative_change=0.5)]).final
     d = day_rows(final, "2026-11-27")
