@@ -99,14 +99,22 @@ def _override_parser(sub: Any) -> None:
         "override",
         help="planners' overrides of the forecast (table seam_forecast_overrides)",
         description="Add, list, remove or import planners' overrides. A batch is checked whole: one bad "
-        "row (unknown series, overlapping dates, negative quantity, date in the past) and nothing is written.",
+        "row (unknown series or category, overlapping dates, negative quantity, date in the past) and "
+        "nothing is written.",
     )
     ops = ov.add_subparsers(dest="override_command", required=True)
     today = "the day past dates count from (default: today's date)"
-    add = ops.add_parser("add", help="add one override")
+    add = ops.add_parser("add", help="add one override (of a series, a category or the total)")
     _config_arg(add)
-    add.add_argument("--sku", required=True)
-    add.add_argument("--warehouse", default=None, help="default: the SKU in every warehouse")
+    level = add.add_mutually_exclusive_group(required=True)
+    level.add_argument("--sku", help="a series override: the SKU")
+    level.add_argument(
+        "--category", help="a category override, shared over its series by their statistical forecast"
+    )
+    level.add_argument(
+        "--total", action="store_true", help="a total override, shared over every series (of --warehouse)"
+    )
+    add.add_argument("--warehouse", default=None, help="default: every warehouse")
     add.add_argument("--from", dest="start_date", required=True, type=_date, help="first target date")
     add.add_argument("--to", dest="end_date", required=True, type=_date, help="last target date")
     what = add.add_mutually_exclusive_group(required=True)
@@ -136,6 +144,7 @@ def _override_parser(sub: Any) -> None:
 
 CSV_COLUMNS = (
     "sku",
+    "category",
     "warehouse",
     "start_date",
     "end_date",
@@ -331,6 +340,7 @@ def _override(cfg: Any, args: argparse.Namespace) -> int:
                 [
                     {
                         "sku": args.sku,
+                        "category": args.category,
                         "warehouse": args.warehouse,
                         "start_date": args.start_date,
                         "end_date": args.end_date,
@@ -344,8 +354,16 @@ def _override(cfg: Any, args: argparse.Namespace) -> int:
             )
         else:
             rows = _read_override_csv(args.file)
+        series = read_forecast_series(engine)
+        categories = None
+        if "category" in rows.columns and (rows["category"].fillna("").astype(str).str.strip() != "").any():
+            from pipelines.steps import product_categories
+
+            if len(series):  # the products of the latest forecast night name the categories
+                night = pd.Timestamp(series["run_date"].max()).date()
+                categories = product_categories(cfg, night, without="category overrides cannot be checked")
         checked = check_new_overrides(
-            rows, series=read_forecast_series(engine), existing=read_overrides(engine), today=today
+            rows, series=series, existing=read_overrides(engine), today=today, categories=categories
         )
         ids = insert_overrides(engine, checked, created_at=datetime.now(UTC))
         print(f"added {len(ids)} override(s): ids {ids}")
@@ -364,7 +382,10 @@ def _read_override_csv(path: Path) -> Any:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ConfigError(f"cannot read overrides from {path}: {err}") from None
     unknown = sorted(set(rows.columns) - set(CSV_COLUMNS))
-    missing = sorted({"sku", "start_date", "end_date", "author", "reason"} - set(rows.columns))
+    required = {"start_date", "end_date", "author", "reason"} | (
+        {"sku"} if "category" not in rows.columns else set()
+    )
+    missing = sorted(required - set(rows.columns))
     if unknown or missing:
         raise ConfigError(
             f"{path}: columns must be among {list(CSV_COLUMNS)}; missing {missing}, unknown {unknown}; "
@@ -382,8 +403,12 @@ def _override_table(rows: Any) -> str:
     for r in rows.itertuples(index=False):
         effect = f"= {r.value:g}/day" if r.value == r.value else f"{r.relative_change:+.0%}"
         expires = f" expires {r.expires_on.date()}" if r.expires_on == r.expires_on else ""
+        # the level: `SKU x ...` (series), `category C x ...`, `total x ...`
+        what = (
+            r.sku if r.sku is not None else (f"category {r.category}" if r.category is not None else "total")
+        )
         lines.append(
-            f"#{r.override_id}  {r.sku} x {r.warehouse or 'all warehouses'}  "
+            f"#{r.override_id}  {what} x {r.warehouse or 'all warehouses'}  "
             f"{r.start_date.date()}..{r.end_date.date()}  {effect}  by {r.author} "
             f"at {r.created_at:%Y-%m-%d %H:%M}{expires}: {r.reason}"
         )

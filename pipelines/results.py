@@ -142,7 +142,7 @@ ANOMALY_INCIDENTS = _table(
 FORECAST_OVERRIDES = _table(
     "seam_forecast_overrides",
     _c("override_id", sa.Integer(), key=True),
-    _c("sku", sa.String(64)),
+    _c("sku", sa.String(64), null=True),
     _c("warehouse", sa.String(64), null=True),
     _c("start_date", sa.Date()),
     _c("end_date", sa.Date()),
@@ -152,6 +152,7 @@ FORECAST_OVERRIDES = _table(
     _c("reason", _TEXT),
     _c("created_at", sa.DateTime(timezone=True)),
     _c("expires_on", sa.Date(), null=True),
+    _c("category", sa.String(128), null=True),  # version 9: aggregate overrides
 )
 ANOMALY_INCIDENT_ALERTS = _table(
     "seam_anomaly_incident_alerts",

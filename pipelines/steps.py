@@ -328,10 +328,16 @@ def _shard_history(
 
 def _categories(cfg: Config, ctx: RunContext) -> pd.DataFrame | None:
     """The products' `sku, category` (None: no usable products dataset tonight)."""
-    if not cfg.has_dataset("products") or blocked_datasets(cfg, ctx.run_date, ["products"]):
-        log.warning("forecast %s: no usable products dataset, so new products have no peers", ctx.run_date)
+    return product_categories(cfg, ctx.run_date, without="the forecast's new products have no peers")
+
+
+def product_categories(cfg: Config, night: date, *, without: str) -> pd.DataFrame | None:
+    """The products' `sku, category` of `night` (None, logging what happens `without` them: no
+    usable products dataset that night)."""
+    if not cfg.has_dataset("products") or blocked_datasets(cfg, night, ["products"]):
+        log.warning("%s: no usable products dataset, so %s", night, without)
         return None
-    return read_dataset(cfg, "products", ctx.run_date)[["sku", "category"]]
+    return read_dataset(cfg, "products", night)[["sku", "category"]]
 
 
 def _driver_frame(cfg: Config, ctx: RunContext, series: pd.DataFrame) -> pd.DataFrame | None:
@@ -528,7 +534,7 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     inside `forecast.time_fence_days`.  Writes the lake output `final_forecasts`, which the load
     writes to `seam_forecasts`; returns its notes (totals, active and skipped overrides)."""
     from pipelines.load import batch_checksum
-    from pipelines.overrides import adjust_forecasts, read_overrides
+    from pipelines.overrides import adjust_forecasts, describe_override, read_overrides
 
     lake = Lake(cfg.lake)
     d = ctx.run_date
@@ -545,6 +551,9 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             stored = read_overrides(engine)
         finally:
             engine.dispose()
+        categories = None
+        if stored["category"].notna().any():  # category overrides need the products' categories
+            categories = product_categories(cfg, d, without="category overrides are skipped")
         before = lake.latest_complete_output(FINAL_OUTPUT, d - timedelta(days=1))
         adjusted = adjust_forecasts(
             forecasts,
@@ -552,13 +561,12 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             before[1] if before else None,
             run_date=d,
             fence_days=cfg.forecast.time_fence_days,
+            categories=categories,
         )
         for row in adjusted.skipped.itertuples(index=False):
             log.warning(
-                "data quality: override #%d (%s x %s, by %s) skipped tonight: %s",
-                row.override_id,
-                row.sku,
-                row.warehouse or "all warehouses",
+                "data quality: override %s (by %s) skipped tonight: %s",
+                describe_override(row),
                 row.author,
                 row.problem,
             )

@@ -1,17 +1,20 @@
 """Overrides stage: planners adjust the statistical forecast; each night produces the final forecast.
 
 Public functions:
-    check_new_overrides(rows, *, series, existing, today)   refuse a batch of new overrides whole
-                                                           (unknown series, overlaps, negative
-                                                           quantities, past dates): DataError
-    split_stored_overrides(stored, *, series, run_date)     the stored overrides in force tonight,
+    check_new_overrides(rows, *, series, existing, today, categories)
+                                                           refuse a batch of new overrides whole
+                                                           (unknown series or category, overlaps,
+                                                           negative quantities, past dates): DataError
+    split_stored_overrides(stored, *, series, run_date, categories)
+                                                           the stored overrides in force tonight,
                                                            and those skipped with the reason
-    build_final_forecast(forecasts, overrides, previous, *, run_date, fence_days)
+    build_final_forecast(forecasts, overrides, previous, *, run_date, fence_days, categories)
                                                            statistical rows -> rows with
                                                            `yhat_final` and `override_ids`
-    adjust_forecasts(forecasts, stored, previous, *, run_date, fence_days) -> Adjusted
+    adjust_forecasts(forecasts, stored, previous, *, run_date, fence_days, categories) -> Adjusted
                                                            the night's whole stage: final rows,
                                                            active and skipped overrides, notes
+    describe_override(row)                                 `#7 category C x WH-A 2026-12-01..2026-12-07`
     summarize_overrides(final, overrides)                  each override's rows and effect on units
     read_value_added(engine) -> build_value_added(by_lag)    forecast value added by lag week:
                                                            naive vs statistical vs final
@@ -19,11 +22,16 @@ Public functions:
                                                            `seam_forecast_overrides` in a results
                                                            database (planners' input, not a result)
 
-Contract: an override covers one SKU in one warehouse (or, warehouse NULL, in every warehouse) for
-the target dates start_date .. end_date; `value` replaces the forecast (units/day) and
-`relative_change` multiplies it by (1 + relative_change).  At most one override applies to a row
-(overlaps are refused or skipped).  Inside the time fence (the first `fence_days` target dates after
-the night) the final forecast is last night's final forecast, whatever changed since.
+Contract: an override covers the target dates start_date .. end_date of one series (a SKU in one
+warehouse or, warehouse NULL, in every warehouse), of a category (in every warehouse or in one) or
+of the total (every series, or every SKU of one warehouse); `value` replaces the forecast (units/day)
+and `relative_change` multiplies it by (1 + relative_change).  Aggregate overrides apply first: a
+`value` becomes the sum of the aggregate's SKU x warehouse rows on each date, shared in proportion
+to their statistical forecast, so the hierarchy stays coherent; series overrides then apply on top
+(the more specific wins).  Two overrides of the same kind (series, or aggregate) that cover a common
+series on a common date are refused or skipped.  Inside the time fence (the first `fence_days`
+target dates after the night) the final forecast is last night's final forecast, whatever changed
+since.
 """
 
 from pipelines.overrides.apply import (
@@ -34,6 +42,7 @@ from pipelines.overrides.apply import (
     summarize_overrides,
 )
 from pipelines.overrides.rules import OVERRIDE_COLUMNS, check_new_overrides, split_stored_overrides
+from pipelines.overrides.rules import describe as describe_override
 from pipelines.overrides.store import (
     expire_overrides,
     insert_overrides,
@@ -49,6 +58,7 @@ __all__ = [
     "build_final_forecast",
     "build_value_added",
     "check_new_overrides",
+    "describe_override",
     "expire_overrides",
     "insert_overrides",
     "read_forecast_series",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.overrides.rules import split_stored_overrides
+from pipelines.overrides.rules import level_of, split_stored_overrides
 
 KEY = ["sku", "warehouse", "target_date"]
 
@@ -22,29 +22,28 @@ def build_final_forecast(
     *,
     run_date: date,
     fence_days: int,
+    categories: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """`forecasts` (rows of `seam_forecasts`, statistical) plus `yhat_final` and `override_ids`.
 
-    `overrides`: the valid overrides in force (`split_stored_overrides`), at most one per row; a
-    `value` replaces `yhat`, a `relative_change` multiplies it by (1 + relative_change).
+    `overrides`: the valid overrides in force (`split_stored_overrides`).  Aggregate overrides
+    (category, category x warehouse, total, total x warehouse) apply first: on each target date a
+    `value` becomes the sum of the aggregate's SKU x warehouse rows, shared in proportion to their
+    statistical `yhat` (negative ones count as 0; equal shares when they sum to 0), and a
+    `relative_change` multiplies each of them by (1 + relative_change).  Series overrides then apply
+    on top (the more specific wins): a `value` replaces the row's forecast, a `relative_change`
+    multiplies the statistical `yhat`.  A row's `override_ids` lists every override that shaped it.
+    `categories`: the products' `sku, category` (needed by category overrides).
     `previous`: the latest earlier night's final rows (`sku, warehouse, target_date, yhat_final,
     override_ids`) or None; for target dates up to run_date + fence_days the final forecast (and
     its override ids) is the previous one where it has the row.
     """
     out = forecasts.copy()
     out["target_date"] = pd.to_datetime(out["target_date"])
-    final = out["yhat"].astype(float).to_numpy(copy=True)
-    ids = np.full(len(out), None, dtype=object)
-    for o in overrides.sort_values("override_id").itertuples(index=False):
-        hit = (
-            (out["sku"] == o.sku).to_numpy()
-            & ((out["warehouse"] == o.warehouse).to_numpy() if o.warehouse is not None else True)
-            & (out["target_date"] >= o.start_date).to_numpy()
-            & (out["target_date"] <= o.end_date).to_numpy()
-        )
-        final[hit] = o.value if not pd.isna(o.value) else final[hit] * (1.0 + o.relative_change)
-        tag = str(int(o.override_id))
-        ids[hit] = [tag if cur is None else f"{cur},{tag}" for cur in ids[hit]]
+    stat = out["yhat"].astype(float).to_numpy(copy=True)
+    final, ids = stat.copy(), np.full(len(out), None, dtype=object)
+    if len(overrides):
+        _apply(out, overrides, categories, stat, final, ids)
     out["yhat_final"] = final
     out["override_ids"] = ids
     if fence_days > 0 and previous is not None and len(previous):
@@ -59,6 +58,60 @@ def build_final_forecast(
             None if v is None or pd.isna(v) else str(v) for v in merged.loc[frozen, "override_ids"]
         ]
     return out
+
+
+def _apply(
+    out: pd.DataFrame,
+    overrides: pd.DataFrame,
+    categories: pd.DataFrame | None,
+    stat: np.ndarray,
+    final: np.ndarray,
+    ids: np.ndarray,
+) -> None:
+    """Write the overrides' effect into `final` and their ids into `ids` (aggregates first)."""
+    if "category" not in overrides.columns:
+        overrides = overrides.assign(category=None)
+    days = out["target_date"].to_numpy(dtype="datetime64[ns]")
+    # integer codes: one comparison per override stays cheap on a night of millions of rows
+    sku_code, sku_of = _codes(out["sku"])
+    wh_code, wh_of = _codes(out["warehouse"])
+    cat_code: np.ndarray = np.full(len(out), -1)
+    cat_index: dict[Any, int] = {}
+    if overrides["category"].notna().any() and categories is not None:
+        cat_code, cat_index = _codes(
+            out["sku"].map(dict(zip(categories["sku"], categories["category"], strict=True)))
+        )
+    ordered = overrides.assign(is_series=[level_of(o) == "series" for o in overrides.itertuples(index=False)])
+    for o in ordered.sort_values(["is_series", "override_id"]).itertuples(index=False):
+        hit = (days >= o.start_date.to_datetime64()) & (days <= o.end_date.to_datetime64())
+        if o.warehouse is not None:
+            hit &= wh_code == wh_of.get(o.warehouse, -2)
+        if o.is_series:
+            hit &= sku_code == sku_of.get(o.sku, -2)
+            final[hit] = o.value if not pd.isna(o.value) else stat[hit] * (1.0 + o.relative_change)
+        else:
+            if o.category is not None:
+                hit &= cat_code == cat_index.get(o.category, -2)
+            if pd.isna(o.value):
+                final[hit] = stat[hit] * (1.0 + o.relative_change)
+            else:
+                final[hit] = _shares(days[hit], np.clip(stat[hit], 0.0, None)) * o.value
+        tag = str(int(o.override_id))
+        ids[hit] = [tag if cur is None else f"{cur},{tag}" for cur in ids[hit]]
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, dict[Any, int]]:
+    """Integer codes of a column (-1: missing) and each value's code."""
+    codes, uniques = pd.factorize(values)
+    return codes, {v: i for i, v in enumerate(uniques)}
+
+
+def _shares(days: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each row's share of its date's total weight (equal shares on a date whose weights sum to 0)."""
+    _, day = np.unique(days, return_inverse=True)
+    total = np.bincount(day, weights=weights)[day]
+    count = np.bincount(day)[day]
+    return np.where(total > 0, weights / np.where(total > 0, total, 1.0), 1.0 / count)
 
 
 def summarize_overrides(final: pd.DataFrame, overrides: pd.DataFrame) -> pd.DataFrame:
@@ -122,12 +175,16 @@ def adjust_forecasts(
     *,
     run_date: date,
     fence_days: int,
+    categories: pd.DataFrame | None = None,
 ) -> Adjusted:
-    """Check the stored overrides against tonight's series, apply the valid ones in force and
-    freeze the time fence (see `build_final_forecast`)."""
+    """Check the stored overrides against tonight's series (and the products' `categories`, for
+    category overrides), apply the valid ones in force and freeze the time fence (see
+    `build_final_forecast`)."""
     series = forecasts[["sku", "warehouse"]].drop_duplicates()
-    valid, skipped = split_stored_overrides(stored, series=series, run_date=run_date)
-    final = build_final_forecast(forecasts, valid, previous, run_date=run_date, fence_days=fence_days)
+    valid, skipped = split_stored_overrides(stored, series=series, run_date=run_date, categories=categories)
+    final = build_final_forecast(
+        forecasts, valid, previous, run_date=run_date, fence_days=fence_days, categories=categories
+    )
     fenced = 0
     if fence_days > 0 and previous is not None and len(previous):
         fence_end = pd.Timestamp(run_date) + pd.Timedelta(days=fence_days)

@@ -13,7 +13,24 @@ from pipelines.results import FORECAST_OVERRIDES
 
 OVERRIDE_COLUMNS = tuple(c.name for c in FORECAST_OVERRIDES.columns)
 # what a planner gives (the id and created_at are the database's)
-INPUT_COLUMNS = ("sku", "warehouse", "start_date", "end_date", "value", "relative_change", "author", "reason")
+INPUT_COLUMNS = (
+    "sku",
+    "category",
+    "warehouse",
+    "start_date",
+    "end_date",
+    "value",
+    "relative_change",
+    "author",
+    "reason",
+)
+
+
+def level_of(r: Any) -> str:
+    """An override's level: `series` (sku set), `category` (category set) or `total` (neither)."""
+    if r.sku is not None:
+        return "series"
+    return "category" if r.category is not None else "total"
 
 
 def conform_overrides(rows: pd.DataFrame) -> pd.DataFrame:
@@ -27,22 +44,31 @@ def conform_overrides(rows: pd.DataFrame) -> pd.DataFrame:
         out[c] = pd.to_datetime(out[c], errors="coerce").dt.normalize()
     for c in ("value", "relative_change"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
-    for c in ("sku", "warehouse", "author", "reason"):
+    for c in ("sku", "category", "warehouse", "author", "reason"):
         texts = [None if v is None or pd.isna(v) or str(v).strip() == "" else str(v) for v in out[c]]
         out[c] = pd.Series(texts, index=out.index, dtype=object)
     return out
 
 
-def row_problems(rows: pd.DataFrame, *, series: pd.DataFrame) -> list[str | None]:
+def row_problems(
+    rows: pd.DataFrame, *, series: pd.DataFrame, categories: pd.DataFrame | None = None
+) -> list[str | None]:
     """Per row (of `conform_overrides`): why it is invalid on its own, or None.
 
-    `series`: the known series (`sku`, `warehouse`), e.g. the latest night's forecasts."""
+    `series`: the known series (`sku`, `warehouse`), e.g. the latest night's forecasts.
+    `categories`: the products' `sku, category` (None: unknown, so no category override is valid)."""
     pairs = set(zip(series["sku"], series["warehouse"], strict=True))
     skus = set(series["sku"])
+    warehouses = set(series["warehouse"])
+    cat_of = {} if categories is None else dict(zip(categories["sku"], categories["category"], strict=True))
+    cat_pairs = {(cat_of[s], w) for s, w in pairs if s in cat_of and cat_of[s] is not None}
+    cats = {c for c, _ in cat_pairs}
     problems: list[str | None] = []
     for r in rows.itertuples(index=False):
         why: list[str] = []
-        for c in ("sku", "author", "reason"):
+        if r.sku is not None and r.category is not None:
+            why.append("give a sku (series override) or a category (category override), not both")
+        for c in ("author", "reason"):
             if getattr(r, c) is None:
                 why.append(f"{c} is empty")
         if pd.isna(r.start_date) or pd.isna(r.end_date):
@@ -63,12 +89,32 @@ def row_problems(rows: pd.DataFrame, *, series: pd.DataFrame) -> list[str | None
                 why.append(f"unknown SKU {r.sku!r}: no forecast series has it")
             elif r.warehouse is not None and (r.sku, r.warehouse) not in pairs:
                 why.append(f"unknown series SKU {r.sku!r} x warehouse {r.warehouse!r}: it has no forecast")
+        elif r.category is not None:
+            if categories is None:
+                why.append(f"category {r.category!r} cannot be checked: no products' categories are known")
+            elif r.category not in cats:
+                why.append(f"unknown category {r.category!r}: no forecast series has a product of it")
+            elif r.warehouse is not None and (r.category, r.warehouse) not in cat_pairs:
+                why.append(f"category {r.category!r} has no forecast series in warehouse {r.warehouse!r}")
+        elif r.warehouse is not None and r.warehouse not in warehouses:
+            why.append(f"unknown warehouse {r.warehouse!r}: no forecast series is in it")
         problems.append("; ".join(why) or None)
     return problems
 
 
 def _overlaps(a: Any, b: Any) -> bool:
-    same_place = a.sku == b.sku and (a.warehouse is None or b.warehouse is None or a.warehouse == b.warehouse)
+    """Two overrides conflict when their dates overlap and they cover a common series at the same
+    kind of level: two series overrides of one SKU (one of them in every warehouse, or both in the
+    same), or two aggregate overrides whose scopes meet (a total and a category, a category in every
+    warehouse and in one, ...): the later would undo the earlier's sum.  A series override inside an
+    aggregate one does not conflict: it applies on top (the more specific wins)."""
+    if (a.sku is None) != (b.sku is None):
+        return False
+    same_wh = a.warehouse is None or b.warehouse is None or a.warehouse == b.warehouse
+    if a.sku is not None:
+        same_place = a.sku == b.sku and same_wh
+    else:
+        same_place = same_wh and (a.category is None or b.category is None or a.category == b.category)
     return bool(same_place and a.start_date <= b.end_date and b.start_date <= a.end_date)
 
 
@@ -81,25 +127,34 @@ def in_force(stored: pd.DataFrame, night: date) -> pd.DataFrame:
 
 
 def describe(r: Any) -> str:
-    """`#7 SKU-1 x WH-A 2026-12-01..2026-12-07` (warehouse 'all' when NULL)."""
+    """`#7 SKU-1 x WH-A 2026-12-01..2026-12-07`, `#8 category Dairy x all warehouses ...`,
+    `#9 total x WH-A ...` (warehouse 'all' when NULL)."""
     ident = "" if pd.isna(getattr(r, "override_id", None)) else f"#{int(r.override_id)} "
     where = r.warehouse if r.warehouse is not None else "all warehouses"
+    level = level_of(r)
+    what = r.sku if level == "series" else ("total" if level == "total" else f"category {r.category}")
     dates = (
         f"{r.start_date.date()}..{r.end_date.date()}"
         if not (pd.isna(r.start_date) or pd.isna(r.end_date))
         else "(no dates)"
     )
-    return f"{ident}{r.sku} x {where} {dates}"
+    return f"{ident}{what} x {where} {dates}"
 
 
 def check_new_overrides(
-    rows: pd.DataFrame, *, series: pd.DataFrame, existing: pd.DataFrame, today: date
+    rows: pd.DataFrame,
+    *,
+    series: pd.DataFrame,
+    existing: pd.DataFrame,
+    today: date,
+    categories: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Conform a batch of new overrides and check it whole; returns it ready to insert.
 
     Raises DataError listing every bad row (1-based, as in the CSV's data rows) when any row is
     invalid on its own, starts or expires before `today`, or overlaps another new row or a
-    stored override still in force: nothing of the batch may be written then.
+    stored override still in force: nothing of the batch may be written then.  `categories`:
+    the products' `sku, category`, needed by category overrides (`row_problems`).
     """
     new = conform_overrides(rows).reset_index(drop=True)
     day = pd.Timestamp(today)
@@ -107,7 +162,7 @@ def check_new_overrides(
     stored = stored[
         (stored["expires_on"].isna() | (stored["expires_on"] >= day)) & (stored["end_date"] >= day)
     ]
-    problems = row_problems(new, series=series)
+    problems = row_problems(new, series=series, categories=categories)
     for i, r in enumerate(new.itertuples(index=False)):
         own = problems[i]
         why = [own] if own is not None else []
@@ -136,14 +191,14 @@ def check_new_overrides(
 
 
 def split_stored_overrides(
-    stored: pd.DataFrame, *, series: pd.DataFrame, run_date: date
+    stored: pd.DataFrame, *, series: pd.DataFrame, run_date: date, categories: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The stored overrides in force on the night, checked again: (valid, skipped).
 
     `skipped` has the skipped rows with a `problem` column; a row that overlaps an earlier
     (lower id) valid override is skipped, the earlier one applies."""
     rows = in_force(conform_overrides(stored), run_date).sort_values("override_id").reset_index(drop=True)
-    problems = row_problems(rows, series=series)
+    problems = row_problems(rows, series=series, categories=categories)
     accepted: list[Any] = []
     for i, r in enumerate(rows.itertuples(index=False)):
         if problems[i] is None:

@@ -21,12 +21,19 @@ TABLE = "seam_forecast_overrides"
 
 
 def _require_table(conn: Connection, engine: Engine) -> None:
-    exists = sa.inspect(conn).has_table(TABLE)
+    inspector = sa.inspect(conn)
+    exists = inspector.has_table(TABLE)
+    columns = {c["name"] for c in inspector.get_columns(TABLE)} if exists else set()
     conn.rollback()  # end the inspection's implicit transaction: the caller begins its own
     if not exists:
         raise ConfigError(
             f"{safe_url(engine.url)} has no table {TABLE}; run `seam migrate --config FILE` "
             f"(migration 006_forecast_overrides)"
+        )
+    if "category" not in columns:
+        raise ConfigError(
+            f"{TABLE} in {safe_url(engine.url)} predates aggregate overrides; run "
+            f"`seam migrate --config FILE` (migration 009_aggregate_overrides)"
         )
 
 
@@ -44,14 +51,14 @@ def read_overrides(engine: Engine) -> pd.DataFrame:
 
 
 def read_forecast_series(engine: Engine) -> pd.DataFrame:
-    """The series (`sku`, `warehouse`) of the latest night in `seam_forecasts`: the ones an
-    override may name."""
+    """The series (`sku`, `warehouse`, and their `run_date`) of the latest night in
+    `seam_forecasts`: the ones an override may name."""
     with connect(engine, what="the forecasts' database") as conn:
         if not sa.inspect(conn).has_table("seam_forecasts"):
-            return pd.DataFrame({"sku": [], "warehouse": []})
+            return pd.DataFrame({"sku": [], "warehouse": [], "run_date": []})
         return pd.read_sql(
             sa.text(
-                "SELECT DISTINCT sku, warehouse FROM seam_forecasts "
+                "SELECT DISTINCT sku, warehouse, run_date FROM seam_forecasts "
                 "WHERE run_date = (SELECT MAX(run_date) FROM seam_forecasts)"
             ),
             conn,

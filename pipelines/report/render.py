@@ -96,11 +96,19 @@ def build_override_section(notes: dict[str, Any] | None) -> dict[str, Any] | Non
                 if o.get("value") is not None
                 else f"{o['relative_change']:+.0%}",
                 "where": o["warehouse"] or "all warehouses",
+                "target": _override_target(o),
             }
             for o in active
         ],
-        "skipped": notes["skipped"],
+        "skipped": [{**o, "target": _override_target(o)} for o in notes["skipped"]],
     }
+
+
+def _override_target(o: dict[str, Any]) -> str:
+    """What an override covers: its SKU, `category C` or `total` (the warehouse is apart)."""
+    if o.get("sku") is not None:
+        return str(o["sku"])
+    return f"category {o['category']}" if o.get("category") is not None else "total"
 
 
 def write_report(cfg: Config, ctx: RunContext) -> Path:

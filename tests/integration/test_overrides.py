@@ -18,7 +18,7 @@ import yaml
 from pipelines.cli import main
 from pipelines.config import load_config, source_url
 from pipelines.db import make_engine
-from pipelines.errors import DataError
+from pipelines.errors import ConfigError, DataError
 from pipelines.load import load_batch
 from pipelines.overrides import (
     adjust_forecasts,
@@ -246,6 +246,9 @@ def test_usage_errors_exit_2(planner_db, capsys, tmp_path):
             "r",
         )
     assert ex.value.code == 2
+    with pytest.raises(SystemExit) as ex:  # one level: a SKU, a category or the total
+        add(path, "--sku", "S0000", "--total", "--from", "2026-11-24", "--to", "2026-11-25", "--value", "1")
+    assert ex.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("sku,qty\nS0000,1\n")
     assert seam("override", "import", "--config", str(path), "--today", TODAY, str(bad)) == 2
@@ -353,9 +356,13 @@ def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, ca
         report = run_all(cfg, RunContext(NIGHT))
     warnings = [r.getMessage() for r in caplog.records if "data quality: override" in r.getMessage()]
     assert len(warnings) == 2
-    assert "override #3 (SKU-9999 x WH01, by sql) skipped tonight: unknown series" in warnings[0]
     assert (
-        "override #4 (SKU-0001 x all warehouses, by sql) skipped tonight: overlaps override #1" in warnings[1]
+        f"override #3 SKU-9999 x WH01 {day(5)}..{day(6)} (by sql) skipped tonight: unknown series"
+        in warnings[0]
+    )
+    assert (
+        f"override #4 SKU-0001 x all warehouses {day(5)}..{day(6)} (by sql) skipped tonight: overlaps override #1"
+        in warnings[1]
     )
     with erp.connect() as conn:
         fc = pd.read_sql(
@@ -472,6 +479,32 @@ def _planner_check(load_url: str, planner_url: str) -> None:
             "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, author, reason) "
             "VALUES ('S0002', 'W9', '2026-11-24', '2026-11-25', 3, 'bob', 'wrong warehouse')"
         )
+    # aggregate overrides: category C2 (S0002 in W1 and W2) set to 30/day, checked by the rules;
+    # an unknown category refuses its batch whole
+    with pytest.raises(DataError, match="unknown category 'NOPE'"):
+        check_new_overrides(
+            pd.DataFrame(
+                [_category_row("C2", 30.0), {**_category_row("NOPE", 1.0), "start_date": "2026-12-01"}]
+            ),
+            series=read_forecast_series(planner),
+            existing=read_overrides(planner),
+            today=NIGHT,
+            categories=PLANNER_CATEGORIES,
+        )
+    category = check_new_overrides(
+        pd.DataFrame([_category_row("C2", 30.0)]),
+        series=read_forecast_series(planner),
+        existing=read_overrides(planner),
+        today=NIGHT,
+        categories=PLANNER_CATEGORIES,
+    )
+    assert insert_overrides(planner, category, created_at=datetime.now(UTC)) == [4]
+    with planner.begin() as conn:  # a total override in W2 with plain SQL, as the README shows
+        conn.exec_driver_sql(
+            "INSERT INTO seam_forecast_overrides (sku, category, warehouse, start_date, end_date, "
+            "relative_change, author, reason) VALUES (NULL, NULL, 'W2', '2026-12-03', '2026-12-03', "
+            "0.1, 'bob', 'event')"
+        )
     for forbidden in (
         "UPDATE seam_forecasts SET yhat = 0",
         "DELETE FROM seam_run_ledger",
@@ -481,8 +514,9 @@ def _planner_check(load_url: str, planner_url: str) -> None:
             conn.exec_driver_sql(forbidden)
     planner.dispose()
     stored = read_overrides(load)
-    assert list(stored.override_id) == [1, 2, 3] and stored.created_at.notna().all()
-    adjusted = adjust_forecasts(fc, stored, None, run_date=NIGHT, fence_days=0)
+    assert list(stored.override_id) == [1, 2, 3, 4, 5] and stored.created_at.notna().all()
+    assert stored.loc[3, "category"] == "C2" and stored.loc[3, "sku"] is None
+    adjusted = adjust_forecasts(fc, stored, None, run_date=NIGHT, fence_days=0, categories=PLANNER_CATEGORIES)
     assert list(adjusted.skipped.override_id) == [3] and "unknown series" in adjusted.skipped.problem.iloc[0]
     load_batch(load, "seam_forecasts", NIGHT, adjusted.final)
     with load.connect() as conn:
@@ -501,10 +535,39 @@ def _planner_check(load_url: str, planner_url: str) -> None:
     s1 = got[(got.sku == "S0001") & (got.target_date >= "2026-11-25")]
     assert (
         len(s1) == 2 * 12
-        and (s1.override_ids == "2").all()
+        and (s1.override_ids.where(s1.target_date != "2026-12-03", "2") == "2").all()
+        and (
+            s1[s1.target_date == "2026-12-03"].set_index("warehouse").override_ids.to_dict()
+            == {"W1": "2", "W2": "5,2"}
+        )
         and ((s1.yhat_final - s1.yhat * 0.5).abs() < 1e-9).all()
     )
+    # the category's series sum to the override's value on each of its dates, shared by yhat
+    c2 = got[(got.sku == "S0002") & got.target_date.between("2026-11-28", "2026-11-30")]
+    assert len(c2) == 6 and (c2.override_ids == "4").all()
+    assert (c2.groupby("target_date").yhat_final.sum() - 30.0).abs().max() < 1e-9
+    share = c2.yhat_final / c2.groupby("target_date").yhat_final.transform("sum")
+    assert (share - c2.yhat / c2.groupby("target_date").yhat.transform("sum")).abs().max() < 1e-9
+    w2 = got[(got.warehouse == "W2") & (got.target_date == "2026-12-03")]
+    assert w2.set_index("sku").override_ids.to_dict() == {"S0000": "5", "S0001": "5,2", "S0002": "5"}
+    assert (w2[w2.sku == "S0000"].eval("yhat_final - yhat * 1.1").abs() < 1e-9).all()
     assert got[got.override_ids.isna()].eval("yhat_final == yhat").all()
+
+
+PLANNER_CATEGORIES = pd.DataFrame({"sku": ["S0000", "S0001", "S0002"], "category": ["C1", "C1", "C2"]})
+
+
+def _category_row(category: str, value: float) -> dict:
+    return {
+        "sku": None,
+        "category": category,
+        "warehouse": None,
+        "start_date": "2026-11-28",
+        "end_date": "2026-11-30",
+        "value": value,
+        "author": "ann",
+        "reason": "campaign",
+    }
 
 
 def test_planner_grants_postgresql(pg_database):
@@ -566,3 +629,141 @@ def test_planner_grants_mariadb(mariadb_database):
             for user in users:
                 conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def results_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'results.db'}"
+    return request.getfixturevalue("pg_database" if request.param == "postgresql" else "mariadb_database")()
+
+
+def test_migration_009_keeps_the_overrides_written_before(results_url, monkeypatch):
+    from pipelines.state import migrations
+
+    everything = migrations.migration_files
+    engine = make_engine(results_url, write=True)
+    try:
+        with monkeypatch.context() as m:  # a database migrated up to version 8
+            m.setattr(migrations, "migration_files", lambda d: [f for f in everything(d) if f.name < "009"])
+            assert migrate(engine)[-1] == "008_forecast_hierarchy"
+        insert = (
+            "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, "
+            "relative_change, author, reason, expires_on) VALUES "
+        )
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                insert + "('S1', 'W1', '2026-12-01', '2026-12-03', 5, NULL, 'ann', 'fair', NULL)"
+            )
+            conn.exec_driver_sql(
+                insert
+                + "('S2', NULL, '2026-12-02', '2026-12-09', NULL, -0.25, 'bob', 'recall', '2026-12-05')"
+            )
+            conn.exec_driver_sql(
+                insert + "('S3', NULL, '2026-12-02', '2026-12-09', 1, NULL, 'x', 'gone', NULL)"
+            )
+            conn.exec_driver_sql("DELETE FROM seam_forecast_overrides WHERE sku = 'S3'")
+        with pytest.raises(ConfigError, match="migration 009_aggregate_overrides"):
+            read_overrides(engine)  # the planners' CLI names the missing migration
+        assert migrate(engine) == ["009_aggregate_overrides"]
+        assert migrate(engine) == []  # applied once
+        rows = read_overrides(engine)
+        assert list(rows.override_id) == [1, 2]
+        assert list(rows.sku) == ["S1", "S2"] and rows.category.isna().all()
+        assert rows.loc[0, "warehouse"] == "W1" and rows.loc[0, "value"] == 5.0
+        assert rows.loc[1, "relative_change"] == -0.25 and rows.loc[1, "expires_on"] == pd.Timestamp(
+            "2026-12-05"
+        )
+        assert list(rows.author) == ["ann", "bob"] and rows.created_at.notna().all()
+        with engine.begin() as conn:  # an aggregate row; the ids go on after the deleted one
+            conn.exec_driver_sql(
+                "INSERT INTO seam_forecast_overrides (category, start_date, end_date, value, author, reason) "
+                "VALUES ('C1', '2026-12-01', '2026-12-03', 50, 'ann', 'campaign')"
+            )
+        assert list(read_overrides(engine).override_id) == [1, 2, 4]
+        with pytest.raises(sa.exc.DBAPIError), engine.begin() as conn:  # a series or a category, not both
+            conn.exec_driver_sql(
+                "INSERT INTO seam_forecast_overrides (sku, category, start_date, end_date, value, author, reason) "
+                "VALUES ('S1', 'C1', '2026-12-11', '2026-12-13', 50, 'ann', 'both')"
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env, capsys, tmp_path):
+    from pipelines.steps import product_categories
+
+    path = demo_env(lean=True)
+    cfg = load_config(path)
+    before = NIGHT - timedelta(days=1)
+    run_all(cfg, RunContext(before))
+    url = source_url(cfg.source("erp"))
+    engine = make_engine(url)
+    series = read_forecast_series(engine)
+    engine.dispose()
+    cats = product_categories(cfg, before, without="")
+    assert cats is not None
+    children = series.merge(cats, on="sku")
+    category = children["category"].value_counts().index[0]  # the category with the most series
+    n_children = int((children["category"] == category).sum())
+    assert n_children >= 2
+    day = lambda n: (NIGHT + timedelta(days=n)).isoformat()  # noqa: E731
+    today = ("--today", NIGHT.isoformat())
+    base = ("--from", day(4), "--to", day(6), "--reason", "campaign")
+    run = lambda *a: seam("override", "add", "--config", str(path), *today, "--author", "ann", *a)  # noqa: E731
+    # refused whole, nothing written: an unknown category, a warehouse without series, a total
+    # overlapping the category below
+    assert run("--category", "NO-SUCH-CATEGORY", *base, "--value", "10") == 4
+    assert "unknown category 'NO-SUCH-CATEGORY'" in capsys.readouterr().err
+    assert run("--total", "--warehouse", "WH-NONE", *base, "--value", "10") == 4
+    assert "unknown warehouse 'WH-NONE'" in capsys.readouterr().err
+    assert run("--category", category, *base, "--value", "250") == 0
+    assert "added 1 override(s): ids [1]" in capsys.readouterr().out
+    assert run("--total", *base, "--change", "10%") == 4
+    err = capsys.readouterr().err
+    assert (
+        f"overlaps override #1 category {category} x all warehouses" in err and "nothing was written" in err
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "sku,category,warehouse,start_date,end_date,value,relative_change,author,reason\n"
+        f",,,{day(8)},{day(9)},,0.1,bob,total ok\n"
+        f",NO-SUCH-CATEGORY,,{day(8)},{day(9)},5,,bob,unknown\n"
+    )
+    assert seam("override", "import", "--config", str(path), *today, str(bad)) == 4
+    assert "row 2 (category NO-SUCH-CATEGORY x all warehouses" in capsys.readouterr().err
+    assert list(stored(cfg).override_id) == [1]
+    good = tmp_path / "good.csv"  # a category file needs no sku column
+    good.write_text(
+        f"category,start_date,end_date,value,author,reason\n{category},{day(8)},{day(9)},100,bob,fair\n"
+    )
+    assert seam("override", "import", "--config", str(path), *today, str(good)) == 0
+    assert seam("override", "list", "--config", str(path), *today) == 0
+    out = capsys.readouterr().out
+    assert f"#1  category {category} x all warehouses  {day(4)}..{day(6)}  = 250/day" in out
+    assert f"#2  category {category} x all warehouses  {day(8)}..{day(9)}  = 100/day  by bob" in out
+    report = run_all(cfg, RunContext(NIGHT))
+    text = (report.parent / "report.txt").read_text()
+    section = text[text.index("PLANNER OVERRIDES") : text.index("DATA QUALITY")]
+    assert f"#1 category {category} x all warehouses {day(4)}..{day(6)} = 250 units/day" in section
+    assert f"category {category} · all warehouses" in report.read_text()
+    with sa.create_engine(url).connect() as conn:
+        fc = pd.read_sql(
+            sa.text(
+                "SELECT sku, warehouse, target_date, yhat, yhat_final, override_ids FROM seam_forecasts "
+                "WHERE run_date = :d"
+            ),
+            conn,
+            params={"d": NIGHT},
+        )
+    fc["target_date"] = pd.to_datetime(fc["target_date"])
+    fc = fc.merge(cats, on="sku", how="left")
+    inside = fc[(fc.category == category) & fc.target_date.between(day(4), day(6))]
+    assert inside.groupby("target_date").size().tolist() == [n_children] * 3
+    assert (inside.groupby("target_date").yhat_final.sum() - 250.0).abs().max() < 1e-6
+    assert (inside.override_ids == "1").all()
+    later = fc[(fc.category == category) & fc.target_date.between(day(8), day(9))]
+    assert (later.groupby("target_date").yhat_final.sum() - 100.0).abs().max() < 1e-6
+    assert (later.override_ids == "2").all()
+    rest = fc.drop(inside.index).drop(later.index)
+    assert rest.override_ids.isna().all() and (rest.yhat_final == rest.yhat).all()

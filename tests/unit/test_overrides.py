@@ -263,3 +263,169 @@ def test_value_added_by_lag_week():
         out.loc["8-14"].isna()[["wape_final", "fva_final"]].all()
     )  # no actual demand: undefined, not infinite
     assert build_value_added(by_lag.iloc[:0]).empty
+
+
+# aggregate overrides: a category C of three series (X, Y in W1; Z in W2) next to an unrelated one (U)
+CATS = pd.DataFrame({"sku": ["X", "Y", "Z", "U"], "category": ["C", "C", "C", "D"]})
+AGG_SERIES = pd.DataFrame({"sku": ["X", "Y", "Z", "U"], "warehouse": ["W1", "W1", "W2", "W1"]})
+AGG_YHAT = {"X": 10.0, "Y": 30.0, "Z": 60.0, "U": 7.0}
+
+
+def agg_forecasts(days: int = 10, yhat: dict[str, float] | None = None) -> pd.DataFrame:
+    level = AGG_YHAT if yhat is None else yhat
+    rows = [
+        {"run_date": pd.Timestamp(NIGHT), "sku": s, "warehouse": w, "target_date": t, "yhat": level[s]}
+        for s, w in zip(AGG_SERIES["sku"], AGG_SERIES["warehouse"], strict=True)
+        for t in pd.date_range(pd.Timestamp(NIGHT) + pd.Timedelta(days=1), periods=days)
+    ]
+    return pd.DataFrame(rows)
+
+
+def aggregate(i: int, category: str | None = "C", warehouse: str | None = None, **kw) -> dict:
+    return override(i, sku=None, warehouse=warehouse, category=category, **kw)
+
+
+def adjust(rows: list[dict], forecasts: pd.DataFrame | None = None, previous=None, fence_days: int = 0):
+    return adjust_forecasts(
+        agg_forecasts() if forecasts is None else forecasts,
+        stored(*rows),
+        previous,
+        run_date=NIGHT,
+        fence_days=fence_days,
+        categories=CATS,
+    )
+
+
+def day_rows(final: pd.DataFrame, day: str) -> pd.DataFrame:
+    return final[final["target_date"] == pd.Timestamp(day)].set_index("sku")
+
+
+def test_category_value_is_shared_by_the_statistical_forecast_and_sums_to_it():
+    adjusted = adjust([aggregate(1, value=200.0)])
+    assert adjusted.skipped.empty
+    final = adjusted.final
+    for day in pd.date_range("2026-11-25", "2026-11-28"):
+        d = day_rows(final, str(day.date()))
+        # shares 10 : 30 : 60 of 200
+        assert d.loc[["X", "Y", "Z"], "yhat_final"].tolist() == pytest.approx([20.0, 60.0, 120.0])
+        assert d.loc[["X", "Y", "Z"], "yhat_final"].sum() == pytest.approx(200.0)
+        assert (d.loc[["X", "Y", "Z"], "override_ids"] == "1").all()
+        assert d.loc["U", "yhat_final"] == 7.0 and pd.isna(d.loc["U", "override_ids"])  # other category
+    outside = day_rows(final, "2026-11-24")
+    assert outside["yhat_final"].tolist() == outside["yhat"].tolist()
+    assert outside["override_ids"].isna().all()
+    assert list(adjusted.active["rows"]) == [12]  # 3 series x 4 days
+    assert adjusted.active["units_final"].iloc[0] == pytest.approx(800.0)
+
+
+def test_category_in_one_warehouse_and_total_in_one_warehouse():
+    by_wh = adjust([aggregate(1, warehouse="W1", value=80.0)]).final
+    d = day_rows(by_wh, "2026-11-26")
+    assert d.loc[["X", "Y"], "yhat_final"].tolist() == pytest.approx([20.0, 60.0])
+    assert d.loc["Z", "yhat_final"] == 60.0 and pd.isna(d.loc["Z", "override_ids"])
+    total = adjust([aggregate(1, category=None, warehouse="W1", value=94.0)]).final
+    d = day_rows(total, "2026-11-26")
+    # X, Y and U are W1's series: 10 : 30 : 7 of 94
+    assert d.loc[["X", "Y", "U"], "yhat_final"].tolist() == pytest.approx([20.0, 60.0, 14.0])
+    assert d.loc["Z", "yhat_final"] == 60.0
+
+
+def test_aggregate_value_on_a_zero_forecast_is_split_equally():
+    final = adjust(
+        [aggregate(1, value=90.0)], agg_forecasts(yhat={"X": 0.0, "Y": 0.0, "Z": 0.0, "U": 1.0})
+    ).final
+    d = day_rows(final, "2026-11-25")
+    assert d.loc[["X", "Y", "Z"], "yhat_final"].tolist() == pytest.approx([30.0, 30.0, 30.0])
+
+
+def test_a_negative_statistical_forecast_gets_no_share():
+    final = adjust(
+        [aggregate(1, value=100.0)], agg_forecasts(yhat={"X": -5.0, "Y": 25.0, "Z": 75.0, "U": 1.0})
+    ).final
+    d = day_rows(final, "2026-11-25")
+    assert d.loc[["X", "Y", "Z"], "yhat_final"].tolist() == pytest.approx([0.0, 25.0, 75.0])
+
+
+def test_aggregate_relative_change_multiplies_every_child():
+    final = adjust([aggregate(1, category=None, relative_change=0.5)]).final
+    d = day_rows(final, "2026-11-27")
+    assert d["yhat_final"].to_dict() == pytest.approx({"X": 15.0, "Y": 45.0, "Z": 90.0, "U": 10.5})
+    assert (d["override_ids"] == "1").all()
+
+
+def test_series_override_on_top_of_a_category_override_wins_on_its_row():
+    final = adjust(
+        [
+            aggregate(1, value=200.0),
+            override(2, sku="Y", warehouse="W1", start="2026-11-27", end="2026-11-27", value=5.0),
+        ]
+    ).final
+    d = day_rows(final, "2026-11-27")
+    assert d.loc["Y", "yhat_final"] == 5.0
+    assert d.loc["Y", "override_ids"] == "1,2"  # both shaped it
+    assert d.loc[["X", "Z"], "yhat_final"].tolist() == pytest.approx([20.0, 120.0])  # their shares stay
+    assert d.loc["X", "override_ids"] == "1"
+    other = day_rows(final, "2026-11-26")
+    assert other.loc[["X", "Y", "Z"], "yhat_final"].sum() == pytest.approx(200.0)
+
+
+def test_time_fence_freezes_the_children_of_an_aggregate_override():
+    first = adjust([]).final  # last night: no override
+    previous = first[["sku", "warehouse", "target_date", "yhat_final", "override_ids"]]
+    final = adjust([aggregate(1, value=200.0)], previous=previous, fence_days=3).final
+    inside = day_rows(final, "2026-11-25")  # night + 3: frozen
+    assert inside["yhat_final"].tolist() == inside["yhat"].tolist()
+    assert inside["override_ids"].isna().all()
+    after = day_rows(final, "2026-11-26")
+    assert after.loc[["X", "Y", "Z"], "yhat_final"].sum() == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (aggregate(3, category="NOPE", value=1.0), "unknown category 'NOPE'"),
+        (
+            aggregate(3, warehouse="W2", category="D", value=1.0),
+            "category 'D' has no forecast series in warehouse",
+        ),
+        (aggregate(3, category=None, warehouse="W9", value=1.0), "unknown warehouse 'W9'"),
+        (override(3, sku="X", warehouse="W1", category="C", value=1.0), "not both"),
+    ],
+)
+def test_bad_aggregate_overrides_are_refused_and_skipped(row, problem):
+    with pytest.raises(DataError, match="nothing was written") as err:
+        check_new_overrides(
+            pd.DataFrame([row]).drop(columns=["override_id", "created_at"]),
+            series=AGG_SERIES,
+            existing=stored(override(1, sku="U", value=1.0)),
+            today=NIGHT,
+            categories=CATS,
+        )
+    assert problem in str(err.value)
+    skipped = adjust([row]).skipped
+    assert list(skipped.override_id) == [3] and problem in skipped["problem"].iloc[0]
+
+
+def test_category_overrides_need_the_products_categories():
+    _, skipped = split_stored_overrides(stored(aggregate(1, value=1.0)), series=AGG_SERIES, run_date=NIGHT)
+    assert "no products' categories are known" in skipped["problem"].iloc[0]
+
+
+def test_overlapping_aggregates_conflict_but_a_series_inside_one_does_not():
+    valid, skipped = split_stored_overrides(
+        stored(
+            aggregate(1, value=100.0),
+            aggregate(
+                2, warehouse="W1", value=50.0, start="2026-11-28", end="2026-11-30"
+            ),  # inside 1's scope
+            aggregate(3, category=None, relative_change=0.1, start="2026-11-26", end="2026-11-26"),  # total
+            aggregate(4, category="D", value=3.0),  # another category: no conflict
+            override(5, sku="X", warehouse="W1", value=1.0),  # a series inside 1: on top
+        ),
+        series=AGG_SERIES,
+        run_date=NIGHT,
+        categories=CATS,
+    )
+    assert list(valid.override_id) == [1, 4, 5]
+    assert list(skipped.override_id) == [2, 3]
+    assert all("overlaps override #1 category C" in p for p in skipped["problem"])
