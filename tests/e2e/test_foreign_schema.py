@@ -249,9 +249,10 @@ def test_rerunning_a_night_gives_the_same_results(scenario):
 
 
 def test_the_nightly_dag_gives_the_cli_results(scenario, tmp_path):
-    """The same night through Airflow: a green run whose results (and load checksums) are the CLI's."""
-    night = NIGHTS[-1]
-    before = {url: _results(url, night) for url in (scenario.erp_url, scenario.crm_url)}
+    """The last two nights again through Airflow, oldest first (a backfill of nights the CLI ran):
+    green runs whose results (and load checksums) are the CLI's."""
+    nights = NIGHTS[-2:]
+    before = {(url, n): _results(url, n) for url in (scenario.erp_url, scenario.crm_url) for n in nights}
     airflow_home = tmp_path / "airflow"
     env = {
         **scenario.env,
@@ -261,19 +262,20 @@ def test_the_nightly_dag_gives_the_cli_results(scenario, tmp_path):
     }
     setup = f". {ROOT}/scripts/airflow-env.sh && {sys.executable} -m airflow db migrate"
     subprocess.run(["bash", "-c", setup], env=env, check=True, capture_output=True, timeout=300)
-    res = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f". {ROOT}/scripts/airflow-env.sh && {sys.executable} scripts/run_dag.py --date {night}",
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-    assert f"seam_nightly {night}: success" in res.stdout
-    for url, was in before.items():
+    for night in nights:
+        res = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f". {ROOT}/scripts/airflow-env.sh && {sys.executable} scripts/run_dag.py --date {night}",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+        assert f"seam_nightly {night}: success" in res.stdout
+    for (url, night), was in before.items():
         _assert_same(was, _results(url, night))
