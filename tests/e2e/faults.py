@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-import pipelines.anomaly
+import pipelines.anomaly.nightly
+import pipelines.forecasting.hierarchy
 import pipelines.load.feedback
 import pipelines.overrides
 import pipelines.report
@@ -27,6 +28,7 @@ STEPS = (
     "validate",
     "plan",
     "forecast",
+    "reconcile",
     "adjust",
     "score",
     "load",
@@ -57,7 +59,7 @@ def _only(original: Callable[..., Any], error: Exception, value: str) -> Callabl
 def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
     """(module, attribute, replacement) that make `step` fail with a permanent error (no Airflow
     retry, so nothing waits): one table's extraction, one dataset's validation, the plan, every
-    forecast shard, the planners' adjustments, every score shard, the load, the incident alerts (their
+    forecast shard, the hierarchy's reconciliation, the planners' adjustments, every score shard, the load, the incident alerts (their
     incidents cannot be read), the report, the e-mail."""
     s = pipelines.steps
     return {
@@ -73,8 +75,15 @@ def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
         ],
         "plan": [(s, "plan_shards", _raise(ConfigError(f"{INJECTED} in plan")))],
         "forecast": [(s, "build_demand_series", _raise(ConfigError(f"{INJECTED} in forecast")))],
+        "reconcile": [
+            (
+                pipelines.forecasting.hierarchy,
+                "forecast_hierarchy",
+                _raise(ConfigError(f"{INJECTED} in reconcile")),
+            )
+        ],
         "adjust": [(pipelines.overrides, "adjust_forecasts", _raise(ConfigError(f"{INJECTED} in adjust")))],
-        "score": [(pipelines.anomaly, "score", _raise(ConfigError(f"{INJECTED} in score")))],
+        "score": [(pipelines.anomaly.nightly, "score", _raise(ConfigError(f"{INJECTED} in score")))],
         "load": [(s, "load_batch", _raise(LoadError(f"{INJECTED} in load")))],
         "alert_incidents": [
             (

@@ -33,7 +33,7 @@ KILLS = {
     "extract": ("pipelines.extract.table", "widen", 3),  # the third table, mid-partition
     "validate": ("pipelines.quality.gate", "write_data_docs", 2),  # the second dataset's docs
     "forecast": ("pipelines.forecasting.rows", "build_forecast_rows", 1),  # before the shard is written
-    "score": ("pipelines.anomaly.rows", "build_score_rows", 1),
+    "score": ("pipelines.anomaly.nightly", "build_score_rows", 1),  # where the score step calls it
     "load": ("pipelines.load.batch", "record_batch", 2),  # inside the second table's transaction
     "report": ("pipelines.report.render", "forecast_chart", 2),
 }
