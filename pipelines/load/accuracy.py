@@ -26,35 +26,33 @@ from pipelines.quality import blocked_datasets
 log = logging.getLogger(__name__)
 
 
-def read_forecast_archive(engine: Engine, start: date, end: date) -> pd.DataFrame:
-    """The archived forecasts (`seam_forecasts`) whose target date is in [start, end], made before it."""
+def _read_archive(
+    engine: Engine, table: str, columns: tuple[str, ...], start: date, end: date
+) -> pd.DataFrame:
+    """Rows of an archive of forecasts whose target date is in [start, end], made before it: the
+    dates as Timestamps, the figures (the columns after the four key columns) as floats."""
     query = sa.text(
-        f"SELECT {', '.join(FORECAST_COLUMNS)} FROM seam_forecasts "
+        f"SELECT {', '.join(columns)} FROM {table} "
         "WHERE target_date >= :start AND target_date <= :end AND run_date < target_date"
     ).bindparams(sa.bindparam("start", type_=sa.Date), sa.bindparam("end", type_=sa.Date))
     with engine.connect() as conn:
         df = pd.read_sql(query, conn, params={"start": start, "end": end})
     for c in ("run_date", "target_date"):
         df[c] = pd.to_datetime(df[c])
-    for c in FORECAST_COLUMNS[4:]:
+    for c in columns[4:]:
         df[c] = df[c].astype(float)
     return df
+
+
+def read_forecast_archive(engine: Engine, start: date, end: date) -> pd.DataFrame:
+    """The archived forecasts (`seam_forecasts`) whose target date is in [start, end], made before it."""
+    return _read_archive(engine, "seam_forecasts", tuple(FORECAST_COLUMNS), start, end)
 
 
 def read_hierarchy_archive(engine: Engine, start: date, end: date) -> pd.DataFrame:
     """The archived reconciled forecasts of every level (`seam_forecasts_hierarchy`) whose target
     date is in [start, end], made before it."""
-    query = sa.text(
-        f"SELECT {', '.join(HIERARCHY_COLUMNS)} FROM seam_forecasts_hierarchy "
-        "WHERE target_date >= :start AND target_date <= :end AND run_date < target_date"
-    ).bindparams(sa.bindparam("start", type_=sa.Date), sa.bindparam("end", type_=sa.Date))
-    with engine.connect() as conn:
-        df = pd.read_sql(query, conn, params={"start": start, "end": end})
-    for c in ("run_date", "target_date"):
-        df[c] = pd.to_datetime(df[c])
-    for c in HIERARCHY_COLUMNS[4:]:
-        df[c] = df[c].astype(float)
-    return df
+    return _read_archive(engine, "seam_forecasts_hierarchy", tuple(HIERARCHY_COLUMNS), start, end)
 
 
 def accuracy_categories(cfg: Config, run_date: date) -> pd.DataFrame | None:

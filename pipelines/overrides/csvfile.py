@@ -15,23 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.errors import ConfigError
+from pipelines.overrides.rules import INPUT_COLUMNS
 
 if TYPE_CHECKING:  # pandas is imported when a file is read or written (the CLI starts without it)
     import pandas as pd
 
-# the columns a planner writes (`seam override import`)
-CSV_COLUMNS = (
-    "sku",
-    "category",
-    "warehouse",
-    "start_date",
-    "end_date",
-    "value",
-    "relative_change",
-    "author",
-    "reason",
-    "expires_on",
-)
+# the columns a planner writes (`seam override import`): the override's own, and its expiry
+CSV_COLUMNS = (*INPUT_COLUMNS, "expires_on")
 # written for information by `list --csv`, ignored by `import`
 INFO_COLUMNS = ("override_id", "created_at")
 TEXT_COLUMNS = ("sku", "category", "warehouse", "author", "reason")
