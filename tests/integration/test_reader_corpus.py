@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.integration import test_reader_bytes as readers
 from tests.integration.test_reader_bytes import BYTES, Source, texts
+
+# the reader test's databases with its `hostile` table
+pg_source = readers.pg_source
+mariadb_source = readers.mariadb_source
 
 ROWS = 3000  # per reader and database
 PER_EXAMPLE = 50  # rows drawn per hypothesis example: far fewer examples to run, no overrun
@@ -62,20 +66,6 @@ def _compare(source: Source, written: list[dict[str, Any]], readers: list[str]) 
             assert table.schema == generic.schema, what
             for w, g in zip(got, table.to_pylist(), strict=True):
                 assert g == w, f"{what}: row id {w['id']} read as {g!r}; the generic path read {w!r}"
-
-
-@pytest.fixture
-def pg_source(pg_database, tmp_path, monkeypatch):
-    source = Source(pg_database(), tmp_path, monkeypatch)
-    yield source
-    source.dispose()
-
-
-@pytest.fixture
-def mariadb_source(mariadb_database, tmp_path, monkeypatch):
-    source = Source(mariadb_database(), tmp_path, monkeypatch)
-    yield source
-    source.dispose()
 
 
 def test_postgresql_copy_reads_thousands_of_hostile_rows_like_the_generic_path(pg_source):
