@@ -9,15 +9,37 @@ Public API:
     required_history: history an incremental run needs before its first scored period.
     score_night (``pipelines.anomaly.nightly``): one shard of the nightly ``score`` step, from the
         datasets' rows to rows of ``seam_anomaly_scores``.
+
+The names below are imported when first used: the scorers pull in scipy (about a second), which
+steps that only read labels or incidents (`feedback`, `incidents`) do not need.
 """
 
-from pipelines.anomaly.cadence import required_history
-from pipelines.anomaly.errors import AnomalyInputError
-from pipelines.anomaly.incidents import build_incidents
-from pipelines.anomaly.metric import score
-from pipelines.anomaly.model import REQUIRED_HISTORY_DAYS
-from pipelines.anomaly.options import DEFAULT_SEVERITIES, DEFAULT_THRESHOLD, RecordOptions, ScoreOptions
-from pipelines.anomaly.records import score_records
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.anomaly.cadence import required_history
+    from pipelines.anomaly.errors import AnomalyInputError
+    from pipelines.anomaly.incidents import build_incidents
+    from pipelines.anomaly.metric import score
+    from pipelines.anomaly.model import REQUIRED_HISTORY_DAYS
+    from pipelines.anomaly.options import DEFAULT_SEVERITIES, DEFAULT_THRESHOLD, RecordOptions, ScoreOptions
+    from pipelines.anomaly.records import score_records
+
+_EXPORTS = {
+    "DEFAULT_SEVERITIES": "options",
+    "DEFAULT_THRESHOLD": "options",
+    "REQUIRED_HISTORY_DAYS": "model",
+    "AnomalyInputError": "errors",
+    "RecordOptions": "options",
+    "ScoreOptions": "options",
+    "build_incidents": "incidents",
+    "required_history": "cadence",
+    "score": "metric",
+    "score_records": "records",
+}
 
 __all__ = [
     "DEFAULT_SEVERITIES",
@@ -31,3 +53,16 @@ __all__ = [
     "score",
     "score_records",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -4,14 +4,38 @@
 `ForecastOptions` for callers that need to tune it, and `Peers` (categories and warehouses of the
 series) with which a series with a short history is forecast from its peers (`peers`), and
 `Drivers` (promotions and holidays known ahead, see `drivers`) whose effect the forecast includes.
+
+The names below are imported when first used: the models pull in statsmodels and scipy (about two
+seconds), which steps that only read forecasts or score their accuracy (`accuracy`) do not need.
 """
 
-from pipelines.forecasting.api import forecast, run_forecast
-from pipelines.forecasting.drivers import DriverPrior, Drivers, DriverStats
-from pipelines.forecasting.errors import ForecastInputError
-from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
-from pipelines.forecasting.options import ForecastOptions, build_options
-from pipelines.forecasting.peers import Peers, PeerStats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.forecasting.api import forecast, run_forecast
+    from pipelines.forecasting.drivers import DriverPrior, Drivers, DriverStats
+    from pipelines.forecasting.errors import ForecastInputError
+    from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
+    from pipelines.forecasting.options import ForecastOptions, build_options
+    from pipelines.forecasting.peers import Peers, PeerStats
+
+_EXPORTS = {
+    "DriverPrior": "drivers",
+    "DriverStats": "drivers",
+    "Drivers": "drivers",
+    "ForecastInputError": "errors",
+    "ForecastOptions": "options",
+    "HierarchySpec": "hierarchy",
+    "PeerStats": "peers",
+    "Peers": "peers",
+    "build_options": "options",
+    "forecast": "api",
+    "forecast_hierarchy": "hierarchy",
+    "run_forecast": "api",
+}
 
 __all__ = [
     "DriverPrior",
@@ -27,3 +51,16 @@ __all__ = [
     "forecast_hierarchy",
     "run_forecast",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "pipelines"
 
@@ -112,3 +117,28 @@ def test_only_the_db_adapters_branch_on_the_dialect() -> None:
 
 def test_resources_are_found_through_the_package_not_the_checkout() -> None:
     assert not _code_lines("pipelines.__nothing__", r"Path\(__file__\)")
+
+
+def test_the_nightly_steps_import_no_model_library() -> None:
+    """Every Airflow task imports `pipelines.steps`; the models' libraries (statsmodels, scipy, about
+    two seconds) are imported only by the steps that fit models, not by extract, load or report."""
+    code = (
+        "import sys, pipelines.steps, pipelines.load, pipelines.report; "
+        "print(sorted(m for m in ('statsmodels', 'scipy', 'great_expectations') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PKG.parent
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize("package", ["pipelines.forecasting", "pipelines.anomaly"])
+def test_a_stages_public_names_resolve_to_its_modules(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        value = getattr(module, name)
+        home = importlib.import_module(f"{package}.{module._EXPORTS[name]}")
+        assert value is getattr(home, name), name
+    assert set(module.__all__) == set(module._EXPORTS)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = module.nothing
