@@ -358,7 +358,7 @@ def _override(cfg: Any, args: argparse.Namespace) -> int:
         series = read_forecast_series(engine)
         categories = None
         if "category" in rows.columns and (rows["category"].fillna("").astype(str).str.strip() != "").any():
-            from pipelines.steps import product_categories
+            from pipelines.inputs import product_categories
 
             if len(series):  # the products of the latest forecast night name the categories
                 night = pd.Timestamp(series["run_date"].max()).date()

@@ -290,6 +290,20 @@ class Config:
         found = self.providers(dataset)
         return found[0][0].name if len(found) == 1 else self.results.forecasts
 
+    def result_databases(self) -> list[str]:
+        """The sources whose databases receive results (every source: anomaly scores go to their
+        owner)."""
+        return sorted({s.name for s in self.sources})
+
+    def anomaly_database(self, metric: str) -> str:
+        """The source whose database holds a metric's anomaly scores, incidents and labels (the one
+        that feeds its dataset, `results.forecasts` for a union of several; order-line checks go
+        with the order lines)."""
+        dataset = self.metric_datasets().get(metric)
+        if dataset is not None and self.has_dataset(dataset):
+            return self.results_source(dataset)
+        return self.results_source("order_lines")
+
     def has_dataset(self, dataset: str) -> bool:
         return any(t.dataset == dataset for s in self.sources for t in s.tables)
 

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -34,23 +34,31 @@ from pipelines.errors import (
     StepSkipped,
 )
 from pipelines.extract import ExtractResult, extract_table
-from pipelines.lake import Lake, read_dataset
+from pipelines.inputs import (
+    forecast_categories,
+    forecast_freq,
+    forecast_inputs,
+    forecast_options,
+    optional_dataset,
+    panel_figures,
+    product_categories,
+    require_usable,
+    score_inputs,
+    shard_history,
+)
+from pipelines.lake import Lake
 from pipelines.lake.migrate import migrate_layout
-from pipelines.load import LoadResult, load_batch, load_forecast_accuracy
+from pipelines.load import LoadResult
 from pipelines.load.feedback import LabelTarget, read_all_labels
-from pipelines.load.incidents import load_incidents
-from pipelines.quality import CheckResult, blocked_datasets, read_quality, validate_dataset
+from pipelines.load.night import FINAL_OUTPUT, HIERARCHY_OUTPUT, load_night, night_results
+from pipelines.quality import CheckResult, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
-from pipelines.series import METRIC_DATASETS, build_demand_series
-from pipelines.sharding import plan_shards, sku_filter
+from pipelines.sharding import plan_shards
 from pipelines.state import (
     Holder,
     StepRecord,
     acquire_night,
-    forecast_drivers,
-    forecast_peers,
-    forecast_week,
     migrate,
     next_attempt,
     record_step,
@@ -146,28 +154,7 @@ def model_version(cfg: Config) -> str:
 
 def require_datasets(cfg: Config, ctx: RunContext, step: str, datasets: list[str]) -> None:
     """Raise `StepSkipped` if a dataset the step needs failed an `error` gate tonight."""
-    blocked = blocked_datasets(cfg, ctx.run_date, [d for d in datasets if cfg.has_dataset(d)])
-    if blocked:
-        reasons = "; ".join(r for rs in blocked.values() for r in rs)
-        raise StepSkipped(
-            f"{step} skipped for {ctx.run_date}: {sorted(blocked)} failed their quality gate ({reasons}); "
-            f"the last good night's results stay in place and are reported as stale"
-        )
-
-
-def result_databases(cfg: Config) -> list[str]:
-    """The sources whose databases receive results (every source: anomaly scores go to their owner)."""
-    return sorted({s.name for s in cfg.sources})
-
-
-def anomaly_database(cfg: Config, metric: str) -> str:
-    """The source whose database holds a metric's anomaly scores, incidents and labels (the one
-    that feeds its dataset, `results.forecasts` for a union of several; order-line checks go with
-    the order lines)."""
-    dataset = cfg.metric_datasets().get(metric)
-    if dataset is not None and cfg.has_dataset(dataset):
-        return cfg.results_source(dataset)
-    return cfg.results_source("order_lines")
+    require_usable(cfg, ctx.run_date, step, datasets)
 
 
 def run_label(
@@ -182,7 +169,7 @@ def run_label(
     target.check()
     if target.incident_id is not None:
         holders = []
-        for name in result_databases(cfg):
+        for name in cfg.result_databases():
             engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
             try:
                 if find_incident(engine, target.incident_id) is not None:
@@ -202,7 +189,7 @@ def run_label(
                 f"unknown metric {metric!r}; the config scores {sorted(cfg.metric_datasets())} "
                 f"(and order_line_* checks)"
             )
-        source = anomaly_database(cfg, metric)
+        source = cfg.anomaly_database(metric)
     engine = make_engine(results_url(cfg.source(source)), write=True, what=f"source {source!r}")
     try:
         require_migrated(engine, what=f"source {source!r}")
@@ -217,7 +204,7 @@ def run_label(
 def run_migrate(cfg: Config) -> dict[str, list[str]]:
     """Create or upgrade the result tables in every database that receives results."""
     applied = {}
-    for name in result_databases(cfg):
+    for name in cfg.result_databases():
         if cfg.results.schema is not None:
             create_results_schema(
                 results_url(cfg.source(name), in_schema=False), cfg.results.schema, what=f"source {name!r}"
@@ -287,108 +274,12 @@ def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
     with tracked(cfg, ctx, "plan") as out:
         shards = plan_shards(cfg, ctx.run_date)
         if shards > 1:
-            week, peers, drivers = _panel_figures(cfg, ctx, shards)
+            week, peers, drivers = panel_figures(cfg, ctx.run_date, shards)
             write_forecast_week(Lake(cfg.lake), ctx.run_date, week)
             write_forecast_peers(Lake(cfg.lake), ctx.run_date, peers)
             write_forecast_drivers(Lake(cfg.lake), ctx.run_date, drivers)
         out.rows_out = shards
     return list(range(shards))
-
-
-def _forecast_options(cfg: Config, freq: str) -> Any:
-    from pipelines.forecasting import build_options
-
-    # new_product_days in periods of the forecast frequency (whole weeks rounded up)
-    periods = cfg.forecast.new_product_days if freq == "D" else -(-cfg.forecast.new_product_days // 7)
-    options = build_options(freq, new_product_periods=periods)
-    if cfg.scale.processes_per_task is not None:
-        options = replace(options, n_jobs=cfg.scale.processes_per_task)
-    return options
-
-
-def _forecast_freq(cfg: Config) -> str:
-    return "D" if cfg.forecast.freq == "D" else "W-SUN"
-
-
-def _shard_history(
-    cfg: Config, ctx: RunContext, mine: list[tuple[str, str, list[Any]]] | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The shard's (None: every shard's) daily demand series and its history at the forecast
-    frequency."""
-    from pipelines.forecasting.inputs import build_history
-
-    lines = read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)
-    stockouts = (
-        read_dataset(cfg, "stockouts", ctx.run_date, filters=mine) if cfg.has_dataset("stockouts") else None
-    )
-    series = build_demand_series(lines, stockouts, end=ctx.run_date, history_days=cfg.forecast.history_days)
-    history, _ = build_history(series, cfg.forecast.freq)
-    return series, history
-
-
-def _categories(cfg: Config, ctx: RunContext) -> pd.DataFrame | None:
-    """The products' `sku, category` (None: no usable products dataset tonight)."""
-    return product_categories(cfg, ctx.run_date, without="the forecast's new products have no peers")
-
-
-def product_categories(cfg: Config, night: date, *, without: str) -> pd.DataFrame | None:
-    """The products' `sku, category` of `night` (None, logging what happens `without` them: no
-    usable products dataset that night)."""
-    if not cfg.has_dataset("products") or blocked_datasets(cfg, night, ["products"]):
-        log.warning("%s: no usable products dataset, so %s", night, without)
-        return None
-    return read_dataset(cfg, "products", night)[["sku", "category"]]
-
-
-def _driver_frame(cfg: Config, ctx: RunContext, series: pd.DataFrame) -> pd.DataFrame | None:
-    """The forecaster's demand drivers of the shard's series (None: `forecast.drivers` is empty)."""
-    from pipelines.forecasting.inputs import build_driver_frame
-
-    if not cfg.forecast.drivers:
-        return None
-    promotions = None
-    if "promotions" in cfg.forecast.drivers:
-        if blocked_datasets(cfg, ctx.run_date, ["promotions"]):
-            log.warning(
-                "forecast %s: the promotions failed their quality gate, so no promotion drivers", ctx.run_date
-            )
-        else:
-            promotions = read_dataset(cfg, "promotions", ctx.run_date)
-    holidays = cfg.anomaly.holidays if "holidays" in cfg.forecast.drivers else ()
-    return build_driver_frame(series, promotions=promotions, holidays=holidays, freq=cfg.forecast.freq)
-
-
-def _panel_figures(
-    cfg: Config, ctx: RunContext, shards: int
-) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any] | None]:
-    """The week (None: no weekly cycle), the new products' peers and the demand drivers' effects
-    (None: no drivers) of the whole night's panel, gathered shard by shard."""
-    from pipelines.forecasting import DriverStats, PeerStats
-    from pipelines.forecasting.calendar import WeekStats
-    from pipelines.forecasting.peers import build_peer_keys
-    from pipelines.forecasting.validation import build_series
-
-    freq = _forecast_freq(cfg)
-    options = _forecast_options(cfg, freq)
-    stats = WeekStats(freq, options.season_lengths)
-    with_week = options.calendar and stats.needed
-    peers = PeerStats(freq, options.new_product_periods)
-    drivers = DriverStats(freq, options.season_lengths)
-    products = _categories(cfg, ctx)
-    for shard in range(shards):
-        mine = sku_filter(cfg, ctx.run_date, shard, shards)
-        if mine is not None:
-            series, history = _shard_history(cfg, ctx, mine)
-            inputs = build_series(history, freq)
-            if with_week:
-                stats.add(inputs)
-            peers.add(inputs, build_peer_keys(series, products))
-            frame = _driver_frame(cfg, ctx, series)
-            if frame is not None:
-                drivers.add(inputs, frame)
-    week = stats.finish() if with_week else None
-    prior = drivers.finish().to_dict() if cfg.forecast.drivers else None
-    return (week.to_dict() if week is not None else None), peers.finish(week).to_dict(), prior
 
 
 def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
@@ -399,53 +290,39 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
             run_forecast(cfg, ctx, shard=k)
         return lake.output_partition("forecasts", ctx.run_date)
     # heavy (statsmodels): import when used
-    from pipelines.forecasting import DriverPrior, Drivers, Peers
     from pipelines.forecasting import run_forecast as forecast_series
-    from pipelines.forecasting.calendar import PanelWeek
-    from pipelines.forecasting.peers import PeerProfiles, build_peer_keys
     from pipelines.forecasting.rows import build_forecast_rows
 
     with tracked(cfg, ctx, f"forecast:{shard}") as out:
         require_datasets(cfg, ctx, "forecast", ["order_lines", "stockouts"])
         t0 = time.perf_counter()
         shards = shard_plan(lake, "forecasts", ctx.run_date)
-        mine = sku_filter(cfg, ctx.run_date, shard, shards)
         frame = pd.DataFrame(columns=list(RESULT_TABLES["seam_forecasts"].columns))
         n_series = 0
-        if mine is not None:
-            # one shard of several: the week of the whole night (see run_plan)
-            week_data = forecast_week(lake, ctx.run_date) if shards > 1 else None
-            week = PanelWeek.from_dict(week_data) if week_data is not None else None
-            profiles = PeerProfiles.from_dict(forecast_peers(lake, ctx.run_date)) if shards > 1 else None
-            prior = forecast_drivers(lake, ctx.run_date) if shards > 1 else None
-            series, history = _shard_history(cfg, ctx, mine)
-            known = _driver_frame(cfg, ctx, series)
-            drivers = (
-                Drivers(known, DriverPrior.from_dict(prior) if prior else None) if known is not None else None
-            )
-            peers = Peers(build_peer_keys(series, _categories(cfg, ctx)), profiles)
-            n_series = int(series["unique_id"].nunique())
-            freq = _forecast_freq(cfg)
-            options = _forecast_options(cfg, freq)
+        fin = forecast_inputs(cfg, ctx.run_date, shard, shards)
+        if fin is not None:
+            n_series = int(fin.series["unique_id"].nunique())
             fc = forecast_series(
-                history, cfg.forecast.horizon, freq, cfg.forecast.levels, options, week, peers, drivers
+                fin.history,
+                cfg.forecast.horizon,
+                fin.freq,
+                cfg.forecast.levels,
+                fin.options,
+                fin.week,
+                fin.peers,
+                fin.drivers,
             )
             frame = build_forecast_rows(
                 fc,
-                series,
+                fin.series,
                 run_date=ctx.run_date,
                 model_version=model_version(cfg),
                 levels=cfg.forecast.levels,
             )
-            out.rows_in = len(series)
+            out.rows_in = len(fin.series)
         share = float(frame["fallback"].mean()) if len(frame) else 0.0
-        path = lake.write_shard(
-            "forecasts",
-            ctx.run_date,
-            shard,
-            frame,
-            manifest={"series": n_series, "fallback_share": share, "shard": shard, "shards": shards},
-        )
+        manifest = {"series": n_series, "fallback_share": share, "shard": shard, "shards": shards}
+        path = lake.write_shard("forecasts", ctx.run_date, shard, frame, manifest=manifest)
         out.rows_out = len(frame)
         log.info(
             "forecast run_date=%s shard=%d/%d series=%d rows_out=%d fallback_share=%.3f seconds=%.1f",
@@ -463,9 +340,6 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
                 f"forecast.max_fallback_share={cfg.forecast.max_fallback_share:.1%}; see `explanation` in {path}"
             )
     return path
-
-
-HIERARCHY_OUTPUT = "forecast_hierarchy"
 
 
 def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
@@ -486,12 +360,12 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
                 f"no complete forecasts for {d} in {lake.output_partition('forecasts', d)}; "
                 f"run `seam forecast --date {d}` first"
             )
-        series, _ = _shard_history(cfg, ctx, None)
-        freq = _forecast_freq(cfg)
+        series, _ = shard_history(cfg, ctx.run_date, None)
+        freq = forecast_freq(cfg)
         spec = HierarchySpec(
-            cfg.forecast.freq, cfg.forecast.horizon, tuple(cfg.forecast.levels), _forecast_options(cfg, freq)
+            cfg.forecast.freq, cfg.forecast.horizon, tuple(cfg.forecast.levels), forecast_options(cfg, freq)
         )
-        result = forecast_hierarchy(forecasts, series, _categories(cfg, ctx), spec)
+        result = forecast_hierarchy(forecasts, series, forecast_categories(cfg, ctx.run_date), spec)
         rows = result.rows.assign(run_date=pd.Timestamp(d), model_version=model_version(cfg))
         notes = {
             **result.notes,
@@ -500,32 +374,6 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         lake.write_output(HIERARCHY_OUTPUT, d, rows, notes=notes)
         out.rows_in, out.rows_out = len(forecasts), len(rows)
     return notes
-
-
-def _hierarchy_forecasts(lake: Lake, d: date) -> pd.DataFrame | None:
-    """The night's rows of `seam_forecasts_hierarchy` when the reconcile step made them from
-    tonight's forecasts (None, with a warning, when it did not)."""
-    from pipelines.load import batch_checksum
-
-    forecasts = lake.read_output("forecasts", d)
-    rows = lake.read_output(HIERARCHY_OUTPUT, d)
-    if forecasts is None or rows is None:
-        if forecasts is not None:
-            log.warning("load %s: no forecast hierarchy; run `seam reconcile --date %s` and load again", d, d)
-        return None
-    notes = lake.output_notes(HIERARCHY_OUTPUT, d) or {}
-    if notes.get("statistical_checksum") != batch_checksum(forecasts, RESULT_TABLES["seam_forecasts"].key):
-        log.warning(
-            "load %s: the forecast hierarchy is older than tonight's forecasts and is not loaded; "
-            "run `seam reconcile --date %s` and load again",
-            d,
-            d,
-        )
-        return None
-    return rows
-
-
-FINAL_OUTPUT = "final_forecasts"
 
 
 def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
@@ -589,30 +437,6 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     return notes
 
 
-def _final_forecasts(lake: Lake, d: date) -> pd.DataFrame | None:
-    """The night's rows of `seam_forecasts`: the final forecast when the adjust step made it from
-    tonight's forecasts; the statistical one with no final forecast (NULL) when it did not."""
-    from pipelines.load import batch_checksum
-
-    forecasts = lake.read_output("forecasts", d)
-    if forecasts is None:
-        return None
-    final = lake.read_output(FINAL_OUTPUT, d)
-    notes = lake.output_notes(FINAL_OUTPUT, d) or {}
-    if final is not None and notes.get("statistical_checksum") == batch_checksum(
-        forecasts, RESULT_TABLES["seam_forecasts"].key
-    ):
-        return final
-    log.warning(
-        "load %s: no final forecast made from tonight's forecasts (%s); loading the statistical "
-        "forecast with yhat_final NULL; run `seam adjust --date %s` and load again",
-        d,
-        "it is older than them" if final is not None else "the adjust step has not run",
-        d,
-    )
-    return forecasts.assign(yhat_final=float("nan"), override_ids=None)
-
-
 def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
     """Score the metric series and order lines for anomalies over the night's window.
 
@@ -624,35 +448,12 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         for k in run_plan(cfg, ctx):
             run_score(cfg, ctx, shard=k)
         return lake.output_partition("anomalies", ctx.run_date)
-    from pipelines.anomaly.nightly import MetricInput, NightContext, score_night
+    from pipelines.anomaly.nightly import NightContext, score_night
 
     with tracked(cfg, ctx, f"score:{shard}") as out:
-        metrics = cfg.metric_datasets()
-        custom = {c.name: c for c in cfg.anomaly.custom}
-        usable = [
-            m
-            for m, ds in metrics.items()
-            if cfg.has_dataset(ds) and not blocked_datasets(cfg, ctx.run_date, [ds])
-        ]
-        if not usable:
-            require_datasets(cfg, ctx, "score", sorted(set(metrics.values())))
         t0 = time.perf_counter()
         shards = shard_plan(lake, "anomalies", ctx.run_date)
-        inputs: list[MetricInput] = []
-        cache: dict[str, pd.DataFrame] = {}
-        mine = sku_filter(cfg, ctx.run_date, shard, shards) if "demand" in usable else None
-        if mine is not None:
-            inputs.append(MetricInput("demand", read_dataset(cfg, "order_lines", ctx.run_date, filters=mine)))
-        for metric in (m for m in usable if m != "demand" and shard == 0):
-            dataset = metrics[metric]
-            if dataset not in cache:
-                cache[dataset] = read_dataset(cfg, dataset, ctx.run_date)
-            inputs.append(MetricInput(metric, cache[dataset], custom.get(metric)))
-        lines = None
-        if shard == 0 and "order_lines" in {metrics[m] for m in usable if m in METRIC_DATASETS}:
-            lines = cache.get("order_lines")
-            if lines is None:
-                lines = read_dataset(cfg, "order_lines", ctx.run_date)
+        inputs, lines = score_inputs(cfg, ctx.run_date, shard, shards)
         night = score_night(
             inputs,
             lines,
@@ -662,8 +463,8 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
                 history_days=cfg.anomaly.history_days,
                 thresholds=cfg.anomaly.thresholds,
                 holidays=cfg.anomaly.holidays,
-                promotions=partial(_optional_dataset, cfg, "promotions", ctx.run_date),
-                stockouts=partial(_optional_dataset, cfg, "stockouts", ctx.run_date),
+                promotions=partial(optional_dataset, cfg, "promotions", ctx.run_date),
+                stockouts=partial(optional_dataset, cfg, "stockouts", ctx.run_date),
                 labels=partial(read_all_labels, cfg, ctx.run_date),
                 n_jobs=cfg.scale.processes_per_task or NightContext.n_jobs,
             ),
@@ -671,13 +472,8 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         frame = night.rows
         if night.rows_in is not None:
             out.rows_in = night.rows_in
-        lake.write_shard(
-            "anomalies",
-            ctx.run_date,
-            shard,
-            frame,
-            manifest={"series": night.series, "shard": shard, "shards": shards},
-        )
+        manifest = {"series": night.series, "shard": shard, "shards": shards}
+        lake.write_shard("anomalies", ctx.run_date, shard, frame, manifest=manifest)
         out.rows_out = len(frame)
         log.info(
             "score run_date=%s shard=%d/%d series=%d rows_out=%d anomalies=%d seconds=%.1f",
@@ -692,90 +488,17 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
     return lake.output_partition("anomalies", ctx.run_date)
 
 
-def _optional_dataset(cfg: Config, dataset: str, d: date) -> pd.DataFrame | None:
-    """The night's rows of a dataset the config may not have (None when it has not)."""
-    return read_dataset(cfg, dataset, d) if cfg.has_dataset(dataset) else None
-
-
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
     """Write the night's forecasts (final, from the adjust step; every level of the hierarchy, from
     the reconcile step), anomaly scores and incidents, quality results, actuals and accuracy
-    back, exactly once.
-
-    Forecast accuracy (`seam_forecast_accuracy`) is computed after the forecasts and actuals are
-    loaded, from the archive in the forecasts' database, for the target dates of tonight's actuals.
-    """
-    from pipelines.forecasting.accuracy import night_actuals
-    from pipelines.load.accuracy import accuracy_categories
-
-    lake = Lake(cfg.lake)
+    back, exactly once (`pipelines.load.night`)."""
     with tracked(cfg, ctx, "load") as out:
-        d = ctx.run_date
-        batches: list[tuple[str, str, pd.DataFrame]] = []
-        forecasts = _final_forecasts(lake, d)
-        if forecasts is not None:
-            batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
-        hierarchy = _hierarchy_forecasts(lake, d)
-        if hierarchy is not None:
-            batches.append((cfg.results.forecasts, "seam_forecasts_hierarchy", hierarchy))
-        scores = lake.read_output("anomalies", d)
-        if scores is not None:
-            source_of = scores["metric"].map({m: anomaly_database(cfg, m) for m in scores["metric"].unique()})
-            for src in sorted({s.name for s in cfg.sources}):
-                batches.append((src, "seam_anomaly_scores", scores[source_of == src]))
-        quality = read_quality(cfg, d)
-        if len(quality):
-            batches.append((cfg.results.ledger, "seam_data_quality_results", quality))
-        demand: tuple[pd.DataFrame, pd.Series, pd.Series] | None = None
-        categories = None
-        if not blocked_datasets(cfg, d, ["order_lines"]):
-            categories = accuracy_categories(cfg, d) if cfg.forecast.freq == "D" else None
-            demand = night_actuals(
-                _lines_by_shard(cfg, d),
-                run_date=d,
-                horizon=cfg.forecast.horizon,
-                history_days=cfg.forecast.history_days,
-                categories=categories,
-            )
-            batches.append((cfg.results.forecasts, "seam_actuals", demand[0]))
-        results = []
-        for src, table, frame in batches:
-            engine = make_engine(results_url(cfg.source(src)), write=True, what=f"source {src!r}")
-            try:
-                results.append(load_batch(engine, table, d, frame))
-                if table == "seam_anomaly_scores":  # tonight's incidents, merged with the stored ones
-                    results.append(
-                        load_incidents(
-                            engine,
-                            d,
-                            frame,
-                            thresholds=cfg.anomaly.thresholds,
-                            window_days=cfg.anomaly.window_days,
-                        )
-                    )
-            finally:
-                engine.dispose()
-        scored = load_forecast_accuracy(cfg, d, *demand, categories) if demand is not None else None
-        if scored is not None:
-            results.append(scored)
-        out.rows_in = sum(len(f) for _, _, f in batches)
+        night = night_results(cfg, ctx.run_date)
+        results = load_night(cfg, ctx.run_date, night)
+        out.rows_in = night.rows
         out.rows_out = sum(r.rows for r in results if not r.skipped)
         out.checksum = hashlib.sha256("".join(r.checksum for r in results).encode()).hexdigest()
     return results
-
-
-def _lines_by_shard(cfg: Config, d: date) -> Iterator[pd.DataFrame]:
-    """The night's order lines, one shard of the night's plan at a time (all of them when the
-    night has no plan: its forecast step has not run)."""
-    try:
-        shards = shard_plan(Lake(cfg.lake), "forecasts", d)
-    except MissingInputError:
-        yield read_dataset(cfg, "order_lines", d)
-        return
-    for k in range(shards):
-        mine = sku_filter(cfg, d, k, shards)
-        if mine is not None:
-            yield read_dataset(cfg, "order_lines", d, filters=mine)
 
 
 IncidentSender = Callable[[AlertChannel, str, tuple[str, ...]], bool]
@@ -791,44 +514,20 @@ def run_incident_alerts(cfg: Config, ctx: RunContext, send: IncidentSender) -> i
     some reached no channel (a retry sends them), `DeliveryError` when a channel missed some that
     another one took."""
     from pipelines.anomaly.notices import deliver_notices, incident_notices
-    from pipelines.anomaly.tracking import select_alerts
-    from pipelines.load.feedback import read_alertable, read_labels, record_alerted
+    from pipelines.load.feedback import alertable_incidents, record_reached
 
     rules = cfg.notifications.incident_alerts
     if not rules:
         return 0
-    wanted = {r.severity for r in rules}
     with tracked(cfg, ctx, "alert_incidents") as out:
-        found: list[pd.DataFrame] = []
-        for name in result_databases(cfg):
-            engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
-            try:
-                picked = select_alerts(
-                    read_alertable(engine, ctx.run_date), read_labels(engine, ctx.run_date), severities=wanted
-                )
-                found.append(picked.assign(source=name))
-            finally:
-                engine.dispose()
-        incidents = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+        incidents = alertable_incidents(cfg, ctx.run_date, {r.severity for r in rules})
         if incidents.empty:
             log.info("incident alerts night=%s: nothing new", ctx.run_date)
             return 0
         out.rows_in = len(incidents)
         delivery = deliver_notices(incident_notices(incidents, rules, ctx.run_date), send)
-        reached = delivery.reached
-        sent = incidents[incidents["incident_id"].isin(reached)]
-        for name, rows in sent.groupby("source"):
-            engine = make_engine(results_url(cfg.source(str(name))), write=True, what=f"source {name!r}")
-            try:
-                record_alerted(
-                    engine,
-                    ctx.run_date,
-                    rows.assign(
-                        channels=rows["incident_id"].map(lambda i: ",".join(sorted(set(reached[i]))))
-                    ),
-                )
-            finally:
-                engine.dispose()
+        sent = incidents[incidents["incident_id"].isin(delivery.reached)]
+        record_reached(cfg, ctx.run_date, sent, delivery.reached)
         out.rows_out = len(sent)
         log.info(
             "incident alerts night=%s: %d of %d incident(s) sent", ctx.run_date, len(sent), len(incidents)

@@ -95,6 +95,8 @@ class LocalCluster:
             # run, a leftover of a killed one) never take this one's tasks
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"seam_cluster_{port}",
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.meta_url,
+            # seam's libraries imported once per worker, as docker-compose.yml configures it
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "pipelines.airflow.celery.CELERY_CONFIG",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),

@@ -6,6 +6,9 @@ Public functions:
     batch_checksum(frame, key) -> str                          the order-independent checksum
     load_forecast_accuracy(cfg, run_date, actuals, scale,      score archived forecasts (every
                            node_scale, categories)             level of the hierarchy), load them
+    night_results(cfg, run_date) -> NightResults               the night's batches from the lake
+    load_night(cfg, run_date, night) -> [LoadResult]           every batch, then the accuracy
+                                                               (`pipelines.load.night`)
 
 Contract: batches are complete nights of a table in `pipelines.results`' columns; the dialect's
 bulk path is chosen by `pipelines.db`; `seam_load_batches` is written on the same transaction.

@@ -186,3 +186,34 @@ def record_alerted(engine: Engine, night: date, rows: pd.DataFrame) -> LoadResul
         ["incident_id", "severity", "alerted_night", "channels"]
     ]
     return load_batch(engine, "seam_anomaly_incident_alerts", night, frame)
+
+
+def alertable_incidents(cfg: Config, night: date, severities: set[str]) -> pd.DataFrame:
+    """The incidents of every results database that tonight's alerts should tell about (new, or
+    escalated past the severity they were alerted at; none labelled expected or false positive),
+    with the `source` whose database holds each."""
+    from pipelines.anomaly.tracking import select_alerts
+
+    found = []
+    for name in cfg.result_databases():
+        engine = make_engine(results_url(cfg.source(name)), what=f"source {name!r}")
+        try:
+            picked = select_alerts(
+                read_alertable(engine, night), read_labels(engine, night), severities=severities
+            )
+            found.append(picked.assign(source=name))
+        finally:
+            engine.dispose()
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+
+
+def record_reached(cfg: Config, night: date, sent: pd.DataFrame, reached: dict[str, list[str]]) -> None:
+    """Record the incidents in `sent` as alerted, with the channels each reached (`reached`), in
+    the database that holds each."""
+    for name, rows in sent.groupby("source"):
+        engine = make_engine(results_url(cfg.source(str(name))), write=True, what=f"source {name!r}")
+        try:
+            channels = rows["incident_id"].map(lambda i: ",".join(sorted(set(reached[i]))))
+            record_alerted(engine, night, rows.assign(channels=channels))
+        finally:
+            engine.dispose()

@@ -16,7 +16,9 @@ from typing import Any
 
 import pipelines.anomaly.nightly
 import pipelines.forecasting.hierarchy
+import pipelines.inputs
 import pipelines.load.feedback
+import pipelines.load.night
 import pipelines.overrides
 import pipelines.report
 import pipelines.steps
@@ -74,7 +76,9 @@ def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
             )
         ],
         "plan": [(s, "plan_shards", _raise(ConfigError(f"{INJECTED} in plan")))],
-        "forecast": [(s, "build_demand_series", _raise(ConfigError(f"{INJECTED} in forecast")))],
+        "forecast": [
+            (pipelines.inputs, "build_demand_series", _raise(ConfigError(f"{INJECTED} in forecast")))
+        ],
         "reconcile": [
             (
                 pipelines.forecasting.hierarchy,
@@ -84,7 +88,7 @@ def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
         ],
         "adjust": [(pipelines.overrides, "adjust_forecasts", _raise(ConfigError(f"{INJECTED} in adjust")))],
         "score": [(pipelines.anomaly.nightly, "score", _raise(ConfigError(f"{INJECTED} in score")))],
-        "load": [(s, "load_batch", _raise(LoadError(f"{INJECTED} in load")))],
+        "load": [(pipelines.load.night, "load_batch", _raise(LoadError(f"{INJECTED} in load")))],
         "alert_incidents": [
             (
                 pipelines.load.feedback,

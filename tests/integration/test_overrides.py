@@ -691,7 +691,7 @@ def test_migration_009_keeps_the_overrides_written_before(results_url, monkeypat
 
 
 def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env, capsys, tmp_path):
-    from pipelines.steps import product_categories
+    from pipelines.inputs import product_categories
 
     path = demo_env(lean=True)
     cfg = load_config(path)

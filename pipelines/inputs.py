@@ -1,0 +1,237 @@
+"""What the nightly steps read, through the lake and the quality gate, for the stages to use.
+
+Public functions:
+    shard_history(cfg, d, mine)        a shard's daily demand series and its history at the
+                                       forecast frequency (`mine`: the shard's SKU filter)
+    product_categories(cfg, d, without) the products' `sku, category` (None when unusable)
+    driver_frame(cfg, d, series)       the demand drivers known ahead (promotions, holidays)
+    panel_figures(cfg, d, shards)      the whole night's week, peers and driver effects, gathered
+                                       one shard in memory at a time
+    forecast_freq(cfg), forecast_options(cfg, freq)   the forecaster's settings from the config
+    optional_dataset(cfg, dataset, d)  a night's dataset the config may not have
+    lines_by_shard(cfg, d)             the night's order lines, one forecast shard at a time
+    forecast_inputs(cfg, d, shard, shards) the forecaster's inputs of one shard
+    score_inputs(cfg, d, shard, shards) the anomaly scorer's inputs of one shard
+    require_usable(cfg, d, step, datasets) raise `StepSkipped` when a dataset failed its gate
+
+Contract: nothing here writes; a dataset that failed its `error` gate tonight is not read (the
+functions say what they do without it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from pipelines.config import Config
+from pipelines.errors import MissingInputError, StepSkipped
+from pipelines.lake import Lake, read_dataset
+from pipelines.quality import blocked_datasets
+from pipelines.series import METRIC_DATASETS, build_demand_series
+from pipelines.sharding import sku_filter
+from pipelines.state import forecast_drivers, forecast_peers, forecast_week, shard_plan
+
+log = logging.getLogger(__name__)
+
+
+def forecast_freq(cfg: Config) -> str:
+    """The forecaster's period: days, or weeks ending on Sunday."""
+    return "D" if cfg.forecast.freq == "D" else "W-SUN"
+
+
+def forecast_options(cfg: Config, freq: str) -> Any:
+    """The forecaster's `ForecastOptions` for the config's settings."""
+    from pipelines.forecasting import build_options
+
+    # new_product_days in periods of the forecast frequency (whole weeks rounded up)
+    periods = cfg.forecast.new_product_days if freq == "D" else -(-cfg.forecast.new_product_days // 7)
+    options = build_options(freq, new_product_periods=periods)
+    if cfg.scale.processes_per_task is not None:
+        options = replace(options, n_jobs=cfg.scale.processes_per_task)
+    return options
+
+
+def shard_history(
+    cfg: Config, d: date, mine: list[tuple[str, str, list[Any]]] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shard's (None: every shard's) daily demand series and its history at the forecast
+    frequency."""
+    from pipelines.forecasting.inputs import build_history
+
+    lines = read_dataset(cfg, "order_lines", d, filters=mine)
+    stockouts = read_dataset(cfg, "stockouts", d, filters=mine) if cfg.has_dataset("stockouts") else None
+    series = build_demand_series(lines, stockouts, end=d, history_days=cfg.forecast.history_days)
+    history, _ = build_history(series, cfg.forecast.freq)
+    return series, history
+
+
+def product_categories(cfg: Config, d: date, *, without: str) -> pd.DataFrame | None:
+    """The products' `sku, category` of night `d` (None, logging what happens `without` them: no
+    usable products dataset that night)."""
+    if not cfg.has_dataset("products") or blocked_datasets(cfg, d, ["products"]):
+        log.warning("%s: no usable products dataset, so %s", d, without)
+        return None
+    return read_dataset(cfg, "products", d)[["sku", "category"]]
+
+
+def forecast_categories(cfg: Config, d: date) -> pd.DataFrame | None:
+    """The products' categories, for the forecast's new products' peers."""
+    return product_categories(cfg, d, without="the forecast's new products have no peers")
+
+
+def driver_frame(cfg: Config, d: date, series: pd.DataFrame) -> pd.DataFrame | None:
+    """The forecaster's demand drivers of the shard's series (None: `forecast.drivers` is empty)."""
+    from pipelines.forecasting.inputs import build_driver_frame
+
+    if not cfg.forecast.drivers:
+        return None
+    promotions = None
+    if "promotions" in cfg.forecast.drivers:
+        if blocked_datasets(cfg, d, ["promotions"]):
+            log.warning("forecast %s: the promotions failed their quality gate, so no promotion drivers", d)
+        else:
+            promotions = read_dataset(cfg, "promotions", d)
+    holidays = cfg.anomaly.holidays if "holidays" in cfg.forecast.drivers else ()
+    return build_driver_frame(series, promotions=promotions, holidays=holidays, freq=cfg.forecast.freq)
+
+
+def panel_figures(
+    cfg: Config, d: date, shards: int
+) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any] | None]:
+    """The week (None: no weekly cycle), the new products' peers and the demand drivers' effects
+    (None: no drivers) of the whole night's panel, gathered shard by shard."""
+    from pipelines.forecasting import DriverStats, PeerStats
+    from pipelines.forecasting.calendar import WeekStats
+    from pipelines.forecasting.peers import build_peer_keys
+    from pipelines.forecasting.validation import build_series
+
+    freq = forecast_freq(cfg)
+    options = forecast_options(cfg, freq)
+    stats = WeekStats(freq, options.season_lengths)
+    with_week = options.calendar and stats.needed
+    peers = PeerStats(freq, options.new_product_periods)
+    drivers = DriverStats(freq, options.season_lengths)
+    products = forecast_categories(cfg, d)
+    for shard in range(shards):
+        mine = sku_filter(cfg, d, shard, shards)
+        if mine is not None:
+            series, history = shard_history(cfg, d, mine)
+            inputs = build_series(history, freq)
+            if with_week:
+                stats.add(inputs)
+            peers.add(inputs, build_peer_keys(series, products))
+            frame = driver_frame(cfg, d, series)
+            if frame is not None:
+                drivers.add(inputs, frame)
+    week = stats.finish() if with_week else None
+    prior = drivers.finish().to_dict() if cfg.forecast.drivers else None
+    return (week.to_dict() if week is not None else None), peers.finish(week).to_dict(), prior
+
+
+def optional_dataset(cfg: Config, dataset: str, d: date) -> pd.DataFrame | None:
+    """The night's rows of a dataset the config may not have (None when it has not)."""
+    return read_dataset(cfg, dataset, d) if cfg.has_dataset(dataset) else None
+
+
+def lines_by_shard(cfg: Config, d: date) -> Iterator[pd.DataFrame]:
+    """The night's order lines, one shard of the night's plan at a time (all of them when the
+    night has no plan: its forecast step has not run)."""
+    try:
+        shards = shard_plan(Lake(cfg.lake), "forecasts", d)
+    except MissingInputError:
+        yield read_dataset(cfg, "order_lines", d)
+        return
+    for k in range(shards):
+        mine = sku_filter(cfg, d, k, shards)
+        if mine is not None:
+            yield read_dataset(cfg, "order_lines", d, filters=mine)
+
+
+def score_inputs(cfg: Config, d: date, shard: int, shards: int) -> tuple[list[Any], pd.DataFrame | None]:
+    """The anomaly scorer's inputs of one shard: its `MetricInput`s (the shard's demand series;
+    every other metric in shard 0) and the order lines whose records shard 0 checks (None in the
+    other shards).  Raises `StepSkipped` when every dataset the metrics come from failed its gate."""
+    from pipelines.anomaly.nightly import MetricInput
+
+    metrics = cfg.metric_datasets()
+    custom = {c.name: c for c in cfg.anomaly.custom}
+    usable = [m for m, ds in metrics.items() if cfg.has_dataset(ds) and not blocked_datasets(cfg, d, [ds])]
+    if not usable:
+        require_usable(cfg, d, "score", sorted(set(metrics.values())))
+    inputs: list[MetricInput] = []
+    cache: dict[str, pd.DataFrame] = {}
+    mine = sku_filter(cfg, d, shard, shards) if "demand" in usable else None
+    if mine is not None:
+        inputs.append(MetricInput("demand", read_dataset(cfg, "order_lines", d, filters=mine)))
+    for metric in (m for m in usable if m != "demand" and shard == 0):
+        dataset = metrics[metric]
+        if dataset not in cache:
+            cache[dataset] = read_dataset(cfg, dataset, d)
+        inputs.append(MetricInput(metric, cache[dataset], custom.get(metric)))
+    lines = None
+    if shard == 0 and "order_lines" in {metrics[m] for m in usable if m in METRIC_DATASETS}:
+        lines = cache.get("order_lines")
+        if lines is None:
+            lines = read_dataset(cfg, "order_lines", d)
+    return inputs, lines
+
+
+def require_usable(cfg: Config, d: date, step: str, datasets: list[str]) -> None:
+    """Raise `StepSkipped` if a dataset the step needs failed an `error` gate on night `d`."""
+    blocked = blocked_datasets(cfg, d, [ds for ds in datasets if cfg.has_dataset(ds)])
+    if blocked:
+        reasons = "; ".join(r for rs in blocked.values() for r in rs)
+        raise StepSkipped(
+            f"{step} skipped for {d}: {sorted(blocked)} failed their quality gate ({reasons}); "
+            f"the last good night's results stay in place and are reported as stale"
+        )
+
+
+@dataclass(frozen=True)
+class ForecastInputs:
+    """What the forecaster needs for one shard: its daily series and history, the forecaster's
+    period and options, and the night's week, peers and drivers."""
+
+    series: pd.DataFrame
+    history: pd.DataFrame
+    freq: str
+    options: Any
+    week: Any
+    peers: Any
+    drivers: Any
+
+
+def forecast_inputs(cfg: Config, d: date, shard: int, shards: int) -> ForecastInputs | None:
+    """The forecaster's inputs of one shard (None: the shard has no series).  With several shards,
+    the week, the peers' profiles and the drivers' effects are the whole night's, recorded by the
+    plan step (so a series' forecast does not depend on how the night is sharded)."""
+    from pipelines.forecasting import DriverPrior, Drivers, Peers
+    from pipelines.forecasting.calendar import PanelWeek
+    from pipelines.forecasting.peers import PeerProfiles, build_peer_keys
+
+    mine = sku_filter(cfg, d, shard, shards)
+    if mine is None:
+        return None
+    lake = Lake(cfg.lake)
+    week_data = forecast_week(lake, d) if shards > 1 else None
+    profiles = PeerProfiles.from_dict(forecast_peers(lake, d)) if shards > 1 else None
+    prior = forecast_drivers(lake, d) if shards > 1 else None
+    series, history = shard_history(cfg, d, mine)
+    known = driver_frame(cfg, d, series)
+    freq = forecast_freq(cfg)
+    return ForecastInputs(
+        series=series,
+        history=history,
+        freq=freq,
+        options=forecast_options(cfg, freq),
+        week=PanelWeek.from_dict(week_data) if week_data is not None else None,
+        peers=Peers(build_peer_keys(series, forecast_categories(cfg, d)), profiles),
+        drivers=Drivers(known, DriverPrior.from_dict(prior) if prior else None)
+        if known is not None
+        else None,
+    )
