@@ -418,6 +418,8 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
                 row.author,
                 row.problem,
             )
+        for line in adjusted.shortfalls:
+            log.warning("data quality: %s", line)
         notes = adjusted.notes()
         notes["statistical_checksum"] = batch_checksum(forecasts, RESULT_TABLES["seam_forecasts"].key)
         notes["previous_night"] = before[0].isoformat() if before else None

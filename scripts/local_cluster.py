@@ -211,6 +211,8 @@ class LocalCluster:
                 f"{w}@%h",
                 extra={
                     "SEAM_WORKER_NAME": w,
+                    # each worker serves its task logs on a port of its own (one host)
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "scripts.local_cluster.worker_hostname",
                 },
             )

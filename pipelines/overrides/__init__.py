@@ -25,11 +25,14 @@ Public functions:
 Contract: an override covers the target dates start_date .. end_date of one series (a SKU in one
 warehouse or, warehouse NULL, in every warehouse), of a category (in every warehouse or in one) or
 of the total (every series, or every SKU of one warehouse); `value` replaces the forecast (units/day)
-and `relative_change` multiplies it by (1 + relative_change).  Aggregate overrides apply first: a
-`value` becomes the sum of the aggregate's SKU x warehouse rows on each date, shared in proportion
-to their statistical forecast, so the hierarchy stays coherent; series overrides then apply on top
-(the more specific wins).  Two overrides of the same kind (series, or aggregate) that cover a common
-series on a common date are refused or skipped.  Inside the time fence (the first `fence_days`
+and `relative_change` multiplies it by (1 + relative_change).  Overrides nest: the most specific
+applies first and keeps its rows (series, category x warehouse, category or a warehouse's total,
+total); a wider override's `value` (or its statistical sum times 1 + `relative_change`) becomes the
+sum of its SKU x warehouse rows on each date, the rows no nested override set sharing what is left
+in proportion to their statistical forecast, so the hierarchy stays coherent and a planner's change
+to one SKU is made up by its siblings.  Two overrides that cover a common series on a common date
+without one holding the other (two of one SKU, two of one scope, crossing scopes) are refused or
+skipped.  Inside the time fence (the first `fence_days`
 target dates after the night) the final forecast is last night's final forecast, whatever changed
 since.
 """

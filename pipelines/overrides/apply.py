@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.overrides.rules import level_of, split_stored_overrides
+from pipelines.overrides.rules import describe, specificity, split_stored_overrides
 
 KEY = ["sku", "warehouse", "target_date"]
 
@@ -23,16 +23,21 @@ def build_final_forecast(
     run_date: date,
     fence_days: int,
     categories: pd.DataFrame | None = None,
+    shortfalls: list[str] | None = None,
 ) -> pd.DataFrame:
     """`forecasts` (rows of `seam_forecasts`, statistical) plus `yhat_final` and `override_ids`.
 
-    `overrides`: the valid overrides in force (`split_stored_overrides`).  Aggregate overrides
-    (category, category x warehouse, total, total x warehouse) apply first: on each target date a
-    `value` becomes the sum of the aggregate's SKU x warehouse rows, shared in proportion to their
-    statistical `yhat` (negative ones count as 0; equal shares when they sum to 0), and a
-    `relative_change` multiplies each of them by (1 + relative_change).  Series overrides then apply
-    on top (the more specific wins): a `value` replaces the row's forecast, a `relative_change`
-    multiplies the statistical `yhat`.  A row's `override_ids` lists every override that shaped it.
+    `overrides`: the valid overrides in force (`split_stored_overrides`), applied the most specific
+    first (`specificity`): series overrides set their rows (a `value` replaces the forecast, a
+    `relative_change` multiplies the statistical `yhat`); then each aggregate override (category x
+    warehouse, then category or a warehouse's total, then the total) makes its rows sum, on each
+    target date, to its `value` (or to its statistical sum times 1 + `relative_change`): rows that a
+    nested override set keep their value, and the others share what is left in proportion to their
+    statistical `yhat` (negative ones count as 0; equal shares when they sum to 0).  So the sum of
+    every overridden aggregate is its target, and a planner's change to one SKU is made up by its
+    siblings.  Where nested overrides leave no room (they already exceed the target), the nested
+    values stand and `shortfalls` (when given) receives a line saying so.  A row's `override_ids`
+    lists every override that set it.
     `categories`: the products' `sku, category` (needed by category overrides).
     `previous`: the latest earlier night's final rows (`sku, warehouse, target_date, yhat_final,
     override_ids`) or None; for target dates up to run_date + fence_days the final forecast (and
@@ -43,7 +48,9 @@ def build_final_forecast(
     stat = out["yhat"].astype(float).to_numpy(copy=True)
     final, ids = stat.copy(), np.full(len(out), None, dtype=object)
     if len(overrides):
-        _apply(out, overrides, categories, stat, final, ids)
+        found = _apply(out, overrides, categories, stat, final, ids)
+        if shortfalls is not None:
+            shortfalls.extend(found)
     out["yhat_final"] = final
     out["override_ids"] = ids
     if fence_days > 0 and previous is not None and len(previous):
@@ -67,8 +74,9 @@ def _apply(
     stat: np.ndarray,
     final: np.ndarray,
     ids: np.ndarray,
-) -> None:
-    """Write the overrides' effect into `final` and their ids into `ids` (aggregates first)."""
+) -> list[str]:
+    """Write the overrides' effect into `final` and their ids into `ids`, the most specific first;
+    returns the aggregate overrides' shortfalls (dates where nested overrides leave it no room)."""
     if "category" not in overrides.columns:
         overrides = overrides.assign(category=None)
     days = out["target_date"].to_numpy(dtype="datetime64[ns]")
@@ -81,23 +89,63 @@ def _apply(
         cat_code, cat_index = _codes(
             out["sku"].map(dict(zip(categories["sku"], categories["category"], strict=True)))
         )
-    ordered = overrides.assign(is_series=[level_of(o) == "series" for o in overrides.itertuples(index=False)])
-    for o in ordered.sort_values(["is_series", "override_id"]).itertuples(index=False):
+    fixed = np.zeros(len(out), dtype=bool)  # rows a more specific override already set
+    shortfalls: list[str] = []
+    ordered = overrides.assign(rank=[specificity(o) for o in overrides.itertuples(index=False)])
+    for o in ordered.sort_values(["rank", "override_id"]).itertuples(index=False):
         hit = (days >= o.start_date.to_datetime64()) & (days <= o.end_date.to_datetime64())
         if o.warehouse is not None:
             hit &= wh_code == wh_of.get(o.warehouse, -2)
-        if o.is_series:
+        if o.sku is not None:
             hit &= sku_code == sku_of.get(o.sku, -2)
             final[hit] = o.value if not pd.isna(o.value) else stat[hit] * (1.0 + o.relative_change)
+            shaped = hit
         else:
             if o.category is not None:
                 hit &= cat_code == cat_index.get(o.category, -2)
-            if pd.isna(o.value):
-                final[hit] = stat[hit] * (1.0 + o.relative_change)
-            else:
-                final[hit] = _shares(days[hit], np.clip(stat[hit], 0.0, None)) * o.value
+            shaped = hit & ~fixed
+            short = _set_aggregate(o, days, hit, shaped, stat, final)
+            if short:
+                shortfalls.append(f"override {describe(o)}: {short}")
+        fixed |= hit
         tag = str(int(o.override_id))
-        ids[hit] = [tag if cur is None else f"{cur},{tag}" for cur in ids[hit]]
+        ids[shaped] = [tag if cur is None else f"{cur},{tag}" for cur in ids[shaped]]
+    return shortfalls
+
+
+def _set_aggregate(
+    o: Any, days: np.ndarray, hit: np.ndarray, free: np.ndarray, stat: np.ndarray, final: np.ndarray
+) -> str | None:
+    """Make the aggregate's rows (`hit`) sum, on each date, to its target: `value`, or the
+    statistical sum times (1 + relative_change).  Rows a nested override set keep their value; the
+    other rows (`free`) share what is left in proportion to their statistical forecast.  Returns how
+    many dates fell short (nested overrides already above the target, or no row left to change)."""
+    if pd.isna(o.value) and free[hit].all():  # nothing nested: every row scaled alike
+        final[hit] = stat[hit] * (1.0 + o.relative_change)
+        return None
+    weights = np.clip(stat, 0.0, None)
+    _, day = np.unique(days[hit], return_inverse=True)
+    n_days = int(day.max()) + 1 if len(day) else 0
+    if pd.isna(o.value):
+        target = np.bincount(day, weights=stat[hit], minlength=n_days) * (1.0 + o.relative_change)
+    else:
+        target = np.full(n_days, float(o.value))
+    nested = np.bincount(day, weights=np.where(free[hit], 0.0, final[hit]), minlength=n_days)
+    left = target - nested
+    own = free[hit]
+    if own.any():
+        share = _shares(day[own], weights[hit][own])
+        values = final[hit]
+        values[own] = share * np.clip(left, 0.0, None)[day[own]]
+        final[hit] = values
+    has_free = np.bincount(day, weights=own.astype(float), minlength=n_days) > 0
+    short = int(np.sum((left < -1e-9) | (~has_free & (np.abs(left) > 1e-9))))
+    if not short:
+        return None
+    return (
+        f"on {short} date(s) its nested overrides leave no room for its total, so its series keep "
+        f"the nested values and the aggregate does not reach its target"
+    )
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, dict[Any, int]]:
@@ -138,6 +186,7 @@ class Adjusted:
     active: pd.DataFrame  # the overrides applied tonight, with `summarize_overrides`' effect columns
     skipped: pd.DataFrame  # stored overrides in force but invalid, with `problem`
     fenced_rows: int  # rows whose final forecast is last night's (inside the time fence)
+    shortfalls: tuple[str, ...] = ()  # aggregate overrides their nested ones left no room for
 
     def notes(self) -> dict[str, Any]:
         """A JSON-able summary for the report and the DAG: totals, active and skipped overrides."""
@@ -149,6 +198,7 @@ class Adjusted:
             "fenced_rows": self.fenced_rows,
             "active": [_jsonable(r) for r in self.active.to_dict("records")],
             "skipped": [_jsonable(r) for r in self.skipped.to_dict("records")],
+            "shortfalls": list(self.shortfalls),
         }
 
 
@@ -182,8 +232,15 @@ def adjust_forecasts(
     `build_final_forecast`)."""
     series = forecasts[["sku", "warehouse"]].drop_duplicates()
     valid, skipped = split_stored_overrides(stored, series=series, run_date=run_date, categories=categories)
+    shortfalls: list[str] = []
     final = build_final_forecast(
-        forecasts, valid, previous, run_date=run_date, fence_days=fence_days, categories=categories
+        forecasts,
+        valid,
+        previous,
+        run_date=run_date,
+        fence_days=fence_days,
+        categories=categories,
+        shortfalls=shortfalls,
     )
     fenced = 0
     if fence_days > 0 and previous is not None and len(previous):
@@ -191,7 +248,7 @@ def adjust_forecasts(
         keys = previous[KEY].assign(target_date=pd.to_datetime(previous["target_date"]))
         inside = final[final["target_date"] <= fence_end][KEY].merge(keys, on=KEY)
         fenced = len(inside)
-    return Adjusted(final, summarize_overrides(final, valid), skipped, fenced)
+    return Adjusted(final, summarize_overrides(final, valid), skipped, fenced, tuple(shortfalls))
 
 
 def build_value_added(by_lag: pd.DataFrame, *, week: int = 7) -> pd.DataFrame:

@@ -104,18 +104,50 @@ def row_problems(
 
 def _overlaps(a: Any, b: Any) -> bool:
     """Two overrides conflict when their dates overlap and they cover a common series at the same
-    kind of level: two series overrides of one SKU (one of them in every warehouse, or both in the
-    same), or two aggregate overrides whose scopes meet (a total and a category, a category in every
-    warehouse and in one, ...): the later would undo the earlier's sum.  A series override inside an
-    aggregate one does not conflict: it applies on top (the more specific wins)."""
+    kind of level without one holding the other: two series overrides of one SKU (one of them in
+    every warehouse, or both in the same), two aggregate overrides of the same scope, or two whose
+    scopes cross (a warehouse's total and a category in every warehouse): which should win is not
+    clear.  Nested ones do not conflict: a series override inside an aggregate one, or an aggregate
+    inside a wider one (a category inside the total, a category in one warehouse inside the
+    category or the warehouse's total); the more specific is kept and the wider one's other
+    children make up its total (`build_final_forecast`)."""
+    if not (a.start_date <= b.end_date and b.start_date <= a.end_date):
+        return False
     if (a.sku is None) != (b.sku is None):
         return False
-    same_wh = a.warehouse is None or b.warehouse is None or a.warehouse == b.warehouse
     if a.sku is not None:
-        same_place = a.sku == b.sku and same_wh
-    else:
-        same_place = same_wh and (a.category is None or b.category is None or a.category == b.category)
-    return bool(same_place and a.start_date <= b.end_date and b.start_date <= a.end_date)
+        same_wh = a.warehouse is None or b.warehouse is None or a.warehouse == b.warehouse
+        return bool(a.sku == b.sku and same_wh)
+    if not _scopes_meet(a, b):
+        return False
+    return not (_holds(a, b) or _holds(b, a)) or _scope(a) == _scope(b)
+
+
+def _scope(r: Any) -> tuple[Any, Any]:
+    return (r.category, r.warehouse)
+
+
+def _scopes_meet(a: Any, b: Any) -> bool:
+    """Whether two aggregate scopes (category or all, warehouse or all) share a series."""
+    same_wh = a.warehouse is None or b.warehouse is None or a.warehouse == b.warehouse
+    same_cat = a.category is None or b.category is None or a.category == b.category
+    return same_wh and same_cat
+
+
+def _holds(a: Any, b: Any) -> bool:
+    """Whether aggregate scope `a` holds every series of aggregate scope `b`."""
+    return (a.category is None or a.category == b.category) and (
+        a.warehouse is None or a.warehouse == b.warehouse
+    )
+
+
+def specificity(r: Any) -> int:
+    """0 for a series override in one warehouse, 1 in every warehouse, 2 for a category in one
+    warehouse, 3 for a category in every warehouse or a warehouse's total, 4 for the total: an
+    override nested in another has a lower number, and applies first."""
+    if r.sku is not None:
+        return 0 if r.warehouse is not None else 1
+    return 2 + (r.category is None) + (r.warehouse is None)
 
 
 def in_force(stored: pd.DataFrame, night: date) -> pd.DataFrame:

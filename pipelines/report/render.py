@@ -101,6 +101,7 @@ def build_override_section(notes: dict[str, Any] | None) -> dict[str, Any] | Non
             for o in active
         ],
         "skipped": [{**o, "target": _override_target(o)} for o in notes["skipped"]],
+        "shortfalls": list(notes.get("shortfalls") or []),
     }
 
 

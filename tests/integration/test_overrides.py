@@ -538,7 +538,7 @@ def _planner_check(load_url: str, planner_url: str) -> None:
         and (s1.override_ids.where(s1.target_date != "2026-12-03", "2") == "2").all()
         and (
             s1[s1.target_date == "2026-12-03"].set_index("warehouse").override_ids.to_dict()
-            == {"W1": "2", "W2": "5,2"}
+            == {"W1": "2", "W2": "2"}
         )
         and ((s1.yhat_final - s1.yhat * 0.5).abs() < 1e-9).all()
     )
@@ -549,8 +549,9 @@ def _planner_check(load_url: str, planner_url: str) -> None:
     share = c2.yhat_final / c2.groupby("target_date").yhat_final.transform("sum")
     assert (share - c2.yhat / c2.groupby("target_date").yhat.transform("sum")).abs().max() < 1e-9
     w2 = got[(got.warehouse == "W2") & (got.target_date == "2026-12-03")]
-    assert w2.set_index("sku").override_ids.to_dict() == {"S0000": "5", "S0001": "5,2", "S0002": "5"}
-    assert (w2[w2.sku == "S0000"].eval("yhat_final - yhat * 1.1").abs() < 1e-9).all()
+    # W2's total is +10 %; S0001's own override stands (-50 %), W2's other series make up the rest
+    assert w2.set_index("sku").override_ids.to_dict() == {"S0000": "5", "S0001": "2", "S0002": "5"}
+    assert abs(w2.yhat_final.sum() - 1.1 * w2.yhat.sum()) < 1e-9
     assert got[got.override_ids.isna()].eval("yhat_final == yhat").all()
 
 
@@ -719,7 +720,9 @@ def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env
     assert "unknown warehouse 'WH-NONE'" in capsys.readouterr().err
     assert run("--category", category, *base, "--value", "250") == 0
     assert "added 1 override(s): ids [1]" in capsys.readouterr().out
-    assert run("--total", *base, "--change", "10%") == 4
+    # a warehouse's total crosses the category (neither holds the other): refused
+    wh0 = str(children[children["category"] == category]["warehouse"].iloc[0])
+    assert run("--total", "--warehouse", wh0, *base, "--change", "10%") == 4
     err = capsys.readouterr().err
     assert (
         f"overlaps override #1 category {category} x all warehouses" in err and "nothing was written" in err
@@ -738,6 +741,14 @@ def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env
         f"category,start_date,end_date,value,author,reason\n{category},{day(8)},{day(9)},100,bob,fair\n"
     )
     assert seam("override", "import", "--config", str(path), *today, str(good)) == 0
+    # nested overrides: one SKU of the category on one day (inside #1), the total around #1
+    sku0 = str(children[(children["category"] == category) & (children["warehouse"] == wh0)]["sku"].iloc[0])
+    one_day = ("--from", day(5), "--to", day(5), "--reason", "fair")
+    assert run("--sku", sku0, "--warehouse", wh0, *one_day, "--value", "40") == 0
+    assert run("--total", *base, "--value", "400") == 0
+    # and a total below the category inside it (100 a day on day 8): the category stands, reported
+    assert run("--total", "--from", day(8), "--to", day(8), "--reason", "cut", "--value", "50") == 0
+    assert list(stored(cfg).override_id) == [1, 2, 3, 4, 5]
     assert seam("override", "list", "--config", str(path), *today) == 0
     out = capsys.readouterr().out
     assert f"#1  category {category} x all warehouses  {day(4)}..{day(6)}  = 250/day" in out
@@ -760,12 +771,22 @@ def test_a_category_override_from_the_cli_sums_to_its_value_every_night(demo_env
     fc = fc.merge(cats, on="sku", how="left")
     inside = fc[(fc.category == category) & fc.target_date.between(day(4), day(6))]
     assert inside.groupby("target_date").size().tolist() == [n_children] * 3
+    # the category keeps its 250 a day; on day 5 the SKU's 40 is made up by its siblings
     assert (inside.groupby("target_date").yhat_final.sum() - 250.0).abs().max() < 1e-6
-    assert (inside.override_ids == "1").all()
+    pinned = (inside.sku == sku0) & (inside.warehouse == wh0) & (inside.target_date == day(5))
+    assert inside[pinned].yhat_final.tolist() == [40.0] and inside[pinned].override_ids.tolist() == ["3"]
+    assert (inside[~pinned].override_ids == "1").all()
+    # the total is 400 a day on days 4-6, the other categories making up 400 - 250
+    window = fc[fc.target_date.between(day(4), day(6))]
+    assert (window.groupby("target_date").yhat_final.sum() - 400.0).abs().max() < 1e-6
+    assert (window.drop(inside.index).override_ids == "4").all()
     later = fc[(fc.category == category) & fc.target_date.between(day(8), day(9))]
     assert (later.groupby("target_date").yhat_final.sum() - 100.0).abs().max() < 1e-6
     assert (later.override_ids == "2").all()
-    rest = fc.drop(inside.index).drop(later.index)
+    squeezed = fc[(fc.category != category) & (fc.target_date == day(8))]
+    assert len(squeezed) and (squeezed.yhat_final == 0).all() and (squeezed.override_ids == "5").all()
+    assert f"NOT MET override #5 total x all warehouses {day(8)}..{day(8)}: on 1 date(s)" in section
+    rest = fc.drop(window.index).drop(later.index).drop(squeezed.index)
     assert rest.override_ids.isna().all() and (rest.yhat_final == rest.yhat).all()
 
 

@@ -353,20 +353,64 @@ def test_aggregate_relative_change_multiplies_every_child():
     assert (d["override_ids"] == "1").all()
 
 
-def test_series_override_on_top_of_a_category_override_wins_on_its_row():
-    final = adjust(
+def test_a_series_override_inside_a_category_override_is_made_up_by_its_siblings():
+    adjusted = adjust(
         [
             aggregate(1, value=200.0),
             override(2, sku="Y", warehouse="W1", start="2026-11-27", end="2026-11-27", value=5.0),
         ]
-    ).final
-    d = day_rows(final, "2026-11-27")
-    assert d.loc["Y", "yhat_final"] == 5.0
-    assert d.loc["Y", "override_ids"] == "1,2"  # both shaped it
-    assert d.loc[["X", "Z"], "yhat_final"].tolist() == pytest.approx([20.0, 120.0])  # their shares stay
-    assert d.loc["X", "override_ids"] == "1"
-    other = day_rows(final, "2026-11-26")
-    assert other.loc[["X", "Y", "Z"], "yhat_final"].sum() == pytest.approx(200.0)
+    )
+    d = day_rows(adjusted.final, "2026-11-27")
+    assert d.loc["Y", "yhat_final"] == 5.0 and d.loc["Y", "override_ids"] == "2"  # the planner's SKU stands
+    # X and Z share the remaining 195 by their statistical 10 : 60
+    assert d.loc[["X", "Z"], "yhat_final"].tolist() == pytest.approx([195 * 10 / 70, 195 * 60 / 70])
+    assert d.loc[["X", "Y", "Z"], "yhat_final"].sum() == pytest.approx(200.0)  # the category's total holds
+    assert (d.loc[["X", "Z"], "override_ids"] == "1").all()
+    other = day_rows(adjusted.final, "2026-11-26")
+    assert other.loc[["X", "Y", "Z"], "yhat_final"].tolist() == pytest.approx([20.0, 60.0, 120.0])
+    assert adjusted.shortfalls == ()
+
+
+def test_nested_aggregate_overrides_apply_the_most_specific_first():
+    """Total 300, category C 200 inside it, category C in W1 50 inside that (one day): C x W1's
+    series X, Y share 50 (10 : 30), Z (C's other series) takes 200 - 50, U (the total's other
+    series) takes 300 - 200."""
+    one_day = {"start": "2026-11-26", "end": "2026-11-26"}
+    adjusted = adjust(
+        [
+            aggregate(1, category=None, value=300.0, **one_day),
+            aggregate(2, value=200.0, **one_day),
+            aggregate(3, warehouse="W1", value=50.0, **one_day),
+        ]
+    )
+    assert adjusted.skipped.empty
+    d = day_rows(adjusted.final, "2026-11-26")
+    assert d["yhat_final"].to_dict() == pytest.approx({"X": 12.5, "Y": 37.5, "Z": 150.0, "U": 100.0})
+    assert d["override_ids"].to_dict() == {"X": "3", "Y": "3", "Z": "2", "U": "1"}
+    units = adjusted.active.set_index("override_id")["units_final"].to_dict()
+    assert units == pytest.approx({1: 100.0, 2: 150.0, 3: 50.0})  # the rows each override set
+
+
+def test_a_total_relative_change_around_a_category_override_keeps_the_totals_target():
+    """Total +50 % (statistical 107 -> 160.5) around category C = 200: U gets 160.5 - 200 < 0, so
+    the category stands, U gets 0 and the shortfall is reported."""
+    one_day = {"start": "2026-11-26", "end": "2026-11-26"}
+    adjusted = adjust(
+        [aggregate(1, category=None, relative_change=0.5, **one_day), aggregate(2, value=200.0, **one_day)]
+    )
+    d = day_rows(adjusted.final, "2026-11-26")
+    assert d.loc[["X", "Y", "Z"], "yhat_final"].sum() == pytest.approx(200.0)
+    assert d.loc["U", "yhat_final"] == 0.0
+    assert len(adjusted.shortfalls) == 1
+    assert adjusted.shortfalls[0].startswith("override #1 total x all warehouses 2026-11-26..2026-11-26:")
+    assert "on 1 date(s) its nested overrides leave no room" in adjusted.shortfalls[0]
+    assert adjusted.notes()["shortfalls"] == list(adjusted.shortfalls)
+    # with room: total +50 % around category C = 100 -> U = 160.5 - 100
+    roomy = adjust(
+        [aggregate(1, category=None, relative_change=0.5, **one_day), aggregate(2, value=100.0, **one_day)]
+    )
+    assert day_rows(roomy.final, "2026-11-26").loc["U", "yhat_final"] == pytest.approx(60.5)
+    assert roomy.shortfalls == ()
 
 
 def test_time_fence_freezes_the_children_of_an_aggregate_override():
@@ -411,21 +455,22 @@ def test_category_overrides_need_the_products_categories():
     assert "no products' categories are known" in skipped["problem"].iloc[0]
 
 
-def test_overlapping_aggregates_conflict_but_a_series_inside_one_does_not():
+def test_aggregates_of_one_scope_or_crossing_scopes_conflict_nested_ones_do_not():
     valid, skipped = split_stored_overrides(
         stored(
             aggregate(1, value=100.0),
-            aggregate(
-                2, warehouse="W1", value=50.0, start="2026-11-28", end="2026-11-30"
-            ),  # inside 1's scope
-            aggregate(3, category=None, relative_change=0.1, start="2026-11-26", end="2026-11-26"),  # total
-            aggregate(4, category="D", value=3.0),  # another category: no conflict
-            override(5, sku="X", warehouse="W1", value=1.0),  # a series inside 1: on top
+            aggregate(2, warehouse="W1", value=50.0, start="2026-11-28", end="2026-11-30"),  # inside 1
+            aggregate(3, category=None, relative_change=0.1, start="2026-11-26", end="2026-11-26"),  # holds 1
+            aggregate(4, category="D", value=3.0),  # another category
+            override(5, sku="X", warehouse="W1", value=1.0),  # a series inside 1
+            aggregate(6, value=80.0, start="2026-11-27", end="2026-11-27"),  # the same scope as 1
+            aggregate(7, category=None, warehouse="W1", value=9.0),  # W1's total crosses category C
+            aggregate(8, category=None, warehouse="W2", value=9.0, start="2026-12-01", end="2026-12-01"),
         ),
         series=AGG_SERIES,
         run_date=NIGHT,
         categories=CATS,
     )
-    assert list(valid.override_id) == [1, 4, 5]
-    assert list(skipped.override_id) == [2, 3]
+    assert list(valid.override_id) == [1, 2, 3, 4, 5, 8]
+    assert list(skipped.override_id) == [6, 7]
     assert all("overlaps override #1 category C" in p for p in skipped["problem"])
