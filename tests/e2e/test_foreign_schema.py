@@ -38,6 +38,7 @@ VIEWS = (
     "seam_v_open_anomalies",
     "seam_v_pipeline_health",
     "seam_v_forecast_value_added",
+    "seam_v_forecast_value_added_by_level",
 )
 # what a re-run of a night must reproduce (besides the load batches' checksums)
 COMPARED = ("seam_forecasts", "seam_anomaly_scores", "seam_data_quality_results", "seam_forecast_accuracy")

@@ -639,6 +639,91 @@ def results_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_database" if request.param == "postgresql" else "mariadb_database")()
 
 
+def test_value_added_by_level_checked_by_hand(results_url):
+    """Three series on one lag-1 point: S1, S2 in category C, S3 in D; S1 overridden.
+
+    actual 10, 20, 5; naive (a week before) 8, 25, 5; statistical 12, 18, 6; final 10, 18, 6.
+    Series: S1's override removes its error (2 -> 0).  Category C, scored on its sums (actual 30,
+    naive 33, statistical 30, final 28): the model beats naive (3 -> 0) but the override makes the
+    category worse (0 -> 2).  All (35, 38, 36, 34): errors 3, 1, 1."""
+    engine = make_engine(results_url, write=True)
+    try:
+        migrate(engine)
+        night, day = pd.Timestamp("2026-11-20"), pd.Timestamp("2026-11-21")
+        keys = pd.DataFrame({"sku": ["S1", "S2", "S3"], "warehouse": "W1"})
+        fc = keys.assign(
+            run_date=night,
+            target_date=day,
+            yhat=[12.0, 18.0, 6.0],
+            yhat_lo_80=0.0,
+            yhat_hi_80=50.0,
+            yhat_lo_95=0.0,
+            yhat_hi_95=60.0,
+            model="ets",
+            model_version="t",
+            explanation="{}",
+            fallback=False,
+            training_snapshot_date=night,
+            yhat_final=[10.0, 18.0, 6.0],
+            override_ids=["1", None, None],
+        )
+        load_batch(engine, "seam_forecasts", night.date(), fc)
+        actuals = pd.concat(
+            [
+                keys.assign(ds=day, actual=[10.0, 20.0, 5.0]),
+                keys.assign(ds=day - pd.Timedelta(days=7), actual=[8.0, 25.0, 5.0]),
+            ]
+        )
+        load_batch(engine, "seam_actuals", day.date(), actuals)
+        hier = keys.assign(
+            run_date=night,
+            level="sku_warehouse",
+            series_key=keys["sku"] + "|W1",
+            target_date=day,
+            category=["C", "C", "D"],
+            yhat=[12.0, 18.0, 6.0],
+            yhat_base=[12.0, 18.0, 6.0],
+            yhat_lo_80=0.0,
+            yhat_hi_80=50.0,
+            yhat_lo_95=0.0,
+            yhat_hi_95=60.0,
+            method="mint_shrink",
+            model_version="t",
+        )
+        load_batch(engine, "seam_forecasts_hierarchy", night.date(), hier)
+        with engine.connect() as conn:
+            view = pd.read_sql(sa.text("SELECT * FROM seam_v_forecast_value_added_by_level"), conn)
+    finally:
+        engine.dispose()
+    view["node"] = view["level"] + ":" + view["sku"].fillna(view["category"]).fillna("all")
+    got = view.set_index("node")
+    assert sorted(got.index) == ["all:all", "category:C", "category:D", "series:S1", "series:S2", "series:S3"]
+    assert (got.lag_days == 1).all() and (got.n_points == 1).all()
+    assert got.loc["series:S1", "category"] == "C" and got.n_overridden.to_dict() == {
+        "series:S1": 1,
+        "series:S2": 0,
+        "series:S3": 0,
+        "category:C": 1,
+        "category:D": 0,
+        "all:all": 1,
+    }
+    errors = got[["sum_abs_error_naive", "sum_abs_error_statistical", "sum_abs_error_final"]].astype(float)
+    assert {n: list(r) for n, r in errors.round(9).iterrows()} == {  # naive, statistical, final
+        "series:S1": [2.0, 2.0, 0.0],
+        "series:S2": [5.0, 2.0, 2.0],
+        "series:S3": [0.0, 1.0, 1.0],
+        "category:C": [3.0, 0.0, 2.0],
+        "category:D": [0.0, 1.0, 1.0],
+        "all:all": [3.0, 1.0, 1.0],
+    }
+    c = got.loc["category:C"]
+    assert float(c.sum_actual) == 30.0 and float(c.wape_naive) == pytest.approx(0.1)
+    assert float(c.fva_wape_statistical) == pytest.approx(0.1)  # the model beats naive
+    assert float(c.fva_wape_final) == pytest.approx(-2 / 30)  # the override made C worse
+    assert float(got.loc["series:S1", "fva_wape_final"]) == pytest.approx(0.2)  # ... and S1 better
+    assert float(got.loc["all:all", "bias_final"]) == pytest.approx(-1 / 35)
+
+
 def test_migration_009_keeps_the_overrides_written_before(results_url, monkeypatch):
     from pipelines.state import migrations
 
@@ -666,7 +751,7 @@ def test_migration_009_keeps_the_overrides_written_before(results_url, monkeypat
             conn.exec_driver_sql("DELETE FROM seam_forecast_overrides WHERE sku = 'S3'")
         with pytest.raises(ConfigError, match="migration 009_aggregate_overrides"):
             read_overrides(engine)  # the planners' CLI names the missing migration
-        assert migrate(engine) == ["009_aggregate_overrides"]
+        assert migrate(engine) == ["009_aggregate_overrides", "010_value_added_by_level"]
         assert migrate(engine) == []  # applied once
         rows = read_overrides(engine)
         assert list(rows.override_id) == [1, 2]
