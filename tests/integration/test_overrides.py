@@ -300,8 +300,14 @@ def test_the_database_refuses_what_its_checks_see(planner_db):
     engine.dispose()
 
 
-def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, caplog):
-    path = demo_env(lean=True)
+@pytest.mark.parametrize("databases", ["sqlite", "postgresql+mariadb"])
+def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, caplog, request, databases):
+    if databases == "sqlite":
+        path = demo_env(lean=True)
+    else:
+        path = demo_env(
+            request.getfixturevalue("pg_database")(), request.getfixturevalue("mariadb_database")(), lean=True
+        )
     raw = yaml.safe_load(path.read_text())
     raw["forecast"]["time_fence_days"] = 3
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -352,10 +358,15 @@ def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, ca
                 "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, author, reason) "
                 f"VALUES ('{sku}', {wh}, '{day(5)}', '{day(6)}', 1, 'sql', 'by hand')"
             )
+        # one that expired with last night: written, valid, and no longer applied
+        conn.exec_driver_sql(
+            "INSERT INTO seam_forecast_overrides (sku, warehouse, start_date, end_date, value, author, reason, "
+            f"expires_on) VALUES ('SKU-0003', NULL, '{day(1)}', '{day(20)}', 99, 'sql', 'old', '{before}')"
+        )
     with caplog.at_level(logging.WARNING, logger="pipelines.steps"):
         report = run_all(cfg, RunContext(NIGHT))
     warnings = [r.getMessage() for r in caplog.records if "data quality: override" in r.getMessage()]
-    assert len(warnings) == 2
+    assert len(warnings) == 2  # the expired one is not in force, so neither applied nor skipped
     assert (
         f"override #3 SKU-9999 x WH01 {day(5)}..{day(6)} (by sql) skipped tonight: unknown series"
         in warnings[0]
@@ -403,6 +414,7 @@ def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, ca
     rest = free[
         ~free.sku.isin(["SKU-0001", "SKU-0002"]) | ((free.sku == "SKU-0001") & (free.warehouse == "WH02"))
     ]
+    assert (rest.sku == "SKU-0003").any()  # the expired override's SKU: not overridden
     assert rest.override_ids.isna().all() and (rest.yhat_final == rest.yhat).all()
     # the report: totals, each override with its effect, the skipped rows
     text = (report.parent / "report.txt").read_text()
