@@ -27,7 +27,7 @@ test: install  ## run the whole test suite (on every core; the Airflow deploymen
 	$(BIN)/python -m pytest -n auto --dist worksteal
 
 test-fast: install  ## the unit and DAG-integrity tests only: no server, no pipeline run
-	$(BIN)/python -m pytest -m "not server and not integration and not e2e"
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not server and not integration and not e2e"
 
 lint: install
 	$(BIN)/ruff check pipelines dags tests benchmarks scripts
