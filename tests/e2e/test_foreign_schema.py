@@ -39,6 +39,7 @@ VIEWS = (
     "seam_v_pipeline_health",
     "seam_v_forecast_value_added",
     "seam_v_forecast_value_added_by_level",
+    "seam_v_latest_forecast_by_category",
 )
 # what a re-run of a night must reproduce (besides the load batches' checksums)
 COMPARED = ("seam_forecasts", "seam_anomaly_scores", "seam_data_quality_results", "seam_forecast_accuracy")

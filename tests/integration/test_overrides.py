@@ -651,7 +651,7 @@ def results_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_database" if request.param == "postgresql" else "mariadb_database")()
 
 
-def test_value_added_by_level_checked_by_hand(results_url):
+def test_value_added_and_forecasts_by_level_checked_by_hand(results_url):
     """Three series on one lag-1 point: S1, S2 in category C, S3 in D; S1 overridden.
 
     actual 10, 20, 5; naive (a week before) 8, 25, 5; statistical 12, 18, 6; final 10, 18, 6.
@@ -702,9 +702,15 @@ def test_value_added_by_level_checked_by_hand(results_url):
             method="mint_shrink",
             model_version="t",
         )
-        load_batch(engine, "seam_forecasts_hierarchy", night.date(), hier)
+        category_c = hier.iloc[:1].assign(
+            level="category", series_key="C", sku=None, warehouse=None, yhat=31.0, yhat_base=29.0
+        )  # the reconcile step's own forecast of category C (D has none)
+        load_batch(engine, "seam_forecasts_hierarchy", night.date(), pd.concat([hier, category_c]))
         with engine.connect() as conn:
             view = pd.read_sql(sa.text("SELECT * FROM seam_v_forecast_value_added_by_level"), conn)
+            by_category = pd.read_sql(
+                sa.text("SELECT * FROM seam_v_latest_forecast_by_category ORDER BY category"), conn
+            )
     finally:
         engine.dispose()
     view["node"] = view["level"] + ":" + view["sku"].fillna(view["category"]).fillna("all")
@@ -734,6 +740,13 @@ def test_value_added_by_level_checked_by_hand(results_url):
     assert float(c.fva_wape_final) == pytest.approx(-2 / 30)  # the override made C worse
     assert float(got.loc["series:S1", "fva_wape_final"]) == pytest.approx(0.2)  # ... and S1 better
     assert float(got.loc["all:all", "bias_final"]) == pytest.approx(-1 / 35)
+    # the latest night per category: its series' statistical and final sums beside its own forecast
+    assert list(by_category.category) == ["C", "D"]
+    assert by_category.n_series.tolist() == [2, 1] and by_category.n_overridden.tolist() == [1, 0]
+    assert by_category.yhat_statistical.tolist() == [30.0, 6.0]
+    assert by_category.yhat_final.tolist() == [28.0, 6.0]
+    assert by_category.yhat_reconciled.iloc[0] == 31.0 and pd.isna(by_category.yhat_reconciled.iloc[1])
+    assert by_category.yhat_hi_95.iloc[0] == 60.0
 
 
 def test_migration_009_keeps_the_overrides_written_before(results_url, monkeypatch):
@@ -763,7 +776,7 @@ def test_migration_009_keeps_the_overrides_written_before(results_url, monkeypat
             conn.exec_driver_sql("DELETE FROM seam_forecast_overrides WHERE sku = 'S3'")
         with pytest.raises(ConfigError, match="migration 009_aggregate_overrides"):
             read_overrides(engine)  # the planners' CLI names the missing migration
-        assert migrate(engine) == ["009_aggregate_overrides", "010_value_added_by_level"]
+        assert migrate(engine) == ["009_aggregate_overrides", "010_views_by_level"]
         assert migrate(engine) == []  # applied once
         rows = read_overrides(engine)
         assert list(rows.override_id) == [1, 2]
