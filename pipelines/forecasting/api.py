@@ -130,7 +130,8 @@ def run_forecast(
     `drivers` (the driver frame and, when `history` is one shard of the panel, the panel's
     effects, see `pipelines.forecasting.drivers`) turns on known-future drivers and the `drivers`
     column. The calendars and new products' peers are estimated from the history as it is; the
-    base models are fitted on the history without the drivers' effect.
+    base models are fitted on the history without the drivers' effect and chosen on backtests
+    with it.
     """
     started = time.perf_counter()
     h, lvls = check_arguments(horizon, levels)
@@ -142,7 +143,8 @@ def run_forecast(
     calendars = build_calendars(series, freq, options.season_lengths, week) if options.calendar else None
     effects = fit_effects(series, drivers, h, freq, options.season_lengths) if drivers is not None else None
     base = [replace(s, y=s.y / e.history) for s, e in zip(series, effects, strict=True)] if effects else None
-    results = _fit_with_peers(series, calendars, h, options, freq, week, peers, base)
+    uplifts = [e.history for e in effects] if effects else None
+    results = _fit_with_peers(series, calendars, h, options, freq, week, peers, base, uplifts)
     if effects:
         results = [apply_effect(r, e) for r, e in zip(results, effects, strict=True)]
     # pooled in order of unique_id, not of the input rows
@@ -167,7 +169,8 @@ def run_forecast(
     return out
 
 
-Task = tuple[np.ndarray, SeriesCalendar | None]
+# a series' history (on the base scale), its calendar and its drivers' history uplift
+Task = tuple[np.ndarray, SeriesCalendar | None, np.ndarray | None]
 
 
 def _fit_with_peers(
@@ -179,13 +182,15 @@ def _fit_with_peers(
     week: PanelWeek | None,
     peers: Peers | None,
     base: list[SeriesInput] | None = None,
+    uplifts: list[np.ndarray] | None = None,
 ) -> list[SeriesResult]:
     """Every series' result: new products from their peers, the others (and new products without
     peers but with sales) from their own history (`base`: the history the models are fitted on,
-    when it differs from `series`, on which new products and their peers are found)."""
+    when it differs from `series`, on which new products and their peers are found; `uplifts`:
+    the drivers' effect `base` is divided by, which the backtests put back)."""
     fit = base if base is not None else series
     if peers is None:
-        return _fit_all(fit, calendars, horizon, options)
+        return _fit_all(fit, calendars, horizon, options, uplifts)
     profiles = peers.profiles or build_peer_profiles(
         series, peers.keys, freq, options.new_product_periods, week
     )
@@ -198,7 +203,11 @@ def _fit_with_peers(
             done[i] = fitted
     rest = [i for i in range(len(series)) if i not in done]
     fitted_rest = _fit_all(
-        [fit[i] for i in rest], [calendars[i] for i in rest] if calendars else None, horizon, options
+        [fit[i] for i in rest],
+        [calendars[i] for i in rest] if calendars else None,
+        horizon,
+        options,
+        [uplifts[i] for i in rest] if uplifts else None,
     )
     for i, result in zip(rest, fitted_rest, strict=True):
         done[i] = replace(result, new_product=note_without_peers(new[i])) if i in new else result
@@ -206,7 +215,7 @@ def _fit_with_peers(
 
 
 def _fit_batch(batch: list[Task], horizon: int, options: ForecastOptions) -> list[SeriesResult]:
-    return [fit_predict_series(y, horizon, options, calendar) for y, calendar in batch]
+    return [fit_predict_series(y, horizon, options, calendar, uplift) for y, calendar, uplift in batch]
 
 
 def _fit_all(
@@ -214,13 +223,17 @@ def _fit_all(
     calendars: list[SeriesCalendar] | None,
     horizon: int,
     options: ForecastOptions,
+    uplifts: list[np.ndarray] | None = None,
 ) -> list[SeriesResult]:
     """Fit every series, in worker processes when there are enough of them.
 
-    A series' result depends on its own values and calendar only, so how the series are split
-    into batches and processes does not change it.
+    A series' result depends on its own values, calendar and uplift only, so how the series are
+    split into batches and processes does not change it.
     """
-    tasks: list[Task] = [(s.y, calendars[i] if calendars else None) for i, s in enumerate(series)]
+    tasks: list[Task] = [
+        (s.y, calendars[i] if calendars else None, uplifts[i] if uplifts else None)
+        for i, s in enumerate(series)
+    ]
     jobs = min(options.resolved_jobs(), max(1, len(tasks) // max(1, options.batch_size // 4)))
     progress = Progress("forecast", len(tasks))
     results: list[SeriesResult] = []

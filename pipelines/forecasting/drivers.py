@@ -20,9 +20,13 @@ it before the base models are fitted, so promoted periods do not distort the bas
 each future period (the base forecast is multiplied by it), with the variance of the future log
 uplift (it widens the intervals on promotion days) and an explanation.
 
-The base models are selected, combined and their intervals calibrated on backtests of the history
-without the drivers' effect; the uplift's own uncertainty enters the intervals through the
-variance of its log (delta method), not through those backtests.
+The base models are fitted on the history without the drivers' effect, and selected and combined
+on backtests that put the effect back: each backtest window's forecast is multiplied by the
+window's uplift and compared with the history as it was, so a candidate is judged by the volume
+of the promotions it would have had to plan for. Their intervals are calibrated on the same
+errors brought back to the base scale; the uplift's own uncertainty enters the intervals through
+the variance of its log (delta method). The uplift of a history period is fitted on the whole
+history (as the weekly calendar is), so the backtests do not re-estimate it per window.
 """
 
 from __future__ import annotations

@@ -323,20 +323,31 @@ def _result_without_models(
 
 
 def fit_predict_series(
-    y_raw: np.ndarray, horizon: int, options: ForecastOptions, calendar: SeriesCalendar | None = None
+    y_raw: np.ndarray,
+    horizon: int,
+    options: ForecastOptions,
+    calendar: SeriesCalendar | None = None,
+    uplift: np.ndarray | None = None,
 ) -> SeriesResult:
     """Forecast one series (NaN = missing or censored) `horizon` steps ahead.
 
     Missing values at the end are not imputed: the forecast starts from the last observed value
     and runs over the gap, whose steps are then dropped. `calendar` (None: every period is
     alike) says which periods are closed and how demand spreads over the week.
+
+    `uplift` (aligned with `y_raw`, 1 where no driver): `y_raw` is a history with its drivers'
+    effect divided out (`pipelines.forecasting.drivers`), and the backtests judge each candidate
+    and combination with that effect put back, against the history as it was: a model that
+    misses the weeks around a promotion is judged by the promotion's volume, not by the
+    deflated one.  The result stays on the base scale (the caller applies the future uplift).
     """
     finite = np.flatnonzero(np.isfinite(y_raw))
     gap = int(len(y_raw) - 1 - finite[-1]) if finite.size else 0
     observed = y_raw[: len(y_raw) - gap]
+    observed_uplift = uplift[: len(y_raw) - gap] if uplift is not None else None
     cal = calendar.shifted(gap) if calendar is not None and gap else calendar
     try:
-        result = _fit_predict_calendar(observed, horizon + gap, options, cal)
+        result = _fit_predict_calendar(observed, horizon + gap, options, cal, observed_uplift)
     except Exception as err:  # never lose a series: an unexpected error falls back to naive
         logger.warning("series fit failed, falling back to naive", exc_info=True)
         y = build_clean_series(observed, _history_to_keep(options))
@@ -393,11 +404,15 @@ def _expand(result: SeriesResult, cal: SeriesCalendar, horizon: int) -> SeriesRe
 
 
 def _fit_predict_calendar(
-    y_raw: np.ndarray, horizon: int, options: ForecastOptions, cal: SeriesCalendar | None
+    y_raw: np.ndarray,
+    horizon: int,
+    options: ForecastOptions,
+    cal: SeriesCalendar | None,
+    uplift: np.ndarray | None = None,
 ) -> SeriesResult:
     """Fit on the open periods of the history and forecast the open periods of the horizon."""
     if cal is None:
-        return _fit_predict_observed(y_raw, horizon, options, None)
+        return _fit_predict_observed(y_raw, horizon, options, None, uplift)
     hist_phase, ahead_phase = cal.phases_before(len(y_raw)), cal.phases_after(horizon)
     open_phases = cal.factors > 0
     open_hist, open_ahead = open_phases[hist_phase], open_phases[ahead_phase]
@@ -411,12 +426,17 @@ def _fit_predict_calendar(
         return _expand(_result_without_models(np.zeros(0), 0, None, nonneg), cal, horizon)
     if n_open < cal.period:
         options = replace(options, season_lengths=compress_periods(options.season_lengths, open_phases))
-    result = _fit_predict_observed(y_raw[open_hist], h_open, options, profile)
+    open_uplift = uplift[open_hist] if uplift is not None else None
+    result = _fit_predict_observed(y_raw[open_hist], h_open, options, profile, open_uplift)
     return _expand(result, cal, horizon) if h_open < horizon else result
 
 
 def _fit_predict_observed(
-    y_raw: np.ndarray, horizon: int, options: ForecastOptions, profile: Profile | None = None
+    y_raw: np.ndarray,
+    horizon: int,
+    options: ForecastOptions,
+    profile: Profile | None = None,
+    uplift: np.ndarray | None = None,
 ) -> SeriesResult:
     y = build_clean_series(y_raw, _history_to_keep(options))
     nonneg = options.nonnegative if options.nonnegative is not None else bool(len(y) and y.min() >= 0)
@@ -467,9 +487,14 @@ def _fit_predict_observed(
     min_train = max(MIN_POINTS_FOR_MODELS, len(y) // 2)
     origins = _origins(len(y), horizon, options.backtest_windows, min_train)
     scale = _mase_scale(y)
+    # the drivers' uplift of each backtest period (None: no driver in any backtest window)
+    driven = _driven_windows(uplift, len(y), origins, horizon)
     if origins:
         preds = _backtest(y, fits, adjusted, origins, horizon, periods, shape, shaped)
         actual = np.vstack([y[o : o + horizon] for o in origins])
+        if driven is not None:
+            preds = {name: p * driven for name, p in preds.items()}
+            actual = actual * driven
         k_range = (options.min_combine, options.combine_top)
         squared = group == "intermittent"
         members, score, errors = _choose(preds, actual, scale, k_range, squared)
@@ -485,14 +510,18 @@ def _fit_predict_observed(
     sigma1 = float(np.mean(sigma1s)) if sigma1s else float(np.std(np.diff(y)))
     if season.kind == "multiplicative":
         sigma1 *= float(np.mean(np.abs(season.future)))
+    spread_bt: np.ndarray | None = None
+    spread_ahead: np.ndarray | None = None
     if shape is not None and any(shaped[m] for m in members):
         # demand on a day with a share s of the week's demand varies about as sqrt(s) (counts)
         spread = np.sqrt(np.mean([shape if shaped[m] else np.ones(len(y)) for m in members], axis=0))
         spread_bt = np.vstack([spread[o : o + horizon] for o in origins]) if origins else None
         spread_ahead = np.sqrt(np.mean([ahead if shaped[m] else np.ones(horizon) for m in members], axis=0))
-        sigma, scores = build_scales(errors, sigma1, horizon, spread_bt, spread_ahead)
-    else:
-        sigma, scores = build_scales(errors, sigma1, horizon)
+    if driven is not None:
+        # the errors are on the driven scale: back to the base scale, which the caller's uplift
+        # (and its own uncertainty) widens again on the horizon's driven periods
+        spread_bt = driven if spread_bt is None else spread_bt * driven
+    sigma, scores = build_scales(errors, sigma1, horizon, spread_bt, spread_ahead)
     weights = {m: round(1.0 / len(members), 6) for m in members}
     # canonical (registry) order, so one combination always has one name
     ordered = [m for m in fits if m in members]
@@ -510,6 +539,16 @@ def _fit_predict_observed(
         nonnegative=bool(nonneg),
         components=_components(fits, members, adjusted, season, mean, horizon, shaped),
     )
+
+
+def _driven_windows(uplift: np.ndarray | None, n: int, origins: list[int], horizon: int) -> np.ndarray | None:
+    """The uplift of each backtest window's periods (windows, horizon), aligned with the end of
+    the `n` modelled periods; None when no window holds a driven period."""
+    if uplift is None or not origins:
+        return None
+    tail = uplift[len(uplift) - n :]
+    windows = np.vstack([tail[o : o + horizon] for o in origins])
+    return windows if (windows != 1.0).any() else None
 
 
 def _components(

@@ -222,3 +222,70 @@ def test_a_planned_promotion_without_any_past_one_leaves_the_forecast_and_says_w
     notes = out.loc[out["unique_id"] == "smooth0", "drivers"].to_numpy()
     assert notes[0] == "promotion 30% off: no effect known (no promotion in the history of any series)"
     assert notes[3] is None or notes[3] != notes[3]
+
+
+def _weekly_series(seed: int = 11) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(HISTORY)
+    return rng.poisson(20 * (1 + 0.3 * np.sin(2 * np.pi * t / 7)) * (1 + t / 600)).astype(float)
+
+
+def test_the_backtests_judge_a_driven_series_on_its_volume_and_keep_its_scale():
+    from pipelines.forecasting.selection import fit_predict_series
+
+    y = _weekly_series()
+    options = build_options("D")
+    plain = fit_predict_series(y, HORIZON, options)
+    # an uplift of 1 everywhere is no driver at all: the same result, bit for bit
+    same = fit_predict_series(y, HORIZON, options, uplift=np.ones(HISTORY))
+    np.testing.assert_array_equal(same.mean, plain.mean)
+    np.testing.assert_array_equal(same.sigma, plain.sigma)
+    assert same.backtest_error == plain.backtest_error
+    # every period doubled: each backtest forecast and actual doubles, so the choice is the same,
+    # the backtest error (scaled by the base history's) doubles, and the base forecast and its
+    # scale do not move (the caller's uplift scales them)
+    doubled = fit_predict_series(y, HORIZON, options, uplift=np.full(HISTORY, 2.0))
+    assert doubled.model == plain.model
+    assert doubled.backtest_error == pytest.approx(2 * plain.backtest_error, rel=1e-9)
+    np.testing.assert_array_equal(doubled.mean, plain.mean)
+    np.testing.assert_allclose(doubled.sigma, plain.sigma, rtol=1e-9)
+    np.testing.assert_allclose(doubled.scores, plain.scores, rtol=1e-9)
+
+
+def test_a_promotion_inside_the_backtest_windows_weighs_its_days():
+    from pipelines.forecasting.selection import fit_predict_series
+
+    y = _weekly_series()
+    options = build_options("D")
+    plain = fit_predict_series(y, HORIZON, options)
+    # a 3x promotion on the last backtest window's days: those days' errors count three times
+    uplift = np.ones(HISTORY)
+    uplift[HISTORY - HORIZON :] = 3.0
+    driven = fit_predict_series(y, HORIZON, options, uplift=uplift)
+    assert driven.backtest_error > plain.backtest_error * 1.05
+    # a promotion before the backtests' windows changes nothing
+    early = np.ones(HISTORY)
+    early[:HORIZON] = 3.0
+    untouched = fit_predict_series(y, HORIZON, options, uplift=early)
+    assert untouched.backtest_error == plain.backtest_error
+    np.testing.assert_array_equal(untouched.mean, plain.mean)
+
+
+def test_run_forecast_passes_each_series_uplift_to_its_backtests(monkeypatch: pytest.MonkeyPatch):
+    import pipelines.forecasting.api as api
+
+    history, drivers, _ = _promo_panel(n_series=3)
+    seen: dict[int, np.ndarray | None] = {}
+    real = api.fit_predict_series
+
+    def spy(y, horizon, options, calendar=None, uplift=None):  # type: ignore[no-untyped-def]
+        seen[len(seen)] = uplift
+        return real(y, horizon, options, calendar, uplift)
+
+    monkeypatch.setattr(api, "fit_predict_series", spy)
+    run_forecast(history, HORIZON, "D", (80, 95), build_options("D", n_jobs=1), drivers=Drivers(drivers))
+    assert len(seen) == 3
+    for uplift in seen.values():
+        assert uplift is not None and len(uplift) == HISTORY
+        # the four past promotions (days 30-39, 90-99, ...) lift it, the other days do not
+        assert np.all(uplift[30:40] > 1.3) and np.all(uplift[:30] == 1.0)
