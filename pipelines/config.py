@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,7 +98,7 @@ class ForecastSpec:
     new_product_days: int = 28
     # known-future demand drivers the forecast includes (pipelines.forecasting.drivers); the
     # default, resolved on load: promotions when a promotions dataset exists, holidays when
-    # anomaly.holidays lists some
+    # anomaly.holidays lists some or anomaly.holiday_country names a calendar
     drivers: tuple[Literal["promotions", "holidays"], ...] = ()
 
 
@@ -128,6 +128,31 @@ class AnomalySpec:
         default_factory=lambda: {"critical": 0.99999, "high": 0.9999, "medium": 0.9995}
     )
     holidays: tuple[tuple[str, str], ...] = ()  # (YYYY-MM-DD, name)
+    # public holidays of a country (ISO 3166 code) and optionally one of its subdivisions, from
+    # the `holidays` package, for every year a night looks at
+    holiday_country: str | None = None
+    holiday_subdivision: str | None = None
+
+    @property
+    def has_holidays(self) -> bool:
+        return bool(self.holidays) or self.holiday_country is not None
+
+    def holidays_between(self, start: date, end: date) -> tuple[tuple[str, str], ...]:
+        """The holidays from `start` to `end` (inclusive), `(YYYY-MM-DD, name)` by date: the
+        listed ones and the country calendar's (a listed day keeps its listed name)."""
+        days = {d: name for d, name in self.holidays if start.isoformat() <= d <= end.isoformat()}
+        if self.holiday_country is not None:
+            import holidays as calendars
+
+            country = calendars.country_holidays(
+                self.holiday_country,
+                subdiv=self.holiday_subdivision,
+                years=range(start.year, end.year + 1),
+            )
+            for day, name in country.items():
+                if start <= day <= end:
+                    days.setdefault(day.isoformat(), name)
+        return tuple(sorted(days.items()))
 
 
 @dataclass(frozen=True)
@@ -563,12 +588,15 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     holidays_raw = ar.get("holidays", {}) or {}
     if not isinstance(holidays_raw, dict):
         raise ConfigError("anomaly.holidays: expected a mapping YYYY-MM-DD: name")
+    country, subdivision = _holiday_calendar(ar.get("holiday_country"), ar.get("holiday_subdivision"))
     anomaly = AnomalySpec(
         metrics=tuple(ar.get("metrics", list(defaults.metrics))),
         window_days=_positive_int(ar.get("window_days", 7), "anomaly.window_days"),
         history_days=_positive_int(ar.get("history_days", 730), "anomaly.history_days"),
         thresholds=dict(ar.get("thresholds", defaults.thresholds)),
         holidays=tuple((str(k), str(v)) for k, v in holidays_raw.items()),
+        holiday_country=country,
+        holiday_subdivision=subdivision,
         custom=_custom_metrics(ar.get("custom_metrics", {}), sources),
     )
     ar.done()
@@ -912,12 +940,43 @@ def _non_negative_int(value: Any, key: str) -> int:
     return value
 
 
+def _holiday_calendar(country: Any, subdivision: Any) -> tuple[str | None, str | None]:
+    """`anomaly.holiday_country` and `anomaly.holiday_subdivision`, checked against the calendars
+    the `holidays` package has."""
+    if country is None:
+        if subdivision is not None:
+            raise ConfigError(
+                "anomaly.holiday_subdivision needs anomaly.holiday_country (the subdivision's country, "
+                "e.g. holiday_country: DE with holiday_subdivision: BY)"
+            )
+        return None, None
+    import holidays as calendars
+
+    supported = calendars.list_supported_countries()
+    if not isinstance(country, str) or country.upper() not in supported:
+        raise ConfigError(
+            f"anomaly.holiday_country: {country!r} is not a country the holidays package has a calendar "
+            f"for; use its ISO 3166 code (e.g. DE, US, GB, FR) or remove the key"
+        )
+    code = country.upper()
+    if subdivision is None:
+        return code, None
+    subdivisions = supported[code]
+    if not isinstance(subdivision, str) or subdivision.upper() not in subdivisions:
+        listed = ", ".join(subdivisions[:40]) or "none"
+        raise ConfigError(
+            f"anomaly.holiday_subdivision: {subdivision!r} is not a subdivision of {code}; its "
+            f"subdivisions are: {listed}"
+        )
+    return code, subdivision.upper()
+
+
 def _forecast_drivers(raw: Any, sources: tuple[SourceSpec, ...], anomaly: AnomalySpec) -> tuple[Any, ...]:
     """`forecast.drivers`, validated; absent: promotions when a source has the promotions
-    dataset, holidays when anomaly.holidays lists some."""
+    dataset, holidays when anomaly.holidays lists some or anomaly.holiday_country is set."""
     has_promotions = any(t.dataset == "promotions" for s in sources for t in s.tables)
     if raw is None:
-        default = (["promotions"] if has_promotions else []) + (["holidays"] if anomaly.holidays else [])
+        default = (["promotions"] if has_promotions else []) + (["holidays"] if anomaly.has_holidays else [])
         return tuple(default)
     if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
         raise ConfigError(
@@ -931,10 +990,11 @@ def _forecast_drivers(raw: Any, sources: tuple[SourceSpec, ...], anomaly: Anomal
             "forecast.drivers lists 'promotions' but no source table has the promotions dataset; add "
             "one (columns sku, start_date, end_date, discount) or remove 'promotions' from forecast.drivers"
         )
-    if "holidays" in raw and not anomaly.holidays:
+    if "holidays" in raw and not anomaly.has_holidays:
         raise ConfigError(
-            "forecast.drivers lists 'holidays' but anomaly.holidays is empty; list the holidays there "
-            "(YYYY-MM-DD: name) or remove 'holidays' from forecast.drivers"
+            "forecast.drivers lists 'holidays' but anomaly.holidays is empty and no "
+            "anomaly.holiday_country is set; list the holidays there (YYYY-MM-DD: name), name the "
+            "country (e.g. holiday_country: DE) or remove 'holidays' from forecast.drivers"
         )
     return tuple(dict.fromkeys(raw))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
@@ -96,7 +96,12 @@ def driver_frame(cfg: Config, d: date, series: pd.DataFrame) -> pd.DataFrame | N
             log.warning("forecast %s: the promotions failed their quality gate, so no promotion drivers", d)
         else:
             promotions = read_dataset(cfg, "promotions", d)
-    holidays = cfg.anomaly.holidays if "holidays" in cfg.forecast.drivers else ()
+    holidays: tuple[tuple[str, str], ...] = ()
+    if "holidays" in cfg.forecast.drivers and len(series):
+        # the series' history and the horizon (in weeks: up to the Sunday ending the last one)
+        ahead = cfg.forecast.horizon if cfg.forecast.freq == "D" else 7 * cfg.forecast.horizon + 6
+        last = pd.Timestamp(series["ds"].max()).date() + timedelta(days=ahead)
+        holidays = cfg.anomaly.holidays_between(pd.Timestamp(series["ds"].min()).date(), last)
     return build_driver_frame(series, promotions=promotions, holidays=holidays, freq=cfg.forecast.freq)
 
 

@@ -464,7 +464,9 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
                 window_days=cfg.anomaly.window_days,
                 history_days=cfg.anomaly.history_days,
                 thresholds=cfg.anomaly.thresholds,
-                holidays=cfg.anomaly.holidays,
+                holidays=cfg.anomaly.holidays_between(
+                    ctx.run_date - timedelta(days=cfg.anomaly.history_days), ctx.run_date
+                ),
                 promotions=partial(optional_dataset, cfg, "promotions", ctx.run_date),
                 stockouts=partial(optional_dataset, cfg, "stockouts", ctx.run_date),
                 labels=partial(read_all_labels, cfg, ctx.run_date),

@@ -83,6 +83,19 @@ def test_example_config_for_postgres_and_mariadb_is_valid():
             "forecast.drivers lists 'holidays' but anomaly.holidays is empty",
         ),
         (
+            lambda c: c["anomaly"].update(holiday_country="Germany"),
+            "anomaly.holiday_country: 'Germany' is not a country the holidays package has a calendar for; "
+            "use its ISO 3166 code (e.g. DE, US, GB, FR)",
+        ),
+        (
+            lambda c: c["anomaly"].update(holiday_country="DE", holiday_subdivision="XY"),
+            "anomaly.holiday_subdivision: 'XY' is not a subdivision of DE; its subdivisions are: BB, BE, BW, BY",
+        ),
+        (
+            lambda c: c["anomaly"].update(holiday_subdivision="BY"),
+            "anomaly.holiday_subdivision needs anomaly.holiday_country",
+        ),
+        (
             lambda c: c.update(scale={"processes_per_task": 0}),
             "scale.processes_per_task must be an integer >= 1, got 0",
         ),
@@ -254,3 +267,29 @@ def test_bad_union_names_the_key(mutate, message, tmp_path):
     with pytest.raises(ConfigError) as err:
         parse_config(raw, base=tmp_path)
     assert message in str(err.value)
+
+
+def test_a_country_calendar_gives_the_public_holidays_of_every_year_a_night_looks_at(tmp_path):
+    from datetime import date
+
+    raw = _demo()
+    raw["anomaly"].update(holiday_country="de", holiday_subdivision="by")
+    cfg = parse_config(raw, base=tmp_path)
+    assert (cfg.anomaly.holiday_country, cfg.anomaly.holiday_subdivision) == ("DE", "BY")
+    days = dict(cfg.anomaly.holidays_between(date(2025, 12, 1), date(2026, 1, 31)))
+    # the listed days keep their names; the country adds its own, the state its own (Epiphany
+    # is a holiday in Bavaria, not in Berlin)
+    assert days["2025-12-25"] == "Christmas Day" and days["2026-01-01"] == "New Year's Day"
+    assert "2025-12-26" in days and "2026-01-06" in days
+    assert all("2025-12-01" <= d <= "2026-01-31" for d in days)
+    assert list(days) == sorted(days)
+    raw["anomaly"]["holiday_subdivision"] = "BE"
+    assert "2026-01-06" not in dict(
+        parse_config(raw, base=tmp_path).anomaly.holidays_between(date(2026, 1, 1), date(2026, 1, 31))
+    )
+    # a country alone is enough for the holidays driver
+    del raw["anomaly"]["holidays"]
+    del raw["anomaly"]["holiday_subdivision"]
+    assert "holidays" in parse_config(raw, base=tmp_path).forecast.drivers
+    raw["forecast"]["drivers"] = ["holidays"]
+    assert parse_config(raw, base=tmp_path).forecast.drivers == ("holidays",)

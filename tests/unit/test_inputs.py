@@ -1,0 +1,46 @@
+"""The night's inputs of the forecast step (`pipelines.inputs`) that need no lake."""
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from pipelines.config import parse_config
+from pipelines.inputs import driver_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp_path: Path, **anomaly: object):
+    raw = yaml.safe_load((ROOT / "config" / "demo.yml").read_text())
+    raw["anomaly"].update(anomaly)
+    raw["forecast"].update(drivers=["holidays"], horizon=40)
+    return parse_config(raw, base=tmp_path)
+
+
+def _series() -> pd.DataFrame:
+    days = pd.date_range("2026-09-01", "2026-11-22", freq="D")
+    return pd.concat(
+        pd.DataFrame({"unique_id": f"{sku}|W1", "sku": sku, "warehouse": "W1", "ds": days, "y": 1.0})
+        for sku in ("A", "B")
+    )
+
+
+def test_the_holiday_drivers_are_the_countrys_over_the_history_and_the_horizon(tmp_path):
+    cfg = _config(tmp_path, holiday_country="DE", holiday_subdivision="BY")
+    frame = driver_frame(cfg, date(2026, 11, 22), _series())
+    assert frame is not None
+    on = frame[frame["holiday"] > 0]
+    # German Unity Day and All Saints' Day (Bavaria) in the history, Christmas and New Year in the
+    # 40 days ahead (to 2027-01-01); the listed 2025-12-25 and 2026-01-01 are outside both
+    expected = {"2026-10-03", "2026-11-01", "2026-12-25", "2026-12-26", "2027-01-01"}
+    assert set(on["ds"].dt.strftime("%Y-%m-%d")) == expected
+    assert on.groupby("unique_id").size().to_dict() == {"A|W1": 5, "B|W1": 5}
+
+
+def test_without_a_country_the_listed_holidays_in_range_are_the_drivers(tmp_path):
+    cfg = _config(tmp_path, holidays={"2026-10-05": "Stocktaking", "2024-01-01": "long ago"})
+    frame = driver_frame(cfg, date(2026, 11, 22), _series())
+    assert frame is not None
+    assert set(frame.loc[frame["holiday"] > 0, "ds"].dt.strftime("%Y-%m-%d")) == {"2026-10-05"}
