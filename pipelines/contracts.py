@@ -65,6 +65,9 @@ MEANINGS: dict[str, dict[str, str]] = {
         "name": "its name, as planners know it",
         "category": "the product group the report and accuracy totals use",
         "list_price": "list price per unit (to catch lines priced 20x off)",
+        "launch_date": "first day it is on sale (optional): a product with a launch date that has "
+        "not sold anywhere yet is forecast from its category's peers from that day, in every "
+        "warehouse its category sells in",
         "updated_at": "when the product last changed",
     },
     "warehouses": {"warehouse": "the location's code", "name": "its name", "region": "its region"},
@@ -192,7 +195,12 @@ DATASETS: dict[str, Dataset] = {
         Dataset(
             "products",
             _cols(
-                "sku:string", "name:string", "category:string", "list_price:number?", "updated_at:timestamp?"
+                "sku:string",
+                "name:string",
+                "category:string",
+                "list_price:number?",
+                "launch_date:date?",
+                "updated_at:timestamp?",
             ),
             key=("sku",),
             cursor="updated_at",

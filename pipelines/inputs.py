@@ -2,7 +2,9 @@
 
 Public functions:
     shard_history(cfg, d, mine)        a shard's daily demand series and its history at the
-                                       forecast frequency (`mine`: the shard's SKU filter)
+                                       forecast frequency (`mine`: the shard's SKU filter),
+                                       with the series of its product launches
+    shard_launches(cfg, d, mine)       the shard's product launches the plan recorded
     product_categories(cfg, d, without) the products' `sku, category` (None when unusable)
     driver_frame(cfg, d, series)       the demand drivers known ahead (promotions, holidays)
     panel_figures(cfg, d, shards)      the whole night's week, peers and driver effects, gathered
@@ -31,10 +33,11 @@ import pandas as pd
 from pipelines.config import Config
 from pipelines.errors import MissingInputError, StepSkipped
 from pipelines.lake import Lake, read_dataset
+from pipelines.launches import Launch, launch_series
 from pipelines.quality import blocked_datasets
 from pipelines.series import METRIC_DATASETS, build_demand_series
 from pipelines.sharding import sku_filter
-from pipelines.state import forecast_drivers, forecast_peers, forecast_week, shard_plan
+from pipelines.state import forecast_drivers, forecast_peers, forecast_week, recorded_launches, shard_plan
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +69,21 @@ def shard_history(
     lines = read_dataset(cfg, "order_lines", d, filters=mine)
     stockouts = read_dataset(cfg, "stockouts", d, filters=mine) if cfg.has_dataset("stockouts") else None
     series = build_demand_series(lines, stockouts, end=d, history_days=cfg.forecast.history_days)
+    launches = shard_launches(cfg, d, mine)
+    if launches:
+        launched = launch_series(launches, d, cfg.forecast.history_days)
+        series = pd.concat([series, launched], ignore_index=True) if len(series) else launched
     history, _ = build_history(series, cfg.forecast.freq)
     return series, history
+
+
+def shard_launches(cfg: Config, d: date, mine: list[tuple[str, str, list[Any]]] | None) -> list[Launch]:
+    """The night's product launches (recorded by the plan step) of the shard's SKUs (None: all)."""
+    launches = [Launch.from_list(row) for row in recorded_launches(Lake(cfg.lake), d)]
+    if mine is None:
+        return launches
+    skus = {str(s) for _, _, values in mine for s in values}
+    return [x for x in launches if x.sku in skus]
 
 
 def product_categories(cfg: Config, d: date, *, without: str) -> pd.DataFrame | None:
@@ -200,7 +216,8 @@ def require_usable(cfg: Config, d: date, step: str, datasets: list[str]) -> None
 @dataclass(frozen=True)
 class ForecastInputs:
     """What the forecaster needs for one shard: its daily series and history, the forecaster's
-    period and options, and the night's week, peers and drivers."""
+    period and options, the night's week, peers and drivers, and the shard's product launches
+    (whose forecasts wait for their launch dates)."""
 
     series: pd.DataFrame
     history: pd.DataFrame
@@ -209,6 +226,7 @@ class ForecastInputs:
     week: Any
     peers: Any
     drivers: Any
+    launches: list[Launch]
 
 
 def forecast_inputs(cfg: Config, d: date, shard: int, shards: int) -> ForecastInputs | None:
@@ -239,4 +257,5 @@ def forecast_inputs(cfg: Config, d: date, shard: int, shards: int) -> ForecastIn
         drivers=Drivers(known, DriverPrior.from_dict(prior) if prior else None)
         if known is not None
         else None,
+        launches=shard_launches(cfg, d, mine),
     )

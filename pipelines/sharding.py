@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 
 from pipelines.config import Config
 from pipelines.lake import Lake, read_source_nights
-from pipelines.state import shard_assignment, write_shard_plan
+from pipelines.launches import plan_launches
+from pipelines.state import recorded_launches, shard_assignment, write_launches, write_shard_plan
 
 # Relative cost of one series: a regular series (a sale on at least 1/REGULAR_ADI of its days, the
 # demand classification's cut) is fitted by the model combination, about 8x the time of an
@@ -43,11 +44,13 @@ def shard_of(key: object, shards: int) -> int:
 
 
 def night_skus(cfg: Config, run_date: date) -> list[Any]:
-    """Distinct SKUs of the night's order lines, of every source (reads one column only)."""
+    """Distinct SKUs of the night's order lines, of every source (reads one column only), and of
+    the night's product launches the plan recorded."""
     values: set[Any] = set()
     for part in read_source_nights(cfg, "order_lines", run_date, columns=["sku"]):
         for table in part.nights:
             values.update(pc.unique(table.column("sku")).to_pylist())
+    values.update(row[0] for row in recorded_launches(Lake(cfg.lake), run_date))
     return sorted((v for v in values if v is not None), key=str)
 
 
@@ -59,9 +62,10 @@ def series_cost(sale_days: int, history_days: int) -> float:
     return weight * (0.5 + 0.5 * min(history, FULL_HISTORY_DAYS) / FULL_HISTORY_DAYS)
 
 
-def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int]:
-    """Expected cost of each SKU of the night (the sum over its warehouses' series), and the number
-    of series; reads three columns of the order lines, one source night at a time."""
+def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int, list[tuple[Any, Any]]]:
+    """Expected cost of each SKU of the night (the sum over its warehouses' series), the number
+    of series and the SKU x warehouse pairs of the series; reads three columns of the order lines,
+    one source night at a time."""
     days: list[pa.Table] = []
     for part in read_source_nights(cfg, "order_lines", run_date, columns=["sku", "warehouse", "order_date"]):
         for table in part.nights:
@@ -69,7 +73,7 @@ def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int]:
             slim = pa.table({"sku": table.column("sku"), "warehouse": table.column("warehouse"), "day": day})
             days.append(slim.group_by(["sku", "warehouse", "day"]).aggregate([]))
     if not days:
-        return {}, 0
+        return {}, 0, []
     distinct = (
         pa.concat_tables(days, promote_options="permissive")
         .group_by(["sku", "warehouse", "day"])
@@ -83,7 +87,8 @@ def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int]:
             continue
         history = (run_date - first[row["sku"]]).days + 1
         costs[row["sku"]] += series_cost(row["day_count"], history)
-    return dict(costs), len(per_series)
+    pairs = [(row["sku"], row["warehouse"]) for row in per_series if row["sku"] is not None]
+    return dict(costs), len(per_series), pairs
 
 
 def assign_shards(costs: Mapping[Any, float], shards: int) -> list[list[Any]]:
@@ -115,10 +120,16 @@ def shard_count(cfg: Config, n_series: int, n_skus: int) -> int:
 
 
 def plan_shards(cfg: Config, run_date: date) -> int:
-    """Decide and record tonight's shards: their number and which SKUs each holds."""
-    costs, n_series = sku_costs(cfg, run_date)
-    shards = shard_count(cfg, n_series, len(costs))
-    write_shard_plan(Lake(cfg.lake), run_date, shards, assign_shards(costs, shards))
+    """Decide and record tonight's shards: their number, which SKUs each holds, and the night's
+    product launches (`pipelines.launches`; a launch's SKU is sharded like the others)."""
+    costs, n_series, pairs = sku_costs(cfg, run_date)
+    launches = plan_launches(cfg, run_date, pairs)
+    for launch in launches:  # a series without history: a new product's cost
+        costs[launch.sku] = costs.get(launch.sku, 0.0) + series_cost(0, 1)
+    shards = shard_count(cfg, n_series + len(launches), len(costs))
+    lake = Lake(cfg.lake)
+    write_shard_plan(lake, run_date, shards, assign_shards(costs, shards))
+    write_launches(lake, run_date, [x.to_list() for x in launches])
     return shards
 
 

@@ -48,6 +48,7 @@ from pipelines.inputs import (
 )
 from pipelines.lake import Lake
 from pipelines.lake.migrate import migrate_layout
+from pipelines.launches import hold_until_launch
 from pipelines.load import LoadResult
 from pipelines.load.feedback import LabelTarget, read_all_labels
 from pipelines.load.night import FINAL_OUTPUT, HIERARCHY_OUTPUT, load_night, night_results
@@ -313,7 +314,7 @@ def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> P
                 fin.drivers,
             )
             frame = build_forecast_rows(
-                fc,
+                hold_until_launch(fc, fin.launches, fin.freq),
                 fin.series,
                 run_date=ctx.run_date,
                 model_version=model_version(cfg),

@@ -27,6 +27,8 @@ from pipelines.demo import DemoSize, generate
 ROOT = Path(__file__).resolve().parent.parent
 NIGHT = date(2026, 11, 22)
 SMALL = DemoSize(days=200, skus=6, warehouses=2, customers=40, end_date=NIGHT, seed=7)
+# the small demo's forecast series: its 6 SKUs and its 3 upcoming launches, in 2 warehouses each
+SMALL_SERIES = (6 + 3) * 2
 
 
 SERVER_FIXTURES = {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.config import Config, source_url
-from tests.conftest import NIGHT
+from tests.conftest import NIGHT, SMALL_SERIES
 
 TABLES = ("seam_forecasts", "seam_anomaly_scores", "seam_data_quality_results", "seam_load_batches")
 
@@ -26,7 +28,10 @@ def dump_results(url: str) -> dict[str, pd.DataFrame]:
 def check_results(cfg: Config) -> None:
     erp, crm = dump_results(source_url(cfg.source("erp"))), dump_results(source_url(cfg.source("crm")))
     fc = erp["seam_forecasts"]
-    assert len(fc) == 6 * 2 * cfg.forecast.horizon  # every SKU x warehouse, every day of the horizon
+    # every SKU x warehouse, every day of the horizon; and the product master's three upcoming
+    # launches (no sale yet) in both warehouses of their categories
+    assert len(fc) == SMALL_SERIES * cfg.forecast.horizon
+    check_launches(fc)
     assert (pd.to_datetime(fc.run_date).dt.date == NIGHT).all()
     assert pd.to_datetime(fc.target_date).min().date() == NIGHT + pd.Timedelta(days=1)
     assert (fc.yhat_lo_95 <= fc.yhat_lo_80).all() and (fc.yhat_lo_80 <= fc.yhat).all()
@@ -41,3 +46,24 @@ def check_results(cfg: Config) -> None:
     assert {"tickets"} <= set(crm["seam_anomaly_scores"].metric)  # CRM metrics go back into the CRM
     dq = erp["seam_data_quality_results"]
     assert dq.success.astype(bool).all() and len(dq) > 30
+
+
+def check_launches(fc: pd.DataFrame) -> None:
+    """The small demo's launches (`DemoSize.upcoming_launches`: SKU-0007 launched 10 days before the
+    night without selling, SKU-0008 and SKU-0009 launching 5 and 12 days after it) in the loaded
+    forecasts: 0 before the launch date, the peers' level from it, and the explanation says so."""
+    import json
+
+    target = pd.to_datetime(fc.target_date).dt.date
+    for sku, days in (("SKU-0007", -10), ("SKU-0008", 5), ("SKU-0009", 12)):
+        launch = NIGHT + timedelta(days=days)
+        rows = fc[fc.sku == sku]
+        assert sorted(rows.warehouse.unique()) == ["WH01", "WH02"], sku
+        before = (target[rows.index] < launch).to_numpy()
+        assert (rows.yhat[before] == 0).all() and (rows.yhat_hi_95[before] == 0).all(), sku
+        assert (rows.yhat[~before] > 0).all(), sku
+        notes = rows.explanation.map(lambda e: json.loads(e)["new_product"])
+        assert notes.str.startswith(f"launches on {launch.isoformat()}; new product:").all(), sku
+    # the launch that has not sold for 10 days is forecast below its peers' level
+    sold_nothing = fc[fc.sku == "SKU-0007"].yhat.mean()
+    assert 0 < sold_nothing < fc[fc.sku == "SKU-0009"].yhat.max()

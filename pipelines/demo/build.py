@@ -100,6 +100,11 @@ class DemoSize:
     `late_launches` is the share of SKUs launched in the last `launch_days` days (each on a day
     drawn evenly from them; nothing sells before): the new products of the forecast. 0 (default)
     leaves the demo exactly as without it.
+
+    `upcoming_launches` products more are in the product master with a `launch_date` and no sale
+    yet (`products.launch_date`, NULL for the others): one launched `UPCOMING_LAUNCH_DAYS[0]`
+    days before `end_date` that has not sold, the others launching inside a 28-day horizon. They
+    are added after everything else is drawn, so the other tables are the same with any number.
     """
 
     days: int = 730
@@ -113,6 +118,7 @@ class DemoSize:
     sparse_orders_per_series: float = 6.0
     late_launches: float = 0.0
     launch_days: int = 56
+    upcoming_launches: int = 3
 
     def __post_init__(self) -> None:
         for name, low in (("days", 60), ("skus", 1), ("warehouses", 1), ("customers", 1)):
@@ -125,6 +131,8 @@ class DemoSize:
             raise ConfigError(
                 f"demo size: sparse_orders_per_series must be > 0, got {self.sparse_orders_per_series}"
             )
+        if self.upcoming_launches < 0:
+            raise ConfigError(f"demo size: upcoming_launches must be >= 0, got {self.upcoming_launches}")
         if not 0.0 <= self.late_launches <= 1.0 or not 1 <= self.launch_days < self.days:
             raise ConfigError(
                 f"demo size: late_launches must be in [0, 1] and launch_days in [1, days), got "
@@ -472,7 +480,7 @@ def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
 
     return {
         "warehouses": wh,
-        "products": products,
+        "products": _with_upcoming_launches(products, size),
         "customers": customers,
         "sales_orders": orders,
         "sales_order_lines": lines,
@@ -480,6 +488,36 @@ def build_erp(size: DemoSize) -> dict[str, pd.DataFrame]:
         "stock_outs": demand.stock_outs,
         "seam_demo_labels": _labels_frame(labels, "erp"),
     }
+
+
+# days from the demo's last day to each upcoming launch (cycled): one already launched without a
+# sale, the others inside a 28-day horizon
+UPCOMING_LAUNCH_DAYS = (-10, 5, 12, 19)
+
+
+def _with_upcoming_launches(products: pd.DataFrame, size: DemoSize) -> pd.DataFrame:
+    """The product master with `launch_date` (NULL: on sale) and `size.upcoming_launches` more
+    products that have not sold yet, in the categories of the first products in turn."""
+    out = products.assign(launch_date=None)
+    n, first = size.upcoming_launches, len(products) + 1
+    if n == 0:
+        return out
+    end = pd.Timestamp(size.end_date)
+    new = pd.DataFrame(
+        {
+            "sku": [f"SKU-{first + i:04d}" for i in range(n)],
+            "product_name": [f"New {_ITEMS[i % len(_ITEMS)]} {first + i}" for i in range(n)],
+            "category": [products["category"].iloc[i % len(products)] for i in range(n)],
+            "list_price": [round(12.0 + 3 * i, 2) for i in range(n)],
+            "created_at": end - pd.Timedelta(days=20),
+            "updated_at": end - pd.Timedelta(days=20),
+            "launch_date": [
+                (end + pd.Timedelta(days=UPCOMING_LAUNCH_DAYS[i % len(UPCOMING_LAUNCH_DAYS)])).date()
+                for i in range(n)
+            ],
+        }
+    )
+    return pd.concat([out, new], ignore_index=True)
 
 
 def build_order_lines(erp: dict[str, pd.DataFrame]) -> pd.DataFrame:

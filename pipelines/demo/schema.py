@@ -38,6 +38,7 @@ sa.Table(
     sa.Column("product_name", sa.String(128), nullable=False),
     sa.Column("category", sa.String(32), nullable=False),
     sa.Column("list_price", sa.Numeric(12, 2), nullable=False),
+    sa.Column("launch_date", sa.Date, nullable=True),  # NULL: on sale since before the history
     sa.Column("created_at", sa.DateTime(timezone=False), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=False), nullable=False),
 )

@@ -12,6 +12,7 @@ Public functions:
     write_forecast_peers / forecast_peers                     the night's new-product peers, idem
     write_forecast_drivers / forecast_drivers                 the night's demand drivers' effects,
                                                               idem
+    write_launches / recorded_launches                        the night's product launches, idem
     acquire_night / release_night / next_attempt              one run of a night at a time, every
                                                               attempt kept (`seam_night_locks`)
     read_status / summarize / format_status                   what happened each night: `seam
@@ -29,11 +30,13 @@ from pipelines.state.shard_plans import (
     forecast_drivers,
     forecast_peers,
     forecast_week,
+    recorded_launches,
     shard_assignment,
     shard_plan,
     write_forecast_drivers,
     write_forecast_peers,
     write_forecast_week,
+    write_launches,
     write_shard_plan,
 )
 from pipelines.state.status import (
@@ -72,6 +75,7 @@ __all__ = [
     "read_status",
     "record_batch",
     "record_step",
+    "recorded_launches",
     "release_night",
     "require_migrated",
     "shard_assignment",
@@ -81,5 +85,6 @@ __all__ = [
     "write_forecast_drivers",
     "write_forecast_peers",
     "write_forecast_week",
+    "write_launches",
     "write_shard_plan",
 ]

@@ -89,3 +89,15 @@ def forecast_drivers(lake: Lake, run_date: date) -> dict[str, Any] | None:
         )
     prior: dict[str, Any] | None = notes["drivers"]
     return prior
+
+
+def write_launches(lake: Lake, run_date: date, launches: list[list[str]]) -> None:
+    """Record the night's product launches (`[sku, warehouse, launch date]`, see
+    `pipelines.launches`), which every forecasting shard and the reconcile step give series."""
+    lake.annotate_shard_plan("forecasts", run_date, "launches", launches)
+
+
+def recorded_launches(lake: Lake, run_date: date) -> list[list[str]]:
+    """The night's product launches the plan recorded (none for a plan recorded without them)."""
+    launches: list[list[str]] = lake.shard_plan_notes("forecasts", run_date).get("launches") or []
+    return launches

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import NIGHT, ROOT
+from tests.conftest import NIGHT, ROOT, SMALL_SERIES
 
 pytestmark = pytest.mark.e2e
 UV = Path(os.environ.get("SEAM_UV", ROOT / ".venv" / "bin" / "uv"))
@@ -142,7 +142,7 @@ def test_a_night_through_airflow_from_the_installed_package(installed: dict) -> 
             "SELECT count(*) FROM seam_forecasts WHERE run_date = ?", (NIGHT.isoformat(),)
         ).fetchone()[0]
         quality = conn.execute("SELECT count(*), sum(success) FROM seam_data_quality_results").fetchone()
-    assert forecasts == 6 * 2 * 14
+    assert forecasts == SMALL_SERIES * 14
     assert quality[0] > 30 and quality[0] == quality[1]
     report = data / "reports" / NIGHT.isoformat() / "report.html"
     assert report.is_file() and "Forecast" in report.read_text()

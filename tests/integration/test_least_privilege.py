@@ -13,7 +13,7 @@ import yaml
 from pipelines.config import load_config
 from pipelines.run_context import RunContext
 from pipelines.steps import run_all
-from tests.conftest import NIGHT
+from tests.conftest import NIGHT, SMALL_SERIES
 from tests.integration.test_load import grant_block
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def test_night_runs_with_the_documented_postgres_grants(pg_database, demo_env, t
             )
             forecasts = conn.exec_driver_sql("SELECT count(*) FROM seam.seam_forecasts").scalar()
         assert set(owners.values()) == {"seam"}  # the results are in seam's own schema only
-        assert forecasts == 6 * 2 * cfg.forecast.horizon
+        assert forecasts == SMALL_SERIES * cfg.forecast.horizon
     finally:
         admin.dispose()
         server = sa.create_engine(os.environ["SEAM_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")

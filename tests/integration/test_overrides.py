@@ -30,7 +30,7 @@ from pipelines.overrides import (
 from pipelines.run_context import RunContext
 from pipelines.state import migrate
 from pipelines.steps import run_all, run_migrate
-from tests.conftest import NIGHT, write_config
+from tests.conftest import NIGHT, SMALL_SERIES, write_config
 from tests.integration.test_load import _end_sessions, grant_block
 from tests.integration.test_load_reliability import night
 
@@ -397,7 +397,7 @@ def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, ca
     fence_end = pd.Timestamp(NIGHT + timedelta(days=3))
     fenced, free = both[both.target_date <= fence_end], both[both.target_date > fence_end]
     # inside the fence: last night's final forecast, whatever was overridden since
-    assert len(fenced) == 12 * 3
+    assert len(fenced) == SMALL_SERIES * 3
     assert (fenced.yhat_final == fenced.yhat_final_last).all() and fenced.override_ids.isna().all()
     assert not (
         fenced.yhat_final == fenced.yhat

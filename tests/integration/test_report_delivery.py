@@ -19,7 +19,7 @@ from pipelines.errors import SourceUnavailableError
 from pipelines.lake import read_dataset
 from pipelines.run_context import RunContext
 from pipelines.steps import run_all, run_send_report
-from tests.conftest import NIGHT, SMALL, write_config
+from tests.conftest import NIGHT, SMALL, SMALL_SERIES, write_config
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 
@@ -150,4 +150,4 @@ def test_smtp_down_fails_visibly_once_and_keeps_the_data(night, tmp_path):
             "(SELECT MAX(attempt) FROM seam_run_ledger WHERE step = 'send_report')"
         ).scalar()
     engine.dispose()
-    assert forecasts == 6 * 2 * 14 and status == "failed"
+    assert forecasts == SMALL_SERIES * 14 and status == "failed"
