@@ -5,8 +5,8 @@ launch_days=--new-days + --holdout)``: each launched on a day drawn evenly from 
 ``--new-days + --holdout`` days, nothing sold before), holds out the last ``--holdout`` days, builds
 the daily demand series of the rest with ``build_demand_series`` as the nightly run does, and
 forecasts ``--holdout`` days ahead. The new products are the series whose SKU first sold less than
-``--new-days`` days before the cutoff; SKUs launched inside the holdout have no series and are not
-scored. On the new products' held-out days (0 on days without sales) it compares:
+``--new-days`` days before the cutoff. On the new products' held-out days (0 on days without sales)
+it compares:
 
 - ``seam (peers)``: ``run_forecast(..., peers=Peers(keys))`` with the products' categories, what
   the nightly step does;
@@ -20,6 +20,12 @@ Figures: WAPE = sum |actual - forecast| / sum actual; bias = (sum forecast - sum
 actual; per age at the cutoff (days since launch) too, and the coverage of seam's 80% / 95%
 intervals. It also checks that the established series' forecasts are bit-identical with and
 without peers. Writes ``benchmarks/results/new_products.json`` and ``.md``.
+
+Launches: the SKUs whose first sale falls inside the holdout have no series at the cutoff. Given
+that first day as their ERP launch date (``products.launch_date``), the nightly run forecasts them
+(``pipelines.launches``) in every warehouse where their category sells, from their peers, 0 before
+the launch date; scored on the held-out days against zero and against the category average from
+the launch date on (0 before), over the same launch series (0 where the SKU did not sell).
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/new_products.py [--skus 200] [--warehouses 5] [--days 400]
@@ -44,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.demo import DemoSize, build_erp, build_order_lines
 from pipelines.forecasting import Peers, build_options, forecast, run_forecast
 from pipelines.forecasting.peers import build_peer_keys
+from pipelines.launches import Launch, hold_until_launch, launch_series
 from pipelines.series import build_demand_series
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -167,6 +174,7 @@ def main() -> None:
         )
         for level in (80, 95)
     }
+    launches = score_launches(lines, products, series, keys, cutoff, args, options)
     notes = pts.groupby("unique_id")["new_product"].first()
     result: dict[str, object] = {
         "series": int(history["unique_id"].nunique()),
@@ -184,6 +192,7 @@ def main() -> None:
         "by_age": by_age,
         "coverage_peers": coverage,
         "established_identical_with_and_without_peers": same_established,
+        "launches": launches,
         "seconds_with_peers": round(seconds_peers, 1),
         "loadavg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
     }
@@ -193,6 +202,78 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text(build_markdown(result, command) + "\n")
     sys.stdout.write(json.dumps(result) + "\n")
+
+
+def score_launches(
+    lines: pd.DataFrame,
+    products: pd.DataFrame,
+    series: pd.DataFrame,
+    keys: pd.DataFrame,
+    cutoff: date,
+    args: argparse.Namespace,
+    options: object,
+) -> dict[str, object]:
+    """The SKUs first sold inside the holdout, forecast as launches (their first sale day as the
+    launch date) with the panel's peers, against zero and the category average from launch."""
+    first_sale = pd.to_datetime(lines["order_date"]).dt.date.groupby(lines["sku"]).min()
+    launched = first_sale[first_sale > cutoff]
+    category = dict(zip(products["sku"], products["category"], strict=True))
+    sold = series.drop_duplicates("unique_id")[["sku", "warehouse"]]
+    where = sold.assign(category=sold["sku"].map(category)).groupby("category")["warehouse"].unique()
+    items = [
+        Launch(str(sku), str(wh), day)
+        for sku, day in launched.items()
+        for wh in sorted(where.get(category[sku], []))
+    ]
+    if not items:
+        return {"series": 0}
+    extra = launch_series(items, cutoff, args.days)
+    panel = pd.concat([series, extra], ignore_index=True)
+    history = panel[["unique_id", "ds", "y", "censored"]]
+    keys = build_peer_keys(panel, products)
+    fc = run_forecast(history, args.holdout, "D", (80, 95), options, peers=Peers(keys))  # type: ignore[arg-type]
+    ids = set(extra["unique_id"])
+    fc = hold_until_launch(fc[fc["unique_id"].isin(ids)], items, "D")
+    future = build_demand_series(lines, None, end=END, history_days=args.days + args.holdout)
+    pts = fc[["unique_id", "ds", "yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]].merge(
+        future[["unique_id", "ds", "y"]].rename(columns={"y": "actual"}), on=["unique_id", "ds"], how="left"
+    )
+    pts["actual"] = pts["actual"].fillna(0.0)
+    pts["zero"] = 0.0
+    established = set(series["unique_id"])
+    cat_avg = category_average(
+        series[["unique_id", "ds", "y"]], build_peer_keys(series, products), established, args.new_days
+    )
+    launch_day = {x.sku: pd.Timestamp(x.launch_date) for x in items}
+    sku = extra.drop_duplicates("unique_id").set_index("unique_id")["sku"]
+    on_sale = pts["ds"] >= pts["unique_id"].map(sku).map(launch_day)
+    pts["category_average"] = pts["unique_id"].map(sku).map(category).map(cat_avg).fillna(0.0) * on_sale
+    coverage = {
+        str(level): round(
+            float(
+                (
+                    (pts["actual"] >= pts[f"yhat_lo_{level}"]) & (pts["actual"] <= pts[f"yhat_hi_{level}"])
+                ).mean()
+            ),
+            4,
+        )
+        for level in (80, 95)
+    }
+    return {
+        "skus": len(launched),
+        "series": len(ids),
+        "units_actual": round(float(pts["actual"].sum()), 1),
+        "units_before_launch": round(float(pts.loc[~on_sale, "yhat"].sum()), 1),
+        "accuracy": {
+            name: score(pts, col)
+            for name, col in (
+                ("seam (launch from peers)", "yhat"),
+                ("zero", "zero"),
+                ("category average", "category_average"),
+            )
+        },
+        "coverage": coverage,
+    }
 
 
 def build_markdown(result: dict[str, object], command: str) -> str:
@@ -212,6 +293,20 @@ def build_markdown(result: dict[str, object], command: str) -> str:
         "|---|---:|---:|",
         *(f"| {name} | {v['wape']:.3f} | {v['bias']:+.3f} |" for name, v in acc.items()),
     ]
+    launches: dict[str, object] = result["launches"]  # type: ignore[assignment]
+    if launches.get("series"):
+        lacc: dict[str, dict[str, float]] = launches["accuracy"]  # type: ignore[assignment]
+        rows += [
+            "",
+            f"Launches inside the holdout: {launches['skus']} SKUs, {launches['series']} launch series, "
+            f"{launches['units_actual']} units sold; seam's forecast before the launch dates: "
+            f"{launches['units_before_launch']} units; coverage of its 80% / 95% intervals: "
+            f"{launches['coverage']['80']} / {launches['coverage']['95']}.",  # type: ignore[index]
+            "",
+            "| method | WAPE | bias |",
+            "|---|---:|---:|",
+            *(f"| {name} | {v['wape']:.3f} | {v['bias']:+.3f} |" for name, v in lacc.items()),
+        ]
     return "\n".join(rows)
 
 
