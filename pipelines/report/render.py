@@ -5,6 +5,7 @@ Everything that comes from source data is escaped by Jinja2's autoescaping.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -73,6 +74,58 @@ def build_headlines(lines: pd.DataFrame, forecasts: pd.DataFrame | None, run_dat
         Headline("Units sold", now[1], before[1], fc_units),
         Headline("Revenue", now[2], before[2], None),
     ]
+
+
+def build_known_ahead(forecasts: pd.DataFrame, names: dict[Any, str], top: int = 10) -> dict[str, Any]:
+    """The report's "known ahead" section from the forecast rows' explanations: the SKUs whose
+    forecast a promotion or holiday moves (its days, what the forecaster expects, the units
+    forecast on those days) and the new products and launches (forecast from their peers: the
+    launch date, the units over the horizon); the `top` of each by units, and how many there are."""
+    empty: dict[str, Any] = {"drivers": [], "n_drivers": 0, "new": [], "n_new": 0}
+    if not len(forecasts) or "explanation" not in forecasts.columns:
+        return empty
+    notes = forecasts["explanation"].map(json.loads)
+    rows = forecasts.assign(
+        driver=notes.map(lambda e: e.get("drivers")), new=notes.map(lambda e: e.get("new_product"))
+    )
+    driven = rows[rows["driver"].notna()]
+    drivers = []
+    for sku, part in driven.groupby("sku", sort=True):
+        days = pd.to_datetime(part["target_date"])
+        drivers.append(
+            {
+                "sku": sku,
+                "name": names.get(sku, ""),
+                "first": days.min().date(),
+                "last": days.max().date(),
+                "what": part["driver"].value_counts().index[0],
+                "warehouses": int(part["warehouse"].nunique()),
+                "units": float(part["yhat"].sum()),
+            }
+        )
+    new = []
+    for sku, part in rows[rows["new"].notna()].groupby("sku", sort=True):
+        how = str(part["new"].iloc[0])
+        launch = how.split(";")[0].removeprefix("launches on ") if how.startswith("launches on ") else None
+        new.append(
+            {
+                "sku": sku,
+                "name": names.get(sku, ""),
+                "launch": launch,
+                "warehouses": int(part["warehouse"].nunique()),
+                "units": float(part["yhat"].sum()),
+            }
+        )
+    return {
+        "drivers": sorted(drivers, key=_by_units)[:top],
+        "n_drivers": len(drivers),
+        "new": sorted(new, key=_by_units)[:top],
+        "n_new": len(new),
+    }
+
+
+def _by_units(item: dict[str, Any]) -> tuple[float, str]:
+    return -float(item["units"]), str(item["sku"])
 
 
 def build_override_section(notes: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -226,6 +279,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         blocked=blocked_datasets(cfg, d, sorted({t.dataset for s in cfg.sources for t in s.tables})),
         docs=_docs_link(cfg, d),
         value_added=_value_added(cfg),
+        known_ahead=build_known_ahead(forecasts, names, cfg.report.top_skus),
         overrides=build_override_section(lake.output_notes("final_forecasts", forecasts_from))
         if forecasts_from
         else None,

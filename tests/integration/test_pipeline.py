@@ -20,6 +20,12 @@ def _run_twice_identical(config_path) -> None:
     report = run_all(cfg, RunContext(NIGHT))
     assert report.is_file() and "Top anomalies" in report.read_text()
     check_results(cfg)
+    # what the forecast knows ahead: the demo's planned promotions and its launches
+    text = (report.parent / "report.txt").read_text()
+    assert "KNOWN AHEAD (2 SKUs with a promotion or holiday in the horizon, 3 new products)" in text
+    assert "SKU-0006 Orion Crisps 6 2026-11-27..2026-12-06: promotion 23% off: x1." in text
+    assert "new product SKU-0008 New Crisps 8, launches on 2026-11-27:" in text
+    assert "Known ahead: promotions, holidays and new products" in report.read_text()
     first = (dump_results(source_url(cfg.source("erp"))), dump_results(source_url(cfg.source("crm"))))
     run_all(cfg, RunContext(NIGHT))
     second = (dump_results(source_url(cfg.source("erp"))), dump_results(source_url(cfg.source("crm"))))
