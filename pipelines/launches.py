@@ -72,9 +72,11 @@ def plan_launches(cfg: Config, d: date, sold: Iterable[tuple[Any, Any]]) -> list
     launch = pd.to_datetime(products["launch_date"]).dt.date
     upcoming = products[
         launch.notna() & (launch <= horizon_end(cfg, d)) & ~products["sku"].isin(pairs["sku"])
-    ]
+    ].assign(day=launch)
+    # a product that several sources list (one dataset fed by two ERPs) launches once, first date
+    upcoming = upcoming.sort_values(["sku", "day"]).drop_duplicates("sku")
     out: list[Launch] = []
-    for sku, cat, day in zip(upcoming["sku"], upcoming["category"], launch[upcoming.index], strict=True):
+    for sku, cat, day in zip(upcoming["sku"], upcoming["category"], upcoming["day"], strict=True):
         where = sorted(warehouses.get(cat, []), key=str)
         if not where:
             log.warning(
