@@ -101,6 +101,22 @@ def score(points: pd.DataFrame, column: str) -> dict[str, float]:
     }
 
 
+def interval_coverage(points: pd.DataFrame) -> dict[str, float]:
+    """Share of `actual` inside seam's 80% and 95% intervals."""
+    return {
+        str(level): round(
+            float(
+                (
+                    (points["actual"] >= points[f"yhat_lo_{level}"])
+                    & (points["actual"] <= points[f"yhat_hi_{level}"])
+                ).mean()
+            ),
+            4,
+        )
+        for level in (80, 95)
+    }
+
+
 def main() -> None:
     """Generate, forecast with and without peers, score the new products, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -163,17 +179,7 @@ def main() -> None:
         for lo, hi in AGES
         if pts["age"].between(lo, hi).any() and pts.loc[pts["age"].between(lo, hi), "actual"].sum() > 0
     }
-    coverage = {
-        str(level): round(
-            float(
-                (
-                    (pts["actual"] >= pts[f"yhat_lo_{level}"]) & (pts["actual"] <= pts[f"yhat_hi_{level}"])
-                ).mean()
-            ),
-            4,
-        )
-        for level in (80, 95)
-    }
+    coverage = interval_coverage(pts)
     launches = score_launches(lines, products, series, keys, cutoff, args, options)
     notes = pts.groupby("unique_id")["new_product"].first()
     result: dict[str, object] = {
@@ -248,17 +254,7 @@ def score_launches(
     sku = extra.drop_duplicates("unique_id").set_index("unique_id")["sku"]
     on_sale = pts["ds"] >= pts["unique_id"].map(sku).map(launch_day)
     pts["category_average"] = pts["unique_id"].map(sku).map(category).map(cat_avg).fillna(0.0) * on_sale
-    coverage = {
-        str(level): round(
-            float(
-                (
-                    (pts["actual"] >= pts[f"yhat_lo_{level}"]) & (pts["actual"] <= pts[f"yhat_hi_{level}"])
-                ).mean()
-            ),
-            4,
-        )
-        for level in (80, 95)
-    }
+    coverage = interval_coverage(pts)
     return {
         "skus": len(launched),
         "series": len(ids),
