@@ -170,6 +170,7 @@ class ReportSpec:
     top_skus: int = 6
     keep_days: int = 90  # nights of reports kept
     data_docs_keep_days: int = 90  # nights of validation results in the Data Docs
+    data_docs: bool = True  # render each validation into the Great Expectations Data Docs site
 
 
 @dataclass(frozen=True)
@@ -637,6 +638,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
         top_skus=_positive_int(rep.get("top_skus", 6), "report.top_skus"),
         keep_days=_positive_int(rep.get("keep_days", 90), "report.keep_days"),
         data_docs_keep_days=_positive_int(rep.get("data_docs_keep_days", 90), "report.data_docs_keep_days"),
+        data_docs=_flag(rep.get("data_docs", True), "report.data_docs"),
     )
     rep.done()
     lake_raw = r.get("lake", "data/lake")
@@ -997,6 +999,12 @@ def _forecast_drivers(raw: Any, sources: tuple[SourceSpec, ...], anomaly: Anomal
             "country (e.g. holiday_country: DE) or remove 'holidays' from forecast.drivers"
         )
     return tuple(dict.fromkeys(raw))
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    return value
 
 
 def _choice(value: Any, allowed: tuple[str, ...], key: str) -> Any:

@@ -350,7 +350,8 @@ def validate_dataset(
     )
     if run is not None:
         shipped = load_suite(dataset, spec.suite, expectations_dir) or {}
-        results += _suite_results(run, rows, DocsTarget(docs_project(cfg), run_date, shipped))
+        docs = DocsTarget(docs_project(cfg), run_date, shipped) if cfg.report.data_docs else None
+        results += _suite_results(run, rows, docs)
     if spec.quarantine:
         results = quarantine(
             cfg, dataset, run_date, source, rows, results, max_share=spec.quarantine_max_share

@@ -439,7 +439,10 @@ def _value_added(cfg: Config) -> list[dict[str, Any]]:
 
 
 def _docs_link(cfg: Config, d: date) -> str | None:
-    """The Data Docs site's index, relative to the night's report folder (None before any validation)."""
+    """The Data Docs site's index, relative to the night's report folder (None before any
+    validation, or when `report.data_docs` is off)."""
+    if not cfg.report.data_docs:
+        return None
     index = docs_index(docs_project(cfg))
     if not index.is_file():
         return None

@@ -235,7 +235,12 @@ def test_column_retyped_to_text_fails_the_table(night_before):
 
 
 def test_thirty_clean_nights_raise_no_error(demo_env):
-    cfg = load_config(demo_env())
+    # the gate's verdicts, without rendering thirty nights of Data Docs pages (other tests do)
+    path = demo_env()
+    raw = yaml.safe_load(path.read_text())
+    raw["report"]["data_docs"] = False
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg = load_config(path)
     run_migrate(cfg)
     warnings = 0
     for i in range(29, -1, -1):
@@ -244,6 +249,9 @@ def test_thirty_clean_nights_raise_no_error(demo_env):
         results = run_validate(cfg, ctx)  # raises on any `error`-severity failure
         warnings += sum(1 for r in results if not r.success)
     assert warnings <= 3
+    from pipelines.quality.gate import docs_project
+
+    assert not docs_project(cfg).exists()  # `report.data_docs: false`: no site
 
 
 def _enable_quarantine(cfg_path, max_share=None):

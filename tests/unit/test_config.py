@@ -96,6 +96,10 @@ def test_example_config_for_postgres_and_mariadb_is_valid():
             "anomaly.holiday_subdivision needs anomaly.holiday_country",
         ),
         (
+            lambda c: c["report"].update(data_docs="no"),
+            "report.data_docs: expected true or false, got 'no'",
+        ),
+        (
             lambda c: c.update(scale={"processes_per_task": 0}),
             "scale.processes_per_task must be an integer >= 1, got 0",
         ),
