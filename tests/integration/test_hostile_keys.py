@@ -18,6 +18,8 @@ from pipelines.steps import run_all
 from tests.conftest import NIGHT
 
 NEW_SKUS = ["AB|01", "AB", " q\"u'ote ", "Ünï😀;x", "back\\slash", "plain"]
+# the demo's three products launching without a sale yet (SKU-0007 to SKU-0009)
+LAUNCH_SKUS = ["new|01", 'la;unch "x"', " é|launch "]
 NEW_WAREHOUSES = ["WH01", "01|WH01"]
 # (table, column) pairs holding a SKU or a warehouse code in the demo ERP
 SKU_COLUMNS = [
@@ -52,7 +54,7 @@ def _rename_keys(url: str) -> tuple[dict[str, str], dict[str, str]]:
         _without_foreign_keys(conn)
         skus = sorted(conn.exec_driver_sql("SELECT sku FROM products").scalars())
         whs = sorted(conn.exec_driver_sql("SELECT warehouse_code FROM warehouses").scalars())
-        sku_map = dict(zip(skus, NEW_SKUS, strict=True))
+        sku_map = dict(zip(skus, NEW_SKUS + LAUNCH_SKUS, strict=True))
         wh_map = dict(zip(whs, NEW_WAREHOUSES, strict=True))
         for mapping, columns in ((sku_map, SKU_COLUMNS), (wh_map, WAREHOUSE_COLUMNS)):
             for table, column in columns:
@@ -88,8 +90,12 @@ def _check(config) -> None:
     engine.dispose()
     pairs = {(s, w) for s in sku_map.values() for w in wh_map.values()}
     sold_pairs = set(zip(sold["sku"], sold["warehouse"], strict=True))
-    # every key exactly as typed, and only keys that exist
-    assert set(zip(fc["sku"], fc["warehouse"], strict=True)) == sold_pairs & pairs
+    # every key exactly as typed, and only keys that exist: the sold pairs, and the launches in
+    # the warehouses of their categories
+    forecast_pairs = set(zip(fc["sku"], fc["warehouse"], strict=True))
+    assert {p for p in forecast_pairs if p[0] not in LAUNCH_SKUS} == sold_pairs & pairs
+    launched = {p for p in forecast_pairs if p[0] in LAUNCH_SKUS}
+    assert launched <= pairs and {s for s, _ in launched} == set(LAUNCH_SKUS)
     assert set(zip(actuals["sku"], actuals["warehouse"], strict=True)) <= sold_pairs
     assert {("AB|01", "WH01"), ("AB", "01|WH01")} <= sold_pairs
     # the two pairs a "|"-join confuses are two series, each with its own actuals
