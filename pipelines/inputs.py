@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -33,7 +33,7 @@ import pandas as pd
 from pipelines.config import Config
 from pipelines.errors import MissingInputError, StepSkipped
 from pipelines.lake import Lake, read_dataset
-from pipelines.launches import Launch, launch_series
+from pipelines.launches import Launch, horizon_end, launch_series
 from pipelines.quality import blocked_datasets
 from pipelines.series import METRIC_DATASETS, build_demand_series
 from pipelines.sharding import sku_filter
@@ -60,16 +60,21 @@ def forecast_options(cfg: Config, freq: str) -> Any:
 
 
 def shard_history(
-    cfg: Config, d: date, mine: list[tuple[str, str, list[Any]]] | None
+    cfg: Config,
+    d: date,
+    mine: list[tuple[str, str, list[Any]]] | None,
+    launches: list[Launch] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shard's (None: every shard's) daily demand series and its history at the forecast
-    frequency."""
+    frequency, with the series of its product launches (`launches`: already read, or None to
+    read them from the plan)."""
     from pipelines.forecasting.inputs import build_history
 
     lines = read_dataset(cfg, "order_lines", d, filters=mine)
     stockouts = read_dataset(cfg, "stockouts", d, filters=mine) if cfg.has_dataset("stockouts") else None
     series = build_demand_series(lines, stockouts, end=d, history_days=cfg.forecast.history_days)
-    launches = shard_launches(cfg, d, mine)
+    if launches is None:
+        launches = shard_launches(cfg, d, mine)
     if launches:
         launched = launch_series(launches, d, cfg.forecast.history_days)
         series = pd.concat([series, launched], ignore_index=True) if len(series) else launched
@@ -114,9 +119,8 @@ def driver_frame(cfg: Config, d: date, series: pd.DataFrame) -> pd.DataFrame | N
             promotions = read_dataset(cfg, "promotions", d)
     holidays: tuple[tuple[str, str], ...] = ()
     if "holidays" in cfg.forecast.drivers and len(series):
-        # the series' history and the horizon (in weeks: up to the Sunday ending the last one)
-        ahead = cfg.forecast.horizon if cfg.forecast.freq == "D" else 7 * cfg.forecast.horizon + 6
-        last = pd.Timestamp(series["ds"].max()).date() + timedelta(days=ahead)
+        # the series' history and the horizon
+        last = horizon_end(cfg, pd.Timestamp(series["ds"].max()).date())
         holidays = cfg.anomaly.holidays_between(pd.Timestamp(series["ds"].min()).date(), last)
     return build_driver_frame(series, promotions=promotions, holidays=holidays, freq=cfg.forecast.freq)
 
@@ -244,7 +248,8 @@ def forecast_inputs(cfg: Config, d: date, shard: int, shards: int) -> ForecastIn
     week_data = forecast_week(lake, d) if shards > 1 else None
     profiles = PeerProfiles.from_dict(forecast_peers(lake, d)) if shards > 1 else None
     prior = forecast_drivers(lake, d) if shards > 1 else None
-    series, history = shard_history(cfg, d, mine)
+    launches = shard_launches(cfg, d, mine)
+    series, history = shard_history(cfg, d, mine, launches)
     known = driver_frame(cfg, d, series)
     freq = forecast_freq(cfg)
     return ForecastInputs(
@@ -257,5 +262,5 @@ def forecast_inputs(cfg: Config, d: date, shard: int, shards: int) -> ForecastIn
         drivers=Drivers(known, DriverPrior.from_dict(prior) if prior else None)
         if known is not None
         else None,
-        launches=shard_launches(cfg, d, mine),
+        launches=launches,
     )
