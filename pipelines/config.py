@@ -964,13 +964,15 @@ def _holiday_calendar(country: Any, subdivision: Any) -> tuple[str | None, str |
     if subdivision is None:
         return code, None
     subdivisions = supported[code]
-    if not isinstance(subdivision, str) or subdivision.upper() not in subdivisions:
+    # codes (BY) and names (Flemish) alike, in any case; the package's own spelling is kept
+    known = {s.casefold(): s for s in subdivisions}
+    if not isinstance(subdivision, str) or subdivision.casefold() not in known:
         listed = ", ".join(subdivisions[:40]) or "none"
         raise ConfigError(
             f"anomaly.holiday_subdivision: {subdivision!r} is not a subdivision of {code}; its "
             f"subdivisions are: {listed}"
         )
-    return code, subdivision.upper()
+    return code, known[subdivision.casefold()]
 
 
 def _forecast_drivers(raw: Any, sources: tuple[SourceSpec, ...], anomaly: AnomalySpec) -> tuple[Any, ...]:

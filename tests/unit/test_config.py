@@ -291,6 +291,10 @@ def test_a_country_calendar_gives_the_public_holidays_of_every_year_a_night_look
     assert "2026-01-06" not in dict(
         parse_config(raw, base=tmp_path).anomaly.holidays_between(date(2026, 1, 1), date(2026, 1, 31))
     )
+    # a subdivision that is a name, not a code, in any case
+    raw["anomaly"].update(holiday_country="BE", holiday_subdivision="flemish")
+    assert parse_config(raw, base=tmp_path).anomaly.holiday_subdivision == "Flemish"
+    raw["anomaly"].update(holiday_country="DE", holiday_subdivision="BY")
     # a country alone is enough for the holidays driver
     del raw["anomaly"]["holidays"]
     del raw["anomaly"]["holiday_subdivision"]
