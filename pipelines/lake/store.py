@@ -248,15 +248,37 @@ class Lake:
         """One shard of a night's output."""
         return _read_file(self._shard_file(output, run_date, shard), run_date)
 
-    def read_output(self, output: str, run_date: date) -> pd.DataFrame | None:
-        """All shards of a night's output, or None when the night has none or is incomplete."""
+    def complete_shards(self, output: str, run_date: date) -> int | None:
+        """The shard count of a night's output when every shard is written, else None."""
         shards = self.read_shard_plan(output, run_date)
         if not shards:
             return None
         done = [self._meta(OUTPUTS, output, run_date, f".shard-{k:05d}").is_file() for k in range(shards)]
-        if not all(done):
+        return shards if all(done) else None
+
+    def read_output(self, output: str, run_date: date) -> pd.DataFrame | None:
+        """All shards of a night's output, or None when the night has none or is incomplete."""
+        shards = self.complete_shards(output, run_date)
+        if shards is None:
             return None
         return pd.concat([self.read_shard(output, run_date, k) for k in range(shards)], ignore_index=True)
+
+    def iter_output(
+        self, output: str, run_date: date, *, columns: list[str] | None = None, filters: Any = None
+    ) -> Iterator[pd.DataFrame]:
+        """A complete night's output one shard at a time (nothing when it is incomplete): only
+        `columns`, only the rows `filters` (pyarrow DNF) select, so a reader holds one shard."""
+        for k in range(self.complete_shards(output, run_date) or 0):
+            yield _read_file(
+                self._shard_file(output, run_date, k), run_date, columns=columns, filters=filters
+            )
+
+    def latest_complete_night(self, output: str, run_date: date) -> date | None:
+        """The newest night at or before `run_date` whose output is complete."""
+        for night in reversed([d for d in self.output_days(output) if d <= run_date]):
+            if self.complete_shards(output, night) is not None:
+                return night
+        return None
 
     def write_output(
         self, output: str, run_date: date, frame: pd.DataFrame, *, notes: dict[str, Any]
@@ -370,11 +392,13 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     return table
 
 
-def _read_file(path: Path, run_date: date) -> pd.DataFrame:
+def _read_file(
+    path: Path, run_date: date, *, columns: list[str] | None = None, filters: Any = None
+) -> pd.DataFrame:
     """A file of seam's outputs as pandas, with its partition column back (dates as datetime64)."""
     if not path.is_file():
         raise MissingInputError(f"the lake has no file {path}; run the step that writes it first")
-    frame = pq.read_table(path).to_pandas(date_as_object=False)
+    frame = pq.read_table(path, columns=columns, filters=filters).to_pandas(date_as_object=False)
     frame.insert(0, KEY, pd.Timestamp(run_date))
     return frame
 

@@ -5,7 +5,6 @@ Everything that comes from source data is escaped by Jinja2's autoescaping.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -20,17 +19,25 @@ import pandas as pd
 
 from pipelines import __version__
 from pipelines.config import Config
-from pipelines.contracts import empty_frame
 from pipelines.errors import MissingInputError
+from pipelines.inputs import lines_by_shard
 from pipelines.lake import Lake, read_dataset
 from pipelines.lake.store import writable
 from pipelines.quality import blocked_datasets, read_quality
 from pipelines.quality.gate import docs_project
 from pipelines.quality.gx import docs_index
 from pipelines.report.charts import anomaly_chart, forecast_chart
+from pipelines.report.history import ReportHistory, reduce_history
+from pipelines.report.outputs import (
+    ForecastSummary,
+    flagged_scores,
+    hierarchy_levels,
+    known_ahead_items,
+    reduce_forecasts,
+    summarize_forecasts,
+)
 from pipelines.report.problems import build_problems
 from pipelines.run_context import RunContext
-from pipelines.series import build_demand_series
 from pipelines.state import last_loaded_night, read_ledger, summarize
 
 log = logging.getLogger(__name__)
@@ -81,41 +88,12 @@ def build_known_ahead(forecasts: pd.DataFrame, names: dict[Any, str], top: int =
     forecast a promotion or holiday moves (its days, what the forecaster expects, the units
     forecast on those days) and the new products and launches (forecast from their peers: the
     launch date, the units over the horizon); the `top` of each by units, and how many there are."""
-    empty: dict[str, Any] = {"drivers": [], "n_drivers": 0, "new": [], "n_new": 0}
-    if not len(forecasts) or "explanation" not in forecasts.columns:
-        return empty
-    notes = forecasts["explanation"].map(json.loads)
-    rows = forecasts.assign(
-        driver=notes.map(lambda e: e.get("drivers")), new=notes.map(lambda e: e.get("new_product"))
-    )
-    driven = rows[rows["driver"].notna()]
-    drivers = []
-    for sku, part in driven.groupby("sku", sort=True):
-        days = pd.to_datetime(part["target_date"])
-        drivers.append(
-            {
-                "sku": sku,
-                "name": names.get(sku, ""),
-                "first": days.min().date(),
-                "last": days.max().date(),
-                "what": part["driver"].value_counts().index[0],
-                "warehouses": int(part["warehouse"].nunique()),
-                "units": float(part["yhat"].sum()),
-            }
-        )
-    new = []
-    for sku, part in rows[rows["new"].notna()].groupby("sku", sort=True):
-        how = str(part["new"].iloc[0])
-        launch = how.split(";")[0].removeprefix("launches on ") if how.startswith("launches on ") else None
-        new.append(
-            {
-                "sku": sku,
-                "name": names.get(sku, ""),
-                "launch": launch,
-                "warehouses": int(part["warehouse"].nunique()),
-                "units": float(part["yhat"].sum()),
-            }
-        )
+    return known_ahead_section(*known_ahead_items(forecasts, names), top)
+
+
+def known_ahead_section(drivers: list[dict[str, Any]], new: list[dict[str, Any]], top: int) -> dict[str, Any]:
+    """The "known ahead" section of every SKU's entries (`known_ahead_items`): the `top` of each
+    kind by units, and how many there are."""
     return {
         "drivers": sorted(drivers, key=_by_units)[:top],
         "n_drivers": len(drivers),
@@ -168,18 +146,26 @@ def _override_target(o: dict[str, Any]) -> str:
 def write_report(cfg: Config, ctx: RunContext) -> Path:
     """Render the report of one night into `<report.directory>/<run_date>/report.html`."""
     d = ctx.run_date
-    lines = _optional(lambda: read_dataset(cfg, "order_lines", d))
     lake = Lake(cfg.lake)
-    latest_fc = lake.latest_complete_output("forecasts", d)
-    forecasts = latest_fc[1] if latest_fc else pd.DataFrame()
-    forecasts_from = latest_fc[0] if latest_fc else None
-    previous_fc = lake.read_output("forecasts", d - timedelta(days=1))
-    latest_an = lake.latest_complete_output("anomalies", d)
-    anomalies = latest_an[1] if latest_an else pd.DataFrame()
-    anomalies_from = latest_an[0] if latest_an else None
     quality = read_quality(cfg, d)
     products = _optional(lambda: read_dataset(cfg, "products", d)) if cfg.has_dataset("products") else None
     names = dict(zip(products["sku"], products["name"], strict=True)) if products is not None else {}
+    category = dict(zip(products["sku"], products["category"], strict=True)) if products is not None else {}
+    # tonight's forecasts and scores (or the last good night's), one shard at a time
+    forecasts_from = lake.latest_complete_night("forecasts", d)
+    forecasts = (
+        summarize_forecasts(lake, forecasts_from, top=cfg.report.top_skus, categories=category, names=names)
+        if forecasts_from
+        else ForecastSummary()
+    )
+    top = forecasts.top(cfg.report.top_skus)
+    previous_fc = None
+    if lake.complete_shards("forecasts", d - timedelta(days=1)) is not None:
+        previous_fc = reduce_forecasts(
+            lake.iter_output("forecasts", d - timedelta(days=1)), categories=category, names={}, skus=top
+        )
+    anomalies_from = lake.latest_complete_night("anomalies", d)
+    anomalies = flagged_scores(lake, anomalies_from) if anomalies_from else pd.DataFrame()
 
     ledger, locked = read_ledger(cfg, nights=[d])
     problems = build_problems(
@@ -187,9 +173,15 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         run_date=d,
         results_night=last_loaded_night(cfg, "seam_forecasts"),
     )
-    if lines is None:
-        lines = _NO_LINES
-    demand = build_demand_series(lines, None, end=d, history_days=120)
+    flagged = anomalies[anomalies["metric"] == "demand"] if len(anomalies) else None
+    history = _history(
+        cfg,
+        d,
+        skus=top,
+        entities=set(flagged["entity"]) if flagged is not None else set(),
+        categories=category,
+    )
+    demand = history.demand
     demand_keys = demand.drop_duplicates("unique_id")
     labels = entity_labels(
         cfg,
@@ -203,46 +195,39 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
             )
         ),
     )
-    sku_hist = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
     charts: list[dict[str, Any]] = []
     category_charts: list[dict[str, Any]] = []
     reconciled = False  # category bands of their own (the reconcile step) or sums of SKU bands
-    if len(forecasts):
-        top = forecasts.groupby("sku")["yhat"].sum().nlargest(cfg.report.top_skus).index
+    if forecasts.rows:
         for sku in top:
             charts.append(
                 group_chart(
-                    forecasts,
-                    previous_fc,
-                    sku_hist,
+                    forecasts.sku_rows,
+                    previous_fc.sku_rows if previous_fc is not None else None,
+                    history.sku_hist,
                     "sku",
                     sku,
                     f"{sku} {names.get(sku, '')} (all warehouses, units/day)",
                     name=names.get(sku, sku),
                 )
             )
-        hierarchy = _hierarchy(lake, forecasts_from) if forecasts_from else None
+        hierarchy = hierarchy_levels(lake, forecasts_from) if forecasts_from else None
         if hierarchy is not None:
             category_charts = _category_charts(
-                hierarchy, _hierarchy(lake, d - timedelta(days=1)), sku_hist, products
+                hierarchy,
+                hierarchy_levels(lake, d - timedelta(days=1)),
+                history.category_hist,
+                history.total_hist,
             )
             reconciled = True
         elif products is not None:
-            category = dict(zip(products["sku"], products["category"], strict=True))
-            by_cat = forecasts.assign(category=forecasts["sku"].map(category).fillna("(no category)"))
-            prev_cat = (
-                previous_fc.assign(category=previous_fc["sku"].map(category).fillna("(no category)"))
-                if previous_fc is not None
-                else None
-            )
-            cat_hist = sku_hist.assign(category=sku_hist["sku"].map(category).fillna("(no category)"))
-            cat_hist = cat_hist.groupby(["category", "ds"], as_index=False)["y"].sum()
+            by_cat = forecasts.category_bands
             for cat in sorted(by_cat["category"].unique()):
                 category_charts.append(
                     group_chart(
                         by_cat,
-                        prev_cat,
-                        cat_hist,
+                        previous_fc.category_bands if previous_fc is not None else None,
+                        history.category_hist,
                         "category",
                         cat,
                         f"{cat} (all SKUs and warehouses, units/day)",
@@ -259,7 +244,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         run_date=d,
         run_id=ctx.run_id or "cli",
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        headlines=build_headlines(lines, previous_fc, d),
+        headlines=build_headlines(history.headline_lines, previous_fc.by_date if previous_fc else None, d),
         charts=charts,
         category_charts=category_charts,
         reconciled=reconciled,
@@ -270,16 +255,16 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
         feedback=feedback,
         quality=quality.to_dict("records"),
         checks_failed=int((~quality["success"].astype(bool)).sum()),
-        models=sorted(forecasts["model"].unique()) if len(forecasts) else [],
-        model_version=forecasts["model_version"].iloc[0] if len(forecasts) else None,
-        n_series=int(forecasts[["sku", "warehouse"]].drop_duplicates().shape[0]) if len(forecasts) else 0,
+        models=forecasts.models,
+        model_version=forecasts.model_version,
+        n_series=forecasts.series,
         version=__version__,
         forecasts_from=forecasts_from,
         anomalies_from=anomalies_from,
         blocked=blocked_datasets(cfg, d, sorted({t.dataset for s in cfg.sources for t in s.tables})),
         docs=_docs_link(cfg, d),
         value_added=_value_added(cfg),
-        known_ahead=build_known_ahead(forecasts, names, cfg.report.top_skus),
+        known_ahead=known_ahead_section(forecasts.drivers, forecasts.new, cfg.report.top_skus),
         overrides=build_override_section(lake.output_notes("final_forecasts", forecasts_from))
         if forecasts_from
         else None,
@@ -312,9 +297,6 @@ def _render(out_dir: Path, context: dict[str, Any]) -> None:
         tmp = out_dir / f".{name}.tmp"
         tmp.write_text(env.get_template(f"{name}.j2").render(**context), encoding="utf-8")
         tmp.replace(out_dir / name)
-
-
-_NO_LINES = empty_frame("order_lines")
 
 
 def _feedback(cfg: Config, d: date) -> dict[str, Any] | None:
@@ -449,6 +431,18 @@ def _docs_link(cfg: Config, d: date) -> str | None:
     return os.path.relpath(index, cfg.report.directory / d.isoformat())
 
 
+def _history(
+    cfg: Config, d: date, *, skus: list[Any], entities: set[str], categories: dict[Any, str]
+) -> ReportHistory:
+    """The report's reduction of the night's order lines, read one shard of SKUs at a time (an
+    empty history when tonight's partition is missing: the problems section says why)."""
+    try:
+        return reduce_history(lines_by_shard(cfg, d), d, skus=skus, entities=entities, categories=categories)
+    except MissingInputError as err:
+        log.warning("report: %s", err)
+        return reduce_history([], d, skus=skus, entities=entities, categories=categories)
+
+
 def _optional(read: Callable[[], pd.DataFrame]) -> pd.DataFrame | None:
     """A dataset the report can do without: None when tonight's partition is missing (the
     problems section at the top says why)."""
@@ -493,23 +487,15 @@ def group_chart(
     }
 
 
-def _hierarchy(lake: Lake, night: date) -> pd.DataFrame | None:
-    """The night's reconciled forecasts of every level (the reconcile step's output), or None."""
-    return lake.read_output("forecast_hierarchy", night)
-
-
 def _category_charts(
     hierarchy: pd.DataFrame,
     previous: pd.DataFrame | None,
-    sku_hist: pd.DataFrame,
-    products: pd.DataFrame | None,
+    cat_hist: pd.DataFrame,
+    total_hist: pd.DataFrame,
 ) -> list[dict[str, Any]]:
     """The total and each category, with their own reconciled forecasts and bands (one row per
     target date each: nothing is summed here)."""
-    category = dict(zip(products["sku"], products["category"], strict=True)) if products is not None else {}
-    hist = sku_hist.assign(category=sku_hist["sku"].map(category).fillna("(no category)"))
-    cat_hist = hist.groupby(["category", "ds"], as_index=False)["y"].sum()
-    total_hist = hist.groupby("ds", as_index=False)["y"].sum().assign(category="(total)")
+    total_hist = total_hist.assign(category="(total)")
 
     def level(frame: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
         if frame is None:
