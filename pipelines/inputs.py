@@ -12,6 +12,7 @@ Public functions:
     forecast_freq(cfg), forecast_options(cfg, freq)   the forecaster's settings from the config
     optional_dataset(cfg, dataset, d)  a night's dataset the config may not have
     lines_by_shard(cfg, d)             the night's order lines, one forecast shard at a time
+    flagged_scores(lake, d)            the anomaly scores of the series with an anomaly
     forecast_inputs(cfg, d, shard, shards) the forecaster's inputs of one shard
     score_inputs(cfg, d, shard, shards) the anomaly scorer's inputs of one shard
     require_usable(cfg, d, step, datasets) raise `StepSkipped` when a dataset failed its gate
@@ -175,6 +176,27 @@ def lines_by_shard(cfg: Config, d: date) -> Iterator[pd.DataFrame]:
         mine = sku_filter(cfg, d, k, shards)
         if mine is not None:
             yield read_dataset(cfg, "order_lines", d, filters=mine)
+
+
+def flagged_scores(lake: Lake, night: date) -> pd.DataFrame:
+    """Every scored row of the series (metric, entity) with an anomaly on a complete night, read a
+    shard at a time: what tonight's incidents and the report's anomaly count need (no rows, with
+    the output's columns, when none has one; an empty frame when the night has no scores)."""
+    pairs = [
+        s.loc[s["is_anomaly"].astype(bool), ["metric", "entity"]]
+        for s in lake.iter_output("anomalies", night, columns=["metric", "entity", "is_anomaly"])
+    ]
+    flagged = pd.concat(pairs, ignore_index=True).drop_duplicates() if pairs else None
+    if flagged is None or flagged.empty:
+        first = next(lake.iter_output("anomalies", night), None)
+        return first.iloc[:0] if first is not None else pd.DataFrame()
+    keep = [
+        part.merge(flagged, on=["metric", "entity"])
+        for part in lake.iter_output(
+            "anomalies", night, filters=[("entity", "in", list(flagged["entity"].unique()))]
+        )
+    ]
+    return pd.concat(keep, ignore_index=True)
 
 
 def score_inputs(cfg: Config, d: date, shard: int, shards: int) -> tuple[list[Any], pd.DataFrame | None]:

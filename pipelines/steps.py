@@ -51,7 +51,7 @@ from pipelines.lake.migrate import migrate_layout
 from pipelines.launches import hold_until_launch
 from pipelines.load import LoadResult
 from pipelines.load.feedback import LabelTarget, read_all_labels
-from pipelines.load.night import FINAL_OUTPUT, HIERARCHY_OUTPUT, load_night, night_results
+from pipelines.load.night import FINAL_OUTPUT, HIERARCHY_OUTPUT, forecasts_checksum, load_night, night_results
 from pipelines.quality import CheckResult, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
@@ -349,7 +349,6 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     history, every level reconciled (`pipelines.forecasting.hierarchy`).  Writes the lake output
     `forecast_hierarchy`, which the load writes to `seam_forecasts_hierarchy`; returns its notes."""
     from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
-    from pipelines.load import batch_checksum
 
     lake = Lake(cfg.lake)
     d = ctx.run_date
@@ -370,7 +369,7 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         rows = result.rows.assign(run_date=pd.Timestamp(d), model_version=model_version(cfg))
         notes = {
             **result.notes,
-            "statistical_checksum": batch_checksum(forecasts, RESULT_TABLES["seam_forecasts"].key),
+            "statistical_checksum": forecasts_checksum(lake, d),
         }
         lake.write_output(HIERARCHY_OUTPUT, d, rows, notes=notes)
         out.rows_in, out.rows_out = len(forecasts), len(rows)
@@ -382,7 +381,6 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     force (read from `seam_forecast_overrides` in the forecasts' database and checked again), frozen
     inside `forecast.time_fence_days`.  Writes the lake output `final_forecasts`, which the load
     writes to `seam_forecasts`; returns its notes (totals, active and skipped overrides)."""
-    from pipelines.load import batch_checksum
     from pipelines.overrides import adjust_forecasts, describe_override, read_overrides
 
     lake = Lake(cfg.lake)
@@ -422,7 +420,7 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         for line in adjusted.shortfalls:
             log.warning("data quality: %s", line)
         notes = adjusted.notes()
-        notes["statistical_checksum"] = batch_checksum(forecasts, RESULT_TABLES["seam_forecasts"].key)
+        notes["statistical_checksum"] = forecasts_checksum(lake, d)
         notes["previous_night"] = before[0].isoformat() if before else None
         lake.write_output(FINAL_OUTPUT, d, adjusted.final, notes=notes)
         out.rows_in, out.rows_out = len(forecasts), len(adjusted.final)

@@ -8,7 +8,7 @@ how a night's rows are replaced, timestamps as parameters and the migration lock
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -159,16 +159,18 @@ class Adapter:
         columns: Sequence[str],
         night: str,
         run_date: date,
-        data: pa.Table,
+        data: Iterable[pa.Table],
         checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
-        """Replace every row of `table` whose `night` column is `run_date` with `data`, inside the
-        caller's transaction: staged without indexes, then one DELETE and one INSERT ... SELECT."""
+        """Replace every row of `table` whose `night` column is `run_date` with the rows of `data`
+        (its parts, read one at a time), inside the caller's transaction: staged without indexes,
+        then one DELETE and one INSERT ... SELECT."""
         q = lambda n: self.quote(conn, n)  # noqa: E731
         staging, target = q(self.staging_name(table)), q(table)
         cols = ", ".join(q(c) for c in columns)
         self.create_staging(conn, staging, target)
-        self.bulk_insert(conn, staging, columns, data)
+        for part in data:
+            self.bulk_insert(conn, staging, columns, part)
         checkpoint("staged")
         conn.execute(sa.text(f"DELETE FROM {target} WHERE {q(night)} = :d"), {"d": run_date})
         conn.exec_driver_sql(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}")
@@ -180,14 +182,16 @@ class Adapter:
         table: str,
         columns: Sequence[str],
         key: Sequence[str],
-        data: pa.Table,
+        data: Iterable[pa.Table],
         checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
-        """Insert `data` into `table`, replacing the rows whose `key` it holds (caller's transaction)."""
+        """Insert the rows of `data` (its parts) into `table`, replacing the rows whose `key` they
+        hold (caller's transaction)."""
         q = lambda n: self.quote(conn, n)  # noqa: E731
         staging, target = q(self.staging_name(table)), q(table)
         self.create_staging(conn, staging, target)
-        self.bulk_insert(conn, staging, columns, data)
+        for part in data:
+            self.bulk_insert(conn, staging, columns, part)
         checkpoint("staged")
         conn.exec_driver_sql(self.upsert_sql([q(c) for c in columns], [q(c) for c in key], target, staging))
         self.drop_staging(conn, staging)

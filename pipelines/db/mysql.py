@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -150,10 +150,10 @@ class MySQLAdapter(Adapter):
         columns: Sequence[str],
         night: str,
         run_date: date,
-        data: pa.Table,
+        data: Iterable[pa.Table],
         checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
-        """No staging copy on InnoDB: delete the night and load straight into the target.
+        """No staging copy on InnoDB: delete the night and load its parts straight into the target.
 
         A staging table would write every row twice into InnoDB (measured: staging plus
         INSERT ... SELECT cost about as much again as the load itself, benchmarks/results/load.md)
@@ -163,7 +163,8 @@ class MySQLAdapter(Adapter):
         """
         target = self.quote(conn, table)
         conn.execute(sa.text(f"DELETE FROM {target} WHERE {self.quote(conn, night)} = :d"), {"d": run_date})
-        self.bulk_insert(conn, target, columns, data)
+        for part in data:
+            self.bulk_insert(conn, target, columns, part)
         checkpoint("staged")
 
     def create_staging(self, conn: Connection, staging: str, target: str) -> None:

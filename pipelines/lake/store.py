@@ -264,14 +264,29 @@ class Lake:
         return pd.concat([self.read_shard(output, run_date, k) for k in range(shards)], ignore_index=True)
 
     def iter_output(
-        self, output: str, run_date: date, *, columns: list[str] | None = None, filters: Any = None
+        self,
+        output: str,
+        run_date: date,
+        *,
+        columns: list[str] | None = None,
+        filters: Any = None,
+        batch_rows: int | None = None,
     ) -> Iterator[pd.DataFrame]:
         """A complete night's output one shard at a time (nothing when it is incomplete): only
-        `columns`, only the rows `filters` (pyarrow DNF) select, so a reader holds one shard."""
+        `columns`, only the rows `filters` (pyarrow DNF) select, so a reader holds one shard; with
+        `batch_rows`, each shard in record batches of that many rows (an output written in one piece
+        is one shard)."""
         for k in range(self.complete_shards(output, run_date) or 0):
-            yield _read_file(
-                self._shard_file(output, run_date, k), run_date, columns=columns, filters=filters
-            )
+            path = self._shard_file(output, run_date, k)
+            if batch_rows is None:
+                yield _read_file(path, run_date, columns=columns, filters=filters)
+                continue
+            if filters is not None:
+                raise ValueError("iter_output: filters and batch_rows do not go together")
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+                frame = pa.Table.from_batches([batch]).to_pandas(date_as_object=False)
+                frame.insert(0, KEY, pd.Timestamp(run_date))
+                yield frame
 
     def latest_complete_night(self, output: str, run_date: date) -> date | None:
         """The newest night at or before `run_date` whose output is complete."""

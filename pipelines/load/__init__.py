@@ -3,7 +3,10 @@
 Public functions:
     load_batch(engine, table, run_date, frame) -> LoadResult   one result table's night, in one
                                                                transaction, replay-safe
+    load_parts(engine, table, run_date, parts) -> LoadResult   the same for a batch given in parts
+                                                               (one part in memory at a time)
     batch_checksum(frame, key) -> str                          the order-independent checksum
+    parts_checksum(parts) -> str | None                        ... of the rows of every part
     load_forecast_accuracy(cfg, run_date, actuals, scale,      score archived forecasts (every
                            node_scale, categories)             level of the hierarchy), load them
     night_results(cfg, run_date) -> NightResults               the night's batches from the lake
@@ -15,13 +18,22 @@ bulk path is chosen by `pipelines.db`; `seam_load_batches` is written on the sam
 """
 
 from pipelines.load.accuracy import load_forecast_accuracy, read_forecast_archive
-from pipelines.load.batch import LoadResult, batch_checksum, load_batch, no_checkpoint
+from pipelines.load.batch import (
+    LoadResult,
+    batch_checksum,
+    load_batch,
+    load_parts,
+    no_checkpoint,
+    parts_checksum,
+)
 
 __all__ = [
     "LoadResult",
     "batch_checksum",
     "load_batch",
     "load_forecast_accuracy",
+    "load_parts",
     "no_checkpoint",
+    "parts_checksum",
     "read_forecast_archive",
 ]

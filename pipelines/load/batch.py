@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -54,21 +54,47 @@ class LoadResult:
 
 
 # --- checksums ---------------------------------------------------------------------------------
-def batch_checksum(df: pd.DataFrame, key: Sequence[str]) -> str:
-    """Order-independent SHA-256 of a batch: the sorted 64-bit hashes of its rows, plus its columns.
+#: A batch given in parts: a function that gives its parts, again on every call (the load reads them
+#: twice: to check and checksum them, then to write them).
+Parts = Callable[[], Iterable[pd.DataFrame]]
 
-    Vectorised (pandas' hash_pandas_object, fixed key), so a million rows take well under a second;
-    dates are hashed as day numbers so `date` objects and datetime64 give the same checksum.
-    """
-    del key  # the row hashes cover every column; kept for callers
+
+def row_hashes(df: pd.DataFrame) -> np.ndarray:
+    """The 64-bit hash of each row (pandas' hash_pandas_object, fixed key); dates are hashed as day
+    numbers so `date` objects and datetime64 give the same hash."""
     frame = df.copy(deep=False)
     for c in frame.columns:
         if c in DATE_COLUMNS:
             frame[c] = pd.to_datetime(frame[c]).to_numpy(dtype="datetime64[D]").astype("int64")
-    rows = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
-    digest = hashlib.sha256(",".join(frame.columns).encode())
-    digest.update(rows.tobytes())
-    return digest.hexdigest()
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def digest(columns: Sequence[str], hashes: Sequence[np.ndarray]) -> str:
+    """SHA-256 of a batch's columns and the sorted hashes of its rows (in one part or several)."""
+    rows = np.sort(np.concatenate(hashes)) if len(hashes) else np.array([], dtype=np.uint64)
+    out = hashlib.sha256(",".join(columns).encode())
+    out.update(rows.tobytes())
+    return out.hexdigest()
+
+
+def batch_checksum(df: pd.DataFrame, key: Sequence[str]) -> str:
+    """Order-independent SHA-256 of a batch: the sorted 64-bit hashes of its rows, plus its columns.
+
+    Vectorised, so a million rows take well under a second.  A batch split into parts has the
+    checksum of its rows together (`parts_checksum`)."""
+    del key  # the row hashes cover every column; kept for callers
+    return digest(list(df.columns), [row_hashes(df)])
+
+
+def parts_checksum(parts: Iterable[pd.DataFrame]) -> str | None:
+    """`batch_checksum` of the rows of every part together, holding one part at a time (None
+    when there is no part)."""
+    columns: list[str] | None = None
+    hashes = []
+    for part in parts:
+        columns = columns or list(part.columns)
+        hashes.append(row_hashes(part))
+    return None if columns is None else digest(columns, hashes)
 
 
 # --- the load ----------------------------------------------------------------------------------
@@ -123,17 +149,42 @@ def load_batch(
     "staged" (rows in staging), "merged" (target changed, not committed) and "committed" (before the
     caller hears of success): the reliability tests stop the load there.
     """
+    return load_parts(engine, table_name, run_date, lambda: [df], checkpoint=checkpoint)
+
+
+def load_parts(
+    engine: Engine,
+    table_name: str,
+    run_date: date,
+    parts: Parts,
+    *,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> LoadResult:
+    """`load_batch` of a batch given in parts (e.g. a night's output, one shard or record batch of
+    the lake at a time), holding one part in memory: the parts are read once to check them (columns,
+    night, keys unique across all parts) and compute the batch's checksum, and once more to write
+    them, in one transaction."""
     table = RESULT_TABLES[table_name]
-    batch = _prepare(df, table)
-    if table.night and len(batch):
-        lo, hi = batch[table.night].min().date(), batch[table.night].max().date()
-        if lo != run_date or hi != run_date:
-            raise LoadError(f"{table_name}: every row's {table.night} must be {run_date}, got {lo} to {hi}")
-    checksum = batch_checksum(batch, table.key)
-    data = to_arrow(batch)
+    rows, hashes, keys = 0, [], []
+    for part in parts():
+        batch = _prepare(part, table)
+        if table.night and len(batch):
+            lo, hi = batch[table.night].min().date(), batch[table.night].max().date()
+            if lo != run_date or hi != run_date:
+                raise LoadError(
+                    f"{table_name}: every row's {table.night} must be {run_date}, got {lo} to {hi}"
+                )
+        rows += len(batch)
+        hashes.append(row_hashes(batch))
+        keys.append(pd.util.hash_pandas_object(batch[list(table.key)], index=False).to_numpy())
+    if len(keys) > 1:
+        _check_keys_across(parts, table, np.concatenate(keys))
+    checksum = digest(list(table.columns), hashes)
+    del hashes, keys
+    data = (to_arrow(_prepare(part, table)) for part in parts())
     t0 = time.perf_counter()
     try:
-        skipped = _load_once(engine, table, run_date, data, checksum, checkpoint)
+        skipped = _load_once(engine, table, run_date, data, rows, checksum, checkpoint)
     except SeamError:
         raise
     except DBAPIError as err:
@@ -145,12 +196,32 @@ def load_batch(
         table_name,
         run_date,
         engine.url.database,
-        len(batch),
+        rows,
         checksum[:12],
         skipped,
         time.perf_counter() - t0,
     )
-    return LoadResult(table_name, run_date, len(batch), checksum, skipped)
+    return LoadResult(table_name, run_date, rows, checksum, skipped)
+
+
+def _check_keys_across(parts: Parts, table: ResultTable, key_hashes: np.ndarray) -> None:
+    """Raise LoadError when two parts hold the same key (each part was checked on its own); the
+    keys whose hash repeats are read again and compared exactly (a hash collision is not a
+    duplicate)."""
+    repeated = pd.Series(key_hashes).duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return
+    suspects = set(key_hashes[repeated].tolist())
+    keys = list(table.key)
+    found = []
+    for part in parts():
+        batch = _prepare(part, table)
+        mine = pd.util.hash_pandas_object(batch[keys], index=False).isin(suspects).to_numpy()
+        found.append(batch.loc[mine, keys])
+    both = pd.concat(found, ignore_index=True)
+    if both.duplicated(keys).any():
+        dup = both[both.duplicated(keys, keep=False)].head(3).to_dict("records")
+        raise LoadError(f"{table.name}: the batch has duplicate keys {keys}, e.g. {dup}")
 
 
 def _classify(err: Exception, table_name: str, run_date: date) -> Exception:
@@ -183,7 +254,8 @@ def _load_once(
     engine: Engine,
     table: ResultTable,
     run_date: date,
-    data: pa.Table,
+    data: Iterable[pa.Table],
+    rows: int,
     checksum: str,
     checkpoint: Checkpoint,
 ) -> bool:
@@ -200,7 +272,7 @@ def _load_once(
                 adapter.replace_night(conn, table.name, table.columns, table.night, run_date, data, at)
             else:
                 adapter.upsert(conn, table.name, table.columns, table.key, data, at)
-            record_batch(conn, table.name, run_date, checksum, data.num_rows)
+            record_batch(conn, table.name, run_date, checksum, rows)
             at("merged")
     at("committed")
     return False

@@ -3,14 +3,16 @@
     night_results(cfg, d) -> NightResults     every batch of the night: final forecasts, the
                                               forecast hierarchy, anomaly scores (per owning
                                               database), quality results, actuals
-    load_night(cfg, d, night) -> [LoadResult]  each batch through `load_batch` (and tonight's
+    load_night(cfg, d, night) -> [LoadResult]  each batch through `load_parts` (and tonight's
                                               incidents with the anomaly scores), then the
                                               forecasts' accuracy
+    forecasts_checksum(lake, d)               the checksum of the night's statistical forecasts
 
-The lake outputs of the `adjust` and `reconcile` steps are loaded only when they were made from
-tonight's forecasts (their notes carry the forecasts' checksum); otherwise the statistical
-forecast is loaded with `yhat_final` NULL, and no hierarchy, each with a warning that says which
-command to run.
+The lake's outputs reach the databases in record batches of `BATCH_ROWS` rows, read again for each
+pass of the load, so the load holds one batch of them, not the night.  The lake outputs of the
+`adjust` and `reconcile` steps are loaded only when they were made from tonight's forecasts (their
+notes carry the forecasts' checksum); otherwise the statistical forecast is loaded with `yhat_final`
+NULL, and no hierarchy, each with a warning that says which command to run.
 """
 
 from __future__ import annotations
@@ -24,13 +26,12 @@ import pandas as pd
 from pipelines.config import Config, results_url
 from pipelines.db import make_engine
 from pipelines.forecasting.accuracy import night_actuals
-from pipelines.inputs import lines_by_shard
+from pipelines.inputs import flagged_scores, lines_by_shard
 from pipelines.lake import Lake
 from pipelines.load.accuracy import accuracy_categories, load_forecast_accuracy
-from pipelines.load.batch import LoadResult, batch_checksum, load_batch
+from pipelines.load.batch import LoadResult, Parts, load_parts, parts_checksum
 from pipelines.load.incidents import load_incidents
 from pipelines.quality import blocked_datasets, read_quality
-from pipelines.results import RESULT_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -39,52 +40,60 @@ FINAL_OUTPUT = "final_forecasts"
 HIERARCHY_OUTPUT = "forecast_hierarchy"
 
 
+#: Rows of a lake output per record batch of the load.
+BATCH_ROWS = 200_000
+
+
 @dataclass
 class NightResults:
-    """The night's batches (database, table, rows), and what scoring the forecasts needs."""
+    """The night's batches (database, table, its parts), and what scoring the forecasts needs."""
 
-    batches: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)
+    batches: list[tuple[str, str, Parts]] = field(default_factory=list)
     demand: tuple[pd.DataFrame, pd.Series, pd.Series] | None = None
     categories: pd.DataFrame | None = None
-
-    @property
-    def rows(self) -> int:
-        return sum(len(f) for _, _, f in self.batches)
+    rows: int = 0  # rows of the batches, counted as they load
 
 
-def final_forecasts(lake: Lake, d: date) -> pd.DataFrame | None:
+def forecasts_checksum(lake: Lake, d: date) -> str | None:
+    """`batch_checksum` of the night's statistical forecasts (all shards), read a batch at a time;
+    None when the night has no complete forecasts.  The adjust and reconcile steps record it, and
+    the load loads their outputs only when it still holds."""
+    return parts_checksum(lake.iter_output("forecasts", d, batch_rows=BATCH_ROWS))
+
+
+def final_forecasts(lake: Lake, d: date, statistical: str | None) -> Parts | None:
     """The night's rows of `seam_forecasts`: the final forecast when the adjust step made it from
-    tonight's forecasts; the statistical one with no final forecast (NULL) when it did not."""
-    forecasts = lake.read_output("forecasts", d)
-    if forecasts is None:
+    tonight's forecasts (`statistical`: their checksum, None when there are none); the statistical
+    one with no final forecast (NULL) when it did not."""
+    if statistical is None:
         return None
-    final = lake.read_output(FINAL_OUTPUT, d)
     notes = lake.output_notes(FINAL_OUTPUT, d) or {}
-    if final is not None and notes.get("statistical_checksum") == batch_checksum(
-        forecasts, RESULT_TABLES["seam_forecasts"].key
-    ):
-        return final
+    made = lake.complete_shards(FINAL_OUTPUT, d) is not None
+    if made and notes.get("statistical_checksum") == statistical:
+        return lambda: lake.iter_output(FINAL_OUTPUT, d, batch_rows=BATCH_ROWS)
     log.warning(
         "load %s: no final forecast made from tonight's forecasts (%s); loading the statistical "
         "forecast with yhat_final NULL; run `seam adjust --date %s` and load again",
         d,
-        "it is older than them" if final is not None else "the adjust step has not run",
+        "it is older than them" if made else "the adjust step has not run",
         d,
     )
-    return forecasts.assign(yhat_final=float("nan"), override_ids=None)
+    return lambda: (
+        part.assign(yhat_final=float("nan"), override_ids=None)
+        for part in lake.iter_output("forecasts", d, batch_rows=BATCH_ROWS)
+    )
 
 
-def hierarchy_forecasts(lake: Lake, d: date) -> pd.DataFrame | None:
+def hierarchy_forecasts(lake: Lake, d: date, statistical: str | None) -> Parts | None:
     """The night's rows of `seam_forecasts_hierarchy` when the reconcile step made them from
-    tonight's forecasts (None, with a warning, when it did not)."""
-    forecasts = lake.read_output("forecasts", d)
-    rows = lake.read_output(HIERARCHY_OUTPUT, d)
-    if forecasts is None or rows is None:
-        if forecasts is not None:
+    tonight's forecasts (`statistical`: their checksum; None, with a warning, when it did not)."""
+    made = lake.complete_shards(HIERARCHY_OUTPUT, d) is not None
+    if statistical is None or not made:
+        if statistical is not None:
             log.warning("load %s: no forecast hierarchy; run `seam reconcile --date %s` and load again", d, d)
         return None
     notes = lake.output_notes(HIERARCHY_OUTPUT, d) or {}
-    if notes.get("statistical_checksum") != batch_checksum(forecasts, RESULT_TABLES["seam_forecasts"].key):
+    if notes.get("statistical_checksum") != statistical:
         log.warning(
             "load %s: the forecast hierarchy is older than tonight's forecasts and is not loaded; "
             "run `seam reconcile --date %s` and load again",
@@ -92,27 +101,41 @@ def hierarchy_forecasts(lake: Lake, d: date) -> pd.DataFrame | None:
             d,
         )
         return None
-    return rows
+    return lambda: lake.iter_output(HIERARCHY_OUTPUT, d, batch_rows=BATCH_ROWS)
+
+
+def _owned(cfg: Config, scores: pd.DataFrame, src: str) -> pd.DataFrame:
+    """The anomaly scores whose metric's results go to database `src`."""
+    if not len(scores):
+        return scores
+    owner = scores["metric"].map({m: cfg.anomaly_database(m) for m in scores["metric"].unique()})
+    return scores[owner == src]
+
+
+def _scores_of(cfg: Config, lake: Lake, d: date, src: str) -> Parts:
+    """The night's anomaly scores that go to database `src`."""
+    return lambda: (
+        _owned(cfg, part, src) for part in lake.iter_output("anomalies", d, batch_rows=BATCH_ROWS)
+    )
 
 
 def night_results(cfg: Config, d: date) -> NightResults:
     """Every batch of night `d` that the lake holds, addressed to the database that receives it."""
     lake = Lake(cfg.lake)
     night = NightResults()
-    forecasts = final_forecasts(lake, d)
+    statistical = forecasts_checksum(lake, d)
+    forecasts = final_forecasts(lake, d, statistical)
     if forecasts is not None:
         night.batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
-    hierarchy = hierarchy_forecasts(lake, d)
+    hierarchy = hierarchy_forecasts(lake, d, statistical)
     if hierarchy is not None:
         night.batches.append((cfg.results.forecasts, "seam_forecasts_hierarchy", hierarchy))
-    scores = lake.read_output("anomalies", d)
-    if scores is not None:
-        source_of = scores["metric"].map({m: cfg.anomaly_database(m) for m in scores["metric"].unique()})
+    if lake.complete_shards("anomalies", d) is not None:
         for src in cfg.result_databases():
-            night.batches.append((src, "seam_anomaly_scores", scores[source_of == src]))
+            night.batches.append((src, "seam_anomaly_scores", _scores_of(cfg, lake, d, src)))
     quality = read_quality(cfg, d)
     if len(quality):
-        night.batches.append((cfg.results.ledger, "seam_data_quality_results", quality))
+        night.batches.append((cfg.results.ledger, "seam_data_quality_results", lambda: [quality]))
     if not blocked_datasets(cfg, d, ["order_lines"]):
         night.categories = accuracy_categories(cfg, d) if cfg.forecast.freq == "D" else None
         night.demand = night_actuals(
@@ -122,7 +145,8 @@ def night_results(cfg: Config, d: date) -> NightResults:
             history_days=cfg.forecast.history_days,
             categories=night.categories,
         )
-        night.batches.append((cfg.results.forecasts, "seam_actuals", night.demand[0]))
+        actuals = night.demand[0]
+        night.batches.append((cfg.results.forecasts, "seam_actuals", lambda: [actuals]))
     return night
 
 
@@ -131,16 +155,17 @@ def load_night(cfg: Config, d: date, night: NightResults) -> list[LoadResult]:
     accuracy (from the archive in the forecasts' database, for the target dates of tonight's
     actuals)."""
     results = []
-    for src, table, frame in night.batches:
+    for src, table, parts in night.batches:
         engine = make_engine(results_url(cfg.source(src)), write=True, what=f"source {src!r}")
         try:
-            results.append(load_batch(engine, table, d, frame))
+            results.append(load_parts(engine, table, d, parts))
+            night.rows += results[-1].rows
             if table == "seam_anomaly_scores":  # tonight's incidents, merged with the stored ones
                 results.append(
                     load_incidents(
                         engine,
                         d,
-                        frame,
+                        _owned(cfg, flagged_scores(Lake(cfg.lake), d), src),
                         thresholds=cfg.anomaly.thresholds,
                         window_days=cfg.anomaly.window_days,
                     )

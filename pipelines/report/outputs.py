@@ -1,9 +1,9 @@
-"""What the report needs of the night's outputs (forecasts, anomaly scores, the forecast hierarchy),
+"""What the report needs of the night's outputs (forecasts, the forecast hierarchy; the anomaly
+scores' flagged series come from `pipelines.inputs.flagged_scores`),
 read one shard at a time and reduced as it goes.
 
     summarize_forecasts(lake, night, ...) -> ForecastSummary   top SKUs and their rows, category and
                                                                 total sums per day, "known ahead"
-    flagged_scores(lake, night) -> DataFrame                    every row of the series with an anomaly
     hierarchy_levels(lake, night) -> DataFrame | None           the total and category levels
 
 A report holds the rows it draws and sums per category and day; what it reads grows with a shard,
@@ -148,24 +148,6 @@ def rows_of(lake: Lake, night: date, skus: list[Any]) -> pd.DataFrame:
     """Every forecast row of `skus` on a complete night (pushed down to the Parquet files)."""
     parts = list(lake.iter_output("forecasts", night, filters=[("sku", "in", list(skus))]))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def flagged_scores(lake: Lake, night: date) -> pd.DataFrame:
-    """Every scored row of the series (metric, entity) with an anomaly on a complete night: what the
-    report's incidents and anomaly count need (empty when none)."""
-    pairs = [
-        s.loc[s["is_anomaly"].astype(bool), ["metric", "entity"]]
-        for s in lake.iter_output("anomalies", night, columns=["metric", "entity", "is_anomaly"])
-    ]
-    flagged = pd.concat(pairs, ignore_index=True).drop_duplicates() if pairs else pd.DataFrame()
-    if flagged.empty:
-        return pd.DataFrame()
-    keep = []
-    for s in lake.iter_output(
-        "anomalies", night, filters=[("entity", "in", list(flagged["entity"].unique()))]
-    ):
-        keep.append(s.merge(flagged, on=["metric", "entity"]))
-    return pd.concat(keep, ignore_index=True)
 
 
 def hierarchy_levels(lake: Lake, night: date) -> pd.DataFrame | None:

@@ -20,7 +20,7 @@ import pandas as pd
 from pipelines import __version__
 from pipelines.config import Config
 from pipelines.errors import MissingInputError
-from pipelines.inputs import lines_by_shard
+from pipelines.inputs import flagged_scores, lines_by_shard
 from pipelines.lake import Lake, read_dataset
 from pipelines.lake.store import writable
 from pipelines.quality import blocked_datasets, read_quality
@@ -30,7 +30,6 @@ from pipelines.report.charts import anomaly_chart, forecast_chart
 from pipelines.report.history import ReportHistory, reduce_history
 from pipelines.report.outputs import (
     ForecastSummary,
-    flagged_scores,
     hierarchy_levels,
     known_ahead_items,
     reduce_forecasts,

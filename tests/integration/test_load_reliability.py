@@ -7,6 +7,7 @@ terminates its database session, then checks the target against what a clean run
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing as mp
 import os
@@ -23,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.db import make_engine
-from pipelines.errors import SourceUnavailableError
-from pipelines.load import batch_checksum, load_batch
+from pipelines.errors import LoadError, SourceUnavailableError
+from pipelines.load import batch_checksum, load_batch, load_parts
 from pipelines.load.batch import _prepare
 from pipelines.results import RESULT_TABLES
 from pipelines.state import migrate
@@ -203,6 +204,35 @@ def test_replays_and_interleaved_nights(target: tuple[str, str]) -> None:
     smaller = night(NIGHT_A, 5, seed=5)  # a re-run that produces fewer rows drops the others
     load_batch(engine, "seam_forecasts", NIGHT_A, smaller)
     assert_state(engine, smaller, b)
+    engine.dispose()
+
+
+def test_a_night_in_parts_loads_as_the_whole_night(target: tuple[str, str]) -> None:
+    """A batch given in parts (a night's output read a record batch at a time) loads the rows of
+    every part in one transaction, with the checksum of the whole batch: the same night given whole
+    or in other parts is a no-op; a key repeated in two parts fails and keeps nothing."""
+    _, url = target
+    engine = make_engine(url, write=True)
+    a = night(NIGHT_A, 12, seed=3)
+    cuts = [0, 100, 101, 250, len(a)]
+    parts = [a.iloc[i:j] for i, j in itertools.pairwise(cuts)]
+    reads = []
+
+    def given() -> list[pd.DataFrame]:
+        reads.append(1)
+        return parts
+
+    result = load_parts(engine, "seam_forecasts", NIGHT_A, given)
+    assert not result.skipped and result.rows == len(a) and len(reads) == 2  # checked, then written
+    assert result.checksum == batch_checksum(_prepare(a, TABLE), TABLE.key)
+    assert_state(engine, a)
+    assert load_batch(engine, "seam_forecasts", NIGHT_A, a).skipped
+    assert load_parts(engine, "seam_forecasts", NIGHT_A, lambda: [a.iloc[::2], a.iloc[1::2]]).skipped
+    b = night(NIGHT_A, 12, seed=4)
+    twice = [b.iloc[:200], b.iloc[150:]]  # rows 150..199 in both parts
+    with pytest.raises(LoadError, match="duplicate keys"):
+        load_parts(engine, "seam_forecasts", NIGHT_A, lambda: twice)
+    assert_state(engine, a)  # nothing of the refused batch
     engine.dispose()
 
 
