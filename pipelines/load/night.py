@@ -41,7 +41,7 @@ HIERARCHY_OUTPUT = "forecast_hierarchy"
 
 
 #: Rows of a lake output per record batch of the load.
-BATCH_ROWS = 200_000
+BATCH_ROWS = 50_000
 
 
 @dataclass
