@@ -57,23 +57,22 @@ def _config(run_dir: Path, dbs: Path, shards: int) -> Path:
 
 
 def _step(checkout: Path, config: Path, step: str) -> dict[str, float]:
-    """One `seam <step>` in a fresh process of `checkout`: wall seconds and peak RSS (MB)."""
+    """One `seam <step>` of the night in a fresh process of `checkout`: wall seconds and peak RSS
+    (MB); exits naming the step when it fails."""
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        step,
+        "--config",
+        str(config),
+        "--date",
+        NIGHT.isoformat(),
+    ]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [
-            "/usr/bin/time",
-            "-f",
-            "%M",
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            step,
-            "--config",
-            str(config),
-            "--date",
-            NIGHT.isoformat(),
-        ],
+        ["/usr/bin/time", "-f", "%M", *command],
         cwd=checkout,
         env=env,
         capture_output=True,
@@ -82,7 +81,7 @@ def _step(checkout: Path, config: Path, step: str) -> dict[str, float]:
     )
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"seam {step} ({checkout}) failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"seam {step} ({checkout}, {config}) failed:\n{proc.stderr[-3000:]}")
     return {"seconds": seconds, "peak_mb": int(proc.stderr.strip().splitlines()[-1]) / 1024}
 
 
@@ -98,18 +97,7 @@ def measure(size: int, days: int, reps: int, checkouts: dict[str, Path], work: P
     base.mkdir(parents=True)
     generate(f"sqlite:///{base / 'erp.db'}", f"sqlite:///{base / 'crm.db'}", demo)
     night = _config(run_dir, base, shards)
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "--config", str(night), "--date", NIGHT.isoformat()],
-        cwd=checkouts["after"],
-        env={**os.environ, "PYTHONPATH": str(checkouts["after"])},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    night_seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"the {size}x night failed:\n{proc.stderr[-3000:]}")
+    night_seconds = _step(checkouts["after"], night, "run")["seconds"]
     for name in ("erp", "crm"):  # forget the night's loads, so that every measured load writes
         with sqlite3.connect(base / f"{name}.db") as conn:
             conn.execute("DELETE FROM seam_load_batches")

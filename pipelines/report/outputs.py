@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 
 from pipelines.lake import Lake
+from pipelines.report.history import NO_CATEGORY
 
 BANDS = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
-NO_CATEGORY = "(no category)"
 
 
 @dataclass
@@ -88,15 +88,32 @@ def known_ahead_items(
     return drivers, new
 
 
+def known_ahead_section(drivers: list[dict[str, Any]], new: list[dict[str, Any]], top: int) -> dict[str, Any]:
+    """The report's "known ahead" section from every SKU's entries (`known_ahead_items`): the `top`
+    of each kind by units (ties: in SKU order), and how many there are."""
+    return {
+        "drivers": sorted(drivers, key=_by_units)[:top],
+        "n_drivers": len(drivers),
+        "new": sorted(new, key=_by_units)[:top],
+        "n_new": len(new),
+    }
+
+
+def _by_units(item: dict[str, Any]) -> tuple[float, str]:
+    return -float(item["units"]), str(item["sku"])
+
+
 def reduce_forecasts(
     shards: Iterable[pd.DataFrame],
     *,
     categories: dict[Any, str],
-    names: dict[Any, str],
+    names: dict[Any, str] | None = None,
     skus: Collection[Any] | None = None,
+    known: bool = True,
 ) -> ForecastSummary:
     """Reduce a night's forecasts, given as shards of whole SKUs, to a `ForecastSummary`; `skus`: the
-    SKUs whose rows are kept (None: none; `rows_of_top` reads the top ones afterwards)."""
+    SKUs whose rows are kept (None: none; `summarize_forecasts` reads the top ones afterwards);
+    `known`: with the "known ahead" entries (named by `names`)."""
     out = ForecastSummary()
     units, rows, bands, by_date = [], [], [], []
     models: set[str] = set()
@@ -114,9 +131,10 @@ def reduce_forecasts(
         with_category = part.assign(category=part["sku"].map(categories).fillna(NO_CATEGORY))
         bands.append(with_category.groupby(["category", "target_date"], as_index=False)[BANDS].sum())
         by_date.append(part.groupby("target_date", as_index=False)["yhat"].sum())
-        drivers, new = known_ahead_items(part, names)
-        out.drivers += drivers
-        out.new += new
+        if known:
+            drivers, new = known_ahead_items(part, names or {})
+            out.drivers += drivers
+            out.new += new
     if out.rows:
         out.sku_units = pd.concat(units).groupby(level=0).sum().sort_index()
         out.category_bands = (

@@ -31,7 +31,7 @@ from pipelines.report.history import ReportHistory, reduce_history
 from pipelines.report.outputs import (
     ForecastSummary,
     hierarchy_levels,
-    known_ahead_items,
+    known_ahead_section,
     reduce_forecasts,
     summarize_forecasts,
 )
@@ -80,29 +80,6 @@ def build_headlines(lines: pd.DataFrame, forecasts: pd.DataFrame | None, run_dat
         Headline("Units sold", now[1], before[1], fc_units),
         Headline("Revenue", now[2], before[2], None),
     ]
-
-
-def build_known_ahead(forecasts: pd.DataFrame, names: dict[Any, str], top: int = 10) -> dict[str, Any]:
-    """The report's "known ahead" section from the forecast rows' explanations: the SKUs whose
-    forecast a promotion or holiday moves (its days, what the forecaster expects, the units
-    forecast on those days) and the new products and launches (forecast from their peers: the
-    launch date, the units over the horizon); the `top` of each by units, and how many there are."""
-    return known_ahead_section(*known_ahead_items(forecasts, names), top)
-
-
-def known_ahead_section(drivers: list[dict[str, Any]], new: list[dict[str, Any]], top: int) -> dict[str, Any]:
-    """The "known ahead" section of every SKU's entries (`known_ahead_items`): the `top` of each
-    kind by units, and how many there are."""
-    return {
-        "drivers": sorted(drivers, key=_by_units)[:top],
-        "n_drivers": len(drivers),
-        "new": sorted(new, key=_by_units)[:top],
-        "n_new": len(new),
-    }
-
-
-def _by_units(item: dict[str, Any]) -> tuple[float, str]:
-    return -float(item["units"]), str(item["sku"])
 
 
 def build_override_section(notes: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -161,7 +138,7 @@ def write_report(cfg: Config, ctx: RunContext) -> Path:
     previous_fc = None
     if lake.complete_shards("forecasts", d - timedelta(days=1)) is not None:
         previous_fc = reduce_forecasts(
-            lake.iter_output("forecasts", d - timedelta(days=1)), categories=category, names={}, skus=top
+            lake.iter_output("forecasts", d - timedelta(days=1)), categories=category, skus=top, known=False
         )
     anomalies_from = lake.latest_complete_night("anomalies", d)
     anomalies = flagged_scores(lake, anomalies_from) if anomalies_from else pd.DataFrame()

@@ -1,4 +1,5 @@
-"""The report's "known ahead" section (`pipelines.report.render.build_known_ahead`)."""
+"""The report's "known ahead" section (`pipelines.report.outputs.known_ahead_items` and
+`known_ahead_section`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import json
 
 import pandas as pd
 
-from pipelines.report.render import build_known_ahead
+from pipelines.report.outputs import known_ahead_items, known_ahead_section
+
+
+def build_known_ahead(forecasts, names, top=10):
+    """The section of a night's forecast rows, as the report builds it (a shard at a time)."""
+    return known_ahead_section(*known_ahead_items(forecasts, names), top)
 
 
 def _row(sku: str, wh: str, day: str, yhat: float, **explained: str) -> dict[str, object]:

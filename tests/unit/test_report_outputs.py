@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.report.outputs import BANDS, reduce_forecasts
-from pipelines.report.render import build_known_ahead, known_ahead_section
+from pipelines.report.outputs import BANDS, known_ahead_items, known_ahead_section, reduce_forecasts
 
 
 def _forecasts() -> pd.DataFrame:
@@ -67,7 +66,7 @@ def test_forecasts_reduced_shard_by_shard_are_the_whole_nights(shards):
     assert sorted(got.category_bands["category"].unique()) == ["(no category)", "a", "b"]
     pd.testing.assert_frame_equal(got.by_date, rows.groupby("target_date", as_index=False)["yhat"].sum())
     section = known_ahead_section(got.drivers, got.new, 10)
-    assert section == build_known_ahead(rows, {"S01": "Bike"}, 10)
+    assert section == known_ahead_section(*known_ahead_items(rows, {"S01": "Bike"}), 10)
     assert section["n_drivers"] == 2 and section["n_new"] == 1
     assert section["new"][0]["launch"] == "2026-11-27"
 
@@ -75,3 +74,9 @@ def test_forecasts_reduced_shard_by_shard_are_the_whole_nights(shards):
 def test_no_forecast_rows_reduce_to_an_empty_summary():
     got = reduce_forecasts([], categories={}, names={})
     assert got.rows == 0 and got.top(5) == [] and got.series == 0 and got.model_version is None
+
+
+def test_the_previous_nights_summary_skips_the_known_ahead_entries():
+    rows = _forecasts()
+    got = reduce_forecasts([rows], categories=CATEGORIES, skus=["S01"], known=False)
+    assert got.drivers == [] and got.new == [] and set(got.sku_rows["sku"]) == {"S01"}
