@@ -98,7 +98,8 @@ def parts_checksum(parts: Iterable[pd.DataFrame]) -> str | None:
 
 
 # --- the load ----------------------------------------------------------------------------------
-def _prepare(df: pd.DataFrame, table: ResultTable) -> pd.DataFrame:
+def _conform(df: pd.DataFrame, table: ResultTable) -> pd.DataFrame:
+    """The table's columns in its order, dates as datetime64 and booleans as bool."""
     missing = [c for c in table.columns if c not in df.columns]
     if missing:
         raise LoadError(f"{table.name}: the batch lacks columns {missing}; got {list(df.columns)}")
@@ -109,6 +110,12 @@ def _prepare(df: pd.DataFrame, table: ResultTable) -> pd.DataFrame:
             out[c] = pd.to_datetime(s)
         elif pd.api.types.is_bool_dtype(s):
             out[c] = s.astype(bool)
+    return out
+
+
+def _prepare(df: pd.DataFrame, table: ResultTable) -> pd.DataFrame:
+    """`_conform`, and LoadError when two rows have the same key."""
+    out = _conform(df, table)
     keys = list(table.key)
     # A 64-bit hash per key finds duplicates fast; only a hash collision needs the exact check.
     if pd.util.hash_pandas_object(out[keys], index=False).duplicated().any() and out.duplicated(keys).any():
@@ -149,7 +156,8 @@ def load_batch(
     "staged" (rows in staging), "merged" (target changed, not committed) and "committed" (before the
     caller hears of success): the reliability tests stop the load there.
     """
-    return load_parts(engine, table_name, run_date, lambda: [df], checkpoint=checkpoint)
+    batch = _conform(df, RESULT_TABLES[table_name])  # once, not on each of the two passes
+    return load_parts(engine, table_name, run_date, lambda: [batch], checkpoint=checkpoint)
 
 
 def load_parts(
@@ -181,7 +189,7 @@ def load_parts(
         _check_keys_across(parts, table, np.concatenate(keys))
     checksum = digest(list(table.columns), hashes)
     del hashes, keys
-    data = (to_arrow(_prepare(part, table)) for part in parts())
+    data = (to_arrow(_conform(part, table)) for part in parts())
     t0 = time.perf_counter()
     try:
         skipped = _load_once(engine, table, run_date, data, rows, checksum, checkpoint)
@@ -215,7 +223,7 @@ def _check_keys_across(parts: Parts, table: ResultTable, key_hashes: np.ndarray)
     keys = list(table.key)
     found = []
     for part in parts():
-        batch = _prepare(part, table)
+        batch = _conform(part, table)
         mine = pd.util.hash_pandas_object(batch[keys], index=False).isin(suspects).to_numpy()
         found.append(batch.loc[mine, keys])
     both = pd.concat(found, ignore_index=True)
