@@ -313,11 +313,9 @@ class Lake:
 
     def latest_complete_output(self, output: str, run_date: date) -> tuple[date, pd.DataFrame] | None:
         """The newest complete output at or before `run_date`: (night, rows) of the last good night."""
-        for night in reversed([d for d in self.output_days(output) if d <= run_date]):
-            frame = self.read_output(output, night)
-            if frame is not None:
-                return night, frame
-        return None
+        night = self.latest_complete_night(output, run_date)
+        frame = self.read_output(output, night) if night else None
+        return (night, frame) if night and frame is not None else None
 
     # --- quality results and quarantine ---------------------------------------------------------
     def _quality_file(self, dataset: str, run_date: date) -> Path:

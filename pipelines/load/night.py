@@ -155,17 +155,20 @@ def load_night(cfg: Config, d: date, night: NightResults) -> list[LoadResult]:
     accuracy (from the archive in the forecasts' database, for the target dates of tonight's
     actuals)."""
     results = []
+    flagged: pd.DataFrame | None = None  # the night's flagged series, read once for every database
     for src, table, parts in night.batches:
         engine = make_engine(results_url(cfg.source(src)), write=True, what=f"source {src!r}")
         try:
             results.append(load_parts(engine, table, d, parts))
             night.rows += results[-1].rows
             if table == "seam_anomaly_scores":  # tonight's incidents, merged with the stored ones
+                if flagged is None:
+                    flagged = flagged_scores(Lake(cfg.lake), d)
                 results.append(
                     load_incidents(
                         engine,
                         d,
-                        _owned(cfg, flagged_scores(Lake(cfg.lake), d), src),
+                        _owned(cfg, flagged, src),
                         thresholds=cfg.anomaly.thresholds,
                         window_days=cfg.anomaly.window_days,
                     )
