@@ -217,6 +217,15 @@ def seam_nightly() -> None:
         cfg, run = _night()
         return str(run_score(cfg, run, shard=shard))
 
+    @task(map_index_template="partition {{ part }}")
+    @_fail_fast
+    def score_records(part: int) -> str:
+        """The order lines of one partition of customers, from what every score shard fitted."""
+        from pipelines.steps import run_score_records
+
+        cfg, run = _night()
+        return str(run_score_records(cfg, run, part=part))
+
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=RESULT_ASSETS)
     @_fail_fast
     def load() -> int:
@@ -281,7 +290,10 @@ def seam_nightly() -> None:
     forecasts >> adjusted
     reconciled = reconcile()
     forecasts >> reconciled
-    outputs = [adjusted, reconciled, score.expand(shard=shards)]
+    scored = score.expand(shard=shards)
+    records = score_records.expand(part=shards)
+    scored >> records
+    outputs = [adjusted, reconciled, scored, records]
     loaded = load()
     outputs >> loaded
     alerted = alert_incidents()

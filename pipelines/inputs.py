@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -36,7 +37,7 @@ from pipelines.errors import MissingInputError, StepSkipped
 from pipelines.lake import Lake, read_dataset
 from pipelines.launches import Launch, horizon_end, launch_series
 from pipelines.quality import blocked_datasets
-from pipelines.series import METRIC_DATASETS, build_demand_series
+from pipelines.series import build_demand_series, custom_rows, metric_rows
 from pipelines.sharding import sku_filter
 from pipelines.state import forecast_drivers, forecast_peers, forecast_week, recorded_launches, shard_plan
 
@@ -201,8 +202,11 @@ def flagged_scores(lake: Lake, night: date) -> pd.DataFrame:
 
 def score_inputs(cfg: Config, d: date, shard: int, shards: int) -> tuple[list[Any], pd.DataFrame | None]:
     """The anomaly scorer's inputs of one shard: its `MetricInput`s (the shard's demand series;
-    every other metric in shard 0) and the order lines whose records shard 0 checks (None in the
-    other shards).  Raises `StepSkipped` when every dataset the metrics come from failed its gate."""
+    every other metric in shard 0) and the shard's order lines, whose records the shard fits (None
+    when the order lines are not scored tonight).  The metrics over the whole night's order lines
+    (revenue, order counts, custom ones) are aggregated per entity and day one shard of lines at a
+    time (`pipelines.anomaly.daily.DailyTotals`).  Raises `StepSkipped` when every dataset the
+    metrics come from failed its gate."""
     from pipelines.anomaly.nightly import MetricInput
 
     metrics = cfg.metric_datasets()
@@ -211,21 +215,70 @@ def score_inputs(cfg: Config, d: date, shard: int, shards: int) -> tuple[list[An
     if not usable:
         require_usable(cfg, d, "score", sorted(set(metrics.values())))
     inputs: list[MetricInput] = []
+    mine = sku_filter(cfg, d, shard, shards)
+    lines = None
+    if mine is not None and "order_lines" in {metrics[m] for m in usable}:
+        lines = read_dataset(cfg, "order_lines", d, filters=mine)
+        if "demand" in usable:
+            inputs.append(MetricInput("demand", lines))
+    if shard != 0:
+        return inputs, lines
+    others = [m for m in usable if m != "demand"]
     cache: dict[str, pd.DataFrame] = {}
-    mine = sku_filter(cfg, d, shard, shards) if "demand" in usable else None
-    if mine is not None:
-        inputs.append(MetricInput("demand", read_dataset(cfg, "order_lines", d, filters=mine)))
-    for metric in (m for m in usable if m != "demand" and shard == 0):
+    for metric in (m for m in others if metrics[m] != "order_lines"):
         dataset = metrics[metric]
         if dataset not in cache:
             cache[dataset] = read_dataset(cfg, dataset, d)
         inputs.append(MetricInput(metric, cache[dataset], custom.get(metric)))
-    lines = None
-    if shard == 0 and "order_lines" in {metrics[m] for m in usable if m in METRIC_DATASETS}:
-        lines = cache.get("order_lines")
-        if lines is None:
-            lines = read_dataset(cfg, "order_lines", d)
+    inputs += [
+        MetricInput(m, custom=custom.get(m), daily=daily)
+        for m, daily in order_line_totals(cfg, d, [m for m in others if metrics[m] == "order_lines"], custom)
+    ]
     return inputs, lines
+
+
+def order_line_totals(
+    cfg: Config, d: date, names: list[str], custom: dict[str, Any]
+) -> list[tuple[str, tuple[pd.DataFrame, Any, pd.DatetimeIndex | None]]]:
+    """The aggregate per entity and day of each named metric over the night's order lines, read
+    one shard of the night's plan at a time."""
+    from pipelines.anomaly.daily import DailyTotals
+
+    if not names:
+        return []
+    builders = [partial(custom_rows, custom[m]) if m in custom else partial(metric_rows, m) for m in names]
+    totals = [DailyTotals(build) for build in builders]
+    try:
+        for part in lines_by_shard(cfg, d):
+            for total in totals:
+                total.add(part)
+            del part
+        return [(m, t.finish()) for m, t in zip(names, totals, strict=True)]
+    finally:
+        for t in totals:
+            t.close()
+
+
+def customer_fits(lake: Lake, d: date, part: int, shards: int) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The order lines of one partition of customers as every `score` shard fitted them (read
+    shard by shard, only the partition's rows), and every shard's repeat-pair counts.  Raises
+    `MissingInputError` when a shard has not written its fits."""
+    frames, pairs = [], []
+    for k in range(shards):
+        manifest = lake.shard_manifest("record_fits", d, k)
+        if manifest is None:
+            raise MissingInputError(
+                f"score shard {k} of {d} has not fitted its order lines; run the score step's shard {k} first"
+            )
+        pairs.append(pd.DataFrame(manifest["pairs"]))
+        if manifest["rows"]:
+            frame = lake.read_shard("record_fits", d, k, filters=[("customer_part", "=", part)])
+            frames.append(frame.drop(columns=["run_date", "customer_part"]))
+    if not frames:
+        from pipelines.anomaly.records import empty_record_fits
+
+        return empty_record_fits().lines, pairs
+    return pd.concat(frames, ignore_index=True), pairs
 
 
 def require_usable(cfg: Config, d: date, step: str, datasets: list[str]) -> None:

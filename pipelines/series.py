@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from pipelines.errors import DataError
 SEP = "|"
 METRIC_SEP = ":"
 _ESCAPE = "\\"
+Aggregate = Literal["count", "sum", "mean", "nunique"]
 METRIC_DATASETS = {
     "demand": "order_lines",
     "revenue": "order_lines",
@@ -128,66 +130,129 @@ def build_demand_series(
     return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class DailyRows:
+    """What a non-demand metric aggregates per entity and day: `rows` (`entity, day, value`), the
+    `aggregate` of their values, and the days on which the source reported anything at all (None:
+    every day without rows counts as the aggregate of nothing)."""
+
+    rows: pd.DataFrame
+    aggregate: Aggregate
+    reported: pd.DatetimeIndex | None = None
+
+
+def metric_rows(metric: str, data: pd.DataFrame) -> DailyRows:
+    """The rows a built-in metric other than demand aggregates (see `build_metric_series`)."""
+    if metric in ("revenue", "order_count"):
+        lines = _net_lines(data)
+        reported = pd.DatetimeIndex(lines["day"].unique())
+        frame = pd.DataFrame({"entity": lines["warehouse"], "day": lines["day"]})
+        if metric == "revenue":
+            # unit_price is the price charged per unit, after any discount
+            return DailyRows(frame.assign(value=lines["net"] * lines["unit_price"]), "sum", reported)
+        # in a union of sources, order 1001 of each source is its own order
+        return DailyRows(frame.assign(value=source_local_ids(lines, "order_id")), "nunique", reported)
+    if metric == "tickets":
+        rows = data[data["ticket_id"].notna()]
+        frame = pd.DataFrame(
+            {
+                "entity": rows["account_id"],
+                "day": rows["opened_at"].dt.normalize(),
+                "value": rows["ticket_id"],
+            }
+        )
+        return DailyRows(frame, "count")
+    if metric == "pipeline_value":
+        if "created_at" not in data:
+            raise DataError("metric pipeline_value needs opportunities.created_at; map it in the config")
+        frame = pd.DataFrame(
+            {"entity": data["account_id"], "day": data["created_at"].dt.normalize(), "value": data["amount"]}
+        )
+        return DailyRows(frame, "sum")
+    raise DataError(f"unknown anomaly metric {metric!r}; known: {sorted(METRIC_DATASETS)}")
+
+
+def custom_rows(metric: Any, data: pd.DataFrame) -> DailyRows:
+    """The rows a custom anomaly metric (`pipelines.config.CustomMetric`) aggregates."""
+    missing = [c for c in (metric.date, metric.column, *metric.entity) if c and c not in data.columns]
+    if missing:
+        raise DataError(
+            f"anomaly.custom_metrics.{metric.name}: dataset {metric.dataset!r} has no columns {missing}; "
+            f"it has {list(data.columns)}"
+        )
+    entity = join_keys(*(data[c] for c in metric.entity)) if metric.entity else "all"
+    frame = pd.DataFrame(
+        {
+            "entity": entity,
+            "day": pd.to_datetime(data[metric.date]).dt.normalize(),
+            "value": data[metric.column] if metric.column else 1,
+        },
+        index=data.index,
+    )
+    return DailyRows(frame, metric.aggregate)
+
+
+def aggregate_daily(rows: DailyRows) -> pd.DataFrame:
+    """`entity, day, y`: the aggregate of the rows' values per entity and day."""
+    grouped = rows.rows.groupby(["entity", "day"])
+    g = grouped.size() if rows.aggregate == "count" else getattr(grouped["value"], rows.aggregate)()
+    return g.rename("y").reset_index()
+
+
+def series_from_daily(
+    name: str,
+    daily: pd.DataFrame,
+    aggregate: Aggregate,
+    reported: pd.DatetimeIndex | None,
+    *,
+    end: date,
+    history_days: int,
+) -> pd.DataFrame:
+    """A metric's long frame `unique_id ('<name>:<entity>'), ds, y, metric, entity` from its
+    aggregate per entity and day (`aggregate_daily`)."""
+    end_ts = pd.Timestamp(end)
+    start_ts = end_ts - pd.Timedelta(days=history_days - 1)
+    df = daily.rename(columns={"day": "ds"})
+    df = df[(df["ds"] >= start_ts) & (df["ds"] <= end_ts)].copy()
+    df["unique_id"] = name + METRIC_SEP + df["entity"].astype(str)
+    values = df[["unique_id", "ds", "y"]].astype({"y": float})
+    if reported is not None:
+        # A day on which the source has rows, but none of an entity, is a day that entity sold
+        # nothing: 0 (a quiet warehouse has many). A day without any row at all is missing, not
+        # zero: NaN, scored as `missing` for series that usually report every day (an interface that
+        # dropped a day); so is a warehouse-day the interface dropped while others arrived, as a
+        # value of 0 far below its usual range.
+        out = _fill_calendar(values, end_ts, start=start_ts, fill=np.nan)
+        out.loc[out["y"].isna() & out["ds"].isin(reported), "y"] = 0.0
+    else:
+        # days without rows count 0 for counts and sums, and are missing for means and distinct counts
+        fill = 0.0 if aggregate in ("count", "sum") else np.nan
+        out = _fill_calendar(values, end_ts, start=start_ts, fill=fill)
+    return _with_keys(out, df, name, None)
+
+
 def build_metric_series(metric: str, data: pd.DataFrame, *, end: date, history_days: int) -> pd.DataFrame:
     """One anomaly metric as a long frame `unique_id ('<metric>:<entity>'), ds, y, metric, entity`.
 
     Demand series (entity: `join_keys(sku, warehouse)`) also carry their `sku` and `warehouse`.
+    Revenue and order counts are missing (not zero) on days without any order line.
     """
+    if metric != "demand":
+        rows = metric_rows(metric, data)
+        return series_from_daily(
+            metric, aggregate_daily(rows), rows.aggregate, rows.reported, end=end, history_days=history_days
+        )
     end_ts = pd.Timestamp(end)
     start_ts = end_ts - pd.Timedelta(days=history_days - 1)
-    if metric == "demand":
-        lines = _net_lines(data)
-        lines = lines.assign(entity=join_keys(lines["sku"], lines["warehouse"]))
-        keys = lines.drop_duplicates("entity")[["entity", "sku", "warehouse"]]
-        g = lines.groupby(["entity", "day"])["net"].sum()
-    elif metric == "revenue":
-        lines = _net_lines(data)
-        # unit_price is the price charged per unit, after any discount
-        g = (
-            lines.assign(entity=lines["warehouse"], v=lines["net"] * lines["unit_price"])
-            .groupby(["entity", "day"])["v"]
-            .sum()
-        )
-    elif metric == "order_count":
-        lines = _net_lines(data)
-        # in a union of sources, order 1001 of each source is its own order
-        orders = lines.assign(entity=lines["warehouse"], order_id=source_local_ids(lines, "order_id"))
-        g = orders.groupby(["entity", "day"])["order_id"].nunique()
-    elif metric == "tickets":
-        g = (
-            data.assign(entity=data["account_id"], day=data["opened_at"].dt.normalize())
-            .groupby(["entity", "day"])["ticket_id"]
-            .count()
-        )
-    elif metric == "pipeline_value":
-        if "created_at" not in data:
-            raise DataError("metric pipeline_value needs opportunities.created_at; map it in the config")
-        g = (
-            data.assign(entity=data["account_id"], day=data["created_at"].dt.normalize())
-            .groupby(["entity", "day"])["amount"]
-            .sum()
-        )
-    else:
-        raise DataError(f"unknown anomaly metric {metric!r}; known: {sorted(METRIC_DATASETS)}")
+    lines = _net_lines(data)
+    lines = lines.assign(entity=join_keys(lines["sku"], lines["warehouse"]))
+    keys = lines.drop_duplicates("entity")[["entity", "sku", "warehouse"]]
+    g = lines.groupby(["entity", "day"])["net"].sum()
     df = g.rename("y").reset_index().rename(columns={"day": "ds"})
     df = df[(df["ds"] >= start_ts) & (df["ds"] <= end_ts)]
     df["unique_id"] = metric + METRIC_SEP + df["entity"].astype(str)
-    if metric in ("revenue", "order_count"):
-        # A day on which the order lines have rows, but none of a warehouse, is a day that warehouse
-        # sold nothing: 0 (a quiet warehouse has many). A day without any order line at all is
-        # missing, not zero: NaN, scored as `missing` for series that usually report every day (an
-        # interface that dropped a day); so is a warehouse-day the interface dropped while others
-        # arrived, as a value of 0 far below its usual range.
-        out = _fill_calendar(
-            df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=np.nan
-        )
-        reported = out["ds"].isin(pd.DatetimeIndex(lines["day"].unique()))
-        out.loc[out["y"].isna() & reported, "y"] = 0.0
-    else:
-        out = _fill_calendar(
-            df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=0.0
-        )
-    return _with_keys(out, df, metric, keys if metric == "demand" else None)
+    out = _fill_calendar(df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=0.0)
+    return _with_keys(out, df, metric, keys)
 
 
 def _with_keys(out: pd.DataFrame, df: pd.DataFrame, metric: str, keys: pd.DataFrame | None) -> pd.DataFrame:
@@ -203,21 +268,7 @@ def build_custom_series(metric: Any, data: pd.DataFrame, *, end: date, history_d
     """A custom anomaly metric (`pipelines.config.CustomMetric`) as a long frame, like
     `build_metric_series`: the aggregate per entity and day; days without rows count 0 for counts
     and sums, and are missing (not zero) for means and distinct counts."""
-    missing = [c for c in (metric.date, metric.column, *metric.entity) if c and c not in data.columns]
-    if missing:
-        raise DataError(
-            f"anomaly.custom_metrics.{metric.name}: dataset {metric.dataset!r} has no columns {missing}; "
-            f"it has {list(data.columns)}"
-        )
-    end_ts = pd.Timestamp(end)
-    start_ts = end_ts - pd.Timedelta(days=history_days - 1)
-    rows = data.assign(day=pd.to_datetime(data[metric.date]).dt.normalize())
-    rows["entity"] = join_keys(*(rows[c] for c in metric.entity)) if metric.entity else "all"
-    grouped = rows.groupby(["entity", "day"])
-    g = grouped.size() if metric.aggregate == "count" else getattr(grouped[metric.column], metric.aggregate)()
-    df = g.rename("y").reset_index().rename(columns={"day": "ds"})
-    df = df[(df["ds"] >= start_ts) & (df["ds"] <= end_ts)]
-    df["unique_id"] = metric.name + METRIC_SEP + df["entity"].astype(str)
-    fill = 0.0 if metric.aggregate in ("count", "sum") else np.nan
-    out = _fill_calendar(df[["unique_id", "ds", "y"]].astype({"y": float}), end_ts, start=start_ts, fill=fill)
-    return _with_keys(out, df, metric.name, None)
+    rows = custom_rows(metric, data)
+    return series_from_daily(
+        metric.name, aggregate_daily(rows), rows.aggregate, None, end=end, history_days=history_days
+    )

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,6 +43,13 @@ def shard_of(key: object, shards: int) -> int:
     """Stable shard number of a key by hash (crc32 of its text): the shard of a SKU in a plan
     recorded without an assignment."""
     return zlib.crc32(str(key).encode()) % shards
+
+
+def partition_of(keys: pd.Series, parts: int) -> np.ndarray:
+    """`shard_of` every key (computed once per distinct key)."""
+    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+    table = np.array([shard_of(k, parts) for k in uniques], dtype=np.int64)
+    return table[codes] if len(uniques) else np.zeros(len(keys), dtype=np.int64)
 
 
 def night_skus(cfg: Config, run_date: date) -> list[Any]:

@@ -35,6 +35,7 @@ from pipelines.errors import (
 )
 from pipelines.extract import ExtractResult, extract_table
 from pipelines.inputs import (
+    customer_fits,
     forecast_categories,
     forecast_freq,
     forecast_inputs,
@@ -55,7 +56,7 @@ from pipelines.load.night import FINAL_OUTPUT, HIERARCHY_OUTPUT, forecasts_check
 from pipelines.quality import CheckResult, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
-from pipelines.sharding import plan_shards
+from pipelines.sharding import partition_of, plan_shards
 from pipelines.state import (
     Holder,
     StepRecord,
@@ -439,56 +440,106 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
 
 
 def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
-    """Score the metric series and order lines for anomalies over the night's window.
+    """Score the metric series for anomalies over the night's window, and fit the shard's order
+    lines against their SKUs' history (what `run_score_records` finishes).
 
-    Demand series are split by SKU shard; the small per-warehouse and per-account metrics and
-    the order-line checks are scored by shard 0.
+    Demand series are split by SKU shard; the small per-warehouse and per-account metrics are
+    scored by shard 0 (the order lines they aggregate read one shard at a time).  Without `shard`,
+    every shard and then every partition of `run_score_records`.
     """
     lake = Lake(cfg.lake)
     if shard is None:
-        for k in run_plan(cfg, ctx):
+        parts = run_plan(cfg, ctx)
+        for k in parts:
             run_score(cfg, ctx, shard=k)
+        for k in parts:
+            run_score_records(cfg, ctx, part=k)
         return lake.output_partition("anomalies", ctx.run_date)
-    from pipelines.anomaly.nightly import NightContext, score_night
+    from pipelines.anomaly.nightly import score_night
+    from pipelines.anomaly.records import empty_record_fits, record_fits
 
     with tracked(cfg, ctx, f"score:{shard}") as out:
         t0 = time.perf_counter()
-        shards = shard_plan(lake, "anomalies", ctx.run_date)
+        shards = shard_plan(lake, "forecasts", ctx.run_date)
         inputs, lines = score_inputs(cfg, ctx.run_date, shard, shards)
-        night = score_night(
-            inputs,
-            lines,
-            NightContext(
-                run_date=ctx.run_date,
-                window_days=cfg.anomaly.window_days,
-                history_days=cfg.anomaly.history_days,
-                thresholds=cfg.anomaly.thresholds,
-                holidays=cfg.anomaly.holidays_between(
-                    ctx.run_date - timedelta(days=cfg.anomaly.history_days), ctx.run_date
-                ),
-                promotions=partial(optional_dataset, cfg, "promotions", ctx.run_date),
-                stockouts=partial(optional_dataset, cfg, "stockouts", ctx.run_date),
-                labels=partial(read_all_labels, cfg, ctx.run_date),
-                n_jobs=cfg.scale.processes_per_task or NightContext.n_jobs,
-            ),
-        )
+        night = score_night(inputs, night_context(cfg, ctx))
+        fits = record_fits(lines) if lines is not None else empty_record_fits()
+        del lines, inputs
         frame = night.rows
         if night.rows_in is not None:
             out.rows_in = night.rows_in
         manifest = {"series": night.series, "shard": shard, "shards": shards}
+        lake.write_shard(
+            "record_fits",
+            ctx.run_date,
+            shard,
+            fits.lines.assign(customer_part=partition_of(fits.lines["customer_id"], shards)).sort_values(
+                "customer_part", kind="stable"
+            ),
+            manifest={"pairs": fits.pairs.to_dict(orient="list"), "shard": shard, "shards": shards},
+        )
         lake.write_shard("anomalies", ctx.run_date, shard, frame, manifest=manifest)
         out.rows_out = len(frame)
         log.info(
-            "score run_date=%s shard=%d/%d series=%d rows_out=%d anomalies=%d seconds=%.1f",
+            "score run_date=%s shard=%d/%d series=%d order_lines=%d rows_out=%d anomalies=%d seconds=%.1f",
             ctx.run_date,
             shard,
             shards,
             night.series,
+            len(fits.lines),
             len(frame),
             int(frame["is_anomaly"].astype(bool).sum()),
             time.perf_counter() - t0,
         )
     return lake.output_partition("anomalies", ctx.run_date)
+
+
+def run_score_records(cfg: Config, ctx: RunContext, *, part: int) -> Path:
+    """Score the order lines of one partition of customers (by hash of the customer) for unusual
+    prices, discounts, quantities and duplicates, from what every `score` shard fitted: the
+    customers' history spans SKUs, so it is gathered once every shard of SKUs is done.  Writes the
+    anomalies' shard `shards + part`."""
+    from pipelines.anomaly.nightly import score_night_records
+
+    lake = Lake(cfg.lake)
+    with tracked(cfg, ctx, f"score_records:{part}") as out:
+        t0 = time.perf_counter()
+        shards = shard_plan(lake, "forecasts", ctx.run_date)
+        fits, pairs = customer_fits(lake, ctx.run_date, part, shards)
+        night = score_night_records(fits, pairs, night_context(cfg, ctx))
+        out.rows_in = night.rows_in
+        manifest = {"partition": part, "order_lines": len(fits), "shards": shards}
+        lake.write_shard("anomalies", ctx.run_date, shards + part, night.rows, manifest=manifest)
+        out.rows_out = len(night.rows)
+        log.info(
+            "score_records run_date=%s partition=%d/%d order_lines=%d anomalies=%d seconds=%.1f",
+            ctx.run_date,
+            part,
+            shards,
+            len(fits),
+            len(night.rows),
+            time.perf_counter() - t0,
+        )
+    return lake.output_partition("anomalies", ctx.run_date)
+
+
+def night_context(cfg: Config, ctx: RunContext) -> Any:
+    """What explains and bounds the night's anomaly scores (`pipelines.anomaly.nightly.NightContext`)."""
+    from pipelines.anomaly.nightly import NightContext
+
+    return NightContext(
+        run_date=ctx.run_date,
+        window_days=cfg.anomaly.window_days,
+        history_days=cfg.anomaly.history_days,
+        thresholds=cfg.anomaly.thresholds,
+        holidays=cfg.anomaly.holidays_between(
+            ctx.run_date - timedelta(days=cfg.anomaly.history_days), ctx.run_date
+        ),
+        promotions=partial(optional_dataset, cfg, "promotions", ctx.run_date),
+        stockouts=partial(optional_dataset, cfg, "stockouts", ctx.run_date),
+        labels=partial(read_all_labels, cfg, ctx.run_date),
+        n_jobs=cfg.scale.processes_per_task or NightContext.n_jobs,
+    )
 
 
 def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
@@ -653,6 +704,9 @@ def run_all(cfg: Config, ctx: RunContext, send_incidents: IncidentSender | None 
         for step in (run_forecast, run_score):
             for shard in shards:
                 attempt(f"{step.__name__.removeprefix('run_')}:{shard}", partial(step, cfg, ctx, shard=shard))
+        if shards and not any(name.startswith("score:") for name, _ in failures):
+            for part in shards:
+                attempt(f"score_records:{part}", partial(run_score_records, cfg, ctx, part=part))
         if shards and not any(name.startswith("forecast:") for name, _ in failures):
             attempt("reconcile", partial(run_reconcile, cfg, ctx))
             attempt("adjust", partial(run_adjust, cfg, ctx))

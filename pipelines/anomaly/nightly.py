@@ -4,7 +4,9 @@
 `score_night` is what the nightly `score` step calls once per shard: it builds each metric's series
 from the data it is given, the events that explain days (holidays, promotions, stock-outs), the
 days analysts labelled expected or false positive (left out of the baselines), scores the series
-over the night's window and the order lines, and returns the rows. Reading the inputs and writing
+over the night's window and returns the rows.  `score_night_records` is what the `score_records`
+step calls once per partition of customers: it scores their order lines, fitted per SKU by the
+`score` shards, and returns the rows of the anomalies in the night's window. Reading the inputs and writing
 the rows belong to the caller (`pipelines.steps.run_score`).
 """
 
@@ -22,10 +24,10 @@ from pipelines.anomaly.events import build_events
 from pipelines.anomaly.feedback import baseline_exclusions
 from pipelines.anomaly.metric import score
 from pipelines.anomaly.options import ScoreOptions
-from pipelines.anomaly.records import score_records
+from pipelines.anomaly.records import score_fitted
 from pipelines.anomaly.rows import build_record_rows, build_score_rows
 from pipelines.results import RESULT_TABLES
-from pipelines.series import build_custom_series, build_metric_series
+from pipelines.series import build_custom_series, build_metric_series, series_from_daily
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +36,15 @@ Frame = Callable[[], pd.DataFrame | None]
 
 @dataclass(frozen=True)
 class MetricInput:
-    """One metric to score: its name, the dataset rows it is built from, and its definition when it
-    is one of the config's custom metrics (`pipelines.config.CustomMetric`)."""
+    """One metric to score: its name, the dataset rows it is built from (or, for a metric over a
+    dataset read a shard at a time, its `daily` aggregate per entity and day:
+    `pipelines.anomaly.daily.DailyTotals.finish`), and its definition when it is one of the
+    config's custom metrics (`pipelines.config.CustomMetric`)."""
 
     metric: str
-    data: pd.DataFrame
+    data: pd.DataFrame | None = None
     custom: Any = None
+    daily: tuple[pd.DataFrame, Any, pd.DatetimeIndex | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,10 @@ class ScoredNight:
     rows_in: int | None
 
 
-def score_night(
-    metrics: Sequence[MetricInput], order_lines: pd.DataFrame | None, ctx: NightContext
-) -> ScoredNight:
-    """Score the metric series and (when given) the order lines of one shard over the night's
-    window (the `window_days` days up to `run_date`)."""
-    window_start = pd.Timestamp(ctx.run_date) - pd.Timedelta(days=ctx.window_days)
+def score_night(metrics: Sequence[MetricInput], ctx: NightContext) -> ScoredNight:
+    """Score the metric series of one shard over the night's window (the `window_days` days up to
+    `run_date`)."""
+    window_start = window_start_of(ctx)
     frames = [_series(m, ctx) for m in metrics]
     parts = []
     n_series = 0
@@ -92,20 +95,37 @@ def score_night(
         )
         parts.append(build_score_rows(scored, series, run_date=ctx.run_date, thresholds=ctx.thresholds))
         rows_in = len(series)
-    if order_lines is not None:
-        rec = score_records(order_lines)
-        rec = rec[(rec["is_anomaly"]) & (pd.to_datetime(rec["order_date"]) > window_start)]
-        parts.append(build_record_rows(rec, run_date=ctx.run_date, thresholds=ctx.thresholds))
+    return ScoredNight(rows=_rows(parts), series=n_series, rows_in=rows_in)
+
+
+def score_night_records(fits: pd.DataFrame, pairs: Sequence[pd.DataFrame], ctx: NightContext) -> ScoredNight:
+    """Score the order lines of one partition of customers (`fits`: every line of each, fitted by
+    `pipelines.anomaly.records.record_fits` in the shards of SKUs; `pairs`: every shard's repeat-pair
+    counts) and keep the anomalies ordered within the night's window."""
+    rec = score_fitted(fits, pairs, only_after=window_start_of(ctx))
+    rec = rec[rec["is_anomaly"]]
+    rows = build_record_rows(rec, run_date=ctx.run_date, thresholds=ctx.thresholds)
+    return ScoredNight(rows=_rows([rows]), series=0, rows_in=len(fits))
+
+
+def window_start_of(ctx: NightContext) -> pd.Timestamp:
+    """The night's window starts after this day."""
+    return pd.Timestamp(ctx.run_date) - pd.Timedelta(days=ctx.window_days)
+
+
+def _rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [p for p in parts if len(p)]
-    rows = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=list(RESULT_TABLES["seam_anomaly_scores"].columns))
-    )
-    return ScoredNight(rows=rows, series=n_series, rows_in=rows_in)
+    if parts:
+        return pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(columns=list(RESULT_TABLES["seam_anomaly_scores"].columns))
 
 
 def _series(m: MetricInput, ctx: NightContext) -> pd.DataFrame:
+    if m.daily is not None:
+        name = m.custom.name if m.custom is not None else m.metric
+        return series_from_daily(name, *m.daily, end=ctx.run_date, history_days=ctx.history_days)
+    if m.data is None:
+        raise ValueError(f"metric {m.metric!r}: neither its rows nor its daily aggregate")
     if m.custom is not None:
         return build_custom_series(m.custom, m.data, end=ctx.run_date, history_days=ctx.history_days)
     return build_metric_series(m.metric, m.data, end=ctx.run_date, history_days=ctx.history_days)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,37 +200,98 @@ def _both(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(a), b, np.where(np.isnan(b), a, np.fmin(a, b)))
 
 
+_FITS = ("gross", "unit_price", "quantity", "discount")
+# the lines' canonical order: ties of a sku's (or customer's) history within a day are broken the
+# same way whether the night is scored whole or in shards
+_CANONICAL = ["order_date", "order_id", "line_no"]
+_PAIR_KINDS = ("same_quantity", "same_price", "neither", "both")
+
+
+def _floors(opts: RecordOptions) -> dict[str, float]:
+    return {
+        "gross": opts.price_scale_floor,
+        "unit_price": opts.price_scale_floor,
+        "quantity": opts.quantity_scale_floor,
+        "discount": opts.discount_scale_floor,
+    }
+
+
 @dataclass(frozen=True)
-class _Fit:
-    """History-based scores of one value per line: sku (``_s``), customer (``_c``) and combined."""
+class RecordFits:
+    """What the lines of a set of whole SKUs say about themselves (:func:`record_fits`): per line,
+    its keys, raw values and, for each compared value, the sku's causal score, median, scale and
+    degrees of freedom and the value relative to the sku's median (what the customer's history is
+    made of); and the repeat-pair counts per order date (`day`, days since 1970, and one count per
+    kind of pair) of the duplicate check."""
 
-    score: np.ndarray
-    score_c: np.ndarray
-    med_s: np.ndarray
-    scale_s: np.ndarray
-    dof_s: np.ndarray
+    lines: pd.DataFrame
+    pairs: pd.DataFrame
 
 
-@dataclass(frozen=True)
-class _HistoryContext:
-    sku: np.ndarray
-    cust: np.ndarray
-    day: np.ndarray
-    opts: RecordOptions
+def record_fits(order_lines: pd.DataFrame, *, options: RecordOptions | None = None) -> RecordFits:
+    """The first half of :func:`score_records`, over the lines of whole SKUs (every line of each
+    sku present: a shard of SKUs).  The other half, :func:`score_fitted`, needs every line of each
+    customer, so the two halves can run over different partitions of a night's lines."""
+    opts = options or RecordOptions()
+    lines = _validate(order_lines).sort_values(_CANONICAL, kind="stable").reset_index(drop=True)
+    day = lines["order_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    sku = pd.factorize(lines["sku"])[0]
+    raw = {
+        f: lines[f].to_numpy(dtype=np.float64, na_value=np.nan)
+        for f in ("unit_price", "quantity", "discount")
+    }
+    # Price before the line's own discount. Where unit_price is the net price (list x (1 - discount)),
+    # it is stable across promotions and customer discounts; where unit_price is the list price, the
+    # net price itself is the stable one. A price is flagged only if neither is usual.
+    valid_disc = (raw["discount"] >= 0) & (raw["discount"] < 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gross = np.where(valid_disc, raw["unit_price"] / (1.0 - raw["discount"]), np.nan)
+    values = {
+        "gross": _log_positive(gross),
+        "unit_price": _log_positive(raw["unit_price"]),
+        "quantity": _log_positive(raw["quantity"]),
+        "discount": raw["discount"],
+    }
+    cols: dict[str, object] = {
+        "record_id": (lines["order_id"] + "-" + lines["line_no"].astype(np.int64).astype(str)).to_numpy(
+            dtype=object
+        ),
+        **{c: lines[c].to_numpy() for c in ("order_id", "line_no", "order_date", "sku", "customer_id")},
+        **raw,
+    }
+    floors = _floors(opts)
+    for name, val in values.items():
+        m_s, s_s, c_s = _causal_stats(sku, day, val, opts.window)
+        score_s, sc_s, dof_s = _field_scores(val, m_s, s_s, c_s, floors[name], opts.min_history)
+        cols |= {
+            f"{name}_score": score_s,
+            f"{name}_median": m_s,
+            f"{name}_scale": sc_s,
+            f"{name}_dof": dof_s,
+            f"{name}_rel": val - m_s,
+        }
+    cols["quantity_count"] = _count_scores(raw["quantity"], sku, day, opts)
+    key = ["order_id", "sku", "quantity", "unit_price"]
+    grouped = lines.groupby(key, sort=False, dropna=False)["line_no"]
+    cols["duplicate"] = lines.duplicated(key, keep="first").to_numpy()
+    cols["copies"] = grouped.transform("size").to_numpy(dtype=np.int64)
+    cols["first_line"] = grouped.transform("min").to_numpy()
+    return RecordFits(pd.DataFrame(cols), _repeat_pair_counts(lines, day))
 
-    def fit(self, val: np.ndarray, floor: float, *, need_customer: bool) -> _Fit:
-        """Score ``val`` against the sku's history and, relative to the sku's median, the customer's.
 
-        A value is unusual only if it is unusual for the sku AND for the customer. Without customer
-        history the score is NaN (no basis) when ``need_customer``, else the sku's alone.
-        """
-        m_s, s_s, c_s = _causal_stats(self.sku, self.day, val, self.opts.window)
-        score_s, sc_s, dof_s = _field_scores(val, m_s, s_s, c_s, floor, self.opts.min_history)
-        rel = val - m_s
-        m_c, s_c, c_c = _causal_stats(self.cust, self.day, rel, self.opts.window)
-        score_c, _, _ = _field_scores(rel, m_c, s_c, c_c, floor, self.opts.min_history)
-        score = np.minimum(score_s, score_c) if need_customer else _both(score_s, score_c)
-        return _Fit(score=score, score_c=score_c, med_s=m_s, scale_s=sc_s, dof_s=dof_s)
+def empty_record_fits() -> RecordFits:
+    """The fits of a shard without order lines."""
+    empty = pd.DataFrame(
+        {
+            "order_id": pd.Series(dtype=object),
+            "line_no": pd.Series(dtype=np.int64),
+            "order_date": pd.Series(dtype="datetime64[ns]"),
+            "sku": pd.Series(dtype=object),
+            "customer_id": pd.Series(dtype=object),
+            **{c: pd.Series(dtype=np.float64) for c in ("quantity", "unit_price", "discount")},
+        }
+    )
+    return record_fits(empty)
 
 
 def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = None) -> pd.DataFrame:
@@ -251,54 +313,72 @@ def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = 
 
     Raises:
         AnomalyInputError: if ``order_lines`` breaks the contract.
+
+    The same as :func:`score_fitted` over :func:`record_fits`: a night too large for one process
+    runs the first over shards of SKUs and the second over partitions of customers.
     """
+    fits = record_fits(order_lines, options=options)
+    return score_fitted(fits.lines, [fits.pairs], options=options)
+
+
+def score_fitted(
+    fits: pd.DataFrame,
+    pairs: Sequence[pd.DataFrame],
+    *,
+    options: RecordOptions | None = None,
+    only_after: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """The second half of :func:`score_records`: `fits` holds every line of each of its customers
+    (:attr:`RecordFits.lines`, of any number of SKU shards), `pairs` the repeat-pair counts of every
+    shard of the night.  Returns :func:`score_records`' rows for those lines (only the ones ordered
+    after `only_after`, when given)."""
     t0 = time.perf_counter()
     opts = options or RecordOptions()
-    lines = _validate(order_lines)
+    lines = fits.sort_values(_CANONICAL, kind="stable").reset_index(drop=True)
     day = lines["order_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
-    sku = pd.factorize(lines["sku"])[0]
     cust = pd.factorize(lines["customer_id"])[0]
-    record_id = (lines["order_id"] + "-" + lines["line_no"].astype(np.int64).astype(str)).to_numpy(
-        dtype=object
+    floors = _floors(opts)
+    keep = (
+        np.ones(len(lines), dtype=bool)
+        if only_after is None
+        else (lines["order_date"] > pd.Timestamp(only_after)).to_numpy()
     )
-    raw_disc = lines["discount"].to_numpy(dtype=np.float64, na_value=np.nan)
-    raw_price = lines["unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
-    # Price before the line's own discount. Where unit_price is the net price (list x (1 - discount)),
-    # it is stable across promotions and customer discounts; where unit_price is the list price, the
-    # net price itself is the stable one. A price is flagged only if neither is usual.
-    valid_disc = (raw_disc >= 0) & (raw_disc < 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gross = np.where(valid_disc, raw_price / (1.0 - raw_disc), np.nan)
-    hist = _HistoryContext(sku=sku, cust=cust, day=day, opts=opts)
-    gross_fit = hist.fit(_log_positive(gross), opts.price_scale_floor, need_customer=True)
+    final: dict[str, np.ndarray] = {}
+    customer: dict[str, np.ndarray] = {}
+    for name in _FITS:
+        rel = lines[f"{name}_rel"].to_numpy(dtype=np.float64)
+        m_c, s_c, c_c = _causal_stats(cust, day, rel, opts.window)
+        score_c, _, _ = _field_scores(rel, m_c, s_c, c_c, floors[name], opts.min_history)
+        score_s = lines[f"{name}_score"].to_numpy(dtype=np.float64)
+        # Prices and discounts are negotiated per customer: without the customer's history there is
+        # no basis to call them unusual. A value is unusual only if unusual for the sku AND for the
+        # customer.
+        final[name] = _both(score_s, score_c) if name == "quantity" else np.minimum(score_s, score_c)
+        customer[name] = score_c
+    sel = np.flatnonzero(keep)
+    part = lines.iloc[sel].reset_index(drop=True)
     parts = []
     for field in ("unit_price", "quantity", "discount"):
-        raw = lines[field].to_numpy(dtype=np.float64, na_value=np.nan)
+        raw = part[field].to_numpy(dtype=np.float64)
         use_log = field != "discount"
-        val = _log_positive(raw) if use_log else raw
-        floor = {
-            "unit_price": opts.price_scale_floor,
-            "quantity": opts.quantity_scale_floor,
-            "discount": opts.discount_scale_floor,
-        }[field]
-        # Prices and discounts are negotiated per customer: without the customer's history there is
-        # no basis to call them unusual.
-        fit = hist.fit(val, floor, need_customer=field != "quantity")
-        score = fit.score
+        score = final[field][sel]
         if field == "quantity":
             # Small counts such as 1 + Poisson(1) have a much longer right tail on the log scale than
             # a Gaussian: a quantity is unusual only if it is unusual on the log scale AND under a count
             # model of the sku's quantities.
-            score = _both(score, _count_scores(raw, sku, day, opts))
+            score = _both(score, part["quantity_count"].to_numpy(dtype=np.float64))
         if field in ("unit_price", "discount"):
             # unit_price: unusual both as charged and before the line's discount. discount: unusual for
             # the sku and customer AND not reflected in the price (a discount the net price agrees with
             # is an applied promotion or agreement, not an entry error).
-            score = _both(score, gross_fit.score)
+            score = _both(score, final["gross"][sel])
         score = np.nan_to_num(score, nan=0.0)
-        half = t_quantile(fit.dof_s, opts.threshold) * fit.scale_s
-        lo_, hi_ = fit.med_s - half, fit.med_s + half
-        expected = np.exp(fit.med_s) if use_log else fit.med_s
+        med_s = part[f"{field}_median"].to_numpy(dtype=np.float64)
+        half = t_quantile(part[f"{field}_dof"].to_numpy(dtype=np.float64), opts.threshold) * part[
+            f"{field}_scale"
+        ].to_numpy(dtype=np.float64)
+        lo_, hi_ = med_s - half, med_s + half
+        expected = np.exp(med_s) if use_log else med_s
         with np.errstate(over="ignore"):
             lower, upper = (np.exp(lo_), np.exp(hi_)) if use_log else (lo_, hi_)
         is_anom = score >= opts.threshold
@@ -309,10 +389,10 @@ def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = 
         parts.append(
             pd.DataFrame(
                 {
-                    "record_id": record_id,
-                    "order_date": lines["order_date"].to_numpy(),
-                    "sku": lines["sku"].to_numpy(dtype=object),
-                    "customer_id": lines["customer_id"].to_numpy(dtype=object),
+                    "record_id": part["record_id"].to_numpy(dtype=object),
+                    "order_date": part["order_date"].to_numpy(),
+                    "sku": part["sku"].to_numpy(dtype=object),
+                    "customer_id": part["customer_id"].to_numpy(dtype=object),
                     "field": field,
                     "value": raw,
                     "expected": expected,
@@ -320,11 +400,11 @@ def score_records(order_lines: pd.DataFrame, *, options: RecordOptions | None = 
                     "upper": upper,
                     "score": score,
                     "is_anomaly": is_anom,
-                    "reason": _field_reasons(field, raw, expected, is_anom, fit.score_c, lines),
+                    "reason": _field_reasons(field, raw, expected, is_anom, customer[field][sel], part),
                 }
             )
         )
-    parts.append(_duplicates(lines, record_id, day))
+    parts.append(_duplicates(part, day[sel], pairs))
     out = pd.concat(parts, ignore_index=True)
     logger.info(
         "anomaly.score_records: %d lines in, %d rows out, %d anomalies, %.1fs",
@@ -367,12 +447,11 @@ def _field_reasons(
     return reasons
 
 
-def _repeat_pair_counts(lines: pd.DataFrame, day: np.ndarray) -> np.ndarray:
-    """Per order date, counts of pairs of lines of the same order and sku by what they share.
-
-    Returns a (days, 4) array of cumulative counts up to and including each distinct order date,
-    columns: same quantity only, same unit price only, neither, both.
-    """
+def _repeat_pair_counts(lines: pd.DataFrame, day: np.ndarray) -> pd.DataFrame:
+    """Per order date, counts of pairs of lines of the same order and sku by what they share:
+    `day` (days since 1970) and one column per kind (same quantity only, same unit price only,
+    neither, both), for the days that have pairs.  Pairs never span SKUs, so the counts of shards
+    of SKUs add up to the night's."""
     key = lines[["order_id", "sku"]].copy()
     key["_row"] = np.arange(len(lines))
     size = key.groupby(["order_id", "sku"], sort=False)["_row"].transform("size").to_numpy()
@@ -384,13 +463,24 @@ def _repeat_pair_counts(lines: pd.DataFrame, day: np.ndarray) -> np.ndarray:
     price = lines["unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
     same_q, same_p = qty[a] == qty[b], price[a] == price[b]
     kind = np.select([same_q & ~same_p, ~same_q & same_p, ~same_q & ~same_p], [0, 1, 2], 3)
-    days = np.unique(day)
-    counts = np.zeros((len(days), 4))
-    np.add.at(counts, (np.searchsorted(days, day[a]), kind), 1.0)
-    return np.cumsum(counts, axis=0)
+    days, at = np.unique(day[a], return_inverse=True)
+    counts = np.zeros((len(days), 4), dtype=np.int64)
+    np.add.at(counts, (at, kind), 1)
+    return pd.DataFrame({"day": days.astype(np.int64), **dict(zip(_PAIR_KINDS, counts.T, strict=True))})
 
 
-def _duplicates(lines: pd.DataFrame, record_id: np.ndarray, day: np.ndarray) -> pd.DataFrame:
+def _cumulative_pairs(pairs: Sequence[pd.DataFrame], day: np.ndarray) -> np.ndarray:
+    """The night's repeat-pair counts up to and including each of `day` (one row per day, four
+    columns), from the counts of every shard."""
+    frames = [p for p in pairs if len(p)]
+    if not frames:
+        return np.zeros((len(day), 4))
+    total = pd.concat(frames, ignore_index=True).groupby("day", sort=True)[list(_PAIR_KINDS)].sum()
+    cum = np.vstack([np.zeros((1, 4)), np.cumsum(total.to_numpy(dtype=np.float64), axis=0)])
+    return cum[np.searchsorted(total.index.to_numpy(dtype=np.int64), day, side="right")]
+
+
+def _duplicates(lines: pd.DataFrame, day: np.ndarray, pairs: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Lines repeating an earlier line of the same order (same sku, quantity and unit price).
 
     Orders may legitimately hold several lines of one sku, and two such lines share quantity and
@@ -401,20 +491,17 @@ def _duplicates(lines: pd.DataFrame, record_id: np.ndarray, day: np.ndarray) -> 
     identical pairs chance does not explain, ``(d - E) / d``: the probability that it is a double entry.
     It is an anomaly when that probability is at least one half.
     """
-    key = ["order_id", "sku", "quantity", "unit_price"]
-    dup = lines.duplicated(key, keep="first").to_numpy()
-    copies = lines.groupby(key, sort=False, dropna=False)["line_no"].transform("size").to_numpy()
-    first_line = lines.groupby(key, sort=False, dropna=False)["line_no"].transform("min").to_numpy()
-    idx = np.flatnonzero(dup)
-    cum = _repeat_pair_counts(lines, day)
-    days = np.unique(day)
-    a, b, c, d = cum[np.searchsorted(days, day[idx])].T
+    idx = np.flatnonzero(lines["duplicate"].to_numpy(dtype=bool))
+    copies = lines["copies"].to_numpy()
+    first_line = lines["first_line"].to_numpy()
+    order_id = lines["order_id"].to_numpy(dtype=object)
+    a, b, c, d = _cumulative_pairs(pairs, day[idx]).T
     # Haldane-Anscombe correction (+1/2 per cell): few pairs are weak evidence either way.
     chance = (a + 0.5) * (b + 0.5) / (c + 0.5)
     posterior = np.clip((d - chance) / np.maximum(d, 1.0), 0.0, 1.0)
     return pd.DataFrame(
         {
-            "record_id": record_id[idx],
+            "record_id": lines["record_id"].to_numpy(dtype=object)[idx],
             "order_date": lines["order_date"].to_numpy()[idx],
             "sku": lines["sku"].to_numpy(dtype=object)[idx],
             "customer_id": lines["customer_id"].to_numpy(dtype=object)[idx],
@@ -426,7 +513,7 @@ def _duplicates(lines: pd.DataFrame, record_id: np.ndarray, day: np.ndarray) -> 
             "score": posterior,
             "is_anomaly": posterior >= 0.5,
             "reason": [
-                f"line repeats line {int(first_line[i])} of order {lines['order_id'].iloc[i]} "
+                f"line repeats line {int(first_line[i])} of order {order_id[i]} "
                 f"(same sku, quantity and unit price; {int(copies[i])} copies; "
                 f"{p:.0%} likely a double entry)"
                 for i, p in zip(idx, posterior, strict=True)

@@ -244,9 +244,24 @@ class Lake:
             )
         return self.output_partition(output, run_date)
 
-    def read_shard(self, output: str, run_date: date, shard: int) -> pd.DataFrame:
-        """One shard of a night's output."""
-        return _read_file(self._shard_file(output, run_date, shard), run_date)
+    def read_shard(
+        self,
+        output: str,
+        run_date: date,
+        shard: int,
+        *,
+        columns: list[str] | None = None,
+        filters: Any = None,
+    ) -> pd.DataFrame:
+        """One shard of a night's output (only `columns`, only the rows `filters` select)."""
+        return _read_file(
+            self._shard_file(output, run_date, shard), run_date, columns=columns, filters=filters
+        )
+
+    def shard_manifest(self, output: str, run_date: date, shard: int) -> dict[str, Any] | None:
+        """What the writer of a shard recorded with it (`write_shard`'s manifest and its row count);
+        None while the shard is not written."""
+        return _read_json(self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"))
 
     def complete_shards(self, output: str, run_date: date) -> int | None:
         """The shard count of a night's output when every shard is written, else None."""

@@ -34,7 +34,11 @@ def build_problems(status: pd.DataFrame, *, run_date: date, results_night: date 
         out.append(
             f"Tonight's results were not written to the databases (load {r['status']}{_why(r['error'])}); {held}."
         )
-    for kind, what in (("forecast", "forecasts"), ("score", "anomaly scores")):
+    for kind, what in (
+        ("forecast", "forecasts"),
+        ("score", "anomaly scores"),
+        ("score_records", "order-line anomaly scores"),
+    ):
         shards = bad[bad["step"].str.startswith(f"{kind}:")]
         if len(shards):
             names = ", ".join(s.split(":", 1)[1] for s in shards["step"])
@@ -45,7 +49,7 @@ def build_problems(status: pd.DataFrame, *, run_date: date, results_night: date 
             )
     for r in bad.itertuples(index=False):
         step = str(r.step)
-        if step == "load" or step.startswith(("forecast:", "score:")):
+        if step == "load" or step.startswith(("forecast:", "score:", "score_records:")):
             continue
         if step.startswith("extract:"):
             out.append(

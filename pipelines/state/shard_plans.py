@@ -10,7 +10,14 @@ from typing import Any
 from pipelines.errors import MissingInputError
 from pipelines.lake import Lake
 
-SHARDED_OUTPUTS = ("forecasts", "anomalies")
+SHARDED_OUTPUTS = ("forecasts", "anomalies", "record_fits")
+
+
+def output_shards(output: str, shards: int) -> int:
+    """How many shards a sharded output has in a plan of `shards` shards of SKUs: the anomaly
+    scores have the `score` step's shards (0 .. shards - 1, the metric series) and then the
+    `score_records` step's partitions of customers (shards .. 2 x shards - 1, the order lines)."""
+    return 2 * shards if output == "anomalies" else shards
 
 
 def write_shard_plan(
@@ -21,7 +28,7 @@ def write_shard_plan(
     if assignment is not None and len(assignment) != shards:
         raise ValueError(f"a plan of {shards} shards with an assignment of {len(assignment)}")
     for output in SHARDED_OUTPUTS:
-        lake.write_shard_plan(output, run_date, shards)
+        lake.write_shard_plan(output, run_date, output_shards(output, shards))
     if assignment is not None:
         lake.annotate_shard_plan("forecasts", run_date, "skus", assignment)
 

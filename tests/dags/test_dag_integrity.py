@@ -64,9 +64,11 @@ def test_nightly_task_graph(dagbag):
         "plan": ["validate"],
         "forecast": ["plan"],
         "score": ["plan"],
+        # the customers' order lines, once every shard of SKUs has fitted its lines
+        "score_records": ["plan", "score"],
         "adjust": ["forecast"],
         "reconcile": ["forecast"],
-        "load": ["adjust", "reconcile", "score"],
+        "load": ["adjust", "reconcile", "score", "score_records"],
         "alert_incidents": ["load"],
         "report": ["alert_incidents", "load"],
         "send_report": ["report"],

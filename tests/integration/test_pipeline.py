@@ -212,7 +212,7 @@ def _assert_accuracy_table(cfg, before) -> None:
     assert len(latest) == len(acc) and (latest.run_date.astype(str) == str(NIGHT)).all()
 
 
-def test_sharded_night_equals_the_single_shard_night(demo_env):
+def test_sharded_night_equals_the_single_shard_night(demo_env, tmp_path):
     from dataclasses import replace
 
     from pipelines.config import ScaleSpec
@@ -222,6 +222,22 @@ def test_sharded_night_equals_the_single_shard_night(demo_env):
     from pipelines.steps import run_forecast, run_score, run_validate
 
     one = replace(load_config(demo_env()), scale=ScaleSpec(shards=1))
+    # two mispriced order lines of the night's window to find
+    with sa.create_engine(f"sqlite:///{tmp_path / 'erp.db'}").begin() as erp:
+        recent = erp.execute(
+            sa.text(
+                "SELECT l.order_id, l.line_no FROM sales_order_lines l JOIN sales_orders o "
+                "ON o.order_id = l.order_id WHERE o.order_date >= :since ORDER BY l.order_id, l.line_no"
+            ),
+            {"since": str(NIGHT - pd.Timedelta(days=3))},
+        ).all()
+        for order_id, line_no in recent[5:7]:
+            erp.execute(
+                sa.text(
+                    "UPDATE sales_order_lines SET unit_price = unit_price * 10 WHERE order_id = :o AND line_no = :n"
+                ),
+                {"o": order_id, "n": line_no},
+            )
     run_migrate(one)
     run_extract(one, RunContext(NIGHT))
     run_validate(one, RunContext(NIGHT))
@@ -247,6 +263,14 @@ def test_sharded_night_equals_the_single_shard_night(demo_env):
         a = single[cols].sort_values(cols[:4]).reset_index(drop=True)
         b = sharded[cols].sort_values(cols[:4]).reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    # ... nor the order lines' anomalies (fitted per shard of SKUs, scored per partition of
+    # customers), nor the warehouses' revenue and order counts (summed shard by shard)
+    scores = results[3][1]
+    mispriced = scores[scores["metric"] == "order_line_unit_price"]
+    assert set(mispriced["entity"]) == {f"{o}-{n}" for o, n in recent[5:7]}
+    assert set(scores["metric"]) >= {"demand", "revenue", "order_count", "tickets"}
+    plan = Lake(one.lake).read_shard_plan("anomalies", NIGHT)
+    assert plan == 6 and all(Lake(one.lake).shard_manifest("anomalies", NIGHT, k) for k in range(6))
     # the demo's planned promotions are in the horizon, the panel's uplift on them in both
     promoted = [
         {

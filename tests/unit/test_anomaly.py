@@ -428,3 +428,50 @@ def test_records_mispriced_and_unit_error_found_among_promotions() -> None:
     rid = lines["order_id"] + "-" + lines["line_no"].astype(str)
     assert set(flagged["record_id"]) == {rid[late[3]], rid[late[20]]}
     assert set(flagged["field"]) == {"unit_price", "quantity"}
+
+
+def test_records_fitted_per_sku_shard_and_scored_per_customer_partition_equal_the_whole_night() -> None:
+    """The nightly run fits the order lines one shard of SKUs at a time and scores them one
+    partition of customers at a time: row for row the scores of the whole night at once."""
+    from pipelines.anomaly.records import record_fits, score_fitted
+
+    first, second = demo_like_lines(seed=1), demo_like_lines(seed=2)
+    # the second set of orders buys other SKUs from the same customers
+    second = second.assign(sku=second["sku"] + "2", order_id=second["order_id"] + "b")
+    lines = pd.concat([first, second], ignore_index=True)
+    late = lines.index[lines["order_date"] >= START + pd.Timedelta(days=100)]
+    lines.loc[late[3], "unit_price"] *= 10
+    lines.loc[late[40], "quantity"] = 100.0
+    dup = lines.loc[[late[7]]].assign(line_no=lambda f: f["line_no"] + 10)
+    lines = pd.concat([lines, dup], ignore_index=True).sample(frac=1.0, random_state=3)
+    key = ["record_id", "field"]
+
+    def rows(frame: pd.DataFrame) -> pd.DataFrame:  # a line without a reason: None however concatenated
+        out = frame.sort_values(key).reset_index(drop=True)
+        return out.assign(reason=out["reason"].astype(object).where(out["reason"].notna(), None))
+
+    whole = rows(score_records(lines))
+    assert whole["is_anomaly"].sum() >= 2 and (whole["field"] == "duplicate").any()
+
+    # two shards of SKUs (an order's lines of both), then three partitions of customers
+    fits = [record_fits(lines[lines["sku"].isin(skus)]) for skus in (["A", "B2"], ["B", "A2"])]
+    every = pd.concat([f.lines for f in fits], ignore_index=True)
+    part = every["customer_id"].map(lambda c: int(c[1:]) % 3)
+    parts = [score_fitted(every[part == j], [f.pairs for f in fits]) for j in range(3)]
+    pd.testing.assert_frame_equal(whole, rows(pd.concat(parts, ignore_index=True)))
+
+    # only_after keeps the lines ordered after the day, with the same scores
+    after = START + pd.Timedelta(days=110)
+    recent = rows(score_fitted(every, [f.pairs for f in fits], only_after=after))
+    pd.testing.assert_frame_equal(recent, whole[whole["order_date"] > after].reset_index(drop=True))
+    # a shard's pair counts alone would miss the other shard's pairs: the duplicate's score changes
+    alone = rows(score_fitted(every, [fits[0].pairs]))
+    assert not alone["score"].equals(whole["score"])
+
+
+def test_records_of_no_lines_are_no_rows() -> None:
+    from pipelines.anomaly.records import empty_record_fits, score_fitted
+
+    fits = empty_record_fits()
+    assert fits.lines.empty and fits.pairs.empty
+    assert score_fitted(fits.lines, [fits.pairs]).empty
