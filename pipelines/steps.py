@@ -56,7 +56,7 @@ from pipelines.load.night import FINAL_OUTPUT, HIERARCHY_OUTPUT, forecasts_check
 from pipelines.quality import CheckResult, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
-from pipelines.sharding import partition_of, plan_shards
+from pipelines.sharding import partition_of, plan_shards, sku_filter
 from pipelines.state import (
     Holder,
     StepRecord,
@@ -349,19 +349,24 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     warehouse, SKU, SKU x warehouse) from tonight's forecasts: each aggregate forecast from its summed
     history, every level reconciled (`pipelines.forecasting.hierarchy`).  Writes the lake output
     `forecast_hierarchy`, which the load writes to `seam_forecasts_hierarchy`; returns its notes."""
-    from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
+    from pipelines.forecasting.hierarchy import BOTTOM_COLUMNS, HierarchySpec, forecast_hierarchy
 
     lake = Lake(cfg.lake)
     d = ctx.run_date
     with tracked(cfg, ctx, "reconcile") as out:
         require_datasets(cfg, ctx, "reconcile", ["order_lines", "stockouts"])
-        forecasts = lake.read_output("forecasts", d)
-        if forecasts is None:
+        shards = lake.complete_shards("forecasts", d)
+        if shards is None:
             raise MissingInputError(
                 f"no complete forecasts for {d} in {lake.output_partition('forecasts', d)}; "
                 f"run `seam forecast --date {d}` first"
             )
-        series, _ = shard_history(cfg, ctx.run_date, None)
+        # the columns the hierarchy reads; the history one shard of SKUs at a time
+        forecasts = pd.concat(
+            list(lake.iter_output("forecasts", d, columns=BOTTOM_COLUMNS)), ignore_index=True
+        )
+        mines = (sku_filter(cfg, d, k, shards) for k in range(shards))
+        series = (shard_history(cfg, d, mine)[0] for mine in mines if mine is not None)
         freq = forecast_freq(cfg)
         spec = HierarchySpec(
             cfg.forecast.freq, cfg.forecast.horizon, tuple(cfg.forecast.levels), forecast_options(cfg, freq)

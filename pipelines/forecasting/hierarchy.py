@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +38,17 @@ NO_CATEGORY = "(no category)"
 # residuals over the last year at most: recent correlations, bounded cost
 RESIDUAL_PERIODS = {"D": 364, "W": 104}
 KEYS = ("category", "sku", "warehouse")
+# the columns of the night's statistical forecasts `forecast_hierarchy` reads
+BOTTOM_COLUMNS = [
+    "sku",
+    "warehouse",
+    "target_date",
+    "yhat",
+    "yhat_lo_80",
+    "yhat_hi_80",
+    "yhat_lo_95",
+    "yhat_hi_95",
+]
 # the key columns each level keeps (the others are NULL: aggregated over)
 LEVEL_KEYS: dict[str, tuple[str, ...]] = {
     "total": (),
@@ -161,15 +173,82 @@ def _wide(frame: pd.DataFrame, ids: pd.Index, dates: pd.DatetimeIndex, value: st
     return table.reindex(index=ids, columns=dates).fillna(0.0).to_numpy(dtype=float)
 
 
+class _AggregateHistory:
+    """The history of every aggregate (A @ the bottom series' history), summed one part of whole
+    bottom series at a time, and whether each aggregate has any history on each date."""
+
+    def __init__(
+        self, aggregation: sp.csr_matrix, bottom_ids: pd.Index, freq: Literal["D", "W"], *, keep_bottom: bool
+    ):
+        self._a = aggregation.tocsc()
+        self._ids = bottom_ids
+        self._freq = freq
+        self._keep_bottom = keep_bottom
+        self._y: list[pd.DataFrame] = []
+        self._exists: list[pd.DataFrame] = []
+        self._bottom: list[pd.DataFrame] = []
+        self.pd_freq = "D" if freq == "D" else "W-SUN"
+
+    def add(self, series: pd.DataFrame) -> None:
+        if series.empty:
+            return
+        history, self.pd_freq = build_history(series, self._freq)
+        # the demand series' unique_id is join_keys(sku, warehouse), as the bottom ids
+        cols = self._ids.get_indexer(pd.Index(history["unique_id"].unique()))
+        cols = np.sort(cols[cols >= 0])
+        if not len(cols):
+            return
+        ids = self._ids[cols]
+        dates = pd.DatetimeIndex(sorted(history["ds"].unique()))
+        y = _wide(history, ids, dates, "y")
+        exists = _wide(history.assign(one=1.0), ids, dates, "one") > 0
+        a = self._a[:, cols]
+        self._y.append(pd.DataFrame(np.asarray(a @ y), columns=dates))
+        self._exists.append(pd.DataFrame(np.asarray(a @ exists.astype(float)), columns=dates))
+        if self._keep_bottom:
+            self._bottom.append(pd.DataFrame(y, index=ids, columns=dates))
+        self._y, self._exists = [_summed(self._y)], [_summed(self._exists)]
+
+    def finish(self) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(dates, aggregates x dates history, ... has history, bottom x dates history or None)."""
+        n_a = self._a.shape[0]
+        if not self._y:
+            return pd.DatetimeIndex([]), np.zeros((n_a, 0)), np.zeros((n_a, 0), dtype=bool), None
+        y, exists = self._y[0], self._exists[0]
+        dates = pd.DatetimeIndex(y.columns)
+        bottom = None
+        if self._keep_bottom:
+            bottom = (
+                pd.concat(self._bottom)
+                .reindex(index=self._ids, columns=dates)
+                .fillna(0.0)
+                .to_numpy(dtype=float)
+            )
+        return dates, y.to_numpy(dtype=float), exists.to_numpy(dtype=float) > 0, bottom
+
+
+def _summed(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The sum of frames with the same rows and (some of) the same date columns."""
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.add(f, fill_value=0.0)
+    return out[sorted(out.columns)]
+
+
 def forecast_hierarchy(
-    bottom: pd.DataFrame, series: pd.DataFrame, categories: pd.DataFrame | None, spec: HierarchySpec
+    bottom: pd.DataFrame,
+    series: pd.DataFrame | Iterable[pd.DataFrame],
+    categories: pd.DataFrame | None,
+    spec: HierarchySpec,
 ) -> HierarchyForecast:
     """Reconciled forecasts of every level from the night's bottom forecasts.
 
     Args:
         bottom: the night's statistical forecasts (rows of `seam_forecasts`: `sku, warehouse,
             target_date, yhat, yhat_lo_<L>, yhat_hi_<L>`).
-        series: the daily demand series they were made from (`build_demand_series`).
+        series: the daily demand series they were made from (`build_demand_series`), whole or in
+            parts of whole SKUs (a night's shards: with MinT-diagonal, only the aggregates'
+            history is kept, summed part by part).
         categories: `sku, category` (None: every SKU in `NO_CATEGORY`).
         spec: frequency, horizon, levels and forecasting options of the aggregates.
 
@@ -192,14 +271,18 @@ def forecast_hierarchy(
     nodes, n_a = tree.nodes, tree.n_aggregates
     bottom_ids = pd.Index(join_keys(keys["sku"], keys["warehouse"]))
 
-    # history at the forecast frequency, bottom series x periods, then every node
-    history, pd_freq = build_history(series, spec.freq)
-    # the demand series' unique_id is join_keys(sku, warehouse), as `bottom_ids`
-    dates = pd.DatetimeIndex(sorted(history["ds"].unique()))
-    y_bottom = _wide(history, bottom_ids, dates, "y")
-    exists = _wide(history.assign(one=1.0), bottom_ids, dates, "one") > 0
-    y_agg = np.asarray(tree.aggregation @ y_bottom)
-    exists_agg = np.asarray(tree.aggregation @ exists.astype(float)) > 0
+    # history at the forecast frequency of every aggregate (and, for the residuals' correlations,
+    # of the bottom series)
+    parts = [series] if isinstance(series, pd.DataFrame) else series
+    if spec.covariance != "diagonal":
+        parts = [pd.concat(list(parts), ignore_index=True)]
+    sums = _AggregateHistory(
+        tree.aggregation, bottom_ids, spec.freq, keep_bottom=spec.covariance != "diagonal"
+    )
+    for part in parts:
+        sums.add(part)
+    dates, y_agg, exists_agg, y_bottom = sums.finish()
+    pd_freq = sums.pd_freq
 
     # base forecasts of the aggregates, by the same machinery as the bottom series
     agg_ids = nodes["series_key"].to_numpy()[:n_a]
@@ -229,7 +312,11 @@ def forecast_hierarchy(
     residuals = (
         None
         if spec.covariance == "diagonal"
-        else build_residuals(np.vstack([y_agg, y_bottom]), season, periods=RESIDUAL_PERIODS[spec.freq])
+        else build_residuals(
+            np.vstack([y_agg, y_bottom if y_bottom is not None else np.zeros((len(bottom_ids), len(dates)))]),
+            season,
+            periods=RESIDUAL_PERIODS[spec.freq],
+        )
     )
     t2 = time.perf_counter()
     gaussian = spec.bands == "gaussian"

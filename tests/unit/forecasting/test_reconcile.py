@@ -181,3 +181,67 @@ def test_a_night_without_forecasts_has_no_levels() -> None:
     spec = HierarchySpec("D", 7, (80.0, 95.0), build_options("D"))
     result = forecast_hierarchy(bottom, pd.DataFrame(), None, spec)
     assert result.rows.empty and {"level", "series_key", "yhat", "yhat_hi_95"} <= set(result.rows.columns)
+
+
+def _panel(skus: int = 6, days: int = 84, horizon: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Daily series of `skus` SKUs x 2 warehouses (some starting late) and their bottom forecasts."""
+    from pipelines.series import join_keys
+
+    rng = np.random.default_rng(4)
+    end = pd.Timestamp("2026-03-31")
+    series, bottom = [], []
+    for k in range(skus):
+        for wh in ("W1", "W2"):
+            start = 0 if k % 3 else days // 2  # a third of the SKUs sell only in the last weeks
+            ds = pd.date_range(end - pd.Timedelta(days=days - 1 - start), end, freq="D")
+            y = rng.poisson(3 + k + 2 * (ds.dayofweek < 5), len(ds)).astype(float)
+            sku = f"S{k}"
+            series.append(
+                pd.DataFrame(
+                    {
+                        "unique_id": join_keys(pd.Series([sku]), pd.Series([wh]))[0],
+                        "ds": ds,
+                        "y": y,
+                        "censored": False,
+                    }
+                )
+            )
+            mean = float(y[-28:].mean())
+            targets = pd.date_range(end + pd.Timedelta(days=1), periods=horizon, freq="D")
+            bottom.append(
+                pd.DataFrame(
+                    {
+                        "sku": sku,
+                        "warehouse": wh,
+                        "target_date": targets,
+                        "yhat": mean,
+                        "yhat_lo_80": mean * 0.6,
+                        "yhat_hi_80": mean * 1.4,
+                        "yhat_lo_95": mean * 0.4,
+                        "yhat_hi_95": mean * 1.6,
+                    }
+                )
+            )
+    return pd.concat(bottom, ignore_index=True), pd.concat(series, ignore_index=True)
+
+
+def test_the_history_summed_shard_by_shard_gives_the_whole_nights_levels() -> None:
+    """The reconcile step reads the history one shard of SKUs at a time: the same rows."""
+    from pipelines.forecasting import build_options
+    from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
+
+    bottom, series = _panel()
+    categories = pd.DataFrame(
+        {"sku": [f"S{k}" for k in range(6)], "category": ["A", "A", "B", "B", "B", "C"]}
+    )
+    spec = HierarchySpec("D", 7, (80.0, 95.0), build_options("D"))
+    whole = forecast_hierarchy(bottom, series, categories, spec)
+    sku = series["unique_id"].str.split("|").str[0]
+    parts = [series[sku.isin(group)] for group in (["S0", "S3"], ["S1", "S4", "S5"], ["S2"])]
+    sharded = forecast_hierarchy(bottom, iter(parts), categories, spec)
+    pd.testing.assert_frame_equal(whole.rows, sharded.rows)
+    assert set(whole.rows["level"]) == set(LEVELS)
+    # the aggregates' history is what makes their forecasts: without a part's SKUs they change
+    partial = forecast_hierarchy(bottom, iter(parts[:2]), categories, spec)
+    total = partial.rows["level"] == "total"
+    assert not np.allclose(partial.rows.loc[total, "yhat_base"], whole.rows.loc[total, "yhat_base"])
