@@ -426,6 +426,10 @@ def _read_file(
     """A file of seam's outputs as pandas, with its partition column back (dates as datetime64)."""
     if not path.is_file():
         raise MissingInputError(f"the lake has no file {path}; run the step that writes it first")
+    if filters is not None and pq.ParquetFile(path).metadata.num_rows == 0:
+        # a shard without rows has columns without a type (null), which a filter cannot compare
+        # with anything; no row can pass it anyway
+        filters = None
     frame = pq.read_table(path, columns=columns, filters=filters).to_pandas(date_as_object=False)
     frame.insert(0, KEY, pd.Timestamp(run_date))
     return frame

@@ -162,3 +162,20 @@ def test_the_panel_week_travels_with_the_shard_plan_and_a_new_plan_drops_it(tmp_
     lake.write_shard_plan("forecasts", DAY, 3)  # re-planning the night forgets the old week
     with pytest.raises(MissingInputError):
         forecast_week(lake, DAY)
+
+
+def test_a_filtered_read_of_a_sharded_output_passes_over_a_shard_without_rows(tmp_path):
+    """A shard without rows (a partition of customers without an anomaly) has columns without a
+    type; a filter on them reads nothing from it instead of failing."""
+    from pipelines.results import RESULT_TABLES
+
+    lake = Lake(tmp_path / "lake")
+    night = date(2026, 11, 22)
+    lake.write_shard_plan("anomalies", night, 2)
+    rows = pd.DataFrame({"metric": ["demand", "revenue"], "entity": ["A|W1", "W1"], "score": [0.5, 0.9]})
+    lake.write_shard("anomalies", night, 0, rows, manifest={})
+    empty = pd.DataFrame(columns=list(RESULT_TABLES["seam_anomaly_scores"].columns))
+    lake.write_shard("anomalies", night, 1, empty, manifest={})
+    got = list(lake.iter_output("anomalies", night, filters=[("entity", "in", ["W1"])]))
+    assert [len(part) for part in got] == [1, 0]
+    assert got[0]["metric"].tolist() == ["revenue"]
