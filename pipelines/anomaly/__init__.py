@@ -5,10 +5,15 @@ Public API:
         sparse non-negative series (a few orders a year) are scored by a count model, points that
         analysts marked as expected can be left out of the baseline (``feedback``).
     build_incidents: group consecutive anomalous periods of a series into one incident each.
-    score_records: price, discount, quantity and duplicate anomalies on order lines.
+    score_records: price, discount, quantity and duplicate anomalies on order lines; the same in two
+        halves for a night in shards: ``records.record_fits`` over shards of whole SKUs, then
+        ``records.score_fitted`` over partitions of whole customers.
     required_history: history an incremental run needs before its first scored period.
-    score_night (``pipelines.anomaly.nightly``): one shard of the nightly ``score`` step, from the
-        datasets' rows to rows of ``seam_anomaly_scores``.
+    score_night, score_night_records (``pipelines.anomaly.nightly``): one shard of the nightly
+        ``score`` step and one partition of its ``score_records`` step, to rows of
+        ``seam_anomaly_scores``.
+    DailyTotals (``pipelines.anomaly.daily``): a metric's aggregate per entity and day, gathered one
+        shard of a dataset at a time.
 
 The names below are imported when first used: the scorers pull in scipy (about a second), which
 steps that only read labels or incidents (`feedback`, `incidents`) do not need.
