@@ -160,9 +160,10 @@ def panel_figures(
     return (week.to_dict() if week is not None else None), peers.finish(week).to_dict(), prior
 
 
-def optional_dataset(cfg: Config, dataset: str, d: date) -> pd.DataFrame | None:
-    """The night's rows of a dataset the config may not have (None when it has not)."""
-    return read_dataset(cfg, dataset, d) if cfg.has_dataset(dataset) else None
+def optional_dataset(cfg: Config, dataset: str, d: date, filters: Any = None) -> pd.DataFrame | None:
+    """The night's rows of a dataset the config may not have (None when it has not); only the rows
+    `filters` select (pyarrow DNF, pushed down to the Parquet files)."""
+    return read_dataset(cfg, dataset, d, filters=filters) if cfg.has_dataset(dataset) else None
 
 
 def lines_by_shard(cfg: Config, d: date) -> Iterator[pd.DataFrame]:

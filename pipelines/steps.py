@@ -467,7 +467,8 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         t0 = time.perf_counter()
         shards = shard_plan(lake, "forecasts", ctx.run_date)
         inputs, lines = score_inputs(cfg, ctx.run_date, shard, shards)
-        night = score_night(inputs, night_context(cfg, ctx))
+        # the promotions and stock-outs that explain the shard's demand series: its SKUs'
+        night = score_night(inputs, night_context(cfg, ctx, sku_filter(cfg, ctx.run_date, shard, shards)))
         fits = record_fits(lines) if lines is not None else empty_record_fits()
         del lines, inputs
         frame = night.rows
@@ -528,8 +529,9 @@ def run_score_records(cfg: Config, ctx: RunContext, *, part: int) -> Path:
     return lake.output_partition("anomalies", ctx.run_date)
 
 
-def night_context(cfg: Config, ctx: RunContext) -> Any:
-    """What explains and bounds the night's anomaly scores (`pipelines.anomaly.nightly.NightContext`)."""
+def night_context(cfg: Config, ctx: RunContext, skus: Any = None) -> Any:
+    """What explains and bounds the night's anomaly scores (`pipelines.anomaly.nightly.NightContext`);
+    with `skus` (a shard's SKU filter), the promotions and stock-outs of those SKUs only."""
     from pipelines.anomaly.nightly import NightContext
 
     return NightContext(
@@ -540,8 +542,8 @@ def night_context(cfg: Config, ctx: RunContext) -> Any:
         holidays=cfg.anomaly.holidays_between(
             ctx.run_date - timedelta(days=cfg.anomaly.history_days), ctx.run_date
         ),
-        promotions=partial(optional_dataset, cfg, "promotions", ctx.run_date),
-        stockouts=partial(optional_dataset, cfg, "stockouts", ctx.run_date),
+        promotions=partial(optional_dataset, cfg, "promotions", ctx.run_date, skus),
+        stockouts=partial(optional_dataset, cfg, "stockouts", ctx.run_date, skus),
         labels=partial(read_all_labels, cfg, ctx.run_date),
         n_jobs=cfg.scale.processes_per_task or NightContext.n_jobs,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipelines.series import join_keys
@@ -30,28 +31,36 @@ def build_events(
             }
         )
     ]
-    if promotions is not None and len(promotions):
-        demand = series[series["metric"] == "demand"] if "sku" in series else series.iloc[:0]
-        ids = demand[["unique_id", "sku"]].drop_duplicates("unique_id") if len(demand) else None
-        for p in promotions.itertuples(index=False):
-            days = pd.date_range(p.start_date, p.end_date, freq="D")
-            for_sku = ids.loc[ids["sku"] == p.sku, "unique_id"].to_numpy() if ids is not None else []
-            if len(for_sku) and len(days):
-                rows.append(
-                    pd.DataFrame(
-                        {
-                            "unique_id": pd.Series(for_sku).repeat(len(days)).to_numpy(),
-                            "ds": pd.DatetimeIndex(list(days) * len(for_sku)),
-                            "event": "promotion",
-                        }
-                    )
+    demand = series[series["metric"] == "demand"] if "sku" in series else series.iloc[:0]
+    if promotions is not None and len(promotions) and len(demand):
+        ids = demand[["unique_id", "sku"]].drop_duplicates("unique_id")
+        # every promotion day of every demand series of its SKU, in the promotions' order (the
+        # first event of a day is the one that stays)
+        promo = promotions[["sku", "start_date", "end_date"]].reset_index(drop=True)
+        promo = promo[promo["sku"].isin(ids["sku"])].merge(ids, on="sku", sort=False)
+        start = pd.to_datetime(promo["start_date"]).to_numpy()
+        n_days = (pd.to_datetime(promo["end_date"]) - pd.to_datetime(promo["start_date"])).dt.days + 1
+        n_days = n_days.clip(lower=0).to_numpy(dtype="int64")
+        if n_days.sum():
+            offsets = np.arange(n_days.sum()) - np.repeat(np.cumsum(n_days) - n_days, n_days)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "unique_id": np.repeat(promo["unique_id"].to_numpy(), n_days),
+                        "ds": pd.DatetimeIndex(np.repeat(start, n_days) + offsets.astype("timedelta64[D]")),
+                        "event": "promotion",
+                    }
                 )
+            )
     if stockouts is not None:
+        ids_so = "demand:" + join_keys(stockouts["sku"], stockouts["warehouse"])
+        # only the scored series' stock-outs: the others explain nothing here
+        mine = ids_so.isin(series["unique_id"]).to_numpy() if "unique_id" in series else slice(None)
         rows.append(
             pd.DataFrame(
                 {
-                    "unique_id": "demand:" + join_keys(stockouts["sku"], stockouts["warehouse"]),
-                    "ds": pd.to_datetime(stockouts["day"]).dt.normalize(),
+                    "unique_id": ids_so[mine],
+                    "ds": pd.to_datetime(stockouts["day"][mine]).dt.normalize(),
                     "event": "stock-out",
                 }
             )

@@ -475,3 +475,38 @@ def test_records_of_no_lines_are_no_rows() -> None:
     fits = empty_record_fits()
     assert fits.lines.empty and fits.pairs.empty
     assert score_fitted(fits.lines, [fits.pairs]).empty
+
+
+def test_events_are_the_scored_series_own_promotion_and_stockout_days() -> None:
+    """A shard's events: every day of each promotion of its SKUs, for each of their demand series,
+    and its series' stock-outs; another shard's promotions and stock-outs add nothing."""
+    from pipelines.anomaly.events import build_events
+
+    series = pd.DataFrame(
+        {
+            "unique_id": ["demand:A|W1", "demand:A|W2", "demand:B|W1", "revenue:W1"],
+            "sku": ["A", "A", "B", None],
+            "metric": ["demand", "demand", "demand", "revenue"],
+        }
+    )
+    promotions = pd.DataFrame(
+        {
+            "sku": ["A", "C", "B", "B"],
+            "start_date": pd.to_datetime(["2026-03-01", "2026-03-01", "2026-03-05", "2026-03-09"]),
+            "end_date": pd.to_datetime(["2026-03-03", "2026-03-09", "2026-03-05", "2026-03-08"]),
+        }
+    )
+    stockouts = pd.DataFrame(
+        {"sku": ["A", "C"], "warehouse": ["W2", "W1"], "day": pd.to_datetime(["2026-03-02", "2026-03-04"])}
+    )
+    ev = build_events(series, holidays=(("2026-03-04", "Fair"),), promotions=promotions, stockouts=stockouts)
+    got = {(u, str(d.date()), e) for u, d, e in ev.itertuples(index=False)}
+    promo_a = {(u, f"2026-03-0{k}", "promotion") for u in ("demand:A|W1", "demand:A|W2") for k in (1, 2, 3)}
+    assert got == {
+        (None, "2026-03-04", "holiday: Fair"),
+        *promo_a,
+        ("demand:B|W1", "2026-03-05", "promotion"),  # a promotion ending before it starts: no day
+    }  # the stock-out of A|W2 on a promotion day stays a promotion day; C is another shard's
+    assert (ev["event"] == "stock-out").sum() == 0
+    later = build_events(series, stockouts=stockouts)
+    assert later["unique_id"].tolist() == ["demand:A|W2"]
