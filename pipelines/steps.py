@@ -460,8 +460,8 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         for k in parts:
             run_score_records(cfg, ctx, part=k)
         return lake.output_partition("anomalies", ctx.run_date)
-    from pipelines.anomaly.nightly import score_night
-    from pipelines.anomaly.records import empty_record_fits, record_fits
+    from pipelines.anomaly.nightly import score_night, window_start_of
+    from pipelines.anomaly.records import empty_record_fits, night_fits, record_fits
 
     with tracked(cfg, ctx, f"score:{shard}") as out:
         t0 = time.perf_counter()
@@ -471,6 +471,8 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         night = score_night(inputs, night_context(cfg, ctx, sku_filter(cfg, ctx.run_date, shard, shards)))
         fits = record_fits(lines) if lines is not None else empty_record_fits()
         del lines, inputs
+        # what the partitions of customers need: the window's lines and each customer's history
+        kept = night_fits(fits.lines, after=window_start_of(night_context(cfg, ctx)))
         frame = night.rows
         if night.rows_in is not None:
             out.rows_in = night.rows_in
@@ -479,7 +481,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             "record_fits",
             ctx.run_date,
             shard,
-            fits.lines.assign(customer_part=partition_of(fits.lines["customer_id"], shards)).sort_values(
+            kept.assign(customer_part=partition_of(kept["customer_id"], shards)).sort_values(
                 "customer_part", kind="stable"
             ),
             manifest={"pairs": fits.pairs.to_dict(orient="list"), "shard": shard, "shards": shards},
@@ -487,12 +489,14 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         lake.write_shard("anomalies", ctx.run_date, shard, frame, manifest=manifest)
         out.rows_out = len(frame)
         log.info(
-            "score run_date=%s shard=%d/%d series=%d order_lines=%d rows_out=%d anomalies=%d seconds=%.1f",
+            "score run_date=%s shard=%d/%d series=%d order_lines=%d (kept %d) rows_out=%d anomalies=%d "
+            "seconds=%.1f",
             ctx.run_date,
             shard,
             shards,
             night.series,
             len(fits.lines),
+            len(kept),
             len(frame),
             int(frame["is_anomaly"].astype(bool).sum()),
             time.perf_counter() - t0,

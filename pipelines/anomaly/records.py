@@ -279,6 +279,24 @@ def record_fits(order_lines: pd.DataFrame, *, options: RecordOptions | None = No
     return RecordFits(pd.DataFrame(cols), _repeat_pair_counts(lines, day))
 
 
+def night_fits(
+    lines: pd.DataFrame, *, after: pd.Timestamp, options: RecordOptions | None = None
+) -> pd.DataFrame:
+    """The fitted lines (`RecordFits.lines` of whole SKUs) a night's `score_fitted(...,
+    only_after=after)` needs: the lines ordered after `after`, and before them each customer's
+    last `window` lines.  A line's customer history is the last `window` of the customer's lines
+    on earlier days, so no older line can count; the night's last `window` lines of a customer
+    before `after` are among those of every shard's, so each shard's are enough.  This bounds what
+    the partitions of customers read by the night's window, not by the whole history."""
+    opts = options or RecordOptions()
+    lines = lines.sort_values(_CANONICAL, kind="stable").reset_index(drop=True)
+    recent = (lines["order_date"] > pd.Timestamp(after)).to_numpy()
+    context = lines[~recent].groupby("customer_id", sort=False).tail(opts.window).index
+    keep = recent.copy()
+    keep[context.to_numpy()] = True
+    return lines[keep].reset_index(drop=True)
+
+
 def empty_record_fits() -> RecordFits:
     """The fits of a shard without order lines."""
     empty = pd.DataFrame(

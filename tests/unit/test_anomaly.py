@@ -433,7 +433,8 @@ def test_records_mispriced_and_unit_error_found_among_promotions() -> None:
 def test_records_fitted_per_sku_shard_and_scored_per_customer_partition_equal_the_whole_night() -> None:
     """The nightly run fits the order lines one shard of SKUs at a time and scores them one
     partition of customers at a time: row for row the scores of the whole night at once."""
-    from pipelines.anomaly.records import record_fits, score_fitted
+    from pipelines.anomaly import RecordOptions
+    from pipelines.anomaly.records import night_fits, record_fits, score_fitted
 
     first, second = demo_like_lines(seed=1), demo_like_lines(seed=2)
     # the second set of orders buys other SKUs from the same customers
@@ -464,6 +465,19 @@ def test_records_fitted_per_sku_shard_and_scored_per_customer_partition_equal_th
     after = START + pd.Timedelta(days=110)
     recent = rows(score_fitted(every, [f.pairs for f in fits], only_after=after))
     pd.testing.assert_frame_equal(recent, whole[whole["order_date"] > after].reset_index(drop=True))
+    # each shard keeps only the window's lines and each customer's last `window` lines before it:
+    # the window's scores are the same, from a small part of the lines
+    kept = pd.concat([night_fits(f.lines, after=after) for f in fits], ignore_index=True)
+    assert len(kept) < len(every) / 2
+    trimmed = rows(score_fitted(kept, [f.pairs for f in fits], only_after=after))
+    pd.testing.assert_frame_equal(trimmed, recent)
+    # keeping fewer than `window` lines of history would change them
+    short = pd.concat(
+        [night_fits(f.lines, after=after, options=RecordOptions(window=10)) for f in fits], ignore_index=True
+    )
+    assert not rows(score_fitted(short, [f.pairs for f in fits], only_after=after))["score"].equals(
+        recent["score"]
+    )
     # a shard's pair counts alone would miss the other shard's pairs: the duplicate's score changes
     alone = rows(score_fitted(every, [fits[0].pairs]))
     assert not alone["score"].equals(whole["score"])
