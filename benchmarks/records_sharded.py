@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from anomaly_accuracy import build_orders  # noqa: E402
 
-from pipelines.anomaly.records import record_fits, score_fitted, score_records  # noqa: E402
+from pipelines.anomaly.records import night_fits, record_fits, score_fitted, score_records  # noqa: E402
 
 KEY = ["record_id", "field"]
 
@@ -41,7 +41,7 @@ def _rows(frame: pd.DataFrame) -> pd.DataFrame:
     return out.assign(reason=out["reason"].astype(object).where(out["reason"].notna(), None))
 
 
-def run(n_lines: int, seed: int, shards: int) -> dict[str, object]:
+def run(n_lines: int, seed: int, shards: int, window_days: int = 7) -> dict[str, object]:
     lines, bad = build_orders(n_lines, seed)
     t0 = time.perf_counter()
     whole = _rows(score_records(lines))
@@ -55,6 +55,23 @@ def run(n_lines: int, seed: int, shards: int) -> dict[str, object]:
     sharded = _rows(pd.concat([score_fitted(p, [f.pairs for f in fits]) for p in pieces], ignore_index=True))
     sharded_s = time.perf_counter() - t0
     pd.testing.assert_frame_equal(whole, sharded)
+    # the nightly run: each shard keeps the window's lines (the last `window_days`) and each
+    # customer's history before them; the window's rows are the same
+    after = lines["order_date"].max().normalize() - pd.Timedelta(days=window_days)
+    kept = pd.concat([night_fits(f.lines, after=after) for f in fits], ignore_index=True)
+    kept_part = _part(kept["customer_id"], shards)
+    night = _rows(
+        pd.concat(
+            [
+                score_fitted(kept[kept_part == j], [f.pairs for f in fits], only_after=after)
+                for j in range(shards)
+            ],
+            ignore_index=True,
+        )
+    )
+    pd.testing.assert_frame_equal(
+        night, whole[whole["order_date"] > after].reset_index(drop=True), check_dtype=False
+    )
     flagged = set(sharded.loc[sharded["is_anomaly"], "record_id"])
     tp = len(flagged & bad)
     return {
@@ -69,6 +86,9 @@ def run(n_lines: int, seed: int, shards: int) -> dict[str, object]:
         "sharded_s": round(sharded_s, 2),
         "largest_sku_shard_lines": max(int((sku_part == k).sum()) for k in range(shards)),
         "largest_customer_partition_lines": max(len(p) for p in pieces),
+        "window_days": window_days,
+        "night_window_rows_identical": True,
+        "largest_customer_partition_lines_kept": max(int((kept_part == j).sum()) for j in range(shards)),
     }
 
 
