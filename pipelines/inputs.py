@@ -15,6 +15,10 @@ Public functions:
     flagged_scores(lake, d)            the anomaly scores of the series with an anomaly
     forecast_inputs(cfg, d, shard, shards) the forecaster's inputs of one shard
     score_inputs(cfg, d, shard, shards) the anomaly scorer's inputs of one shard
+    order_line_totals(cfg, d, names, custom) the metrics over the order lines per entity and day,
+                                       gathered one shard at a time
+    customer_fits(lake, d, part, shards) one partition of customers' fitted order lines and
+                                       every shard's repeat-pair counts
     require_usable(cfg, d, step, datasets) raise `StepSkipped` when a dataset failed its gate
 
 Contract: nothing here writes; a dataset that failed its `error` gate tonight is not read (the
