@@ -468,11 +468,12 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         shards = shard_plan(lake, "forecasts", ctx.run_date)
         inputs, lines = score_inputs(cfg, ctx.run_date, shard, shards)
         # the promotions and stock-outs that explain the shard's demand series: its SKUs'
-        night = score_night(inputs, night_context(cfg, ctx, sku_filter(cfg, ctx.run_date, shard, shards)))
+        context = night_context(cfg, ctx, sku_filter(cfg, ctx.run_date, shard, shards))
+        night = score_night(inputs, context)
         fits = record_fits(lines) if lines is not None else empty_record_fits()
         del lines, inputs
         # what the partitions of customers need: the window's lines and each customer's history
-        kept = night_fits(fits.lines, after=window_start_of(night_context(cfg, ctx)))
+        kept = night_fits(fits.lines, after=window_start_of(context))
         frame = night.rows
         if night.rows_in is not None:
             out.rows_in = night.rows_in
@@ -481,9 +482,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             "record_fits",
             ctx.run_date,
             shard,
-            kept.assign(customer_part=partition_of(kept["customer_id"], shards)).sort_values(
-                "customer_part", kind="stable"
-            ),
+            kept.assign(customer_part=partition_of(kept["customer_id"], shards)),
             manifest={"pairs": fits.pairs.to_dict(orient="list"), "shard": shard, "shards": shards},
         )
         lake.write_shard("anomalies", ctx.run_date, shard, frame, manifest=manifest)
