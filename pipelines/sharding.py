@@ -2,17 +2,17 @@
 
 The plan step estimates what each SKU's series will cost to forecast and score (their number, the
 length of their history, and whether they sell on most days: regular series are fitted by several
-models, intermittent ones by cheap count models), and deals the SKUs to the shards, largest first,
-each to the shard with the least cost so far (longest-processing-time first; Graham 1969). Shards
-are numbered by their cost, largest first, so a scheduler that starts them in order starts the long
-ones first. The assignment is recorded in the night's shard plan; each shard reads only its SKUs
-from the lake (the filter is pushed down to the Parquet files), so the memory of a forecasting or
-scoring task depends on the shard size, not on the size of the company.
+models, intermittent ones by cheap count models), and cuts the SKUs, in their sort order, into
+ranges of about equal cost (the linear partition whose costliest shard costs least).  A shard is
+one range of SKUs because the night's files are sorted by SKU (`pipelines.extract.cluster`): its
+filter, pushed down to the Parquet files, then reads only its own row groups, so a shard's time
+and memory depend on the shard, not on the night.  Shards are numbered by their cost, largest
+first, so a scheduler that starts them in order starts the long ones first.  The assignment is
+recorded in the night's shard plan.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import zlib
 from collections import defaultdict
@@ -100,19 +100,57 @@ def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int, list[
     return dict(costs), len(per_series), pairs
 
 
+def sku_order(skus: list[Any]) -> list[Any]:
+    """SKUs in the order the lake's files sort them (`pipelines.extract.cluster`): by value when
+    they are all text or all numbers, else by their text."""
+    kinds = {type(s) for s in skus}
+    if len(kinds) == 1 and kinds <= {str, int, float}:
+        return sorted(skus)
+    return sorted(skus, key=str)
+
+
 def assign_shards(costs: Mapping[Any, float], shards: int) -> list[list[Any]]:
-    """Deal SKUs to `shards` shards, largest cost first, each to the least loaded shard (ties: the
-    lower shard; SKUs of equal cost in the order of their text, so the plan is the same on every
-    machine). Returns each shard's SKUs, shards ordered by total cost, largest first."""
-    heap = [(0.0, k) for k in range(shards)]
-    members: list[list[Any]] = [[] for _ in range(shards)]
-    for sku in sorted(costs, key=lambda s: (-costs[s], str(s))):
-        load, k = heapq.heappop(heap)
-        members[k].append(sku)
-        heapq.heappush(heap, (load + costs[sku], k))
-    total = {k: load for load, k in heap}
-    order = sorted(range(shards), key=lambda k: (-total[k], k))
-    return [sorted(members[k], key=str) for k in order]
+    """Cut the SKUs, in the lake's sort order (`sku_order`), into `shards` ranges of about equal
+    cost: the cut whose largest shard costs least (a binary search on that cost, each range filled
+    greedily), a range split further while shards are left.  A shard is one range of SKUs, so it
+    reads only its row groups of the night's files, which are sorted by SKU.  Returns each shard's
+    SKUs, shards ordered by total cost, largest first (ties: the lower range)."""
+    skus = sku_order(list(costs))
+    if not skus:
+        return [[] for _ in range(shards)]
+    cost = np.array([float(costs[s]) for s in skus])
+    cum = np.concatenate([[0.0], np.cumsum(cost)])
+
+    def cut(bound: float) -> list[int]:
+        edges, start = [0], 0
+        while start < len(skus):
+            end = int(np.searchsorted(cum, cum[start] + bound, side="right")) - 1
+            start = max(end, start + 1)
+            edges.append(start)
+        return edges
+
+    low, high = float(cost.max()), float(cum[-1])
+    while high - low > 1e-9 * max(high, 1.0):
+        mid = (low + high) / 2
+        if len(cut(mid * (1 + 1e-12))) - 1 <= shards:
+            high = mid
+        else:
+            low = mid
+    edges = cut(high * (1 + 1e-12))
+    ranges = [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+    while len(ranges) < shards:  # split the costliest range that can be split, at its middle cost
+        splittable = [r for r in ranges if r[1] - r[0] > 1]
+        if not splittable:
+            break
+        a, b = max(splittable, key=lambda r: (cum[r[1]] - cum[r[0]], -r[0]))
+        middle = int(np.searchsorted(cum, (cum[a] + cum[b]) / 2, side="left"))
+        middle = min(max(middle, a + 1), b - 1)
+        i = ranges.index((a, b))
+        ranges[i : i + 1] = [(a, middle), (middle, b)]
+    members = [skus[a:b] for a, b in ranges] + [[] for _ in range(shards - len(ranges))]
+    load = [float(cost[a:b].sum()) for a, b in ranges] + [0.0] * (shards - len(ranges))
+    order = sorted(range(shards), key=lambda k: (-load[k], k))
+    return [members[k] for k in order]
 
 
 def shard_count(cfg: Config, n_series: int, n_skus: int) -> int:

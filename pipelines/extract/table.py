@@ -29,6 +29,7 @@ from pipelines.config import Config, TableSpec, source_url
 from pipelines.contracts import DATASETS
 from pipelines.db import Adapter, adapter_for, connect, describe_db_error, is_transient, make_engine
 from pipelines.errors import ConfigError, DataError, SourceUnavailableError
+from pipelines.extract.cluster import cluster_file, clustered_by
 from pipelines.extract.drift import check_drift, schema_to_json
 from pipelines.extract.plan import TablePlan, build_plan, check_mapping, compiled
 from pipelines.extract.ranges import build_ranges
@@ -136,6 +137,10 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                 finally:
                     if writer is not None:
                         writer.close()
+                assert schema is not None
+                cluster = clustered_by(schema)
+                if cluster is not None and rows:
+                    cluster_file(staged.data_file, cluster, schema, compression=COMPRESSION)
                 staged.write_manifest(
                     {
                         "source": source.name,
@@ -145,6 +150,7 @@ def extract_table(cfg: Config, source_name: str, table_name: str, run_date: date
                         "mode": spec.mode,
                         "method": reader,
                         "streams": len(ranges),
+                        "clustered_by": cluster,
                         "rows": rows,
                         "schema": schema_to_json(schema),
                         "query": str(plan.stmt.compile(dialect=conn.dialect)),

@@ -126,7 +126,9 @@ class Lake:
         """One partition; `filters` (pyarrow DNF, e.g. [("sku", "in", [...])]) are pushed down to
         the Parquet row groups."""
         files = self.table_files(source, table, day)
-        return pq.ParquetDataset(list(files), partitioning=None, filters=filters).read(columns=columns)
+        return pq.ParquetDataset(list(files), partitioning=None, filters=prunable(filters)).read(
+            columns=columns
+        )
 
     @contextmanager
     def stage_table(self, source: str, table: str, day: date) -> Iterator[StagedPartition]:
@@ -433,6 +435,23 @@ def _read_file(
     frame = pq.read_table(path, columns=columns, filters=filters).to_pandas(date_as_object=False)
     frame.insert(0, KEY, pd.Timestamp(run_date))
     return frame
+
+
+def prunable(filters: Any) -> Any:
+    """`filters` with a range added beside every `(column, "in", values)` of a conjunction, so the
+    reader skips the row groups whose statistics fall outside the values (pyarrow prunes row groups
+    by a range, not by a set).  Selects the same rows; a file clustered by the column (the
+    extracted tables are sorted by SKU) is then read only where the values are."""
+    if not isinstance(filters, list) or not all(isinstance(f, tuple) and len(f) == 3 for f in filters):
+        return filters
+    out = list(filters)
+    for column, op, values in filters:
+        if op not in ("in", "is_in") or not values:
+            continue
+        kinds = {type(v) for v in values}
+        if len(kinds) == 1 and kinds.pop() in (str, int, float, date):
+            out += [(column, ">=", min(values)), (column, "<=", max(values))]
+    return out
 
 
 def _data_files(folder: Path, fix: str) -> tuple[Path, ...]:

@@ -173,6 +173,10 @@ def test_snapshot_types_manifest_and_dataset_readers(backend, tmp_path, monkeypa
     assert {c["name"] for c in manifest["schema"]} >= {"order_id", "quantity", "updated_at"}
     assert "lines" in manifest["query"] and manifest["seconds"] >= 0
     assert "seam_test_pw" not in json.dumps(manifest)
+    assert manifest["clustered_by"] == "sku"  # the rows are laid out by SKU, in the order read
+    raw = ds.dataset(folder / "part-00000.parquet").to_table().to_pandas()
+    assert raw["sku"].tolist() == sorted(raw["sku"])
+    assert sorted(raw["order_id"]) == sorted(r["order_id"] for r in rows)
     pw = make_url(url).password
     assert not pw or pw not in json.dumps(manifest)
 
