@@ -236,10 +236,19 @@ class Lake:
         return self.output_partition(output, run_date) / f"part-shard-{shard:05d}.parquet"
 
     def write_shard(
-        self, output: str, run_date: date, shard: int, frame: pd.DataFrame, manifest: dict[str, Any]
+        self,
+        output: str,
+        run_date: date,
+        shard: int,
+        frame: pd.DataFrame,
+        manifest: dict[str, Any],
+        *,
+        row_groups: int | None = None,
     ) -> Path:
-        """One shard of a night's output, atomically; returns the night's output folder."""
-        rows = self._write_file(frame, self._shard_file(output, run_date, shard))
+        """One shard of a night's output, atomically; returns the night's output folder.  With
+        `row_groups`, the file is cut in that many row groups of equal rows (a frame sorted by the
+        column readers filter on is then read only where their rows are)."""
+        rows = self._write_file(frame, self._shard_file(output, run_date, shard), row_groups=row_groups)
         with writable(Path(self.root), "the lake (`lake:` in the config)"):
             _write_json(
                 self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"), {"rows": rows, **manifest}
@@ -366,11 +375,12 @@ class Lake:
         path = self.quarantine_partition(dataset, run_date) / DATA_FILE
         return _read_file(path, run_date) if path.is_file() else None
 
-    def _write_file(self, frame: pd.DataFrame, final: Path) -> int:
+    def _write_file(self, frame: pd.DataFrame, final: Path, *, row_groups: int | None = None) -> int:
         """Write a frame as one Parquet file, atomically (staged, then renamed over `final`)."""
         table = _to_arrow(frame)
+        size = max(1, -(-table.num_rows // row_groups)) if row_groups else None
         with self.staging() as tmp:
-            pq.write_table(table, tmp / final.name, compression=COMPRESSION)
+            pq.write_table(table, tmp / final.name, compression=COMPRESSION, row_group_size=size)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / final.name, final)
             _fsync_dir(final.parent)

@@ -179,3 +179,21 @@ def test_a_filtered_read_of_a_sharded_output_passes_over_a_shard_without_rows(tm
     got = list(lake.iter_output("anomalies", night, filters=[("entity", "in", ["W1"])]))
     assert [len(part) for part in got] == [1, 0]
     assert got[0]["metric"].tolist() == ["revenue"]
+
+
+def test_a_shard_sorted_by_a_column_and_cut_in_row_groups_is_read_only_where_a_filter_points(tmp_path):
+    import pyarrow.dataset as pds
+    import pyarrow.parquet as pq
+
+    lake = Lake(tmp_path / "lake")
+    night = date(2026, 11, 22)
+    lake.write_shard_plan("record_fits", night, 1)
+    parts = pd.DataFrame({"customer_part": [k // 100 for k in range(1600)], "v": range(1600)})
+    folder = lake.write_shard("record_fits", night, 0, parts, manifest={}, row_groups=16)
+    path = next(folder.glob("*.parquet"))
+    fragment = next(pds.dataset(path).get_fragments())
+    assert fragment.num_row_groups == 16
+    wanted = pq.filters_to_expression([("customer_part", "=", 5)])
+    assert len(fragment.split_by_row_group(wanted)) == 1
+    got = lake.read_shard("record_fits", night, 0, filters=[("customer_part", "=", 5)])
+    assert got["v"].tolist() == list(range(500, 600))
