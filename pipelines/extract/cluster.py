@@ -6,9 +6,11 @@ group holds SKUs of every shard and every shard decodes the whole file.  Sorted 
 groups of `ROW_GROUP_ROWS`, a shard's filter falls in a few row groups (their statistics say which;
 `pipelines.lake.store.prunable`).
 
-The sort runs in DuckDB over the staged file, within a memory limit (it spills to the staging
-folder beyond it), and the sorted rows are written back with the partition's own Arrow schema: the
-same rows and types as extracted, rows of one SKU in the order they were read.
+A night that fits in `BUFFER_BYTES` of Arrow is sorted in memory as it is written (one stable
+sort, nothing written twice).  A larger one is written as read, then sorted by DuckDB over the
+staged file within a memory limit (spilling to the staging folder beyond it).  Either way the file
+holds the same rows and types as extracted, with the partition's own Arrow schema, and the rows of
+one SKU in the order they were read.
 """
 
 from __future__ import annotations
@@ -17,11 +19,69 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 CLUSTER_COLUMN = "sku"
 ROW_GROUP_ROWS = 65_536
 SORT_MEMORY = "256MB"
+BUFFER_BYTES = 192 * 1024 * 1024  # a night up to this much Arrow is sorted in memory
+
+
+class PartitionWriter:
+    """Writes a partition's batches to `path`: as they come, or, with `cluster`, sorted by that
+    column (in memory up to `buffer_bytes`, by `cluster_file` beyond)."""
+
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        *,
+        compression: str,
+        cluster: str | None,
+        buffer_bytes: int | None = None,
+    ) -> None:
+        self.path, self.schema, self.compression, self.cluster = path, schema, compression, cluster
+        self.buffer_bytes = BUFFER_BYTES if buffer_bytes is None else buffer_bytes
+        self._pending: list[pa.RecordBatch] = []
+        self._size = 0
+        self._writer: pq.ParquetWriter | None = None
+        self.spilled = False  # the night outgrew the buffer: sorted by DuckDB at close
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        if self.cluster is None or self.spilled:
+            self._open().write_batch(batch)
+            return
+        self._pending.append(batch)
+        self._size += batch.nbytes
+        if self._size > self.buffer_bytes:
+            self.spilled = True
+            writer = self._open()
+            for pending in self._pending:
+                writer.write_batch(pending)
+            self._pending.clear()
+
+    def _open(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression=self.compression)
+        return self._writer
+
+    def close(self) -> None:
+        """Finish the file (an empty one when no batch came)."""
+        if self.cluster is not None and not self.spilled and self._pending:
+            table = pa.Table.from_batches(self._pending, schema=self.schema)
+            self._pending.clear()
+            order = pc.sort_indices(table, [(self.cluster, "ascending", "at_end")])  # stable
+            self._open().write_table(table.take(order), row_group_size=ROW_GROUP_ROWS)
+        self._open().close()
+        if self.spilled and self.cluster is not None:
+            cluster_file(self.path, self.cluster, self.schema, compression=self.compression)
+
+    def abort(self) -> None:
+        """Close what was opened, after a failure (the staged file is thrown away with its folder)."""
+        self._pending.clear()
+        if self._writer is not None:
+            self._writer.close()
 
 
 def clustered_by(schema: pa.Schema) -> str | None:

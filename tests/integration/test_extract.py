@@ -379,11 +379,14 @@ from datetime import date
 from pathlib import Path
 import pipelines.extract.table as ex
 import pipelines.db.csv_stream as csv_stream
+import pipelines.extract.cluster as cluster
 from pipelines.config import parse_config
 
-# Small blocks and chunks: many batches, so the kill lands after some rows are already staged.
+# Small blocks and chunks: many batches, so the kill lands after some rows are already staged
+# (written as read: the night outgrows the in-memory sort's buffer at once).
 csv_stream.BLOCK_BYTES = 4096
 ex.CHUNK_ROWS = 100
+cluster.BUFFER_BYTES = 0
 lake = Path(sys.argv[1])
 widen, calls = ex.widen, []
 

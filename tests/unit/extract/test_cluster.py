@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipelines.extract.cluster import ROW_GROUP_ROWS, cluster_file, clustered_by
+from pipelines.extract.cluster import ROW_GROUP_ROWS, PartitionWriter, cluster_file, clustered_by
 from pipelines.lake.store import prunable
 
 SCHEMA = pa.schema(
@@ -98,3 +98,33 @@ def test_prunable_leaves_what_it_cannot_bound_as_it_is():
         ("sku", ">=", 1),
         ("sku", "<=", 3),
     ]
+
+
+def test_a_night_sorted_in_memory_and_one_sorted_after_outgrowing_the_buffer_are_the_same_file(
+    tmp_path: Path,
+):
+    night = _night(120_000, 3_000)
+    files = {}
+    for name, buffer in (("memory", 1 << 30), ("spilled", 1 << 20)):
+        path = tmp_path / name / "part-00000.parquet"
+        path.parent.mkdir()
+        writer = PartitionWriter(path, SCHEMA, compression="zstd", cluster="sku", buffer_bytes=buffer)
+        for batch in night.to_batches(max_chunksize=10_000):
+            writer.write_batch(batch)
+        writer.close()
+        assert writer.spilled is (name == "spilled")
+        files[name] = pq.read_table(path)
+        assert [p.name for p in path.parent.iterdir()] == ["part-00000.parquet"]
+    order = pc.sort_indices(night, [("sku", "ascending", "at_end"), ("order_id", "ascending")])
+    assert files["memory"].equals(night.take(order))
+    assert files["spilled"].equals(files["memory"])
+
+
+def test_a_partition_without_a_sku_is_written_as_read(tmp_path: Path):
+    night = _night(1_000, 10).drop_columns(["sku"])
+    path = tmp_path / "part-00000.parquet"
+    writer = PartitionWriter(path, night.schema, compression="zstd", cluster=clustered_by(night.schema))
+    for batch in night.to_batches(max_chunksize=300):
+        writer.write_batch(batch)
+    writer.close()
+    assert pq.read_table(path).equals(night)
