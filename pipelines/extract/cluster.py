@@ -24,8 +24,10 @@ import pyarrow.parquet as pq
 
 CLUSTER_COLUMN = "sku"
 ROW_GROUP_ROWS = 65_536
-SORT_MEMORY = "256MB"
-BUFFER_BYTES = 192 * 1024 * 1024  # a night up to this much Arrow is sorted in memory
+# what a clustered extraction holds besides a batch: a night up to BUFFER_BYTES of Arrow is sorted
+# in memory (plus one row group's copy); a larger one by DuckDB within SORT_MEMORY
+SORT_MEMORY = "128MB"
+BUFFER_BYTES = 128 * 1024 * 1024
 
 
 class PartitionWriter:
@@ -48,6 +50,12 @@ class PartitionWriter:
         self._writer: pq.ParquetWriter | None = None
         self.spilled = False  # the night outgrew the buffer: sorted by DuckDB at close
 
+    @property
+    def _unsorted(self) -> Path:
+        """Where a night that outgrew the buffer is written as read (uncompressed: it is read once,
+        by the sort, and removed)."""
+        return self.path.with_name(f"unsorted-{self.path.name}")
+
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if self.cluster is None or self.spilled:
             self._open().write_batch(batch)
@@ -63,7 +71,8 @@ class PartitionWriter:
 
     def _open(self) -> pq.ParquetWriter:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression=self.compression)
+            path, compression = (self._unsorted, "none") if self.spilled else (self.path, self.compression)
+            self._writer = pq.ParquetWriter(path, self.schema, compression=compression)
         return self._writer
 
     def close(self) -> None:
@@ -72,13 +81,16 @@ class PartitionWriter:
             table = pa.Table.from_batches(self._pending, schema=self.schema)
             self._pending.clear()
             order = pc.sort_indices(table, [(self.cluster, "ascending", "at_end")])  # stable
-            self._open().write_table(table.take(order), row_group_size=ROW_GROUP_ROWS)
+            writer = self._open()
+            for start in range(0, table.num_rows, ROW_GROUP_ROWS):  # one row group's copy at a time
+                writer.write_table(table.take(order.slice(start, ROW_GROUP_ROWS)))
         self._open().close()
         if self.spilled and self.cluster is not None:
-            cluster_file(self.path, self.cluster, self.schema, compression=self.compression)
+            cluster_file(self._unsorted, self.path, self.cluster, self.schema, compression=self.compression)
+            self._unsorted.unlink()
 
     def abort(self) -> None:
-        """Close what was opened, after a failure (the staged file is thrown away with its folder)."""
+        """Close what was opened, after a failure (the staged files are thrown away with their folder)."""
         self._pending.clear()
         if self._writer is not None:
             self._writer.close()
@@ -89,13 +101,14 @@ def clustered_by(schema: pa.Schema) -> str | None:
     return CLUSTER_COLUMN if CLUSTER_COLUMN in schema.names else None
 
 
-def cluster_file(path: Path, column: str, schema: pa.Schema, *, compression: str) -> None:
-    """Rewrite the Parquet file at `path` sorted by `column` (nulls last; ties in file order), in
-    row groups of `ROW_GROUP_ROWS` rows, with `schema`.  The file is replaced only when complete."""
+def cluster_file(source: Path, target: Path, column: str, schema: pa.Schema, *, compression: str) -> None:
+    """Write the rows of the Parquet file `source` to `target` sorted by `column` (nulls last; ties
+    in file order), in row groups of `ROW_GROUP_ROWS` rows, with `schema`; `target` appears only
+    when complete (`source` may be `target`: it is then replaced)."""
     import duckdb
 
-    out = path.with_name(path.name + ".sorted")
-    spill = path.parent / "sort-spill"
+    out = target.with_name(target.name + ".sorted")
+    spill = target.parent / "sort-spill"
     spill.mkdir(exist_ok=True)
     con = duckdb.connect()
     try:
@@ -107,7 +120,7 @@ def cluster_file(path: Path, column: str, schema: pa.Schema, *, compression: str
         reader = con.sql(
             f"SELECT * EXCLUDE (file_row_number) FROM read_parquet($path, file_row_number = true) "
             f"ORDER BY {quoted} NULLS LAST, file_row_number",
-            params={"path": path.as_posix()},
+            params={"path": source.as_posix()},
         ).to_arrow_reader(ROW_GROUP_ROWS)
         with pq.ParquetWriter(out, schema, compression=compression) as writer:
             pending: list[pa.RecordBatch] = []
@@ -121,7 +134,7 @@ def cluster_file(path: Path, column: str, schema: pa.Schema, *, compression: str
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
-    out.replace(path)
+    out.replace(target)
 
 
 def _flush(

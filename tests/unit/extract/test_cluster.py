@@ -54,7 +54,7 @@ def test_a_clustered_file_holds_the_same_rows_sorted_by_sku_in_read_order(tmp_pa
     assert clustered_by(SCHEMA) == "sku"
     assert clustered_by(pa.schema([("customer_id", pa.string())])) is None
 
-    cluster_file(path, "sku", SCHEMA, compression="zstd")
+    cluster_file(path, path, "sku", SCHEMA, compression="zstd")
 
     got = pq.read_table(path)
     assert got.schema == SCHEMA  # the types as extracted, time zones and decimals included
@@ -71,7 +71,7 @@ def test_a_filter_on_a_range_of_skus_reads_only_its_row_groups(tmp_path: Path):
     night = _night(400_000, 20_000)
     path = tmp_path / "part-00000.parquet"
     pq.write_table(night, path)
-    cluster_file(path, "sku", SCHEMA, compression="zstd")
+    cluster_file(path, path, "sku", SCHEMA, compression="zstd")
     shard = [f"S{i:05d}" for i in range(5_000, 5_400)]  # one shard: a range of SKUs
     filters = [("sku", "in", shard)]
 
