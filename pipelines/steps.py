@@ -42,6 +42,7 @@ from pipelines.inputs import (
     forecast_options,
     optional_dataset,
     panel_figures,
+    previous_final,
     product_categories,
     require_usable,
     score_inputs,
@@ -391,13 +392,13 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     force (read from `seam_forecast_overrides` in the forecasts' database and checked again), frozen
     inside `forecast.time_fence_days`.  Writes the lake output `final_forecasts`, which the load
     writes to `seam_forecasts`; returns its notes (totals, active and skipped overrides)."""
-    from pipelines.overrides import adjust_forecasts, describe_override, read_overrides
+    from pipelines.overrides import NightAdjustment, adjust_forecasts, describe_override, read_overrides
 
     lake = Lake(cfg.lake)
     d = ctx.run_date
     with tracked(cfg, ctx, "adjust") as out:
-        forecasts = lake.read_output("forecasts", d)
-        if forecasts is None:
+        shards = lake.complete_shards("forecasts", d)
+        if shards is None:
             raise MissingInputError(
                 f"no complete forecasts for {d} in {lake.output_partition('forecasts', d)}; "
                 f"run `seam forecast --date {d}` first"
@@ -411,37 +412,63 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         categories = None
         if stored["category"].notna().any():  # category overrides need the products' categories
             categories = product_categories(cfg, d, without="category overrides are skipped")
-        before = lake.latest_complete_output(FINAL_OUTPUT, d - timedelta(days=1))
-        adjusted = adjust_forecasts(
-            forecasts,
-            stored,
-            before[1] if before else None,
-            run_date=d,
-            fence_days=cfg.forecast.time_fence_days,
-            categories=categories,
+        before = lake.latest_complete_night(FINAL_OUTPUT, d - timedelta(days=1))
+        series = pd.concat(
+            list(lake.iter_output("forecasts", d, columns=["sku", "warehouse"])), ignore_index=True
+        ).drop_duplicates(ignore_index=True)
+        night = NightAdjustment(
+            stored, series, run_date=d, fence_days=cfg.forecast.time_fence_days, categories=categories
         )
-        for row in adjusted.skipped.itertuples(index=False):
+        for row in night.skipped.itertuples(index=False):
             log.warning(
                 "data quality: override %s (by %s) skipped tonight: %s",
                 describe_override(row),
                 row.author,
                 row.problem,
             )
-        for line in adjusted.shortfalls:
+        if night.by_parts:  # series overrides only: one shard of the forecasts at a time
+            lake.write_shard_plan(FINAL_OUTPUT, d, shards)
+            rows_in = rows_out = 0
+            for k in range(shards):
+                part = lake.read_shard("forecasts", d, k)
+                previous = previous_final(lake, before, part["sku"].unique().tolist()) if before else None
+                final = night.apply(part, previous)
+                lake.write_shard(FINAL_OUTPUT, d, k, final, manifest={"shard": k, "shards": shards})
+                rows_in, rows_out = rows_in + len(part), rows_out + len(final)
+            notes = night.notes()
+            active, shortfalls = len(night.valid), []
+        else:  # an aggregate override shares its target across shards: the night whole
+            forecasts = lake.read_output("forecasts", d)
+            assert forecasts is not None
+            adjusted = adjust_forecasts(
+                forecasts,
+                stored,
+                previous_final(lake, before, None) if before else None,
+                run_date=d,
+                fence_days=cfg.forecast.time_fence_days,
+                categories=categories,
+            )
+            notes = adjusted.notes()
+            active, shortfalls = len(adjusted.active), list(adjusted.shortfalls)
+            rows_in, rows_out = len(forecasts), len(adjusted.final)
+        for line in shortfalls:
             log.warning("data quality: %s", line)
-        notes = adjusted.notes()
         notes["statistical_checksum"] = forecasts_checksum(lake, d)
-        notes["previous_night"] = before[0].isoformat() if before else None
-        lake.write_output(FINAL_OUTPUT, d, adjusted.final, notes=notes)
-        out.rows_in, out.rows_out = len(forecasts), len(adjusted.final)
+        notes["previous_night"] = before.isoformat() if before else None
+        if night.by_parts:
+            lake.annotate_shard_plan(FINAL_OUTPUT, d, "notes", notes)
+        else:
+            lake.write_output(FINAL_OUTPUT, d, adjusted.final, notes=notes)
+        out.rows_in, out.rows_out = rows_in, rows_out
         log.info(
-            "adjust run_date=%s overrides_active=%d overrides_skipped=%d rows_overridden=%d fenced_rows=%d "
-            "units_statistical=%.1f units_final=%.1f",
+            "adjust run_date=%s shards=%s overrides_active=%d overrides_skipped=%d rows_overridden=%d "
+            "fenced_rows=%d units_statistical=%.1f units_final=%.1f",
             d,
-            len(adjusted.active),
-            len(adjusted.skipped),
+            shards if night.by_parts else "whole",
+            active,
+            len(night.skipped),
             notes["rows_overridden"],
-            adjusted.fenced_rows,
+            notes["fenced_rows"],
             notes["units_statistical"],
             notes["units_final"],
         )

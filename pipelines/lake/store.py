@@ -337,12 +337,6 @@ class Lake:
     def output_days(self, output: str) -> list[date]:
         return self._days(OUTPUTS, output)
 
-    def latest_complete_output(self, output: str, run_date: date) -> tuple[date, pd.DataFrame] | None:
-        """The newest complete output at or before `run_date`: (night, rows) of the last good night."""
-        night = self.latest_complete_night(output, run_date)
-        frame = self.read_output(output, night) if night else None
-        return (night, frame) if night and frame is not None else None
-
     # --- quality results and quarantine ---------------------------------------------------------
     def _quality_file(self, dataset: str, run_date: date) -> Path:
         return self.output_partition("quality", run_date) / f"dataset-{dataset}.parquet"
@@ -442,7 +436,7 @@ def _read_file(
         # a shard without rows has columns without a type (null), which a filter cannot compare
         # with anything; no row can pass it anyway
         filters = None
-    frame = pq.read_table(path, columns=columns, filters=filters).to_pandas(date_as_object=False)
+    frame = pq.read_table(path, columns=columns, filters=prunable(filters)).to_pandas(date_as_object=False)
     frame.insert(0, KEY, pd.Timestamp(run_date))
     return frame
 

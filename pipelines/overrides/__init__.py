@@ -12,6 +12,8 @@ Public functions:
                                                            statistical rows -> rows with
                                                            `yhat_final` and `override_ids`
     adjust_forecasts(forecasts, stored, previous, *, run_date, fence_days, categories) -> Adjusted
+    NightAdjustment(stored, series, *, run_date, fence_days, categories)  the same, a shard at a
+                                       time, when every override in force is a series override
                                                            the night's whole stage: final rows,
                                                            active and skipped overrides, notes
     describe_override(row)                                 `#7 category C x WH-A 2026-12-01..2026-12-07`
@@ -39,6 +41,7 @@ since.
 
 from pipelines.overrides.apply import (
     Adjusted,
+    NightAdjustment,
     adjust_forecasts,
     build_final_forecast,
     build_value_added,
@@ -57,6 +60,7 @@ from pipelines.overrides.store import (
 __all__ = [
     "OVERRIDE_COLUMNS",
     "Adjusted",
+    "NightAdjustment",
     "adjust_forecasts",
     "build_final_forecast",
     "build_value_added",

@@ -242,13 +242,96 @@ def adjust_forecasts(
         categories=categories,
         shortfalls=shortfalls,
     )
-    fenced = 0
-    if fence_days > 0 and previous is not None and len(previous):
-        fence_end = pd.Timestamp(run_date) + pd.Timedelta(days=fence_days)
-        keys = previous[KEY].assign(target_date=pd.to_datetime(previous["target_date"]))
-        inside = final[final["target_date"] <= fence_end][KEY].merge(keys, on=KEY)
-        fenced = len(inside)
+    fenced = _fenced(final, previous, run_date, fence_days)
     return Adjusted(final, summarize_overrides(final, valid), skipped, fenced, tuple(shortfalls))
+
+
+class NightAdjustment:
+    """A night's final forecast made one part (a shard of whole SKUs) at a time, when every valid
+    override is a series override (`by_parts`): such an override changes the rows of its own SKU
+    only, so each part's final rows are those of the whole night's `build_final_forecast`.  An
+    aggregate override (a category, a warehouse's total, the total) shares its target across
+    shards: the night is then adjusted whole (`adjust_forecasts`).
+
+    `series`: the night's `sku, warehouse` pairs (every shard's), which the overrides are checked
+    against.  Feed the parts with `apply`, then read `notes()` (the same as `Adjusted.notes`)."""
+
+    def __init__(
+        self,
+        stored: pd.DataFrame,
+        series: pd.DataFrame,
+        *,
+        run_date: date,
+        fence_days: int,
+        categories: pd.DataFrame | None = None,
+    ) -> None:
+        self.valid, self.skipped = split_stored_overrides(
+            stored, series=series, run_date=run_date, categories=categories
+        )
+        self.run_date, self.fence_days, self.categories = run_date, fence_days, categories
+        self.by_parts = bool(self.valid["sku"].notna().all()) if len(self.valid) else True
+        self.units_statistical = 0.0
+        self.units_final = 0.0
+        self.rows_overridden = 0
+        self.fenced_rows = 0
+        self._effects: list[pd.DataFrame] = []
+
+    def apply(self, forecasts: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+        """The final rows of one part (`forecasts`: its rows of `seam_forecasts`; `previous`: the
+        latest earlier night's final rows of its SKUs, or None)."""
+        if not self.by_parts:
+            raise ValueError("an aggregate override is in force: adjust the night whole (adjust_forecasts)")
+        skus = set(forecasts["sku"].unique())
+        mine = self.valid[self.valid["sku"].isin(skus)].reset_index(drop=True)
+        final = build_final_forecast(
+            forecasts,
+            mine,
+            previous,
+            run_date=self.run_date,
+            fence_days=self.fence_days,
+            categories=self.categories,
+        )
+        self.units_statistical += float(final["yhat"].sum())
+        self.units_final += float(final["yhat_final"].sum())
+        self.rows_overridden += int(final["override_ids"].notna().sum())
+        self.fenced_rows += _fenced(final, previous, self.run_date, self.fence_days)
+        effect = summarize_overrides(final, mine)
+        self._effects.append(effect[["override_id", "rows", "units_statistical", "units_final"]])
+        return final
+
+    def notes(self) -> dict[str, Any]:
+        """A JSON-able summary of the night (as `Adjusted.notes`)."""
+        effect = pd.concat(self._effects, ignore_index=True) if self._effects else None
+        active = self.valid.copy()
+        if effect is not None and len(effect):
+            sums = effect.groupby("override_id")[["rows", "units_statistical", "units_final"]].sum()
+            active = active.merge(sums, left_on="override_id", right_index=True, how="left")
+        for column in ("rows", "units_statistical", "units_final"):
+            if column not in active:
+                active[column] = 0
+        active["rows"] = active["rows"].fillna(0).astype(int)
+        active[["units_statistical", "units_final"]] = (
+            active[["units_statistical", "units_final"]].fillna(0.0).astype(float)
+        )
+        active["units_change"] = active["units_final"] - active["units_statistical"]
+        return {
+            "units_statistical": self.units_statistical,
+            "units_final": self.units_final,
+            "rows_overridden": self.rows_overridden,
+            "fenced_rows": self.fenced_rows,
+            "active": [_jsonable(r) for r in active.to_dict("records")],
+            "skipped": [_jsonable(r) for r in self.skipped.to_dict("records")],
+            "shortfalls": [],
+        }
+
+
+def _fenced(final: pd.DataFrame, previous: pd.DataFrame | None, run_date: date, fence_days: int) -> int:
+    """Rows inside the time fence whose final forecast is the previous night's."""
+    if fence_days <= 0 or previous is None or not len(previous):
+        return 0
+    fence_end = pd.Timestamp(run_date) + pd.Timedelta(days=fence_days)
+    keys = previous[KEY].assign(target_date=pd.to_datetime(previous["target_date"]))
+    return len(final[final["target_date"] <= fence_end][KEY].merge(keys, on=KEY))
 
 
 def build_value_added(by_lag: pd.DataFrame, *, week: int = 7) -> pd.DataFrame:

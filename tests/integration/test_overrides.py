@@ -19,6 +19,7 @@ from pipelines.cli import main
 from pipelines.config import load_config, source_url
 from pipelines.db import make_engine
 from pipelines.errors import ConfigError, DataError
+from pipelines.lake import Lake
 from pipelines.load import load_batch
 from pipelines.overrides import (
     adjust_forecasts,
@@ -310,6 +311,7 @@ def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, ca
         )
     raw = yaml.safe_load(path.read_text())
     raw["forecast"]["time_fence_days"] = 3
+    raw["scale"] = {**raw.get("scale", {}), "shards": 3}  # the final forecast made a shard at a time
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     cfg = load_config(path)
     before = NIGHT - timedelta(days=1)
@@ -365,6 +367,7 @@ def test_a_night_with_overrides_traces_ids_and_keeps_the_time_fence(demo_env, ca
         )
     with caplog.at_level(logging.WARNING, logger="pipelines.steps"):
         report = run_all(cfg, RunContext(NIGHT))
+    assert Lake(cfg.lake).complete_shards("final_forecasts", NIGHT) == 3  # made a shard at a time
     warnings = [r.getMessage() for r in caplog.records if "data quality: override" in r.getMessage()]
     assert len(warnings) == 2  # the expired one is not in force, so neither applied nor skipped
     assert (

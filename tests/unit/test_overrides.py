@@ -474,3 +474,53 @@ def test_aggregates_of_one_scope_or_crossing_scopes_conflict_nested_ones_do_not(
     assert list(valid.override_id) == [1, 2, 3, 4, 5, 8]
     assert list(skipped.override_id) == [6, 7]
     assert all("overlaps override #1 category C" in p for p in skipped["problem"])
+
+
+def test_a_night_adjusted_one_shard_of_skus_at_a_time_equals_the_whole_night():
+    from pipelines.overrides import NightAdjustment
+
+    rows = stored(
+        override(1, start="2026-11-23", end="2026-11-30", value=50.0),
+        override(2, sku="B", warehouse=None, relative_change=-0.5),
+        override(3, sku="Z", value=1.0),  # skipped: unknown series
+        override(4, sku="A", warehouse="W2", start="2026-12-01", end="2026-12-02", value=0.0),
+    )
+    night = forecasts().assign(yhat=lambda f: 10.0 + f.index % 7)
+    previous = forecasts().assign(yhat_final=7.0, override_ids=None)
+    previous.loc[previous.target_date == pd.Timestamp("2026-11-24"), "override_ids"] = "9"
+    previous = previous[(previous.sku != "B") | (previous.target_date > pd.Timestamp("2026-11-23"))]
+
+    whole = adjust_forecasts(night, rows, previous, run_date=NIGHT, fence_days=3)
+    parts = NightAdjustment(rows, SERIES, run_date=NIGHT, fence_days=3)
+    assert parts.by_parts
+    finals = [
+        parts.apply(night[night.sku == sku], previous[previous.sku == sku].drop(columns="run_date"))
+        for sku in ("B", "A")
+    ]
+
+    key = ["sku", "warehouse", "target_date"]
+    got = pd.concat(finals).sort_values(key).reset_index(drop=True)
+    want = whole.final.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    expected, notes = whole.notes(), parts.notes()
+    assert notes["fenced_rows"] == expected["fenced_rows"] > 0
+    assert notes["rows_overridden"] == expected["rows_overridden"] > 0
+    assert notes["units_final"] == pytest.approx(expected["units_final"])
+    assert notes["units_statistical"] == pytest.approx(expected["units_statistical"])
+    assert notes["skipped"] == expected["skipped"] and len(notes["skipped"]) == 1
+    assert [a["override_id"] for a in notes["active"]] == [a["override_id"] for a in expected["active"]]
+    for got_one, want_one in zip(notes["active"], expected["active"], strict=True):
+        assert list(got_one) == list(want_one)
+        for k, v in want_one.items():
+            assert got_one[k] == (pytest.approx(v) if isinstance(v, float) else v), k
+
+
+def test_an_aggregate_override_in_force_adjusts_the_night_whole():
+    from pipelines.overrides import NightAdjustment
+
+    night = NightAdjustment(
+        stored(override(1, sku=None, warehouse="W1", value=30.0)), SERIES, run_date=NIGHT, fence_days=0
+    )
+    assert len(night.valid) == 1 and not night.by_parts
+    with pytest.raises(ValueError, match="adjust the night whole"):
+        night.apply(forecasts(), None)
