@@ -413,9 +413,13 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         if stored["category"].notna().any():  # category overrides need the products' categories
             categories = product_categories(cfg, d, without="category overrides are skipped")
         before = lake.latest_complete_night(FINAL_OUTPUT, d - timedelta(days=1))
-        series = pd.concat(
-            list(lake.iter_output("forecasts", d, columns=["sku", "warehouse"])), ignore_index=True
-        ).drop_duplicates(ignore_index=True)
+        series = pd.concat(  # the night's series, a shard's pairs at a time
+            [
+                part[["sku", "warehouse"]].drop_duplicates()
+                for part in lake.iter_output("forecasts", d, columns=["sku", "warehouse"])
+            ],
+            ignore_index=True,
+        )
         night = NightAdjustment(
             stored, series, run_date=d, fence_days=cfg.forecast.time_fence_days, categories=categories
         )
