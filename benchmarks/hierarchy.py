@@ -173,7 +173,9 @@ def sweep_covariance(horizon: int, jobs: int) -> list[dict[str, object]]:
         history, horizon, "D", (80, 95), options, None, Peers(build_peer_keys(series, products), None)
     )
     bottom = build_forecast_rows(fc, series, run_date=night, model_version="bench", levels=(80, 95))
-    result = forecast_hierarchy(bottom, series, products, HierarchySpec("D", horizon, (80.0, 95.0), options))
+    result = forecast_hierarchy(
+        bottom, series, products, HierarchySpec("D", horizon, (80.0, 95.0), options), keep_base=True
+    )
     assert result.base is not None
     base = result.base
     nodes = base.drop_duplicates("series_key")[["series_key", "level", "category", "sku", "warehouse"]]
@@ -276,7 +278,7 @@ def main() -> None:
         bottom_seconds = time.perf_counter() - t0
         bottom = build_forecast_rows(fc, series, run_date=night, model_version="bench", levels=(80, 95))
         t1 = time.perf_counter()
-        result = forecast_hierarchy(bottom, series, products, spec)
+        result = forecast_hierarchy(bottom, series, products, spec, keep_base=True)
         reconcile_seconds = time.perf_counter() - t1
         default_timing = {}
         if k == 1:  # the nightly default (own bands: MinT means only), timed on the last night

@@ -240,6 +240,8 @@ def forecast_hierarchy(
     series: pd.DataFrame | Iterable[pd.DataFrame],
     categories: pd.DataFrame | None,
     spec: HierarchySpec,
+    *,
+    keep_base: bool = False,
 ) -> HierarchyForecast:
     """Reconciled forecasts of every level from the night's bottom forecasts.
 
@@ -251,6 +253,8 @@ def forecast_hierarchy(
             history is kept, summed part by part).
         categories: `sku, category` (None: every SKU in `NO_CATEGORY`).
         spec: frequency, horizon, levels and forecasting options of the aggregates.
+        keep_base: also return every node's base forecast (`HierarchyForecast.base`, as many
+            rows as the result: for benchmarks and diagnostics).
 
     Returns:
         Rows `level, series_key, category, sku, warehouse, target_date, yhat, yhat_base,
@@ -294,15 +298,22 @@ def forecast_hierarchy(
     agg_fc = run_forecast(agg_history, spec.horizon, pd_freq, spec.levels, spec.options)
     seconds_forecast = time.perf_counter() - t1
 
-    targets = pd.DatetimeIndex(sorted(pd.to_datetime(bottom["target_date"]).unique()))
-    bottom_fc = bottom.assign(
-        unique_id=join_keys(bottom["sku"], bottom["warehouse"]), ds=pd.to_datetime(bottom["target_date"])
-    )
+    target_dates = pd.to_datetime(bottom["target_date"])
+    targets = pd.DatetimeIndex(sorted(target_dates.unique()))
     columns = ["yhat"] + [f"yhat_{s}_{_level_name(lv)}" for lv in spec.levels for s in ("lo", "hi")]
+    stored = {name: column for column, name in _stored_names(spec.levels).items()} | {"yhat": "yhat"}
+    # each bottom row's cell (series, target date): the bottom forecasts as arrays, no pivot
+    cell = (
+        pd.MultiIndex.from_frame(keys[["sku", "warehouse"]]).get_indexer(
+            pd.MultiIndex.from_frame(bottom[["sku", "warehouse"]])
+        ),
+        targets.get_indexer(target_dates),
+    )
     base = {}
     for c in columns:
         top = _wide(agg_fc, pd.Index(agg_ids), targets, c)
-        low = _wide(bottom_fc.rename(columns=_stored_names(spec.levels)), bottom_ids, targets, c)
+        low = np.zeros((len(keys), len(targets)))
+        np.add.at(low, cell, np.nan_to_num(bottom[stored[c]].to_numpy(dtype=float), nan=0.0))
         base[c] = np.vstack([top, low])
     scales = {
         lv: (base[f"yhat_hi_{_level_name(lv)}"] - base["yhat"]) / float(stats.norm.ppf(0.5 + lv / 200.0))
@@ -341,8 +352,10 @@ def forecast_hierarchy(
         out[f"yhat_lo_{_level_name(lv)}"] = lo.ravel()
         out[f"yhat_hi_{_level_name(lv)}"] = hi.ravel()
     out["method"] = f"{rec.method}+{'gaussian' if gaussian else 'own'}_bands"
-    before = out[["series_key", "level", *KEYS, "target_date"]].assign(
-        **{c: base[c].ravel() for c in columns}
+    before = (
+        out[["series_key", "level", *KEYS, "target_date"]].assign(**{c: base[c].ravel() for c in columns})
+        if keep_base
+        else None
     )
     counts = nodes["level"].value_counts()
     notes = {

@@ -245,3 +245,17 @@ def test_the_history_summed_shard_by_shard_gives_the_whole_nights_levels() -> No
     partial = forecast_hierarchy(bottom, iter(parts[:2]), categories, spec)
     total = partial.rows["level"] == "total"
     assert not np.allclose(partial.rows.loc[total, "yhat_base"], whole.rows.loc[total, "yhat_base"])
+
+
+def test_the_bottom_forecasts_order_of_rows_does_not_change_the_levels() -> None:
+    from pipelines.forecasting import build_options
+    from pipelines.forecasting.hierarchy import HierarchySpec, forecast_hierarchy
+
+    bottom, series = _panel()
+    spec = HierarchySpec("D", 7, (80.0, 95.0), build_options("D"))
+    ordered = forecast_hierarchy(bottom, series, None, spec)
+    shuffled = forecast_hierarchy(bottom.sample(frac=1.0, random_state=5), series, None, spec)
+    pd.testing.assert_frame_equal(shuffled.rows, ordered.rows, check_exact=True)
+    assert ordered.base is None  # every node's base forecast only on request (benchmarks)
+    kept = forecast_hierarchy(bottom, series, None, spec, keep_base=True)
+    assert kept.base is not None and len(kept.base) == len(kept.rows)
