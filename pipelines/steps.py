@@ -377,7 +377,8 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             cfg.forecast.freq, cfg.forecast.horizon, tuple(cfg.forecast.levels), forecast_options(cfg, freq)
         )
         result = forecast_hierarchy(forecasts, series, forecast_categories(cfg, ctx.run_date), spec)
-        rows = result.rows.assign(run_date=pd.Timestamp(d), model_version=model_version(cfg))
+        rows = result.rows  # the night's columns added in place: the rows are not copied
+        rows["run_date"], rows["model_version"] = pd.Timestamp(d), model_version(cfg)
         notes = {
             **result.notes,
             "statistical_checksum": forecasts_checksum(lake, d),
