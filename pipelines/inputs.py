@@ -171,15 +171,20 @@ def optional_dataset(cfg: Config, dataset: str, d: date, filters: Any = None) ->
     return read_dataset(cfg, dataset, d, filters=filters) if cfg.has_dataset(dataset) else None
 
 
-def lines_by_shard(cfg: Config, d: date) -> Iterator[pd.DataFrame]:
+def lines_by_shard(
+    cfg: Config, d: date, read: dict[int, pd.DataFrame] | None = None
+) -> Iterator[pd.DataFrame]:
     """The night's order lines, one shard of the night's plan at a time (all of them when the
-    night has no plan: its forecast step has not run)."""
+    night has no plan: its forecast step has not run); `read`: shards the caller already holds."""
     try:
         shards = shard_plan(Lake(cfg.lake), "forecasts", d)
     except MissingInputError:
         yield read_dataset(cfg, "order_lines", d)
         return
     for k in range(shards):
+        if read is not None and k in read:
+            yield read[k]
+            continue
         mine = sku_filter(cfg, d, k, shards)
         if mine is not None:
             yield read_dataset(cfg, "order_lines", d, filters=mine)
@@ -254,18 +259,25 @@ def score_inputs(cfg: Config, d: date, shard: int, shards: int) -> tuple[list[An
         if dataset not in cache:
             cache[dataset] = read_dataset(cfg, dataset, d)
         inputs.append(MetricInput(metric, cache[dataset], custom.get(metric)))
+    over_lines = [m for m in others if metrics[m] == "order_lines"]
     inputs += [
         MetricInput(m, custom=custom.get(m), daily=daily)
-        for m, daily in order_line_totals(cfg, d, [m for m in others if metrics[m] == "order_lines"], custom)
+        for m, daily in order_line_totals(
+            cfg, d, over_lines, custom, {shard: lines} if lines is not None else None
+        )
     ]
     return inputs, lines
 
 
 def order_line_totals(
-    cfg: Config, d: date, names: list[str], custom: dict[str, Any]
+    cfg: Config,
+    d: date,
+    names: list[str],
+    custom: dict[str, Any],
+    read: dict[int, pd.DataFrame] | None = None,
 ) -> list[tuple[str, tuple[pd.DataFrame, Any, pd.DatetimeIndex | None]]]:
     """The aggregate per entity and day of each named metric over the night's order lines, read
-    one shard of the night's plan at a time."""
+    one shard of the night's plan at a time (`read`: shards the caller already holds)."""
     from pipelines.anomaly.daily import DailyTotals
 
     if not names:
@@ -273,7 +285,7 @@ def order_line_totals(
     builders = [partial(custom_rows, custom[m]) if m in custom else partial(metric_rows, m) for m in names]
     totals = [DailyTotals(build) for build in builders]
     try:
-        for part in lines_by_shard(cfg, d):
+        for part in lines_by_shard(cfg, d, read):
             for total in totals:
                 total.add(part)
             del part
