@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipelines.extract.cluster import ROW_GROUP_ROWS, PartitionWriter, clustered_by
+from pipelines.extract.cluster import ROW_GROUP_ROWS, PartitionWriter, cluster_file, clustered_by
 from pipelines.lake.store import prunable
 
 SCHEMA = pa.schema(
@@ -47,21 +47,14 @@ def _night(n: int, skus: int) -> pa.Table:
     )
 
 
-def _cluster(path: Path, night: pa.Table, buffer_bytes: int | None = None) -> PartitionWriter:
-    writer = PartitionWriter(path, SCHEMA, compression="zstd", cluster="sku", buffer_bytes=buffer_bytes)
-    for batch in night.to_batches(max_chunksize=10_000):
-        writer.write_batch(batch)
-    writer.close()
-    return writer
-
-
 def test_a_clustered_file_holds_the_same_rows_sorted_by_sku_in_read_order(tmp_path: Path):
     night = _night(150_000, 4_000)
     path = tmp_path / "part-00000.parquet"
+    pq.write_table(night, path, row_group_size=50_000)
     assert clustered_by(SCHEMA) == "sku"
     assert clustered_by(pa.schema([("customer_id", pa.string())])) is None
 
-    _cluster(path, night)
+    cluster_file(path, path, "sku", SCHEMA, compression="zstd")
 
     got = pq.read_table(path)
     assert got.schema == SCHEMA  # the types as extracted, time zones and decimals included
@@ -77,7 +70,8 @@ def test_a_clustered_file_holds_the_same_rows_sorted_by_sku_in_read_order(tmp_pa
 def test_a_filter_on_a_range_of_skus_reads_only_its_row_groups(tmp_path: Path):
     night = _night(400_000, 20_000)
     path = tmp_path / "part-00000.parquet"
-    _cluster(path, night)
+    pq.write_table(night, path)
+    cluster_file(path, path, "sku", SCHEMA, compression="zstd")
     shard = [f"S{i:05d}" for i in range(5_000, 5_400)]  # one shard: a range of SKUs
     filters = [("sku", "in", shard)]
 
@@ -106,41 +100,24 @@ def test_prunable_leaves_what_it_cannot_bound_as_it_is():
     ]
 
 
-def test_a_night_sorted_in_memory_and_one_merged_from_sorted_runs_are_the_same_file(tmp_path: Path):
+def test_a_night_sorted_in_memory_and_one_sorted_after_outgrowing_the_buffer_are_the_same_file(
+    tmp_path: Path,
+):
     night = _night(120_000, 3_000)
-    # nulls spread over the night, and a run whose batches end with null keys
-    night = night.set_column(
-        1, "sku", pc.if_else(pc.equal(pc.bit_wise_and(night["order_id"], 63), 0), None, night["sku"])
-    )
     files = {}
-    for name, buffer in (("memory", 1 << 30), ("runs", 1 << 20), ("tiny", 1)):
+    for name, buffer in (("memory", 1 << 30), ("spilled", 1 << 20)):
         path = tmp_path / name / "part-00000.parquet"
         path.parent.mkdir()
-        writer = _cluster(path, night, buffer)
-        assert (len(writer.runs) > 1) is (name != "memory")
+        writer = PartitionWriter(path, SCHEMA, compression="zstd", cluster="sku", buffer_bytes=buffer)
+        for batch in night.to_batches(max_chunksize=10_000):
+            writer.write_batch(batch)
+        writer.close()
+        assert writer.spilled is (name == "spilled")
         files[name] = pq.read_table(path)
-        assert [p.name for p in path.parent.iterdir()] == ["part-00000.parquet"]  # the runs are gone
+        assert [p.name for p in path.parent.iterdir()] == ["part-00000.parquet"]
     order = pc.sort_indices(night, [("sku", "ascending", "at_end"), ("order_id", "ascending")])
     assert files["memory"].equals(night.take(order))
-    assert files["runs"].equals(files["memory"])
-    assert files["tiny"].equals(files["memory"])  # a run per batch of 10,000 rows
-
-
-def test_runs_of_only_null_keys_and_of_no_null_key_merge_in_the_order_read(tmp_path: Path):
-    schema = pa.schema([("sku", pa.string()), ("n", pa.int64())])
-    batches = [
-        pa.record_batch({"sku": ["b", None, "a"], "n": [0, 1, 2]}, schema=schema),
-        pa.record_batch({"sku": [None, None], "n": [3, 4]}, schema=schema),
-        pa.record_batch({"sku": ["a", "c", "b"], "n": [5, 6, 7]}, schema=schema),
-    ]
-    path = tmp_path / "part-00000.parquet"
-    writer = PartitionWriter(path, schema, compression="zstd", cluster="sku", buffer_bytes=1)
-    for batch in batches:
-        writer.write_batch(batch)
-    writer.close()
-    assert len(writer.runs) == 3
-    got = pq.read_table(path).to_pydict()
-    assert got == {"sku": ["a", "a", "b", "b", "c", None, None, None], "n": [2, 5, 0, 7, 6, 1, 3, 4]}
+    assert files["spilled"].equals(files["memory"])
 
 
 def test_a_partition_without_a_sku_is_written_as_read(tmp_path: Path):
