@@ -6,7 +6,7 @@ Public functions:
                                        with the series of its product launches
     shard_launches(cfg, d, mine)       the shard's product launches the plan recorded
     product_categories(cfg, d, without) the products' `sku, category` (None when unusable)
-    previous_final(lake, night, skus)  an earlier night's final forecast of some SKUs (the fence)
+    previous_final(lake, output, night, skus)  an earlier night's final forecast of some SKUs
     driver_frame(cfg, d, series)       the demand drivers known ahead (promotions, holidays)
     panel_figures(cfg, d, shards)      the whole night's week, peers and driver effects, gathered
                                        one shard in memory at a time
@@ -190,20 +190,18 @@ def lines_by_shard(
             yield read_dataset(cfg, "order_lines", d, filters=mine)
 
 
-def previous_final(lake: Lake, night: date, skus: list[Any] | None) -> pd.DataFrame:
-    """The final forecast of an earlier `night` (`sku, warehouse, target_date, yhat_final,
-    override_ids`: what the time fence keeps), only the rows of `skus` (None: every SKU), read a
-    shard at a time (a shard of another night's plan holds a range of SKUs: the filter skips the
-    others' files)."""
-    from pipelines.load.night import FINAL_OUTPUT
-
+def previous_final(lake: Lake, output: str, night: date, skus: list[Any] | None) -> pd.DataFrame:
+    """The final forecast (`output`) of an earlier `night` (`sku, warehouse, target_date,
+    yhat_final, override_ids`: what the time fence keeps), only the rows of `skus` (None: every
+    SKU), read a shard at a time (a shard of another night's plan holds a range of SKUs: the filter
+    skips the others' files)."""
     columns = ["sku", "warehouse", "target_date", "yhat_final", "override_ids"]
     if skus is not None and not skus:
         return pd.DataFrame(columns=columns)
     filters = [("sku", "in", skus)] if skus is not None else None
     parts = [
         part.drop(columns=["run_date"])
-        for part in lake.iter_output(FINAL_OUTPUT, night, columns=columns, filters=filters)
+        for part in lake.iter_output(output, night, columns=columns, filters=filters)
     ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 

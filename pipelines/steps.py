@@ -436,7 +436,11 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             rows_in = rows_out = 0
             for k in range(shards):
                 part = lake.read_shard("forecasts", d, k)
-                previous = previous_final(lake, before, part["sku"].unique().tolist()) if before else None
+                previous = (
+                    previous_final(lake, FINAL_OUTPUT, before, part["sku"].unique().tolist())
+                    if before
+                    else None
+                )
                 final = night.apply(part, previous)
                 lake.write_shard(FINAL_OUTPUT, d, k, final, manifest={"shard": k, "shards": shards})
                 rows_in, rows_out = rows_in + len(part), rows_out + len(final)
@@ -448,7 +452,7 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             adjusted = adjust_forecasts(
                 forecasts,
                 stored,
-                previous_final(lake, before, None) if before else None,
+                previous_final(lake, FINAL_OUTPUT, before, None) if before else None,
                 run_date=d,
                 fence_days=cfg.forecast.time_fence_days,
                 categories=categories,

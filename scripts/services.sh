@@ -49,6 +49,9 @@ DO \$\$ BEGIN
     ALTER ROLE $PG_USER LOGIN CREATEDB CREATEROLE PASSWORD '$PG_PASSWORD';
   END IF;
 END \$\$;
+-- a test database is dropped WITH (FORCE), which must also end an autovacuum worker that happens
+-- to be vacuuming it (a process of no role: only pg_signal_backend may end it)
+GRANT pg_signal_backend TO $PG_USER;
 SQL
 
 # --- MariaDB ----------------------------------------------------------------------------------

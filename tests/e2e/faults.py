@@ -86,7 +86,7 @@ def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
                 _raise(ConfigError(f"{INJECTED} in reconcile")),
             )
         ],
-        "adjust": [(pipelines.overrides, "adjust_forecasts", _raise(ConfigError(f"{INJECTED} in adjust")))],
+        "adjust": [(pipelines.overrides, "NightAdjustment", _raise(ConfigError(f"{INJECTED} in adjust")))],
         "score": [(pipelines.anomaly.nightly, "score", _raise(ConfigError(f"{INJECTED} in score")))],
         "load": [(pipelines.load.night, "load_parts", _raise(LoadError(f"{INJECTED} in load")))],
         "alert_incidents": [
