@@ -16,8 +16,10 @@ one SKU in the order they were read.
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -80,10 +82,7 @@ class PartitionWriter:
         if self.cluster is not None and not self.spilled and self._pending:
             table = pa.Table.from_batches(self._pending, schema=self.schema)
             self._pending.clear()
-            order = pc.sort_indices(table, [(self.cluster, "ascending", "at_end")])  # stable
-            writer = self._open()
-            for start in range(0, table.num_rows, ROW_GROUP_ROWS):  # one row group's copy at a time
-                writer.write_table(table.take(order.slice(start, ROW_GROUP_ROWS)))
+            _write_in_order(self._open(), table, sort_order(table.column(self.cluster)))
         self._open().close()
         if self.spilled and self.cluster is not None:
             cluster_file(self._unsorted, self.path, self.cluster, self.schema, compression=self.compression)
@@ -94,6 +93,32 @@ class PartitionWriter:
         self._pending.clear()
         if self._writer is not None:
             self._writer.close()
+
+
+def sort_order(column: pa.ChunkedArray) -> pa.Array:
+    """The stable ascending order of `column`, nulls last: the same as `pc.sort_indices`, got by
+    ranking the column's distinct values and sorting the ranks (integers) instead of the values."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    values = encoded.dictionary
+    rank = np.empty(len(values) + 1, dtype=np.int64)
+    rank[np.asarray(pc.array_sort_indices(values))] = np.arange(len(values))  # values hold no null
+    rank[len(values)] = len(values)  # a null: after every value
+    codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+    return pa.array(np.argsort(rank[codes], kind="stable"))
+
+
+def _write_in_order(writer: pq.ParquetWriter, table: pa.Table, order: pa.Array) -> None:
+    """Write `table`'s rows in `order`, one row group at a time: the next row group is gathered
+    on a second thread while this one is encoded (both release the GIL), so at most two row
+    groups' copies are held besides the table."""
+    starts = range(0, table.num_rows, ROW_GROUP_ROWS)
+    with ThreadPoolExecutor(1) as pool:
+        gathering = pool.submit(table.take, order.slice(0, ROW_GROUP_ROWS))
+        for start in starts:
+            part = gathering.result()
+            if start + ROW_GROUP_ROWS < table.num_rows:
+                gathering = pool.submit(table.take, order.slice(start + ROW_GROUP_ROWS, ROW_GROUP_ROWS))
+            writer.write_table(part)
 
 
 def clustered_by(schema: pa.Schema) -> str | None:

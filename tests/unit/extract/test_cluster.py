@@ -13,7 +13,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipelines.extract.cluster import ROW_GROUP_ROWS, PartitionWriter, cluster_file, clustered_by
+from pipelines.extract.cluster import (
+    ROW_GROUP_ROWS,
+    PartitionWriter,
+    cluster_file,
+    clustered_by,
+    sort_order,
+)
 from pipelines.lake.store import prunable
 
 SCHEMA = pa.schema(
@@ -128,3 +134,31 @@ def test_a_partition_without_a_sku_is_written_as_read(tmp_path: Path):
         writer.write_batch(batch)
     writer.close()
     assert pq.read_table(path).equals(night)
+
+
+def test_the_sort_order_by_ranks_is_arrows_stable_sort_nulls_last():
+    rng = np.random.default_rng(11)
+    texts = [f"S{i:03d}" for i in rng.integers(0, 50, 5_000)]
+    texts[::97] = [None] * len(texts[::97])
+    floats = rng.integers(0, 20, 3_000).astype(float)
+    floats[::13] = np.nan
+    columns = [
+        pa.chunked_array([texts[:2_000], texts[2_000:]]),  # chunks, as batches come
+        pa.chunked_array([pa.array(floats)]).cast(pa.float64()),  # NaN sorts after numbers
+        pa.chunked_array([pa.array(rng.integers(-5, 5, 3_000))]),
+        pa.chunked_array([pa.array([None, None], pa.string())]),
+        pa.chunked_array([pa.array(["b", "a", "\u00e9", "B", ""])]),  # bytewise, as Arrow sorts text
+    ]
+    for column in columns:
+        expected = pc.sort_indices(pa.table({"k": column}), [("k", "ascending", "at_end")])
+        assert sort_order(column).to_pylist() == expected.to_pylist()
+    floats_with_null = pa.chunked_array([pa.array([2.0, None, np.nan, 1.0], pa.float64())])
+    assert sort_order(floats_with_null).to_pylist() == [3, 0, 2, 1]  # numbers, NaN, then null
+
+
+def test_an_empty_night_clustered_in_memory_is_a_valid_empty_file(tmp_path: Path):
+    path = tmp_path / "part-00000.parquet"
+    writer = PartitionWriter(path, SCHEMA, compression="zstd", cluster="sku")
+    writer.write_batch(pa.RecordBatch.from_pylist([], SCHEMA))  # a batch with no rows
+    writer.close()
+    assert pq.read_table(path).num_rows == 0 and pq.read_table(path).schema == SCHEMA
