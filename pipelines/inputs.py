@@ -306,8 +306,7 @@ def customer_fits(lake: Lake, d: date, part: int, shards: int) -> tuple[pd.DataF
             )
         pairs.append(pd.DataFrame(manifest["pairs"]))
         if manifest["rows"]:
-            frame = lake.read_shard("record_fits", d, k, filters=[("customer_part", "=", part)])
-            frames.append(frame.drop(columns=["run_date", "customer_part"]))
+            frames.append(lake.read_exchange("record_fits", d, k, part))
     if not frames:
         from pipelines.anomaly.records import empty_record_fits
 

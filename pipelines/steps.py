@@ -74,10 +74,6 @@ from pipelines.state import (
 )
 
 log = logging.getLogger(__name__)
-# a score shard's fitted order lines are written sorted by partition of customers, in this many
-# row groups: each `score_records` task decodes about its share of every shard's file (more row
-# groups cost more to open than they save: one per partition was measured slower at 128 shards)
-FITS_ROW_GROUPS = 16
 
 
 @dataclass
@@ -518,15 +514,15 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         if night.rows_in is not None:
             out.rows_in = night.rows_in
         manifest = {"series": night.series, "shard": shard, "shards": shards}
-        # sorted by partition, in row groups: a partition's task reads about 1/FITS_ROW_GROUPS of it
-        parted = kept.assign(customer_part=partition_of(kept["customer_id"], shards))
-        lake.write_shard(
+        # cut by partition of customers: a partition's task reads its own batch of every shard
+        lake.write_exchange(
             "record_fits",
             ctx.run_date,
             shard,
-            parted.sort_values("customer_part", kind="stable", ignore_index=True),
+            kept.assign(customer_part=partition_of(kept["customer_id"], shards)),
+            by="customer_part",
+            parts=shards,
             manifest={"pairs": fits.pairs.to_dict(orient="list"), "shard": shard, "shards": shards},
-            row_groups=min(FITS_ROW_GROUPS, shards),
         )
         lake.write_shard("anomalies", ctx.run_date, shard, frame, manifest=manifest)
         out.rows_out = len(frame)

@@ -8,11 +8,13 @@ any output, or the whole lake with one glob (`<lake>/source=*/**/*.parquet`):
     <lake>/source=_seam/table=anomalies/run_date=.../part-shard-00000.parquet
     <lake>/source=_seam/table=quality/run_date=.../dataset-order_lines.parquet       quality results
     <lake>/source=_seam/table=quarantine_<dataset>/run_date=.../part-00000.parquet   quarantined rows
+    <lake>/source=_seam/table=record_fits/run_date=.../_part-shard-00003.arrow      steps' exchange
     <lake>/_meta/source=.../table=.../run_date=YYYY-MM-DD[.shard-00003].json       manifests
     <lake>/_staging/<host>-<pid>-<id>/                                             writes in progress
     <lake>/_state/<kind>/<source>/<table>.json                                     run state files
 
-Every file has the same partition keys (`source`, `table`, `run_date`), which are never repeated
+The exchange files are Arrow IPC, named with a `_` that every Parquet reader skips (see
+`Lake.write_exchange`).  Every file has the same partition keys (`source`, `table`, `run_date`), which are never repeated
 inside the files; dates inside the files are DATE.  A partition (or a shard's file) is written in
 `_staging` on the same filesystem and renamed into place only when complete; its manifest is
 written after it, and seam treats a partition as complete only when its manifest exists.  Staging
@@ -34,6 +36,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -206,7 +209,8 @@ class Lake:
     def write_shard_plan(self, output: str, run_date: date, shards: int) -> None:
         """Declare that `output` for the night comes in `shards` shards (drops shards of an older plan)."""
         folder = self.output_partition(output, run_date)
-        for old in folder.glob("part-shard-*.parquet") if folder.is_dir() else []:
+        shard_files = [*folder.glob("part-shard-*.parquet"), *folder.glob("_part-shard-*.arrow")]
+        for old in shard_files if folder.is_dir() else []:
             if int(old.stem.rsplit("-", 1)[1]) >= shards:
                 old.unlink(missing_ok=True)
                 self._meta(OUTPUTS, output, run_date, f".shard-{old.stem.rsplit('-', 1)[1]}").unlink(
@@ -242,18 +246,79 @@ class Lake:
         shard: int,
         frame: pd.DataFrame,
         manifest: dict[str, Any],
-        *,
-        row_groups: int | None = None,
     ) -> Path:
-        """One shard of a night's output, atomically; returns the night's output folder.  With
-        `row_groups`, the file is cut in that many row groups of equal rows (a frame sorted by the
-        column readers filter on is then read only where their rows are)."""
-        rows = self._write_file(frame, self._shard_file(output, run_date, shard), row_groups=row_groups)
+        """One shard of a night's output, atomically; returns the night's output folder."""
+        rows = self._write_file(frame, self._shard_file(output, run_date, shard))
         with writable(Path(self.root), "the lake (`lake:` in the config)"):
             _write_json(
                 self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"), {"rows": rows, **manifest}
             )
         return self.output_partition(output, run_date)
+
+    def _exchange_file(self, output: str, run_date: date, shard: int) -> Path:
+        return self.output_partition(output, run_date) / f"_part-shard-{shard:05d}.arrow"
+
+    def write_exchange(
+        self,
+        output: str,
+        run_date: date,
+        shard: int,
+        frame: pd.DataFrame,
+        *,
+        by: str,
+        parts: int,
+        manifest: dict[str, Any],
+    ) -> Path:
+        """One shard of an exchange between two mapped steps, atomically: the rows of `frame` cut
+        by the partition number in its column `by` (0 .. parts - 1), written as an Arrow IPC file
+        whose record batch p holds partition p (the column `by` itself is not kept).
+
+        Every reader of a partition reads it from every shard, so the cost of one read is paid
+        shards x partitions times: an IPC batch is found from the file's small footer and decoded
+        alone, where a Parquet file costs its footer, its statistics and a filter per read.  The
+        file's `_` name keeps it out of every reader of the lake's Parquet files (DuckDB, Polars,
+        Spark, pyarrow); its manifest and shard plan are those of a sharded output."""
+        import pyarrow.ipc as ipc
+
+        ordered = frame.sort_values(by, kind="stable", ignore_index=True)
+        cuts = np.searchsorted(ordered[by].to_numpy(), np.arange(parts + 1), side="left")
+        if len(ordered) and not 0 <= ordered[by].iloc[0] <= ordered[by].iloc[-1] < parts:
+            raise ValueError(f"the exchange {output}: a partition number in `{by}` is outside 0..{parts - 1}")
+        table = _to_arrow(ordered.drop(columns=[by]))
+        final = self._exchange_file(output, run_date, shard)
+        with self.staging() as tmp:
+            options = ipc.IpcWriteOptions(compression=COMPRESSION)
+            with ipc.new_file(tmp / final.name, table.schema, options=options) as writer:
+                for p in range(parts):
+                    part = table.slice(cuts[p], cuts[p + 1] - cuts[p]).combine_chunks()
+                    batches = part.to_batches()
+                    writer.write_batch(batches[0] if batches else _empty_batch(table.schema))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / final.name, final)
+            _fsync_dir(final.parent)
+        with writable(Path(self.root), "the lake (`lake:` in the config)"):
+            _write_json(
+                self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"),
+                {"rows": table.num_rows, "parts": parts, **manifest},
+            )
+        return self.output_partition(output, run_date)
+
+    def read_exchange(self, output: str, run_date: date, shard: int, part: int) -> pd.DataFrame:
+        """Partition `part` of one shard of an exchange (`write_exchange`), as pandas."""
+        import pyarrow.ipc as ipc
+
+        path = self._exchange_file(output, run_date, shard)
+        if not path.is_file():
+            raise MissingInputError(f"the lake has no file {path}; run the step that writes it first")
+        with pa.memory_map(str(path)) as source:
+            reader = ipc.open_file(source)
+            if not 0 <= part < reader.num_record_batches:
+                raise ValueError(
+                    f"{path} holds partitions 0..{reader.num_record_batches - 1}, not {part}: it was "
+                    f"written for another shard plan; run its shard again"
+                )
+            table = pa.Table.from_batches([reader.get_batch(part)], schema=reader.schema)
+        return table.to_pandas(date_as_object=False)
 
     def read_shard(
         self,
@@ -369,12 +434,11 @@ class Lake:
         path = self.quarantine_partition(dataset, run_date) / DATA_FILE
         return _read_file(path, run_date) if path.is_file() else None
 
-    def _write_file(self, frame: pd.DataFrame, final: Path, *, row_groups: int | None = None) -> int:
+    def _write_file(self, frame: pd.DataFrame, final: Path) -> int:
         """Write a frame as one Parquet file, atomically (staged, then renamed over `final`)."""
         table = _to_arrow(frame)
-        size = max(1, -(-table.num_rows // row_groups)) if row_groups else None
         with self.staging() as tmp:
-            pq.write_table(table, tmp / final.name, compression=COMPRESSION, row_group_size=size)
+            pq.write_table(table, tmp / final.name, compression=COMPRESSION)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / final.name, final)
             _fsync_dir(final.parent)
@@ -424,6 +488,10 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
         if f.name in dates and pa.types.is_timestamp(f.type):
             table = table.set_column(i, f.name, pc.cast(table.column(i), pa.date32()))
     return table
+
+
+def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
 
 
 def _read_file(

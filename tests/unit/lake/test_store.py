@@ -181,19 +181,38 @@ def test_a_filtered_read_of_a_sharded_output_passes_over_a_shard_without_rows(tm
     assert got[0]["metric"].tolist() == ["revenue"]
 
 
-def test_a_shard_sorted_by_a_column_and_cut_in_row_groups_is_read_only_where_a_filter_points(tmp_path):
-    import pyarrow.dataset as pds
-    import pyarrow.parquet as pq
-
+def test_an_exchange_shard_gives_each_partition_its_rows_and_stays_out_of_the_parquet_dataset(tmp_path):
     lake = Lake(tmp_path / "lake")
     night = date(2026, 11, 22)
-    lake.write_shard_plan("record_fits", night, 1)
-    parts = pd.DataFrame({"customer_part": [k // 100 for k in range(1600)], "v": range(1600)})
-    folder = lake.write_shard("record_fits", night, 0, parts, manifest={}, row_groups=16)
-    path = next(folder.glob("*.parquet"))
-    fragment = next(pds.dataset(path).get_fragments())
-    assert fragment.num_row_groups == 16
-    wanted = pq.filters_to_expression([("customer_part", "=", 5)])
-    assert len(fragment.split_by_row_group(wanted)) == 1
-    got = lake.read_shard("record_fits", night, 0, filters=[("customer_part", "=", 5)])
-    assert got["v"].tolist() == list(range(500, 600))
+    lake.write_shard_plan("record_fits", night, 2)
+    frame = pd.DataFrame(
+        {
+            "customer_part": [3, 0, 3, 1, 0, 3],
+            "v": range(6),
+            "order_date": pd.to_datetime(["2026-11-01"] * 5 + ["2026-11-20"]),
+            "customer_id": ["a", "b", None, "d", "e", "f"],
+        }
+    )
+    folder = lake.write_exchange(
+        "record_fits", night, 0, frame, by="customer_part", parts=5, manifest={"x": 1}
+    )
+    lake.write_exchange("record_fits", night, 1, frame.iloc[:0], by="customer_part", parts=5, manifest={})
+
+    got = [lake.read_exchange("record_fits", night, 0, p) for p in range(5)]
+    assert [g["v"].tolist() for g in got] == [[1, 4], [3], [], [0, 2, 5], []]  # rows in the order given
+    assert list(got[3].columns) == ["v", "order_date", "customer_id"]
+    assert got[3]["order_date"].tolist() == list(pd.to_datetime(["2026-11-01", "2026-11-01", "2026-11-20"]))
+    assert got[3]["customer_id"].isna().tolist() == [False, True, False]
+    assert lake.read_exchange("record_fits", night, 1, 4).empty
+    assert lake.shard_manifest("record_fits", night, 0) == {"rows": 6, "parts": 5, "x": 1}
+    assert lake.complete_shards("record_fits", night) == 2
+    assert ds.dataset(folder, format="parquet").files == []  # no reader of the lake's Parquet sees it
+    with pytest.raises(ValueError, match=r"partitions 0\.\.4, not 5"):
+        lake.read_exchange("record_fits", night, 0, 5)
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        lake.write_exchange("record_fits", night, 0, frame, by="customer_part", parts=2, manifest={})
+    assert lake.read_exchange("record_fits", night, 0, 3)["v"].tolist() == [0, 2, 5]  # left as it was
+
+    lake.write_shard_plan("record_fits", night, 1)  # a smaller plan drops the shards beyond it
+    assert sorted(p.name for p in folder.iterdir()) == ["_part-shard-00000.arrow"]
+    assert lake.complete_shards("record_fits", night) == 1
