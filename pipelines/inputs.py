@@ -297,7 +297,7 @@ def customer_fits(lake: Lake, d: date, part: int, shards: int) -> tuple[pd.DataF
     """The order lines of one partition of customers as every `score` shard fitted them (read
     shard by shard, only the partition's rows), and every shard's repeat-pair counts.  Raises
     `MissingInputError` when a shard has not written its fits."""
-    frames, pairs = [], []
+    fitted, pairs = [], []
     for k in range(shards):
         manifest = lake.shard_manifest("record_fits", d, k)
         if manifest is None:
@@ -306,12 +306,12 @@ def customer_fits(lake: Lake, d: date, part: int, shards: int) -> tuple[pd.DataF
             )
         pairs.append(pd.DataFrame(manifest["pairs"]))
         if manifest["rows"]:
-            frames.append(lake.read_exchange("record_fits", d, k, part))
-    if not frames:
+            fitted.append(k)
+    if not fitted:
         from pipelines.anomaly.records import empty_record_fits
 
         return empty_record_fits().lines, pairs
-    return pd.concat(frames, ignore_index=True), pairs
+    return lake.read_exchange("record_fits", d, fitted, part), pairs
 
 
 def require_usable(cfg: Config, d: date, step: str, datasets: list[str]) -> None:
