@@ -47,7 +47,7 @@ def _forecasts(cfg) -> pd.DataFrame:
 
 
 def test_celery_run_on_two_workers_equals_the_single_process_run(demo_env, pg_database, redis_url, tmp_path):
-    config = demo_env()
+    config = demo_env(lean=True)  # every kind of task, fewer of them: three nights on Celery
     raw = yaml.safe_load(config.read_text())
     raw["scale"] = {"shards": 2}  # forecast and score mapped twice each
     config.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -13,13 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipelines.extract.cluster import (
-    ROW_GROUP_ROWS,
-    PartitionWriter,
-    cluster_file,
-    clustered_by,
-    sort_order,
-)
+from pipelines.extract.cluster import ROW_GROUP_ROWS, PartitionWriter, clustered_by, sort_order
 from pipelines.lake.store import prunable
 
 SCHEMA = pa.schema(
@@ -53,19 +47,29 @@ def _night(n: int, skus: int) -> pa.Table:
     )
 
 
+def _write(path: Path, night: pa.Table, *, buffer: int, chunk: int = 10_000) -> PartitionWriter:
+    writer = PartitionWriter(path, night.schema, compression="zstd", cluster="sku", buffer_bytes=buffer)
+    for batch in night.to_batches(max_chunksize=chunk):
+        writer.write_batch(batch)
+    writer.close()
+    return writer
+
+
+def _stably_sorted(night: pa.Table) -> pa.Table:
+    return night.take(pc.sort_indices(night, [("sku", "ascending", "at_end"), ("order_id", "ascending")]))
+
+
 def test_a_clustered_file_holds_the_same_rows_sorted_by_sku_in_read_order(tmp_path: Path):
     night = _night(150_000, 4_000)
     path = tmp_path / "part-00000.parquet"
-    pq.write_table(night, path, row_group_size=50_000)
     assert clustered_by(SCHEMA) == "sku"
     assert clustered_by(pa.schema([("customer_id", pa.string())])) is None
 
-    cluster_file(path, path, "sku", SCHEMA, compression="zstd")
+    assert _write(path, night, buffer=1 << 20).spilled  # through buckets of SKU ranges
 
     got = pq.read_table(path)
     assert got.schema == SCHEMA  # the types as extracted, time zones and decimals included
-    order = pc.sort_indices(night, [("sku", "ascending", "at_end"), ("order_id", "ascending")])
-    assert got.equals(night.take(order))  # ties (and the null SKU, last) in the order read
+    assert got.equals(_stably_sorted(night))  # ties (and the null SKU, last) in the order read
     meta = pq.ParquetFile(path).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [ROW_GROUP_ROWS] * 2 + [
         150_000 - 2 * ROW_GROUP_ROWS
@@ -76,8 +80,7 @@ def test_a_clustered_file_holds_the_same_rows_sorted_by_sku_in_read_order(tmp_pa
 def test_a_filter_on_a_range_of_skus_reads_only_its_row_groups(tmp_path: Path):
     night = _night(400_000, 20_000)
     path = tmp_path / "part-00000.parquet"
-    pq.write_table(night, path)
-    cluster_file(path, path, "sku", SCHEMA, compression="zstd")
+    _write(path, night, buffer=4 << 20)
     shard = [f"S{i:05d}" for i in range(5_000, 5_400)]  # one shard: a range of SKUs
     filters = [("sku", "in", shard)]
 
@@ -162,3 +165,39 @@ def test_an_empty_night_clustered_in_memory_is_a_valid_empty_file(tmp_path: Path
     writer.write_batch(pa.RecordBatch.from_pylist([], SCHEMA))  # a batch with no rows
     writer.close()
     assert pq.read_table(path).num_rows == 0 and pq.read_table(path).schema == SCHEMA
+
+
+def test_a_night_beyond_the_buffer_is_sorted_whatever_order_its_skus_come_in(tmp_path: Path):
+    base = _night(60_000, 500)
+    skus = base["sku"].to_pylist()
+    nights = {
+        # the first buffer is no sample of the rest: every range of it outgrows the buffer again
+        "sorted descending": base.set_column(
+            1, "sku", pa.array(sorted(skus, key=lambda v: v or "", reverse=True))
+        ),
+        "one sku": base.set_column(1, "sku", pa.array(["S1"] * 60_000)),
+        "nulls beyond the buffer": base.set_column(1, "sku", pa.array([None] * 40_000 + skus[:20_000])),
+        "one sku, a few others": base.set_column(
+            1, "sku", pa.array(["S7" if i % 50 else f"S{i % 9}" for i in range(60_000)])
+        ),
+    }
+    for name, night in nights.items():
+        path = tmp_path / name.replace(" ", "-") / "part-00000.parquet"
+        path.parent.mkdir()
+        writer = _write(path, night, buffer=256 << 10, chunk=3_000)
+        assert writer.spilled, name
+        assert pq.read_table(path).equals(_stably_sorted(night)), name
+        assert [p.name for p in path.parent.iterdir()] == ["part-00000.parquet"], name  # no bucket left
+
+
+def test_an_aborted_write_leaves_no_bucket_behind(tmp_path: Path):
+    night = _night(30_000, 300)
+    path = tmp_path / "part-00000.parquet"
+    writer = PartitionWriter(path, SCHEMA, compression="zstd", cluster="sku", buffer_bytes=64 << 10)
+    for batch in night.to_batches(max_chunksize=2_000):
+        writer.write_batch(batch)
+    assert writer.spilled and any(tmp_path.rglob("bucket-*.arrow"))
+    writer.abort()
+    assert not any(tmp_path.rglob("*.arrow")) and [p.name for p in tmp_path.iterdir()] == [
+        "part-00000.parquet"
+    ]
