@@ -3,8 +3,9 @@
 Never removed:
 - any partition of an incrementally extracted table: a night's dataset is rebuilt from every
   increment up to it, so all of them are needed (the watermarks point into them);
-- seam's outputs within the accuracy window (the last `forecast.horizon + 7` nights and the night
-  before, which the report compares with), whatever `keep_days` says;
+- seam's outputs (and the exchanges between its steps, `<lake>/_exchange/`) within the accuracy
+  window (the last `forecast.horizon + 7` nights and the night before, which the report compares
+  with), whatever `keep_days` says;
 - the newest partition of every dataset: the last good night stays, however old.
 """
 
@@ -46,6 +47,10 @@ def expired_partitions(cfg: Config, today: date) -> list[Expired]:
         days = lake.partition_days(source, table)
         cutoff = today - timedelta(days=keep)
         out += [Expired(source, table, d) for d in days[:-1] if d < cutoff]
+    for output in lake.exchanges():  # an exchange between steps: kept as long as seam's outputs
+        days = lake.exchange_days(output)
+        cutoff = today - timedelta(days=max(cfg.retention.keep_days, window))
+        out += [Expired(OUTPUTS, output, d) for d in days[:-1] if d < cutoff]
     return out
 
 

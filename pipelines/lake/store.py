@@ -8,13 +8,14 @@ any output, or the whole lake with one glob (`<lake>/source=*/**/*.parquet`):
     <lake>/source=_seam/table=anomalies/run_date=.../part-shard-00000.parquet
     <lake>/source=_seam/table=quality/run_date=.../dataset-order_lines.parquet       quality results
     <lake>/source=_seam/table=quarantine_<dataset>/run_date=.../part-00000.parquet   quarantined rows
-    <lake>/source=_seam/table=record_fits/run_date=.../_part-shard-00003.arrow      steps' exchange
+    <lake>/_exchange/table=record_fits/run_date=.../part-shard-00003.arrow         steps' exchanges
     <lake>/_meta/source=.../table=.../run_date=YYYY-MM-DD[.shard-00003].json       manifests
     <lake>/_staging/<host>-<pid>-<id>/                                             writes in progress
     <lake>/_state/<kind>/<source>/<table>.json                                     run state files
 
-The exchange files are Arrow IPC, named with a `_` that every Parquet reader skips (see
-`Lake.write_exchange`).  Every file has the same partition keys (`source`, `table`, `run_date`), which are never repeated
+An exchange between two steps (`Lake.write_exchange`) is Arrow IPC, outside the datasets; its
+manifests and shard plan are a sharded output's, and it is pruned with them.  Every file has the
+same partition keys (`source`, `table`, `run_date`), which are never repeated
 inside the files; dates inside the files are DATE.  A partition (or a shard's file) is written in
 `_staging` on the same filesystem and renamed into place only when complete; its manifest is
 written after it, and seam treats a partition as complete only when its manifest exists.  Staging
@@ -50,7 +51,7 @@ COMPRESSION = "zstd"
 EXCHANGE_COMPRESSION = "lz4"
 KEY = "run_date"  # the partition key of every dataset: the night
 OUTPUTS = "_seam"  # the `source` of seam's own outputs
-_META, _STAGING, _STATE = "_meta", "_staging", "_state"
+_META, _STAGING, _STATE, _EXCHANGE = "_meta", "_staging", "_state", "_exchange"
 STALE_STAGING_SECONDS = 24 * 3600
 
 
@@ -170,6 +171,8 @@ class Lake:
             m.unlink(missing_ok=True)
         folder = self._partition(source, table, day)
         shutil.rmtree(folder, ignore_errors=True)
+        if source == OUTPUTS:
+            shutil.rmtree(self.exchange_partition(table, day), ignore_errors=True)
         return folder
 
     # --- staging ------------------------------------------------------------------------------
@@ -211,8 +214,9 @@ class Lake:
     def write_shard_plan(self, output: str, run_date: date, shards: int) -> None:
         """Declare that `output` for the night comes in `shards` shards (drops shards of an older plan)."""
         folder = self.output_partition(output, run_date)
-        shard_files = [*folder.glob("part-shard-*.parquet"), *folder.glob("_part-shard-*.arrow")]
-        for old in shard_files if folder.is_dir() else []:
+        exchange = self.exchange_partition(output, run_date)
+        shard_files = [*folder.glob("part-shard-*.parquet"), *exchange.glob("part-shard-*.arrow")]
+        for old in shard_files:
             if int(old.stem.rsplit("-", 1)[1]) >= shards:
                 old.unlink(missing_ok=True)
                 self._meta(OUTPUTS, output, run_date, f".shard-{old.stem.rsplit('-', 1)[1]}").unlink(
@@ -257,8 +261,24 @@ class Lake:
             )
         return self.output_partition(output, run_date)
 
+    def exchange_partition(self, output: str, run_date: date) -> Path:
+        """The folder of one night of an exchange between steps (outside every dataset)."""
+        return Path(self.root) / _EXCHANGE / f"table={output}" / f"{KEY}={run_date.isoformat()}"
+
+    def exchanges(self) -> list[str]:
+        """The outputs that are exchanges between steps (`write_exchange`), by name."""
+        return sorted(p.name.split("=", 1)[1] for p in (Path(self.root) / _EXCHANGE).glob("table=*"))
+
+    def exchange_days(self, output: str) -> list[date]:
+        """Nights with a folder of the exchange, oldest first."""
+        base = Path(self.root) / _EXCHANGE / f"table={output}"
+        prefix = f"{KEY}="
+        return sorted(
+            date.fromisoformat(p.name[len(prefix) :]) for p in base.glob(f"{prefix}*") if p.is_dir()
+        )
+
     def _exchange_file(self, output: str, run_date: date, shard: int) -> Path:
-        return self.output_partition(output, run_date) / f"_part-shard-{shard:05d}.arrow"
+        return self.exchange_partition(output, run_date) / f"part-shard-{shard:05d}.arrow"
 
     def write_exchange(
         self,
@@ -278,8 +298,9 @@ class Lake:
         Every reader of a partition reads it from every shard, so the cost of one read is paid
         shards x partitions times: an IPC batch is found from the file's small footer and decoded
         alone, where a Parquet file costs its footer, its statistics and a filter per read.  The
-        file's `_` name keeps it out of every reader of the lake's Parquet files (DuckDB, Polars,
-        Spark, pyarrow); its manifest and shard plan are those of a sharded output."""
+        file lives in `<lake>/_exchange/`, out of every reader of the lake's datasets (DuckDB,
+        Polars, Spark, pyarrow); its manifest and shard plan are those of a sharded output, and
+        `remove_partition` of the output's night removes it too."""
         import pyarrow.ipc as ipc
 
         ordered = frame.sort_values(by, kind="stable", ignore_index=True)

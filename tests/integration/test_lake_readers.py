@@ -63,6 +63,9 @@ def test_every_table_and_output_is_one_dataset_for_every_reader(night_lake: Path
         "source=_seam/table=forecasts",
     } <= names
     assert {"source=_seam/table=anomalies", "source=_seam/table=quality"} <= names
+    # the score shards' exchange with score_records lives outside the datasets
+    assert "source=_seam/table=record_fits" not in names
+    assert any((night_lake / "_exchange" / "table=record_fits").rglob("part-shard-*.arrow"))
     for folder in folders:
         glob = f"{folder}/**/*.parquet"
         ((n,),) = duckdb.sql(

@@ -50,6 +50,10 @@ def test_prune_keeps_increments_the_accuracy_window_and_the_newest_night(tmp_pat
         lake.write_shard_plan("forecasts", d, 1)
         lake.write_shard("forecasts", d, 0, pd.DataFrame({"run_date": [pd.Timestamp(d)], "yhat": [1.0]}), {})
         lake.write_quarantine("order_lines", d, pd.DataFrame({"_seam_row": [0]}))
+        lake.write_shard_plan("record_fits", d, 1)  # an exchange between steps, outside the datasets
+        lake.write_exchange(
+            "record_fits", d, 0, pd.DataFrame({"p": [0], "v": [1]}), by="p", parts=1, manifest={}
+        )
     old_only = TODAY - timedelta(days=100)
     _night(lake, "erp", "stale_table", old_only)  # a table whose newest night is old: it stays
     for d in nights[:8]:
@@ -64,6 +68,7 @@ def test_prune_keeps_increments_the_accuracy_window_and_the_newest_night(tmp_pat
     assert len([g for g in gone if "table=products/" in g]) == 40 - 11  # older than keep_days (10)
     # outputs keep the accuracy window (horizon 14 + 7, and the night before) over keep_days
     assert len([g for g in gone if "table=forecasts/" in g]) == 40 - 23
+    assert len([g for g in gone if "table=record_fits/" in g]) == 40 - 23  # as the outputs
     assert len([g for g in gone if "table=quarantine_order_lines/" in g]) == 40 - 4
     assert [p.name for p in planned.reports] == [d.isoformat() for d in sorted(nights[6:8])]
 
@@ -77,6 +82,9 @@ def test_prune_keeps_increments_the_accuracy_window_and_the_newest_night(tmp_pat
         and len(lake.partition_days("erp", "order_lines")) == 40
     )
     assert lake.table_days("erp", "products") == sorted(nights)[-11:]  # manifests went with the data
+    kept = lake.exchange_days("record_fits")
+    assert kept == sorted(nights)[-23:]
+    assert [d for d in nights if lake.complete_shards("record_fits", d)] == [d for d in nights if d in kept]
     assert sorted(p.name for p in cfg.report.directory.iterdir()) == sorted(
         ["gx-project", *[d.isoformat() for d in nights[:6]]]
     )

@@ -1,4 +1,5 @@
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -223,7 +224,10 @@ def test_an_exchange_shard_gives_each_partition_its_rows_and_stays_out_of_the_pa
     ]
     assert lake.shard_manifest("record_fits", night, 0) == {"rows": 6, "parts": 5, "x": 1}
     assert lake.complete_shards("record_fits", night) == 2
-    assert ds.dataset(folder, format="parquet").files == []  # no reader of the lake's Parquet sees it
+    exchange = lake.exchange_partition("record_fits", night)
+    assert sorted(p.name for p in exchange.iterdir()) == ["part-shard-00000.arrow", "part-shard-00001.arrow"]
+    assert not folder.exists() and not any(Path(lake.root).glob("source=*/**/*.arrow"))  # out of the datasets
+    assert lake.exchanges() == ["record_fits"] and lake.exchange_days("record_fits") == [night]
     with pytest.raises(ValueError, match=r"partitions 0\.\.4, not 5"):
         lake.read_exchange("record_fits", night, [0], 5)
     with pytest.raises(ValueError, match=r"outside 0\.\.1"):
@@ -231,5 +235,8 @@ def test_an_exchange_shard_gives_each_partition_its_rows_and_stays_out_of_the_pa
     assert lake.read_exchange("record_fits", night, [0], 3)["v"].tolist() == [0, 2, 5]  # left as it was
 
     lake.write_shard_plan("record_fits", night, 1)  # a smaller plan drops the shards beyond it
-    assert sorted(p.name for p in folder.iterdir()) == ["_part-shard-00000.arrow"]
+    assert sorted(p.name for p in exchange.iterdir()) == ["part-shard-00000.arrow"]
     assert lake.complete_shards("record_fits", night) == 1
+
+    lake.remove_partition("_seam", "record_fits", night)  # the night's output goes, its exchange too
+    assert not exchange.exists() and lake.complete_shards("record_fits", night) is None
