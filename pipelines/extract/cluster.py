@@ -34,8 +34,10 @@ import pyarrow.parquet as pq
 CLUSTER_COLUMN = "sku"
 ROW_GROUP_ROWS = 65_536
 # what a clustered extraction holds besides a batch: the night, up to BUFFER_BYTES of Arrow, sorted
-# in memory (plus two row groups' copies); beyond, one bucket of about that size at a time
-BUFFER_BYTES = 128 * 1024 * 1024
+# in memory (plus two row groups' copies); beyond, one bucket of about that size at a time.  At
+# 64 MB the 64x scale night's order lines peaked 78 MB above the 4x night's, against 165 MB at
+# 128 MB, in the same time (BENCHMARKS.md)
+BUFFER_BYTES = 64 * 1024 * 1024
 # SKU ranges a night that outgrows the buffer is distributed over (each with its bound's bucket)
 RANGES = 32
 
