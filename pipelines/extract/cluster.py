@@ -36,7 +36,7 @@ ROW_GROUP_ROWS = 65_536
 # what a clustered extraction holds besides a batch: the night, up to BUFFER_BYTES of Arrow, sorted
 # in memory (plus two row groups' copies); beyond, one bucket of about that size at a time.  At
 # 64 MB the 64x scale night's order lines peaked 78 MB above the 4x night's, against 165 MB at
-# 128 MB, in the same time (BENCHMARKS.md)
+# 128 MB, in the same time (benchmarks/extract_buffer.py)
 BUFFER_BYTES = 64 * 1024 * 1024
 # SKU ranges a night that outgrows the buffer is distributed over (each with its bound's bucket)
 RANGES = 32
