@@ -255,11 +255,14 @@ class Lake:
     ) -> Path:
         """One shard of a night's output, atomically; returns the night's output folder."""
         rows = self._write_file(frame, self._shard_file(output, run_date, shard))
-        with writable(Path(self.root), "the lake (`lake:` in the config)"):
-            _write_json(
-                self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"), {"rows": rows, **manifest}
-            )
+        self._write_shard_manifest(output, run_date, shard, {"rows": rows, **manifest})
         return self.output_partition(output, run_date)
+
+    def _write_shard_manifest(
+        self, output: str, run_date: date, shard: int, manifest: dict[str, Any]
+    ) -> None:
+        with writable(Path(self.root), "the lake (`lake:` in the config)"):
+            _write_json(self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"), manifest)
 
     def exchange_partition(self, output: str, run_date: date) -> Path:
         """The folder of one night of an exchange between steps (outside every dataset)."""
@@ -308,22 +311,17 @@ class Lake:
         if len(ordered) and not 0 <= ordered[by].iloc[0] <= ordered[by].iloc[-1] < parts:
             raise ValueError(f"the exchange {output}: a partition number in `{by}` is outside 0..{parts - 1}")
         table = _to_arrow(ordered.drop(columns=[by]))
+        options = ipc.IpcWriteOptions(compression=EXCHANGE_COMPRESSION)
         final = self._exchange_file(output, run_date, shard)
-        with self.staging() as tmp:
-            options = ipc.IpcWriteOptions(compression=EXCHANGE_COMPRESSION)
-            with ipc.new_file(tmp / final.name, table.schema, options=options) as writer:
-                for p in range(parts):
-                    part = table.slice(cuts[p], cuts[p + 1] - cuts[p]).combine_chunks()
-                    batches = part.to_batches()
-                    writer.write_batch(batches[0] if batches else _empty_batch(table.schema))
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp / final.name, final)
-            _fsync_dir(final.parent)
-        with writable(Path(self.root), "the lake (`lake:` in the config)"):
-            _write_json(
-                self._meta(OUTPUTS, output, run_date, f".shard-{shard:05d}"),
-                {"rows": table.num_rows, "parts": parts, **manifest},
-            )
+        # the writer closes (its footer written) before the file is published
+        with self._published(final) as staged, ipc.new_file(staged, table.schema, options=options) as writer:
+            for p in range(parts):
+                part = table.slice(cuts[p], cuts[p + 1] - cuts[p]).combine_chunks()
+                batches = part.to_batches()
+                writer.write_batch(batches[0] if batches else _empty_batch(table.schema))
+        self._write_shard_manifest(
+            output, run_date, shard, {"rows": table.num_rows, "parts": parts, **manifest}
+        )
         return self.output_partition(output, run_date)
 
     def read_exchange(self, output: str, run_date: date, shards: Sequence[int], part: int) -> pd.DataFrame:
@@ -467,12 +465,18 @@ class Lake:
     def _write_file(self, frame: pd.DataFrame, final: Path) -> int:
         """Write a frame as one Parquet file, atomically (staged, then renamed over `final`)."""
         table = _to_arrow(frame)
+        with self._published(final) as staged:
+            pq.write_table(table, staged, compression=COMPRESSION)
+        return table.num_rows
+
+    @contextmanager
+    def _published(self, final: Path) -> Iterator[Path]:
+        """A staging path for a file that replaces `final` when the block ends without error."""
         with self.staging() as tmp:
-            pq.write_table(table, tmp / final.name, compression=COMPRESSION)
+            yield tmp / final.name
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / final.name, final)
             _fsync_dir(final.parent)
-        return table.num_rows
 
     # --- run-state files ----------------------------------------------------------------------
     def read_state(self, kind: str, source: str, table: str) -> dict[str, Any] | None:
