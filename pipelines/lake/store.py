@@ -157,11 +157,7 @@ class Lake:
 
     def partition_days(self, source: str, table: str) -> list[date]:
         """Nights with a partition folder of the dataset (complete or not), oldest first."""
-        base = self._dataset(source, table)
-        prefix = f"{KEY}="
-        return sorted(
-            date.fromisoformat(p.name[len(prefix) :]) for p in base.glob(f"{prefix}*") if p.is_dir()
-        )
+        return _night_folders(self._dataset(source, table))
 
     def remove_partition(self, source: str, table: str, day: date) -> Path:
         """Remove one night of a dataset: its manifests first (seam then sees it as absent), then
@@ -274,11 +270,7 @@ class Lake:
 
     def exchange_days(self, output: str) -> list[date]:
         """Nights with a folder of the exchange, oldest first."""
-        base = Path(self.root) / _EXCHANGE / f"table={output}"
-        prefix = f"{KEY}="
-        return sorted(
-            date.fromisoformat(p.name[len(prefix) :]) for p in base.glob(f"{prefix}*") if p.is_dir()
-        )
+        return _night_folders(Path(self.root) / _EXCHANGE / f"table={output}")
 
     def _exchange_file(self, output: str, run_date: date, shard: int) -> Path:
         return self.exchange_partition(output, run_date) / f"part-shard-{shard:05d}.arrow"
@@ -522,6 +514,12 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
         if f.name in dates and pa.types.is_timestamp(f.type):
             table = table.set_column(i, f.name, pc.cast(table.column(i), pa.date32()))
     return table
+
+
+def _night_folders(base: Path) -> list[date]:
+    """The nights of the `run_date=` folders under `base`, oldest first."""
+    prefix = f"{KEY}="
+    return sorted(date.fromisoformat(p.name[len(prefix) :]) for p in base.glob(f"{prefix}*") if p.is_dir())
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
