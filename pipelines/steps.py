@@ -596,8 +596,9 @@ def run_load(cfg: Config, ctx: RunContext) -> list[LoadResult]:
     the reconcile step), anomaly scores and incidents, quality results, actuals and accuracy
     back, exactly once (`pipelines.load.night`)."""
     with tracked(cfg, ctx, "load") as out:
-        night = night_results(cfg, ctx.run_date)
-        results = load_night(cfg, ctx.run_date, night)
+        with Lake(cfg.lake).spill() as spill:  # the night's actuals and archive, by shard
+            night = night_results(cfg, ctx.run_date, spill)
+            results = load_night(cfg, ctx.run_date, night)
         out.rows_in = night.rows
         out.rows_out = sum(r.rows for r in results if not r.skipped)
         out.checksum = hashlib.sha256("".join(r.checksum for r in results).encode()).hexdigest()

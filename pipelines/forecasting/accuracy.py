@@ -104,7 +104,7 @@ def build_forecast_accuracy(
     `forecasts`: archived forecasts (`FORECAST_COLUMNS`); `actuals`: `sku, warehouse, ds, actual`
     of the window; `history`: `sku, warehouse, ds, y`, the daily demand before the window (for the
     MASE scale), or None and `scale`, the scales themselves (`build_mase_scale` of that history,
-    as `night_actuals` gives them); `categories`: `sku, category` (None: no `category` rows).
+    as `pipelines.load.accuracy.spill_demand` keeps them); `categories`: `sku, category` (None: no `category` rows).
     Forecasts without an actual are not scored.  Returns one row per level, entity and lag, sorted.
     """
     if (history is None) == (scale is None):
@@ -126,6 +126,20 @@ def build_forecast_accuracy(
             f"({pd.to_datetime(actuals['ds']).min().date()}), got history up to "
             f"{pd.to_datetime(history['ds']).max().date()}; pass only the days before the window"
         )
+    scales = build_mase_scale(history) if history is not None else scale
+    assert scales is not None
+    return accuracy_rows(forecast_partials(forecasts, actuals, scales, categories), run_date)
+
+
+def forecast_partials(
+    forecasts: pd.DataFrame, actuals: pd.DataFrame, scale: pd.Series, categories: pd.DataFrame | None
+) -> pd.DataFrame:
+    """`partial_accuracy` of every level (`series`, `category` when `categories` are given, `all`)
+    of the points of `forecasts` and `actuals` (checked as by `build_forecast_accuracy`), with the
+    MASE `scale` of every series.  Given whole series (a shard of SKUs), a series' rows are
+    complete; `accuracy_rows` of the partials of every shard together sums the other levels."""
+    for name, df in (("forecasts", forecasts), ("actuals", actuals)):
+        _check(df, name)
     act = actuals[["sku", "warehouse", "ds", "actual"]].rename(columns={"ds": "target_date"})
     act = act.assign(target_date=pd.to_datetime(act["target_date"]), actual=act["actual"].astype(float))
     fc = forecasts[list(FORECAST_COLUMNS)].assign(
@@ -136,10 +150,8 @@ def build_forecast_accuracy(
     # the same batch checksum) however the archive was read.
     pts = pts.sort_values(["sku", "warehouse", "run_date", "target_date"], kind="stable", ignore_index=True)
     if pts.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
-    scales = build_mase_scale(history) if history is not None else scale
-    assert scales is not None
-    pts = pts.merge(scales.rename("scale").reset_index(), on=["sku", "warehouse"], how="left")
+        return pd.DataFrame(columns=list(PARTIAL_COLUMNS))
+    pts = pts.merge(scale.rename("scale").reset_index(), on=["sku", "warehouse"], how="left")
     pts = _score_points(pts)
     entities = {"series": join_keys(pts["sku"], pts["warehouse"]), "all": pd.Series("all", index=pts.index)}
     if categories is not None:
@@ -151,13 +163,91 @@ def build_forecast_accuracy(
                 NO_CATEGORY,
             )
         entities["category"] = category.fillna(NO_CATEGORY).astype(str)
-    parts = [
-        _aggregate(pts.assign(level=level, entity=entities[level])) for level in LEVELS if level in entities
-    ]
-    out = pd.concat(parts, ignore_index=True)
+    return pd.concat(
+        [partial_accuracy(pts.assign(level=lv, entity=entities[lv])) for lv in LEVELS if lv in entities],
+        ignore_index=True,
+    )
+
+
+#: The columns of `partial_accuracy`: a group's counts and sums, which add up over parts of it.
+PARTIAL_COLUMNS = (
+    "level",
+    "entity",
+    "lag_days",
+    "n_points",
+    "mase_points",
+    "sum_actual",
+    "sum_forecast",
+    "sum_abs_error",
+    "sum_abs_actual",
+    "sum_scaled_error",
+    "n_in_80",
+    "n_in_95",
+    "first_run_date",
+    "last_run_date",
+)
+
+
+def partial_accuracy(pts: pd.DataFrame) -> pd.DataFrame:
+    """Per level, entity and lag of scored points (`_score_points`, with `level` and `entity`):
+    the counts and sums every figure is made of (`PARTIAL_COLUMNS`), so that the points of a group
+    may be scored in parts (one shard of series at a time) and the parts added up
+    (`accuracy_rows`)."""
+    return (
+        pts.groupby(["level", "entity", "lag_days"], sort=True)
+        .agg(
+            n_points=("actual", "size"),
+            mase_points=("scaled_error", "count"),
+            sum_actual=("actual", "sum"),
+            sum_forecast=("yhat", "sum"),
+            sum_abs_error=("abs_error", "sum"),
+            sum_abs_actual=("abs_actual", "sum"),
+            sum_scaled_error=("scaled_error", "sum"),
+            n_in_80=("in_80", "sum"),
+            n_in_95=("in_95", "sum"),
+            first_run_date=("run_date", "min"),
+            last_run_date=("run_date", "max"),
+        )
+        .reset_index()
+    )
+
+
+def accuracy_rows(partials: pd.DataFrame, run_date: date) -> pd.DataFrame:
+    """Rows of `seam_forecast_accuracy` for the night from `partial_accuracy` rows (a group's
+    parts added up): one row per level, entity and lag, in the order of `LEVELS` and then of
+    `HIERARCHY_LEVELS`, each by entity and lag."""
+    if not len(partials):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
+    out = (
+        partials.groupby(["level", "entity", "lag_days"], sort=True)
+        .agg(
+            n_points=("n_points", "sum"),
+            mase_points=("mase_points", "sum"),
+            sum_actual=("sum_actual", "sum"),
+            sum_forecast=("sum_forecast", "sum"),
+            sum_abs_error=("sum_abs_error", "sum"),
+            sum_abs_actual=("sum_abs_actual", "sum"),
+            sum_scaled_error=("sum_scaled_error", "sum"),
+            n_in_80=("n_in_80", "sum"),
+            n_in_95=("n_in_95", "sum"),
+            first_run_date=("first_run_date", "min"),
+            last_run_date=("last_run_date", "max"),
+        )
+        .reset_index()
+        .astype({"n_points": "int64", "mase_points": "int64"})
+    )
+    denominator = out["sum_abs_actual"].where(out["sum_abs_actual"] > 0)
+    out["wape"] = out["sum_abs_error"] / denominator
+    out["bias"] = (out["sum_forecast"] - out["sum_actual"]) / denominator
+    mase = out["sum_scaled_error"] / out["mase_points"].where(out["mase_points"] > 0)
+    out["mase"] = mase.replace([np.inf, -np.inf], np.nan)
+    out["coverage_80"] = out["n_in_80"] / out["n_points"]
+    out["coverage_95"] = out["n_in_95"] / out["n_points"]
     out.insert(0, "run_date", pd.Timestamp(run_date))
-    order = out["level"].map({level: i for i, level in enumerate(LEVELS)})
-    out = out.assign(_order=order).sort_values(["_order", "entity", "lag_days"], kind="stable")
+    order = {lv: i for i, lv in enumerate((*LEVELS, *HIERARCHY_LEVELS.values()))}
+    out = out.assign(_order=out["level"].map(order)).sort_values(
+        ["_order", "entity", "lag_days"], kind="stable"
+    )
     return out[list(ACCURACY_COLUMNS)].reset_index(drop=True)
 
 
@@ -200,70 +290,64 @@ def build_hierarchy_accuracy(
     node's own in-sample mean absolute weekly difference (of the summed history); otherwise the
     figures are those of the module docstring.  `actuals`, `history`, `categories` as for
     `build_forecast_accuracy`; instead of `history`, `node_scale` may give the scales themselves
-    (per `series_key`, as `night_actuals` gives them)."""
-    from pipelines.forecasting.hierarchy import LEVEL_KEYS, series_keys
-    from pipelines.forecasting.hierarchy import NO_CATEGORY as NONE
-
+    (per `series_key`, as `pipelines.load.accuracy.spill_demand` keeps them)."""
     missing = [c for c in HIERARCHY_COLUMNS if c not in forecasts.columns]
     if missing:
         raise DataError(f"build_hierarchy_accuracy: `forecasts` lacks columns {missing}")
     if (history is None) == (node_scale is None):
         raise ValueError("build_hierarchy_accuracy: pass either `history` or `node_scale`")
-    cat = dict(zip(categories["sku"], categories["category"], strict=True)) if categories is not None else {}
-    act = actuals.assign(ds=pd.to_datetime(actuals["ds"]), category=actuals["sku"].map(cat).fillna(NONE))
     scales = node_scales([history], categories) if history is not None else node_scale
     assert scales is not None
-    fc = forecasts[list(HIERARCHY_COLUMNS)].assign(
-        run_date=pd.to_datetime(forecasts["run_date"]), target_date=pd.to_datetime(forecasts["target_date"])
-    )
-    parts = []
-    for level, name in HIERARCHY_LEVELS.items():
+    nodes = node_actuals(actuals, categories)
+    return accuracy_rows(hierarchy_partials(forecasts, nodes, scales), run_date)
+
+
+def node_actuals(actuals: pd.DataFrame, categories: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """Per level of the hierarchy, the `actuals` (`sku, warehouse, ds, actual`) summed to its
+    nodes: `series_key, target_date, actual`.  Given whole SKUs (a shard), the nodes of the levels
+    of SKUs are complete; the others are the shard's part of their sums."""
+    from pipelines.forecasting.hierarchy import LEVEL_KEYS, series_keys
+    from pipelines.forecasting.hierarchy import NO_CATEGORY as NONE
+
+    cat = dict(zip(categories["sku"], categories["category"], strict=True)) if categories is not None else {}
+    act = actuals.assign(ds=pd.to_datetime(actuals["ds"]), category=actuals["sku"].map(cat).fillna(NONE))
+    out = {}
+    for level in HIERARCHY_LEVELS:
         keys = list(LEVEL_KEYS[level])
-        mine = fc[fc["level"] == level]
-        if mine.empty:
-            continue
         a = (
             act.groupby([*keys, "ds"], as_index=False)["actual"].sum()
             if keys
             else act.groupby("ds", as_index=False)["actual"].sum()
         )
         a = a.assign(series_key=series_keys(level, a)).rename(columns={"ds": "target_date"})
-        scale = scales.rename("scale").rename_axis("series_key").reset_index()
-        pts = mine.merge(a[["series_key", "target_date", "actual"]], on=["series_key", "target_date"])
+        out[level] = a[["series_key", "target_date", "actual"]]
+    return out
+
+
+def hierarchy_partials(
+    forecasts: pd.DataFrame, nodes: dict[str, pd.DataFrame], node_scale: pd.Series
+) -> pd.DataFrame:
+    """`partial_accuracy` of the reconciled forecasts of every level (`forecasts`: rows of
+    `seam_forecasts_hierarchy`) against the actuals of their nodes (`node_actuals`, complete for
+    the nodes given), with the MASE scale of every node (`node_scale`, per `series_key`)."""
+    fc = forecasts[list(HIERARCHY_COLUMNS)].assign(
+        run_date=pd.to_datetime(forecasts["run_date"]), target_date=pd.to_datetime(forecasts["target_date"])
+    )
+    scale = node_scale.rename("scale").rename_axis("series_key").reset_index()
+    parts = []
+    for level, name in HIERARCHY_LEVELS.items():
+        mine = fc[fc["level"] == level]
+        if mine.empty or level not in nodes:
+            continue
+        pts = mine.merge(nodes[level], on=["series_key", "target_date"])
         pts = pts.sort_values(["series_key", "run_date", "target_date"], kind="stable", ignore_index=True)
         if pts.empty:
             continue
         pts = _score_points(
             pts.merge(scale, on="series_key", how="left").assign(actual=lambda f: f["actual"].astype(float))
         )
-        parts.append(_aggregate(pts.assign(level=name, entity=pts["series_key"])))
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
-    out = pd.concat(parts, ignore_index=True)
-    out.insert(0, "run_date", pd.Timestamp(run_date))
-    return out[list(ACCURACY_COLUMNS)].reset_index(drop=True)
-
-
-def _aggregate(pts: pd.DataFrame) -> pd.DataFrame:
-    g = pts.groupby(["level", "entity", "lag_days"], sort=True)
-    out = g.agg(
-        n_points=("actual", "size"),
-        mase_points=("scaled_error", "count"),
-        sum_actual=("actual", "sum"),
-        sum_forecast=("yhat", "sum"),
-        sum_abs_error=("abs_error", "sum"),
-        sum_abs_actual=("abs_actual", "sum"),
-        mase=("scaled_error", "mean"),
-        coverage_80=("in_80", "mean"),
-        coverage_95=("in_95", "mean"),
-        first_run_date=("run_date", "min"),
-        last_run_date=("run_date", "max"),
-    ).reset_index()
-    denominator = out["sum_abs_actual"].where(out["sum_abs_actual"] > 0)
-    out["wape"] = out["sum_abs_error"] / denominator
-    out["bias"] = (out["sum_forecast"] - out["sum_actual"]) / denominator
-    out["mase"] = out["mase"].replace([np.inf, -np.inf], np.nan)
-    return out.astype({"n_points": "int64", "mase_points": "int64"})
+        parts.append(partial_accuracy(pts.assign(level=name, entity=pts["series_key"])))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PARTIAL_COLUMNS))
 
 
 def build_actuals(
@@ -290,46 +374,6 @@ def build_actuals(
     ).reset_index(drop=True)
     history = series.loc[~in_window, ["sku", "warehouse", "ds", "y"]].reset_index(drop=True)
     return actuals, history
-
-
-def night_actuals(
-    shards: Iterable[pd.DataFrame],
-    *,
-    run_date: date,
-    horizon: int,
-    history_days: int,
-    categories: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
-    """`build_actuals` of a night's order lines given one shard of SKUs at a time (every warehouse
-    of a SKU in the same shard), so that one shard's lines are in memory, not the night's:
-    `(actuals, scale, node_scale)`, the rows of `seam_actuals` in `build_actuals`' order, the MASE
-    scale of every series (`build_mase_scale` of its history) and of every node of the forecast
-    hierarchy (`NodeScales`, with the products' `categories`)."""
-    actuals: list[pd.DataFrame] = []
-    scales: list[pd.Series] = []
-    nodes = NodeScales(categories)
-    for lines in shards:
-        shard_actuals, history = build_actuals(
-            lines, run_date=run_date, horizon=horizon, history_days=history_days
-        )
-        actuals.append(shard_actuals)
-        scales.append(build_mase_scale(history))
-        nodes.add(history)
-    if not actuals:  # a night without order lines
-        empty = pd.DataFrame(
-            {
-                "sku": pd.Series(dtype=object),
-                "warehouse": pd.Series(dtype=object),
-                "ds": pd.Series(dtype="datetime64[ns]"),
-                "actual": pd.Series(dtype=float),
-            }
-        )
-        index = pd.MultiIndex.from_arrays([[], []], names=["sku", "warehouse"])
-        return empty, pd.Series(dtype=float, index=index, name="scale"), nodes.result()
-    out = pd.concat(actuals, ignore_index=True)
-    order = pd.DataFrame({"id": join_keys(out["sku"], out["warehouse"]), "ds": out["ds"]})
-    out = out.loc[order.sort_values(["id", "ds"], kind="stable").index].reset_index(drop=True)
-    return out, pd.concat(scales), nodes.result()
 
 
 def _node_history(history: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -387,13 +431,26 @@ class NodeScales:
             else:
                 self.partial[level].append(nodes)
 
-    def result(self) -> pd.Series:
+    def take_local(self) -> pd.Series:
+        """The scales of the SKU and SKU x warehouse nodes added since the last call (and forgets
+        them): a caller that keeps them by shard need not hold every series' scale."""
+        local = [s for s in self.local if len(s)]
+        self.local = []
+        return pd.concat(local) if local else pd.Series(dtype=float, name="scale")
+
+    def above(self) -> pd.Series:
+        """The scales of the nodes above SKUs (from every part added)."""
         above = [
             _weekly_scale(pd.concat(parts).groupby(["series_key", "ds"], as_index=False)["y"].sum())
             for parts in self.partial.values()
             if parts
         ]
-        scales = [s for s in (*self.local, *above) if len(s)]
+        above = [s for s in above if len(s)]
+        return pd.concat(above) if above else pd.Series(dtype=float, name="scale")
+
+    def result(self) -> pd.Series:
+        """The scales of every node added."""
+        scales = [s for s in (self.take_local(), self.above()) if len(s)]
         return pd.concat(scales) if scales else pd.Series(dtype=float, name="scale")
 
 

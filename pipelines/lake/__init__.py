@@ -3,7 +3,8 @@
 Public API:
     Lake(root)                     every read and write of the lake (source-table partitions,
                                    sharded stage outputs and their plans, quality results,
-                                   quarantine, run-state files, staging and its sweep)
+                                   quarantine, run-state files, staging and its sweep,
+                                   `spill()`: a task's scratch rows between two passes)
     read_dataset(cfg, dataset, d)  a canonical dataset as of a night, conformed to its contract:
                                    the union of every source feeding it, with a `source` column
     read_source_nights(cfg, ds, d) each source's Arrow tables of a dataset's night (a few columns,
@@ -18,6 +19,15 @@ Polars, Spark and pandas.
 """
 
 from pipelines.lake.datasets import SourceNights, dataset_files, read_dataset, read_source_nights
+from pipelines.lake.spill import Spill
 from pipelines.lake.store import Lake, read_partition
 
-__all__ = ["Lake", "SourceNights", "dataset_files", "read_dataset", "read_partition", "read_source_nights"]
+__all__ = [
+    "Lake",
+    "SourceNights",
+    "Spill",
+    "dataset_files",
+    "read_dataset",
+    "read_partition",
+    "read_source_nights",
+]

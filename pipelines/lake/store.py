@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.errors import MissingInputError
+from pipelines.lake.spill import Spill
 
 DATA_FILE = "part-00000.parquet"
 COMPRESSION = "zstd"
@@ -187,6 +188,17 @@ class Lake:
                 yield tmp
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextmanager
+    def spill(self) -> Iterator[Spill]:
+        """Scratch files for a task's rows between two passes over them (`Spill`), in a staging
+        folder removed when the block ends."""
+        with self.staging() as tmp:
+            spill = Spill(tmp)
+            try:
+                yield spill
+            finally:
+                spill.close()
 
     def sweep_staging(self) -> list[Path]:
         """Remove staging left by processes that died (on this host), or older than a day."""

@@ -7,9 +7,12 @@ Public functions:
                                                                (one part in memory at a time)
     batch_checksum(frame, key) -> str                          the order-independent checksum
     parts_checksum(parts) -> str | None                        ... of the rows of every part
-    load_forecast_accuracy(cfg, run_date, actuals, scale,      score archived forecasts (every
-                           node_scale, categories)             level of the hierarchy), load them
-    night_results(cfg, run_date) -> NightResults               the night's batches from the lake
+    spill_demand(lines, spill, ...) -> NightDemand             the night's actuals by shard, in a
+                                                               spill (`Lake.spill`)
+    load_forecast_accuracy(cfg, run_date, demand)              score archived forecasts (every
+                                                               level of the hierarchy) a shard at
+                                                               a time, load them
+    night_results(cfg, run_date, spill) -> NightResults        the night's batches from the lake
     load_night(cfg, run_date, night) -> [LoadResult]           every batch, then the accuracy
                                                                (`pipelines.load.night`)
 
@@ -17,7 +20,7 @@ Contract: batches are complete nights of a table in `pipelines.results`' columns
 bulk path is chosen by `pipelines.db`; `seam_load_batches` is written on the same transaction.
 """
 
-from pipelines.load.accuracy import load_forecast_accuracy, read_forecast_archive
+from pipelines.load.accuracy import NightDemand, load_forecast_accuracy, read_forecast_archive, spill_demand
 from pipelines.load.batch import (
     LoadResult,
     batch_checksum,
@@ -29,6 +32,7 @@ from pipelines.load.batch import (
 
 __all__ = [
     "LoadResult",
+    "NightDemand",
     "batch_checksum",
     "load_batch",
     "load_forecast_accuracy",
@@ -36,4 +40,5 @@ __all__ = [
     "no_checkpoint",
     "parts_checksum",
     "read_forecast_archive",
+    "spill_demand",
 ]

@@ -1,8 +1,9 @@
 """One night's results, from the lake to the databases that receive them.
 
-    night_results(cfg, d) -> NightResults     every batch of the night: final forecasts, the
+    night_results(cfg, d, spill) -> NightResults  every batch of the night: final forecasts, the
                                               forecast hierarchy, anomaly scores (per owning
-                                              database), quality results, actuals
+                                              database), quality results, actuals (by shard,
+                                              in the spill: `pipelines.load.accuracy`)
     load_night(cfg, d, night) -> [LoadResult]  each batch through `load_parts` (and tonight's
                                               incidents with the anomaly scores), then the
                                               forecasts' accuracy
@@ -25,10 +26,9 @@ import pandas as pd
 
 from pipelines.config import Config, results_url
 from pipelines.db import make_engine
-from pipelines.forecasting.accuracy import night_actuals
 from pipelines.inputs import flagged_scores, lines_by_shard
-from pipelines.lake import Lake
-from pipelines.load.accuracy import accuracy_categories, load_forecast_accuracy
+from pipelines.lake import Lake, Spill
+from pipelines.load.accuracy import NightDemand, accuracy_categories, load_forecast_accuracy, spill_demand
 from pipelines.load.batch import LoadResult, Parts, load_parts, parts_checksum
 from pipelines.load.incidents import load_incidents
 from pipelines.quality import blocked_datasets, read_quality
@@ -49,8 +49,7 @@ class NightResults:
     """The night's batches (database, table, its parts), and what scoring the forecasts needs."""
 
     batches: list[tuple[str, str, Parts]] = field(default_factory=list)
-    demand: tuple[pd.DataFrame, pd.Series, pd.Series] | None = None
-    categories: pd.DataFrame | None = None
+    demand: NightDemand | None = None
     rows: int = 0  # rows of the batches, counted as they load
 
 
@@ -119,8 +118,9 @@ def _scores_of(cfg: Config, lake: Lake, d: date, src: str) -> Parts:
     )
 
 
-def night_results(cfg: Config, d: date) -> NightResults:
-    """Every batch of night `d` that the lake holds, addressed to the database that receives it."""
+def night_results(cfg: Config, d: date, spill: Spill) -> NightResults:
+    """Every batch of night `d` that the lake holds, addressed to the database that receives it;
+    the actuals, built a shard at a time, wait in `spill` (open until the load ends)."""
     lake = Lake(cfg.lake)
     night = NightResults()
     statistical = forecasts_checksum(lake, d)
@@ -137,16 +137,16 @@ def night_results(cfg: Config, d: date) -> NightResults:
     if len(quality):
         night.batches.append((cfg.results.ledger, "seam_data_quality_results", lambda: [quality]))
     if not blocked_datasets(cfg, d, ["order_lines"]):
-        night.categories = accuracy_categories(cfg, d) if cfg.forecast.freq == "D" else None
-        night.demand = night_actuals(
+        demand = spill_demand(
             lines_by_shard(cfg, d),
+            spill,
             run_date=d,
             horizon=cfg.forecast.horizon,
             history_days=cfg.forecast.history_days,
-            categories=night.categories,
+            categories=accuracy_categories(cfg, d) if cfg.forecast.freq == "D" else None,
         )
-        actuals = night.demand[0]
-        night.batches.append((cfg.results.forecasts, "seam_actuals", lambda: [actuals]))
+        night.demand = demand
+        night.batches.append((cfg.results.forecasts, "seam_actuals", demand.actuals))
     return night
 
 
@@ -176,7 +176,7 @@ def load_night(cfg: Config, d: date, night: NightResults) -> list[LoadResult]:
         finally:
             engine.dispose()
     if night.demand is not None:
-        scored = load_forecast_accuracy(cfg, d, *night.demand, night.categories)
+        scored = load_forecast_accuracy(cfg, d, night.demand)
         if scored is not None:
             results.append(scored)
     return results

@@ -201,28 +201,135 @@ def test_the_window_is_the_last_horizon_plus_seven_days():
         accuracy_window(NIGHT, 0)
 
 
-def test_actuals_built_one_shard_at_a_time_equal_the_whole_night():
+def _archives(
+    actuals: pd.DataFrame, categories: pd.DataFrame, night: date
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Archived forecasts of every series and reconciled forecasts of every node of the hierarchy,
+    made on each of the 21 nights before `night` for the next 14 days, with fractional figures;
+    plus a SKU nobody sells any more (not scored)."""
+    from pipelines.forecasting.accuracy import FORECAST_COLUMNS, HIERARCHY_COLUMNS
+    from pipelines.forecasting.hierarchy import LEVEL_KEYS, series_keys
+
+    rng = np.random.default_rng(5)
+    runs = pd.date_range(end=pd.Timestamp(night) - pd.Timedelta(days=1), periods=21)
+    lags = pd.to_timedelta(np.arange(1, 15), unit="D")
+    series = pd.concat(
+        [
+            actuals[["sku", "warehouse"]].drop_duplicates(),
+            pd.DataFrame({"sku": ["GONE"], "warehouse": ["W1"]}),
+        ]
+    )
+    keyed = actuals.assign(
+        category=actuals["sku"].map(dict(zip(categories["sku"], categories["category"], strict=True)))
+    )
+    nodes = [
+        pd.DataFrame({"level": level, "series_key": series_keys(level, keyed[list(keys)].drop_duplicates())})
+        if keys
+        else pd.DataFrame({"level": [level], "series_key": series_keys(level, pd.DataFrame(index=[0]))})
+        for level, keys in LEVEL_KEYS.items()
+    ]
+
+    def made(keys: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+        grid = keys.merge(pd.DataFrame({"run_date": runs}), how="cross").merge(
+            pd.DataFrame({"lag": lags}), how="cross"
+        )
+        grid["target_date"] = grid["run_date"] + grid.pop("lag")
+        y = rng.gamma(2.0, 1.7, len(grid))
+        figures = {
+            "yhat": y,
+            "yhat_lo_80": y * 0.6,
+            "yhat_hi_80": y * 1.4,
+            "yhat_lo_95": y * 0.3,
+            "yhat_hi_95": y * 1.9,
+        }
+        return grid.assign(**figures)[list(columns)]
+
+    def stored(frame: pd.DataFrame) -> pd.DataFrame:  # the dates as DATE, as the result tables keep them
+        return frame.assign(run_date=frame["run_date"].dt.date, target_date=frame["target_date"].dt.date)
+
+    return stored(made(series, FORECAST_COLUMNS)), stored(
+        made(pd.concat(nodes, ignore_index=True), HIERARCHY_COLUMNS)
+    )
+
+
+def test_the_load_scores_a_shard_at_a_time_as_the_whole_night(tmp_path, monkeypatch):
+    """The load's actuals, MASE scales and accuracy built one shard of SKUs at a time, with the
+    archive read in chunks from a database and sent to the shards, equal those of the whole night
+    at once: the series and SKU-level rows exactly, the levels above SKUs (added up from the
+    shards' sums) to the last bits of a float."""
+    import sqlalchemy as sa
+
     from pipelines.demo import DemoSize
     from pipelines.demo.build import build_erp, build_order_lines
-    from pipelines.forecasting.accuracy import build_actuals, night_actuals, node_scales
+    from pipelines.forecasting.accuracy import build_actuals, build_hierarchy_accuracy, node_scales
+    from pipelines.lake import Lake
+    from pipelines.load import accuracy as load_accuracy
 
     erp = build_erp(DemoSize(days=120, skus=12, warehouses=3, seed=3))
     lines = build_order_lines(erp)
     categories = erp["products"][["sku", "category"]]
     night = lines["order_date"].max().date()
     whole, history = build_actuals(lines, run_date=night, horizon=14, history_days=60)
+    archive, levels = _archives(whole, categories, night)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    archive.to_sql("seam_forecasts", engine, index=False)
+    levels.to_sql("seam_forecasts_hierarchy", engine, index=False)
+    monkeypatch.setattr(load_accuracy, "ARCHIVE_CHUNK_ROWS", 997)  # many chunks, each over shards
     skus = sorted(lines["sku"].unique())
     shards = [lines[lines["sku"].isin(skus[k::3])] for k in (2, 0, 1)]  # any order of shards
-    actuals, scale, nodes = night_actuals(
-        iter(shards), run_date=night, horizon=14, history_days=60, categories=categories
+    with Lake(tmp_path / "lake").spill() as spill:
+        demand = load_accuracy.spill_demand(
+            iter(shards), spill, run_date=night, horizon=14, history_days=60, categories=categories
+        )
+        actuals = pd.concat(list(demand.actuals()), ignore_index=True)
+        written = load_accuracy.score_night(engine, night, 14, demand)
+        got = pd.concat([spill.read(name, k) for name, k in written], ignore_index=True)
+        local = pd.concat([spill.read("node_scale", k) for k in demand.shards]).set_index("series_key")[
+            "scale"
+        ]
+    key = ["sku", "warehouse", "ds"]
+    pd.testing.assert_frame_equal(
+        actuals.sort_values(key, ignore_index=True), whole.sort_values(key, ignore_index=True)
     )
-    pd.testing.assert_frame_equal(actuals, whole)
-    pd.testing.assert_series_equal(scale.sort_index(), build_mase_scale(history).sort_index())
-    assert len(whole) and scale.notna().any()
-    # every node of the hierarchy: the same scale from the parts as from the whole history
-    at_once = node_scales([history], categories)
-    pd.testing.assert_series_equal(nodes.sort_index(), at_once.sort_index())
-    levels = {key.split("|", 1)[0] for key in at_once.index}
-    assert levels == {"total", "category", "category_warehouse", "sku", "sku_warehouse"}
-    none, no_scale, no_nodes = night_actuals(iter([]), run_date=night, horizon=14, history_days=60)
-    assert none.empty and no_scale.empty and no_nodes.empty
+    nodes = pd.concat([local, demand.above_scale])
+    pd.testing.assert_series_equal(nodes.sort_index(), node_scales([history], categories).sort_index())
+    expected = pd.concat(
+        [
+            build_forecast_accuracy(archive, whole, history, categories, run_date=night),
+            build_hierarchy_accuracy(levels, whole, history, categories, run_date=night),
+        ],
+        ignore_index=True,
+    )
+    order, days = (
+        ["level", "entity", "lag_days"],
+        {"run_date": "M8[ns]", "first_run_date": "M8[ns]", "last_run_date": "M8[ns]"},
+    )
+    got = got.astype(days).sort_values(order, ignore_index=True)  # the same days, at any resolution
+    expected = expected.astype(days).sort_values(order, ignore_index=True)
+    assert set(got["level"]) == {"series", "category", "all", *HIERARCHY_NAMES}
+    assert "GONE|W1" not in set(got["entity"]) and got["mase"].notna().any()
+    exact = got["level"].isin(["series", "hier_sku", "hier_sku_wh"])
+    pd.testing.assert_frame_equal(got[exact], expected[exact], check_exact=True)
+    pd.testing.assert_frame_equal(got[~exact], expected[~exact], check_exact=False, rtol=1e-12)
+
+
+HIERARCHY_NAMES = ("hier_total", "hier_category", "hier_cat_wh", "hier_sku", "hier_sku_wh")
+
+
+def test_a_night_without_order_lines_has_no_actuals_and_scores_nothing(tmp_path):
+    import sqlalchemy as sa
+
+    from pipelines.lake import Lake
+    from pipelines.load import accuracy as load_accuracy
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    archive, levels = _archives(ACTUALS, CATEGORIES, NIGHT)
+    archive.to_sql("seam_forecasts", engine, index=False)
+    levels.to_sql("seam_forecasts_hierarchy", engine, index=False)
+    with Lake(tmp_path / "lake").spill() as spill:
+        demand = load_accuracy.spill_demand(
+            iter([]), spill, run_date=NIGHT, horizon=14, history_days=60, categories=CATEGORIES
+        )
+        (actuals,) = demand.actuals()
+        assert actuals.empty and list(actuals.columns) == ["sku", "warehouse", "ds", "actual"]
+        assert load_accuracy.score_night(engine, NIGHT, 14, demand) == []
