@@ -136,13 +136,14 @@ class Adapter:
             return
         names = ", ".join(self.quote(conn, c) for c in columns)
         marks = ", ".join([self.paramstyle_mark] * len(columns))
-        rows = plain_rows(data.select(list(columns)))
+        data = data.select(list(columns))
         raw = conn.connection.dbapi_connection
         assert raw is not None
         cur = raw.cursor()
-        try:
-            for i in range(0, len(rows), 10_000):
-                cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows[i : i + 10_000])
+        try:  # Python values of 10,000 rows at a time, not of the whole part
+            for i in range(0, data.num_rows, 10_000):
+                rows = plain_rows(data.slice(i, 10_000))
+                cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
         finally:
             cur.close()
 

@@ -216,10 +216,11 @@ def _check_keys_across(parts: Parts, table: ResultTable, key_hashes: np.ndarray)
     """Raise LoadError when two parts hold the same key (each part was checked on its own); the
     keys whose hash repeats are read again and compared exactly (a hash collision is not a
     duplicate)."""
-    repeated = pd.Series(key_hashes).duplicated(keep=False).to_numpy()
-    if not repeated.any():
+    ordered = np.sort(key_hashes)  # 8 bytes a row, where a hash table costs several times that
+    repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(repeats):
         return
-    suspects = set(key_hashes[repeated].tolist())
+    suspects = set(np.unique(repeats).tolist())
     keys = list(table.key)
     found = []
     for part in parts():
