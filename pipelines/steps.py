@@ -362,10 +362,15 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
                 f"no complete forecasts for {d} in {lake.output_partition('forecasts', d)}; "
                 f"run `seam forecast --date {d}` first"
             )
-        # the columns the hierarchy reads; the history one shard of SKUs at a time
-        forecasts = pd.concat(
-            list(lake.iter_output("forecasts", d, columns=BOTTOM_COLUMNS)), ignore_index=True
-        )
+        # the forecasts and the history one shard of SKUs at a time; the rows written a block at a time
+        read = [0]
+
+        def forecasts() -> Iterator[pd.DataFrame]:
+            read[0] = 0
+            for part in lake.iter_output("forecasts", d, columns=BOTTOM_COLUMNS):
+                read[0] += len(part)
+                yield part
+
         mines = (sku_filter(cfg, d, k, shards) for k in range(shards))
         series = (shard_history(cfg, d, mine)[0] for mine in mines if mine is not None)
         freq = forecast_freq(cfg)
@@ -373,14 +378,22 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             cfg.forecast.freq, cfg.forecast.horizon, tuple(cfg.forecast.levels), forecast_options(cfg, freq)
         )
         result = forecast_hierarchy(forecasts, series, forecast_categories(cfg, ctx.run_date), spec)
-        rows = result.rows  # the night's columns added in place: the rows are not copied
-        rows["run_date"], rows["model_version"] = pd.Timestamp(d), model_version(cfg)
+        night = {"run_date": pd.Timestamp(d), "model_version": model_version(cfg)}
         notes = {
             **result.notes,
             "statistical_checksum": forecasts_checksum(lake, d),
         }
-        lake.write_output(HIERARCHY_OUTPUT, d, rows, notes=notes)
-        out.rows_in, out.rows_out = len(forecasts), len(rows)
+        typed = result.typed.assign(**night) if result.typed is not None else None
+
+        written = [0]
+
+        def rows() -> Iterator[pd.DataFrame]:
+            for part in result.parts():
+                written[0] += len(part)
+                yield part.assign(**night)
+
+        lake.write_output(HIERARCHY_OUTPUT, d, rows(), notes=notes, typed_as=typed)
+        out.rows_in, out.rows_out = read[0], written[0]
     return notes
 
 

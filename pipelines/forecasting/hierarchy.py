@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -91,15 +92,31 @@ class HierarchySpec:
     covariance: Literal["diagonal", "shrink"] = "diagonal"
 
 
+#: Rows of a block of `HierarchyForecast.parts`: whole nodes of one level, about this many rows.
+BLOCK_ROWS = 65_536
+
+
 @dataclass
 class HierarchyForecast:
-    """Every level's rows (see `forecast_hierarchy`) and notes on how they were made."""
+    """Every level's rows (see `forecast_hierarchy`) and notes on how they were made.
 
-    rows: pd.DataFrame
+    `parts()` gives the rows a block of whole nodes of one level at a time (about `BLOCK_ROWS`
+    rows, levels top to bottom), built from the reconciled arrays when asked for, so a writer
+    holds one block of rows, not every level's; `rows` is all of them in one frame."""
+
+    parts: Callable[[], Iterator[pd.DataFrame]]
+    columns: list[str]
     notes: dict[str, Any] = field(default_factory=dict)
     # every node's own base forecast and bands before reconciliation (`series_key, target_date,
     # yhat, yhat_lo_<L>, yhat_hi_<L>`): for benchmarks and diagnostics, not stored
     base: pd.DataFrame | None = None
+    # rows of one bottom node (a value in every key column): the column types of every part
+    typed: pd.DataFrame | None = None
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        blocks = list(self.parts())
+        return pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=self.columns)
 
 
 def series_keys(level: str, keys: pd.DataFrame) -> pd.Series:
@@ -236,7 +253,7 @@ def _summed(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def forecast_hierarchy(
-    bottom: pd.DataFrame,
+    bottom: pd.DataFrame | Callable[[], Iterable[pd.DataFrame]],
     series: pd.DataFrame | Iterable[pd.DataFrame],
     categories: pd.DataFrame | None,
     spec: HierarchySpec,
@@ -247,7 +264,8 @@ def forecast_hierarchy(
 
     Args:
         bottom: the night's statistical forecasts (rows of `seam_forecasts`: `sku, warehouse,
-            target_date, yhat, yhat_lo_<L>, yhat_hi_<L>`).
+            target_date, yhat, yhat_lo_<L>, yhat_hi_<L>`), whole or as a function that gives
+            them in parts (a night's shards), again on each of its two calls.
         series: the daily demand series they were made from (`build_demand_series`), whole or in
             parts of whole SKUs (a night's shards: with MinT-diagonal, only the aggregates'
             history is kept, summed part by part).
@@ -262,13 +280,17 @@ def forecast_hierarchy(
         over are None), and notes (method, shrinkage, series per level, seconds).
     """
     t0 = time.perf_counter()
-    if bottom.empty:  # nothing forecast tonight: no levels either
-        columns = ["series_key", "level", *KEYS, "target_date", "yhat", "yhat_base"]
-        columns += [f"yhat_{s}_{_level_name(lv)}" for lv in spec.levels for s in ("lo", "hi")]
-        return HierarchyForecast(
-            pd.DataFrame(columns=[*columns, "method"]), {"method": None, "series": {}, "seconds": 0.0}
-        )
-    keys = bottom[["sku", "warehouse"]].drop_duplicates().sort_values(["sku", "warehouse"])
+    names = ["series_key", "level", *KEYS, "target_date", "yhat", "yhat_base"]
+    names += [f"yhat_{s}_{_level_name(lv)}" for lv in spec.levels for s in ("lo", "hi")]
+    names.append("method")
+    bottom_parts = (lambda: [bottom]) if isinstance(bottom, pd.DataFrame) else bottom
+    seen, days = [], set()  # the bottom series and target dates, one part of the rows at a time
+    for part in bottom_parts():
+        seen.append(part[["sku", "warehouse"]].drop_duplicates())
+        days.update(pd.to_datetime(part["target_date"]).unique())
+    if not sum(len(s) for s in seen):  # nothing forecast tonight: no levels either
+        return HierarchyForecast(lambda: iter(()), names, {"method": None, "series": {}, "seconds": 0.0})
+    keys = pd.concat(seen).drop_duplicates().sort_values(["sku", "warehouse"])
     cat = dict(zip(categories["sku"], categories["category"], strict=True)) if categories is not None else {}
     keys = keys.assign(category=keys["sku"].map(cat).fillna(NO_CATEGORY).astype(str))
     tree = build_hierarchy(keys)
@@ -298,23 +320,20 @@ def forecast_hierarchy(
     agg_fc = run_forecast(agg_history, spec.horizon, pd_freq, spec.levels, spec.options)
     seconds_forecast = time.perf_counter() - t1
 
-    target_dates = pd.to_datetime(bottom["target_date"])
-    targets = pd.DatetimeIndex(sorted(target_dates.unique()))
+    targets = pd.DatetimeIndex(sorted(days))
     columns = ["yhat"] + [f"yhat_{s}_{_level_name(lv)}" for lv in spec.levels for s in ("lo", "hi")]
     stored = {name: column for column, name in _stored_names(spec.levels).items()} | {"yhat": "yhat"}
     # each bottom row's cell (series, target date): the bottom forecasts as arrays, no pivot
-    cell = (
-        pd.MultiIndex.from_frame(keys[["sku", "warehouse"]]).get_indexer(
-            pd.MultiIndex.from_frame(bottom[["sku", "warehouse"]])
-        ),
-        targets.get_indexer(target_dates),
-    )
-    base = {}
-    for c in columns:
-        top = _wide(agg_fc, pd.Index(agg_ids), targets, c)
-        low = np.zeros((len(keys), len(targets)))
-        np.add.at(low, cell, np.nan_to_num(bottom[stored[c]].to_numpy(dtype=float), nan=0.0))
-        base[c] = np.vstack([top, low])
+    series_index = pd.MultiIndex.from_frame(keys[["sku", "warehouse"]])
+    low = {c: np.zeros((len(keys), len(targets))) for c in columns}
+    for part in bottom_parts():
+        cell = (
+            series_index.get_indexer(pd.MultiIndex.from_frame(part[["sku", "warehouse"]])),
+            targets.get_indexer(pd.to_datetime(part["target_date"])),
+        )
+        for c in columns:
+            np.add.at(low[c], cell, np.nan_to_num(part[stored[c]].to_numpy(dtype=float), nan=0.0))
+    base = {c: np.vstack([_wide(agg_fc, pd.Index(agg_ids), targets, c), low.pop(c)]) for c in columns}
     scales = {
         lv: (base[f"yhat_hi_{_level_name(lv)}"] - base["yhat"]) / float(stats.norm.ppf(0.5 + lv / 200.0))
         for lv in spec.levels
@@ -344,19 +363,40 @@ def forecast_hierarchy(
     seconds_reconcile = time.perf_counter() - t2
 
     h = len(targets)
-    out = nodes.loc[nodes.index.repeat(h)].reset_index(drop=True)
-    out["target_date"] = np.tile(targets.to_numpy(), len(nodes))
-    out["yhat"] = rec.mean.ravel()
-    out["yhat_base"] = base["yhat"].ravel()
-    for lv, (lo, hi) in bounds.items():
-        out[f"yhat_lo_{_level_name(lv)}"] = lo.ravel()
-        out[f"yhat_hi_{_level_name(lv)}"] = hi.ravel()
-    out["method"] = f"{rec.method}+{'gaussian' if gaussian else 'own'}_bands"
+    method = f"{rec.method}+{'gaussian' if gaussian else 'own'}_bands"
+    mean, yhat_base = rec.mean, base["yhat"]
+
+    def block(start: int, stop: int) -> pd.DataFrame:
+        out = nodes.iloc[start:stop]
+        out = out.loc[out.index.repeat(h)].reset_index(drop=True)
+        out["target_date"] = np.tile(targets.to_numpy(), stop - start)
+        out["yhat"] = mean[start:stop].ravel()
+        out["yhat_base"] = yhat_base[start:stop].ravel()
+        for lv, (lo, hi) in bounds.items():
+            out[f"yhat_lo_{_level_name(lv)}"] = lo[start:stop].ravel()
+            out[f"yhat_hi_{_level_name(lv)}"] = hi[start:stop].ravel()
+        out["method"] = method
+        return out
+
+    def blocks() -> Iterator[pd.DataFrame]:
+        per_block = max(1, BLOCK_ROWS // max(h, 1))
+        level = nodes["level"].to_numpy()
+        cuts = np.flatnonzero(level[1:] != level[:-1]) + 1  # each level's first node
+        for start, stop in zip([0, *cuts], [*cuts, len(nodes)], strict=True):
+            for first in range(int(start), int(stop), per_block):
+                yield block(first, min(first + per_block, int(stop)))
+
+    result = HierarchyForecast(blocks, names, typed=block(len(nodes) - 1, len(nodes)))
     before = (
-        out[["series_key", "level", *KEYS, "target_date"]].assign(**{c: base[c].ravel() for c in columns})
+        result.rows[["series_key", "level", *KEYS, "target_date"]].assign(
+            **{c: base[c].ravel() for c in columns}
+        )
         if keep_base
         else None
     )
+    if not keep_base:  # only the base forecast itself is stored beside the reconciled one
+        base = {"yhat": yhat_base}
+        del scales
     counts = nodes["level"].value_counts()
     notes = {
         "method": rec.method,
@@ -374,11 +414,12 @@ def forecast_hierarchy(
         n_a,
         h,
         rec.method,
-        len(out),
+        len(nodes) * h,
         seconds_forecast,
         seconds_reconcile,
     )
-    return HierarchyForecast(out, notes, before)
+    result.notes, result.base = notes, before
+    return result
 
 
 def _stored_names(levels: tuple[float, ...]) -> dict[str, str]:

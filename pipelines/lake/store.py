@@ -30,7 +30,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -419,12 +419,50 @@ class Lake:
         return None
 
     def write_output(
-        self, output: str, run_date: date, frame: pd.DataFrame, *, notes: dict[str, Any]
+        self,
+        output: str,
+        run_date: date,
+        frame: pd.DataFrame | Iterable[pd.DataFrame],
+        *,
+        notes: dict[str, Any],
+        typed_as: pd.DataFrame | None = None,
     ) -> Path:
-        """A night's output that comes in one piece (one shard), with `notes` (JSON) in its plan."""
+        """A night's output that comes in one piece (one shard), with `notes` (JSON) in its plan.
+
+        `frame` may come in parts (frames with the same columns), written one at a time as row
+        groups of one file, so the writer holds one part; every part takes the column types of
+        `typed_as` (a frame with a value in every column), or else of the first part."""
         self.write_shard_plan(output, run_date, 1)
         self.annotate_shard_plan(output, run_date, "notes", notes)
-        return self.write_shard(output, run_date, 0, frame, manifest={"shards": 1})
+        if isinstance(frame, pd.DataFrame):
+            return self.write_shard(output, run_date, 0, frame, manifest={"shards": 1})
+        path = self._shard_file(output, run_date, 0)
+        rows = 0
+        schema = _to_arrow(typed_as).schema if typed_as is not None else None
+        with self._published(path) as staged:
+            writer: pq.ParquetWriter | None = None
+            try:
+                for part in frame:
+                    table = _to_arrow(part)
+                    schema = schema or table.schema
+                    if table.column_names != schema.names:
+                        raise ValueError(
+                            f"write_output {output}: columns {table.column_names}, expected {schema.names}"
+                        )
+                    writer = writer or pq.ParquetWriter(staged, schema, compression=COMPRESSION)
+                    writer.write_table(table.cast(schema))
+                    rows += table.num_rows
+                if writer is None:  # no part: a file of no rows
+                    pq.write_table(
+                        _to_arrow(typed_as if typed_as is not None else pd.DataFrame()).slice(0, 0),
+                        staged,
+                        compression=COMPRESSION,
+                    )
+            finally:
+                if writer is not None:
+                    writer.close()
+        self._write_shard_manifest(output, run_date, 0, {"rows": rows, "shards": 1})
+        return self.output_partition(output, run_date)
 
     def output_notes(self, output: str, run_date: date) -> dict[str, Any] | None:
         """The `notes` of a one-piece output (`write_output`), or None."""

@@ -240,3 +240,37 @@ def test_an_exchange_shard_gives_each_partition_its_rows_and_stays_out_of_the_pa
 
     lake.remove_partition("_seam", "record_fits", night)  # the night's output goes, its exchange too
     assert not exchange.exists() and lake.complete_shards("record_fits", night) is None
+
+
+def test_an_output_written_in_parts_is_one_file_of_row_groups_typed_by_a_sample(tmp_path):
+    """A one-piece output given in parts: one Parquet file, a row group per part, every part with
+    the sample's types (a part whose key is all NULL stays a string column); a failing part leaves
+    the night's earlier output in place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lake = Lake(tmp_path)
+    days = pd.to_datetime(["2026-11-23", "2026-11-24"])
+    top = pd.DataFrame({"level": ["total"] * 2, "sku": [None, None], "target_date": days, "yhat": [9.0, 8.0]})
+    low = pd.DataFrame({"level": ["sku"] * 2, "sku": ["a", "b"], "target_date": days, "yhat": [4.0, 5.0]})
+    lake.write_output("levels", DAY, iter([top, low]), notes={"n": 1}, typed_as=low.head(1))
+    (path,) = lake.output_partition("levels", DAY).glob("*.parquet")
+    file = pq.ParquetFile(path)
+    sku = file.schema_arrow.field("sku").type
+    assert file.num_row_groups == 2 and (pa.types.is_string(sku) or pa.types.is_large_string(sku))
+    assert str(file.schema_arrow.field("target_date").type) == "date32[day]"
+    read = pd.concat(lake.iter_output("levels", DAY), ignore_index=True)
+    assert read["sku"].tolist()[2:] == ["a", "b"] and read["sku"].isna().tolist()[:2] == [True, True]
+    assert read["yhat"].tolist() == [9.0, 8.0, 4.0, 5.0] and lake.output_notes("levels", DAY) == {"n": 1}
+    assert lake.complete_shards("levels", DAY) == 1
+    only = pd.concat(lake.iter_output("levels", DAY, filters=[[("level", "==", "sku")]]), ignore_index=True)
+    assert only["sku"].tolist() == ["a", "b"]
+
+    def failing():
+        yield low
+        raise RuntimeError("the step failed")
+
+    with pytest.raises(RuntimeError):
+        lake.write_output("levels", DAY, failing(), notes={"n": 2}, typed_as=low.head(1))
+    assert pq.ParquetFile(path).metadata.num_rows == 4  # the earlier file, whole
+    assert not list((tmp_path / "_staging").iterdir())
