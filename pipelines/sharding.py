@@ -17,7 +17,7 @@ import math
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.config import Config
-from pipelines.lake import Lake, read_source_nights
+from pipelines.lake import Lake, iter_source_batches, read_source_nights
 from pipelines.launches import plan_launches
 from pipelines.state import recorded_launches, shard_assignment, write_launches, write_shard_plan
 
@@ -73,31 +73,70 @@ def series_cost(sale_days: int, history_days: int) -> float:
 
 def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int, list[tuple[Any, Any]]]:
     """Expected cost of each SKU of the night (the sum over its warehouses' series), the number
-    of series and the SKU x warehouse pairs of the series; reads three columns of the order lines,
-    one source night at a time."""
-    days: list[pa.Table] = []
-    for part in read_source_nights(cfg, "order_lines", run_date, columns=["sku", "warehouse", "order_date"]):
-        for table in part.nights:
-            day = pc.cast(table.column("order_date"), pa.date32(), safe=False)
-            slim = pa.table({"sku": table.column("sku"), "warehouse": table.column("warehouse"), "day": day})
-            days.append(slim.group_by(["sku", "warehouse", "day"]).aggregate([]))
-    if not days:
+    of series and the SKU x warehouse pairs of the series; reads three columns of the order lines
+    a record batch at a time, and keeps each series' distinct days as 8-byte codes (series
+    number, day), not the night's rows."""
+    pair_of: dict[tuple[Any, Any], int] = {}  # (sku, warehouse) -> series number, in order seen
+    seen: list[np.ndarray] = []  # distinct codes of each batch
+    held = 0
+    for batch in iter_source_batches(
+        cfg, "order_lines", run_date, columns=["sku", "warehouse", "order_date"]
+    ):
+        day = pc.cast(batch.column("order_date"), pa.date32(), safe=False)
+        slim = pa.table({"sku": batch.column("sku"), "warehouse": batch.column("warehouse"), "day": day})
+        rows = slim.group_by(["sku", "warehouse", "day"]).aggregate([])
+        # each row's series number: the batch's SKUs and warehouses as indexes (a missing value is
+        # one more value), their pairs numbered in the order seen
+        skus, warehouses = pc.unique(rows.column("sku")), pc.unique(rows.column("warehouse"))
+        si = pc.index_in(rows.column("sku"), value_set=skus, skip_nulls=False).to_numpy().astype(np.int64)
+        wi = pc.index_in(rows.column("warehouse"), value_set=warehouses, skip_nulls=False).to_numpy()
+        local, inverse = np.unique(si * len(warehouses) + wi, return_inverse=True)
+        sku_values, warehouse_values = skus.to_pylist(), warehouses.to_pylist()
+        numbers = np.array(
+            [
+                pair_of.setdefault(
+                    (sku_values[k // len(warehouses)], warehouse_values[k % len(warehouses)]), len(pair_of)
+                )
+                for k in local.tolist()
+            ],
+            dtype=np.int64,
+        )
+        valid = pc.is_valid(rows.column("day")).to_numpy(zero_copy_only=False)
+        days = pc.cast(rows.column("day"), pa.int32()).fill_null(0).to_numpy().astype(np.int64) + _DAY_OFFSET
+        seen.append(np.unique((numbers[inverse.ravel()] << 32)[valid] | days[valid]))
+        held += len(seen[-1])
+        if held > _MERGE_CODES and len(seen) > 1:  # codes repeated across batches: keep each once
+            seen = [np.unique(np.concatenate(seen))]
+            held = len(seen[0])
+    if not pair_of:
         return {}, 0, []
-    distinct = (
-        pa.concat_tables(days, promote_options="permissive")
-        .group_by(["sku", "warehouse", "day"])
-        .aggregate([])
-    )
-    per_series = distinct.group_by(["sku", "warehouse"]).aggregate([("day", "count")]).to_pylist()
-    first = {r["sku"]: r["day_min"] for r in distinct.group_by("sku").aggregate([("day", "min")]).to_pylist()}
+    codes = np.unique(np.concatenate(seen)) if seen else np.empty(0, dtype=np.int64)
+    series = codes >> 32
+    day_count = np.bincount(series, minlength=len(pair_of))
+    first_of_series = np.full(len(pair_of), _NO_DAY)
+    numbers, first = np.unique(series, return_index=True)  # codes are sorted: a series' first day
+    first_of_series[numbers] = (codes[first] & 0xFFFFFFFF) - _DAY_OFFSET
+    first_day: dict[Any, int] = {}
+    for (sku, _), n in pair_of.items():
+        if sku is not None:
+            first_day[sku] = min(first_day.get(sku, _NO_DAY), int(first_of_series[n]))
     costs: dict[Any, float] = defaultdict(float)
-    for row in per_series:
-        if row["sku"] is None:
+    epoch = date(1970, 1, 1)
+    for (sku, _), n in pair_of.items():
+        if sku is None:
             continue
-        history = (run_date - first[row["sku"]]).days + 1
-        costs[row["sku"]] += series_cost(row["day_count"], history)
-    pairs = [(row["sku"], row["warehouse"]) for row in per_series if row["sku"] is not None]
-    return dict(costs), len(per_series), pairs
+        first = first_day[sku]
+        history = 1 if first == _NO_DAY else (run_date - (epoch + timedelta(days=first))).days + 1
+        costs[sku] += series_cost(int(day_count[n]), history)
+    pairs_out = [key for key in pair_of if key[0] is not None]
+    return dict(costs), len(pair_of), pairs_out
+
+
+#: Days are coded from this many days before 1970 (order dates from 1970 - 5.8 million years on).
+_DAY_OFFSET = 2**31
+_NO_DAY = np.iinfo(np.int64).max  # the first day of a series without a day
+#: Distinct codes held before the batches' codes are merged.
+_MERGE_CODES = 4_000_000
 
 
 def sku_order(skus: list[Any]) -> list[Any]:

@@ -9,6 +9,7 @@ Public API:
                                    the union of every source feeding it, with a `source` column
     read_source_nights(cfg, ds, d) each source's Arrow tables of a dataset's night (a few columns,
                                    pushed-down filters), checked to agree on types
+    iter_source_batches(cfg, ds, d, columns=)  the same rows a record batch at a time
     dataset_files(cfg, dataset, d) the Parquet files of a single-source snapshot (streamed readers)
 
 Contract: one Hive layout (`source=`, `table=`, `run_date=` on every file, never repeated inside
@@ -18,7 +19,13 @@ written.  See `pipelines.lake.store` for the layout and the README for reading i
 Polars, Spark and pandas.
 """
 
-from pipelines.lake.datasets import SourceNights, dataset_files, read_dataset, read_source_nights
+from pipelines.lake.datasets import (
+    SourceNights,
+    dataset_files,
+    iter_source_batches,
+    read_dataset,
+    read_source_nights,
+)
 from pipelines.lake.spill import Spill
 from pipelines.lake.store import Lake, read_partition
 
@@ -27,6 +34,7 @@ __all__ = [
     "SourceNights",
     "Spill",
     "dataset_files",
+    "iter_source_batches",
     "read_dataset",
     "read_partition",
     "read_source_nights",

@@ -19,6 +19,7 @@ in config order that lists it.  A single-source dataset reads exactly as before,
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -82,19 +83,7 @@ def read_source_nights(
     wanted = [c for c in columns if c != SOURCE] if columns is not None else None
     raw: list[tuple[SourceSpec, TableSpec, list[pa.Table]]] = []
     for source, spec in providers:
-        days = [d for d in lake.table_days(source.name, spec.name) if d <= run_date]
-        if run_date not in days:
-            what = "snapshot" if spec.mode == "snapshot" else "increment"
-            others = (
-                f" (dataset {dataset!r} is the union of {len(providers)} sources)"
-                if len(providers) > 1
-                else ""
-            )
-            raise MissingInputError(
-                f"no {what} of {source.name}.{spec.name} for {run_date}{others}; run "
-                f"`seam extract --date {run_date} --source {source.name}` first"
-            )
-        nights = [run_date] if spec.mode == "snapshot" else days
+        nights = _nights(lake, source, spec, dataset, run_date, len(providers))
         mine = _source_filters(filters, source.name, qualified)
         raw.append(
             (source, spec, [_read_night(lake, source.name, spec.name, d, mine, wanted) for d in nights])
@@ -111,6 +100,54 @@ def read_source_nights(
         )
         for source, spec, tables in raw
     ]
+
+
+def iter_source_batches(
+    cfg: Config, dataset: str, run_date: date, *, columns: list[str], batch_rows: int = 65_536
+) -> Iterator[pa.Table]:
+    """The rows `read_source_nights` gives of the night (every source, its night or nights, with
+    `source` and qualified identifiers, the sources' types unified), a record batch of up to
+    `batch_rows` rows at a time, for a reader that reduces the night as it goes: it holds one
+    batch, not the night.  Raises as `read_source_nights` does."""
+    lake = Lake(cfg.lake)
+    providers = cfg.providers(dataset)
+    qualified = identifier_columns(dataset, cfg.union.qualify_keys) if is_canonical(dataset) else ()
+    wanted = [c for c in columns if c != SOURCE]
+    found: list[tuple[SourceSpec, TableSpec, list[tuple[Path, ...]]]] = []
+    for source, spec in providers:
+        days = _nights(lake, source, spec, dataset, run_date, len(providers))
+        found.append((source, spec, [lake.table_files(source.name, spec.name, d) for d in days]))
+    schemas = [
+        (source, spec, [pq.read_schema(files[0]).empty_table().select(wanted) for files in nights if files])
+        for source, spec, nights in found
+    ]
+    several = len(found) > 1
+    if several:  # the types every source's batches take
+        schemas = _unify(dataset, schemas)
+    for (source, _, nights), (_, _, empties) in zip(found, schemas, strict=True):
+        for files, empty in zip([f for f in nights if f], empties, strict=True):
+            for path in files:
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=wanted):
+                    table = pa.Table.from_batches([batch])
+                    if several:
+                        table = table.cast(empty.schema)
+                    yield _with_source(table, source.name, qualified, several=several, dataset=dataset)
+
+
+def _nights(
+    lake: Lake, source: SourceSpec, spec: TableSpec, dataset: str, run_date: date, providers: int
+) -> list[date]:
+    """The nights of a source's table read as of `run_date` (a snapshot: that night; an increment:
+    every night up to it); MissingInputError when that night is missing."""
+    days = [d for d in lake.table_days(source.name, spec.name) if d <= run_date]
+    if run_date not in days:
+        what = "snapshot" if spec.mode == "snapshot" else "increment"
+        others = f" (dataset {dataset!r} is the union of {providers} sources)" if providers > 1 else ""
+        raise MissingInputError(
+            f"no {what} of {source.name}.{spec.name} for {run_date}{others}; run "
+            f"`seam extract --date {run_date} --source {source.name}` first"
+        )
+    return [run_date] if spec.mode == "snapshot" else days
 
 
 def _read_night(

@@ -151,3 +151,73 @@ def test_order_lines_of_two_sources_never_merge_and_shards_find_every_sku(tmp_pa
     only_b = read_dataset(cfg, "order_lines", DAY, filters=[("sku", "in", [want[1]])])
     # unqualified, B is one product sold by both sources; qualified, erp_eu:B is erp_eu's own
     assert only_b["source"].tolist() == (["erp_eu"] if qualify else ["erp_eu", "erp_us"])
+
+
+def _lines(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["sku", "warehouse", "order_date"]).assign(
+        order_date=lambda f: pd.to_datetime(f["order_date"])
+    )
+
+
+def test_the_night_in_record_batches_is_the_union_read_whole_and_costs_the_same_skus(tmp_path, monkeypatch):
+    """`iter_source_batches` gives the rows `read_source_nights` gives (source, qualified keys,
+    unified types), a few at a time; the plan's SKU costs made from them equal those counted from
+    the whole night: distinct days per series, history from a SKU's first day, a missing
+    warehouse a series of its own, a missing SKU counted as a series but not costed."""
+    import functools
+
+    import pyarrow as pa
+
+    from pipelines import sharding
+    from pipelines.lake import iter_source_batches, read_source_nights
+
+    raw = {
+        "lake": str(tmp_path / "lake"),
+        "union": {"qualify_keys": ["sku"]},
+        "sources": {
+            name: {"url": f"sqlite:///{tmp_path / f'{name}.db'}", "tables": {"order_lines": {}}}
+            for name in ("erp_eu", "erp_us")
+        },
+    }
+    cfg = parse_config(raw, base=tmp_path)
+    eu = [("A", "W1", d) for d in ("2026-11-01", "2026-11-01", "2026-11-03", "2026-11-20")]
+    eu += [("A", None, "2026-11-02"), ("B", "W1", "2026-11-21"), (None, "W1", "2026-11-05")]
+    eu += [("C", "W2", f"2026-10-{d:02d}") for d in range(1, 29)]
+    us = [("A", "W1", "2026-11-10"), ("D", "W3", "2026-11-22"), ("D", "W3", "2026-11-22")]
+    _land(cfg, "erp_eu", "order_lines", _lines(eu))
+    _land(cfg, "erp_us", "order_lines", _lines(us))
+    columns = ["sku", "warehouse", "order_date"]
+    whole = pa.concat_tables(
+        part.table for part in read_source_nights(cfg, "order_lines", DAY, columns=columns)
+    )
+    batches = list(iter_source_batches(cfg, "order_lines", DAY, columns=columns, batch_rows=4))
+    assert len(batches) == 10 and pa.concat_tables(batches).equals(whole)
+    assert "erp_us:A" in pa.concat_tables(batches).column("sku").to_pylist()  # qualified, per source
+
+    small = functools.partial(iter_source_batches, batch_rows=3)  # a series' days over batches
+    monkeypatch.setattr(sharding, "iter_source_batches", small)
+    costs, n_series, pairs = sharding.sku_costs(cfg, DAY)
+    days = pd.concat(
+        [
+            _lines(eu).assign(sku=lambda f: "erp_eu:" + f["sku"]),
+            _lines(us).assign(sku=lambda f: "erp_us:" + f["sku"]),
+        ]
+    )
+    days = days.dropna(subset=["sku"]).drop_duplicates()
+    expected: dict[str, float] = {}
+    for (sku, _), part in days.groupby(["sku", "warehouse"], dropna=False):
+        history = (DAY - days.loc[days["sku"] == sku, "order_date"].min().date()).days + 1
+        expected[sku] = expected.get(sku, 0.0) + sharding.series_cost(part["order_date"].nunique(), history)
+    assert costs.keys() == expected.keys() and all(costs[k] == pytest.approx(v) for k, v in expected.items())
+    assert n_series == 7  # A|W1, A|-, B|W1, -|W1, C|W2 (eu), A|W1, D|W3 (us)
+    assert sorted(pairs, key=str) == sorted(
+        [
+            ("erp_eu:A", "W1"),
+            ("erp_eu:A", None),
+            ("erp_eu:B", "W1"),
+            ("erp_eu:C", "W2"),
+            ("erp_us:A", "W1"),
+            ("erp_us:D", "W3"),
+        ],
+        key=str,
+    )
