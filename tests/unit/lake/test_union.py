@@ -153,7 +153,7 @@ def test_order_lines_of_two_sources_never_merge_and_shards_find_every_sku(tmp_pa
     assert only_b["source"].tolist() == (["erp_eu"] if qualify else ["erp_eu", "erp_us"])
 
 
-def _lines(rows: list[tuple]) -> pd.DataFrame:
+def _sku_days(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["sku", "warehouse", "order_date"]).assign(
         order_date=lambda f: pd.to_datetime(f["order_date"])
     )
@@ -184,8 +184,8 @@ def test_the_night_in_record_batches_is_the_union_read_whole_and_costs_the_same_
     eu += [("A", None, "2026-11-02"), ("B", "W1", "2026-11-21"), (None, "W1", "2026-11-05")]
     eu += [("C", "W2", f"2026-10-{d:02d}") for d in range(1, 29)]
     us = [("A", "W1", "2026-11-10"), ("D", "W3", "2026-11-22"), ("D", "W3", "2026-11-22")]
-    _land(cfg, "erp_eu", "order_lines", _lines(eu))
-    _land(cfg, "erp_us", "order_lines", _lines(us))
+    _land(cfg, "erp_eu", "order_lines", _sku_days(eu))
+    _land(cfg, "erp_us", "order_lines", _sku_days(us))
     columns = ["sku", "warehouse", "order_date"]
     whole = pa.concat_tables(
         part.table for part in read_source_nights(cfg, "order_lines", DAY, columns=columns)
@@ -199,8 +199,8 @@ def test_the_night_in_record_batches_is_the_union_read_whole_and_costs_the_same_
     costs, n_series, pairs = sharding.sku_costs(cfg, DAY)
     days = pd.concat(
         [
-            _lines(eu).assign(sku=lambda f: "erp_eu:" + f["sku"]),
-            _lines(us).assign(sku=lambda f: "erp_us:" + f["sku"]),
+            _sku_days(eu).assign(sku=lambda f: "erp_eu:" + f["sku"]),
+            _sku_days(us).assign(sku=lambda f: "erp_us:" + f["sku"]),
         ]
     )
     days = days.dropna(subset=["sku"]).drop_duplicates()
