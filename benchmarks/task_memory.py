@@ -1,11 +1,15 @@
-"""Peak memory of the report and load steps as the night grows, for two checkouts of seam.
+"""Peak memory of single steps as the night grows, for two checkouts of seam.
 
 For each size (a multiple of the default demo's 200 SKUs x 5 warehouses, `--days` of history) the
 SQLite demo is generated once and one night runs through `seam run` with this checkout (500 series
-per shard, so the plan's shard count grows with the size).  Then, on that night's lake, `seam
-report` and `seam load` run in fresh processes with each checkout (`--before`, `--after`),
-alternating which goes first, each load on a fresh copy of the demo's databases (so every load
-writes).  Each step's peak RSS is the process's VmHWM (`/usr/bin/time -f %M`), imports included.
+per shard, so the plan's shard count grows with the size).  Then, on that night's lake, the
+`--steps` (default: `seam report` and `seam load`) run in fresh processes, in the order given,
+with each checkout (`--before`, `--after`), alternating which goes first, each on a fresh copy of
+the demo's databases (so every load writes) and, with `--copy-lake`, of the night's lake (so a
+step reads what the same checkout's earlier steps wrote).  Steps: `report`, `load`, `reconcile`,
+`validate` (the order lines) and `plan` (the shard plan and the panel's figures, through
+`pipelines.steps.run_plan`).  Each step's peak RSS is the process's VmHWM (`/usr/bin/time -f %M`),
+imports included.
 
     .venv/bin/python benchmarks/task_memory.py --before /tmp/seam-before --after . \
         --sizes 1 4 8 --days 120 --reps 2 --out benchmarks/results/task_memory.json
@@ -40,14 +44,15 @@ from pipelines.demo import DemoSize, generate  # noqa: E402
 
 NIGHT = date(2026, 11, 22)
 BASE_SKUS, BASE_WAREHOUSES, SERIES_PER_SHARD = 200, 5, 500
+STEPS = ("plan", "validate", "reconcile", "report", "load")
 
 
-def _config(run_dir: Path, dbs: Path, shards: int) -> Path:
+def _config(run_dir: Path, dbs: Path, shards: int, lake: Path | None = None) -> Path:
     raw = yaml.safe_load((ROOT / "config" / "demo.yml").read_text())
     for name in ("erp", "crm"):
         raw["sources"][name]["url"] = f"sqlite:///{dbs / f'{name}.db'}"
         raw["sources"][name].pop("url_env", None)
-    raw["lake"] = str(run_dir / "lake")
+    raw["lake"] = str(lake or run_dir / "lake")
     raw["report"] = {**raw.get("report", {}), "directory": str(dbs / "reports"), "data_docs": False}
     raw.pop("notifications", None)
     raw["scale"] = {"shards": shards, "processes_per_task": 1}
@@ -69,6 +74,15 @@ def _step(checkout: Path, config: Path, step: str) -> dict[str, float]:
         "--date",
         NIGHT.isoformat(),
     ]
+    if step == "validate":
+        command += ["--dataset", "order_lines"]
+    if step == "plan":  # no command of its own: the step function, as the DAG's task calls it
+        script = (
+            "import sys; from datetime import date; from pipelines.config import load_config; "
+            "from pipelines.run_context import RunContext; from pipelines.steps import run_plan; "
+            "run_plan(load_config(sys.argv[1]), RunContext(date.fromisoformat(sys.argv[2])))"
+        )
+        command = [sys.executable, "-c", script, str(config), NIGHT.isoformat()]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -85,7 +99,9 @@ def _step(checkout: Path, config: Path, step: str) -> dict[str, float]:
     return {"seconds": seconds, "peak_mb": int(proc.stderr.strip().splitlines()[-1]) / 1024}
 
 
-def measure(size: int, days: int, reps: int, checkouts: dict[str, Path], work: Path) -> dict[str, Any]:
+def measure(
+    size: int, days: int, reps: int, checkouts: dict[str, Path], work: Path, steps: list[str], copy_lake: bool
+) -> dict[str, Any]:
     run_dir = work / f"x{size}"
     base = run_dir / "base"
     demo = DemoSize(days=days, skus=BASE_SKUS * size, warehouses=BASE_WAREHOUSES, end_date=NIGHT)
@@ -93,7 +109,7 @@ def measure(size: int, days: int, reps: int, checkouts: dict[str, Path], work: P
     shards = max(1, math.ceil(series / SERIES_PER_SHARD))
     if (base / "night.json").is_file():  # a kept night of an earlier run (--work)
         earlier = json.loads((base / "night.json").read_text())
-        return _measure_steps(run_dir, base, shards, reps, checkouts, earlier)
+        return _measure_steps(run_dir, base, shards, reps, checkouts, earlier, steps, copy_lake)
     base.mkdir(parents=True)
     generate(f"sqlite:///{base / 'erp.db'}", f"sqlite:///{base / 'crm.db'}", demo)
     night = _config(run_dir, base, shards)
@@ -111,22 +127,44 @@ def measure(size: int, days: int, reps: int, checkouts: dict[str, Path], work: P
         "night_seconds": night_seconds,
     }
     (base / "night.json").write_text(json.dumps(night_facts))
-    return _measure_steps(run_dir, base, shards, reps, checkouts, night_facts)
+    return _measure_steps(run_dir, base, shards, reps, checkouts, night_facts, steps, copy_lake)
 
 
 def _measure_steps(
-    run_dir: Path, base: Path, shards: int, reps: int, checkouts: dict[str, Path], night: dict[str, Any]
+    run_dir: Path,
+    base: Path,
+    shards: int,
+    reps: int,
+    checkouts: dict[str, Path],
+    night: dict[str, Any],
+    steps: list[str],
+    copy_lake: bool,
 ) -> dict[str, Any]:
-    """Report and load of the night in `base`, with each checkout, `reps` times each."""
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {v: {"report": [], "load": []} for v in checkouts}
+    """The `steps` of the night in `base`, with each checkout, `reps` times each."""
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {v: {s: [] for s in steps} for v in checkouts}
     for rep in range(reps):
         order = list(checkouts) if rep % 2 == 0 else list(reversed(checkouts))
         for version in order:
             copy = run_dir / f"{version}-{rep}"
             shutil.copytree(base, copy, ignore=shutil.ignore_patterns("reports"))
-            config = _config(run_dir, copy, shards)
-            for step in ("report", "load"):
+            lake = None
+            if copy_lake:
+                lake = copy / "lake"
+                shutil.copytree(run_dir / "lake", lake)
+            config = _config(run_dir, copy, shards, lake)
+            for step in steps:
                 runs[version][step].append(_step(checkouts[version], config, step))
+                print(
+                    json.dumps(
+                        {
+                            "size_dir": str(run_dir),
+                            "version": version,
+                            "step": step,
+                            **runs[version][step][-1],
+                        }
+                    ),
+                    flush=True,
+                )
             shutil.rmtree(copy)
     return {
         **night,
@@ -143,7 +181,7 @@ def render(results: list[dict[str, Any]]) -> str:
         "|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in results:
-        for step in ("report", "load"):
+        for step in r["median_peak_mb"]["after"]:
             b, a = r["median_peak_mb"]["before"][step], r["median_peak_mb"]["after"][step]
             out.append(
                 f"| {r['size']}x | {r['series']:,} | {r['shards']} | {step} | {b:,.0f} | {a:,.0f} | {a / b:.2f} |"
@@ -160,6 +198,12 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--days", type=int, default=120)
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument(
+        "--steps", nargs="+", default=["report", "load"], choices=STEPS, help="in the order they run"
+    )
+    ap.add_argument(
+        "--copy-lake", action="store_true", help="each checkout's steps on a copy of the night's lake"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "task_memory.json")
     ap.add_argument(
         "--work",
@@ -172,7 +216,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="seam-taskmem-") as tmp:
         work = args.work or Path(tmp)
         for size in args.sizes:
-            results.append(measure(size, args.days, args.reps, checkouts, work))
+            results.append(measure(size, args.days, args.reps, checkouts, work, args.steps, args.copy_lake))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "runs"}), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
