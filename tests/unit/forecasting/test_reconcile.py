@@ -259,3 +259,38 @@ def test_the_bottom_forecasts_order_of_rows_does_not_change_the_levels() -> None
     assert ordered.base is None  # every node's base forecast only on request (benchmarks)
     kept = forecast_hierarchy(bottom, series, None, spec, keep_base=True)
     assert kept.base is not None and len(kept.base) == len(kept.rows)
+
+
+def test_the_levels_come_in_blocks_of_whole_nodes_of_one_level_and_the_forecasts_in_parts(
+    monkeypatch,
+) -> None:
+    """The reconcile step writes the rows a block at a time: every block holds whole nodes of one
+    level, the blocks together are the rows; the night's forecasts given in parts (shards, read
+    again on each pass) make the same rows as given whole."""
+    from pipelines.forecasting import build_options
+    from pipelines.forecasting import hierarchy as h
+
+    bottom, series = _panel()
+    categories = pd.DataFrame(
+        {"sku": [f"S{k}" for k in range(6)], "category": ["A", "A", "B", "B", "B", "C"]}
+    )
+    spec = h.HierarchySpec("D", 7, (80.0, 95.0), build_options("D"))
+    monkeypatch.setattr(h, "BLOCK_ROWS", 20)  # 2 nodes of 7 days a block
+    whole = h.forecast_hierarchy(bottom, series, categories, spec)
+    blocks = list(whole.parts())
+    assert all(b["level"].nunique() == 1 and len(b) <= 20 and len(b) % 7 == 0 for b in blocks)
+    assert [b["level"].iloc[0] for b in blocks] == sorted(
+        (b["level"].iloc[0] for b in blocks), key=list(h.LEVELS).index
+    )
+    pd.testing.assert_frame_equal(pd.concat(blocks, ignore_index=True), whole.rows)
+    assert len(blocks) > len(h.LEVELS) and whole.typed is not None and whole.typed["sku"].notna().all()
+    shards = [bottom[bottom["sku"].isin(group)] for group in (["S4", "S1"], ["S0", "S2", "S3", "S5"])]
+    calls = []
+
+    def parts():
+        calls.append(1)
+        return iter(shards)
+
+    in_parts = h.forecast_hierarchy(parts, series, categories, spec)
+    pd.testing.assert_frame_equal(in_parts.rows, whole.rows)
+    assert len(calls) == 2  # the series and dates, then the figures
