@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import SeamError
+from pipelines.process import use_system_allocator
 
 
 def _date(text: str) -> date:
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("great_expectations", "matplotlib", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    use_system_allocator()
     try:
         return _dispatch(args)
     except SeamError as err:

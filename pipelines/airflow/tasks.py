@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pipelines.config import Config, load_config, results_url
 from pipelines.errors import SeamError, StepSkipped
+from pipelines.process import use_system_allocator
 from pipelines.run_context import RunContext, night_of
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,10 @@ def config_file(default: Path) -> Path:
 def night(context: Any, config: Path) -> tuple[Config, RunContext]:
     """(config, run context) of a running task: the night is the logical date in the business zone.
 
-    A night before `schedule.start_date` is refused, never a silent no-op.
+    A night before `schedule.start_date` is refused, never a silent no-op.  Sets the task's
+    process up first (`pipelines.process`).
     """
+    use_system_allocator()
     cfg = load_config(config)
     logical = context["logical_date"] or context["data_interval_start"]
     run_date = night_of(logical, cfg.timezone)
