@@ -169,23 +169,24 @@ def forecast_partials(
     )
 
 
-#: The columns of `partial_accuracy`: a group's counts and sums, which add up over parts of it.
-PARTIAL_COLUMNS = (
-    "level",
-    "entity",
-    "lag_days",
-    "n_points",
-    "mase_points",
-    "sum_actual",
-    "sum_forecast",
-    "sum_abs_error",
-    "sum_abs_actual",
-    "sum_scaled_error",
-    "n_in_80",
-    "n_in_95",
-    "first_run_date",
-    "last_run_date",
-)
+#: What `partial_accuracy` keeps of a group of points, which adds up over parts of the group:
+#: column -> (the points' column it is made of, how, how the parts' values combine).
+_PARTS = {
+    "n_points": ("actual", "size", "sum"),
+    "mase_points": ("scaled_error", "count", "sum"),
+    "sum_actual": ("actual", "sum", "sum"),
+    "sum_forecast": ("yhat", "sum", "sum"),
+    "sum_abs_error": ("abs_error", "sum", "sum"),
+    "sum_abs_actual": ("abs_actual", "sum", "sum"),
+    "sum_scaled_error": ("scaled_error", "sum", "sum"),
+    "n_in_80": ("in_80", "sum", "sum"),
+    "n_in_95": ("in_95", "sum", "sum"),
+    "first_run_date": ("run_date", "min", "min"),
+    "last_run_date": ("run_date", "max", "max"),
+}
+_GROUP = ["level", "entity", "lag_days"]
+#: The columns of `partial_accuracy`.
+PARTIAL_COLUMNS = (*_GROUP, *_PARTS)
 
 
 def partial_accuracy(pts: pd.DataFrame) -> pd.DataFrame:
@@ -193,23 +194,8 @@ def partial_accuracy(pts: pd.DataFrame) -> pd.DataFrame:
     the counts and sums every figure is made of (`PARTIAL_COLUMNS`), so that the points of a group
     may be scored in parts (one shard of series at a time) and the parts added up
     (`accuracy_rows`)."""
-    return (
-        pts.groupby(["level", "entity", "lag_days"], sort=True)
-        .agg(
-            n_points=("actual", "size"),
-            mase_points=("scaled_error", "count"),
-            sum_actual=("actual", "sum"),
-            sum_forecast=("yhat", "sum"),
-            sum_abs_error=("abs_error", "sum"),
-            sum_abs_actual=("abs_actual", "sum"),
-            sum_scaled_error=("scaled_error", "sum"),
-            n_in_80=("in_80", "sum"),
-            n_in_95=("in_95", "sum"),
-            first_run_date=("run_date", "min"),
-            last_run_date=("run_date", "max"),
-        )
-        .reset_index()
-    )
+    made = {name: (column, how) for name, (column, how, _) in _PARTS.items()}
+    return pts.groupby(_GROUP, sort=True).agg(**made).reset_index()
 
 
 def accuracy_rows(partials: pd.DataFrame, run_date: date) -> pd.DataFrame:
@@ -218,21 +204,10 @@ def accuracy_rows(partials: pd.DataFrame, run_date: date) -> pd.DataFrame:
     `HIERARCHY_LEVELS`, each by entity and lag."""
     if not len(partials):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ACCURACY_COLUMNS})
+    combined = {name: (name, how) for name, (_, _, how) in _PARTS.items()}
     out = (
-        partials.groupby(["level", "entity", "lag_days"], sort=True)
-        .agg(
-            n_points=("n_points", "sum"),
-            mase_points=("mase_points", "sum"),
-            sum_actual=("sum_actual", "sum"),
-            sum_forecast=("sum_forecast", "sum"),
-            sum_abs_error=("sum_abs_error", "sum"),
-            sum_abs_actual=("sum_abs_actual", "sum"),
-            sum_scaled_error=("sum_scaled_error", "sum"),
-            n_in_80=("n_in_80", "sum"),
-            n_in_95=("n_in_95", "sum"),
-            first_run_date=("first_run_date", "min"),
-            last_run_date=("last_run_date", "max"),
-        )
+        partials.groupby(_GROUP, sort=True)
+        .agg(**combined)
         .reset_index()
         .astype({"n_points": "int64", "mase_points": "int64"})
     )
