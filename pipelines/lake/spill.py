@@ -4,7 +4,6 @@ time instead of all of them (the load's actuals, archived forecasts and accuracy
     with lake.spill() as spill:                 a private folder in the lake's staging, removed
         spill.append("actuals", 3, frame)       when the block ends, whatever happens
         spill.read("actuals", 3) -> DataFrame   every frame appended to ("actuals", 3), in order
-        spill.parts("actuals") -> [int]         the parts written, in order
 
 Each (name, part) is one uncompressed Arrow IPC stream: appending costs a conversion and a write,
 reading back a read of the file, with the column types of the first rows appended (later rows
@@ -66,12 +65,6 @@ class Spill:
             sink, writer, _ = self._writers.pop(key)
             writer.close()
             sink.close()
-
-    def parts(self, name: str) -> list[int]:
-        """The parts of `name` appended to, in order."""
-        written = {p for n, p in self._writers if n == name}
-        written |= {int(f.stem.rsplit("-", 1)[1]) for f in self.folder.glob(f"{name}-*.arrow")}
-        return sorted(written)
 
     def read(self, name: str, part: int) -> pd.DataFrame | None:
         """Every row appended to (name, part), in order; None when nothing was."""

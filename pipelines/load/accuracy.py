@@ -193,17 +193,18 @@ def score_night(engine: Engine, run_date: date, horizon: int, demand: NightDeman
     against `demand`, one shard at a time: the archive is read in chunks and each row goes to the
     spill of its SKU's shard; each shard's series (and SKU-level nodes) are scored whole and their
     rows of `seam_forecast_accuracy` go to the spill (`accuracy`); the levels above are added up
-    from the shards' counts and sums and go to the spill as part -1.  Returns the parts written."""
+    from the shards' counts and sums and go to the spill `accuracy_above`.  Returns the (name,
+    part) of the spill that hold the rows."""
     spill = demand.spill
     start, end = accuracy_window(run_date, horizon)
     points = 0
     for chunk in _iter_archive(engine, "seam_forecasts", tuple(FORECAST_COLUMNS), start, end):
         points += len(chunk)
         _route(chunk, "sku", demand.sku_shard, "archive", spill)  # a SKU without actuals: not scored
-    upper_archive = [
-        _route(chunk, "series_key", demand.node_shard, "hier_archive", spill)
-        for chunk in _iter_archive(engine, "seam_forecasts_hierarchy", tuple(HIERARCHY_COLUMNS), start, end)
-    ]
+    upper_archive = []  # the nodes above SKUs (a SKU node without actuals is not scored)
+    for chunk in _iter_archive(engine, "seam_forecasts_hierarchy", tuple(HIERARCHY_COLUMNS), start, end):
+        rest = _route(chunk, "series_key", demand.node_shard, "hier_archive", spill)
+        upper_archive.append(rest[rest["level"].isin(list(demand.above))])
     written: list[tuple[str, int]] = []
     upper: list[pd.DataFrame] = []
     for k in demand.shards:
