@@ -10,8 +10,10 @@ for the whole table at once:
 * other row-level GX expectations known to be per row run through GX on each batch, and their
   per-batch results are combined the same way;
 * uniqueness of a column or a compound key is decided over the whole table from a 64-bit hash
-  of each row's key kept per batch (8 bytes a row); the rows whose hash repeats are read again
-  and checked exactly, so a hash collision can never report a false duplicate;
+  of each row's key kept per batch (8 bytes a row); with a `Spill`, the hashes of a table of
+  more than `BUCKET_ROWS` rows go to disk in buckets of their top bits and are sorted one bucket
+  at a time, so the check holds one bucket, not the table; the rows whose hash repeats are read
+  again and checked exactly, so a hash collision can never report a false duplicate;
 * everything else (table aggregates, row counts, distributions, unknown types) runs through
   GX once, on the whole table projected onto the columns it names.
 
@@ -33,9 +35,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.contracts import Dataset, conform_frame
+from pipelines.lake import Spill
 from pipelines.quality.gx import GxRunner, frame_for_gx
 
 BATCH_ROWS = 65_536  # rows per record batch (a row group of an extracted file): BENCHMARKS.md, issue 19
+BUCKET_ROWS = 1 << 20  # key hashes sorted at once (8 MB) when the hashes are spilled
 SAMPLE = 20  # GX's partial_unexpected_count: examples kept per expectation
 Route = Literal["arrow", "unique", "gx_rows", "gx_table"]
 
@@ -523,11 +527,15 @@ class SuiteRun:
     contract: Dataset
     with_rows: bool = False
     batch_rows: int = BATCH_ROWS
+    # where the key hashes of a large table wait, in buckets (None: in memory)
+    spill: Spill | None = None
+    bucket_rows: int = BUCKET_ROWS
     plan: list[Planned] = field(init=False)
     tallies: dict[int, Tally] = field(init=False)
     gx_rows: GxRunner | None = field(init=False, default=None)
     key_hashes: dict[int, list[np.ndarray]] = field(init=False)  # per unique check: considered rows' hashes
     key_ignored: dict[int, int] = field(init=False)
+    key_bits: int = field(init=False)  # the hashes' top bits that name their bucket (0: one bucket)
 
     def __post_init__(self) -> None:
         self.plan = plan_suite(self.suite_json, self.source.schema, self.contract)
@@ -537,6 +545,8 @@ class SuiteRun:
             self.gx_rows = GxRunner(self.dataset, per_row, with_rows=self.with_rows)
         self.key_hashes = {p.index: [] for p in self.plan if p.route == "unique"}
         self.key_ignored = {p.index: 0 for p in self.plan if p.route == "unique"}
+        buckets = -(-self.source.num_rows // self.bucket_rows) if self.spill is not None else 1
+        self.key_bits = max(0, buckets - 1).bit_length()
 
     @property
     def columns(self) -> list[str]:
@@ -555,7 +565,7 @@ class SuiteRun:
                 )
             elif p.route == "unique":
                 h, considered = hash_keys(p, batch)
-                self.key_hashes[p.index].append(h[considered])
+                self._keep_hashes(p, h[considered])
                 self.key_ignored[p.index] += int((~considered).sum())
         if self.gx_rows is not None:
             cols = list(dict.fromkeys(c for p in self.plan if p.route == "gx_rows" for c in p.columns))
@@ -563,6 +573,35 @@ class SuiteRun:
             per_row = [p for p in self.plan if p.route == "gx_rows"]
             for p, res in zip(per_row, self.gx_rows.run(frame), strict=True):
                 add_gx_result(self.tallies[p.index], res, offset, with_rows=self.with_rows)
+
+    def _keep_hashes(self, p: Planned, h: np.ndarray) -> None:
+        if self.spill is None or not self.key_bits:
+            self.key_hashes[p.index].append(h)
+            return
+        bucket = h >> np.uint64(64 - self.key_bits)
+        order = np.argsort(bucket, kind="stable")
+        cuts = np.searchsorted(bucket[order], np.arange(1, 1 << self.key_bits, dtype=np.uint64))
+        for b, part in enumerate(np.split(h[order], cuts)):
+            self.spill.append(f"key_hashes_{p.index}", b, pd.DataFrame({"h": part}))
+
+    def _hash_buckets(self, p: Planned) -> Iterator[np.ndarray]:
+        """The key hashes of `p`, a bucket at a time (buckets in the order of their top bits)."""
+        if self.spill is None or not self.key_bits:
+            yield np.concatenate(self.key_hashes.pop(p.index) or [np.zeros(0, np.uint64)])
+            return
+        for b in range(1 << self.key_bits):
+            part = self.spill.read(f"key_hashes_{p.index}", b)
+            if part is not None:
+                yield part["h"].to_numpy()
+
+    def repeated_hashes(self, p: Planned) -> np.ndarray:
+        """The key hashes of `p` that occur more than once, each once (sorted)."""
+        repeated = [np.zeros(0, np.uint64)]
+        for part in self._hash_buckets(p):
+            hashes = np.sort(part)
+            del part
+            repeated.append(np.unique(hashes[1:][hashes[1:] == hashes[:-1]]))
+        return np.concatenate(repeated)
 
     def finish(self, rows: int) -> list[tuple[bool, dict[str, Any], str | None]]:
         """(success, result, exception) per expectation, in suite order."""
@@ -588,15 +627,13 @@ class SuiteRun:
 
 
 def _settle_unique(run: SuiteRun, p: Planned, rows: int) -> Tally:
-    """Uniqueness from the per-batch key hashes: 8 bytes per row, then an exact check of the few
-    rows whose hash occurs more than once (read again from the source)."""
-    hashes = np.sort(np.concatenate(run.key_hashes.pop(p.index) or [np.zeros(0, np.uint64)]))
-    repeated = hashes[1:][hashes[1:] == hashes[:-1]]
-    del hashes
+    """Uniqueness from the per-batch key hashes (8 bytes per row, sorted a bucket at a time),
+    then an exact check of the few rows whose hash occurs more than once (read again from the
+    source)."""
+    candidates = run.repeated_hashes(p)
     ignored = run.key_ignored[p.index]
-    if not len(repeated):
+    if not len(candidates):
         return Tally(element=rows, missing=ignored)
-    candidates = np.unique(repeated)
     parts, positions = [], []
     for batch, offset in iter_positions(run.source, list(p.columns), run.batch_rows):
         h, considered = hash_keys(p, batch)

@@ -318,40 +318,53 @@ def validate_dataset(
         if products is not None and "list_price" in products.columns:
             checks.prices = products.set_index("sku")["list_price"]
     suite = _night_suite(cfg, dataset, run_date, expectations_dir, missing, names)
-    rows = source.num_rows
-    run = (
-        SuiteRun(dataset, suite, source, contract, with_rows=spec.quarantine, batch_rows=batch_rows)
-        if suite and rows
-        else None
-    )
-    columns = [c for c in dict.fromkeys(checks.columns + (run.columns if run else [])) if c in names]
-    for batch, offset in iter_positions(source, columns, batch_rows):
-        checks.add_batch(batch)
-        if run is not None:
-            run.add_batch(batch, offset)
-    results = (
-        check_volume(cfg, dataset, _source_counts(cfg, dataset, source, run_date), run_date)
-        + check_freshness(
-            cfg, dataset, _newest_by_source(cfg, dataset, source, checks.newest if rows else None), run_date
-        )
-        + checks.event_results(run_date)
-        + checks.price_results()
-        + [
-            CheckResult(
+    # the suite's key hashes of a large snapshot wait on disk, a bucket at a time
+    with Lake(cfg.lake).spill() as spill:
+        rows = source.num_rows
+        run = (
+            SuiteRun(
                 dataset,
-                f"reference({ref})",
-                "warn",
-                False,
-                f"{ref} is not in the lake for {run_date}",
-                f"checks against {ref} run when it is extracted; they were left out tonight",
+                suite,
+                source,
+                contract,
+                with_rows=spec.quarantine,
+                batch_rows=batch_rows,
+                spill=spill,
             )
-            for ref in sorted(set(missing))
-        ]
-    )
-    if run is not None:
-        shipped = load_suite(dataset, spec.suite, expectations_dir) or {}
-        docs = DocsTarget(docs_project(cfg), run_date, shipped) if cfg.report.data_docs else None
-        results += _suite_results(run, rows, docs)
+            if suite and rows
+            else None
+        )
+        columns = [c for c in dict.fromkeys(checks.columns + (run.columns if run else [])) if c in names]
+        for batch, offset in iter_positions(source, columns, batch_rows):
+            checks.add_batch(batch)
+            if run is not None:
+                run.add_batch(batch, offset)
+        results = (
+            check_volume(cfg, dataset, _source_counts(cfg, dataset, source, run_date), run_date)
+            + check_freshness(
+                cfg,
+                dataset,
+                _newest_by_source(cfg, dataset, source, checks.newest if rows else None),
+                run_date,
+            )
+            + checks.event_results(run_date)
+            + checks.price_results()
+            + [
+                CheckResult(
+                    dataset,
+                    f"reference({ref})",
+                    "warn",
+                    False,
+                    f"{ref} is not in the lake for {run_date}",
+                    f"checks against {ref} run when it is extracted; they were left out tonight",
+                )
+                for ref in sorted(set(missing))
+            ]
+        )
+        if run is not None:
+            shipped = load_suite(dataset, spec.suite, expectations_dir) or {}
+            docs = DocsTarget(docs_project(cfg), run_date, shipped) if cfg.report.data_docs else None
+            results += _suite_results(run, rows, docs)
     if spec.quarantine:
         results = quarantine(
             cfg, dataset, run_date, source, rows, results, max_share=spec.quarantine_max_share

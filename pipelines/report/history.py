@@ -25,17 +25,28 @@ from pipelines.series import build_demand_series
 #: The days of history the report's charts show.
 HISTORY_DAYS = 120
 NO_CATEGORY = "(no category)"
+#: What the headline figures (orders, units, revenue) read of an order line.
+HEADLINE_COLUMNS = ["order_date", "order_id", "line_no", "quantity", "unit_price"]
 
 
 @dataclass
 class ReportHistory:
     """The report's view of the order lines (each frame sorted by its keys)."""
 
-    headline_lines: pd.DataFrame  # the order lines of the night and of the same weekday a week before
+    headline_lines: pd.DataFrame  # `headline_lines` of the night's order lines
     sku_hist: pd.DataFrame  # sku, ds, y: units per day of the requested SKUs, over all warehouses
     category_hist: pd.DataFrame  # category, ds, y: units per day of every category
     total_hist: pd.DataFrame  # ds, y: units per day of all products
     demand: pd.DataFrame  # the requested demand series (`build_demand_series` rows)
+
+
+def headline_lines(lines: pd.DataFrame, run_date: date) -> pd.DataFrame:
+    """The order lines the headline figures count: those of the night and of the same weekday a
+    week before that are not cancelled, only their `HEADLINE_COLUMNS`."""
+    day = pd.Timestamp(run_date)
+    keep = lines["order_date"].isin([day, day - pd.Timedelta(days=7)])
+    keep &= lines["status"].str.lower() != "cancelled"
+    return lines.loc[keep, HEADLINE_COLUMNS]
 
 
 def reduce_history(
@@ -51,11 +62,10 @@ def reduce_history(
 
     `skus`: the SKUs whose own history is kept; `entities`: the demand series (`unique_id`) kept
     whole; `categories`: SKU -> category (SKUs without one count as "(no category)")."""
-    day, week_ago = pd.Timestamp(run_date), pd.Timestamp(run_date) - pd.Timedelta(days=7)
     wanted_skus, wanted_ids = set(skus), set(entities)
     headline, by_sku, by_category, series = [], [], [], []
     for lines in shards:
-        headline.append(lines[lines["order_date"].isin([day, week_ago])])
+        headline.append(headline_lines(lines, run_date))
         demand = build_demand_series(lines, None, end=run_date, history_days=history_days)
         per_sku = demand.groupby(["sku", "ds"], as_index=False)["y"].sum()
         by_sku.append(per_sku[per_sku["sku"].isin(wanted_skus)])
@@ -66,7 +76,7 @@ def reduce_history(
         series.append(demand[demand["unique_id"].isin(wanted_ids)])
         del lines, demand, per_sku
     if not headline:  # no shard at all: an empty night
-        headline = [empty_frame("order_lines")]
+        headline = [empty_frame("order_lines")[HEADLINE_COLUMNS]]
         empty = build_demand_series(empty_frame("order_lines"), None, end=run_date, history_days=history_days)
         series = [empty]
         by_sku = [empty.groupby(["sku", "ds"], as_index=False)["y"].sum()]

@@ -57,13 +57,13 @@ class Headline:
 
 
 def build_headlines(lines: pd.DataFrame, forecasts: pd.DataFrame | None, run_date: date) -> list[Headline]:
-    """Orders, units and revenue of the night versus the same weekday last week (and the forecast)."""
-    valid = lines[lines["status"].str.lower() != "cancelled"]
+    """Orders, units and revenue of the night versus the same weekday last week (and the forecast),
+    from the night's `pipelines.report.history.headline_lines`."""
     day = pd.Timestamp(run_date)
     week_ago = day - pd.Timedelta(days=7)
 
     def figures(d: pd.Timestamp) -> tuple[float, float, float]:
-        x = valid[valid["order_date"] == d]
+        x = lines[lines["order_date"] == d]
         return (
             float(x["order_id"].nunique()),
             float(x["quantity"].sum()),

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.report.history import reduce_history
+from pipelines.report.history import headline_lines, reduce_history
 from pipelines.report.render import build_headlines
 from pipelines.series import build_demand_series
 
@@ -74,10 +74,15 @@ def test_the_report_history_read_in_shards_is_the_whole_nights(shards):
     assert got.demand["unique_id"].nunique() == 3
     # the headline figures: orders, units and revenue of the night and a week before
     figures = [v for h in build_headlines(got.headline_lines, None, NIGHT) for v in (h.value, h.last_week)]
-    whole = [v for h in build_headlines(lines, None, NIGHT) for v in (h.value, h.last_week)]
+    whole = [
+        v for h in build_headlines(headline_lines(lines, NIGHT), None, NIGHT) for v in (h.value, h.last_week)
+    ]
     assert figures == pytest.approx(whole, rel=1e-12)  # revenue: a sum in another order
     assert len(got.headline_lines) < len(lines) / 20  # two days of lines, not the night's history
     assert build_headlines(got.headline_lines, None, NIGHT)[0].value > 0
+    night = lines[(lines["order_date"] == pd.Timestamp(NIGHT)) & (lines["status"] != "cancelled")]
+    assert figures[2] == night["quantity"].sum() > 0  # units: cancelled lines do not count
+    assert list(got.headline_lines.columns) == ["order_date", "order_id", "line_no", "quantity", "unit_price"]
 
 
 def test_a_night_without_order_lines_has_an_empty_history():

@@ -168,3 +168,62 @@ def test_clean_suite_matches_gx_with_every_route(tmp_path):
     assert batched == reference
     assert all(r.success for r in batched)
     assert {r.severity for r in batched} == {"error", "warn"}
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_key_hashes_spilled_in_buckets_find_the_same_duplicates(tmp_path, monkeypatch, collide):
+    """A table of more than `bucket_rows` rows keeps its key hashes on disk, a bucket of their top
+    bits each; the duplicates (across batches and buckets) are those the in-memory check finds."""
+    import numpy as np
+
+    import pipelines.quality.batches as vb
+    from pipelines.lake import Spill
+
+    if collide:  # every hash in the same bucket and equal: every row is a candidate
+        real = vb.hash_keys
+        monkeypatch.setattr(vb, "hash_keys", lambda p, keys: (real(p, keys)[0] * 0, real(p, keys)[1]))
+    n = 5000
+    rng = np.random.default_rng(7)
+    order_id = [f"O{i}" for i in range(n)]
+    for src, dst in [(3, 4990), (100, 2500), (2500, 4000)]:  # three rows repeat earlier keys
+        order_id[dst] = order_id[src]
+    table = pa.table(
+        {
+            "order_id": order_id,
+            "line_no": [1] * n,
+            "sku": rng.choice(["S1", "S2"], n).tolist(),
+            "quantity": rng.uniform(0, 9, n),
+            "status": ["open"] * n,
+        }
+    )
+    path = tmp_path / "part-00000.parquet"
+    pq.write_table(table, path, row_group_size=700)
+    source = BatchSource(files=(path,))
+    suite = _suite(_exp("expect_compound_columns_to_be_unique", column_list=["order_id", "line_no"]))
+    contract = get_dataset("order_lines")
+
+    def run(spill):
+        r = vb.SuiteRun(
+            "order_lines",
+            suite,
+            source,
+            contract,
+            with_rows=True,
+            batch_rows=600,
+            spill=spill,
+            bucket_rows=500,
+        )
+        for batch, offset in vb.iter_positions(source, r.columns, r.batch_rows):
+            r.add_batch(batch, offset)
+        return r, r.finish(n)
+
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    spilled, got = run(Spill(folder))
+    memory, want = run(None)
+    assert spilled.key_bits == 4 and memory.key_bits == 0  # 10 buckets' worth of rows: 16 buckets
+    assert len(list(folder.glob("key_hashes_*.arrow"))) == (1 if collide else 16)
+    assert got == want
+    ((success, result, _),) = got
+    assert not success and result["unexpected_count"] == 5
+    assert sorted(result["unexpected_index_list"]) == [3, 100, 2500, 4000, 4990]
