@@ -325,18 +325,21 @@ def forecast_hierarchy(
     stored = {name: column for column, name in _stored_names(spec.levels).items()} | {"yhat": "yhat"}
     # each bottom row's cell (series, target date): the bottom forecasts as arrays, no pivot
     series_index = pd.MultiIndex.from_frame(keys[["sku", "warehouse"]])
-    low = {c: np.zeros((len(keys), len(targets))) for c in columns}
+    base = {c: np.zeros((len(nodes), len(targets))) for c in columns}  # aggregates, then bottom
+    for c in columns:
+        base[c][:n_a] = _wide(agg_fc, pd.Index(agg_ids), targets, c)
     for part in bottom_parts():
         cell = (
-            series_index.get_indexer(pd.MultiIndex.from_frame(part[["sku", "warehouse"]])),
+            n_a + series_index.get_indexer(pd.MultiIndex.from_frame(part[["sku", "warehouse"]])),
             targets.get_indexer(pd.to_datetime(part["target_date"])),
         )
         for c in columns:
-            np.add.at(low[c], cell, np.nan_to_num(part[stored[c]].to_numpy(dtype=float), nan=0.0))
-    base = {c: np.vstack([_wide(agg_fc, pd.Index(agg_ids), targets, c), low.pop(c)]) for c in columns}
+            np.add.at(base[c], cell, np.nan_to_num(part[stored[c]].to_numpy(dtype=float), nan=0.0))
+    gaussian = spec.bands == "gaussian"
+    # each level's spread, where the reconciliation reads it: the means read only the first level's
     scales = {
         lv: (base[f"yhat_hi_{_level_name(lv)}"] - base["yhat"]) / float(stats.norm.ppf(0.5 + lv / 200.0))
-        for lv in spec.levels
+        for lv in (spec.levels if gaussian else spec.levels[:1])
     }
     season = 7 if spec.freq == "D" else 1
     residuals = (
@@ -349,14 +352,17 @@ def forecast_hierarchy(
         )
     )
     t2 = time.perf_counter()
-    gaussian = spec.bands == "gaussian"
     rec = reconcile_mint(base["yhat"], scales, tree.aggregation, residuals, variances=gaussian)
+    del scales
     if gaussian:
         bounds = build_bounds(rec)
-    else:
+    else:  # the base bands widened where they are (kept apart only when the base is returned too)
         bounds = {
             lv: contain_bounds(
-                rec.mean, base[f"yhat_lo_{_level_name(lv)}"], base[f"yhat_hi_{_level_name(lv)}"]
+                rec.mean,
+                base[f"yhat_lo_{_level_name(lv)}"],
+                base[f"yhat_hi_{_level_name(lv)}"],
+                in_place=not keep_base,
             )
             for lv in spec.levels
         }
@@ -396,7 +402,6 @@ def forecast_hierarchy(
     )
     if not keep_base:  # only the base forecast itself is stored beside the reconciled one
         base = {"yhat": yhat_base}
-        del scales
     counts = nodes["level"].value_counts()
     notes = {
         "method": rec.method,

@@ -166,9 +166,13 @@ def build_bounds(rec: Reconciled, *, nonnegative: bool = True) -> dict[float, tu
     return out
 
 
-def contain_bounds(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def contain_bounds(
+    mean: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, in_place: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """A node's own base band (calibrated on its own backtests), widened where needed to contain
-    its reconciled forecast."""
+    its reconciled forecast (`in_place`: in `lo` and `hi` themselves, no new arrays)."""
+    if in_place:
+        return np.minimum(lo, mean, out=lo), np.maximum(hi, mean, out=hi)
     return np.minimum(lo, mean), np.maximum(hi, mean)
 
 
