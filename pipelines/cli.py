@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import SeamError
-from pipelines.process import use_system_allocator
+from pipelines.process import set_up_process
 
 
 def _date(text: str) -> date:
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("great_expectations", "matplotlib", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    use_system_allocator()
+    set_up_process()
     try:
         return _dispatch(args)
     except SeamError as err:

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pipelines.config import Config, load_config, results_url
 from pipelines.errors import SeamError, StepSkipped
-from pipelines.process import use_system_allocator
+from pipelines.process import set_up_process
 from pipelines.run_context import RunContext, night_of
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def night(context: Any, config: Path) -> tuple[Config, RunContext]:
     A night before `schedule.start_date` is refused, never a silent no-op.  Sets the task's
     process up first (`pipelines.process`).
     """
-    use_system_allocator()
+    set_up_process()
     cfg = load_config(config)
     logical = context["logical_date"] or context["data_interval_start"]
     run_date = night_of(logical, cfg.timezone)
