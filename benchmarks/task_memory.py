@@ -1,12 +1,13 @@
-"""Peak memory of single steps as the night grows, for two checkouts of seam.
+"""Peak memory of single steps as the night grows, for two (or three) checkouts of seam.
 
 For each size (a multiple of the default demo's 200 SKUs x 5 warehouses, `--days` of history) the
 SQLite demo is generated once and one night runs through `seam run` with this checkout (500 series
 per shard, so the plan's shard count grows with the size).  Then, on that night's lake, the
 `--steps` (default: `seam report` and `seam load`) run in fresh processes, in the order given,
-with each checkout (`--before`, `--after`), alternating which goes first, each on a fresh copy of
-the demo's databases (so every load writes) and, with `--copy-lake`, of the night's lake (so a
-step reads what the same checkout's earlier steps wrote).  Steps: `report`, `load`, `reconcile`,
+with each checkout (`--before`, `--after`, and `--between` if given), alternating which goes
+first, each on a fresh copy of the demo's databases (so every load writes) and, with
+`--copy-lake`, of the night's lake (so a step reads what the same checkout's earlier steps
+wrote).  Steps: `report`, `load`, `reconcile`,
 `validate` (the order lines) and `plan` (the shard plan and the panel's figures, through
 `pipelines.steps.run_plan`).  Each step's peak RSS is the process's VmHWM (`/usr/bin/time -f %M`),
 imports included.
@@ -176,16 +177,19 @@ def _measure_steps(
 
 
 def render(results: list[dict[str, Any]]) -> str:
+    versions = list(results[0]["median_peak_mb"]) if results else ["before", "after"]
     out = [
-        "| size | series | shards | step | before: peak MB (median) | after: peak MB (median) | after / before |",
-        "|---:|---:|---:|---|---:|---:|---:|",
+        "| size | series | shards | step | "
+        + " | ".join(f"{v}: peak MB (median)" for v in versions)
+        + " | after / before |",
+        "|---:|---:|---:|---|" + "---:|" * (len(versions) + 1),
     ]
     for r in results:
-        for step in r["median_peak_mb"]["after"]:
-            b, a = r["median_peak_mb"]["before"][step], r["median_peak_mb"]["after"][step]
-            out.append(
-                f"| {r['size']}x | {r['series']:,} | {r['shards']} | {step} | {b:,.0f} | {a:,.0f} | {a / b:.2f} |"
-            )
+        peaks = r["median_peak_mb"]
+        for step in peaks["after"]:
+            cells = " | ".join(f"{peaks[v][step]:,.0f}" for v in versions)
+            ratio = peaks["after"][step] / peaks["before"][step]
+            out.append(f"| {r['size']}x | {r['series']:,} | {r['shards']} | {step} | {cells} | {ratio:.2f} |")
     return "\n".join(out) + "\n"
 
 
@@ -194,6 +198,11 @@ def main() -> None:
     ap.add_argument("--before", type=Path, required=True, help="checkout of the code before the change")
     ap.add_argument(
         "--after", type=Path, default=ROOT, help="checkout of the code after it (default: this one)"
+    )
+    ap.add_argument(
+        "--between",
+        type=Path,
+        help="a checkout between the two (an intermediate commit), measured the same way",
     )
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--days", type=int, default=120)
@@ -212,6 +221,12 @@ def main() -> None:
     )
     args = ap.parse_args()
     checkouts = {"before": args.before.resolve(), "after": args.after.resolve()}
+    if args.between:
+        checkouts = {
+            "before": checkouts["before"],
+            "between": args.between.resolve(),
+            "after": checkouts["after"],
+        }
     results = []
     with tempfile.TemporaryDirectory(prefix="seam-taskmem-") as tmp:
         work = args.work or Path(tmp)
