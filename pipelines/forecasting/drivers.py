@@ -210,9 +210,58 @@ def build_series_drivers(
     series: Sequence[SeriesInput], drivers: pd.DataFrame, horizon: int, freq: str
 ) -> list[SeriesDrivers]:
     """Each series' driver values over its history grid and the horizon (0 where the frame has
-    no row; rows off the grid are ignored)."""
+    no row; rows off the grid are ignored).
+
+    On a grid of fixed steps (days, hours, weeks anchored on a weekday) every row's period is
+    found by arithmetic on the whole frame at once; other grids (months, quarters) by dates, a
+    series at a time."""
     offset = to_offset(freq)
     checked = check_drivers(drivers)
+    step = _fixed_step(offset, series, checked)
+    if step is None:
+        return _series_drivers_by_dates(series, checked, horizon, offset)
+    lengths = np.array([len(s.y) for s in series], dtype=np.int64)
+    sizes = lengths + horizon
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    values = np.zeros((int(starts[-1]), len(DRIVER_COLUMNS)))
+    if len(checked) and len(series):
+        at = pd.Index([s.unique_id for s in series]).get_indexer(checked["unique_id"].astype(str))
+        known = np.flatnonzero(at >= 0)
+        at = at[known]
+        last = np.array([s.last_ds.value for s in series], dtype=np.int64)
+        first = last - (lengths - 1) * step
+        ds = pd.DatetimeIndex(checked["ds"]).as_unit("ns").asi8[known]
+        delta = ds - first[at]
+        pos = delta // step
+        on = (delta % step == 0) & (pos >= 0) & (pos < sizes[at])
+        rows = checked[list(DRIVER_COLUMNS)].to_numpy(dtype=np.float64)[known]
+        values[starts[at[on]] + pos[on]] = rows[on]
+    return [SeriesDrivers(values[starts[i] : starts[i + 1]], int(lengths[i])) for i in range(len(series))]
+
+
+def _fixed_step(offset: Any, series: Sequence[SeriesInput], drivers: pd.DataFrame) -> int | None:
+    """The grid's step in nanoseconds when every period is the same length and every series ends
+    on the grid (None: find the periods by dates)."""
+    from pandas.tseries.offsets import Day, Tick, Week
+
+    if any(s.last_ds.tz is not None for s in series) or getattr(drivers["ds"].dtype, "tz", None) is not None:
+        return None
+    if len({s.unique_id for s in series}) != len(series):
+        return None
+    if isinstance(offset, Day) and offset.n > 0:  # a calendar day: 24 hours on naive dates
+        return int(pd.Timedelta(days=offset.n).value)
+    if isinstance(offset, Tick) and offset.n > 0:
+        return int(pd.Timedelta(offset).value)
+    anchored = isinstance(offset, Week) and offset.weekday is not None and offset.n > 0
+    if anchored and all(offset.is_on_offset(s.last_ds) for s in series):
+        return int(pd.Timedelta(days=7 * offset.n).value)
+    return None
+
+
+def _series_drivers_by_dates(
+    series: Sequence[SeriesInput], checked: pd.DataFrame, horizon: int, offset: Any
+) -> list[SeriesDrivers]:
+    """`build_series_drivers` a series at a time, each row's period found among its grid's dates."""
     groups = {str(k): g for k, g in checked.groupby("unique_id", sort=False)}
     out: list[SeriesDrivers] = []
     for s in series:

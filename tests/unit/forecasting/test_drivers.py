@@ -127,10 +127,15 @@ def test_a_holiday_in_the_horizon_lowers_the_forecast_that_day():
 
 
 def test_without_drivers_the_forecast_is_the_saved_one_of_the_forecaster_before_drivers():
+    """The same models, choices and figures as the forecaster before drivers.  Against the saved
+    file to 1e-3 relative, not to the bit: numpy's and OpenBLAS's kernels differ with the CPU
+    (AVX-512 or not) in the last bits, and the models' optimisers carry that to about 5e-5 (seen
+    on one series, with the file saved on a CPU without AVX-512; equal to the bit there)."""
     saved = pd.read_parquet(Path(__file__).parent / "data" / "no_drivers_reference.parquet")
     panel = reference_panel()
     out = forecast(panel, HORIZON, "D")
-    pd.testing.assert_frame_equal(out, saved, check_exact=True)
+    pd.testing.assert_frame_equal(out, saved, check_exact=False, rtol=1e-3, atol=1e-6)
+    assert (out["model"] == saved["model"]).all()
     # a driver frame without any driver changes nothing but the added column
     empty = pd.DataFrame({"unique_id": pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[ns]")})
     with_empty = forecast(panel, HORIZON, "D", drivers=empty)
@@ -289,3 +294,40 @@ def test_run_forecast_passes_each_series_uplift_to_its_backtests(monkeypatch: py
         assert uplift is not None and len(uplift) == HISTORY
         # the four past promotions (days 30-39, 90-99, ...) lift it, the other days do not
         assert np.all(uplift[30:40] > 1.3) and np.all(uplift[:30] == 1.0)
+
+
+@pytest.mark.parametrize("freq", ["D", "W-SUN", "h", "MS"])
+def test_the_drivers_on_each_series_grid_are_the_same_by_arithmetic_as_by_dates(freq: str):
+    """A frame with rows before, on and after each grid, off the grid, of unknown series and of a
+    series without rows: every row lands in its period (or nowhere) as when each series' dates
+    are looked up one by one."""
+    from pandas.tseries.frequencies import to_offset
+
+    from pipelines.forecasting.drivers import _fixed_step, _series_drivers_by_dates, build_series_drivers
+    from pipelines.forecasting.validation import SeriesInput
+
+    rng = np.random.default_rng(3)
+    offset = to_offset(freq)
+    end = offset.rollback(pd.Timestamp("2026-11-22")) if freq == "W-SUN" else pd.Timestamp("2026-11-01")
+    series = [
+        SeriesInput(f"s{i}", rng.poisson(3.0, n).astype(float), end - i * offset)
+        for i, n in enumerate([40, 1, 25, 60])
+    ]
+    dates = pd.date_range(end - 80 * offset, end + 10 * offset, freq=offset)
+    rows = pd.DataFrame(
+        {
+            "unique_id": rng.choice(["s0", "s1", "s2", "nobody"], len(dates) * 2),
+            "ds": np.concatenate([dates, dates + pd.Timedelta(minutes=30)]),  # half of them off the grid
+            "promotion": rng.uniform(0, 1, len(dates) * 2).round(2),
+            "discount": rng.uniform(0, 0.5, len(dates) * 2).round(2),
+            "holiday": rng.integers(0, 2, len(dates) * 2).astype(float),
+        }
+    ).drop_duplicates(["unique_id", "ds"])
+    fast = build_series_drivers(series, rows, 7, freq)
+    slow = _series_drivers_by_dates(series, rows, 7, offset)
+    assert (_fixed_step(offset, series, rows) is None) == (freq == "MS")
+    assert [d.n_history for d in fast] == [40, 1, 25, 60] == [d.n_history for d in slow]
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a.values, b.values)
+    assert sum(int((d.values != 0).any(axis=1).sum()) for d in fast) > 20
+    assert not fast[3].values.any()
