@@ -7,7 +7,7 @@ Public functions:
     shard_launches(cfg, d, mine)       the shard's product launches the plan recorded
     product_categories(cfg, d, without) the products' `sku, category` (None when unusable)
     previous_final(lake, output, night, skus)  an earlier night's final forecast of some SKUs
-    driver_frame(cfg, d, series)       the demand drivers known ahead (promotions, holidays)
+    driver_frame(cfg, d, series, mine) the demand drivers known ahead (promotions, holidays)
     panel_figures(cfg, d, shards)      the whole night's week, peers and driver effects, gathered
                                        one shard in memory at a time
     forecast_freq(cfg), forecast_options(cfg, freq)   the forecaster's settings from the config
@@ -112,8 +112,11 @@ def forecast_categories(cfg: Config, d: date) -> pd.DataFrame | None:
     return product_categories(cfg, d, without="the forecast's new products have no peers")
 
 
-def driver_frame(cfg: Config, d: date, series: pd.DataFrame) -> pd.DataFrame | None:
-    """The forecaster's demand drivers of the shard's series (None: `forecast.drivers` is empty)."""
+def driver_frame(
+    cfg: Config, d: date, series: pd.DataFrame, mine: list[tuple[str, str, list[Any]]] | None = None
+) -> pd.DataFrame | None:
+    """The forecaster's demand drivers of the shard's series (None: `forecast.drivers` is empty);
+    `mine`: the shard's SKU filter, so only its SKUs' promotions are read."""
     from pipelines.forecasting.inputs import build_driver_frame
 
     if not cfg.forecast.drivers:
@@ -123,7 +126,7 @@ def driver_frame(cfg: Config, d: date, series: pd.DataFrame) -> pd.DataFrame | N
         if blocked_datasets(cfg, d, ["promotions"]):
             log.warning("forecast %s: the promotions failed their quality gate, so no promotion drivers", d)
         else:
-            promotions = read_dataset(cfg, "promotions", d)
+            promotions = read_dataset(cfg, "promotions", d, filters=mine)
     holidays: tuple[tuple[str, str], ...] = ()
     if "holidays" in cfg.forecast.drivers and len(series):
         # the series' history and the horizon
@@ -157,7 +160,7 @@ def panel_figures(
             if with_week:
                 stats.add(inputs)
             peers.add(inputs, build_peer_keys(series, products))
-            frame = driver_frame(cfg, d, series)
+            frame = driver_frame(cfg, d, series, mine)
             if frame is not None:
                 drivers.add(inputs, frame)
     week = stats.finish() if with_week else None
@@ -358,7 +361,7 @@ def forecast_inputs(cfg: Config, d: date, shard: int, shards: int) -> ForecastIn
     prior = forecast_drivers(lake, d) if shards > 1 else None
     launches = shard_launches(cfg, d, mine)
     series, history = shard_history(cfg, d, mine, launches)
-    known = driver_frame(cfg, d, series)
+    known = driver_frame(cfg, d, series, mine)
     freq = forecast_freq(cfg)
     return ForecastInputs(
         series=series,
