@@ -303,11 +303,13 @@ def build_baseline(y: np.ndarray, clean: np.ndarray, period: int) -> tuple[np.nd
     phase = t % period
     factors = np.ones(period)
     if period > 1:
+        # each phase's clean values in their order, a slice per phase (the same sums as masks)
+        clean_phase = phase[clean]
+        by_phase = y[clean][np.argsort(clean_phase, kind="stable")]
+        counts = np.bincount(clean_phase, minlength=period)
+        ends = np.cumsum(counts)
         means = np.array(
-            [
-                np.mean(y[clean & (phase == k)]) if (clean & (phase == k)).any() else np.nan
-                for k in range(period)
-            ]
+            [by_phase[b - c : b].mean() if c else np.nan for b, c in zip(ends, counts, strict=True)]
         )
         overall = float(np.nanmean(means)) if np.isfinite(means).any() else 0.0
         factors = np.where(np.isfinite(means) & (overall > 0), means / overall if overall > 0 else 1.0, 1.0)
