@@ -379,10 +379,8 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         )
         result = forecast_hierarchy(forecasts, series, forecast_categories(cfg, ctx.run_date), spec)
         night = {"run_date": pd.Timestamp(d), "model_version": model_version(cfg)}
-        notes = {
-            **result.notes,
-            "statistical_checksum": forecasts_checksum(lake, d),
-        }
+        with lake.spill() as spill:  # the forecasts' row hashes, beside the hierarchy in memory
+            notes = {**result.notes, "statistical_checksum": forecasts_checksum(lake, d, spill)}
         typed = result.typed.assign(**night) if result.typed is not None else None
 
         written = [0]
@@ -471,7 +469,8 @@ def run_adjust(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             rows_in, rows_out = len(forecasts), len(adjusted.final)
         for line in shortfalls:
             log.warning("data quality: %s", line)
-        notes["statistical_checksum"] = forecasts_checksum(lake, d)
+        with lake.spill() as spill:
+            notes["statistical_checksum"] = forecasts_checksum(lake, d, spill)
         notes["previous_night"] = before.isoformat() if before else None
         if night.by_parts:
             lake.annotate_shard_plan(FINAL_OUTPUT, d, "notes", notes)

@@ -5,6 +5,7 @@ Public API:
                                    sharded stage outputs and their plans, quality results,
                                    quarantine, run-state files, staging and its sweep,
                                    `spill()`: a task's scratch rows between two passes)
+    HashBuckets(spill, name)       64-bit hashes kept in a spill, given back sorted by bucket
     read_dataset(cfg, dataset, d)  a canonical dataset as of a night, conformed to its contract:
                                    the union of every source feeding it, with a `source` column
     read_source_nights(cfg, ds, d) each source's Arrow tables of a dataset's night (a few columns,
@@ -26,10 +27,11 @@ from pipelines.lake.datasets import (
     read_dataset,
     read_source_nights,
 )
-from pipelines.lake.spill import Spill
+from pipelines.lake.spill import HashBuckets, Spill
 from pipelines.lake.store import Lake, read_partition
 
 __all__ = [
+    "HashBuckets",
     "Lake",
     "SourceNights",
     "Spill",

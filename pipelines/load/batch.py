@@ -23,6 +23,7 @@ Permanent errors fail at once naming table and cause.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,10 +39,15 @@ from sqlalchemy.exc import DBAPIError
 
 from pipelines.db import adapter_for, describe_db_error, error_number, is_transient, sqlstate_of
 from pipelines.errors import ConfigError, LoadError, SeamError, SourceUnavailableError
+from pipelines.lake import HashBuckets, Spill
 from pipelines.results import DATE_COLUMNS, RESULT_TABLES, ResultTable
 from pipelines.state import loaded_checksum, record_batch
 
 log = logging.getLogger(__name__)
+
+#: Row and key hashes a load holds before it moves them to its spill (8 bytes each): BENCHMARKS.md
+SPILL_HASHES = 1 << 20
+_SCRATCH = itertools.count()  # spill names of this process's loads
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,19 @@ def row_hashes(df: pd.DataFrame) -> np.ndarray:
 def digest(columns: Sequence[str], hashes: Sequence[np.ndarray]) -> str:
     """SHA-256 of a batch's columns and the sorted hashes of its rows (in one part or several)."""
     rows = np.sort(np.concatenate(hashes)) if len(hashes) else np.array([], dtype=np.uint64)
+    return sorted_digest(columns, [rows])
+
+
+def sorted_digest(columns: Sequence[str], sorted_hashes: Iterable[np.ndarray]) -> str:
+    """`digest` of row hashes given sorted, in pieces whose concatenation is sorted."""
     out = hashlib.sha256(",".join(columns).encode())
-    out.update(rows.tobytes())
+    for piece in sorted_hashes:
+        out.update(np.ascontiguousarray(piece, dtype=np.uint64).tobytes())
     return out.hexdigest()
+
+
+def _hash_buckets(spill: Spill | None, what: str) -> HashBuckets:
+    return HashBuckets(spill, f"load_{what}_{next(_SCRATCH)}", in_memory=SPILL_HASHES)
 
 
 def batch_checksum(df: pd.DataFrame, key: Sequence[str]) -> str:
@@ -86,15 +102,15 @@ def batch_checksum(df: pd.DataFrame, key: Sequence[str]) -> str:
     return digest(list(df.columns), [row_hashes(df)])
 
 
-def parts_checksum(parts: Iterable[pd.DataFrame]) -> str | None:
+def parts_checksum(parts: Iterable[pd.DataFrame], spill: Spill | None = None) -> str | None:
     """`batch_checksum` of the rows of every part together, holding one part at a time (None
-    when there is no part)."""
+    when there is no part); with `spill`, the rows' hashes beyond `SPILL_HASHES` wait there."""
     columns: list[str] | None = None
-    hashes = []
+    hashes = _hash_buckets(spill, "rows")
     for part in parts:
         columns = columns or list(part.columns)
-        hashes.append(row_hashes(part))
-    return None if columns is None else digest(columns, hashes)
+        hashes.add(row_hashes(part))
+    return None if columns is None else sorted_digest(columns, hashes.sorted_buckets())
 
 
 # --- the load ----------------------------------------------------------------------------------
@@ -167,13 +183,16 @@ def load_parts(
     parts: Parts,
     *,
     checkpoint: Checkpoint = no_checkpoint,
+    spill: Spill | None = None,
 ) -> LoadResult:
     """`load_batch` of a batch given in parts (e.g. a night's output, one shard or record batch of
     the lake at a time), holding one part in memory: the parts are read once to check them (columns,
     night, keys unique across all parts) and compute the batch's checksum, and once more to write
-    them, in one transaction."""
+    them, in one transaction.  With `spill`, the rows' and keys' hashes (8 bytes each) of a batch
+    beyond `SPILL_HASHES` rows wait there in buckets, and are sorted a bucket at a time."""
     table = RESULT_TABLES[table_name]
-    rows, hashes, keys = 0, [], []
+    rows, n_parts = 0, 0
+    hashes, keys = _hash_buckets(spill, "rows"), _hash_buckets(spill, "keys")
     for part in parts():
         batch = _prepare(part, table)
         if table.night and len(batch):
@@ -183,11 +202,12 @@ def load_parts(
                     f"{table_name}: every row's {table.night} must be {run_date}, got {lo} to {hi}"
                 )
         rows += len(batch)
-        hashes.append(row_hashes(batch))
-        keys.append(pd.util.hash_pandas_object(batch[list(table.key)], index=False).to_numpy())
-    if len(keys) > 1:
-        _check_keys_across(parts, table, np.concatenate(keys))
-    checksum = digest(list(table.columns), hashes)
+        n_parts += 1
+        hashes.add(row_hashes(batch))
+        keys.add(pd.util.hash_pandas_object(batch[list(table.key)], index=False).to_numpy())
+    if n_parts > 1:
+        _check_keys_across(parts, table, keys.repeated())
+    checksum = sorted_digest(list(table.columns), hashes.sorted_buckets())
     del hashes, keys
     data = (to_arrow(_conform(part, table)) for part in parts())
     t0 = time.perf_counter()
@@ -212,15 +232,14 @@ def load_parts(
     return LoadResult(table_name, run_date, rows, checksum, skipped)
 
 
-def _check_keys_across(parts: Parts, table: ResultTable, key_hashes: np.ndarray) -> None:
-    """Raise LoadError when two parts hold the same key (each part was checked on its own); the
-    keys whose hash repeats are read again and compared exactly (a hash collision is not a
-    duplicate)."""
-    ordered = np.sort(key_hashes)  # 8 bytes a row, where a hash table costs several times that
-    repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+def _check_keys_across(parts: Parts, table: ResultTable, repeats: np.ndarray) -> None:
+    """Raise LoadError when two parts hold the same key (each part was checked on its own):
+    `repeats` are the key hashes seen more than once (sorted hashes, 8 bytes a row, where a hash
+    table costs several times that); their keys are read again and compared exactly (a hash
+    collision is not a duplicate)."""
     if not len(repeats):
         return
-    suspects = set(np.unique(repeats).tolist())
+    suspects = set(repeats.tolist())
     keys = list(table.key)
     found = []
     for part in parts():

@@ -51,13 +51,15 @@ class NightResults:
     batches: list[tuple[str, str, Parts]] = field(default_factory=list)
     demand: NightDemand | None = None
     rows: int = 0  # rows of the batches, counted as they load
+    spill: Spill | None = None  # where the load's hashes of a large batch wait (open until it ends)
 
 
-def forecasts_checksum(lake: Lake, d: date) -> str | None:
-    """`batch_checksum` of the night's statistical forecasts (all shards), read a batch at a time;
-    None when the night has no complete forecasts.  The adjust and reconcile steps record it, and
-    the load loads their outputs only when it still holds."""
-    return parts_checksum(lake.iter_output("forecasts", d, batch_rows=BATCH_ROWS))
+def forecasts_checksum(lake: Lake, d: date, spill: Spill | None = None) -> str | None:
+    """`batch_checksum` of the night's statistical forecasts (all shards), read a batch at a time
+    (the rows' hashes of a large night waiting in `spill`); None when the night has no complete
+    forecasts.  The adjust and reconcile steps record it, and the load loads their outputs only
+    when it still holds."""
+    return parts_checksum(lake.iter_output("forecasts", d, batch_rows=BATCH_ROWS), spill)
 
 
 def final_forecasts(lake: Lake, d: date, statistical: str | None) -> Parts | None:
@@ -122,8 +124,8 @@ def night_results(cfg: Config, d: date, spill: Spill) -> NightResults:
     """Every batch of night `d` that the lake holds, addressed to the database that receives it;
     the actuals, built a shard at a time, wait in `spill` (open until the load ends)."""
     lake = Lake(cfg.lake)
-    night = NightResults()
-    statistical = forecasts_checksum(lake, d)
+    night = NightResults(spill=spill)
+    statistical = forecasts_checksum(lake, d, spill)
     forecasts = final_forecasts(lake, d, statistical)
     if forecasts is not None:
         night.batches.append((cfg.results.forecasts, "seam_forecasts", forecasts))
@@ -159,7 +161,7 @@ def load_night(cfg: Config, d: date, night: NightResults) -> list[LoadResult]:
     for src, table, parts in night.batches:
         engine = make_engine(results_url(cfg.source(src)), write=True, what=f"source {src!r}")
         try:
-            results.append(load_parts(engine, table, d, parts))
+            results.append(load_parts(engine, table, d, parts, spill=night.spill))
             night.rows += results[-1].rows
             if table == "seam_anomaly_scores":  # tonight's incidents, merged with the stored ones
                 if flagged is None:

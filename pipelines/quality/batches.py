@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.contracts import Dataset, conform_frame
-from pipelines.lake import Spill
+from pipelines.lake import HashBuckets, Spill
 from pipelines.quality.gx import GxRunner, frame_for_gx
 
 BATCH_ROWS = 65_536  # rows per record batch (a row group of an extracted file): BENCHMARKS.md, issue 19
@@ -533,7 +533,7 @@ class SuiteRun:
     plan: list[Planned] = field(init=False)
     tallies: dict[int, Tally] = field(init=False)
     gx_rows: GxRunner | None = field(init=False, default=None)
-    key_hashes: dict[int, list[np.ndarray]] = field(init=False)  # per unique check: considered rows' hashes
+    key_hashes: dict[int, HashBuckets] = field(init=False)  # per unique check: considered rows' hashes
     key_ignored: dict[int, int] = field(init=False)
     key_bits: int = field(init=False)  # the hashes' top bits that name their bucket (0: one bucket)
 
@@ -543,10 +543,15 @@ class SuiteRun:
         per_row = [p.config for p in self.plan if p.route == "gx_rows"]
         if per_row:
             self.gx_rows = GxRunner(self.dataset, per_row, with_rows=self.with_rows)
-        self.key_hashes = {p.index: [] for p in self.plan if p.route == "unique"}
         self.key_ignored = {p.index: 0 for p in self.plan if p.route == "unique"}
         buckets = -(-self.source.num_rows // self.bucket_rows) if self.spill is not None else 1
         self.key_bits = max(0, buckets - 1).bit_length()
+        spill = self.spill if self.key_bits else None
+        self.key_hashes = {
+            p.index: HashBuckets(spill, f"key_hashes_{p.index}", bits=self.key_bits)
+            for p in self.plan
+            if p.route == "unique"
+        }
 
     @property
     def columns(self) -> list[str]:
@@ -565,7 +570,7 @@ class SuiteRun:
                 )
             elif p.route == "unique":
                 h, considered = hash_keys(p, batch)
-                self._keep_hashes(p, h[considered])
+                self.key_hashes[p.index].add(h[considered])
                 self.key_ignored[p.index] += int((~considered).sum())
         if self.gx_rows is not None:
             cols = list(dict.fromkeys(c for p in self.plan if p.route == "gx_rows" for c in p.columns))
@@ -574,34 +579,9 @@ class SuiteRun:
             for p, res in zip(per_row, self.gx_rows.run(frame), strict=True):
                 add_gx_result(self.tallies[p.index], res, offset, with_rows=self.with_rows)
 
-    def _keep_hashes(self, p: Planned, h: np.ndarray) -> None:
-        if self.spill is None or not self.key_bits:
-            self.key_hashes[p.index].append(h)
-            return
-        bucket = h >> np.uint64(64 - self.key_bits)
-        order = np.argsort(bucket, kind="stable")
-        cuts = np.searchsorted(bucket[order], np.arange(1, 1 << self.key_bits, dtype=np.uint64))
-        for b, part in enumerate(np.split(h[order], cuts)):
-            self.spill.append(f"key_hashes_{p.index}", b, pd.DataFrame({"h": part}))
-
-    def _hash_buckets(self, p: Planned) -> Iterator[np.ndarray]:
-        """The key hashes of `p`, a bucket at a time (buckets in the order of their top bits)."""
-        if self.spill is None or not self.key_bits:
-            yield np.concatenate(self.key_hashes.pop(p.index) or [np.zeros(0, np.uint64)])
-            return
-        for b in range(1 << self.key_bits):
-            part = self.spill.read(f"key_hashes_{p.index}", b)
-            if part is not None:
-                yield part["h"].to_numpy()
-
     def repeated_hashes(self, p: Planned) -> np.ndarray:
         """The key hashes of `p` that occur more than once, each once (sorted)."""
-        repeated = [np.zeros(0, np.uint64)]
-        for part in self._hash_buckets(p):
-            hashes = np.sort(part)
-            del part
-            repeated.append(np.unique(hashes[1:][hashes[1:] == hashes[:-1]]))
-        return np.concatenate(repeated)
+        return self.key_hashes[p.index].repeated()
 
     def finish(self, rows: int) -> list[tuple[bool, dict[str, Any], str | None]]:
         """(success, result, exception) per expectation, in suite order."""

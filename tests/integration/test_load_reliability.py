@@ -236,6 +236,38 @@ def test_a_night_in_parts_loads_as_the_whole_night(target: tuple[str, str]) -> N
     engine.dispose()
 
 
+def test_a_large_night_in_parts_keeps_its_hashes_in_the_spill(
+    target: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond `SPILL_HASHES` rows (here 100), the rows' and keys' hashes wait in the spill in
+    buckets: the same checksum as the batch held whole, the same refusal of a key in two parts,
+    and a re-run is still a no-op."""
+    from pipelines.lake import Lake
+    from pipelines.load import batch as load_batch_module
+
+    monkeypatch.setattr(load_batch_module, "SPILL_HASHES", 100)
+    _, url = target
+    engine = make_engine(url, write=True)
+    a = night(NIGHT_A, 12, seed=3)  # 336 rows
+    parts = [a.iloc[i:j] for i, j in itertools.pairwise([0, 90, 200, len(a)])]
+    with Lake(tmp_path / "lake").spill() as spill:
+        result = load_parts(engine, "seam_forecasts", NIGHT_A, lambda: parts, spill=spill)
+        assert {p.name.split("-")[0].rsplit("_", 1)[0] for p in spill.folder.glob("*.arrow")} == {
+            "load_rows",
+            "load_keys",
+        }
+        assert len(list(spill.folder.glob("*.arrow"))) == 32  # 16 buckets each
+        assert result.checksum == batch_checksum(_prepare(a, TABLE), TABLE.key) and not result.skipped
+        assert_state(engine, a)
+        assert load_parts(engine, "seam_forecasts", NIGHT_A, lambda: parts[::-1], spill=spill).skipped
+        b = night(NIGHT_A, 12, seed=4)
+        twice = [b.iloc[:200], b.iloc[150:]]
+        with pytest.raises(LoadError, match="duplicate keys"):
+            load_parts(engine, "seam_forecasts", NIGHT_A, lambda: twice, spill=spill)
+    assert_state(engine, a)
+    engine.dispose()
+
+
 def _kill_other_sessions(kind: str, url: str) -> int:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     db = sa.make_url(url).database

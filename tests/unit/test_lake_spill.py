@@ -37,3 +37,39 @@ def test_the_spill_is_removed_when_the_task_fails(tmp_path):
         folder = spill.folder
         raise RuntimeError("the task failed")
     assert not folder.exists()
+
+
+def test_hashes_come_back_sorted_a_bucket_at_a_time_in_memory_or_spilled(tmp_path):
+    """The buckets in order are `np.sort` of every hash added, whether the hashes stayed in memory
+    or went to the spill once more than `in_memory` were added (16 bucket files); the repeated
+    hashes are found either way, each once."""
+    import numpy as np
+
+    from pipelines.lake import HashBuckets
+
+    rng = np.random.default_rng(7)
+    parts = [rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False) for n in (300, 1, 0, 700)]
+    parts.append(parts[0][:5].copy())  # five hashes seen twice
+    parts.append(np.array([2**64 - 1, 0, 2**64 - 1], dtype=np.uint64))  # the extremes, one twice
+    every = np.sort(np.concatenate(parts))
+    repeated = np.unique(every[1:][every[1:] == every[:-1]])
+    assert len(repeated) == 6
+    with Lake(tmp_path).spill() as spill:
+        kept = HashBuckets(spill, "small", in_memory=10_000)
+        moved = HashBuckets(spill, "large", in_memory=500)
+        plain = HashBuckets(None, "plain")
+        for part in parts:
+            for buckets in (kept, moved, plain):
+                buckets.add(part)
+        assert (kept.spilled, moved.spilled, plain.spilled) == (False, True, False)
+        assert len(list(spill.folder.glob("large-*.arrow"))) == 16
+        assert not list(spill.folder.glob("small-*"))
+        pieces = list(moved.sorted_buckets())
+        assert len(pieces) == 16
+        np.testing.assert_array_equal(np.concatenate(pieces), every)
+        np.testing.assert_array_equal(np.concatenate(list(kept.sorted_buckets())), every)
+        np.testing.assert_array_equal(plain.repeated(), repeated)
+        again = HashBuckets(spill, "again", in_memory=0)
+        for part in parts:
+            again.add(part)
+        np.testing.assert_array_equal(again.repeated(), repeated)
