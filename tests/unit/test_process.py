@@ -27,19 +27,21 @@ def test_every_seam_command_and_airflow_task_sets_it_up(monkeypatch, tmp_path):
     import pyarrow as pa
     import pytest
 
-    from pipelines import cli
+    from pipelines import cli, process
     from pipelines.airflow import tasks
 
     monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    returned: list[str] = []
+    monkeypatch.setattr(process, "return_freed_memory", lambda: returned.append("set") or {})
     missing = tmp_path / "missing.yml"
     try:
         pa.set_memory_pool(pa.mimalloc_memory_pool())
         assert cli.main(["status", "--config", str(missing)]) != 0
-        assert pa.default_memory_pool().backend_name == "system"
+        assert pa.default_memory_pool().backend_name == "system" and returned == ["set"]
         pa.set_memory_pool(pa.mimalloc_memory_pool())
         with pytest.raises(Exception, match=r"missing\.yml"):
             tasks.night({"logical_date": None, "data_interval_start": None, "run_id": "r"}, missing)
-        assert pa.default_memory_pool().backend_name == "system"
+        assert pa.default_memory_pool().backend_name == "system" and returned == ["set", "set"]
     finally:
         pa.set_memory_pool(pa.system_memory_pool())
 
