@@ -350,7 +350,12 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     warehouse, SKU, SKU x warehouse) from tonight's forecasts: each aggregate forecast from its summed
     history, every level reconciled (`pipelines.forecasting.hierarchy`).  Writes the lake output
     `forecast_hierarchy`, which the load writes to `seam_forecasts_hierarchy`; returns its notes."""
-    from pipelines.forecasting.hierarchy import BOTTOM_COLUMNS, HierarchySpec, forecast_hierarchy
+    from pipelines.forecasting.hierarchy import (
+        BOTTOM_COLUMNS,
+        HierarchyShards,
+        HierarchySpec,
+        forecast_hierarchy_by_shard,
+    )
 
     lake = Lake(cfg.lake)
     d = ctx.run_date
@@ -362,35 +367,42 @@ def run_reconcile(cfg: Config, ctx: RunContext) -> dict[str, Any]:
                 f"no complete forecasts for {d} in {lake.output_partition('forecasts', d)}; "
                 f"run `seam forecast --date {d}` first"
             )
-        # the forecasts and the history one shard of SKUs at a time; the rows written a block at a time
+        # the forecasts and the history one shard of SKUs at a time, the SKU nodes' history and
+        # forecasts in the spill between passes; the rows written a block at a time
         read = [0]
 
-        def forecasts() -> Iterator[pd.DataFrame]:
-            read[0] = 0
-            for part in lake.iter_output("forecasts", d, columns=BOTTOM_COLUMNS):
-                read[0] += len(part)
-                yield part
+        def forecasts(k: int) -> pd.DataFrame:
+            part = lake.read_shard("forecasts", d, k, columns=BOTTOM_COLUMNS)
+            read[0] += len(part)
+            return part
 
-        mines = (sku_filter(cfg, d, k, shards) for k in range(shards))
-        series = (shard_history(cfg, d, mine)[0] for mine in mines if mine is not None)
+        def history(k: int) -> pd.DataFrame:
+            mine = sku_filter(cfg, d, k, shards)
+            return shard_history(cfg, d, mine)[0] if mine is not None else pd.DataFrame()
+
         freq = forecast_freq(cfg)
         spec = HierarchySpec(
             cfg.forecast.freq, cfg.forecast.horizon, tuple(cfg.forecast.levels), forecast_options(cfg, freq)
         )
-        result = forecast_hierarchy(forecasts, series, forecast_categories(cfg, ctx.run_date), spec)
         night = {"run_date": pd.Timestamp(d), "model_version": model_version(cfg)}
-        with lake.spill() as spill:  # the forecasts' row hashes, beside the hierarchy in memory
+        with lake.spill() as spill:
+            result = forecast_hierarchy_by_shard(
+                HierarchyShards(shards, forecasts, history),
+                forecast_categories(cfg, ctx.run_date),
+                spec,
+                spill,
+            )
+            read[0] = 0  # the forecasts' rows once, not once per pass
             notes = {**result.notes, "statistical_checksum": forecasts_checksum(lake, d, spill)}
-        typed = result.typed.assign(**night) if result.typed is not None else None
+            typed = result.typed.assign(**night) if result.typed is not None else None
+            written = [0]
 
-        written = [0]
+            def rows() -> Iterator[pd.DataFrame]:
+                for part in result.parts():
+                    written[0] += len(part)
+                    yield part.assign(**night)
 
-        def rows() -> Iterator[pd.DataFrame]:
-            for part in result.parts():
-                written[0] += len(part)
-                yield part.assign(**night)
-
-        lake.write_output(HIERARCHY_OUTPUT, d, rows(), notes=notes, typed_as=typed)
+            lake.write_output(HIERARCHY_OUTPUT, d, rows(), notes=notes, typed_as=typed)
         out.rows_in, out.rows_out = read[0], written[0]
     return notes
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,11 @@ import scipy.sparse as sp
 from scipy import stats
 
 from pipelines.forecasting.api import run_forecast
+from pipelines.forecasting.calendar import WeekStats
 from pipelines.forecasting.inputs import build_history
 from pipelines.forecasting.options import ForecastOptions
-from pipelines.forecasting.reconcile import build_bounds, contain_bounds, reconcile_mint
+from pipelines.forecasting.reconcile import ShardedMinT, build_bounds, contain_bounds, reconcile_mint
+from pipelines.forecasting.validation import build_series
 from pipelines.series import join_keys
 
 log = logging.getLogger(__name__)
@@ -436,3 +438,408 @@ def _stored_names(levels: tuple[float, ...]) -> dict[str, str]:
         "yhat_lo_95": f"yhat_lo_{_level_name(hi)}",
         "yhat_hi_95": f"yhat_hi_{_level_name(hi)}",
     }
+
+
+class Scratch(Protocol):
+    """Frames kept on disk between passes (the lake's `Spill`)."""
+
+    def append(self, name: str, part: int, frame: pd.DataFrame) -> None: ...
+
+    def read(self, name: str, part: int) -> pd.DataFrame | None: ...
+
+
+@dataclass(frozen=True)
+class HierarchyShards:
+    """The night's bottom forecasts and demand series in `count` shards of whole SKUs (every SKU
+    in one shard only): `forecasts(k)` gives shard k's forecasts (rows of `seam_forecasts`, read
+    again on each pass), `series(k)` its daily demand series (read once)."""
+
+    count: int
+    forecasts: Callable[[int], pd.DataFrame]
+    series: Callable[[int], pd.DataFrame]
+
+
+# the levels above the SKU: their nodes do not grow with the number of products
+TOP_LEVELS = ("total", "category", "category_warehouse")
+
+
+@dataclass
+class _Shard:
+    """One shard's nodes and figures: its SKU nodes and bottom series (in output order), the
+    top nodes (index into the night's) and SKU node of each bottom series, and the base
+    forecasts of both (column -> rows x targets)."""
+
+    skus: pd.DataFrame
+    bottom: pd.DataFrame
+    a_top: sp.csr_matrix
+    a_block: sp.csr_matrix
+    bottom_base: dict[str, np.ndarray]
+    sku_base: dict[str, np.ndarray]
+
+
+def forecast_hierarchy_by_shard(
+    shards: HierarchyShards,
+    categories: pd.DataFrame | None,
+    spec: HierarchySpec,
+    scratch: Scratch,
+) -> HierarchyForecast:
+    """`forecast_hierarchy` with MinT-diagonal and the nodes' own bands, one shard at a time.
+
+    Only the shard in hand, the levels above the SKU (total, category, category x warehouse) and
+    figures of one row per SKU node are in memory; each shard's SKU nodes' history and base
+    forecasts wait in `scratch` between passes.  The aggregates' point forecasts are those of
+    `forecast_hierarchy` (the same panel week, gathered over every aggregate; see
+    `calendar.WeekStats`); their bands are calibrated on the backtests of the SKU nodes of their
+    shard, or of the levels above the SKU together, as a shard's SKU x warehouse forecasts are on
+    the shard's.  MinT is solved by eliminating the SKU nodes shard by shard (`ShardedMinT`).
+    `parts()` gives each shard's SKU and SKU x warehouse rows, then the levels above.
+
+    Raises:
+        ValueError: a SKU in two shards, or `spec` asks for Gaussian bands or residual
+            correlations (`forecast_hierarchy` does those, in memory).
+    """
+    if spec.bands != "own" or spec.covariance != "diagonal":
+        raise ValueError(
+            f"forecast_hierarchy_by_shard: only MinT-diagonal with own bands, got bands={spec.bands!r}, "
+            f"covariance={spec.covariance!r}; use forecast_hierarchy"
+        )
+    t0 = time.perf_counter()
+    names = ["series_key", "level", *KEYS, "target_date", "yhat", "yhat_base"]
+    names += [f"yhat_{s}_{_level_name(lv)}" for lv in spec.levels for s in ("lo", "hi")]
+    names.append("method")
+    columns = ["yhat"] + [f"yhat_{s}_{_level_name(lv)}" for lv in spec.levels for s in ("lo", "hi")]
+    stored = {name: column for column, name in _stored_names(spec.levels).items()} | {"yhat": "yhat"}
+    hi_first = f"yhat_hi_{_level_name(spec.levels[0])}"
+    z_first = float(stats.norm.ppf(0.5 + spec.levels[0] / 200.0))
+    cat = dict(zip(categories["sku"], categories["category"], strict=True)) if categories is not None else {}
+
+    # pass 1: each shard's nodes, the SKU nodes' history (to scratch), the top levels' history
+    gathered = _TopHistory()
+    week_stats = WeekStats("D" if spec.freq == "D" else "W-SUN", spec.options.season_lengths)
+    pd_freq = "D" if spec.freq == "D" else "W-SUN"
+    seen_skus: set[str] = set()
+    days: set[pd.Timestamp] = set()
+    counts = dict.fromkeys(LEVELS, 0)
+    spread_sums: list[float] = [0.0]  # the largest bottom series' summed spread
+    present, pairs = [], set()
+    for k in range(shards.count):
+        fc = shards.forecasts(k)
+        if fc.empty:
+            continue
+        keys = fc[["sku", "warehouse"]].drop_duplicates().sort_values(["sku", "warehouse"])
+        skus = set(keys["sku"].astype(str))
+        if skus & seen_skus:
+            raise ValueError(
+                f"forecast_hierarchy_by_shard: SKUs {sorted(skus & seen_skus)[:5]} are in shard {k} and an "
+                "earlier one; the shards must hold whole SKUs"
+            )
+        seen_skus |= skus
+        present.append(k)
+        days.update(pd.to_datetime(fc["target_date"]).unique())
+        keys = keys.assign(category=keys["sku"].map(cat).fillna(NO_CATEGORY).astype(str)).reset_index(
+            drop=True
+        )
+        scratch.append("keys", k, keys)
+        pairs |= set(zip(keys["category"], keys["warehouse"].astype(str), strict=True))
+        spread = np.zeros(len(keys))
+        index = pd.MultiIndex.from_frame(keys[["sku", "warehouse"]])
+        rows = index.get_indexer(pd.MultiIndex.from_frame(fc[["sku", "warehouse"]]))
+        np.add.at(spread, rows, _filled(fc[stored[hi_first]]) - _filled(fc["yhat"]))
+        spread_sums.append(float(spread.max(initial=0.0)))
+        counts[BOTTOM] += len(keys)
+        counts["sku"] += keys["sku"].nunique()
+        history = _bottom_history(shards.series(k), keys, spec.freq)
+        if history is None:
+            continue
+        pd_freq = history.attrs["freq"]
+        sku_history = _summed_history(history, "sku")
+        scratch.append("sku_history", k, sku_history)
+        week_stats.add(build_series(sku_history, pd_freq))
+        gathered.add(history)
+    if not present:  # nothing forecast tonight: no levels either
+        return HierarchyForecast(lambda: iter(()), names, {"method": None, "series": {}, "seconds": 0.0})
+    targets = pd.DatetimeIndex(sorted(days))
+    h = len(targets)
+
+    # the levels above the SKU: their history, the week of every aggregate, their forecasts
+    top_nodes, top_history = gathered.finish(pairs)
+    for level in TOP_LEVELS:
+        counts[level] = int((top_nodes["level"] == level).sum())
+    week_stats.add(build_series(top_history, pd_freq) if len(top_history) else [])
+    week = week_stats.finish()
+    t1 = time.perf_counter()
+    top_ids = pd.Index(top_nodes["series_key"])
+    top_fc = (
+        run_forecast(top_history, spec.horizon, pd_freq, spec.levels, spec.options, week=week)
+        if len(top_history)
+        else None
+    )
+    top_base = {c: _wide_or_zero(top_fc, top_ids, targets, c) for c in columns}
+
+    # pass 2: each shard's SKU nodes forecast with the same week (to scratch)
+    largest = [max(spread_sums) / z_first / max(h, 1), _largest_scale(top_base, hi_first, z_first)]
+    for k in present:
+        history = scratch.read("sku_history", k)
+        if history is None:
+            continue
+        fc = run_forecast(history, spec.horizon, pd_freq, spec.levels, spec.options, week=week)
+        scratch.append("sku_forecasts", k, fc[["unique_id", "ds", *columns]])
+        ids = pd.Index(fc["unique_id"].unique())
+        largest.append(
+            _largest_scale({c: _wide(fc, ids, targets, c) for c in (hi_first, "yhat")}, hi_first, z_first)
+        )
+    seconds_forecast = time.perf_counter() - t1
+    floor = 1e-6 * max(1.0, *largest)  # as `reconcile._floored` over every node
+
+    def weights(base: dict[str, np.ndarray]) -> np.ndarray:
+        s = (base[hi_first] - base["yhat"]).mean(axis=1) / z_first if h else np.ones(len(base["yhat"]))
+        s = np.where(np.isfinite(s), s, 0.0)
+        return np.maximum(s, floor) ** 2
+
+    def shard(k: int) -> _Shard:
+        keys = scratch.read("keys", k)
+        assert keys is not None
+        return _shard_figures(
+            keys, shards.forecasts(k), scratch.read("sku_forecasts", k), top_nodes, targets, columns, stored
+        )
+
+    # pass 3: the shards' part of MinT's system; pass 4 (`parts`): the reconciled rows
+    t2 = time.perf_counter()
+    mint = ShardedMinT(top_base["yhat"], weights(top_base))
+    for k in present:
+        f = shard(k)
+        mint.add(
+            f.a_top,
+            f.a_block,
+            (f.bottom_base["yhat"], weights(f.bottom_base)),
+            (f.sku_base["yhat"], weights(f.sku_base)),
+        )
+    mint.solve()
+    seconds_reconcile = time.perf_counter() - t2
+    method = "mint_diagonal+own_bands"
+
+    def parts() -> Iterator[pd.DataFrame]:
+        top_mean = np.zeros((len(top_nodes), h))
+        for k in present:
+            f = shard(k)
+            bottom = np.maximum(
+                mint.bottom(
+                    f.a_top,
+                    f.a_block,
+                    (f.bottom_base["yhat"], weights(f.bottom_base)),
+                    (f.sku_base["yhat"], weights(f.sku_base)),
+                ),
+                0.0,
+            )
+            top_mean += np.asarray(f.a_top @ bottom)
+            yield from _level_rows(
+                f.skus, targets, np.asarray(f.a_block @ bottom), f.sku_base, spec.levels, method
+            )
+            yield from _level_rows(f.bottom, targets, bottom, f.bottom_base, spec.levels, method)
+        yield from _level_rows(top_nodes, targets, top_mean, top_base, spec.levels, method)
+
+    first = shard(present[0])
+    typed = next(
+        _level_rows(
+            first.bottom.iloc[:1],
+            targets,
+            first.bottom_base["yhat"][:1],
+            {c: v[:1] for c, v in first.bottom_base.items()},
+            spec.levels,
+            method,
+        )
+    )
+    notes = {
+        "method": "mint_diagonal",
+        "shrinkage": 1.0,
+        "series": counts,
+        "residual_periods": 0,
+        "shards": len(present),
+        "seconds_forecast_aggregates": round(seconds_forecast, 2),
+        "seconds_reconcile": round(seconds_reconcile, 2),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    log.info(
+        "forecast hierarchy by shard: %d shards, %d bottom + %d aggregate series, horizon %d, rows_out %d, "
+        "aggregates forecast in %.1fs, reconciled in %.1fs",
+        len(present),
+        counts[BOTTOM],
+        sum(counts.values()) - counts[BOTTOM],
+        h,
+        sum(counts.values()) * h,
+        seconds_forecast,
+        seconds_reconcile,
+    )
+    return HierarchyForecast(parts, names, notes, typed=typed)
+
+
+def _filled(values: pd.Series) -> np.ndarray:
+    return np.nan_to_num(values.to_numpy(dtype=float), nan=0.0)
+
+
+def _wide_or_zero(
+    fc: pd.DataFrame | None, ids: pd.Index, targets: pd.DatetimeIndex, column: str
+) -> np.ndarray:
+    return np.zeros((len(ids), len(targets))) if fc is None else _wide(fc, ids, targets, column)
+
+
+def _largest_scale(base: dict[str, np.ndarray], hi: str, z: float) -> float:
+    """The largest standard deviation implied by a node's band (as `reconcile_mint` reads it)."""
+    if not base["yhat"].size:
+        return 0.0
+    s = (base[hi] - base["yhat"]).mean(axis=1) / z
+    return float(np.max(np.where(np.isfinite(s), s, 0.0), initial=0.0))
+
+
+def _node_frame(level: str, keys: pd.DataFrame) -> pd.DataFrame:
+    """The nodes `series_key, level, category, sku, warehouse` of `level` for rows of `keys` (the
+    keys the level aggregates over are None)."""
+    out = pd.DataFrame({"series_key": series_keys(level, keys).to_numpy(), "level": level})
+    for k in KEYS:
+        values = keys[k].astype(object).to_numpy() if k in LEVEL_KEYS[level] else np.full(len(keys), None)
+        out[k] = pd.Series(values, dtype=object)
+    return out
+
+
+def _bottom_history(series: pd.DataFrame, keys: pd.DataFrame, freq: Literal["D", "W"]) -> pd.DataFrame | None:
+    """The history at the forecast frequency of the shard's forecast series (`keys`), with their
+    keys; None when they have none."""
+    if series.empty:
+        return None
+    history, pd_freq = build_history(series, freq)
+    ids = join_keys(keys["sku"], keys["warehouse"])
+    keyed = keys.assign(unique_id=ids.to_numpy())
+    history = history.merge(keyed, on="unique_id", how="inner")
+    if history.empty:
+        return None
+    history.attrs["freq"] = pd_freq
+    return history
+
+
+def _summed_history(history: pd.DataFrame, level: str) -> pd.DataFrame:
+    """The history (`unique_id, ds, y, censored`) of the nodes of `level` summed from `history`."""
+    cols = list(LEVEL_KEYS[level])
+    summed = history.groupby([*cols, "ds"], as_index=False, sort=True)["y"].sum()
+    ids = (
+        series_keys(level, summed)
+        if cols
+        else pd.Series(series_keys(level, pd.DataFrame(index=[0]))[0], index=summed.index)
+    )
+    return pd.DataFrame(
+        {
+            "unique_id": ids.to_numpy(),
+            "ds": summed["ds"].to_numpy(),
+            "y": summed["y"].to_numpy(dtype=float),
+            "censored": False,
+        }
+    )
+
+
+class _TopHistory:
+    """The history of the levels above the SKU, summed shard by shard."""
+
+    def __init__(self) -> None:
+        self._parts: list[pd.DataFrame] = []
+
+    def add(self, history: pd.DataFrame) -> None:
+        parts = [_summed_history(history, level) for level in TOP_LEVELS]
+        self._parts = [
+            pd.concat([*self._parts, *parts], ignore_index=True)
+            .groupby(["unique_id", "ds"], as_index=False, sort=True)["y"]
+            .sum()
+        ]
+
+    def finish(self, pairs: set[tuple[str, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The top nodes (in the order of `LEVELS`, each level sorted by its keys, as
+        `build_hierarchy`) of the (category, warehouse) pairs, and their history."""
+        keys = pd.DataFrame(sorted(pairs), columns=["category", "warehouse"]).assign(sku=None)
+        frames = []
+        for level in TOP_LEVELS:
+            cols = list(LEVEL_KEYS[level])
+            level_keys = (
+                keys[cols].drop_duplicates().sort_values(cols).reset_index(drop=True)
+                if cols
+                else keys.iloc[:1]
+            )
+            frames.append(_node_frame(level, level_keys.assign(**{k: None for k in KEYS if k not in cols})))
+        nodes = pd.concat(frames, ignore_index=True)
+        history = (
+            self._parts[0].assign(censored=False)
+            if self._parts
+            else pd.DataFrame(columns=["unique_id", "ds", "y", "censored"])
+        )
+        return nodes, history[history["unique_id"].isin(nodes["series_key"])].reset_index(drop=True)
+
+
+def _shard_figures(
+    keys: pd.DataFrame,
+    fc: pd.DataFrame,
+    sku_fc: pd.DataFrame | None,
+    top_nodes: pd.DataFrame,
+    targets: pd.DatetimeIndex,
+    columns: list[str],
+    stored: dict[str, str],
+) -> _Shard:
+    bottom = _node_frame(BOTTOM, keys)
+    sku_keys = (
+        keys[["category", "sku"]].drop_duplicates().sort_values(["category", "sku"]).reset_index(drop=True)
+    )
+    skus = _node_frame("sku", sku_keys)
+    n = len(keys)
+    block_of = pd.MultiIndex.from_frame(sku_keys).get_indexer(
+        pd.MultiIndex.from_frame(keys[["category", "sku"]])
+    )
+    a_block = sp.csr_matrix((np.ones(n), (block_of, np.arange(n))), shape=(len(skus), n))
+    top_of = pd.Index(top_nodes["series_key"])
+    rows = np.concatenate([top_of.get_indexer(series_keys(level, keys)) for level in TOP_LEVELS])
+    if (rows < 0).any():
+        raise ValueError(
+            "forecast_hierarchy_by_shard: a series' category or warehouse is not among the top nodes"
+        )
+    a_top = sp.csr_matrix(
+        (np.ones(len(rows)), (rows, np.tile(np.arange(n), len(TOP_LEVELS)))), shape=(len(top_nodes), n)
+    )
+    index = pd.MultiIndex.from_frame(keys[["sku", "warehouse"]])
+    cell = (
+        index.get_indexer(pd.MultiIndex.from_frame(fc[["sku", "warehouse"]])),
+        targets.get_indexer(pd.to_datetime(fc["target_date"])),
+    )
+    bottom_base = {}
+    for c in columns:
+        bottom_base[c] = np.zeros((n, len(targets)))
+        np.add.at(bottom_base[c], cell, _filled(fc[stored[c]]))
+    sku_ids = pd.Index(skus["series_key"])
+    sku_base = {c: _wide_or_zero(sku_fc, sku_ids, targets, c) for c in columns}
+    return _Shard(skus, bottom, a_top, a_block, bottom_base, sku_base)
+
+
+def _level_rows(
+    nodes: pd.DataFrame,
+    targets: pd.DatetimeIndex,
+    mean: np.ndarray,
+    base: dict[str, np.ndarray],
+    levels: tuple[float, ...],
+    method: str,
+) -> Iterator[pd.DataFrame]:
+    """The rows of `nodes` (one level, or whole levels in order) in blocks of whole nodes of about
+    `BLOCK_ROWS` rows: reconciled `mean`, the base forecast and each node's own base band widened
+    to contain the reconciled forecast."""
+    h = len(targets)
+    per_block = max(1, BLOCK_ROWS // max(h, 1))
+    for start in range(0, len(nodes), per_block):
+        stop = min(start + per_block, len(nodes))
+        out = nodes.iloc[start:stop]
+        out = out.loc[out.index.repeat(h)].reset_index(drop=True)
+        out["target_date"] = np.tile(targets.to_numpy(), stop - start)
+        m = mean[start:stop]
+        out["yhat"] = m.ravel()
+        out["yhat_base"] = base["yhat"][start:stop].ravel()
+        for lv in levels:
+            name = _level_name(lv)
+            lo, hi = contain_bounds(
+                m, base[f"yhat_lo_{name}"][start:stop], base[f"yhat_hi_{name}"][start:stop]
+            )
+            out[f"yhat_lo_{name}"] = lo.ravel()
+            out[f"yhat_hi_{name}"] = hi.ravel()
+        out["method"] = method
+        yield out

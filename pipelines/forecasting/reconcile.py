@@ -209,3 +209,79 @@ def _quad_diag(wu: np.ndarray | sp.csr_matrix, solve: Solve, block: int = 2048) 
         x = solve(part.T)
         out[start : start + block] = np.einsum("ij,ji->i", part, x)
     return out
+
+
+class ShardedMinT:
+    """MinT-diagonal of a hierarchy gathered one shard of bottom series at a time, never the whole.
+
+    The aggregates split in two: a few `top` nodes (the total, categories, category x warehouse:
+    their number does not grow with the products) and one `block` node per SKU, each summing
+    the bottom series of its SKU only, all in one shard.  With U' = [I, -A] and a diagonal W,
+    M = U'WU = W_a + A W_b A' then has a diagonal block-node part D = W_K + A_K W_b A_K', so
+    the block nodes are eliminated shard by shard (Schur complement):
+
+        (M_TT - M_TK D^-1 M_KT) x_T = g_T - M_TK D^-1 g_K,   x_K = D^-1 (g_K - M_KT x_T)
+
+    with g = U'yhat, M_TT = W_T + A_T W_b A_T', M_TK = A_T W_b A_K' (each summed over the
+    shards), and the reconciled bottom forecasts are yhat_b + W_b (A_T' x_T + A_K' x_K), what
+    `reconcile_mint` gives (the aggregates are summed again from the bottom, as there).
+
+    `add` every shard once, then `solve`, then `bottom` each shard again with the same figures.
+    """
+
+    def __init__(self, top_base: np.ndarray, top_w: np.ndarray) -> None:
+        self._top_base = np.asarray(top_base, dtype=float)
+        t, horizon = self._top_base.shape
+        self._m = np.diag(np.asarray(top_w, dtype=float))
+        self._top_sums = np.zeros((t, horizon))  # A_T yhat_b
+        self._rhs = np.zeros((t, horizon))  # - sum M_TK D^-1 g_K
+        self._x: np.ndarray | None = None
+
+    @staticmethod
+    def _shard(
+        a_top: sp.csr_matrix, w_b: np.ndarray, a_block: sp.csr_matrix, w_k: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        m_tk = np.asarray((a_top.multiply(w_b[None, :]) @ a_block.T).todense())
+        d = w_k + np.asarray(a_block @ w_b).ravel()
+        return m_tk, d
+
+    def add(
+        self,
+        a_top: sp.csr_matrix,
+        a_block: sp.csr_matrix,
+        bottom: tuple[np.ndarray, np.ndarray],
+        block: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        """One shard: `a_top` (T x n_s) and `a_block` (K_s x n_s) its aggregation, `bottom` and
+        `block` the (base forecasts (rows x H), W's diagonal) of its bottom and block nodes."""
+        if self._x is not None:
+            raise ValueError("ShardedMinT: every shard is added before solve()")
+        (y_b, w_b), (y_k, w_k) = bottom, block
+        m_tk, d = self._shard(a_top, w_b, a_block, w_k)
+        self._m += np.asarray((a_top.multiply(w_b[None, :]) @ a_top.T).todense()) - (m_tk / d) @ m_tk.T
+        self._top_sums += np.asarray(a_top @ y_b)
+        g_k = y_k - np.asarray(a_block @ y_b)
+        self._rhs -= m_tk @ (g_k / d[:, None])
+
+    def solve(self) -> None:
+        """x_T from every shard's figures."""
+        m = (self._m + self._m.T) / 2.0
+        rhs = self._top_base - self._top_sums + self._rhs
+        self._x = sla.solve(m, rhs, assume_a="pos") if len(m) else np.zeros_like(rhs)
+
+    def bottom(
+        self,
+        a_top: sp.csr_matrix,
+        a_block: sp.csr_matrix,
+        bottom: tuple[np.ndarray, np.ndarray],
+        block: tuple[np.ndarray, np.ndarray],
+    ) -> np.ndarray:
+        """The shard's reconciled bottom forecasts (n_s x H, before clipping at 0), from the same
+        arguments as its `add`."""
+        if self._x is None:
+            raise ValueError("ShardedMinT: solve() before bottom()")
+        (y_b, w_b), (y_k, w_k) = bottom, block
+        m_tk, d = self._shard(a_top, w_b, a_block, w_k)
+        g_k = y_k - np.asarray(a_block @ y_b)
+        x_k = (g_k - m_tk.T @ self._x) / d[:, None]
+        return y_b + w_b[:, None] * (np.asarray(a_top.T @ self._x) + np.asarray(a_block.T @ x_k))

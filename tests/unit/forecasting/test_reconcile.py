@@ -294,3 +294,175 @@ def test_the_levels_come_in_blocks_of_whole_nodes_of_one_level_and_the_forecasts
     in_parts = h.forecast_hierarchy(parts, series, categories, spec)
     pd.testing.assert_frame_equal(in_parts.rows, whole.rows)
     assert len(calls) == 2  # the series and dates, then the figures
+
+
+def test_mint_solved_shard_by_shard_is_mint_of_the_whole_hierarchy() -> None:
+    """ShardedMinT eliminates the SKU nodes one shard at a time: the same reconciled forecasts as
+    reconcile_mint over the whole hierarchy (negative bottoms clipped, aggregates summed again)."""
+    from pipelines.forecasting.hierarchy import TOP_LEVELS
+    from pipelines.forecasting.reconcile import ShardedMinT
+
+    rng = np.random.default_rng(11)
+    skus = [f"S{i:02d}" for i in range(30)]
+    keys = pd.DataFrame(
+        [(s, w) for s in skus for w in ("W1", "W2", "W3") if rng.random() < 0.8], columns=["sku", "warehouse"]
+    )
+    keys["category"] = keys["sku"].map({s: "ABCD"[i % 4] for i, s in enumerate(skus)})
+    tree = build_hierarchy(keys)
+    n_a, n, horizon = tree.n_aggregates, len(tree.nodes), 5
+    base = rng.gamma(2.0, 20.0, (n, horizon)) - 5.0  # some bottoms below 0
+    spread = rng.gamma(2.0, 3.0, n)
+    rec = reconcile_mint(base, {80.0: np.repeat(spread[:, None], horizon, axis=1)}, tree.aggregation, None)
+
+    level = tree.nodes["level"].to_numpy()
+    top = np.flatnonzero(np.isin(level[:n_a], TOP_LEVELS))
+    sku_rows = np.flatnonzero(level[:n_a] == "sku")
+    a = tree.aggregation.tocsr()
+    w = spread**2
+    mint = ShardedMinT(base[top], w[top])
+    shards = [skus[0:7], skus[7:20], skus[20:]]
+    figures = []
+    for mine in shards:
+        cols = np.flatnonzero(keys["sku"].isin(mine).to_numpy())
+        blocks = sku_rows[np.isin(tree.nodes["sku"].to_numpy()[sku_rows], mine)]
+        args = (
+            a[top][:, cols],
+            a[blocks][:, cols],
+            (base[n_a + cols], w[n_a + cols]),
+            (base[blocks], w[blocks]),
+        )
+        mint.add(*args)
+        figures.append((cols, args))
+    with pytest.raises(ValueError, match="solve\\(\\) before bottom"):
+        mint.bottom(*figures[0][1])  # type: ignore[arg-type]
+    mint.solve()
+    with pytest.raises(ValueError, match="before solve"):
+        mint.add(*figures[0][1])  # type: ignore[arg-type]
+    bottom = np.zeros((n - n_a, horizon))
+    for cols, args in figures:
+        bottom[cols] = np.maximum(mint.bottom(*args), 0.0)  # type: ignore[arg-type]
+    np.testing.assert_allclose(bottom, rec.mean[n_a:], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a @ bottom, rec.mean[:n_a], rtol=1e-9, atol=1e-9)
+    assert (bottom == 0).any() and not np.allclose(bottom, np.maximum(base[n_a:], 0))  # clipped, moved
+
+
+def _by_shard(bottom, series, categories, spec, groups, tmp_path):  # type: ignore[no-untyped-def]
+    from pipelines.forecasting import hierarchy as h
+    from pipelines.lake import Lake
+
+    sku = series["unique_id"].str.split("|").str[0]
+    shards = h.HierarchyShards(
+        len(groups),
+        lambda k: bottom[bottom["sku"].isin(groups[k])],
+        lambda k: series[sku.isin(groups[k])],
+    )
+    with Lake(tmp_path).spill() as spill:
+        result = h.forecast_hierarchy_by_shard(shards, categories, spec, spill)
+        return result, result.rows
+
+
+def _sorted(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.sort_values(["series_key", "target_date"]).reset_index(drop=True)
+
+
+def test_by_shard_with_a_forecaster_that_pools_nothing_gives_the_whole_nights_rows(
+    monkeypatch, tmp_path
+) -> None:
+    """With an aggregate forecaster whose bands do not depend on the other series, the levels
+    made shard by shard are the levels made whole: same nodes, keys, forecasts and bands."""
+    from pipelines.forecasting import build_options
+    from pipelines.forecasting import hierarchy as h
+
+    def own_forecast(history, horizon, freq, levels, options, week=None):  # type: ignore[no-untyped-def]
+        last = history.groupby("unique_id")["ds"].max()
+        mean = history.groupby("unique_id")["y"].apply(lambda y: float(y.tail(14).mean()))
+        sd = history.groupby("unique_id")["y"].apply(lambda y: float(y.tail(28).std(ddof=0)) + 0.5)
+        rows = []
+        for uid in sorted(mean.index):
+            for step in range(1, horizon + 1):
+                rows.append(
+                    {
+                        "unique_id": uid,
+                        "ds": last[uid] + pd.Timedelta(days=step),
+                        "yhat": mean[uid] * (1 + 0.01 * step),
+                        "yhat_lo_80": mean[uid] - 1.28 * sd[uid],
+                        "yhat_hi_80": mean[uid] + 1.28 * sd[uid] * (1 + 0.02 * step),
+                        "yhat_lo_95": mean[uid] - 1.96 * sd[uid],
+                        "yhat_hi_95": mean[uid] + 1.96 * sd[uid],
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    monkeypatch.setattr(h, "run_forecast", own_forecast)
+    bottom, series = _panel()
+    categories = pd.DataFrame(
+        {"sku": [f"S{k}" for k in range(6)], "category": ["A", "A", "B", "B", "B", "C"]}
+    )
+    spec = h.HierarchySpec("D", 7, (80.0, 95.0), build_options("D"))
+    whole = _sorted(h.forecast_hierarchy(bottom, series, categories, spec).rows)
+    result, rows = _by_shard(
+        bottom, series, categories, spec, (["S0", "S3"], ["S1", "S4", "S5"], ["S2"]), tmp_path
+    )
+    pd.testing.assert_frame_equal(_sorted(rows), whole, check_exact=False, rtol=1e-9, atol=1e-9)
+    assert result.notes["series"] == {
+        "total": 1,
+        "category": 3,
+        "category_warehouse": 6,
+        "sku": 6,
+        "sku_warehouse": 12,
+    }
+    # each shard's SKU and SKU x warehouse rows, then the levels above
+    order = list(dict.fromkeys(rows["level"]))
+    assert order[:2] == ["sku", "sku_warehouse"] and order[-3:] == ["total", "category", "category_warehouse"]
+    assert result.typed is not None and result.typed["sku"].notna().all()
+
+
+def test_by_shard_the_aggregates_point_forecasts_are_the_whole_nights_and_the_levels_add_up(tmp_path) -> None:
+    """With seam's forecaster the aggregates' point forecasts are the same as made whole (the week
+    of every aggregate, gathered shard by shard); their bands are calibrated per shard, so the
+    reconciled figures may move, but children still sum to their parents and every band holds
+    its forecast."""
+    from pipelines.forecasting import build_options
+    from pipelines.forecasting import hierarchy as h
+
+    bottom, series = _panel()
+    categories = pd.DataFrame(
+        {"sku": [f"S{k}" for k in range(6)], "category": ["A", "A", "B", "B", "B", "C"]}
+    )
+    spec = h.HierarchySpec("D", 7, (80.0, 95.0), build_options("D"))
+    whole = _sorted(h.forecast_hierarchy(bottom, series, categories, spec).rows)
+    _, rows = _by_shard(
+        bottom, series, categories, spec, (["S5", "S3"], ["S1", "S0"], ["S2", "S4"]), tmp_path
+    )
+    rows = _sorted(rows)
+    assert rows["series_key"].tolist() == whole["series_key"].tolist()
+    np.testing.assert_allclose(rows["yhat_base"], whole["yhat_base"], rtol=1e-12)
+    bottom_rows = rows[rows["level"] == "sku_warehouse"]
+    for level in ("total", "category", "category_warehouse", "sku"):
+        keys = list(h.LEVEL_KEYS[level])
+        summed = (
+            bottom_rows.groupby([*keys, "target_date"])["yhat"].sum().to_numpy()
+            if keys
+            else (bottom_rows.groupby("target_date")["yhat"].sum().to_numpy())
+        )
+        mine = rows[rows["level"] == level].sort_values([*keys, "target_date"])["yhat"].to_numpy()
+        np.testing.assert_allclose(mine, summed, rtol=1e-9)
+    assert (rows["yhat_lo_80"] <= rows["yhat"]).all() and (rows["yhat"] <= rows["yhat_hi_80"]).all()
+    assert (rows["yhat_lo_95"] <= rows["yhat_lo_80"]).all()
+    # not the whole night's figures to the bit: the SKU nodes' bands come from their shard
+    assert not np.allclose(rows["yhat_hi_80"], whole["yhat_hi_80"])
+
+
+def test_by_shard_refuses_a_sku_in_two_shards_and_the_in_memory_options(tmp_path) -> None:
+    from pipelines.forecasting import build_options
+    from pipelines.forecasting import hierarchy as h
+
+    bottom, series = _panel()
+    spec = h.HierarchySpec("D", 7, (80.0, 95.0), build_options("D"))
+    with pytest.raises(ValueError, match=r"SKUs \['S1'\] are in shard 1 and an earlier one"):
+        _by_shard(bottom, series, None, spec, (["S0", "S1"], ["S1", "S2"]), tmp_path)
+    for changed in ({"bands": "gaussian"}, {"covariance": "shrink"}):
+        from dataclasses import replace
+
+        with pytest.raises(ValueError, match="use forecast_hierarchy"):
+            _by_shard(bottom, series, None, replace(spec, **changed), (["S0"],), tmp_path)
