@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -38,12 +39,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.demo import DemoSize, build_erp, build_order_lines
 from pipelines.forecasting import Peers, build_options, run_forecast
-from pipelines.forecasting.hierarchy import LEVEL_KEYS, LEVELS, NO_CATEGORY, HierarchySpec, forecast_hierarchy
+from pipelines.forecasting.hierarchy import (
+    LEVEL_KEYS,
+    LEVELS,
+    NO_CATEGORY,
+    HierarchyShards,
+    HierarchySpec,
+    forecast_hierarchy,
+    forecast_hierarchy_by_shard,
+)
 from pipelines.forecasting.inputs import build_history
 from pipelines.forecasting.peers import build_peer_keys
 from pipelines.forecasting.reconcile import contain_bounds
 from pipelines.forecasting.rows import build_forecast_rows
-from pipelines.series import build_demand_series
+from pipelines.lake import Lake
+from pipelines.series import build_demand_series, join_keys
+from pipelines.sharding import shard_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger(__name__)
@@ -71,8 +82,10 @@ def evaluate(
     bottom_rows: pd.DataFrame,
     actual: pd.DataFrame,
     history: pd.DataFrame,
+    by_shard: dict[str, pd.DataFrame] | None = None,
 ) -> list[dict[str, object]]:
-    """Per level: coverage and accuracy of base, reconciled (and summed bottom bands) on the holdout."""
+    """Per level: coverage and accuracy of base, reconciled (and summed bottom bands) on the holdout;
+    `by_shard`: also of these reconciled rows made shard by shard (name -> rows)."""
     out = []
     summed_cols = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
     for level in LEVELS:
@@ -92,6 +105,10 @@ def evaluate(
             ("reconciled", rec),
             ("rec_own_bands", own[[*keys, "target_date", *summed_cols]]),
             ("summed_bottom", summed),
+            *(
+                (name, frame[frame["level"] == level][[*keys, "target_date", *summed_cols]])
+                for name, frame in (by_shard or {}).items()
+            ),
         )
         for name, frame in variants:
             if name == "summed_bottom" and level == "sku_warehouse":
@@ -236,6 +253,14 @@ def main() -> None:
     p.add_argument(
         "--sweep", action="store_true", help="only compare covariances on the last holdout, and exit"
     )
+    p.add_argument(
+        "--shards",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also reconcile as the nightly step does, shard by shard, with the SKUs in this many "
+        "shards (`shard_of`), e.g. --shards 2 8; reported beside the whole night's figures",
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.sweep:
@@ -289,6 +314,25 @@ def main() -> None:
                 "default_mint_seconds": nightly.notes["seconds_reconcile"],
                 "default_method": nightly.notes["method"],
             }
+        by_shard = {}
+        for count in args.shards:
+            of = bottom["sku"].map(lambda sku, n=count: shard_of(sku, n))
+            sku_of = series["unique_id"].map(
+                dict(zip(join_keys(bottom["sku"], bottom["warehouse"]), of, strict=True))
+            )
+            shards = HierarchyShards(
+                count,
+                lambda k, of=of, rows=bottom: rows[of == k],
+                lambda k, sku_of=sku_of, demand=series: demand[sku_of == k],
+            )
+            t3 = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp, Lake(Path(tmp)).spill() as spill:
+                made = forecast_hierarchy_by_shard(shards, products, replace(spec, bands="own"), spill)
+                made_rows = made.rows
+            default_timing[f"by_{count}_shards_seconds"] = round(time.perf_counter() - t3, 1)
+            by_shard[f"shards{count}"] = made_rows.assign(
+                target_date=pd.to_datetime(made_rows["target_date"])
+            )
         window = everything[
             (everything["ds"] > pd.Timestamp(night))
             & (everything["ds"] <= pd.Timestamp(night + timedelta(days=args.horizon)))
@@ -303,7 +347,7 @@ def main() -> None:
         rows = result.rows.assign(target_date=pd.to_datetime(result.rows["target_date"]))
         assert result.base is not None
         base = result.base.assign(target_date=pd.to_datetime(result.base["target_date"]))
-        for entry in evaluate(rows, base, bottom_rows, window, hist):
+        for entry in evaluate(rows, base, bottom_rows, window, hist, by_shard):
             per_origin.append({"night": night.isoformat(), **entry})
         timings.append(
             {
@@ -370,6 +414,29 @@ def main() -> None:
         f"{last.get('default_reconcile_seconds')} s, of which MinT {last.get('default_mint_seconds')} s; "
         f"bottom forecast {last['bottom_forecast_seconds']} s."
     )
+    for count in args.shards:
+        name = f"shards{count}"
+        md += [
+            "",
+            f"Reconciled shard by shard ({count} shards of SKUs, `forecast_hierarchy_by_shard`, own bands) "
+            "against the whole night (own bands):",
+            "",
+            "| level | cov80 whole | cov80 by shard | cov95 whole | cov95 by shard | WAPE whole | WAPE by shard "
+            "| MASE whole | MASE by shard |",
+            "|---" * 9 + "|",
+        ]
+        for lv, r in summary.iterrows():
+            cells = [
+                f"{r[c]:.1%}" if c.endswith(("cov80", "cov95", "wape")) else f"{r[c]:.3f}"
+                for metric in ("cov80", "cov95", "wape", "mase")
+                for c in (f"rec_own_bands_{metric}", f"{name}_{metric}")
+            ]
+            md.append(f"| {lv} | " + " | ".join(cells) + " |")
+        md.append("")
+        md.append(
+            "Seconds shard by shard, per night: "
+            + ", ".join(f"{t['night']} {t.get(f'by_{count}_shards_seconds')}" for t in timings)
+        )
     (RESULTS / "hierarchy.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
