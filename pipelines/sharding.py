@@ -17,7 +17,7 @@ import math
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -74,11 +74,13 @@ def series_cost(sale_days: int, history_days: int) -> float:
 def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int, list[tuple[Any, Any]]]:
     """Expected cost of each SKU of the night (the sum over its warehouses' series), the number
     of series and the SKU x warehouse pairs of the series; reads three columns of the order lines
-    a record batch at a time, and keeps each series' distinct days as 8-byte codes (series
-    number, day), not the night's rows."""
+    a record batch at a time, and keeps which days of the forecast's history window each series
+    sold on as one bit a day (`SeriesDays`), not the night's rows.  Only the days the forecaster
+    reads count (`forecast.history_days` up to the night, as `build_demand_series`)."""
     pair_of: dict[tuple[Any, Any], int] = {}  # (sku, warehouse) -> series number, in order seen
-    seen: list[np.ndarray] = []  # distinct codes of each batch
-    held = 0
+    window = cfg.forecast.history_days
+    first_day_of_window = (run_date - date(1970, 1, 1)).days - (window - 1)
+    sold = SeriesDays(window)
     for batch in iter_source_batches(
         cfg, "order_lines", run_date, columns=["sku", "warehouse", "order_date"]
     ):
@@ -102,41 +104,57 @@ def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int, list[
             dtype=np.int64,
         )
         valid = pc.is_valid(rows.column("day")).to_numpy(zero_copy_only=False)
-        days = pc.cast(rows.column("day"), pa.int32()).fill_null(0).to_numpy().astype(np.int64) + _DAY_OFFSET
-        seen.append(np.unique((numbers[inverse.ravel()] << 32)[valid] | days[valid]))
-        held += len(seen[-1])
-        if held > _MERGE_CODES and len(seen) > 1:  # codes repeated across batches: keep each once
-            seen = [np.unique(np.concatenate(seen))]
-            held = len(seen[0])
+        days = pc.cast(rows.column("day"), pa.int32()).fill_null(0).to_numpy().astype(np.int64)
+        sold.add(numbers[inverse.ravel()][valid], days[valid] - first_day_of_window, len(pair_of))
     if not pair_of:
         return {}, 0, []
-    codes = np.unique(np.concatenate(seen)) if seen else np.empty(0, dtype=np.int64)
-    series = codes >> 32
-    day_count = np.bincount(series, minlength=len(pair_of))
-    first_of_series = np.full(len(pair_of), _NO_DAY)
-    numbers, first = np.unique(series, return_index=True)  # codes are sorted: a series' first day
-    first_of_series[numbers] = (codes[first] & 0xFFFFFFFF) - _DAY_OFFSET
+    day_count, first_of_series = sold.finish(len(pair_of))
     first_day: dict[Any, int] = {}
     for (sku, _), n in pair_of.items():
-        if sku is not None:
-            first_day[sku] = min(first_day.get(sku, _NO_DAY), int(first_of_series[n]))
+        if sku is not None and first_of_series[n] >= 0:
+            first_day[sku] = min(first_day.get(sku, window), int(first_of_series[n]))
     costs: dict[Any, float] = defaultdict(float)
-    epoch = date(1970, 1, 1)
     for (sku, _), n in pair_of.items():
         if sku is None:
             continue
-        first = first_day[sku]
-        history = 1 if first == _NO_DAY else (run_date - (epoch + timedelta(days=first))).days + 1
+        history = window - first_day[sku] if sku in first_day else 1
         costs[sku] += series_cost(int(day_count[n]), history)
     pairs_out = [key for key in pair_of if key[0] is not None]
     return dict(costs), len(pair_of), pairs_out
 
 
-#: Days are coded from this many days before 1970 (order dates from 1970 - 5.8 million years on).
-_DAY_OFFSET = 2**31
-_NO_DAY = np.iinfo(np.int64).max  # the first day of a series without a day
-#: Distinct codes held before the batches' codes are merged.
-_MERGE_CODES = 4_000_000
+class SeriesDays:
+    """Which of `days` consecutive days each series sold on: one bit per series and day, rows
+    added as series are numbered (a night of 64,000 series and two years is 6 MB, where the
+    distinct (series, day) pairs themselves would be 8 bytes each)."""
+
+    def __init__(self, days: int) -> None:
+        self.days = days
+        self.bits = np.zeros((0, (days + 7) // 8), dtype=np.uint8)
+
+    def add(self, series: np.ndarray, day: np.ndarray, count: int) -> None:
+        """Mark day `day[i]` (0 .. days - 1; others are outside the window and not kept) of series
+        `series[i]`; `count`: the series numbered so far."""
+        if count > len(self.bits):  # grown by half at least: amortised copies
+            grown = np.zeros((max(count, len(self.bits) * 3 // 2), self.bits.shape[1]), dtype=np.uint8)
+            grown[: len(self.bits)] = self.bits
+            self.bits = grown
+        inside = (day >= 0) & (day < self.days)
+        series, day = series[inside], day[inside]
+        np.bitwise_or.at(self.bits, (series, day >> 3), np.left_shift(1, 7 - (day & 7)).astype(np.uint8))
+
+    def finish(self, count: int, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Per series: the days it sold on, and the first of them (-1: none), a block of series
+        at a time."""
+        sold = np.zeros(count, dtype=np.int64)
+        first = np.full(count, -1, dtype=np.int64)
+        for start in range(0, min(count, len(self.bits)), block):
+            rows = self.bits[start : min(start + block, count)]
+            flags = np.unpackbits(rows, axis=1, count=self.days).astype(bool)
+            sold[start : start + len(flags)] = flags.sum(axis=1)
+            any_day = flags.any(axis=1)
+            first[start : start + len(flags)] = np.where(any_day, flags.argmax(axis=1), -1)
+        return sold, first
 
 
 def sku_order(skus: list[Any]) -> list[Any]:

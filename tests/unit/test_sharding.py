@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.config import ScaleSpec, load_config
@@ -90,3 +91,29 @@ def test_worker_slots_must_be_a_positive_integer(tmp_path):
     bad.write_text(text + "\nscale: {worker_slots: 0}\n")
     with pytest.raises(ConfigError, match=r"scale\.worker_slots"):
         load_config(bad)
+
+
+def test_series_days_keeps_each_series_sold_days_in_the_window_as_bits():
+    """The plan's day flags: each series' distinct days inside the window and its first, as a
+    set of (series, day) pairs gives them, whatever the batches and repeats."""
+    from pipelines.sharding import SeriesDays
+
+    rng = np.random.default_rng(3)
+    days, count = 61, 0
+    sold = SeriesDays(days)
+    pairs: set[tuple[int, int]] = set()
+    for _ in range(40):  # batches numbering new series as they come (rows grown past the count)
+        count += int(rng.integers(0, 30))
+        if not count:
+            continue
+        series = rng.integers(0, count, 200)
+        day = rng.integers(-10, days + 10, 200)  # some before and after the window
+        sold.add(series, day, count)
+        pairs |= {(int(s), int(d)) for s, d in zip(series, day, strict=True) if 0 <= d < days}
+    count += 5  # series numbered without a day in the window
+    sold_days, first = sold.finish(count, block=16)
+    for s in range(count):
+        mine = sorted(d for t, d in pairs if t == s)
+        assert sold_days[s] == len(mine)
+        assert first[s] == (mine[0] if mine else -1)
+    assert len(sold.bits) > count - 5 and (sold_days[-5:] == 0).all()
