@@ -298,18 +298,22 @@ def order_line_totals(
 
 def customer_fits(lake: Lake, d: date, part: int, shards: int) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """The order lines of one partition of customers as every `score` shard fitted them (read
-    shard by shard, only the partition's rows), and every shard's repeat-pair counts.  Raises
-    `MissingInputError` when a shard has not written its fits."""
-    fitted, pairs = [], []
+    shard by shard, only the partition's rows), and the repeat-pair counts of every shard (in one
+    frame: they add up, and a frame per shard would cost every partition a frame per shard).
+    Raises `MissingInputError` when a shard has not written its fits."""
+    fitted: list[int] = []
+    counts: dict[str, list[Any]] = {}
     for k in range(shards):
         manifest = lake.shard_manifest("record_fits", d, k)
         if manifest is None:
             raise MissingInputError(
                 f"score shard {k} of {d} has not fitted its order lines; run the score step's shard {k} first"
             )
-        pairs.append(pd.DataFrame(manifest["pairs"]))
+        for name, values in manifest["pairs"].items():
+            counts.setdefault(name, []).extend(values)
         if manifest["rows"]:
             fitted.append(k)
+    pairs = [pd.DataFrame(counts)] if counts else []
     if not fitted:
         from pipelines.anomaly.records import empty_record_fits
 

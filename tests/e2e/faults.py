@@ -82,7 +82,7 @@ def faults(step: str) -> list[tuple[Any, str, Callable[..., Any]]]:
         "reconcile": [
             (
                 pipelines.forecasting.hierarchy,
-                "forecast_hierarchy",
+                "forecast_hierarchy_by_shard",
                 _raise(ConfigError(f"{INJECTED} in reconcile")),
             )
         ],
