@@ -50,6 +50,8 @@ DATA_FILE = "part-00000.parquet"
 COMPRESSION = "zstd"
 # an exchange file is read in small pieces, many times: LZ4 decodes them at about half the cost
 EXCHANGE_COMPRESSION = "lz4"
+# bytes a reader of record batches (`iter_output`) buffers of a column chunk at a time
+READ_BUFFER = 1 << 20
 KEY = "run_date"  # the partition key of every dataset: the night
 OUTPUTS = "_seam"  # the `source` of seam's own outputs
 _META, _STAGING, _STATE, _EXCHANGE = "_meta", "_staging", "_state", "_exchange"
@@ -406,7 +408,11 @@ class Lake:
                 continue
             if filters is not None:
                 raise ValueError("iter_output: filters and batch_rows do not go together")
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+            # read a column chunk's pages through a small buffer, one column at a time: pyarrow's
+            # default (every column chunk of a row group fetched whole, decoded by threads) holds
+            # far more than one batch, and more the larger the file (BENCHMARKS.md, issue 19)
+            source = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
+            for batch in source.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
                 frame = pa.Table.from_batches([batch]).to_pandas(date_as_object=False)
                 frame.insert(0, KEY, pd.Timestamp(run_date))
                 yield frame
