@@ -7,9 +7,9 @@ per shard, so the plan's shard count grows with the size).  Then, on that night'
 with each checkout (`--before`, `--after`, and `--between` if given), alternating which goes
 first, each on a fresh copy of the demo's databases (so every load writes) and, with
 `--copy-lake`, of the night's lake (so a step reads what the same checkout's earlier steps
-wrote).  Steps: `report`, `load`, `reconcile`,
-`validate` (the order lines) and `plan` (the shard plan and the panel's figures, through
-`pipelines.steps.run_plan`).  Each step's peak RSS is the process's VmHWM (`/usr/bin/time -f %M`),
+wrote).  Steps: `report`, `load`, `reconcile`, `validate` (the order lines) and `plan` (the
+shard plan and the panel's figures, through `pipelines.steps.run_plan`, after `set_up_process`
+as the DAG's task does).  Each step's peak RSS is the process's VmHWM (`/usr/bin/time -f %M`),
 imports included.
 
     .venv/bin/python benchmarks/task_memory.py --before /tmp/seam-before --after . \
@@ -81,6 +81,7 @@ def _step(checkout: Path, config: Path, step: str) -> dict[str, float]:
         script = (
             "import sys; from datetime import date; from pipelines.config import load_config; "
             "from pipelines.run_context import RunContext; from pipelines.steps import run_plan; "
+            "from pipelines.process import set_up_process; set_up_process(); "
             "run_plan(load_config(sys.argv[1]), RunContext(date.fromisoformat(sys.argv[2])))"
         )
         command = [sys.executable, "-c", script, str(config), NIGHT.isoformat()]
