@@ -598,7 +598,10 @@ def forecast_hierarchy_by_shard(
 
     def shard(k: int) -> _Shard:
         keys = scratch.read("keys", k)
-        assert keys is not None
+        if keys is None:  # pass 1 kept every shard with forecasts; the scratch lost one
+            raise RuntimeError(
+                f"forecast_hierarchy_by_shard: shard {k}'s series are missing from the scratch"
+            )
         return _shard_figures(
             keys, shards.forecasts(k), scratch.read("sku_forecasts", k), top_nodes, targets, columns, stored
         )

@@ -239,11 +239,16 @@ class ShardedMinT:
 
     @staticmethod
     def _shard(
-        a_top: sp.csr_matrix, w_b: np.ndarray, a_block: sp.csr_matrix, w_k: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        a_top: sp.csr_matrix,
+        a_block: sp.csr_matrix,
+        bottom: tuple[np.ndarray, np.ndarray],
+        block: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """M_TK, D's diagonal and g_K of one shard."""
+        (y_b, w_b), (y_k, w_k) = bottom, block
         m_tk = np.asarray((a_top.multiply(w_b[None, :]) @ a_block.T).todense())
         d = w_k + np.asarray(a_block @ w_b).ravel()
-        return m_tk, d
+        return m_tk, d, y_k - np.asarray(a_block @ y_b)
 
     def add(
         self,
@@ -256,11 +261,10 @@ class ShardedMinT:
         `block` the (base forecasts (rows x H), W's diagonal) of its bottom and block nodes."""
         if self._x is not None:
             raise ValueError("ShardedMinT: every shard is added before solve()")
-        (y_b, w_b), (y_k, w_k) = bottom, block
-        m_tk, d = self._shard(a_top, w_b, a_block, w_k)
+        (y_b, w_b) = bottom
+        m_tk, d, g_k = self._shard(a_top, a_block, bottom, block)
         self._m += np.asarray((a_top.multiply(w_b[None, :]) @ a_top.T).todense()) - (m_tk / d) @ m_tk.T
         self._top_sums += np.asarray(a_top @ y_b)
-        g_k = y_k - np.asarray(a_block @ y_b)
         self._rhs -= m_tk @ (g_k / d[:, None])
 
     def solve(self) -> None:
@@ -280,8 +284,7 @@ class ShardedMinT:
         arguments as its `add`."""
         if self._x is None:
             raise ValueError("ShardedMinT: solve() before bottom()")
-        (y_b, w_b), (y_k, w_k) = bottom, block
-        m_tk, d = self._shard(a_top, w_b, a_block, w_k)
-        g_k = y_k - np.asarray(a_block @ y_b)
+        (y_b, w_b) = bottom
+        m_tk, d, g_k = self._shard(a_top, a_block, bottom, block)
         x_k = (g_k - m_tk.T @ self._x) / d[:, None]
         return y_b + w_b[:, None] * (np.asarray(a_top.T @ self._x) + np.asarray(a_block.T @ x_k))
