@@ -8,7 +8,9 @@ MinT (`pipelines.forecasting.reconcile`; MinT-diagonal by default, see `Hierarch
 sum to their parents at every level, and each level has its own intervals (a sum of quantiles is
 not a quantile of the sum).
 
-`forecast_hierarchy(bottom, series, categories, spec)` is the stage's contract.
+`forecast_hierarchy(bottom, series, categories, spec)` is the stage's contract, in memory and with
+every option; `forecast_hierarchy_by_shard(shards, categories, spec, scratch)` is what the nightly
+reconcile step runs (MinT-diagonal with the nodes' own bands, one shard of SKUs at a time).
 """
 
 from __future__ import annotations
