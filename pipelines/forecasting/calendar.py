@@ -162,7 +162,7 @@ class WeekStats:
         self.step = fixed_step(to_offset(freq))
         self.first: int | None = None
         self.last: int | None = None
-        self.ids: list[str] = []
+        self.ids: list[np.ndarray] = []  # per batch: the series' unique_id
         # per candidate period: the phase statistics of each batch, rows in order of `ids`
         self.batches: dict[int, list[_PhaseStats]] = {p: [] for p in self._candidates()}
 
@@ -188,10 +188,10 @@ class WeekStats:
         end = max(s.last_ds.value for s in series)
         self.first = start if self.first is None else min(self.first, start)
         self.last = end if self.last is None else max(self.last, end)
-        self.ids += [s.unique_id for s in series]
+        self.ids.append(np.array([s.unique_id for s in series], dtype=object))
         for period, batches in self.batches.items():
             first = _first_phases(series, self.step, period)
-            stats = _PhaseStats.empty(len(series), period)
+            stats = _PhaseStats.empty(len(series), period, np.int32)  # counts of periods
             for i, s in enumerate(series):
                 stats.add(i, s.y, int(first[i]))
             batches.append(stats)
@@ -213,13 +213,29 @@ class WeekStats:
         period = choose_cycle(self.freq, self.season_lengths, self.span())
         if period is None or period not in self.batches:
             return None
-        ids = np.array(self.ids, dtype=object)
+        ids = np.concatenate(self.ids)
         order = np.argsort(ids, kind="stable")
         if len(ids) > 1 and (ids[order][1:] == ids[order][:-1]).any():
             raise ValueError("panel week: a series was added twice (each unique_id in one batch only)")
-        stats = _PhaseStats.stack(self.batches[period]).take(order)
-        closed = _closed_phases(stats.counts.sum(axis=0), stats.nonzero.sum(axis=0), self.season_lengths)
-        pool, prior = _pool(stats, closed)
+        batches = self.batches[period]
+        # counts of periods: their sums do not depend on the order of the series
+        counts = sum(
+            (b.counts.sum(axis=0, dtype=np.int64) for b in batches), np.zeros(period, dtype=np.int64)
+        )
+        nonzero = sum(
+            (b.nonzero.sum(axis=0, dtype=np.int64) for b in batches), np.zeros(period, dtype=np.int64)
+        )
+        closed = _closed_phases(counts, nonzero, self.season_lengths)
+        # each series' own shares, a batch at a time, put in order of unique_id
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[order] = np.arange(len(ids))
+        own, demands = np.empty((len(ids), period)), np.empty(len(ids))
+        start = 0
+        for b in batches:
+            at = rank[start : start + len(b.demands)]
+            own[at], demands[at] = _usable_shares(b, closed)
+            start += len(b.demands)
+        pool, prior = _pool(own, demands, closed)
         return PanelWeek(period, closed, pool, prior)
 
 
@@ -259,9 +275,6 @@ def build_calendars(
     ]
 
 
-_STAT_FIELDS = ("counts", "observed", "nonzero", "volume", "demands", "square")
-
-
 @dataclass
 class _PhaseStats:
     """Per series (rows) and phase (columns): periods, observed values, non-zero values and
@@ -275,25 +288,17 @@ class _PhaseStats:
     square: np.ndarray
 
     @classmethod
-    def empty(cls, n_series: int, period: int) -> _PhaseStats:
+    def empty(cls, n_series: int, period: int, count_type: type[np.integer] = np.int64) -> _PhaseStats:
+        """Zero statistics of `n_series` series (`count_type`: the integers the counts are kept in)."""
         shape = (n_series, period)
         return cls(
-            np.zeros(shape, dtype=np.int64),
-            np.zeros(shape, dtype=np.int64),
-            np.zeros(shape, dtype=np.int64),
+            np.zeros(shape, dtype=count_type),
+            np.zeros(shape, dtype=count_type),
+            np.zeros(shape, dtype=count_type),
             np.zeros(shape),
-            np.zeros(n_series, dtype=np.int64),
+            np.zeros(n_series, dtype=count_type),
             np.zeros(n_series),
         )
-
-    @classmethod
-    def stack(cls, rows: Sequence[_PhaseStats]) -> _PhaseStats:
-        """The statistics of several series, one row each, in the given order."""
-        return cls(*(np.concatenate([getattr(r, f) for r in rows]) for f in _STAT_FIELDS))
-
-    def take(self, order: np.ndarray) -> _PhaseStats:
-        """The rows in the given order."""
-        return _PhaseStats(*(getattr(self, f)[order] for f in _STAT_FIELDS))
 
     def add(self, row: int, y: np.ndarray, first_phase: int) -> None:
         period = self.counts.shape[1]
@@ -369,8 +374,9 @@ def _usable_shares(stats: _PhaseStats, closed: np.ndarray) -> tuple[np.ndarray, 
     return own, demands
 
 
-def _pool(stats: _PhaseStats, closed: np.ndarray) -> tuple[np.ndarray, float]:
-    """The pooled shares and the demands they are worth in a series' profile.
+def _pool(own: np.ndarray, demands: np.ndarray, closed: np.ndarray) -> tuple[np.ndarray, float]:
+    """The pooled shares and the demands they are worth in a series' profile, from the series'
+    own shares and effective demands (`_usable_shares`, rows in order of unique_id).
 
     The pool is the series' shares weighted by their effective demands (capped), with a little
     even spread mixed in. A series' own shares get the weight m / (m + K), m its effective
@@ -380,7 +386,6 @@ def _pool(stats: _PhaseStats, closed: np.ndarray) -> tuple[np.ndarray, float]:
     period = len(closed)
     open_count = int((~closed).sum())
     even = np.where(closed, 0.0, 1.0 / max(open_count, 1))
-    own, demands = _usable_shares(stats, closed)
     weight = np.minimum(demands, POOL_CAP_PER_PHASE * period)
     prior = POOL_PRIOR_PER_PHASE * period
     pool = ((own * weight[:, None]).sum(axis=0) + prior * even) / (weight.sum() + prior)

@@ -31,9 +31,9 @@ history (as the weekly calendar is), so the backtests do not re-estimate it per 
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -399,59 +399,98 @@ def _pool(episodes: Sequence[Episode]) -> _Pooled:
     )
 
 
-def _episode_var(episodes: list[Episode]) -> float:
-    """Moment estimate of the variance of a series' episodes' log uplifts around its own: their
-    spread within series beyond their sampling variance."""
-    by_series: dict[str, list[Episode]] = {}
-    for e in episodes:
-        by_series.setdefault(e.series, []).append(e)
-    squares, dof, noise = 0.0, 0, []
-    for eps in by_series.values():
-        if len(eps) < 2:
-            continue
-        res = np.array([e.log_ratio / e.exposure for e in eps if e.exposure > 0])
-        squares += float(np.sum((res - res.mean()) ** 2))
-        dof += len(res) - 1
-        noise += [e.obs_var / e.exposure**2 for e in eps if e.exposure > 0]
-    if dof <= 0:
-        return EPISODE_VAR_START
-    return max(0.0, squares / dof - float(np.mean(noise)))
+class _KindFigures:
+    """What the panel's fit of one kind of driver needs of each series' episodes of that kind,
+    a few numbers a series: the episodes pooled (`_pool`), and their spread around the series'
+    own uplift (with two episodes or more: the sum of squares, its degrees of freedom and the
+    episodes' sampling variances)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.pooled = array("d")  # log_ratio, obs_var, exposure, depth per series
+        self.episodes = array("q")
+        self.squares = array("d")
+        self.dof = array("q")  # -1: fewer than two episodes
+        self.noise = array("d")
+        self.noise_count = array("q")
+
+    def add(self, uid: str, episodes: Sequence[Episode]) -> None:
+        """One series' episodes of the kind, in order of their start."""
+        p = _pool(episodes)
+        self.ids.append(uid)
+        self.pooled.extend((p.log_ratio, p.obs_var, p.exposure, p.depth))
+        self.episodes.append(p.episodes)
+        squares, dof, noise = 0.0, -1, []
+        if len(episodes) >= 2:
+            res = np.array([e.log_ratio / e.exposure for e in episodes if e.exposure > 0])
+            squares, dof = float(np.sum((res - res.mean()) ** 2)), len(res) - 1
+            noise = [e.obs_var / e.exposure**2 for e in episodes if e.exposure > 0]
+        self.squares.append(squares)
+        self.dof.append(dof)
+        self.noise.extend(noise)
+        self.noise_count.append(len(noise))
+
+    def fit(self) -> KindPrior:
+        """The panel's effect of the kind, from its series in order of unique_id (the result
+        does not depend on the order in which they were gathered): weighted least squares of the
+        series' pooled log ratios on exposure and depth, with the between-series variance by
+        moments.
+
+        Raises:
+            ValueError: a series was added twice.
+        """
+        if not self.ids:
+            return KindPrior()
+        ids = np.array(self.ids, dtype=object)
+        order = np.argsort(ids, kind="stable")
+        if len(ids) > 1 and (ids[order][1:] == ids[order][:-1]).any():
+            raise ValueError("drivers: a series was added twice (each unique_id in one batch only)")
+        s2 = self._episode_var(order)
+        columns = np.frombuffer(self.pooled, dtype=np.float64).reshape(-1, 4)[order]
+        r, obs_var, x, d = (np.ascontiguousarray(c) for c in columns.T)
+        episodes = np.frombuffer(self.episodes, dtype=np.int64)[order]
+        noise = obs_var + x**2 * s2 / episodes
+        depth = float(np.average(d, weights=x)) if x.sum() > 0 else 0.0
+        design = np.column_stack([x, x * (d - depth)])
+        tau2, a, b = SERIES_VAR_FLOOR, 0.0, 0.0
+        for _ in range(4):
+            w = 1.0 / (noise + x**2 * tau2)
+            gram = design.T @ (w[:, None] * design) + np.diag([1e-9, 1.0 / SLOPE_PRIOR_VAR])
+            a, b = (float(c) for c in np.linalg.solve(gram, design.T @ (w * r)))
+            res = r - design @ np.array([a, b])
+            tau2 = max(SERIES_VAR_FLOOR, float(np.mean((res**2 - noise) / np.maximum(x, 1e-9) ** 2)))
+        return KindPrior(a, b, depth, s2, tau2, int(episodes.sum()))
+
+    def _episode_var(self, order: np.ndarray) -> float:
+        """Moment estimate of the variance of a series' episodes' log uplifts around its own:
+        their spread within series beyond their sampling variance."""
+        counts = np.frombuffer(self.noise_count, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        squares, dof, noise = 0.0, 0, []
+        for i in order:
+            if self.dof[i] >= 0:
+                squares += self.squares[i]
+                dof += self.dof[i]
+                noise += self.noise[starts[i] : starts[i + 1]].tolist()
+        if dof <= 0:
+            return EPISODE_VAR_START
+        return max(0.0, squares / dof - float(np.mean(noise)))
 
 
-def _fit_kind(episodes: list[Episode]) -> KindPrior:
-    """The panel's effect of one kind from its episodes (sorted: the result does not depend on
-    the order in which they were gathered): weighted least squares of the series' pooled log
-    ratios on exposure and depth, with the between-series variance by moments."""
-    if not episodes:
-        return KindPrior()
-    eps = sorted(episodes, key=lambda e: (e.series, e.start))
-    s2 = _episode_var(eps)
-    groups: dict[str, list[Episode]] = {}
-    for e in eps:
-        groups.setdefault(e.series, []).append(e)
-    pooled = [_pool(g) for g in groups.values()]
-    x = np.array([p.exposure for p in pooled])
-    d = np.array([p.depth for p in pooled])
-    r = np.array([p.log_ratio for p in pooled])
-    noise = np.array([p.obs_var for p in pooled]) + x**2 * s2 / np.array([p.episodes for p in pooled])
-    depth = float(np.average(d, weights=x)) if x.sum() > 0 else 0.0
-    design = np.column_stack([x, x * (d - depth)])
-    tau2, a, b = SERIES_VAR_FLOOR, 0.0, 0.0
-    for _ in range(4):
-        w = 1.0 / (noise + x**2 * tau2)
-        gram = design.T @ (w[:, None] * design) + np.diag([1e-9, 1.0 / SLOPE_PRIOR_VAR])
-        a, b = (float(c) for c in np.linalg.solve(gram, design.T @ (w * r)))
-        res = r - design @ np.array([a, b])
-        tau2 = max(SERIES_VAR_FLOOR, float(np.mean((res**2 - noise) / np.maximum(x, 1e-9) ** 2)))
-    return KindPrior(a, b, depth, s2, tau2, len(eps))
+def _add_by_series(figures: dict[Kind, _KindFigures], episodes: Sequence[Episode]) -> None:
+    """Each series' episodes of each kind (in order of their start) into `figures`."""
+    groups: dict[tuple[Kind, str], list[Episode]] = {}
+    for e in sorted(episodes, key=lambda e: (e.series, e.start)):
+        groups.setdefault((e.kind, e.series), []).append(e)
+    for (kind, uid), eps in groups.items():
+        figures[kind].add(uid, eps)
 
 
 def fit_prior(episodes: Sequence[Episode]) -> DriverPrior:
     """The panel's driver effects from every series' episodes."""
-    return DriverPrior(
-        promotion=_fit_kind([e for e in episodes if e.kind == "promotion"]),
-        holiday=_fit_kind([e for e in episodes if e.kind == "holiday"]),
-    )
+    figures: dict[Kind, _KindFigures] = {"promotion": _KindFigures(), "holiday": _KindFigures()}
+    _add_by_series(figures, episodes)
+    return DriverPrior(promotion=figures["promotion"].fit(), holiday=figures["holiday"].fit())
 
 
 def _note(kind: Kind, share: float, depth: float, uplift: float | None) -> str:
@@ -523,17 +562,20 @@ def fit_series_effect(
 
 
 class DriverStats:
-    """The episodes of a panel's series, gathered over batches of series (shards)."""
+    """The episodes of a panel's series, gathered over batches of series (shards): what is kept
+    of them is a few numbers a series and kind of driver (`_KindFigures`)."""
 
     def __init__(self, freq: str, season_lengths: Sequence[float]) -> None:
         self.freq = freq
         self.period = driver_period(season_lengths)
-        self.episodes: list[Episode] = []
+        self._figures: dict[Kind, _KindFigures] = {"promotion": _KindFigures(), "holiday": _KindFigures()}
 
     def add(self, series: Sequence[SeriesInput], drivers: pd.DataFrame) -> None:
         """Gather a batch of series (each unique_id in one batch only) with their driver frame."""
         for s, d in zip(series, build_series_drivers(series, drivers, 1, self.freq), strict=True):
-            self.episodes += find_episodes(s.unique_id, s.y, d.values[: d.n_history], self.period)
+            _add_by_series(
+                self._figures, find_episodes(s.unique_id, s.y, d.values[: d.n_history], self.period)
+            )
 
     def finish(self) -> DriverPrior:
         """The panel's driver effects.
@@ -541,10 +583,7 @@ class DriverStats:
         Raises:
             ValueError: a series was added twice.
         """
-        keys = sorted((e.series, e.kind, e.start) for e in self.episodes)
-        if any(a == b for a, b in pairwise(keys)):
-            raise ValueError("drivers: a series was added twice (each unique_id in one batch only)")
-        return fit_prior(self.episodes)
+        return DriverPrior(promotion=self._figures["promotion"].fit(), holiday=self._figures["holiday"].fit())
 
 
 def fit_effects(

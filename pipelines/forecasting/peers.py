@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -172,34 +171,45 @@ def _key_lookup(keys: pd.DataFrame) -> dict[str, tuple[str | None, str]]:
     }
 
 
-@dataclass(frozen=True)
-class _PeerRow:
-    unique_id: str
-    category: str | None
-    warehouse: str
-    window: np.ndarray
-    first_ns: int  # timestamp of the window's first period
-
-
 class PeerStats:
-    """The established series' recent windows, gathered over batches of series (shards)."""
+    """The established series' recent windows, gathered over batches of series (shards).
+
+    What a batch leaves is compact and grows only with the series: per series, its unique_id, its
+    category and warehouse (numbers into the names seen), its window's first period and its window
+    (float32 when that holds every value exactly, else float64); `finish` reads them in the
+    order of unique_id.
+    """
 
     def __init__(self, freq: str, min_history: int) -> None:
         self.step = fixed_step(to_offset(freq))
         self.min_history = min_history
-        self.rows: list[_PeerRow] = []
+        self._names: dict[str | None, int] = {}
+        self._ids: list[np.ndarray] = []
+        self._keys: list[np.ndarray] = []  # per series: category and warehouse, as numbers
+        self._first: list[np.ndarray] = []
+        self._windows: list[np.ndarray] = []
+
+    def _name(self, name: str | None) -> int:
+        return self._names.setdefault(name, len(self._names))
 
     def add(self, series: Sequence[SeriesInput], keys: pd.DataFrame) -> None:
         """Gather a batch of series (each unique_id in one batch only) with their keys."""
         lookup = _key_lookup(keys)
         step_ns = self.step.value if self.step is not None else 0
-        for s in series:
-            if s.unique_id not in lookup or history_length(s.y) < self.min_history:
-                continue
-            category, warehouse = lookup[s.unique_id]
-            window = s.y[-self.min_history :].astype(np.float64, copy=True)
-            first = s.last_ds.value - (len(window) - 1) * step_ns
-            self.rows.append(_PeerRow(s.unique_id, category, warehouse, window, first))
+        kept = [s for s in series if s.unique_id in lookup and history_length(s.y) >= self.min_history]
+        if not kept:
+            return
+        windows = np.array([s.y[-self.min_history :] for s in kept], dtype=np.float64)
+        narrow = windows.astype(np.float32)
+        exact = np.array_equal(narrow, windows, equal_nan=True)
+        self._windows.append(narrow if exact else windows)
+        self._ids.append(np.array([s.unique_id for s in kept], dtype=object))
+        self._keys.append(
+            np.array([[self._name(lookup[s.unique_id][0]), self._name(lookup[s.unique_id][1])] for s in kept])
+        )
+        self._first.append(
+            np.array([s.last_ds.value - (self.min_history - 1) * step_ns for s in kept], dtype=np.int64)
+        )
 
     def finish(self, week: PanelWeek | None) -> PeerProfiles:
         """The peers of the whole panel; `week` gives the warehouses' weekly factors their phases.
@@ -207,27 +217,26 @@ class PeerStats:
         Raises:
             ValueError: a series was added twice.
         """
-        rows = sorted(self.rows, key=lambda r: r.unique_id)
-        if any(a.unique_id == b.unique_id for a, b in pairwise(rows)):
-            raise ValueError("peers: a series was added twice (each unique_id in one batch only)")
+        rows = _PeerRows.gather(self)
         warehouses = self._warehouse_factors(rows, week)
         members: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
-        for row in rows:
-            figures = self._level(row, warehouses.get(row.warehouse), week)
-            if figures is None or row.category is None:
+        for i in range(len(rows)):
+            category, warehouse = rows.category(i), rows.warehouse(i)
+            figures = self._level(rows.window(i), rows.first[i], warehouses.get(warehouse), week)
+            if figures is None or category is None:
                 continue
-            members.setdefault((row.category, row.warehouse), []).append(figures)
-            members.setdefault((row.category, None), []).append(figures)
+            members.setdefault((category, warehouse), []).append(figures)
+            members.setdefault((category, None), []).append(figures)
         groups = {key: _group(values, self.min_history) for key, values in members.items()}
         return PeerProfiles(self.min_history, groups, warehouses)
 
-    def _phases(self, row: _PeerRow, period: int) -> np.ndarray:
+    def _phases(self, first_ns: int, length: int, period: int) -> np.ndarray:
         assert self.step is not None
-        first = ((row.first_ns - ANCHOR.value) // self.step.value) % period
-        out: np.ndarray = (first + np.arange(len(row.window))) % period
+        first = ((first_ns - ANCHOR.value) // self.step.value) % period
+        out: np.ndarray = (first + np.arange(length)) % period
         return out
 
-    def _warehouse_factors(self, rows: list[_PeerRow], week: PanelWeek | None) -> dict[str, np.ndarray]:
+    def _warehouse_factors(self, rows: _PeerRows, week: PanelWeek | None) -> dict[str, np.ndarray]:
         """Per warehouse: its demand per period of the week shrunk towards the panel's (mean 1)."""
         if week is None or self.step is None:
             return {}
@@ -235,15 +244,16 @@ class PeerStats:
         volume: dict[str, np.ndarray] = {}
         observed: dict[str, np.ndarray] = {}
         demands: dict[str, int] = {}
-        for row in rows:
-            phase = self._phases(row, period)
-            finite = np.isfinite(row.window)
-            positive = np.maximum(np.where(finite, row.window, 0.0), 0.0)
-            vol = volume.setdefault(row.warehouse, np.zeros(period))
-            obs = observed.setdefault(row.warehouse, np.zeros(period))
+        for i in range(len(rows)):
+            window, warehouse = rows.window(i), rows.warehouse(i)
+            phase = self._phases(int(rows.first[i]), len(window), period)
+            finite = np.isfinite(window)
+            positive = np.maximum(np.where(finite, window, 0.0), 0.0)
+            vol = volume.setdefault(warehouse, np.zeros(period))
+            obs = observed.setdefault(warehouse, np.zeros(period))
             vol += np.bincount(phase, weights=positive, minlength=period)
             obs += np.bincount(phase[finite], minlength=period)
-            demands[row.warehouse] = demands.get(row.warehouse, 0) + int(np.count_nonzero(positive))
+            demands[warehouse] = demands.get(warehouse, 0) + int(np.count_nonzero(positive))
         out: dict[str, np.ndarray] = {}
         for wh in sorted(volume):
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -260,18 +270,18 @@ class PeerStats:
         return out
 
     def _level(
-        self, row: _PeerRow, factors: np.ndarray | None, week: PanelWeek | None
+        self, window: np.ndarray, first_ns: int, factors: np.ndarray | None, week: PanelWeek | None
     ) -> tuple[float, float] | None:
         """A peer's recent level and its dispersion index (NaN when it sold nothing)."""
-        finite = np.isfinite(row.window)
+        finite = np.isfinite(window)
         if not finite.any():
             return None
-        y = row.window[finite]
+        y = window[finite]
         level = float(np.mean(y))
         if level <= 0:
             return max(level, 0.0), np.nan
         if factors is not None and week is not None:
-            shape = factors[self._phases(row, week.period)][finite]
+            shape = factors[self._phases(int(first_ns), len(window), week.period)][finite]
         else:
             shape = np.ones(len(y))
         expected = level * shape
@@ -280,6 +290,57 @@ class PeerStats:
             float(np.mean((y[open_] - expected[open_]) ** 2 / expected[open_])) if open_.any() else np.nan
         )
         return level, dispersion
+
+
+@dataclass(frozen=True)
+class _PeerRows:
+    """Every gathered peer in the order of unique_id (`PeerStats.finish`)."""
+
+    names: list[str | None]
+    keys: np.ndarray
+    first: np.ndarray
+    windows: list[np.ndarray]
+    at: np.ndarray  # per row: its batch and its row there
+
+    @classmethod
+    def gather(cls, stats: PeerStats) -> _PeerRows:
+        """Raises ValueError when a series was added twice."""
+        if not stats._ids:
+            return cls(
+                [], np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), [], np.zeros((0, 2))
+            )
+        ids = np.concatenate(stats._ids)
+        order = np.argsort(ids, kind="stable")
+        if len(ids) > 1 and (ids[order][1:] == ids[order][:-1]).any():
+            raise ValueError("peers: a series was added twice (each unique_id in one batch only)")
+        sizes = [len(b) for b in stats._ids]
+        at = np.column_stack(
+            [np.repeat(np.arange(len(sizes)), sizes), np.concatenate([np.arange(n) for n in sizes])]
+        )
+        names = [name for name, _ in sorted(stats._names.items(), key=lambda kv: kv[1])]
+        return cls(
+            names,
+            np.concatenate(stats._keys)[order],
+            np.concatenate(stats._first)[order],
+            stats._windows,
+            at[order],
+        )
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def category(self, i: int) -> str | None:
+        return self.names[self.keys[i, 0]]
+
+    def warehouse(self, i: int) -> str:
+        name = self.names[self.keys[i, 1]]
+        assert name is not None
+        return name
+
+    def window(self, i: int) -> np.ndarray:
+        batch, row = self.at[i]
+        out: np.ndarray = self.windows[batch][row].astype(np.float64)
+        return out
 
 
 def _group(values: list[tuple[float, float]], window: int) -> PeerGroup:

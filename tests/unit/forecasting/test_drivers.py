@@ -162,6 +162,31 @@ def test_a_shard_with_the_panels_effects_forecasts_as_the_whole_panel():
         pd.testing.assert_series_equal(out["drivers"], expected["drivers"])
 
 
+def test_the_panels_effects_do_not_depend_on_the_order_of_the_batches():
+    history, drivers, _ = _promo_panel(n_series=6, solo_lift=2.5)
+    options = build_options("D", n_jobs=1)
+    ids = sorted(history["unique_id"].unique())
+    gathered = []
+    for batches in ([ids], [ids[3:], ids[:3]], [[i] for i in reversed(ids)]):
+        stats = DriverStats("D", options.season_lengths)
+        for batch in batches:
+            part = history[history["unique_id"].isin(batch)]
+            stats.add(build_series(part, "D"), drivers[drivers["unique_id"].isin(batch)])
+        gathered.append(stats.finish())
+    assert gathered[0].promotion.episodes > 0
+    assert gathered[0] == gathered[1] == gathered[2]  # bit for bit
+
+
+def test_a_series_whose_episodes_are_gathered_twice_is_refused():
+    history, drivers, _ = _promo_panel(n_series=3)
+    stats = DriverStats("D", build_options("D", n_jobs=1).season_lengths)
+    stats.add(build_series(history, "D"), drivers)
+    first = history["unique_id"].iat[0]
+    stats.add(build_series(history[history["unique_id"] == first], "D"), drivers)
+    with pytest.raises(ValueError, match="added twice"):
+        stats.finish()
+
+
 @pytest.mark.parametrize(
     ("frame", "message"),
     [

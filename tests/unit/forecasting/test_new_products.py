@@ -146,6 +146,28 @@ def test_two_shards_give_the_single_shard_forecast(panel_forecast):
         assert sharded.loc[new, col].to_numpy().tobytes() == single.loc[new, col].to_numpy().tobytes()
 
 
+def test_peers_gathered_in_batches_keep_every_value_exactly():
+    """A batch of whole units is kept compactly, one of fractional demand as it is: both give the
+    peers of the whole panel."""
+    history, keys = _panel()
+    fractional = history["unique_id"].isin(["old01", "old02", "old05"])
+    history.loc[fractional, "y"] = history.loc[fractional, "y"] * 0.1 + 1e-9
+    series = build_series(history, "D")
+    whole = PeerStats("D", 28)
+    whole.add(series, keys)
+    batched = PeerStats("D", 28)
+    for part in (series[10:], series[:3], series[3:10]):
+        batched.add(part, keys)
+    week = WeekStats("D", _options().season_lengths)
+    week.add(series)
+    for panel_week in (None, week.finish()):
+        assert batched.finish(panel_week).to_dict() == whole.finish(panel_week).to_dict()
+    # keeping the fractional windows in float32 would have changed the peers' figures
+    rounded = PeerStats("D", 28)
+    rounded.add(build_series(history.assign(y=history["y"].astype(np.float32).astype(float)), "D"), keys)
+    assert rounded.finish(None).to_dict() != whole.finish(None).to_dict()
+
+
 def test_peers_are_not_gathered_twice():
     history, keys = _panel()
     stats = PeerStats("D", 28)
