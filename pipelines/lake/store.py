@@ -332,26 +332,38 @@ class Lake:
 
     def read_exchange(self, output: str, run_date: date, shards: Sequence[int], part: int) -> pd.DataFrame:
         """Partition `part` of the exchange (`write_exchange`) from each of `shards`, in that order,
-        as one pandas frame (gathered in Arrow, converted once)."""
+        as one pandas frame (gathered in Arrow, converted once).
+
+        A reader pays this once per shard, and every partition's reader does: a shard's batch is
+        read with one open of its file and no other file-system call, and the batches become one
+        table without a copy when their schemas agree."""
         import pyarrow.ipc as ipc
 
-        tables = []
+        folder = str(self.exchange_partition(output, run_date))
+        batches = []
         for shard in shards:
-            path = self._exchange_file(output, run_date, shard)
-            if not path.is_file():
-                raise MissingInputError(f"the lake has no file {path}; run the step that writes it first")
-            with pa.OSFile(str(path), "rb") as source:
+            path = f"{folder}/part-shard-{shard:05d}.arrow"
+            try:
+                source = pa.OSFile(path, "rb")
+            except FileNotFoundError:
+                raise MissingInputError(
+                    f"the lake has no file {path}; run the step that writes it first"
+                ) from None
+            with source:
                 reader = ipc.open_file(source)
                 if not 0 <= part < reader.num_record_batches:
                     raise ValueError(
                         f"{path} holds partitions 0..{reader.num_record_batches - 1}, not {part}: it "
                         f"was written for another shard plan; run its shard again"
                     )
-                tables.append(pa.Table.from_batches([reader.get_batch(part)], schema=reader.schema))
-        if not tables:
+                batches.append(reader.get_batch(part))
+        if not batches:
             raise ValueError(f"reading the exchange {output} of {run_date} from no shard")
-        # a column without a value in one shard has the null type there: promoted to the others'
-        table = pa.concat_tables(tables, promote_options="permissive")
+        if all(b.schema.equals(batches[0].schema, check_metadata=True) for b in batches):
+            table = pa.Table.from_batches(batches)
+        else:  # a column without a value in one shard has the null type there: promoted to the others'
+            tables = [pa.Table.from_batches([b]) for b in batches]
+            table = pa.concat_tables(tables, promote_options="permissive")
         return table.to_pandas(date_as_object=False)
 
     def read_shard(

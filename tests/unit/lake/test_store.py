@@ -230,6 +230,8 @@ def test_an_exchange_shard_gives_each_partition_its_rows_and_stays_out_of_the_pa
     assert lake.exchanges() == ["record_fits"] and lake.exchange_days("record_fits") == [night]
     with pytest.raises(ValueError, match=r"partitions 0\.\.4, not 5"):
         lake.read_exchange("record_fits", night, [0], 5)
+    with pytest.raises(MissingInputError, match=r"part-shard-00002\.arrow; run the step"):
+        lake.read_exchange("record_fits", night, [0, 2], 3)
     with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         lake.write_exchange("record_fits", night, 0, frame, by="customer_part", parts=2, manifest={})
     assert lake.read_exchange("record_fits", night, [0], 3)["v"].tolist() == [0, 2, 5]  # left as it was
