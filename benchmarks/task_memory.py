@@ -7,7 +7,7 @@ per shard, so the plan's shard count grows with the size).  Then, on that night'
 with each checkout (`--before`, `--after`, and `--between` if given), alternating which goes
 first, each on a fresh copy of the demo's databases (so every load writes) and, with
 `--copy-lake`, of the night's lake (so a step reads what the same checkout's earlier steps
-wrote).  Steps: `report`, `load`, `reconcile`, `validate` (the order lines) and `plan` (the
+wrote).  Steps: `report`, `load`, `reconcile`, `adjust`, `validate` (the order lines) and `plan` (the
 shard plan and the panel's figures, through `pipelines.steps.run_plan`, after `set_up_process`
 as the DAG's task does).  Each step's peak RSS is the process's VmHWM (`/usr/bin/time -f %M`),
 imports included.
@@ -45,7 +45,7 @@ from pipelines.demo import DemoSize, generate  # noqa: E402
 
 NIGHT = date(2026, 11, 22)
 BASE_SKUS, BASE_WAREHOUSES, SERIES_PER_SHARD = 200, 5, 500
-STEPS = ("plan", "validate", "reconcile", "report", "load")
+STEPS = ("plan", "validate", "reconcile", "adjust", "report", "load")
 
 
 def _config(run_dir: Path, dbs: Path, shards: int, lake: Path | None = None) -> Path:

@@ -133,11 +133,16 @@ class Lake:
         self, source: str, table: str, day: date, *, columns: list[str] | None = None, filters: Any = None
     ) -> pa.Table:
         """One partition; `filters` (pyarrow DNF, e.g. [("sku", "in", [...])]) are pushed down to
-        the Parquet row groups."""
+        the Parquet row groups.
+
+        Read on one thread, a column chunk at a time (no pre-buffering): a step reads a shard after
+        another, and Arrow's threads each decoding their own row groups, with whole row groups
+        buffered ahead, made a step's memory grow with the night's files, not with its shard."""
         files = self.table_files(source, table, day)
-        return pq.ParquetDataset(list(files), partitioning=None, filters=prunable(filters)).read(
-            columns=columns
+        dataset = pq.ParquetDataset(
+            list(files), partitioning=None, filters=prunable(filters), pre_buffer=False
         )
+        return dataset.read(columns=columns, use_threads=False)
 
     @contextmanager
     def stage_table(self, source: str, table: str, day: date) -> Iterator[StagedPartition]:
