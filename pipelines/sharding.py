@@ -86,7 +86,8 @@ def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int, list[
     ):
         day = pc.cast(batch.column("order_date"), pa.date32(), safe=False)
         slim = pa.table({"sku": batch.column("sku"), "warehouse": batch.column("warehouse"), "day": day})
-        rows = slim.group_by(["sku", "warehouse", "day"]).aggregate([])
+        # one thread: the groups come in the same order every run, so do the series and their costs
+        rows = slim.group_by(["sku", "warehouse", "day"], use_threads=False).aggregate([])
         # each row's series number: the batch's SKUs and warehouses as indexes (a missing value is
         # one more value), their pairs numbered in the order seen
         skus, warehouses = pc.unique(rows.column("sku")), pc.unique(rows.column("warehouse"))
@@ -145,16 +146,22 @@ class SeriesDays:
 
     def finish(self, count: int, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Per series: the days it sold on, and the first of them (-1: none), a block of series
-        at a time."""
+        at a time, on the packed bytes (a day is a bit of its byte, the earliest the highest)."""
         sold = np.zeros(count, dtype=np.int64)
         first = np.full(count, -1, dtype=np.int64)
         for start in range(0, min(count, len(self.bits)), block):
             rows = self.bits[start : min(start + block, count)]
-            flags = np.unpackbits(rows, axis=1, count=self.days).astype(bool)
-            sold[start : start + len(flags)] = flags.sum(axis=1)
-            any_day = flags.any(axis=1)
-            first[start : start + len(flags)] = np.where(any_day, flags.argmax(axis=1), -1)
+            sold[start : start + len(rows)] = _BITS_SET[rows].sum(axis=1, dtype=np.int64)
+            busy = rows != 0
+            at = busy.argmax(axis=1)  # the first byte with a day
+            day = at * 8 + _LEADING_ZEROS[rows[np.arange(len(rows)), at]]
+            first[start : start + len(rows)] = np.where(busy.any(axis=1), day, -1)
         return sold, first
+
+
+# per byte value: its bits set, and its zero bits before the highest set one (8 for 0)
+_BITS_SET = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
+_LEADING_ZEROS = np.array([8 - b.bit_length() for b in range(256)], dtype=np.int64)
 
 
 def sku_order(skus: list[Any]) -> list[Any]:
