@@ -24,7 +24,7 @@ from pipelines.anomaly.events import build_events
 from pipelines.anomaly.feedback import baseline_exclusions
 from pipelines.anomaly.metric import score
 from pipelines.anomaly.options import ScoreOptions
-from pipelines.anomaly.records import score_fitted
+from pipelines.anomaly.records import night_fits, score_fitted
 from pipelines.anomaly.rows import build_record_rows, build_score_rows
 from pipelines.results import RESULT_TABLES
 from pipelines.series import build_custom_series, build_metric_series, series_from_daily
@@ -101,8 +101,13 @@ def score_night(metrics: Sequence[MetricInput], ctx: NightContext) -> ScoredNigh
 def score_night_records(fits: pd.DataFrame, pairs: Sequence[pd.DataFrame], ctx: NightContext) -> ScoredNight:
     """Score the order lines of one partition of customers (`fits`: every line of each, fitted by
     `pipelines.anomaly.records.record_fits` in the shards of SKUs; `pairs`: every shard's repeat-pair
-    counts) and keep the anomalies ordered within the night's window."""
-    rec = score_fitted(fits, pairs, only_after=window_start_of(ctx))
+    counts) and keep the anomalies ordered within the night's window.
+
+    Every shard sends each customer's last lines before the window (`night_fits`): of those, the
+    last `window` of all the shards' are all a line's history can hold, so the partition keeps
+    only them (the same scores, from a number of lines that does not grow with the shards)."""
+    start = window_start_of(ctx)
+    rec = score_fitted(night_fits(fits, after=start), pairs, only_after=start)
     rec = rec[rec["is_anomaly"]]
     rows = build_record_rows(rec, run_date=ctx.run_date, thresholds=ctx.thresholds)
     return ScoredNight(rows=_rows([rows]), series=0, rows_in=len(fits))

@@ -471,6 +471,14 @@ def test_records_fitted_per_sku_shard_and_scored_per_customer_partition_equal_th
     assert len(kept) < len(every) / 2
     trimmed = rows(score_fitted(kept, [f.pairs for f in fits], only_after=after))
     pd.testing.assert_frame_equal(trimmed, recent)
+    # and a partition keeps, of every shard's, each customer's last `window` lines before it
+    again = night_fits(kept, after=after)
+    assert (
+        len(again) < len(kept) and (again["order_date"] > after).sum() == (kept["order_date"] > after).sum()
+    )
+    pd.testing.assert_frame_equal(
+        rows(score_fitted(again, [f.pairs for f in fits], only_after=after)), recent
+    )
     # keeping fewer than `window` lines of history would change them
     short = pd.concat(
         [night_fits(f.lines, after=after, options=RecordOptions(window=10)) for f in fits], ignore_index=True
