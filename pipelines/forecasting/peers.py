@@ -217,7 +217,7 @@ class PeerStats:
         Raises:
             ValueError: a series was added twice.
         """
-        rows = _PeerRows.gather(self)
+        rows = self._rows()
         warehouses = self._warehouse_factors(rows, week)
         members: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
         for i in range(len(rows)):
@@ -229,6 +229,27 @@ class PeerStats:
             members.setdefault((category, None), []).append(figures)
         groups = {key: _group(values, self.min_history) for key, values in members.items()}
         return PeerProfiles(self.min_history, groups, warehouses)
+
+    def _rows(self) -> _PeerRows:
+        """Every gathered peer in the order of unique_id.
+
+        Raises:
+            ValueError: a series was added twice.
+        """
+        if not self._ids:
+            none = np.zeros((0, 2), dtype=np.int64)
+            return _PeerRows([], none, np.zeros(0, dtype=np.int64), [], none)
+        ids = np.concatenate(self._ids)
+        order = np.argsort(ids, kind="stable")
+        if len(ids) > 1 and (ids[order][1:] == ids[order][:-1]).any():
+            raise ValueError("peers: a series was added twice (each unique_id in one batch only)")
+        sizes = [len(b) for b in self._ids]
+        at = np.column_stack(
+            [np.repeat(np.arange(len(sizes)), sizes), np.concatenate([np.arange(n) for n in sizes])]
+        )
+        names = [name for name, _ in sorted(self._names.items(), key=lambda kv: kv[1])]
+        keys, first = np.concatenate(self._keys)[order], np.concatenate(self._first)[order]
+        return _PeerRows(names, keys, first, self._windows, at[order])
 
     def _phases(self, first_ns: int, length: int, period: int) -> np.ndarray:
         assert self.step is not None
@@ -294,37 +315,13 @@ class PeerStats:
 
 @dataclass(frozen=True)
 class _PeerRows:
-    """Every gathered peer in the order of unique_id (`PeerStats.finish`)."""
+    """Every gathered peer in the order of unique_id (`PeerStats._rows`)."""
 
     names: list[str | None]
     keys: np.ndarray
     first: np.ndarray
     windows: list[np.ndarray]
     at: np.ndarray  # per row: its batch and its row there
-
-    @classmethod
-    def gather(cls, stats: PeerStats) -> _PeerRows:
-        """Raises ValueError when a series was added twice."""
-        if not stats._ids:
-            return cls(
-                [], np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), [], np.zeros((0, 2))
-            )
-        ids = np.concatenate(stats._ids)
-        order = np.argsort(ids, kind="stable")
-        if len(ids) > 1 and (ids[order][1:] == ids[order][:-1]).any():
-            raise ValueError("peers: a series was added twice (each unique_id in one batch only)")
-        sizes = [len(b) for b in stats._ids]
-        at = np.column_stack(
-            [np.repeat(np.arange(len(sizes)), sizes), np.concatenate([np.arange(n) for n in sizes])]
-        )
-        names = [name for name, _ in sorted(stats._names.items(), key=lambda kv: kv[1])]
-        return cls(
-            names,
-            np.concatenate(stats._keys)[order],
-            np.concatenate(stats._first)[order],
-            stats._windows,
-            at[order],
-        )
 
     def __len__(self) -> int:
         return len(self.first)
