@@ -486,11 +486,19 @@ def _add_by_series(figures: dict[Kind, _KindFigures], episodes: Sequence[Episode
         figures[kind].add(uid, eps)
 
 
+def _kind_figures() -> dict[Kind, _KindFigures]:
+    return {"promotion": _KindFigures(), "holiday": _KindFigures()}
+
+
+def _fit_kinds(figures: dict[Kind, _KindFigures]) -> DriverPrior:
+    return DriverPrior(promotion=figures["promotion"].fit(), holiday=figures["holiday"].fit())
+
+
 def fit_prior(episodes: Sequence[Episode]) -> DriverPrior:
     """The panel's driver effects from every series' episodes."""
-    figures: dict[Kind, _KindFigures] = {"promotion": _KindFigures(), "holiday": _KindFigures()}
+    figures = _kind_figures()
     _add_by_series(figures, episodes)
-    return DriverPrior(promotion=figures["promotion"].fit(), holiday=figures["holiday"].fit())
+    return _fit_kinds(figures)
 
 
 def _note(kind: Kind, share: float, depth: float, uplift: float | None) -> str:
@@ -568,7 +576,7 @@ class DriverStats:
     def __init__(self, freq: str, season_lengths: Sequence[float]) -> None:
         self.freq = freq
         self.period = driver_period(season_lengths)
-        self._figures: dict[Kind, _KindFigures] = {"promotion": _KindFigures(), "holiday": _KindFigures()}
+        self._figures = _kind_figures()
 
     def add(self, series: Sequence[SeriesInput], drivers: pd.DataFrame) -> None:
         """Gather a batch of series (each unique_id in one batch only) with their driver frame."""
@@ -583,7 +591,7 @@ class DriverStats:
         Raises:
             ValueError: a series was added twice.
         """
-        return DriverPrior(promotion=self._figures["promotion"].fit(), holiday=self._figures["holiday"].fit())
+        return _fit_kinds(self._figures)
 
 
 def fit_effects(
