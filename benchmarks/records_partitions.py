@@ -4,8 +4,11 @@ On the nights `task_memory.py --work DIR` keeps (`DIR/x<size>/`: the demo's data
 night's lake after a whole `seam run`), every partition of customers is gathered from every score
 shard's exchange (`pipelines.inputs.customer_fits`) and scored (`score_night_records`), one
 partition after another in one fresh process per checkout, size and repetition, as the step's
-tasks do (nothing is written).  Reported per size: the partitions, the seconds of the gathering and
-of the scoring summed over them, the lines gathered and the lines scored, medians over `--reps`.
+tasks do (nothing is written).  A checkout whose plan cuts the customers into fewer partitions
+than the kept night's (`pipelines.state.partition_count`) reads a copy of the night's lake (hard
+links) whose exchange is cut again into its partitions: the same lines each score shard sent.
+Reported per size: the partitions, the seconds of the gathering and of the scoring summed over
+them, and the lines the gathering hands to the scoring, medians over `--reps`.
 Checkouts alternate which goes first.
 
     .venv/bin/python benchmarks/records_partitions.py --work /tmp/tm --sizes 16 64 \
@@ -19,9 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -32,9 +38,9 @@ NIGHT = "2026-11-22"
 
 # run in the checkout's process: every partition, gathered then scored, timed apart
 _ONE_RUN = """
-import json, sys, time
+import inspect, json, sys, time
 from datetime import date
-from pipelines.anomaly.nightly import score_night_records
+from pipelines.anomaly.nightly import score_night_records, window_start_of
 from pipelines.config import load_config
 from pipelines.inputs import customer_fits
 from pipelines.lake import Lake
@@ -48,16 +54,60 @@ cfg = load_config(sys.argv[1])
 ctx = RunContext(date.fromisoformat(sys.argv[2]))
 lake = Lake(cfg.lake)
 shards = shard_plan(lake, "forecasts", ctx.run_date)
+try:
+    from pipelines.state import record_partitions
+except ImportError:  # a checkout with a partition per shard
+    parts = shards
+else:
+    parts = record_partitions(lake, ctx.run_date)
+# a checkout that keeps, as it gathers, only the earlier lines a line's history can hold
+trims = "after" in inspect.signature(customer_fits).parameters
+def trim(context):
+    return {"after": window_start_of(context)} if trims else {}
 read = score = 0.0
 lines = scored = 0
-for part in range(shards):
+for part in range(parts):
     t0 = time.perf_counter()
-    fits, pairs = customer_fits(lake, ctx.run_date, part, shards)
+    context = night_context(cfg, ctx)
+    fits, pairs = customer_fits(lake, ctx.run_date, part, shards, **trim(context))
     t1 = time.perf_counter()
-    night = score_night_records(fits, pairs, night_context(cfg, ctx))
+    night = score_night_records(fits, pairs, context)
     t2 = time.perf_counter()
     read, score, lines = read + t1 - t0, score + t2 - t1, lines + len(fits)
-print(json.dumps({"partitions": shards, "read_s": read, "score_s": score, "lines": lines}))
+print(json.dumps({"partitions": parts, "read_s": read, "score_s": score, "lines": lines}))
+"""
+
+# run in the checkout's process, on a copy of the night's lake: the night's plan and exchange as
+# the checkout's plan step and score shards would have written them from the same lines
+_RECUT = """
+import json, sys
+from datetime import date
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+from pipelines.config import load_config
+from pipelines.lake import Lake
+from pipelines.sharding import partition_of
+from pipelines.state import partition_count, shard_plan
+
+cfg = load_config(sys.argv[1])
+d = date.fromisoformat(sys.argv[2])
+lake = Lake(cfg.lake)
+shards = shard_plan(lake, "forecasts", d)
+parts = partition_count(shards, cfg.scale.worker_slots)
+if lake.read_shard_plan("anomalies", d) != shards + parts:
+    lake.write_shard_plan("anomalies", d, shards + parts)
+    folder = lake.exchange_partition("record_fits", d)
+    for k in range(shards):
+        with pa.OSFile(str(folder / f"part-shard-{k:05d}.arrow"), "rb") as f:
+            reader = ipc.open_file(f)
+            batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        table = pa.Table.from_batches(batches)
+        frame = table.to_pandas(date_as_object=False)
+        manifest = {k2: v for k2, v in lake.shard_manifest("record_fits", d, k).items() if k2 not in ("rows", "parts")}
+        frame = frame.assign(customer_part=partition_of(frame["customer_id"], parts))
+        lake.write_exchange("record_fits", d, k, frame, by="customer_part", parts=parts, manifest=manifest)
+print(json.dumps({"shards": shards, "partitions": parts}))
 """
 
 
@@ -66,17 +116,43 @@ def _run(checkout: Path, config: Path) -> dict[str, Any]:
     return run_json(_ONE_RUN, [str(config), NIGHT], cwd=checkout, what=what, pythonpath=checkout)
 
 
+def _own_night(checkout: Path, config: Path, version: str) -> Path:
+    """The night as `checkout` would have made it: the kept night when its plan has the same
+    partitions, else a hard-linked copy of the lake with the exchange cut into its partitions."""
+    has_partitions = (checkout / "pipelines" / "state" / "shard_plans.py").read_text()
+    if "def partition_count" not in has_partitions:
+        return config
+    raw = yaml.safe_load(config.read_text())
+    lake = Path(raw["lake"])
+    copy = lake.with_name(f"lake-{version}")
+    if not copy.exists():
+        subprocess.run(["cp", "-al", str(lake), str(copy)], check=True)
+    raw["lake"] = str(copy)
+    own = config.with_name(f"seam-{version}.yml")
+    own.write_text(yaml.safe_dump(raw, sort_keys=False))
+    print(
+        json.dumps(
+            {
+                "version": version,
+                **run_json(_RECUT, [str(own), NIGHT], cwd=checkout, what="re-cut", pythonpath=checkout),
+            }
+        )
+    )
+    return own
+
+
 def measure(work: Path, sizes: list[int], checkouts: dict[str, Path], reps: int) -> list[dict[str, Any]]:
     results = []
     for size in sizes:
         config = work / f"x{size}" / "base" / "seam.yml"
         if not config.is_file():
             raise SystemExit(f"no night of size {size} in {work}: run task_memory.py --work {work} first")
+        configs = {v: _own_night(checkouts[v], config, v) for v in checkouts}
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in checkouts}
         for rep in range(reps):
             order = list(checkouts) if rep % 2 == 0 else list(reversed(checkouts))
             for version in order:
-                runs[version].append(_run(checkouts[version], config))
+                runs[version].append(_run(checkouts[version], configs[version]))
                 print(json.dumps({"size": size, "version": version, **runs[version][-1]}), flush=True)
         median = {
             v: {k: statistics.median(r[k] for r in rs) for k in ("read_s", "score_s", "lines")}
@@ -89,7 +165,7 @@ def measure(work: Path, sizes: list[int], checkouts: dict[str, Path], reps: int)
 
 def render(results: list[dict[str, Any]]) -> str:
     out = [
-        "| size | checkout | partitions | lines gathered | gather s | score s | task-s |",
+        "| size | checkout | partitions | lines out of the gathering | gather s | score s | task-s |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:

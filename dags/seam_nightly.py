@@ -217,6 +217,16 @@ def seam_nightly() -> None:
         cfg, run = _night()
         return str(run_score(cfg, run, shard=shard))
 
+    @task
+    @_fail_fast
+    def partitions() -> list[int]:
+        """Tonight's partitions of customers, fewer than the shards: what score_records maps over."""
+        from pipelines.lake import Lake
+        from pipelines.state import record_partitions
+
+        cfg, run = _night()
+        return list(range(record_partitions(Lake(cfg.lake), run.run_date)))
+
     @task(map_index_template="partition {{ part }}")
     @_fail_fast
     def score_records(part: int) -> str:
@@ -291,7 +301,9 @@ def seam_nightly() -> None:
     reconciled = reconcile()
     forecasts >> reconciled
     scored = score.expand(shard=shards)
-    records = score_records.expand(part=shards)
+    parts = partitions()
+    shards >> parts
+    records = score_records.expand(part=parts)
     scored >> records
     outputs = [adjusted, reconciled, scored, records]
     loaded = load()
@@ -313,6 +325,7 @@ def seam_nightly() -> None:
         checked,
         shards,
         forecasts,
+        parts,
         *outputs,
         loaded,
         alerted,

@@ -296,11 +296,15 @@ def order_line_totals(
             t.close()
 
 
-def customer_fits(lake: Lake, d: date, part: int, shards: int) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+def customer_fits(
+    lake: Lake, d: date, part: int, shards: int, *, after: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """The order lines of one partition of customers as every `score` shard fitted them (read
     shard by shard, only the partition's rows), and the repeat-pair counts of every shard (in one
     frame: they add up, and a frame per shard would cost every partition a frame per shard).
-    Raises `MissingInputError` when a shard has not written its fits."""
+    With `after` (the start of the night's window), of the lines before it only those a line's
+    history can hold (`pipelines.anomaly.records.recent_lines`, in Arrow).  Raises
+    `MissingInputError` when a shard has not written its fits."""
     fitted: list[int] = []
     counts: dict[str, list[Any]] = {}
     for k in range(shards):
@@ -318,7 +322,12 @@ def customer_fits(lake: Lake, d: date, part: int, shards: int) -> tuple[pd.DataF
         from pipelines.anomaly.records import empty_record_fits
 
         return empty_record_fits().lines, pairs
-    return lake.read_exchange("record_fits", d, fitted, part), pairs
+    table = lake.read_exchange_table("record_fits", d, fitted, part)
+    if after is not None:
+        from pipelines.anomaly.records import recent_lines
+
+        table = recent_lines(table, after=after)
+    return table.to_pandas(date_as_object=False), pairs
 
 
 def require_usable(cfg: Config, d: date, step: str, datasets: list[str]) -> None:

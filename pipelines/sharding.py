@@ -28,7 +28,13 @@ import pyarrow.compute as pc
 from pipelines.config import Config
 from pipelines.lake import Lake, iter_source_batches, read_source_nights
 from pipelines.launches import plan_launches
-from pipelines.state import recorded_launches, shard_assignment, write_launches, write_shard_plan
+from pipelines.state import (
+    partition_count,
+    recorded_launches,
+    shard_assignment,
+    write_launches,
+    write_shard_plan,
+)
 
 # Relative cost of one series: a regular series (a sale on at least 1/REGULAR_ADI of its days, the
 # demand classification's cut) is fitted by the model combination, about 8x the time of an
@@ -231,15 +237,17 @@ def shard_count(cfg: Config, n_series: int, n_skus: int) -> int:
 
 
 def plan_shards(cfg: Config, run_date: date) -> int:
-    """Decide and record tonight's shards: their number, which SKUs each holds, and the night's
-    product launches (`pipelines.launches`; a launch's SKU is sharded like the others)."""
+    """Decide and record tonight's shards: their number, which SKUs each holds, the partitions of
+    customers of the order lines' scoring (`partition_count`) and the night's product launches
+    (`pipelines.launches`; a launch's SKU is sharded like the others)."""
     costs, n_series, pairs = sku_costs(cfg, run_date)
     launches = plan_launches(cfg, run_date, pairs)
     for launch in launches:  # a series without history: a new product's cost
         costs[launch.sku] = costs.get(launch.sku, 0.0) + series_cost(0, 1)
     shards = shard_count(cfg, n_series + len(launches), len(costs))
     lake = Lake(cfg.lake)
-    write_shard_plan(lake, run_date, shards, assign_shards(costs, shards))
+    partitions = partition_count(shards, cfg.scale.worker_slots)
+    write_shard_plan(lake, run_date, shards, assign_shards(costs, shards), partitions=partitions)
     write_launches(lake, run_date, [x.to_list() for x in launches])
     return shards
 

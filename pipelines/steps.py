@@ -64,6 +64,7 @@ from pipelines.state import (
     acquire_night,
     migrate,
     next_attempt,
+    record_partitions,
     record_step,
     release_night,
     require_migrated,
@@ -517,7 +518,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         parts = run_plan(cfg, ctx)
         for k in parts:
             run_score(cfg, ctx, shard=k)
-        for k in parts:
+        for k in range(record_partitions(lake, ctx.run_date)):
             run_score_records(cfg, ctx, part=k)
         return lake.output_partition("anomalies", ctx.run_date)
     from pipelines.anomaly.nightly import score_night, window_start_of
@@ -526,6 +527,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
     with tracked(cfg, ctx, f"score:{shard}") as out:
         t0 = time.perf_counter()
         shards = shard_plan(lake, "forecasts", ctx.run_date)
+        partitions = record_partitions(lake, ctx.run_date)
         inputs, lines = score_inputs(cfg, ctx.run_date, shard, shards)
         # the promotions and stock-outs that explain the shard's demand series: its SKUs'
         context = night_context(cfg, ctx, sku_filter(cfg, ctx.run_date, shard, shards))
@@ -543,9 +545,9 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             "record_fits",
             ctx.run_date,
             shard,
-            kept.assign(customer_part=partition_of(kept["customer_id"], shards)),
+            kept.assign(customer_part=partition_of(kept["customer_id"], partitions)),
             by="customer_part",
-            parts=shards,
+            parts=partitions,
             manifest={"pairs": fits.pairs.to_dict(orient="list"), "shard": shard, "shards": shards},
         )
         lake.write_shard("anomalies", ctx.run_date, shard, frame, manifest=manifest)
@@ -571,23 +573,30 @@ def run_score_records(cfg: Config, ctx: RunContext, *, part: int) -> Path:
     prices, discounts, quantities and duplicates, from what every `score` shard fitted: the
     customers' history spans SKUs, so it is gathered once every shard of SKUs is done.  Writes the
     anomalies' shard `shards + part`."""
-    from pipelines.anomaly.nightly import score_night_records
+    from pipelines.anomaly.nightly import score_night_records, window_start_of
 
     lake = Lake(cfg.lake)
     with tracked(cfg, ctx, f"score_records:{part}") as out:
         t0 = time.perf_counter()
         shards = shard_plan(lake, "forecasts", ctx.run_date)
-        fits, pairs = customer_fits(lake, ctx.run_date, part, shards)
-        night = score_night_records(fits, pairs, night_context(cfg, ctx))
+        partitions = record_partitions(lake, ctx.run_date)
+        if not 0 <= part < partitions:
+            raise ConfigError(
+                f"score_records: the night {ctx.run_date} has partitions 0..{partitions - 1} of "
+                f"customers, not {part}; run the partitions its plan step made"
+            )
+        context = night_context(cfg, ctx)
+        fits, pairs = customer_fits(lake, ctx.run_date, part, shards, after=window_start_of(context))
+        night = score_night_records(fits, pairs, context)
         out.rows_in = night.rows_in
-        manifest = {"partition": part, "order_lines": len(fits), "shards": shards}
+        manifest = {"partition": part, "partitions": partitions, "order_lines": len(fits), "shards": shards}
         lake.write_shard("anomalies", ctx.run_date, shards + part, night.rows, manifest=manifest)
         out.rows_out = len(night.rows)
         log.info(
             "score_records run_date=%s partition=%d/%d order_lines=%d anomalies=%d seconds=%.1f",
             ctx.run_date,
             part,
-            shards,
+            partitions,
             len(fits),
             len(night.rows),
             time.perf_counter() - t0,
@@ -779,7 +788,7 @@ def run_all(cfg: Config, ctx: RunContext, send_incidents: IncidentSender | None 
             for shard in shards:
                 attempt(f"{step.__name__.removeprefix('run_')}:{shard}", partial(step, cfg, ctx, shard=shard))
         if shards and not any(name.startswith("score:") for name, _ in failures):
-            for part in shards:
+            for part in range(record_partitions(Lake(cfg.lake), ctx.run_date)):
                 attempt(f"score_records:{part}", partial(run_score_records, cfg, ctx, part=part))
         if shards and not any(name.startswith("forecast:") for name, _ in failures):
             attempt("reconcile", partial(run_reconcile, cfg, ctx))

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import stats
 
 from pipelines.anomaly.errors import AnomalyInputError
@@ -295,6 +297,50 @@ def night_fits(
     keep = recent.copy()
     keep[context.to_numpy()] = True
     return lines[keep].reset_index(drop=True)
+
+
+def recent_lines(lines: pa.Table, *, after: pd.Timestamp, options: RecordOptions | None = None) -> pa.Table:
+    """Of fitted lines in Arrow (`RecordFits.lines` of several shards, as a partition of
+    customers gathers them), the ones :func:`night_fits` can keep, found on the dates alone: the
+    lines ordered after `after`, and of each customer's earlier lines those on or after the latest
+    day from which the customer has `window` lines (all of them, when fewer).  Every line of a
+    customer's last `window` before `after` is on or after that day (the lines of later days are
+    fewer than `window`), so :func:`night_fits` gives the same lines from these; the ties of that
+    day come along.  Every shard sends each customer's last `window` lines, so a partition
+    gathers shards x `window` lines a customer, of which this keeps about `window`, before any
+    of them becomes a Python object."""
+    opts = options or RecordOptions()
+    if lines.num_rows == 0:
+        return lines
+    dates = lines.column("order_date")
+    recent = pc.greater(dates, pa.scalar(pd.Timestamp(after).to_pydatetime()).cast(dates.type))
+    earlier = lines.filter(pc.invert(recent))
+    if earlier.num_rows == 0:
+        return lines
+    days = (
+        pa.table({"customer": earlier.column("customer_id"), "day": earlier.column("order_date")})
+        .group_by(["customer", "day"], use_threads=False)
+        .aggregate([([], "count_all")])
+    )
+    customers = pc.unique(days.column("customer"))
+    codes = pc.index_in(days.column("customer"), value_set=customers).to_numpy()
+    day = days.column("day").cast(pa.int64()).to_numpy()
+    count = days.column("count_all").to_numpy()
+    order = np.lexsort((-day, codes))  # by customer, latest day first
+    codes, day, count = codes[order], day[order], count[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], len(codes)]
+    total = np.cumsum(count)
+    before = np.repeat(np.r_[0, total[starts[1:] - 1]], ends - starts)
+    reached = total - before >= opts.window
+    # per customer: the first day (latest first) by which `window` lines are reached, else its earliest
+    position = np.where(reached, np.arange(len(codes)), len(codes))
+    first = np.minimum.reduceat(position, starts)
+    cutoff = day[np.where(first < ends, first, ends - 1)]
+    threshold = pa.array(cutoff, type=pa.int64()).cast(dates.type)
+    at = pc.index_in(lines.column("customer_id"), value_set=customers)
+    kept = pc.or_kleene(recent, pc.greater_equal(dates, pc.take(threshold, at)))
+    return lines.filter(kept, null_selection_behavior="drop")
 
 
 def empty_record_fits() -> RecordFits:

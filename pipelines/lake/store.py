@@ -338,7 +338,12 @@ class Lake:
 
     def read_exchange(self, output: str, run_date: date, shards: Sequence[int], part: int) -> pd.DataFrame:
         """Partition `part` of the exchange (`write_exchange`) from each of `shards`, in that order,
-        as one pandas frame (gathered in Arrow, converted once).
+        as one pandas frame (`read_exchange_table`, converted once)."""
+        return self.read_exchange_table(output, run_date, shards, part).to_pandas(date_as_object=False)
+
+    def read_exchange_table(self, output: str, run_date: date, shards: Sequence[int], part: int) -> pa.Table:
+        """Partition `part` of the exchange (`write_exchange`) from each of `shards`, in that order,
+        as one Arrow table (for a reader that keeps some rows before converting them).
 
         A reader pays this once per shard, and every partition's reader does: a shard's batch is
         read with one open of its file and no other file-system call, and the batches become one
@@ -370,7 +375,7 @@ class Lake:
         else:  # a column without a value in one shard has the null type there: promoted to the others'
             tables = [pa.Table.from_batches([b]) for b in batches]
             table = pa.concat_tables(tables, promote_options="permissive")
-        return table.to_pandas(date_as_object=False)
+        return table
 
     def read_shard(
         self,

@@ -7,6 +7,7 @@ Public functions:
                                                               own transaction
     watermark_before / commit_watermark                       incremental extraction watermarks
     write_shard_plan / shard_plan / shard_assignment          tonight's shards and their SKUs
+    partition_count / record_partitions                       tonight's partitions of customers
     write_forecast_week / forecast_week                       the night's panel week, for every
                                                               forecasting shard
     write_forecast_peers / forecast_peers                     the night's new-product peers, idem
@@ -30,6 +31,8 @@ from pipelines.state.shard_plans import (
     forecast_drivers,
     forecast_peers,
     forecast_week,
+    partition_count,
+    record_partitions,
     recorded_launches,
     shard_assignment,
     shard_plan,
@@ -69,11 +72,13 @@ __all__ = [
     "migration_files",
     "next_attempt",
     "night_problems",
+    "partition_count",
     "peak_rss_mb",
     "pending_migrations",
     "read_ledger",
     "read_status",
     "record_batch",
+    "record_partitions",
     "record_step",
     "recorded_launches",
     "release_night",

@@ -4,6 +4,7 @@ demand drivers' effects)."""
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Any
 
@@ -11,26 +12,57 @@ from pipelines.errors import MissingInputError
 from pipelines.lake import Lake
 
 SHARDED_OUTPUTS = ("forecasts", "anomalies", "record_fits")
+# shards of SKUs per partition of customers of the `score_records` step: each partition reads its
+# batch of every score shard's exchange file, shards x partitions reads in all, so partitions are
+# fewer than shards; a partition holds the window's lines of its customers, about as many as
+# this many shards' own
+SHARDS_PER_PARTITION = 4
 
 
-def output_shards(output: str, shards: int) -> int:
-    """How many shards a sharded output has in a plan of `shards` shards of SKUs: the anomaly
-    scores have the `score` step's shards (0 .. shards - 1, the metric series) and then the
-    `score_records` step's partitions of customers (shards .. 2 x shards - 1, the order lines)."""
-    return 2 * shards if output == "anomalies" else shards
+def partition_count(shards: int, slots: int | None = None) -> int:
+    """The `score_records` step's partitions of customers in a plan of `shards` shards of SKUs:
+    one per `SHARDS_PER_PARTITION` shards, rounded up to a multiple of the deployment's task
+    `slots` (every slot gets a partition), never more than the shards."""
+    parts = math.ceil(shards / SHARDS_PER_PARTITION)
+    if slots:
+        parts = slots * math.ceil(parts / slots)
+    return max(1, min(parts, shards))
+
+
+def output_shards(output: str, shards: int, partitions: int) -> int:
+    """How many shards a sharded output has in a plan of `shards` shards of SKUs and `partitions`
+    partitions of customers: the anomaly scores have the `score` step's shards (0 .. shards - 1,
+    the metric series) and then the `score_records` step's partitions (shards .. shards +
+    partitions - 1, the order lines)."""
+    return shards + partitions if output == "anomalies" else shards
 
 
 def write_shard_plan(
-    lake: Lake, run_date: date, shards: int, assignment: list[list[Any]] | None = None
+    lake: Lake,
+    run_date: date,
+    shards: int,
+    assignment: list[list[Any]] | None = None,
+    *,
+    partitions: int | None = None,
 ) -> None:
     """Declare tonight's shard count for every sharded output (drops shards of an older plan), and
-    which SKUs each shard holds (`assignment[k]`: the SKUs of shard k)."""
+    which SKUs each shard holds (`assignment[k]`: the SKUs of shard k); `partitions`: of
+    customers (default `partition_count(shards)`)."""
     if assignment is not None and len(assignment) != shards:
         raise ValueError(f"a plan of {shards} shards with an assignment of {len(assignment)}")
+    parts = partition_count(shards) if partitions is None else partitions
+    if not 1 <= parts <= max(shards, 1):
+        raise ValueError(f"a plan of {shards} shards with {parts} partitions of customers")
     for output in SHARDED_OUTPUTS:
-        lake.write_shard_plan(output, run_date, output_shards(output, shards))
+        lake.write_shard_plan(output, run_date, output_shards(output, shards, parts))
     if assignment is not None:
         lake.annotate_shard_plan("forecasts", run_date, "skus", assignment)
+
+
+def record_partitions(lake: Lake, run_date: date) -> int:
+    """The night's partitions of customers (the `score_records` step's tasks); raises when the
+    plan step has not run."""
+    return shard_plan(lake, "anomalies", run_date) - shard_plan(lake, "forecasts", run_date)
 
 
 def shard_assignment(lake: Lake, run_date: date) -> list[list[Any]] | None:

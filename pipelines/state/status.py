@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from pipelines.config import Config, results_url
 from pipelines.db import connect, make_engine
+from pipelines.state.shard_plans import partition_count
 
 PROBLEMS = ("failed", "skipped", "interrupted", "not run")
 
@@ -34,7 +35,9 @@ def expected_steps(cfg: Config, shards: int | None, scope: NightScope = NightSco
     steps = [f"extract:{s.name}.{t.name}" for s in chosen for t in s.tables]
     steps += [f"validate:{d}" for d in sorted({t.dataset for s in chosen for t in s.tables})]
     steps.append("plan")
-    steps += [f"{kind}:{k}" for kind in ("forecast", "score", "score_records") for k in range(shards or 0)]
+    steps += [f"{kind}:{k}" for kind in ("forecast", "score") for k in range(shards or 0)]
+    parts = partition_count(shards, cfg.scale.worker_slots) if shards else 0
+    steps += [f"score_records:{k}" for k in range(parts)]
     steps += ["reconcile", "adjust"] if shards else []
     steps += ["load"] + (["alert_incidents"] if cfg.notifications.incident_alerts else [])
     steps += ["report"] + (["send_report"] if cfg.notifications.report_to and scope.send_report else [])

@@ -64,8 +64,9 @@ def test_nightly_task_graph(dagbag):
         "plan": ["validate"],
         "forecast": ["plan"],
         "score": ["plan"],
+        "partitions": ["plan"],
         # the customers' order lines, once every shard of SKUs has fitted its lines
-        "score_records": ["plan", "score"],
+        "score_records": ["partitions", "score"],
         "adjust": ["forecast"],
         "reconcile": ["forecast"],
         "load": ["adjust", "reconcile", "score", "score_records"],

@@ -243,7 +243,8 @@ def test_sharded_night_equals_the_single_shard_night(demo_env, tmp_path):
     run_validate(one, RunContext(NIGHT))
     results = {}
     for shards in (1, 3):
-        cfg = replace(one, scale=ScaleSpec(shards=shards))
+        # three shards of SKUs, two partitions of customers (one per worker slot)
+        cfg = replace(one, scale=ScaleSpec(shards=shards, worker_slots=2))
         run_forecast(cfg, RunContext(NIGHT))
         run_score(cfg, RunContext(NIGHT))
         results[shards] = [Lake(cfg.lake).read_output(out, NIGHT) for out in ("forecasts", "anomalies")]
@@ -270,7 +271,8 @@ def test_sharded_night_equals_the_single_shard_night(demo_env, tmp_path):
     assert set(mispriced["entity"]) == {f"{o}-{n}" for o, n in recent[5:7]}
     assert set(scores["metric"]) >= {"demand", "revenue", "order_count", "tickets"}
     plan = Lake(one.lake).read_shard_plan("anomalies", NIGHT)
-    assert plan == 6 and all(Lake(one.lake).shard_manifest("anomalies", NIGHT, k) for k in range(6))
+    assert plan == 3 + 2 and all(Lake(one.lake).shard_manifest("anomalies", NIGHT, k) for k in range(5))
+    assert [Lake(one.lake).shard_manifest("anomalies", NIGHT, 3 + p)["partition"] for p in (0, 1)] == [0, 1]
     # the demo's planned promotions are in the horizon, the panel's uplift on them in both
     promoted = [
         {
@@ -334,7 +336,8 @@ def test_new_products_get_the_same_forecast_in_one_or_two_shards(demo_env):
     run_validate(one, RunContext(NIGHT))
     results = {}
     for shards in (1, 2):
-        cfg = replace(one, scale=ScaleSpec(shards=shards))
+        # three shards of SKUs, two partitions of customers (one per worker slot)
+        cfg = replace(one, scale=ScaleSpec(shards=shards, worker_slots=2))
         run_forecast(cfg, RunContext(NIGHT))
         results[shards] = Lake(cfg.lake).read_output("forecasts", NIGHT)
     assigned = shard_assignment(Lake(one.lake), NIGHT)

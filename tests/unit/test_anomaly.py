@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from pipelines.anomaly import (
@@ -434,7 +435,7 @@ def test_records_fitted_per_sku_shard_and_scored_per_customer_partition_equal_th
     """The nightly run fits the order lines one shard of SKUs at a time and scores them one
     partition of customers at a time: row for row the scores of the whole night at once."""
     from pipelines.anomaly import RecordOptions
-    from pipelines.anomaly.records import night_fits, record_fits, score_fitted
+    from pipelines.anomaly.records import night_fits, recent_lines, record_fits, score_fitted
 
     first, second = demo_like_lines(seed=1), demo_like_lines(seed=2)
     # the second set of orders buys other SKUs from the same customers
@@ -479,6 +480,10 @@ def test_records_fitted_per_sku_shard_and_scored_per_customer_partition_equal_th
     pd.testing.assert_frame_equal(
         rows(score_fitted(again, [f.pairs for f in fits], only_after=after)), recent
     )
+    # ... found first on the dates alone, in Arrow: fewer lines, the same ones kept in the end
+    arrow = recent_lines(pa.Table.from_pandas(kept, preserve_index=False), after=after).to_pandas()
+    assert len(again) <= len(arrow) < len(kept)
+    pd.testing.assert_frame_equal(night_fits(arrow, after=after), again)
     # keeping fewer than `window` lines of history would change them
     short = pd.concat(
         [night_fits(f.lines, after=after, options=RecordOptions(window=10)) for f in fits], ignore_index=True
@@ -489,6 +494,43 @@ def test_records_fitted_per_sku_shard_and_scored_per_customer_partition_equal_th
     # a shard's pair counts alone would miss the other shard's pairs: the duplicate's score changes
     alone = rows(score_fitted(every, [fits[0].pairs]))
     assert not alone["score"].equals(whole["score"])
+
+
+def test_recent_lines_keep_each_customers_last_window_before_the_day_ties_included() -> None:
+    from pipelines.anomaly import RecordOptions
+    from pipelines.anomaly.records import recent_lines
+
+    day = pd.Timestamp("2026-11-01")
+    lines = pa.table(
+        {
+            "customer_id": ["a"] * 6 + ["b"] * 2 + ["c"],
+            # a: a line on Oct 31, two on Nov 1, two on Nov 2, one on Nov 5 (the window: after Nov 3);
+            # b: Oct 1 and Nov 2; c: Nov 4
+            "order_date": pd.to_datetime(
+                [
+                    *("2026-10-31", "2026-11-01", "2026-11-01", "2026-11-02", "2026-11-02", "2026-11-05"),
+                    *("2026-10-01", "2026-11-02", "2026-11-04"),
+                ]
+            ),
+            "n": list(range(9)),
+        }
+    )
+    kept = recent_lines(
+        lines, after=day + pd.Timedelta(days=2), options=RecordOptions(window=3, min_history=3)
+    )
+    # a: its last 3 before the window are the two of Nov 2 and one of Nov 1: both of Nov 1 come
+    # along (a tie); b has fewer than 3: all of them; c only has a line in the window
+    assert kept.column("n").to_pylist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    one = recent_lines(
+        lines, after=day + pd.Timedelta(days=2), options=RecordOptions(window=2, min_history=2)
+    )
+    assert one.column("n").to_pylist() == [3, 4, 5, 6, 7, 8]
+    micro = lines.cast(lines.schema.set(1, pa.field("order_date", pa.timestamp("us"))))  # as in the lake
+    assert recent_lines(
+        micro, after=day + pd.Timedelta(days=2), options=RecordOptions(window=2, min_history=2)
+    ) == one.cast(micro.schema)
+    assert recent_lines(lines.slice(0, 0), after=day).num_rows == 0
+    assert recent_lines(lines, after=day - pd.Timedelta(days=60)).num_rows == 9  # all in the window
 
 
 def test_records_of_no_lines_are_no_rows() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,23 @@ def test_shard_count_follows_the_data_and_the_worker_slots(tmp_path):
     assert shard_count(_cfg(tmp_path, series_per_shard=2000, worker_slots=2), 300, 60) == 2
     assert shard_count(_cfg(tmp_path, worker_slots=8), 30, 3) == 3  # never an empty shard
     assert shard_count(_cfg(tmp_path, shards=5, worker_slots=2), 10, 10) == 5  # fixed: as given
+
+
+def test_partitions_of_customers_are_a_quarter_of_the_shards_rounded_to_the_worker_slots(tmp_path):
+    from pipelines.lake import Lake
+    from pipelines.state import partition_count, record_partitions, write_shard_plan
+
+    # every partition reads every shard: 128 shards in 32 partitions is 4,096 reads, not 16,384
+    assert [partition_count(s) for s in (1, 3, 4, 5, 32, 128)] == [1, 1, 1, 2, 8, 32]
+    assert partition_count(5, 4) == 4 and partition_count(128, 3) == 33  # every slot gets one
+    assert partition_count(3, 8) == 3 and partition_count(1, 2) == 1  # never more than the shards
+    lake = Lake(tmp_path / "lake")
+    write_shard_plan(lake, date(2026, 11, 22), 5, partitions=2)
+    assert record_partitions(lake, date(2026, 11, 22)) == 2
+    assert lake.read_shard_plan("anomalies", date(2026, 11, 22)) == 7  # the scores: 5 + 2 shards
+    assert lake.read_shard_plan("record_fits", date(2026, 11, 22)) == 5  # one exchange file a shard
+    with pytest.raises(ValueError, match="5 shards with 6 partitions"):
+        write_shard_plan(lake, date(2026, 11, 22), 5, partitions=6)
 
 
 def test_worker_slots_must_be_a_positive_integer(tmp_path):
