@@ -346,8 +346,10 @@ class Lake:
         as one Arrow table (for a reader that keeps some rows before converting them).
 
         A reader pays this once per shard, and every partition's reader does: a shard's batch is
-        read with one open of its file and no other file-system call, and the batches become one
-        table without a copy when their schemas agree."""
+        read with one open of its file and no other file-system call.  The batches are copied
+        into one when their schemas agree: every later operation on a table of many chunks pays
+        per chunk and column (on the 64x night's 128 shards, trimming and converting a partition
+        took 72 ms from 128 chunks, 37 ms from one, which the copy made in 7 ms)."""
         import pyarrow.ipc as ipc
 
         folder = str(self.exchange_partition(output, run_date))
@@ -371,7 +373,7 @@ class Lake:
         if not batches:
             raise ValueError(f"reading the exchange {output} of {run_date} from no shard")
         if all(b.schema.equals(batches[0].schema, check_metadata=True) for b in batches):
-            table = pa.Table.from_batches(batches)
+            table = pa.Table.from_batches([pa.concat_batches(batches)])
         else:  # a column without a value in one shard has the null type there: promoted to the others'
             tables = [pa.Table.from_batches([b]) for b in batches]
             table = pa.concat_tables(tables, promote_options="permissive")

@@ -15,8 +15,8 @@ SHARDED_OUTPUTS = ("forecasts", "anomalies", "record_fits")
 # shards of SKUs per partition of customers of the `score_records` step: each partition reads its
 # batch of every score shard's exchange file, shards x partitions reads in all, so partitions are
 # fewer than shards; a partition holds the window's lines of its customers, about as many as
-# this many shards' own
-SHARDS_PER_PARTITION = 4
+# this many shards' own (on the 64x night's 128 shards, 30,000 lines a partition)
+SHARDS_PER_PARTITION = 8
 
 
 def partition_count(shards: int, slots: int | None = None) -> int:

@@ -86,13 +86,13 @@ def test_shard_count_follows_the_data_and_the_worker_slots(tmp_path):
     assert shard_count(_cfg(tmp_path, shards=5, worker_slots=2), 10, 10) == 5  # fixed: as given
 
 
-def test_partitions_of_customers_are_a_quarter_of_the_shards_rounded_to_the_worker_slots(tmp_path):
+def test_partitions_of_customers_are_an_eighth_of_the_shards_rounded_to_the_worker_slots(tmp_path):
     from pipelines.lake import Lake
     from pipelines.state import partition_count, record_partitions, write_shard_plan
 
-    # every partition reads every shard: 128 shards in 32 partitions is 4,096 reads, not 16,384
-    assert [partition_count(s) for s in (1, 3, 4, 5, 32, 128)] == [1, 1, 1, 2, 8, 32]
-    assert partition_count(5, 4) == 4 and partition_count(128, 3) == 33  # every slot gets one
+    # every partition reads every shard: 128 shards in 16 partitions is 2,048 reads, not 16,384
+    assert [partition_count(s) for s in (1, 3, 8, 9, 32, 128)] == [1, 1, 1, 2, 4, 16]
+    assert partition_count(9, 4) == 4 and partition_count(128, 3) == 18  # every slot gets one
     assert partition_count(3, 8) == 3 and partition_count(1, 2) == 1  # never more than the shards
     lake = Lake(tmp_path / "lake")
     write_shard_plan(lake, date(2026, 11, 22), 5, partitions=2)
