@@ -6,7 +6,9 @@ shard's exchange (`pipelines.inputs.customer_fits`) and scored (`score_night_rec
 partition after another in one fresh process per checkout, size and repetition, as the step's
 tasks do (nothing is written).  A checkout whose plan cuts the customers into fewer partitions
 than the kept night's (`pipelines.state.partition_count`) reads a copy of the night's lake (hard
-links) whose exchange is cut again into its partitions: the same lines each score shard sent.
+links) whose exchange is cut again into its partitions: the same lines each score shard sent (and,
+for a checkout whose plan records each customer's cut-off day, with the plan's cut-offs counted
+on that copy and the lines older than them put in the batches of their own a score shard writes).
 Reported per size: the partitions, the seconds of the gathering and of the scoring summed over
 them, and the lines the gathering hands to the scoring, medians over `--reps`.
 Checkouts alternate which goes first.
@@ -82,6 +84,7 @@ print(json.dumps({"partitions": parts, "read_s": read, "score_s": score, "lines"
 _RECUT = """
 import json, sys
 from datetime import date
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -95,8 +98,21 @@ d = date.fromisoformat(sys.argv[2])
 lake = Lake(cfg.lake)
 shards = shard_plan(lake, "forecasts", d)
 parts = partition_count(shards, cfg.scale.worker_slots)
+try:  # a checkout whose plan records each customer's cut-off day
+    from pipelines.anomaly.records import left_out
+    from pipelines.sharding import history_cutoffs
+    from pipelines.state import write_record_cutoffs
+    from pipelines.steps import window_start
+    from pipelines.run_context import RunContext
+except ImportError:
+    left_out = None
 if lake.read_shard_plan("anomalies", d) != shards + parts:
     lake.write_shard_plan("anomalies", d, shards + parts)
+    cutoffs, after = {}, None
+    if left_out is not None:
+        after = window_start(cfg, RunContext(d))
+        cutoffs = history_cutoffs(cfg, d, after)
+        write_record_cutoffs(lake, d, after, cutoffs)
     folder = lake.exchange_partition("record_fits", d)
     for k in range(shards):
         with pa.OSFile(str(folder / f"part-shard-{k:05d}.arrow"), "rb") as f:
@@ -105,8 +121,13 @@ if lake.read_shard_plan("anomalies", d) != shards + parts:
         table = pa.Table.from_batches(batches)
         frame = table.to_pandas(date_as_object=False)
         manifest = {k2: v for k2, v in lake.shard_manifest("record_fits", d, k).items() if k2 not in ("rows", "parts")}
-        frame = frame.assign(customer_part=partition_of(frame["customer_id"], parts))
-        lake.write_exchange("record_fits", d, k, frame, by="customer_part", parts=parts, manifest=manifest)
+        cut = partition_of(frame["customer_id"], parts)
+        if left_out is None:
+            lake.write_exchange("record_fits", d, k, frame.assign(customer_part=cut), by="customer_part", parts=parts, manifest=manifest)
+            continue
+        older = left_out(frame, after=pd.Timestamp(after), cutoffs=cutoffs)
+        frame = frame.assign(customer_part=np.where(older, cut + parts, cut))
+        lake.write_exchange("record_fits", d, k, frame, by="customer_part", parts=2 * parts, manifest=manifest)
 print(json.dumps({"shards": shards, "partitions": parts}))
 """
 

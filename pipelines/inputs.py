@@ -36,6 +36,7 @@ from functools import partial
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.config import Config
 from pipelines.errors import MissingInputError, StepSkipped
@@ -43,8 +44,16 @@ from pipelines.lake import Lake, read_dataset
 from pipelines.launches import Launch, horizon_end, launch_series
 from pipelines.quality import blocked_datasets
 from pipelines.series import build_demand_series, custom_rows, metric_rows
-from pipelines.sharding import sku_filter
-from pipelines.state import forecast_drivers, forecast_peers, forecast_week, recorded_launches, shard_plan
+from pipelines.sharding import shard_of, sku_filter
+from pipelines.state import (
+    forecast_drivers,
+    forecast_peers,
+    forecast_week,
+    record_cutoffs,
+    record_partitions,
+    recorded_launches,
+    shard_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -297,13 +306,13 @@ def order_line_totals(
 
 
 def customer_fits(
-    lake: Lake, d: date, part: int, shards: int, *, after: pd.Timestamp | None = None
+    lake: Lake, d: date, part: int, shards: int, *, after: pd.Timestamp
 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """The order lines of one partition of customers as every `score` shard fitted them (read
     shard by shard, only the partition's rows), and the repeat-pair counts of every shard (in one
     frame: they add up, and a frame per shard would cost every partition a frame per shard).
-    With `after` (the start of the night's window), of the lines before it only those a line's
-    history can hold (`pipelines.anomaly.records.recent_lines`, in Arrow).  Raises
+    Of the lines ordered on or before `after` (the day the night's window starts after), only
+    those a line's history can hold (`pipelines.anomaly.records.recent_lines`, in Arrow).  Raises
     `MissingInputError` when a shard has not written its fits."""
     fitted: list[int] = []
     counts: dict[str, list[Any]] = {}
@@ -323,11 +332,17 @@ def customer_fits(
 
         return empty_record_fits().lines, pairs
     table = lake.read_exchange_table("record_fits", d, fitted, part)
-    if after is not None:
-        from pipelines.anomaly.records import recent_lines
+    from pipelines.anomaly.records import recent_lines, short_histories
 
-        table = recent_lines(table, after=after)
-    return table.to_pandas(date_as_object=False), pairs
+    # the shards sent each customer's lines from its cut-off day in the partition's batch, and the
+    # older ones in batch `partitions + part`: read only when a cut-off was too late
+    partitions = record_partitions(lake, d)
+    cutoffs = record_cutoffs(lake, d, pd.Timestamp(after).date())
+    mine = [c for c in cutoffs if shard_of(c, partitions) == part]
+    if short_histories(table, mine, after=after):
+        older = lake.read_exchange_table("record_fits", d, fitted, partitions + part)
+        table = pa.concat_tables([table, older], promote_options="permissive")
+    return recent_lines(table, after=after).to_pandas(date_as_object=False), pairs
 
 
 def require_usable(cfg: Config, d: date, step: str, datasets: list[str]) -> None:

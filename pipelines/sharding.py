@@ -252,6 +252,17 @@ def plan_shards(cfg: Config, run_date: date) -> int:
     return shards
 
 
+def history_cutoffs(cfg: Config, run_date: date, after: date) -> dict[str, int]:
+    """Each customer's cut-off day for the night's partitions of customers (`pipelines.anomaly.
+    records.HistoryCutoffs`), from two columns of the order lines, a record batch at a time."""
+    from pipelines.anomaly.records import HistoryCutoffs
+
+    cutoffs = HistoryCutoffs(pd.Timestamp(after))
+    for batch in iter_source_batches(cfg, "order_lines", run_date, columns=["customer_id", "order_date"]):
+        cutoffs.add(batch.column("customer_id"), batch.column("order_date"))
+    return cutoffs.finish()
+
+
 def sku_filter(
     cfg: Config, run_date: date, shard: int, shards: int
 ) -> list[tuple[str, str, list[Any]]] | None:

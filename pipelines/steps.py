@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines import __version__
@@ -57,13 +58,14 @@ from pipelines.load.night import FINAL_OUTPUT, HIERARCHY_OUTPUT, forecasts_check
 from pipelines.quality import CheckResult, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
-from pipelines.sharding import partition_of, plan_shards, sku_filter
+from pipelines.sharding import history_cutoffs, partition_of, plan_shards, sku_filter
 from pipelines.state import (
     Holder,
     StepRecord,
     acquire_night,
     migrate,
     next_attempt,
+    record_cutoffs,
     record_partitions,
     record_step,
     release_night,
@@ -72,6 +74,7 @@ from pipelines.state import (
     write_forecast_drivers,
     write_forecast_peers,
     write_forecast_week,
+    write_record_cutoffs,
 )
 
 log = logging.getLogger(__name__)
@@ -282,8 +285,19 @@ def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
             write_forecast_week(Lake(cfg.lake), ctx.run_date, week)
             write_forecast_peers(Lake(cfg.lake), ctx.run_date, peers)
             write_forecast_drivers(Lake(cfg.lake), ctx.run_date, drivers)
+        if shards > 1 and "order_lines" in cfg.metric_datasets().values() and cfg.has_dataset("order_lines"):
+            # what a customer's history can hold: the score shards send no older line
+            after = window_start(cfg, ctx)
+            write_record_cutoffs(
+                Lake(cfg.lake), ctx.run_date, after, history_cutoffs(cfg, ctx.run_date, after)
+            )
         out.rows_out = shards
     return list(range(shards))
+
+
+def window_start(cfg: Config, ctx: RunContext) -> date:
+    """The night's anomaly window starts after this day (`pipelines.anomaly.nightly.window_start_of`)."""
+    return ctx.run_date - timedelta(days=cfg.anomaly.window_days)
 
 
 def run_forecast(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path:
@@ -522,7 +536,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             run_score_records(cfg, ctx, part=k)
         return lake.output_partition("anomalies", ctx.run_date)
     from pipelines.anomaly.nightly import score_night, window_start_of
-    from pipelines.anomaly.records import empty_record_fits, night_fits, record_fits
+    from pipelines.anomaly.records import empty_record_fits, left_out, night_fits, record_fits
 
     with tracked(cfg, ctx, f"score:{shard}") as out:
         t0 = time.perf_counter()
@@ -534,8 +548,13 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         night = score_night(inputs, context)
         fits = record_fits(lines) if lines is not None else empty_record_fits()
         del lines, inputs
-        # what the partitions of customers need: the window's lines and each customer's history
-        kept = night_fits(fits.lines, after=window_start_of(context))
+        # what the partitions of customers need: the window's lines and each customer's history;
+        # a partition's lines in its batch, those older than the customer's cut-off in another
+        start = window_start_of(context)
+        kept = night_fits(fits.lines, after=start)
+        cutoffs = record_cutoffs(lake, ctx.run_date, start.date())
+        parts = partition_of(kept["customer_id"], partitions)
+        parts = np.where(left_out(kept, after=start, cutoffs=cutoffs), parts + partitions, parts)
         frame = night.rows
         if night.rows_in is not None:
             out.rows_in = night.rows_in
@@ -545,9 +564,9 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             "record_fits",
             ctx.run_date,
             shard,
-            kept.assign(customer_part=partition_of(kept["customer_id"], partitions)),
+            kept.assign(customer_part=parts),
             by="customer_part",
-            parts=partitions,
+            parts=2 * partitions,
             manifest={"pairs": fits.pairs.to_dict(orient="list"), "shard": shard, "shards": shards},
         )
         lake.write_shard("anomalies", ctx.run_date, shard, frame, manifest=manifest)

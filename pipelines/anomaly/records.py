@@ -343,6 +343,80 @@ def recent_lines(lines: pa.Table, *, after: pd.Timestamp, options: RecordOptions
     return lines.filter(kept, null_selection_behavior="drop")
 
 
+class HistoryCutoffs:
+    """Each customer's cut-off day for a night's partitions of customers, counted from the night's
+    order lines a batch at a time (`add`, the extracted rows, before the score shards read them):
+    the latest day by which the customer has `window` lines ordered on or before `after` (the
+    day the night's window starts after).  A customer's last `window` lines before the window are
+    all on or after its cut-off day, so a score shard need not send the older ones; a customer
+    with fewer lines has none.  Only the latest days of each customer are kept, `window` lines'
+    worth: a few days a customer, not the night.
+
+    The rows counted can hold a line twice (two versions of it in an incremental table, a row
+    the quality gate quarantined), which puts a cut-off later than the lines the shards score
+    warrant: :func:`short_histories` finds the customers that then come with fewer than `window`
+    lines, and the partition reads the lines the cut-off left out."""
+
+    def __init__(self, after: pd.Timestamp, options: RecordOptions | None = None) -> None:
+        self.after = pd.Timestamp(after).normalize()
+        self.window = (options or RecordOptions()).window
+        self._last = (self.after - pd.Timestamp("1970-01-01")).days
+        self._days = pd.DataFrame({"customer": pd.Series(dtype=object), "day": [], "lines": []})
+
+    def add(self, customers: pa.Array | pa.ChunkedArray, dates: pa.Array | pa.ChunkedArray) -> None:
+        """Count a batch of order lines: their `customer_id` and `order_date` columns."""
+        day = pc.cast(pc.cast(dates, pa.date32(), safe=False), pa.int32())
+        rows = pa.table({"customer": customers, "day": day}).filter(pc.less_equal(day, self._last))
+        counted = rows.group_by(["customer", "day"], use_threads=False).aggregate([([], "count_all")])
+        batch = counted.to_pandas().rename(columns={"count_all": "lines"})
+        batch["customer"] = batch["customer"].astype(str)  # as the shards' lines have them
+        both = pd.concat([self._days, batch], ignore_index=True)
+        both = both.groupby(["customer", "day"], as_index=False, sort=False)["lines"].sum()
+        both = both.sort_values(["customer", "day"], ascending=[True, False], kind="stable")
+        later = both.groupby("customer", sort=False)["lines"].cumsum() - both["lines"]
+        self._days = both[later < self.window].reset_index(drop=True)  # the days that can count
+
+    def finish(self) -> dict[str, int]:
+        """Per customer with `window` lines or more: its cut-off, in days since 1970."""
+        days = self._days
+        enough = days.groupby("customer", sort=False)["lines"].transform("sum") >= self.window
+        cut = days[enough].groupby("customer", sort=True)["day"].min()
+        return {str(c): int(d) for c, d in cut.items()}
+
+
+def left_out(lines: pd.DataFrame, *, after: pd.Timestamp, cutoffs: dict[str, int]) -> np.ndarray:
+    """Which of a shard's fitted lines (`night_fits`) the night's cut-offs (`HistoryCutoffs`)
+    leave out: the lines ordered on or before `after` on a day before their customer's cut-off."""
+    if not cutoffs or lines.empty:
+        return np.zeros(len(lines), dtype=bool)
+    day = lines["order_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    cut = lines["customer_id"].map(cutoffs).to_numpy(dtype=np.float64, na_value=np.nan)
+    earlier = (lines["order_date"] <= pd.Timestamp(after)).to_numpy()
+    return earlier & (day < np.nan_to_num(cut, nan=-np.inf))
+
+
+def short_histories(
+    lines: pa.Table,
+    customers: list[str],
+    *,
+    after: pd.Timestamp,
+    options: RecordOptions | None = None,
+) -> bool:
+    """Whether any of `customers` (the partition's customers with a cut-off) comes with fewer
+    than `window` lines before `after` in `lines` (what the shards sent of them): then their
+    cut-off was too late (`HistoryCutoffs`), and the lines it left out are needed."""
+    opts = options or RecordOptions()
+    if not customers:
+        return False
+    dates = lines.column("order_date")
+    earlier = lines.column("customer_id").filter(
+        pc.less_equal(dates, pa.scalar(pd.Timestamp(after).to_pydatetime()).cast(dates.type))
+    )
+    counts = pc.value_counts(earlier)
+    have = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+    return any(have.get(c, 0) < opts.window for c in customers)
+
+
 def empty_record_fits() -> RecordFits:
     """The fits of a shard without order lines."""
     empty = pd.DataFrame(

@@ -8,6 +8,7 @@ Public functions:
     watermark_before / commit_watermark                       incremental extraction watermarks
     write_shard_plan / shard_plan / shard_assignment          tonight's shards and their SKUs
     partition_count / record_partitions                       tonight's partitions of customers
+    write_record_cutoffs / record_cutoffs                     their customers' cut-off days
     write_forecast_week / forecast_week                       the night's panel week, for every
                                                               forecasting shard
     write_forecast_peers / forecast_peers                     the night's new-product peers, idem
@@ -32,6 +33,7 @@ from pipelines.state.shard_plans import (
     forecast_peers,
     forecast_week,
     partition_count,
+    record_cutoffs,
     record_partitions,
     recorded_launches,
     shard_assignment,
@@ -40,6 +42,7 @@ from pipelines.state.shard_plans import (
     write_forecast_peers,
     write_forecast_week,
     write_launches,
+    write_record_cutoffs,
     write_shard_plan,
 )
 from pipelines.state.status import (
@@ -78,6 +81,7 @@ __all__ = [
     "read_ledger",
     "read_status",
     "record_batch",
+    "record_cutoffs",
     "record_partitions",
     "record_step",
     "recorded_launches",
@@ -91,5 +95,6 @@ __all__ = [
     "write_forecast_peers",
     "write_forecast_week",
     "write_launches",
+    "write_record_cutoffs",
     "write_shard_plan",
 ]

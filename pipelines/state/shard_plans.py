@@ -59,6 +59,22 @@ def write_shard_plan(
         lake.annotate_shard_plan("forecasts", run_date, "skus", assignment)
 
 
+def write_record_cutoffs(lake: Lake, run_date: date, after: date, cutoffs: dict[str, int]) -> None:
+    """Record each customer's cut-off day (days since 1970) for the night's window starting after
+    `after` (`pipelines.anomaly.records.HistoryCutoffs`): what the score shards need not send."""
+    notes = {"after": after.isoformat(), "customers": list(cutoffs), "days": list(cutoffs.values())}
+    lake.annotate_shard_plan("record_fits", run_date, "cutoffs", notes)
+
+
+def record_cutoffs(lake: Lake, run_date: date, after: date) -> dict[str, int]:
+    """The night's cut-offs for a window starting after `after`; none when the plan recorded none
+    or for another window (the config changed since)."""
+    notes = lake.shard_plan_notes("record_fits", run_date).get("cutoffs")
+    if not notes or notes.get("after") != after.isoformat():
+        return {}
+    return dict(zip(notes["customers"], notes["days"], strict=True))
+
+
 def record_partitions(lake: Lake, run_date: date) -> int:
     """The night's partitions of customers (the `score_records` step's tasks); raises when the
     plan step has not run."""

@@ -533,6 +533,60 @@ def test_recent_lines_keep_each_customers_last_window_before_the_day_ties_includ
     assert recent_lines(lines, after=day - pd.Timedelta(days=60)).num_rows == 9  # all in the window
 
 
+def test_history_cutoffs_spare_the_shards_the_lines_no_history_holds() -> None:
+    """The plan counts each customer's lines a batch at a time; a score shard sends no line older
+    than its customer's cut-off; a partition that finds a customer short of lines (a line counted
+    twice) reads the lines left out: the same scores either way."""
+    from pipelines.anomaly import RecordOptions
+    from pipelines.anomaly.records import (
+        HistoryCutoffs,
+        left_out,
+        night_fits,
+        recent_lines,
+        record_fits,
+        score_fitted,
+        short_histories,
+    )
+
+    opts = RecordOptions(window=3, min_history=3)
+    after = pd.Timestamp("2026-11-03")
+    days = ["2026-10-31", "2026-11-01", "2026-11-01", "2026-11-02", "2026-11-02", "2026-11-05"]
+    cut = HistoryCutoffs(after, opts)
+    cut.add(pa.array(["a"] * 4), pa.array(pd.to_datetime(days[:4])))  # in two batches
+    cut.add(pa.array(["a", "a", "b"]), pa.array(pd.to_datetime([*days[4:], "2026-11-01"])))
+    epoch = pd.Timestamp("1970-01-01")
+    # a: 2 lines on Nov 2, 2 on Nov 1: its last 3 before the window from Nov 1; b: 1 line, none
+    assert cut.finish() == {"a": (pd.Timestamp("2026-11-01") - epoch).days}
+    cut.add(pa.array([7, 7, 7]), pa.array(pd.to_datetime(["2026-11-02"] * 3)))  # ids as text
+    assert cut.finish()["7"] == (pd.Timestamp("2026-11-02") - epoch).days
+
+    lines = demo_like_lines(seed=4)
+    start = lines["order_date"].max() - pd.Timedelta(days=5)
+    fits = [record_fits(lines[lines["sku"] == sku]) for sku in ("A", "B")]
+    kept = [night_fits(f.lines, after=start, options=RecordOptions()) for f in fits]
+    every = pd.concat(kept, ignore_index=True)
+    whole = score_fitted(every, [f.pairs for f in fits], only_after=start)
+    counted = HistoryCutoffs(start)
+    counted.add(pa.array(lines["customer_id"]), pa.array(lines["order_date"]))
+    cutoffs = counted.finish()
+    assert cutoffs and all(c in set(lines["customer_id"]) for c in cutoffs)
+    out = [left_out(k, after=start, cutoffs=cutoffs) for k in kept]
+    sent = pd.concat([k[~o] for k, o in zip(kept, out, strict=True)], ignore_index=True)
+    assert sum(o.sum() for o in out) > 0 and len(sent) < len(every)
+    assert not short_histories(pa.Table.from_pandas(sent), sorted(cutoffs), after=start)
+    trimmed = recent_lines(pa.Table.from_pandas(sent, preserve_index=False), after=start).to_pandas()
+    pd.testing.assert_frame_equal(score_fitted(trimmed, [f.pairs for f in fits], only_after=start), whole)
+    # a customer counted with lines the shards do not have: its cut-off is too late, and found so
+    doubled = HistoryCutoffs(start)
+    doubled.add(pa.array(lines["customer_id"]), pa.array(lines["order_date"]))
+    late = lines[lines["order_date"] <= start].tail(1)
+    doubled.add(pa.array(list(late["customer_id"]) * 60), pa.array(list(late["order_date"]) * 60))
+    wrong = doubled.finish()
+    short = pd.concat([k[~left_out(k, after=start, cutoffs=wrong)] for k in kept], ignore_index=True)
+    assert short_histories(pa.Table.from_pandas(short), sorted(wrong), after=start)
+    assert not left_out(every, after=start, cutoffs={}).any()
+
+
 def test_records_of_no_lines_are_no_rows() -> None:
     from pipelines.anomaly.records import empty_record_fits, score_fitted
 

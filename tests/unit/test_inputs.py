@@ -44,3 +44,42 @@ def test_without_a_country_the_listed_holidays_in_range_are_the_drivers(tmp_path
     frame = driver_frame(cfg, date(2026, 11, 22), _series())
     assert frame is not None
     assert set(frame.loc[frame["holiday"] > 0, "ds"].dt.strftime("%Y-%m-%d")) == {"2026-10-05"}
+
+
+def test_a_partition_reads_the_lines_a_cutoff_left_out_only_when_the_cutoff_was_too_late(tmp_path):
+    """A score shard sends a customer's lines older than its cut-off day in a batch of their own;
+    the partition reads it only when the customer comes short of `window` (50) earlier lines."""
+    import numpy as np
+
+    from pipelines.inputs import customer_fits
+    from pipelines.lake import Lake
+    from pipelines.state import write_record_cutoffs, write_shard_plan
+
+    night, after = date(2026, 11, 22), pd.Timestamp("2026-11-15")
+    lake = Lake(tmp_path / "lake")
+    write_shard_plan(lake, night, 1, partitions=1)
+
+    def sent(days: list[str], cutoff: str) -> list[int]:
+        lines = pd.DataFrame({"customer_id": "c", "order_date": pd.to_datetime(days), "n": range(len(days))})
+        day = (pd.Timestamp(cutoff) - pd.Timestamp("1970-01-01")).days
+        write_record_cutoffs(lake, night, after.date(), {"c": day})
+        older = (lines["order_date"] < pd.Timestamp(cutoff)).to_numpy()
+        lake.write_exchange(
+            "record_fits",
+            night,
+            0,
+            lines.assign(part=np.where(older, 1, 0)),
+            by="part",
+            parts=2,
+            manifest={"pairs": {}},
+        )
+        fits, _ = customer_fits(lake, night, 0, 1, after=after)
+        return sorted(fits["n"])
+
+    # 10 lines on Nov 5, 60 on Nov 12, one in the window: the cut-off (Nov 12) holds
+    assert sent(["2026-11-05"] * 10 + ["2026-11-12"] * 60 + ["2026-11-20"], "2026-11-12") == list(
+        range(10, 71)
+    )
+    # 30 on Nov 10, 30 on Nov 12: a cut-off on Nov 12 (a line counted twice) leaves 30, so the
+    # partition reads the other 30 too
+    assert sent(["2026-11-10"] * 30 + ["2026-11-12"] * 30 + ["2026-11-20"], "2026-11-12") == list(range(61))
