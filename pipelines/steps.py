@@ -553,8 +553,8 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         start = window_start_of(context)
         kept = night_fits(fits.lines, after=start)
         cutoffs = record_cutoffs(lake, ctx.run_date, start.date())
-        parts = partition_of(kept["customer_id"], partitions)
-        parts = np.where(left_out(kept, after=start, cutoffs=cutoffs), parts + partitions, parts)
+        home = partition_of(kept["customer_id"], partitions)
+        home = np.where(left_out(kept, after=start, cutoffs=cutoffs), home + partitions, home)
         frame = night.rows
         if night.rows_in is not None:
             out.rows_in = night.rows_in
@@ -564,7 +564,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             "record_fits",
             ctx.run_date,
             shard,
-            kept.assign(customer_part=parts),
+            kept.assign(customer_part=home),
             by="customer_part",
             parts=2 * partitions,
             manifest={"pairs": fits.pairs.to_dict(orient="list"), "shard": shard, "shards": shards},
