@@ -348,8 +348,7 @@ class Lake:
         A reader pays this once per shard, and every partition's reader does: a shard's batch is
         read with one open of its file and no other file-system call.  The batches are copied
         into one when their schemas agree: every later operation on a table of many chunks pays
-        per chunk and column (on the 64x night's 128 shards, trimming and converting a partition
-        took 72 ms from 128 chunks, 37 ms from one, which the copy made in 7 ms)."""
+        per chunk and column (what `benchmarks/records_partitions.py` measures as the gathering)."""
         import pyarrow.ipc as ipc
 
         folder = str(self.exchange_partition(output, run_date))
