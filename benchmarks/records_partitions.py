@@ -99,20 +99,38 @@ lake = Lake(cfg.lake)
 shards = shard_plan(lake, "forecasts", d)
 parts = partition_count(shards, cfg.scale.worker_slots)
 try:  # a checkout whose plan records each customer's cut-off day
-    from pipelines.anomaly.records import left_out
-    from pipelines.sharding import history_cutoffs
-    from pipelines.state import write_record_cutoffs
+    from pipelines.anomaly.records import HistoryCutoffs, left_out
+    from pipelines.state import record_cutoffs, write_record_cutoffs
     from pipelines.steps import window_start
     from pipelines.run_context import RunContext
 except ImportError:
     left_out = None
+
+
+def count_cutoffs(after):
+    try:  # the cut-offs in the plan's notes, counted in a pass of their own
+        from pipelines.sharding import history_cutoffs
+    except ImportError:  # in a file of the exchange, counted in the plan's pass over the lines
+        from pipelines.lake import iter_source_batches
+
+        counted = HistoryCutoffs(pd.Timestamp(after))
+        for batch in iter_source_batches(cfg, "order_lines", d, columns=["customer_id", "order_date"]):
+            counted.add(batch.column("customer_id"), batch.column("order_date"))
+        table = counted.finish()
+        table["customer_part"] = partition_of(table["customer_id"], parts)
+        write_record_cutoffs(lake, d, after, table, parts)
+        return record_cutoffs(lake, d, after)
+    cutoffs = history_cutoffs(cfg, d, after)
+    write_record_cutoffs(lake, d, after, cutoffs)
+    return cutoffs
+
+
 if lake.read_shard_plan("anomalies", d) != shards + parts:
     lake.write_shard_plan("anomalies", d, shards + parts)
     cutoffs, after = {}, None
     if left_out is not None:
         after = window_start(cfg, RunContext(d))
-        cutoffs = history_cutoffs(cfg, d, after)
-        write_record_cutoffs(lake, d, after, cutoffs)
+        cutoffs = count_cutoffs(after)
     folder = lake.exchange_partition("record_fits", d)
     for k in range(shards):
         with pa.OSFile(str(folder / f"part-shard-{k:05d}.arrow"), "rb") as f:

@@ -44,7 +44,7 @@ from pipelines.lake import Lake, read_dataset
 from pipelines.launches import Launch, horizon_end, launch_series
 from pipelines.quality import blocked_datasets
 from pipelines.series import build_demand_series, custom_rows, metric_rows
-from pipelines.sharding import shard_of, sku_filter
+from pipelines.sharding import sku_filter
 from pipelines.state import (
     forecast_drivers,
     forecast_peers,
@@ -337,8 +337,8 @@ def customer_fits(
     # the shards sent each customer's lines from its cut-off day in the partition's batch, and the
     # older ones in batch `partitions + part`: read only when a cut-off was too late
     partitions = record_partitions(lake, d)
-    cutoffs = record_cutoffs(lake, d, pd.Timestamp(after).date())
-    mine = [c for c in cutoffs if shard_of(c, partitions) == part]
+    cutoffs = record_cutoffs(lake, d, pd.Timestamp(after).date(), part)
+    mine = cutoffs.column("customer_id").to_pylist() if cutoffs is not None else []
     if short_histories(table, mine, after=after):
         older = lake.read_exchange_table("record_fits", d, fitted, partitions + part)
         table = pa.concat_tables([table, older], promote_options="permissive")

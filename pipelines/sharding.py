@@ -18,7 +18,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from pipelines.state import (
     write_launches,
     write_shard_plan,
 )
+
+if TYPE_CHECKING:
+    from pipelines.anomaly.records import HistoryCutoffs
 
 # Relative cost of one series: a regular series (a sale on at least 1/REGULAR_ADI of its days, the
 # demand classification's cut) is fitted by the model combination, about 8x the time of an
@@ -77,19 +80,24 @@ def series_cost(sale_days: int, history_days: int) -> float:
     return weight * (0.5 + 0.5 * min(history, FULL_HISTORY_DAYS) / FULL_HISTORY_DAYS)
 
 
-def sku_costs(cfg: Config, run_date: date) -> tuple[dict[Any, float], int, list[tuple[Any, Any]]]:
+def sku_costs(
+    cfg: Config, run_date: date, *, cutoffs: HistoryCutoffs | None = None
+) -> tuple[dict[Any, float], int, list[tuple[Any, Any]]]:
     """Expected cost of each SKU of the night (the sum over its warehouses' series), the number
     of series and the SKU x warehouse pairs of the series; reads three columns of the order lines
     a record batch at a time, and keeps which days of the forecast's history window each series
     sold on as one bit a day (`SeriesDays`), not the night's rows.  Only the days the forecaster
-    reads count (`forecast.history_days` up to the night, as `build_demand_series`)."""
+    reads count (`forecast.history_days` up to the night, as `build_demand_series`).  With
+    `cutoffs`, the same pass counts each customer's lines per day into them (a fourth column,
+    `customer_id`)."""
     pair_of: dict[tuple[Any, Any], int] = {}  # (sku, warehouse) -> series number, in order seen
     window = cfg.forecast.history_days
     first_day_of_window = (run_date - date(1970, 1, 1)).days - (window - 1)
     sold = SeriesDays(window)
-    for batch in iter_source_batches(
-        cfg, "order_lines", run_date, columns=["sku", "warehouse", "order_date"]
-    ):
+    columns = ["sku", "warehouse", "order_date", *(["customer_id"] if cutoffs is not None else [])]
+    for batch in iter_source_batches(cfg, "order_lines", run_date, columns=columns):
+        if cutoffs is not None:
+            cutoffs.add(batch.column("customer_id"), batch.column("order_date"))
         day = pc.cast(batch.column("order_date"), pa.date32(), safe=False)
         slim = pa.table({"sku": batch.column("sku"), "warehouse": batch.column("warehouse"), "day": day})
         # one thread: the groups come in the same order every run, so do the series and their costs
@@ -236,11 +244,12 @@ def shard_count(cfg: Config, n_series: int, n_skus: int) -> int:
     return max(1, min(shards, n_skus))
 
 
-def plan_shards(cfg: Config, run_date: date) -> int:
+def plan_shards(cfg: Config, run_date: date, *, cutoffs: HistoryCutoffs | None = None) -> int:
     """Decide and record tonight's shards: their number, which SKUs each holds, the partitions of
     customers of the order lines' scoring (`partition_count`) and the night's product launches
-    (`pipelines.launches`; a launch's SKU is sharded like the others)."""
-    costs, n_series, pairs = sku_costs(cfg, run_date)
+    (`pipelines.launches`; a launch's SKU is sharded like the others).  With `cutoffs`, counts the
+    customers' lines into them in the same pass over the order lines (`sku_costs`)."""
+    costs, n_series, pairs = sku_costs(cfg, run_date, cutoffs=cutoffs)
     launches = plan_launches(cfg, run_date, pairs)
     for launch in launches:  # a series without history: a new product's cost
         costs[launch.sku] = costs.get(launch.sku, 0.0) + series_cost(0, 1)
@@ -250,17 +259,6 @@ def plan_shards(cfg: Config, run_date: date) -> int:
     write_shard_plan(lake, run_date, shards, assign_shards(costs, shards), partitions=partitions)
     write_launches(lake, run_date, [x.to_list() for x in launches])
     return shards
-
-
-def history_cutoffs(cfg: Config, run_date: date, after: date) -> dict[str, int]:
-    """Each customer's cut-off day for the night's partitions of customers (`pipelines.anomaly.
-    records.HistoryCutoffs`), from two columns of the order lines, a record batch at a time."""
-    from pipelines.anomaly.records import HistoryCutoffs
-
-    cutoffs = HistoryCutoffs(pd.Timestamp(after))
-    for batch in iter_source_batches(cfg, "order_lines", run_date, columns=["customer_id", "order_date"]):
-        cutoffs.add(batch.column("customer_id"), batch.column("order_date"))
-    return cutoffs.finish()
 
 
 def sku_filter(

@@ -58,7 +58,7 @@ from pipelines.load.night import FINAL_OUTPUT, HIERARCHY_OUTPUT, forecasts_check
 from pipelines.quality import CheckResult, validate_dataset
 from pipelines.results import RESULT_TABLES
 from pipelines.run_context import RunContext
-from pipelines.sharding import history_cutoffs, partition_of, plan_shards, sku_filter
+from pipelines.sharding import partition_of, plan_shards, sku_filter
 from pipelines.state import (
     Holder,
     StepRecord,
@@ -278,19 +278,26 @@ def run_plan(cfg: Config, ctx: RunContext) -> list[int]:
     time: each forecasting shard uses them, so a series' forecast does not depend on how the night
     is sharded.
     """
+    from pipelines.anomaly.records import HistoryCutoffs
+
     with tracked(cfg, ctx, "plan") as out:
-        shards = plan_shards(cfg, ctx.run_date)
+        # what a customer's history can hold (the score shards send no older line), counted in
+        # the same pass over the order lines as the series' costs
+        records = "order_lines" in cfg.metric_datasets().values() and cfg.has_dataset("order_lines")
+        after = window_start(cfg, ctx)
+        cutoffs = HistoryCutoffs(pd.Timestamp(after)) if records else None
+        shards = plan_shards(cfg, ctx.run_date, cutoffs=cutoffs)
+        lake = Lake(cfg.lake)
         if shards > 1:
             week, peers, drivers = panel_figures(cfg, ctx.run_date, shards)
-            write_forecast_week(Lake(cfg.lake), ctx.run_date, week)
-            write_forecast_peers(Lake(cfg.lake), ctx.run_date, peers)
-            write_forecast_drivers(Lake(cfg.lake), ctx.run_date, drivers)
-        if shards > 1 and "order_lines" in cfg.metric_datasets().values() and cfg.has_dataset("order_lines"):
-            # what a customer's history can hold: the score shards send no older line
-            after = window_start(cfg, ctx)
-            write_record_cutoffs(
-                Lake(cfg.lake), ctx.run_date, after, history_cutoffs(cfg, ctx.run_date, after)
-            )
+            write_forecast_week(lake, ctx.run_date, week)
+            write_forecast_peers(lake, ctx.run_date, peers)
+            write_forecast_drivers(lake, ctx.run_date, drivers)
+        if shards > 1 and cutoffs is not None:
+            counted = cutoffs.finish()
+            partitions = record_partitions(lake, ctx.run_date)
+            counted["customer_part"] = partition_of(counted["customer_id"], partitions)
+            write_record_cutoffs(lake, ctx.run_date, after, counted, partitions)
         out.rows_out = shards
     return list(range(shards))
 

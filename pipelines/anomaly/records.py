@@ -376,23 +376,27 @@ class HistoryCutoffs:
         later = both.groupby("customer", sort=False)["lines"].cumsum() - both["lines"]
         self._days = both[later < self.window].reset_index(drop=True)  # the days that can count
 
-    def finish(self) -> dict[str, int]:
-        """Per customer with `window` lines or more: its cut-off, in days since 1970."""
+    def finish(self) -> pd.DataFrame:
+        """Per customer with `window` lines or more, in order of `customer_id`: its `cutoff`, in
+        days since 1970."""
         days = self._days
         enough = days.groupby("customer", sort=False)["lines"].transform("sum") >= self.window
         cut = days[enough].groupby("customer", sort=True)["day"].min()
-        return {str(c): int(d) for c, d in cut.items()}
+        return pd.DataFrame({"customer_id": cut.index.astype(object), "cutoff": cut.to_numpy(dtype=np.int32)})
 
 
-def left_out(lines: pd.DataFrame, *, after: pd.Timestamp, cutoffs: dict[str, int]) -> np.ndarray:
-    """Which of a shard's fitted lines (`night_fits`) the night's cut-offs (`HistoryCutoffs`)
-    leave out: the lines ordered on or before `after` on a day before their customer's cut-off."""
-    if not cutoffs or lines.empty:
+def left_out(lines: pd.DataFrame, *, after: pd.Timestamp, cutoffs: pa.Table | None) -> np.ndarray:
+    """Which of a shard's fitted lines (`night_fits`) the night's cut-offs (`HistoryCutoffs`,
+    as `pipelines.state.record_cutoffs` reads them) leave out: the lines ordered on or before
+    `after` on a day before their customer's cut-off."""
+    if cutoffs is None or not cutoffs.num_rows or lines.empty:
         return np.zeros(len(lines), dtype=bool)
     day = lines["order_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
-    cut = lines["customer_id"].map(cutoffs).to_numpy(dtype=np.float64, na_value=np.nan)
+    customers = pc.cast(pa.array(lines["customer_id"], from_pandas=True), pa.string())
+    at = pc.index_in(customers, value_set=cutoffs.column("customer_id"))
+    cut = pc.take(cutoffs.column("cutoff"), at).to_numpy(zero_copy_only=False)  # NaN: none
     earlier = (lines["order_date"] <= pd.Timestamp(after)).to_numpy()
-    return earlier & (day < np.nan_to_num(cut, nan=-np.inf))
+    return earlier & (day < np.nan_to_num(cut.astype(np.float64), nan=-np.inf))
 
 
 def short_histories(

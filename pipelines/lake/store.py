@@ -316,25 +316,63 @@ class Lake:
         file lives in `<lake>/_exchange/`, out of every reader of the lake's datasets (DuckDB,
         Polars, Spark, pyarrow); its manifest and shard plan are those of a sharded output, and
         `remove_partition` of the output's night removes it too."""
+        rows = self._write_parts(
+            self._exchange_file(output, run_date, shard), frame, by=by, parts=parts, what=output
+        )
+        self._write_shard_manifest(output, run_date, shard, {"rows": rows, "parts": parts, **manifest})
+        return self.output_partition(output, run_date)
+
+    def write_exchange_file(
+        self, output: str, run_date: date, name: str, frame: pd.DataFrame, *, by: str, parts: int
+    ) -> Path:
+        """A file of the night's exchange that is no shard's (a figure of the whole night a step's
+        tasks read their part of), cut by `by` as `write_exchange` cuts a shard's: record batch p
+        holds partition p.  Returns its path."""
+        final = self.exchange_partition(output, run_date) / f"{name}.arrow"
+        self._write_parts(final, frame, by=by, parts=parts, what=f"{output}/{name}")
+        return final
+
+    def read_exchange_file(self, output: str, run_date: date, name: str, part: int | None = None) -> pa.Table:
+        """Partition `part` of an exchange file (`write_exchange_file`), or all of it; raises
+        `MissingInputError` when the night has no such file."""
+        import pyarrow.ipc as ipc
+
+        path = self.exchange_partition(output, run_date) / f"{name}.arrow"
+        try:
+            source = pa.OSFile(str(path), "rb")
+        except FileNotFoundError:
+            raise MissingInputError(
+                f"the lake has no file {path}; run the step that writes it first"
+            ) from None
+        with source:
+            reader = ipc.open_file(source)
+            if part is None:
+                return reader.read_all()
+            if not 0 <= part < reader.num_record_batches:
+                raise ValueError(
+                    f"{path} holds partitions 0..{reader.num_record_batches - 1}, not {part}: it was "
+                    f"written for another plan; run the step that writes it again"
+                )
+            return pa.Table.from_batches([reader.get_batch(part)])
+
+    def _write_parts(self, final: Path, frame: pd.DataFrame, *, by: str, parts: int, what: str) -> int:
+        """`frame` as an Arrow IPC file at `final` (staged, then renamed) whose record batch p holds
+        the rows whose column `by` is p (the column itself not kept); returns the rows written."""
         import pyarrow.ipc as ipc
 
         ordered = frame.sort_values(by, kind="stable", ignore_index=True)
         cuts = np.searchsorted(ordered[by].to_numpy(), np.arange(parts + 1), side="left")
         if len(ordered) and not 0 <= ordered[by].iloc[0] <= ordered[by].iloc[-1] < parts:
-            raise ValueError(f"the exchange {output}: a partition number in `{by}` is outside 0..{parts - 1}")
+            raise ValueError(f"the exchange {what}: a partition number in `{by}` is outside 0..{parts - 1}")
         table = _to_arrow(ordered.drop(columns=[by]))
         options = ipc.IpcWriteOptions(compression=EXCHANGE_COMPRESSION)
-        final = self._exchange_file(output, run_date, shard)
         # the writer closes (its footer written) before the file is published
         with self._published(final) as staged, ipc.new_file(staged, table.schema, options=options) as writer:
             for p in range(parts):
                 part = table.slice(cuts[p], cuts[p + 1] - cuts[p]).combine_chunks()
                 batches = part.to_batches()
                 writer.write_batch(batches[0] if batches else _empty_batch(table.schema))
-        self._write_shard_manifest(
-            output, run_date, shard, {"rows": table.num_rows, "parts": parts, **manifest}
-        )
-        return self.output_partition(output, run_date)
+        return int(table.num_rows)
 
     def read_exchange(self, output: str, run_date: date, shards: Sequence[int], part: int) -> pd.DataFrame:
         """Partition `part` of the exchange (`write_exchange`) from each of `shards`, in that order,

@@ -8,6 +8,9 @@ import math
 from datetime import date
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+
 from pipelines.errors import MissingInputError
 from pipelines.lake import Lake
 
@@ -59,20 +62,33 @@ def write_shard_plan(
         lake.annotate_shard_plan("forecasts", run_date, "skus", assignment)
 
 
-def write_record_cutoffs(lake: Lake, run_date: date, after: date, cutoffs: dict[str, int]) -> None:
-    """Record each customer's cut-off day (days since 1970) for the night's window starting after
-    `after` (`pipelines.anomaly.records.HistoryCutoffs`): what the score shards need not send."""
-    notes = {"after": after.isoformat(), "customers": list(cutoffs), "days": list(cutoffs.values())}
+CUTOFFS_FILE = "cutoffs"
+
+
+def write_record_cutoffs(
+    lake: Lake, run_date: date, after: date, cutoffs: pd.DataFrame, partitions: int
+) -> None:
+    """Record each customer's cut-off day for the night's window starting after `after`
+    (`pipelines.anomaly.records.HistoryCutoffs`: what the score shards need not send):
+    `cutoffs` has `customer_id`, `cutoff` (days since 1970) and `customer_part` (the customer's
+    partition of the `score_records` step, of `partitions`).  They go to a file of the night's
+    exchange, cut by partition (a partition's task reads its own customers'), and the shard plan
+    notes the window they are for."""
+    lake.write_exchange_file(
+        "record_fits", run_date, CUTOFFS_FILE, cutoffs, by="customer_part", parts=partitions
+    )
+    notes = {"after": after.isoformat(), "customers": len(cutoffs), "partitions": partitions}
     lake.annotate_shard_plan("record_fits", run_date, "cutoffs", notes)
 
 
-def record_cutoffs(lake: Lake, run_date: date, after: date) -> dict[str, int]:
-    """The night's cut-offs for a window starting after `after`; none when the plan recorded none
-    or for another window (the config changed since)."""
+def record_cutoffs(lake: Lake, run_date: date, after: date, part: int | None = None) -> pa.Table | None:
+    """The night's cut-offs for a window starting after `after` (`customer_id`, `cutoff`), of
+    every customer or of partition `part`'s; None when the plan recorded none or for another
+    window (the config changed since)."""
     notes = lake.shard_plan_notes("record_fits", run_date).get("cutoffs")
-    if not notes or notes.get("after") != after.isoformat():
-        return {}
-    return dict(zip(notes["customers"], notes["days"], strict=True))
+    if not notes or notes.get("after") != after.isoformat() or "partitions" not in notes:
+        return None
+    return lake.read_exchange_file("record_fits", run_date, CUTOFFS_FILE, part)
 
 
 def record_partitions(lake: Lake, run_date: date) -> int:

@@ -218,8 +218,8 @@ def test_sharded_night_equals_the_single_shard_night(demo_env, tmp_path):
     from pipelines.config import ScaleSpec
     from pipelines.lake import Lake
     from pipelines.sharding import night_skus
-    from pipelines.state import shard_assignment
-    from pipelines.steps import run_forecast, run_score, run_validate
+    from pipelines.state import record_cutoffs, shard_assignment
+    from pipelines.steps import run_forecast, run_score, run_validate, window_start
 
     one = replace(load_config(demo_env()), scale=ScaleSpec(shards=1))
     # two mispriced order lines of the night's window to find
@@ -273,6 +273,11 @@ def test_sharded_night_equals_the_single_shard_night(demo_env, tmp_path):
     plan = Lake(one.lake).read_shard_plan("anomalies", NIGHT)
     assert plan == 3 + 2 and all(Lake(one.lake).shard_manifest("anomalies", NIGHT, k) for k in range(5))
     assert [Lake(one.lake).shard_manifest("anomalies", NIGHT, 3 + p)["partition"] for p in (0, 1)] == [0, 1]
+    # the plan counted the customers' cut-offs, and the score shards sent the older lines apart
+    lake = Lake(one.lake)
+    cutoffs = record_cutoffs(lake, NIGHT, window_start(one, RunContext(NIGHT)))
+    assert cutoffs is not None and cutoffs.num_rows > 0
+    assert sum(lake.read_exchange_table("record_fits", NIGHT, [0, 1, 2], 2 + p).num_rows for p in (0, 1)) > 0
     # the demo's planned promotions are in the horizon, the panel's uplift on them in both
     promoted = [
         {

@@ -556,9 +556,17 @@ def test_history_cutoffs_spare_the_shards_the_lines_no_history_holds() -> None:
     cut.add(pa.array(["a", "a", "b"]), pa.array(pd.to_datetime([*days[4:], "2026-11-01"])))
     epoch = pd.Timestamp("1970-01-01")
     # a: 2 lines on Nov 2, 2 on Nov 1: its last 3 before the window from Nov 1; b: 1 line, none
-    assert cut.finish() == {"a": (pd.Timestamp("2026-11-01") - epoch).days}
+    first = cut.finish()
+    assert first.to_dict(orient="list") == {
+        "customer_id": ["a"],
+        "cutoff": [(pd.Timestamp("2026-11-01") - epoch).days],
+    }
+    assert first["cutoff"].dtype == np.int32
     cut.add(pa.array([7, 7, 7]), pa.array(pd.to_datetime(["2026-11-02"] * 3)))  # ids as text
-    assert cut.finish()["7"] == (pd.Timestamp("2026-11-02") - epoch).days
+    assert cut.finish().set_index("customer_id")["cutoff"].to_dict() == {
+        "7": (pd.Timestamp("2026-11-02") - epoch).days,
+        "a": (pd.Timestamp("2026-11-01") - epoch).days,
+    }
 
     lines = demo_like_lines(seed=4)
     start = lines["order_date"].max() - pd.Timedelta(days=5)
@@ -568,12 +576,13 @@ def test_history_cutoffs_spare_the_shards_the_lines_no_history_holds() -> None:
     whole = score_fitted(every, [f.pairs for f in fits], only_after=start)
     counted = HistoryCutoffs(start)
     counted.add(pa.array(lines["customer_id"]), pa.array(lines["order_date"]))
-    cutoffs = counted.finish()
-    assert cutoffs and all(c in set(lines["customer_id"]) for c in cutoffs)
+    counts = counted.finish()
+    assert len(counts) and set(counts["customer_id"]) <= set(lines["customer_id"])
+    cutoffs = pa.Table.from_pandas(counts, preserve_index=False)
     out = [left_out(k, after=start, cutoffs=cutoffs) for k in kept]
     sent = pd.concat([k[~o] for k, o in zip(kept, out, strict=True)], ignore_index=True)
     assert sum(o.sum() for o in out) > 0 and len(sent) < len(every)
-    assert not short_histories(pa.Table.from_pandas(sent), sorted(cutoffs), after=start)
+    assert not short_histories(pa.Table.from_pandas(sent), list(counts["customer_id"]), after=start)
     trimmed = recent_lines(pa.Table.from_pandas(sent, preserve_index=False), after=start).to_pandas()
     pd.testing.assert_frame_equal(score_fitted(trimmed, [f.pairs for f in fits], only_after=start), whole)
     # a customer counted with lines the shards do not have: its cut-off is too late, and found so
@@ -582,9 +591,11 @@ def test_history_cutoffs_spare_the_shards_the_lines_no_history_holds() -> None:
     late = lines[lines["order_date"] <= start].tail(1)
     doubled.add(pa.array(list(late["customer_id"]) * 60), pa.array(list(late["order_date"]) * 60))
     wrong = doubled.finish()
-    short = pd.concat([k[~left_out(k, after=start, cutoffs=wrong)] for k in kept], ignore_index=True)
-    assert short_histories(pa.Table.from_pandas(short), sorted(wrong), after=start)
-    assert not left_out(every, after=start, cutoffs={}).any()
+    as_table = pa.Table.from_pandas(wrong, preserve_index=False)
+    short = pd.concat([k[~left_out(k, after=start, cutoffs=as_table)] for k in kept], ignore_index=True)
+    assert short_histories(pa.Table.from_pandas(short), list(wrong["customer_id"]), after=start)
+    assert not left_out(every, after=start, cutoffs=None).any()
+    assert not left_out(every, after=start, cutoffs=as_table.slice(0, 0)).any()
 
 
 def test_records_of_no_lines_are_no_rows() -> None:

@@ -62,7 +62,8 @@ def test_a_partition_reads_the_lines_a_cutoff_left_out_only_when_the_cutoff_was_
     def sent(days: list[str], cutoff: str) -> list[int]:
         lines = pd.DataFrame({"customer_id": "c", "order_date": pd.to_datetime(days), "n": range(len(days))})
         day = (pd.Timestamp(cutoff) - pd.Timestamp("1970-01-01")).days
-        write_record_cutoffs(lake, night, after.date(), {"c": day})
+        cutoffs = pd.DataFrame({"customer_id": ["c"], "cutoff": [day], "customer_part": [0]})
+        write_record_cutoffs(lake, night, after.date(), cutoffs, 1)
         older = (lines["order_date"] < pd.Timestamp(cutoff)).to_numpy()
         lake.write_exchange(
             "record_fits",

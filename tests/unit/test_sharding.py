@@ -103,6 +103,36 @@ def test_partitions_of_customers_are_an_eighth_of_the_shards_rounded_to_the_work
         write_shard_plan(lake, date(2026, 11, 22), 5, partitions=6)
 
 
+def test_the_plans_cutoffs_are_read_by_partition_and_only_for_the_window_they_were_counted_for(tmp_path):
+    import pandas as pd
+
+    from pipelines.errors import MissingInputError
+    from pipelines.lake import Lake
+    from pipelines.state import record_cutoffs, write_record_cutoffs, write_shard_plan
+
+    night, after = date(2026, 11, 22), date(2026, 11, 15)
+    lake = Lake(tmp_path / "lake")
+    write_shard_plan(lake, night, 4, partitions=2)
+    assert record_cutoffs(lake, night, after) is None  # none recorded
+    counted = pd.DataFrame(
+        {"customer_id": ["a", "b", "c"], "cutoff": [10, 20, 30], "customer_part": [1, 0, 1]}
+    )
+    write_record_cutoffs(lake, night, after, counted.astype({"cutoff": "int32"}), 2)
+    mine = record_cutoffs(lake, night, after, 1)
+    assert mine is not None and mine.to_pydict() == {"customer_id": ["a", "c"], "cutoff": [10, 30]}
+    assert record_cutoffs(lake, night, after, 0).to_pydict() == {"customer_id": ["b"], "cutoff": [20]}
+    every = record_cutoffs(lake, night, after)
+    assert every is not None and sorted(every.column("customer_id").to_pylist()) == ["a", "b", "c"]
+    assert record_cutoffs(lake, night, date(2026, 11, 8)) is None  # another window: not these
+    with pytest.raises(ValueError, match=r"holds partitions 0\.\.1, not 2"):
+        record_cutoffs(lake, night, after, 2)
+    (lake.exchange_partition("record_fits", night) / "cutoffs.arrow").unlink()
+    with pytest.raises(MissingInputError, match=r"cutoffs\.arrow; run the step that writes it"):
+        record_cutoffs(lake, night, after, 0)
+    write_shard_plan(lake, night, 4, partitions=2)  # a new plan: its cut-offs are counted anew
+    assert record_cutoffs(lake, night, after) is None
+
+
 def test_worker_slots_must_be_a_positive_integer(tmp_path):
     text = (Path(__file__).resolve().parents[2] / "config" / "demo.yml").read_text()
     bad = tmp_path / "seam.yml"
