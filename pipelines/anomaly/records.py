@@ -357,20 +357,37 @@ class HistoryCutoffs:
     warrant: :func:`short_histories` finds the customers that then come with fewer than `window`
     lines, and the partition reads the lines the cut-off left out."""
 
+    merge_rows = 1 << 18  # the batches' counts held before a merge, at least
+
     def __init__(self, after: pd.Timestamp, options: RecordOptions | None = None) -> None:
         self.after = pd.Timestamp(after).normalize()
         self.window = (options or RecordOptions()).window
         self._last = (self.after - pd.Timestamp("1970-01-01")).days
         self._days = pd.DataFrame({"customer": pd.Series(dtype=object), "day": [], "lines": []})
+        self._pending: list[pd.DataFrame] = []  # batches' counts not yet merged into `_days`
+        self._pending_rows = 0
 
     def add(self, customers: pa.Array | pa.ChunkedArray, dates: pa.Array | pa.ChunkedArray) -> None:
-        """Count a batch of order lines: their `customer_id` and `order_date` columns."""
+        """Count a batch of order lines: their `customer_id` and `order_date` columns (a line
+        without a customer has no history to cut)."""
         day = pc.cast(pc.cast(dates, pa.date32(), safe=False), pa.int32())
-        rows = pa.table({"customer": customers, "day": day}).filter(pc.less_equal(day, self._last))
+        # the ids as text, as the shards' lines and the partitions' hash have them
+        rows = pa.table({"customer": pc.cast(customers, pa.string()), "day": day})
+        rows = rows.filter(pc.and_(pc.less_equal(day, self._last), pc.is_valid(rows.column("customer"))))
         counted = rows.group_by(["customer", "day"], use_threads=False).aggregate([([], "count_all")])
-        batch = counted.to_pandas().rename(columns={"count_all": "lines"})
-        batch["customer"] = batch["customer"].astype(str)  # as the shards' lines have them
-        both = pd.concat([self._days, batch], ignore_index=True)
+        self._pending.append(counted.to_pandas().rename(columns={"count_all": "lines"}))
+        self._pending_rows += counted.num_rows
+        # merged once the batches' counts outgrow what is kept: each row is merged a few times,
+        # not once per batch (a night of many customers keeps many days)
+        if self._pending_rows > max(len(self._days), self.merge_rows):
+            self._merge()
+
+    def _merge(self) -> None:
+        """Merge the pending counts into each customer's latest days that can count."""
+        if not self._pending:
+            return
+        both = pd.concat([self._days, *self._pending], ignore_index=True)
+        self._pending, self._pending_rows = [], 0
         both = both.groupby(["customer", "day"], as_index=False, sort=False)["lines"].sum()
         both = both.sort_values(["customer", "day"], ascending=[True, False], kind="stable")
         later = both.groupby("customer", sort=False)["lines"].cumsum() - both["lines"]
@@ -379,6 +396,7 @@ class HistoryCutoffs:
     def finish(self) -> pd.DataFrame:
         """Per customer with `window` lines or more, in order of `customer_id`: its `cutoff`, in
         days since 1970."""
+        self._merge()
         days = self._days
         enough = days.groupby("customer", sort=False)["lines"].transform("sum") >= self.window
         cut = days[enough].groupby("customer", sort=True)["day"].min()

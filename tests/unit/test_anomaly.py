@@ -571,6 +571,14 @@ def test_history_cutoffs_spare_the_shards_the_lines_no_history_holds() -> None:
     lines = demo_like_lines(seed=4)
     start = lines["order_date"].max() - pd.Timedelta(days=5)
     fits = [record_fits(lines[lines["sku"] == sku]) for sku in ("A", "B")]
+    # the counts merged as the batches come (a night of many customers) or once at the end: the same
+    merged = HistoryCutoffs(start)
+    merged.merge_rows = 1
+    for at in range(0, len(lines), 7):
+        merged.add(pa.array(lines["customer_id"][at : at + 7]), pa.array(lines["order_date"][at : at + 7]))
+    once = HistoryCutoffs(start)
+    once.add(pa.array(lines["customer_id"]), pa.array(lines["order_date"]))
+    pd.testing.assert_frame_equal(merged.finish(), once.finish())
     kept = [night_fits(f.lines, after=start, options=RecordOptions()) for f in fits]
     every = pd.concat(kept, ignore_index=True)
     whole = score_fitted(every, [f.pairs for f in fits], only_after=start)
