@@ -144,7 +144,34 @@ def run_once(base: Path, work: Path, *, workers: int, series_per_shard: int, red
             "hosts": sorted({t["hostname"] for t in mine}),
         }
     shutil.rmtree(run_dir / "lake", ignore_errors=True)
-    return {"workers": workers, "wall_s": round(wall, 1), "load": [load_before, load_after], "steps": steps}
+    return {
+        "workers": workers,
+        "wall_s": round(wall, 1),
+        "load": [load_before, load_after],
+        "steps": steps,
+        "phase": _phase(tis),
+    }
+
+
+def _phase(tis: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The forecast and score tasks together (they wait for the plan only, so the scheduler runs
+    them interleaved): the span from the first one's start to the last one's end, their summed
+    duration, and how many score tasks started before the last forecast task ended (work a
+    forecast step's own span then counts)."""
+    mine = [t for t in tis if t["task_id"] in ("forecast", "score") and t["start_date"] and t["end_date"]]
+    forecasts = [t for t in mine if t["task_id"] == "forecast"]
+    if not forecasts:
+        return None
+    last_forecast = max(t["end_date"] for t in forecasts)
+    return {
+        "span_s": round(
+            (max(t["end_date"] for t in mine) - min(t["start_date"] for t in mine)).total_seconds(), 1
+        ),
+        "task_seconds": round(sum(t["duration"] or 0 for t in mine), 1),
+        "score_tasks_in_forecast_span": sum(
+            1 for t in mine if t["task_id"] == "score" and t["start_date"] < last_forecast
+        ),
+    }
 
 
 def main() -> None:
@@ -229,6 +256,13 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             two = by_w[2]["steps"].get("forecast", {}).get("span_s")
             if one and two:
                 speedups.append(f"{size}x: {one / two:.2f}")
+            phases = [by_w[w].get("phase") or {} for w in (1, 2)]
+            if all(p.get("span_s") for p in phases):
+                speedups.append(
+                    f"{size}x forecast and score together: {phases[0]['span_s'] / phases[1]['span_s']:.2f} "
+                    f"(score tasks started within the forecast span: {phases[0]['score_tasks_in_forecast_span']} "
+                    f"and {phases[1]['score_tasks_in_forecast_span']})"
+                )
     lines += ["", "Forecast step, one worker's span / two workers' span: " + ", ".join(speedups)]
     spans = [
         (r["series"], r["steps"]["forecast"]["task_seconds"])
