@@ -357,7 +357,7 @@ class HistoryCutoffs:
     warrant: :func:`short_histories` finds the customers that then come with fewer than `window`
     lines, and the partition reads the lines the cut-off left out."""
 
-    merge_rows = 1 << 18  # the batches' counts held before a merge, at least
+    merge_rows = 1 << 16  # the batches' counts held before a merge, at least
 
     def __init__(self, after: pd.Timestamp, options: RecordOptions | None = None) -> None:
         self.after = pd.Timestamp(after).normalize()
