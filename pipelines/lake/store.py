@@ -335,25 +335,12 @@ class Lake:
     def read_exchange_file(self, output: str, run_date: date, name: str, part: int | None = None) -> pa.Table:
         """Partition `part` of an exchange file (`write_exchange_file`), or all of it; raises
         `MissingInputError` when the night has no such file."""
-        import pyarrow.ipc as ipc
-
-        path = self.exchange_partition(output, run_date) / f"{name}.arrow"
-        try:
-            source = pa.OSFile(str(path), "rb")
-        except FileNotFoundError:
-            raise MissingInputError(
-                f"the lake has no file {path}; run the step that writes it first"
-            ) from None
-        with source:
-            reader = ipc.open_file(source)
+        path = str(self.exchange_partition(output, run_date) / f"{name}.arrow")
+        with _exchange_reader(path) as reader:
             if part is None:
                 return reader.read_all()
-            if not 0 <= part < reader.num_record_batches:
-                raise ValueError(
-                    f"{path} holds partitions 0..{reader.num_record_batches - 1}, not {part}: it was "
-                    f"written for another plan; run the step that writes it again"
-                )
-            return pa.Table.from_batches([reader.get_batch(part)])
+            again = "it was written for another plan; run the step that writes it again"
+            return pa.Table.from_batches([_exchange_batch(reader, part, path, again)])
 
     def _write_parts(self, final: Path, frame: pd.DataFrame, *, by: str, parts: int, what: str) -> int:
         """`frame` as an Arrow IPC file at `final` (staged, then renamed) whose record batch p holds
@@ -387,26 +374,13 @@ class Lake:
         read with one open of its file and no other file-system call.  The batches are copied
         into one when their schemas agree: every later operation on a table of many chunks pays
         per chunk and column (what `benchmarks/records_partitions.py` measures as the gathering)."""
-        import pyarrow.ipc as ipc
-
         folder = str(self.exchange_partition(output, run_date))
         batches = []
         for shard in shards:
             path = f"{folder}/{_exchange_name(shard)}"
-            try:
-                source = pa.OSFile(path, "rb")
-            except FileNotFoundError:
-                raise MissingInputError(
-                    f"the lake has no file {path}; run the step that writes it first"
-                ) from None
-            with source:
-                reader = ipc.open_file(source)
-                if not 0 <= part < reader.num_record_batches:
-                    raise ValueError(
-                        f"{path} holds partitions 0..{reader.num_record_batches - 1}, not {part}: it "
-                        f"was written for another shard plan; run its shard again"
-                    )
-                batches.append(reader.get_batch(part))
+            with _exchange_reader(path) as reader:
+                again = "it was written for another shard plan; run its shard again"
+                batches.append(_exchange_batch(reader, part, path, again))
         if not batches:
             raise ValueError(f"reading the exchange {output} of {run_date} from no shard")
         if all(b.schema.equals(batches[0].schema, check_metadata=True) for b in batches):
@@ -657,6 +631,29 @@ def _read_file(
     frame = pq.read_table(path, columns=columns, filters=prunable(filters)).to_pandas(date_as_object=False)
     frame.insert(0, KEY, pd.Timestamp(run_date))
     return frame
+
+
+@contextmanager
+def _exchange_reader(path: str) -> Iterator[Any]:
+    """An exchange file (`Lake.write_exchange`) open for reading its record batches, with one
+    open and no other file-system call; a missing file is a `MissingInputError`."""
+    import pyarrow.ipc as ipc
+
+    try:
+        source = pa.OSFile(path, "rb")
+    except FileNotFoundError:
+        raise MissingInputError(f"the lake has no file {path}; run the step that writes it first") from None
+    with source:
+        yield ipc.open_file(source)
+
+
+def _exchange_batch(reader: Any, part: int, path: str, again: str) -> pa.RecordBatch:
+    """Record batch `part` (a partition) of an open exchange file; outside the file's batches a
+    ValueError saying what to run `again`."""
+    if not 0 <= part < reader.num_record_batches:
+        raise ValueError(f"{path} holds partitions 0..{reader.num_record_batches - 1}, not {part}: {again}")
+    batch: pa.RecordBatch = reader.get_batch(part)
+    return batch
 
 
 def _exchange_name(shard: int) -> str:
