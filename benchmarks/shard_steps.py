@@ -83,6 +83,30 @@ print(json.dumps(out))
 """
 
 
+# run in the checkout: what the night holds (its order lines, series and the plan's expected cost)
+_FACTS = """
+import json, sys
+from datetime import date
+import pyarrow.parquet as pq
+from pipelines.config import load_config
+from pipelines.lake import Lake
+from pipelines.sharding import sku_costs
+
+cfg = load_config(sys.argv[1])
+d = date.fromisoformat(sys.argv[2])
+lines = sum(pq.ParquetFile(f).metadata.num_rows for f in Lake(cfg.lake).table_files("erp", "order_lines", d))
+costs, series, _ = sku_costs(cfg, d)
+print(json.dumps({"order_lines": lines, "series": series, "expected_cost": sum(costs.values())}))
+"""
+
+
+def night_facts(work: Path, size: int, checkout: Path) -> dict[str, Any]:
+    """The kept night's order lines, series and the plan's expected cost of forecasting them
+    (`pipelines.sharding.sku_costs`): what the steps' work grows with besides the series."""
+    config = work / f"x{size}" / "base" / "seam.yml"
+    return run_json(_FACTS, [str(config), NIGHT], cwd=checkout, what=f"{size}x facts", pythonpath=checkout)
+
+
 def _copy_night(work: Path, size: int, rep: int) -> Path:
     """A copy of the kept night of `size` (databases copied, lake hard-linked); its config."""
     run_dir = work / f"x{size}"
@@ -110,6 +134,7 @@ def measure(
     """Every size `reps` times; the results so far written to `out` (and its markdown table)
     after each run, so a run cut short keeps what it measured."""
     runs: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
+    nights = {size: night_facts(work, size, checkout) for size in sizes}
     result: dict[str, Any] = {}
     for rep in range(reps):
         for size in sizes if rep % 2 == 0 else list(reversed(sizes)):
@@ -122,7 +147,12 @@ def measure(
             summary = {s: round(sum(t["cpu_s"] for t in ts), 1) for s, ts in run["steps"].items()}
             print(json.dumps({"size": size, "rep": rep, "cpu_s": summary}), flush=True)
             measured = [s for s in sizes if runs[s]]
-            result = {"sizes": measured, "runs": runs, "median": _medians(runs, measured, steps)}
+            result = {
+                "sizes": measured,
+                "nights": nights,
+                "runs": runs,
+                "median": _medians(runs, measured, steps),
+            }
             out.write_text(json.dumps(result, indent=2, default=str))
             out.with_suffix(".md").write_text(render(result))
     return result
@@ -150,7 +180,10 @@ def _medians(runs: dict[int, list[dict[str, Any]]], sizes: list[int], steps: lis
 
 
 def render(result: dict[str, Any]) -> str:
-    sizes, median = result["sizes"], result["median"]
+    # keys are sizes, as numbers in this process and as text once read back from the JSON
+    sizes = [int(x) for x in result["sizes"]]
+    median = {int(k): v for k, v in result["median"].items()}
+    nights = {int(k): v for k, v in (result.get("nights") or {}).items()}
     small, large = sizes[0], sizes[-1]
     out = [
         "| step | "
@@ -167,6 +200,16 @@ def render(result: dict[str, Any]) -> str:
         wall = median[large][step]["wall_s"] / median[small][step]["wall_s"]
         cpu = median[large][step]["cpu_s"] / median[small][step]["cpu_s"]
         out.append(f"| {step} | {cells} | {wall:.2f} ({cpu:.2f}) |")
+    if nights:
+        out += ["", "| night | series | order lines | expected cost (plan) |", "|---|---:|---:|---:|"]
+        for s in sizes:
+            n = nights[s]
+            out.append(f"| {s}x | {n['series']:,} | {n['order_lines']:,} | {n['expected_cost']:,.0f} |")
+        a, b = nights[small], nights[large]
+        out.append(
+            f"| {large}x / {small}x | {b['series'] / a['series']:.2f} | {b['order_lines'] / a['order_lines']:.2f} "
+            f"| {b['expected_cost'] / a['expected_cost']:.2f} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -178,8 +221,22 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--checkout", type=Path, default=ROOT, help="the checkout of seam to run")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "shard_steps.json")
+    ap.add_argument(
+        "--facts-only",
+        action="store_true",
+        help="add the nights' facts to the results already in --out (no step runs) and render them again",
+    )
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.facts_only:
+        result = json.loads(args.out.read_text())
+        result["nights"] = {
+            str(s): night_facts(args.work, int(s), args.checkout.resolve()) for s in result["sizes"]
+        }
+        args.out.write_text(json.dumps(result, indent=2, default=str))
+        args.out.with_suffix(".md").write_text(render(result))
+        print(render(result))
+        return
     result = measure(args.work, args.sizes, args.steps, args.reps, args.checkout.resolve(), args.out)
     print(render(result))
 
