@@ -37,7 +37,7 @@ def build_events(
         # every promotion day of every demand series of its SKU, in the promotions' order (the
         # first event of a day is the one that stays)
         promo = promotions[["sku", "start_date", "end_date"]].reset_index(drop=True)
-        promo = promo[promo["sku"].isin(ids["sku"])].merge(ids, on="sku", sort=False)
+        promo = promo[promo["sku"].isin(ids["sku"].unique())].merge(ids, on="sku", sort=False)
         start = pd.to_datetime(promo["start_date"]).to_numpy()
         n_days = (pd.to_datetime(promo["end_date"]) - pd.to_datetime(promo["start_date"])).dt.days + 1
         n_days = n_days.clip(lower=0).to_numpy(dtype="int64")
@@ -55,7 +55,7 @@ def build_events(
     if stockouts is not None:
         ids_so = "demand:" + join_keys(stockouts["sku"], stockouts["warehouse"])
         # only the scored series' stock-outs: the others explain nothing here
-        mine = ids_so.isin(series["unique_id"]).to_numpy() if "unique_id" in series else slice(None)
+        mine = ids_so.isin(series["unique_id"].unique()).to_numpy() if "unique_id" in series else slice(None)
         rows.append(
             pd.DataFrame(
                 {

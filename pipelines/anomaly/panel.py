@@ -218,9 +218,19 @@ def build_event_table(events: pd.DataFrame | None, cad: Cadence) -> pd.DataFrame
         uid, lab = np.repeat(uid, reps), np.repeat(lab, reps)
     periods = _to_periods(stamps, cad, "events")
     out = pd.DataFrame({"unique_id": uid, "period": periods, "event": lab})
-    # One label per (series, period): several events on a period are joined.
-    return out.groupby(["unique_id", "period"], as_index=False, sort=True)["event"].agg(
-        lambda s: "; ".join(dict.fromkeys(s))
+    # One label per (series, period): several events on a period are joined, in their order.
+    out = out.drop_duplicates().sort_values(["unique_id", "period"], kind="stable", ignore_index=True)
+    shared = out.duplicated(["unique_id", "period"], keep=False).to_numpy()
+    if not shared.any():
+        return out
+    joined = (
+        out[shared]
+        .groupby(["unique_id", "period"], as_index=False, sort=True)["event"]
+        .agg(lambda s: "; ".join(s))
+    )
+    single = out[~shared]
+    return pd.concat([single, joined], ignore_index=True).sort_values(
+        ["unique_id", "period"], kind="stable", ignore_index=True
     )
 
 

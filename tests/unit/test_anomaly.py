@@ -614,6 +614,33 @@ def test_records_of_no_lines_are_no_rows() -> None:
     assert score_fitted(fits.lines, [fits.pairs]).empty
 
 
+def test_event_table_joins_a_period_s_events_in_order_once_each() -> None:
+    """One row per series and period, sorted; the events of a period joined in the order they
+    came, each once; a period with one event keeps it as it is."""
+    from pipelines.anomaly.cadence import DAILY
+    from pipelines.anomaly.panel import build_event_table
+
+    rng = np.random.default_rng(7)
+    n = 400
+    events = pd.DataFrame(
+        {
+            "unique_id": rng.choice(["a", "b", "c", None], n),
+            "ds": pd.Timestamp("2026-03-01") + pd.to_timedelta(rng.integers(0, 20, n), unit="D"),
+            "event": rng.choice(["promotion", "stock-out", "holiday: Fair"], n),
+        }
+    )
+    got = build_event_table(events, DAILY)
+    expected: dict[tuple[str, int], list[str]] = {}
+    for uid, ds, event in events.itertuples(index=False):
+        key = ("*" if pd.isna(uid) else uid, int(ds.value // 86_400_000_000_000))
+        if event not in expected.setdefault(key, []):
+            expected[key].append(event)
+    assert list(zip(got["unique_id"], got["period"], strict=True)) == sorted(expected)
+    assert got["event"].tolist() == ["; ".join(expected[k]) for k in sorted(expected)]
+    assert got.index.tolist() == list(range(len(got)))
+    assert any(";" in e for e in got["event"]) and any(";" not in e for e in got["event"])
+
+
 def test_events_are_the_scored_series_own_promotion_and_stockout_days() -> None:
     """A shard's events: every day of each promotion of its SKUs, for each of their demand series,
     and its series' stock-outs; another shard's promotions and stock-outs add nothing."""
