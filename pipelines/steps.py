@@ -543,7 +543,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             run_score_records(cfg, ctx, part=k)
         return lake.output_partition("anomalies", ctx.run_date)
     from pipelines.anomaly.nightly import score_night, window_start_of
-    from pipelines.anomaly.records import empty_record_fits, left_out, night_fits, record_fits
+    from pipelines.anomaly.records import empty_record_fits, left_out, record_fits
 
     with tracked(cfg, ctx, f"score:{shard}") as out:
         t0 = time.perf_counter()
@@ -553,12 +553,14 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
         # the promotions and stock-outs that explain the shard's demand series: its SKUs'
         context = night_context(cfg, ctx, sku_filter(cfg, ctx.run_date, shard, shards))
         night = score_night(inputs, context)
-        fits = record_fits(lines) if lines is not None else empty_record_fits()
-        del lines, inputs
-        # what the partitions of customers need: the window's lines and each customer's history;
-        # a partition's lines in its batch, those older than the customer's cut-off in another
+        # what the partitions of customers need: the window's lines and each customer's history
+        # (`night_fits`), fitted against every line of their SKUs; a partition's lines in its
+        # batch, those older than the customer's cut-off in another
         start = window_start_of(context)
-        kept = night_fits(fits.lines, after=start)
+        fits = record_fits(lines, after=start) if lines is not None else empty_record_fits()
+        n_lines = len(lines) if lines is not None else 0
+        del lines, inputs
+        kept = fits.lines
         cutoffs = record_cutoffs(lake, ctx.run_date, start.date())
         home = partition_of(kept["customer_id"], partitions)
         home = np.where(left_out(kept, after=start, cutoffs=cutoffs), home + partitions, home)
@@ -585,7 +587,7 @@ def run_score(cfg: Config, ctx: RunContext, *, shard: int | None = None) -> Path
             shard,
             shards,
             night.series,
-            len(fits.lines),
+            n_lines,
             len(kept),
             len(frame),
             int(frame["is_anomaly"].astype(bool).sum()),

@@ -117,11 +117,19 @@ def _validate(lines: object) -> pd.DataFrame:
 
 
 def _causal_stats(
-    group: np.ndarray, day: np.ndarray, value: np.ndarray, window: int, *, moments: bool = False
+    group: np.ndarray,
+    day: np.ndarray,
+    value: np.ndarray,
+    window: int,
+    *,
+    moments: bool = False,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, 1.4826 x MAD and count of the last ``window`` values of the same group on earlier days.
 
-    With ``moments`` the first two arrays are the mean and the (n - 1) variance instead.
+    With ``moments`` the first two arrays are the mean and the (n - 1) variance instead.  With
+    ``rows`` (indices), only those rows' statistics, in that order: every row still counts in
+    its group's history.
     """
     n = len(value)
     order = np.lexsort((day, group))
@@ -133,28 +141,35 @@ def _causal_stats(
     new_block[1:] |= d[1:] != d[:-1]
     gstart = np.maximum.accumulate(np.where(new_group, idx, 0))
     bstart = np.maximum.accumulate(np.where(new_block, idx, 0))
-    med = np.empty(n)
-    scale = np.empty(n)
-    cnt = np.empty(n, dtype=np.int64)
+    # each wanted row's place in the sorted order
+    at = np.empty(n, dtype=np.intp)
+    at[order] = idx
+    targets = at if rows is None else at[rows]
+    m_out = np.empty(len(targets))
+    s_out = np.empty(len(targets))
+    c_out = np.empty(len(targets), dtype=np.int64)
     lags = np.arange(1, window + 1)
-    for lo in range(0, n, _ROWS_PER_BLOCK):
-        hi = min(n, lo + _ROWS_PER_BLOCK)
-        pos = bstart[lo:hi, None] - lags[None, :]
-        win = np.where(pos >= gstart[lo:hi, None], v[np.maximum(pos, 0)], np.nan)
+    for lo in range(0, len(targets), _ROWS_PER_BLOCK):
+        hi = min(len(targets), lo + _ROWS_PER_BLOCK)
+        t = targets[lo:hi]
+        pos = bstart[t, None] - lags[None, :]
+        win = np.where(pos >= gstart[t, None], v[np.maximum(pos, 0)], np.nan)
         if moments:
             c = np.count_nonzero(~np.isnan(win), axis=1)
             total = np.nansum(win, axis=1)
             m = np.where(c > 0, total / np.maximum(c, 1), np.nan)
             ss = np.nansum((win - m[:, None]) ** 2, axis=1)
-            med[lo:hi], scale[lo:hi], cnt[lo:hi] = m, np.where(c > 1, ss / np.maximum(c - 1, 1), np.nan), c
+            m_out[lo:hi], s_out[lo:hi], c_out[lo:hi] = (
+                m,
+                np.where(c > 1, ss / np.maximum(c - 1, 1), np.nan),
+                c,
+            )
             continue
         s, c = sorted_count(win)
         m = quantile_sorted(s, c, 0.5)
         dev, _ = sorted_count(np.abs(win - m[:, None]))
-        med[lo:hi], scale[lo:hi], cnt[lo:hi] = m, _MAD_TO_SD * quantile_sorted(dev, c, 0.5), c
-    out_m, out_s, out_c = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    out_m[order], out_s[order], out_c[order] = med, scale, cnt
-    return out_m, out_s, out_c
+        m_out[lo:hi], s_out[lo:hi], c_out[lo:hi] = m, _MAD_TO_SD * quantile_sorted(dev, c, 0.5), c
+    return m_out, s_out, c_out
 
 
 def _field_scores(
@@ -168,16 +183,21 @@ def _field_scores(
     return score, sc, dof
 
 
-def _count_scores(qty: np.ndarray, sku: np.ndarray, day: np.ndarray, opts: RecordOptions) -> np.ndarray:
+def _count_scores(
+    qty: np.ndarray, sku: np.ndarray, day: np.ndarray, opts: RecordOptions, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Two-sided tail score of integer quantities under a count model of the sku's recent quantities.
 
     The model is the predictive distribution of a new count: Poisson when the sku's quantities are not
     over-dispersed, else the negative binomial with their mean and variance; the variance is inflated
     by ``1 + 1/n`` for the uncertainty of the mean estimated from ``n`` lines. NaN where the quantity is
-    not a positive integer or the sku has fewer than ``min_history`` earlier lines.
+    not a positive integer or the sku has fewer than ``min_history`` earlier lines.  With ``rows``,
+    the scores of those rows only.
     """
     ok = (qty > 0) & (qty == np.round(qty))
-    mean, var, cnt = _causal_stats(sku, day, np.where(ok, qty, np.nan), opts.window, moments=True)
+    mean, var, cnt = _causal_stats(sku, day, np.where(ok, qty, np.nan), opts.window, moments=True, rows=rows)
+    if rows is not None:
+        qty, ok = qty[rows], ok[rows]
     usable = ok & (cnt >= opts.min_history) & (mean > 0)
     n = np.maximum(cnt, 1)
     m = np.where(usable, mean, 1.0)
@@ -230,14 +250,23 @@ class RecordFits:
     pairs: pd.DataFrame
 
 
-def record_fits(order_lines: pd.DataFrame, *, options: RecordOptions | None = None) -> RecordFits:
+def record_fits(
+    order_lines: pd.DataFrame, *, options: RecordOptions | None = None, after: pd.Timestamp | None = None
+) -> RecordFits:
     """The first half of :func:`score_records`, over the lines of whole SKUs (every line of each
     sku present: a shard of SKUs).  The other half, :func:`score_fitted`, needs every line of each
-    customer, so the two halves can run over different partitions of a night's lines."""
+    customer, so the two halves can run over different partitions of a night's lines.
+
+    With `after`, only the lines :func:`night_fits` keeps for a night whose window starts after
+    `after` are fitted and returned (the same rows as `night_fits(record_fits(lines).lines,
+    after=after)`): every line still counts in its sku's history and in the repeat pairs, but the
+    windows of history are gathered for the night's lines only, not for the whole history's."""
     opts = options or RecordOptions()
     lines = _validate(order_lines).sort_values(_CANONICAL, kind="stable").reset_index(drop=True)
     day = lines["order_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
     sku = pd.factorize(lines["sku"])[0]
+    rows = None if after is None else np.flatnonzero(_night_lines(lines, after=after, window=opts.window))
+    kept = lines if rows is None else lines.iloc[rows].reset_index(drop=True)
     raw = {
         f: lines[f].to_numpy(dtype=np.float64, na_value=np.nan)
         for f in ("unit_price", "quantity", "discount")
@@ -254,31 +283,43 @@ def record_fits(order_lines: pd.DataFrame, *, options: RecordOptions | None = No
         "quantity": _log_positive(raw["quantity"]),
         "discount": raw["discount"],
     }
+    pick = slice(None) if rows is None else rows
     cols: dict[str, object] = {
-        "record_id": (lines["order_id"] + "-" + lines["line_no"].astype(np.int64).astype(str)).to_numpy(
+        "record_id": (kept["order_id"] + "-" + kept["line_no"].astype(np.int64).astype(str)).to_numpy(
             dtype=object
         ),
-        **{c: lines[c].to_numpy() for c in ("order_id", "line_no", "order_date", "sku", "customer_id")},
-        **raw,
+        **{c: kept[c].to_numpy() for c in ("order_id", "line_no", "order_date", "sku", "customer_id")},
+        **{f: r[pick] for f, r in raw.items()},
     }
     floors = _floors(opts)
     for name, val in values.items():
-        m_s, s_s, c_s = _causal_stats(sku, day, val, opts.window)
-        score_s, sc_s, dof_s = _field_scores(val, m_s, s_s, c_s, floors[name], opts.min_history)
+        m_s, s_s, c_s = _causal_stats(sku, day, val, opts.window, rows=rows)
+        mine = val[pick]
+        score_s, sc_s, dof_s = _field_scores(mine, m_s, s_s, c_s, floors[name], opts.min_history)
         cols |= {
             f"{name}_score": score_s,
             f"{name}_median": m_s,
             f"{name}_scale": sc_s,
             f"{name}_dof": dof_s,
-            f"{name}_rel": val - m_s,
+            f"{name}_rel": mine - m_s,
         }
-    cols["quantity_count"] = _count_scores(raw["quantity"], sku, day, opts)
+    cols["quantity_count"] = _count_scores(raw["quantity"], sku, day, opts, rows=rows)
     key = ["order_id", "sku", "quantity", "unit_price"]
     grouped = lines.groupby(key, sort=False, dropna=False)["line_no"]
-    cols["duplicate"] = lines.duplicated(key, keep="first").to_numpy()
-    cols["copies"] = grouped.transform("size").to_numpy(dtype=np.int64)
-    cols["first_line"] = grouped.transform("min").to_numpy()
+    cols["duplicate"] = lines.duplicated(key, keep="first").to_numpy()[pick]
+    cols["copies"] = grouped.transform("size").to_numpy(dtype=np.int64)[pick]
+    cols["first_line"] = grouped.transform("min").to_numpy()[pick]
     return RecordFits(pd.DataFrame(cols), _repeat_pair_counts(lines, day))
+
+
+def _night_lines(lines: pd.DataFrame, *, after: pd.Timestamp, window: int) -> np.ndarray:
+    """Which of `lines` (in their canonical order) a night whose window starts after `after`
+    needs: the lines ordered after it, and before them each customer's last `window` lines."""
+    recent = (lines["order_date"] > pd.Timestamp(after)).to_numpy()
+    context = lines[~recent].groupby("customer_id", sort=False).tail(window).index
+    keep = recent.copy()
+    keep[lines.index.get_indexer(context)] = True
+    return keep
 
 
 def night_fits(
@@ -292,11 +333,7 @@ def night_fits(
     the partitions of customers read by the night's window, not by the whole history."""
     opts = options or RecordOptions()
     lines = lines.sort_values(_CANONICAL, kind="stable").reset_index(drop=True)
-    recent = (lines["order_date"] > pd.Timestamp(after)).to_numpy()
-    context = lines[~recent].groupby("customer_id", sort=False).tail(opts.window).index
-    keep = recent.copy()
-    keep[context.to_numpy()] = True
-    return lines[keep].reset_index(drop=True)
+    return lines[_night_lines(lines, after=after, window=opts.window)].reset_index(drop=True)
 
 
 def recent_lines(lines: pa.Table, *, after: pd.Timestamp, options: RecordOptions | None = None) -> pa.Table:

@@ -472,6 +472,12 @@ def test_records_fitted_per_sku_shard_and_scored_per_customer_partition_equal_th
     assert len(kept) < len(every) / 2
     trimmed = rows(score_fitted(kept, [f.pairs for f in fits], only_after=after))
     pd.testing.assert_frame_equal(trimmed, recent)
+    # fitting only those lines (against every line of their SKUs) gives the same rows and pairs
+    for skus, f in zip((["A", "B2"], ["B", "A2"]), fits, strict=True):
+        only = record_fits(lines[lines["sku"].isin(skus)], after=after)
+        pd.testing.assert_frame_equal(only.lines, night_fits(f.lines, after=after))
+        pd.testing.assert_frame_equal(only.pairs, f.pairs)
+        assert len(only.lines) < len(f.lines) / 2
     # and a partition keeps, of every shard's, each customer's last `window` lines before it
     again = night_fits(kept, after=after)
     assert (
