@@ -3,8 +3,9 @@
 On the nights `task_memory.py --work DIR` keeps (`DIR/x<size>/`: the demo's databases and the
 night's lake after a whole `seam run`), the `--steps` (`plan` and `reconcile`: one task each;
 `forecast` and `score`: one task per shard of the night's plan) run again with `--checkout`, each
-task in a process forked from one that has imported seam and set itself up (`set_up_process`),
-as a Celery worker with seam's libraries preloaded runs the DAG's tasks.  Each repetition works
+task in a process forked from one that has imported seam, set itself up (`set_up_process`) and
+imported what a seam Celery worker preloads (`pipelines.airflow.celery.PRELOAD`), as such a worker
+runs the DAG's tasks.  Each repetition works
 on a fresh copy of the night's databases (the run ledger is written) and a hard-linked copy of
 its lake (the lake stages and renames every file it writes, so the kept night is not touched).
 Sizes alternate which goes first.  Per task: wall seconds, CPU seconds (user + system of the
@@ -40,8 +41,9 @@ STEPS = ("plan", "forecast", "score", "reconcile")
 
 # run in the checkout: imports and set-up once, then each task in a forked process
 _TASKS = """
-import json, os, resource, sys, time
+import importlib, json, os, resource, sys, time
 from datetime import date
+from pipelines.airflow.celery import PRELOAD
 from pipelines.config import load_config
 from pipelines.lake import Lake
 from pipelines.process import set_up_process
@@ -50,6 +52,8 @@ from pipelines.state import shard_plan
 from pipelines.steps import run_forecast, run_plan, run_reconcile, run_score
 
 set_up_process()
+for module in PRELOAD:  # what a seam Celery worker imports before it forks its tasks
+    importlib.import_module(module)
 cfg = load_config(sys.argv[1])
 ctx = RunContext(date.fromisoformat(sys.argv[2]))
 shards = shard_plan(Lake(cfg.lake), "forecasts", ctx.run_date)  # the plan, run again, keeps it
