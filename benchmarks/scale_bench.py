@@ -41,12 +41,17 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from cpu_sampler import MACHINE, CpuSampler  # noqa: E402
 
 from pipelines.demo import DemoSize, generate  # noqa: E402
 from scripts.local_cluster import LocalCluster  # noqa: E402
 
 NIGHT = date(2026, 11, 22)
 BASE_SKUS, BASE_WAREHOUSES = 200, 5
+# the servers the deployment uses, by command name (they run outside the cluster's sessions)
+SERVERS = {"postgres": "postgres", "redis": "redis-server"}
 RSS = re.compile(r"step (\S+) run_date=\S+ attempt=\d+ status=(\w+) .*?peak_rss_mb=(\d+)")
 
 
@@ -111,10 +116,12 @@ def run_once(base: Path, work: Path, *, workers: int, series_per_shard: int, red
     )
     try:
         with cluster:
+            sampler = CpuSampler(sessions=cluster.sessions(), commands=SERVERS)
             load_before = os.getloadavg()
             t0 = time.monotonic()
-            cluster.trigger("seam_nightly", str(NIGHT))
-            state = cluster.wait("seam_nightly", str(NIGHT), timeout=4 * 3600)
+            with sampler:
+                cluster.trigger("seam_nightly", str(NIGHT))
+                state = cluster.wait("seam_nightly", str(NIGHT), timeout=4 * 3600)
             wall = time.monotonic() - t0
             load_after = os.getloadavg()
             tis = cluster.task_instances("seam_nightly")
@@ -150,7 +157,17 @@ def run_once(base: Path, work: Path, *, workers: int, series_per_shard: int, red
         "load": [load_before, load_after],
         "steps": steps,
         "phase": _phase(tis),
+        "forecast_cpu": _forecast_cpu(tis, sampler),
     }
+
+
+def _forecast_cpu(tis: list[dict[str, Any]], sampler: CpuSampler) -> dict[str, float] | None:
+    """CPU seconds each component (Airflow's processes, the workers with their tasks, the
+    servers) and the whole machine used during the forecast step's span."""
+    mine = [t for t in tis if t["task_id"] == "forecast" and t["start_date"] and t["end_date"]]
+    if not mine:
+        return None
+    return sampler.used(min(t["start_date"] for t in mine), max(t["end_date"] for t in mine))
 
 
 def _phase(tis: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -264,6 +281,23 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     f"and {phases[1]['score_tasks_in_forecast_span']})"
                 )
     lines += ["", "Forecast step, one worker's span / two workers' span: " + ", ".join(speedups)]
+    lines += [
+        "",
+        "CPU seconds during the forecast step's span, per component (the machine's busy seconds "
+        "of all cores, and its cores' seconds in the span):",
+        "",
+    ]
+    for r in results:
+        cpu = r.get("forecast_cpu")
+        span = r["steps"].get("forecast", {}).get("span_s")
+        if not cpu or not span:
+            continue
+        parts = ", ".join(f"{k} {v}" for k, v in cpu.items() if k != MACHINE)
+        cores = os.cpu_count() or 1
+        lines.append(
+            f"- {r['size']}x, {r['workers']} worker(s): {parts}; machine {cpu.get(MACHINE)} of "
+            f"{cores * span:.0f}"
+        )
     spans = [
         (r["series"], r["steps"]["forecast"]["task_seconds"])
         for r in results

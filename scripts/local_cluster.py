@@ -222,6 +222,10 @@ class LocalCluster:
                 raise TimeoutError(f"the DAG processor did not parse the DAGs in time; logs: {self.tail()}")
             time.sleep(5)
 
+    def sessions(self) -> dict[str, int]:
+        """Each running component's session id (its first process's pid; its children keep it)."""
+        return {name: p.pid for name, p in self._procs.items()}
+
     def stop(self) -> None:
         self._halt(list(self._procs.values()))
         self._procs.clear()
