@@ -268,11 +268,12 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     speedups = []
     for size in dict.fromkeys(r["size"] for r in results):
         by_w = {r["workers"]: r for r in results if r["size"] == size}
+        one = by_w[1]["steps"].get("forecast", {}).get("span_s") if 1 in by_w else None
+        for w in sorted(by_w):
+            other = by_w[w]["steps"].get("forecast", {}).get("span_s")
+            if one and other and w != 1:
+                speedups.append(f"{size}x, {w} workers: {one / other:.2f}")
         if 1 in by_w and 2 in by_w:
-            one = by_w[1]["steps"].get("forecast", {}).get("span_s")
-            two = by_w[2]["steps"].get("forecast", {}).get("span_s")
-            if one and two:
-                speedups.append(f"{size}x: {one / two:.2f}")
             phases = [by_w[w].get("phase") or {} for w in (1, 2)]
             if all(p.get("span_s") for p in phases):
                 speedups.append(
@@ -280,7 +281,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     f"(score tasks started within the forecast span: {phases[0]['score_tasks_in_forecast_span']} "
                     f"and {phases[1]['score_tasks_in_forecast_span']})"
                 )
-    lines += ["", "Forecast step, one worker's span / two workers' span: " + ", ".join(speedups)]
+    lines += ["", "Forecast step, one worker's span / more workers' span: " + ", ".join(speedups)]
     lines += [
         "",
         "CPU seconds during the forecast step's span, per component (the machine's busy seconds "
